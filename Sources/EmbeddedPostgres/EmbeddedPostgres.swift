@@ -1,0 +1,159 @@
+import Foundation
+import Postgres
+
+/// A private PostgreSQL server in a folder of its own, run from the PostgreSQL binaries installed on the
+/// machine: `initdb` on first use, then `pg_ctl start`/`stop`. Used by the test suite and `taskyard dev`.
+///
+/// PostgreSQL refuses to run as root; as root, every command runs as the `postgres` system user and the
+/// folder is handed to that user.
+public struct EmbeddedPostgres: Sendable {
+    /// The cluster's files (PGDATA).
+    public let dataDirectory: URL
+    /// Where the server puts its Unix socket; clients connect through it.
+    public let socketDirectory: URL
+    /// The port number; with `listenOnTCP` false it only names the socket file.
+    public let port: Int
+    /// Also listen on 127.0.0.1:port (for psql users and tools that want TCP).
+    public let listenOnTCP: Bool
+    /// Server settings passed with `-c` (for tests: `fsync=off` and the like).
+    public let settings: [String: String]
+    public let binDirectory: URL
+    public let superuser = "postgres"
+
+    public var logFile: URL { dataDirectory.deletingLastPathComponent().appending(path: "postgres.log") }
+
+    public init(dataDirectory: URL, socketDirectory: URL, port: Int = 5432, listenOnTCP: Bool = false,
+                settings: [String: String] = [:], binDirectory: URL? = nil) throws {
+        self.dataDirectory = dataDirectory
+        self.socketDirectory = socketDirectory
+        self.port = port
+        self.listenOnTCP = listenOnTCP
+        self.settings = settings
+        self.binDirectory = try binDirectory ?? Self.findBinDirectory()
+    }
+
+    /// `pg_config --bindir` when it names a folder with `initdb`, else the newest `/usr/lib/postgresql/*/bin`.
+    public static func findBinDirectory() throws -> URL {
+        if let output = try? Self.capture("/usr/bin/env", ["pg_config", "--bindir"]) {
+            let folder = URL(fileURLWithPath: output.trimmingCharacters(in: .whitespacesAndNewlines))
+            if FileManager.default.isExecutableFile(atPath: folder.appending(path: "initdb").path) { return folder }
+        }
+        let root = URL(fileURLWithPath: "/usr/lib/postgresql")
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        for version in versions.sorted(by: { (Int($0) ?? 0) > (Int($1) ?? 0) }) {
+            let folder = root.appending(path: version).appending(path: "bin")
+            if FileManager.default.isExecutableFile(atPath: folder.appending(path: "initdb").path) { return folder }
+        }
+        throw EmbeddedPostgresError("""
+            no PostgreSQL server binaries found (tried `pg_config --bindir` and /usr/lib/postgresql/*/bin); \
+            install them, e.g. `apt-get install postgresql`
+            """)
+    }
+
+    /// Connection settings for a database on this server, through its socket.
+    public func configuration(database: String = "postgres") -> PostgresConfiguration {
+        PostgresConfiguration(parameters: [
+            "host": socketDirectory.path, "port": String(port), "user": superuser, "dbname": database,
+        ])
+    }
+
+    public var isInitialized: Bool {
+        FileManager.default.fileExists(atPath: dataDirectory.appending(path: "PG_VERSION").path)
+    }
+
+    /// Creates the cluster if the folder has none yet.
+    public func initializeIfNeeded() throws {
+        guard !isInitialized else { return }
+        try prepareDirectory(dataDirectory)
+        try run("initdb", ["-D", dataDirectory.path, "-U", superuser, "--auth=trust", "--encoding=UTF8",
+                           "--locale=C", "--no-sync"])
+    }
+
+    public func start() throws {
+        try prepareDirectory(socketDirectory)
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        }
+        try handToSuperuser(logFile, mode: 0o600)
+        var options = ["-k", socketDirectory.path, "-p", String(port),
+                       "-c", "listen_addresses=\(listenOnTCP ? "127.0.0.1" : "")"]
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { options += ["-c", "\(key)=\(value)"] }
+        let quoted = options.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        try run("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
+    }
+
+    public enum StopMode: String, Sendable { case smart, fast, immediate }
+
+    public func stop(mode: StopMode = .fast) throws {
+        try run("pg_ctl", ["-D", dataDirectory.path, "-m", mode.rawValue, "-w", "-t", "60", "stop"])
+    }
+
+    /// True when a server is running on this data folder.
+    public var isRunning: Bool {
+        (try? run("pg_ctl", ["-D", dataDirectory.path, "status"])) != nil
+    }
+
+    /// Stops the server (immediately) and deletes `folder` once the process `processID` has exited,
+    /// even if it crashed: a detached shell watches it.
+    public func stopWhenProcessExits(_ processID: Int32, thenRemove folder: URL) throws {
+        let pgCtl = command("pg_ctl", ["-D", dataDirectory.path, "-m", "immediate", "stop"])
+            .map { "'" + $0 + "'" }.joined(separator: " ")
+        let script = """
+            while kill -0 \(processID) 2>/dev/null; do sleep 0.5; done
+            \(pgCtl) >/dev/null 2>&1
+            rm -rf '\(folder.path)'
+            """
+        try Subprocess.spawn("/usr/bin/setsid", ["sh", "-c", script])
+    }
+
+    // MARK: - Running as the right user
+
+    private static var isRoot: Bool { geteuid() == 0 }
+
+    private func command(_ tool: String, _ arguments: [String]) -> [String] {
+        let executable = binDirectory.appending(path: tool).path
+        return Self.isRoot ? ["/usr/sbin/runuser", "-u", superuser, "--", executable] + arguments
+                           : [executable] + arguments
+    }
+
+    private func prepareDirectory(_ folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try handToSuperuser(folder, mode: 0o700)
+    }
+
+    private func handToSuperuser(_ path: URL, mode: mode_t) throws {
+        chmod(path.path, mode)
+        guard Self.isRoot else { return }
+        guard let account = getpwnam(superuser) else {
+            throw EmbeddedPostgresError("running as root, but there is no '\(superuser)' system user to run PostgreSQL as")
+        }
+        guard chown(path.path, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
+            throw EmbeddedPostgresError("cannot hand \(path.path) to the \(superuser) user: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    @discardableResult
+    private func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let full = command(tool, arguments)
+        return try Self.capture(full[0], Array(full.dropFirst()))
+    }
+
+    /// Runs a command, returning its output, or throwing with it. Output goes through a file, not a
+    /// pipe: `pg_ctl start` leaves the server running with the same output, and a pipe would never close.
+    @discardableResult
+    static func capture(_ executable: String, _ arguments: [String]) throws -> String {
+        let outputFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-\(UUID().uuidString).out")
+        defer { try? FileManager.default.removeItem(at: outputFile) }
+        let status = try Subprocess.run(executable, arguments, outputPath: outputFile.path)
+        let output = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw EmbeddedPostgresError("\(([executable] + arguments).joined(separator: " ")) failed (exit \(status)):\n\(output)")
+        }
+        return output
+    }
+}
+
+public struct EmbeddedPostgresError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

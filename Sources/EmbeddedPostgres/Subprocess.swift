@@ -1,0 +1,39 @@
+import Foundation
+
+/// Starts programs with `posix_spawn` and reaps them with `waitpid`.
+///
+/// Foundation's `Process.waitUntilExit` never returned for `pg_ctl start` on Linux (the child stayed a
+/// zombie while the server it started lived on), so the launcher uses the system calls directly.
+enum Subprocess {
+    /// Runs a program to completion with stdin from /dev/null and stdout+stderr into `outputPath`.
+    /// Returns its exit status (128 + signal when killed).
+    static func run(_ executable: String, _ arguments: [String], outputPath: String) throws -> Int32 {
+        let pid = try spawn(executable, arguments, outputPath: outputPath)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw EmbeddedPostgresError("waitpid failed: \(String(cString: strerror(errno)))") }
+        }
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    /// Starts a program and returns at once; its output goes to `outputPath`. The caller never waits for it.
+    @discardableResult
+    static func spawn(_ executable: String, _ arguments: [String], outputPath: String = "/dev/null") throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard result == 0 else {
+            throw EmbeddedPostgresError("cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+}

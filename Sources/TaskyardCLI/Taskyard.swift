@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct Taskyard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "taskyard",
+        abstract: "A task queue server backed by PostgreSQL.",
+        discussion: """
+            Tasks are written to PostgreSQL as queued, claimed by the node agent of their assigned node,
+            fanned out to their participating nodes, and recorded as completed or failed.
+            """,
+        subcommands: [MigrateCommand.self]
+    )
+}

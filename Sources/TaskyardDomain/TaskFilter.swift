@@ -1,0 +1,76 @@
+import Foundation
+
+/// The filters of `GET …/tasks`; every one is optional.
+public struct TaskFilter: Sendable, Hashable {
+    public enum Parent: Sendable, Hashable {
+        /// Root tasks only (`parent_id=none`).
+        case roots
+        /// Children of this task.
+        case task(Int64)
+    }
+
+    public var states: [TaskState]?
+    public var type: String?
+    /// The assigned node (initiator).
+    public var node: String?
+    /// created_at ≥ since.
+    public var since: Date?
+    /// created_at < until.
+    public var until: Date?
+    public var parent: Parent?
+    public var opaqueID: String?
+    public var includeInternal: Bool
+    public var limit: Int
+    /// The cursor from the previous page.
+    public var after: TaskCursor?
+
+    public static let defaultLimit = 100
+    public static let limitRange = 1...1000
+
+    public init(states: [TaskState]? = nil, type: String? = nil, node: String? = nil, since: Date? = nil,
+                until: Date? = nil, parent: Parent? = nil, opaqueID: String? = nil, includeInternal: Bool = false,
+                limit: Int = TaskFilter.defaultLimit, after: TaskCursor? = nil) {
+        self.states = states
+        self.type = type
+        self.node = node
+        self.since = since
+        self.until = until
+        self.parent = parent
+        self.opaqueID = opaqueID
+        self.includeInternal = includeInternal
+        self.limit = limit
+        self.after = after
+    }
+
+    public func validate() throws(TaskyardError) {
+        guard Self.limitRange.contains(limit) else {
+            throw .invalid("limit", "must be between 1 and \(Self.limitRange.upperBound)")
+        }
+    }
+}
+
+/// Where the next page of a task list starts. Opaque to clients: today the last id of the page.
+public struct TaskCursor: Sendable, Hashable, CustomStringConvertible {
+    public let lastID: Int64
+
+    public init(lastID: Int64) { self.lastID = lastID }
+
+    public init(_ text: String) throws(TaskyardError) {
+        guard let id = Int64(text), id > 0 else { throw .invalid("after", "is not a cursor from a previous page") }
+        lastID = id
+    }
+
+    public var description: String { String(lastID) }
+}
+
+/// One page of a task list.
+public struct TaskPage: Sendable, Hashable {
+    public var tasks: [TaskRecord]
+    /// nil on the last page.
+    public var next: TaskCursor?
+
+    public init(tasks: [TaskRecord], next: TaskCursor?) {
+        self.tasks = tasks
+        self.next = next
+    }
+}

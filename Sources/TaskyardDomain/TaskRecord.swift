@@ -1,0 +1,156 @@
+import Foundation
+
+/// A task as stored: the API's task object.
+public struct TaskRecord: Sendable, Hashable {
+    public var id: Int64
+    public var clusterID: String
+    public var type: String
+    public var state: TaskState
+    public var payload: JSONValue
+    /// The initiator: the node whose agent claims the task and fans it out.
+    public var assignedNode: String
+    public var participatingNodes: [String]
+    public var parentID: Int64?
+    /// Claims so far: 0 until the first claim.
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// Higher runs first.
+    public var priority: Int
+    public var runAfter: Date?
+    public var timeoutSeconds: Int?
+    public var leaseExpiresAt: Date?
+    public var orderingKey: String?
+    public var idempotencyKey: String?
+    public var opaqueID: String?
+    public var affinity: Affinity
+    public var abortable: Bool
+    public var isInternal: Bool
+    public var result: JSONValue?
+    public var error: String?
+    public var progress: JSONValue?
+    public var cancelRequestedAt: Date?
+    public var cancelReason: String?
+    public var createdAt: Date
+    public var receivedAt: Date?
+    public var finishedAt: Date?
+    public var updatedAt: Date
+
+    public var cancelRequested: Bool { cancelRequestedAt != nil }
+
+    public init(id: Int64, clusterID: String, type: String, state: TaskState, payload: JSONValue,
+                assignedNode: String, participatingNodes: [String], parentID: Int64?, attempt: Int,
+                maxAttempts: Int, priority: Int, runAfter: Date?, timeoutSeconds: Int?, leaseExpiresAt: Date?,
+                orderingKey: String?, idempotencyKey: String?, opaqueID: String?, affinity: Affinity,
+                abortable: Bool, isInternal: Bool, result: JSONValue?, error: String?, progress: JSONValue?,
+                cancelRequestedAt: Date?, cancelReason: String?, createdAt: Date, receivedAt: Date?,
+                finishedAt: Date?, updatedAt: Date) {
+        self.id = id
+        self.clusterID = clusterID
+        self.type = type
+        self.state = state
+        self.payload = payload
+        self.assignedNode = assignedNode
+        self.participatingNodes = participatingNodes
+        self.parentID = parentID
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.priority = priority
+        self.runAfter = runAfter
+        self.timeoutSeconds = timeoutSeconds
+        self.leaseExpiresAt = leaseExpiresAt
+        self.orderingKey = orderingKey
+        self.idempotencyKey = idempotencyKey
+        self.opaqueID = opaqueID
+        self.affinity = affinity
+        self.abortable = abortable
+        self.isInternal = isInternal
+        self.result = result
+        self.error = error
+        self.progress = progress
+        self.cancelRequestedAt = cancelRequestedAt
+        self.cancelReason = cancelReason
+        self.createdAt = createdAt
+        self.receivedAt = receivedAt
+        self.finishedAt = finishedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Whether a task may move to another participating node when its initiator is lost.
+public enum Affinity: String, Sendable, Hashable, CaseIterable, Codable {
+    case any, strict
+}
+
+/// How the initiator is chosen among the participating nodes.
+public enum AssignPolicy: String, Sendable, Hashable, CaseIterable, Codable {
+    /// The first participating node (Kadalu's behaviour).
+    case first
+    /// The online participant holding the fewest live tasks; ties go to the earlier one in the list.
+    case leastLoaded = "least_loaded"
+}
+
+/// One entry of a task's history (a row of `task_events`).
+public struct TaskEvent: Sendable, Hashable {
+    public var id: Int64
+    public var taskID: Int64
+    public var from: TaskState?
+    public var to: TaskState
+    public var node: String?
+    public var attempt: Int
+    public var at: Date
+    public var detail: JSONValue?
+
+    public init(id: Int64, taskID: Int64, from: TaskState?, to: TaskState, node: String?, attempt: Int, at: Date,
+                detail: JSONValue?) {
+        self.id = id
+        self.taskID = taskID
+        self.from = from
+        self.to = to
+        self.node = node
+        self.attempt = attempt
+        self.at = at
+        self.detail = detail
+    }
+}
+
+public struct Cluster: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+
+    public init(id: String, name: String, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+public enum NodeStatus: String, Sendable, Hashable, Codable {
+    case online, offline
+}
+
+public struct Node: Sendable, Hashable {
+    public var clusterID: String
+    public var id: String
+    public var endpoint: String
+    public var status: NodeStatus
+    public var labels: JSONValue
+    public var capacity: Int
+    public var registeredAt: Date
+    public var lastSeenAt: Date
+    /// Tasks this node holds in `received` now.
+    public var heldTasks: Int
+
+    public init(clusterID: String, id: String, endpoint: String, status: NodeStatus, labels: JSONValue,
+                capacity: Int, registeredAt: Date, lastSeenAt: Date, heldTasks: Int) {
+        self.clusterID = clusterID
+        self.id = id
+        self.endpoint = endpoint
+        self.status = status
+        self.labels = labels
+        self.capacity = capacity
+        self.registeredAt = registeredAt
+        self.lastSeenAt = lastSeenAt
+        self.heldTasks = heldTasks
+    }
+}

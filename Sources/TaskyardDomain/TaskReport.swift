@@ -1,0 +1,83 @@
+import Foundation
+
+/// How a received task ended, as its agent reports it.
+public enum ReportedState: String, Sendable, Hashable, CaseIterable, Codable {
+    case completed, failed, cancelled
+
+    public var taskState: TaskState { TaskState(rawValue: rawValue)! }
+
+    /// The transition this report makes on the task.
+    public var action: TaskAction {
+        switch self {
+        case .completed: .complete
+        case .failed: .fail
+        case .cancelled: .acknowledgeCancel
+        }
+    }
+
+    /// The transition that records a participant with this outcome as a child task.
+    public var participantAction: TaskAction {
+        switch self {
+        case .completed: .recordParticipantCompleted
+        case .failed: .recordParticipantFailed
+        case .cancelled: .recordParticipantCancelled
+        }
+    }
+}
+
+/// What one participating node did for the task.
+public struct ParticipantOutcome: Sendable, Hashable {
+    public var node: String
+    public var state: ReportedState
+    public var result: JSONValue?
+    public var error: String?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public init(node: String, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
+                startedAt: Date? = nil, finishedAt: Date? = nil) {
+        self.node = node
+        self.state = state
+        self.result = result
+        self.error = error
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+/// The body of `POST /api/v1/tasks/{cluster}/{node}/{task}/state`.
+public struct TaskReport: Sendable, Hashable {
+    public var attempt: Int
+    public var state: ReportedState
+    public var result: JSONValue?
+    public var error: String?
+    public var participants: [ParticipantOutcome]
+
+    public init(attempt: Int, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
+                participants: [ParticipantOutcome] = []) {
+        self.attempt = attempt
+        self.state = state
+        self.result = result
+        self.error = error
+        self.participants = participants
+    }
+
+    /// Rules that need only the report and the task's participating nodes.
+    public func validate(participatingNodes: [String]) throws(TaskyardError) {
+        guard attempt >= 1 else { throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)") }
+        var seen = Set<String>()
+        for (index, participant) in participants.enumerated() {
+            let field = "participants[\(index)]"
+            guard participatingNodes.contains(participant.node) else {
+                throw .invalid(field + ".node", "\(participant.node) is not a participating node of this task")
+            }
+            guard seen.insert(participant.node).inserted else {
+                throw .invalid(field + ".node", "node \(participant.node) is reported twice")
+            }
+            if state == .completed, participant.state != .completed {
+                throw .invalid(field + ".state",
+                               "a task is completed only when every participant completed; report it failed")
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/// Everything that can happen to a task.
+public enum TaskAction: String, Sendable, Hashable, CaseIterable {
+    /// A client submits the task.
+    case submit
+    /// Its initiator's agent takes it in a poll.
+    case claim
+    /// The agent reports that every participant succeeded.
+    case complete
+    /// The agent reports that a participant failed.
+    case fail
+    /// A client asks to cancel it. A queued task ends at once; a received one is only flagged, and
+    /// stays received until its agent acknowledges.
+    case cancel
+    /// The agent reports that it stopped the task after a cancel request.
+    case acknowledgeCancel
+    /// A client retries a failed or cancelled task.
+    case retry
+    /// A participant's outcome is recorded as a child task, born terminal.
+    case recordParticipantCompleted
+    case recordParticipantFailed
+    case recordParticipantCancelled
+}
+
+/// One allowed move: `from` nil means the task does not exist yet.
+public struct TaskTransition: Sendable, Hashable, CustomStringConvertible {
+    public let from: TaskState?
+    public let action: TaskAction
+    public let to: TaskState
+
+    public var description: String { "\(from?.rawValue ?? "∅") --\(action.rawValue)--> \(to.rawValue)" }
+}
+
+/// The task state machine: every allowed transition, in one table. The store's SQL guards
+/// (`WHERE state = …`) implement the same table; a test holds both to it.
+public enum TaskStateMachine {
+    public static let transitions: [TaskTransition] = [
+        TaskTransition(from: nil, action: .submit, to: .queued),
+        TaskTransition(from: .queued, action: .claim, to: .received),
+        TaskTransition(from: .received, action: .complete, to: .completed),
+        TaskTransition(from: .received, action: .fail, to: .failed),
+        TaskTransition(from: .queued, action: .cancel, to: .cancelled),
+        TaskTransition(from: .received, action: .cancel, to: .received),
+        TaskTransition(from: .received, action: .acknowledgeCancel, to: .cancelled),
+        TaskTransition(from: .failed, action: .retry, to: .queued),
+        TaskTransition(from: .cancelled, action: .retry, to: .queued),
+        TaskTransition(from: nil, action: .recordParticipantCompleted, to: .completed),
+        TaskTransition(from: nil, action: .recordParticipantFailed, to: .failed),
+        TaskTransition(from: nil, action: .recordParticipantCancelled, to: .cancelled),
+    ]
+
+    /// The state after `action`, or nil when the action is not allowed from `state`.
+    public static func next(from state: TaskState?, on action: TaskAction) -> TaskState? {
+        transitions.first { $0.from == state && $0.action == action }?.to
+    }
+
+    /// The states `action` may start from.
+    public static func sources(of action: TaskAction) -> [TaskState?] {
+        transitions.filter { $0.action == action }.map(\.from)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// A request to run a task: the body of `POST …/tasks` plus its headers.
+public struct TaskSubmission: Sendable, Hashable {
+    public var type: String
+    public var participatingNodes: [String]
+    public var payload: JSONValue
+    public var priority: Int
+    public var runAfter: Date?
+    /// nil: the server's default for the type.
+    public var maxAttempts: Int?
+    public var timeoutSeconds: Int?
+    public var orderingKey: String?
+    public var assign: AssignPolicy
+    public var affinity: Affinity
+    public var parentID: Int64?
+    public var abortable: Bool
+    public var isInternal: Bool
+    /// From the `Idempotency-Key` header.
+    public var idempotencyKey: String?
+    /// From the `X-Opaque-Id` header.
+    public var opaqueID: String?
+
+    public init(type: String, participatingNodes: [String], payload: JSONValue = .object([:]), priority: Int = 0,
+                runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil,
+                orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
+                parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
+                idempotencyKey: String? = nil, opaqueID: String? = nil) {
+        self.type = type
+        self.participatingNodes = participatingNodes
+        self.payload = payload
+        self.priority = priority
+        self.runAfter = runAfter
+        self.maxAttempts = maxAttempts
+        self.timeoutSeconds = timeoutSeconds
+        self.orderingKey = orderingKey
+        self.assign = assign
+        self.affinity = affinity
+        self.parentID = parentID
+        self.abortable = abortable
+        self.isInternal = isInternal
+        self.idempotencyKey = idempotencyKey
+        self.opaqueID = opaqueID
+    }
+
+    public enum Limits {
+        public static let participatingNodes = 1...256
+        public static let maxAttempts = 1...100
+        public static let priority = Int(Int32.min)...Int(Int32.max)
+        /// One week: a task that needs longer should report progress and be split.
+        public static let timeoutSeconds = 1...604_800
+        public static let keyLength = 1...255
+        public static let opaqueIDLength = 1...1024
+        public static let defaultMaxAttempts = 3
+    }
+
+    /// Checks every rule that needs no database. `prefix` is the JSON path of this request in its body
+    /// (`tasks[3].` in a batch) so that errors name the exact field.
+    public func validate(fieldPrefix prefix: String = "") throws(TaskyardError) {
+        try Identifier.validate(type, field: prefix + "type")
+        guard Limits.participatingNodes.contains(participatingNodes.count) else {
+            throw .invalid(prefix + "participating_nodes",
+                           "must list between 1 and \(Limits.participatingNodes.upperBound) nodes")
+        }
+        var seen = Set<String>()
+        for (index, node) in participatingNodes.enumerated() {
+            try Identifier.validate(node, field: "\(prefix)participating_nodes[\(index)]")
+            guard seen.insert(node).inserted else {
+                throw .invalid("\(prefix)participating_nodes[\(index)]", "node \(node) is listed twice")
+            }
+        }
+        guard payload.isObject else { throw .invalid(prefix + "payload", "must be a JSON object") }
+        guard Limits.priority.contains(priority) else {
+            throw .invalid(prefix + "priority", "must be a 32-bit integer")
+        }
+        if let maxAttempts, !Limits.maxAttempts.contains(maxAttempts) {
+            throw .invalid(prefix + "max_attempts", "must be between 1 and \(Limits.maxAttempts.upperBound)")
+        }
+        if let timeoutSeconds, !Limits.timeoutSeconds.contains(timeoutSeconds) {
+            throw .invalid(prefix + "timeout_seconds", "must be between 1 and \(Limits.timeoutSeconds.upperBound)")
+        }
+        if let orderingKey, !Limits.keyLength.contains(orderingKey.utf8.count) {
+            throw .invalid(prefix + "ordering_key", "must be 1–255 bytes")
+        }
+        if let idempotencyKey, !Limits.keyLength.contains(idempotencyKey.utf8.count) {
+            throw .invalid("Idempotency-Key", "must be 1–255 bytes")
+        }
+        if let opaqueID, !Limits.opaqueIDLength.contains(opaqueID.utf8.count) {
+            throw .invalid("X-Opaque-Id", "must be 1–1024 bytes")
+        }
+        if let parentID, parentID <= 0 {
+            throw .invalid(prefix + "parent_id", "must be a positive task id")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Postgres
+
+/// Every statement on `nodes`.
+enum NodesSQL {
+    static let columns = """
+        cluster_id, id, endpoint, status, labels, capacity, registered_at, last_seen_at,
+        (SELECT count(*) FROM tasks t
+          WHERE t.cluster_id = nodes.cluster_id AND t.assigned_node = nodes.id AND t.state = 'received') AS held_tasks
+        """
+
+    /// Registration by an agent: idempotent, and it brings an offline node back online.
+    static let upsert = PostgresStatement("nodes.upsert", """
+        INSERT INTO nodes (cluster_id, id, endpoint, labels, capacity)
+        VALUES ($1, $2, $3, $4::jsonb, $5)
+        ON CONFLICT (cluster_id, id) DO UPDATE
+           SET endpoint = excluded.endpoint, labels = excluded.labels, capacity = excluded.capacity,
+               status = 'online', last_seen_at = now()
+        RETURNING \(columns)
+        """)
+
+    static let heartbeat = PostgresStatement("nodes.heartbeat", """
+        UPDATE nodes SET last_seen_at = now(), status = 'online'
+         WHERE cluster_id = $1 AND id = $2
+        """)
+
+    static let list = PostgresStatement("nodes.list", """
+        SELECT \(columns) FROM nodes WHERE cluster_id = $1 ORDER BY id
+        """)
+
+    /// The online participant with the fewest live tasks; ties go to the earlier one in the list.
+    static let leastLoaded = PostgresStatement("nodes.least_loaded", """
+        SELECT p.node
+          FROM unnest($2::text[]) WITH ORDINALITY AS p (node, position)
+          JOIN nodes n ON n.cluster_id = $1 AND n.id = p.node AND n.status = 'online'
+         ORDER BY (SELECT count(*) FROM tasks t
+                    WHERE t.cluster_id = $1 AND t.assigned_node = p.node AND t.state = 'queued')
+                + (SELECT count(*) FROM tasks t
+                    WHERE t.cluster_id = $1 AND t.assigned_node = p.node AND t.state = 'received'),
+                  p.position
+         LIMIT 1
+        """)
+
+    static let all = [upsert, heartbeat, list, leastLoaded]
+}

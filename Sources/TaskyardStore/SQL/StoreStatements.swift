@@ -1,0 +1,7 @@
+import Postgres
+
+/// Every named statement of the store, for the test that prepares each one against the migrated schema.
+public enum StoreStatements {
+    public static let all: [PostgresStatement] =
+        ClustersSQL.all + NodesSQL.all + TasksSQL.all + TaskEventsSQL.all + SchemaMigrationsSQL.all
+}

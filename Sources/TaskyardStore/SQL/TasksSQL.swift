@@ -1,0 +1,216 @@
+import Postgres
+
+/// Every statement on `tasks`. Each transition writes its `task_events` row in the same statement, and
+/// guards on the state it leaves (`WHERE state = …`), so two servers or a stale agent can never both win.
+/// The guards implement `TaskStateMachine.transitions`; `StateMachineAgreementTests` holds them to it.
+enum TasksSQL {
+    /// The columns of a task object, in every statement that returns tasks.
+    static let columns = """
+        id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
+        max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
+        opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
+        created_at, received_at, finished_at, updated_at
+        """
+
+    /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
+    /// which of the parents are live.
+    static let submissionContext = PostgresStatement("tasks.submission_context", """
+        SELECT EXISTS (SELECT 1 FROM clusters WHERE id = $1) AS cluster_exists,
+               ARRAY(SELECT id FROM nodes WHERE cluster_id = $1 AND id = ANY ($2::text[])) AS known_nodes,
+               ARRAY(SELECT id FROM tasks
+                      WHERE cluster_id = $1 AND id = ANY ($3::bigint[])
+                        AND state IN ('queued', 'received') AND cancel_requested_at IS NULL) AS live_parents
+        """)
+
+    /// ∅ → queued, for one task; an idempotency key already used in the cluster inserts nothing.
+    static let insert = PostgresStatement("tasks.insert", """
+        WITH inserted AS (
+            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                               idempotency_key, opaque_id, affinity, abortable, internal)
+            VALUES ($1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
+                    $12, $13, $14, $15, $16)
+            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING *
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        SELECT \(columns) FROM inserted
+        """)
+
+    static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
+        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND idempotency_key = $2
+        """)
+
+    /// ∅ → queued, for many tasks in one statement: all or nothing. Arrays are aligned by position;
+    /// `participating_nodes` are array literals, one per task.
+    static let insertBatch = PostgresStatement("tasks.insert_batch", """
+        WITH input AS (
+            SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
+                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
+                                 $13::text[], $14::boolean[], $15::boolean[])
+                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
+                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                                         opaque_id, affinity, abortable, internal, position)
+        ), inserted AS (
+            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                               affinity, abortable, internal)
+            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
+                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                   affinity, abortable, internal
+              FROM input ORDER BY position
+            RETURNING *
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        SELECT \(columns) FROM inserted ORDER BY id
+        """)
+
+    static let get = PostgresStatement("tasks.get", """
+        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND id = $2
+        """)
+
+    static let children = PostgresStatement("tasks.children", """
+        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id
+        """)
+
+    /// One page, oldest first, after the cursor. Every filter is optional (NULL: no filter).
+    static let list = PostgresStatement("tasks.list", """
+        SELECT \(columns) FROM tasks
+         WHERE cluster_id = $1
+           AND ($2::text[] IS NULL OR state = ANY ($2::text[]))
+           AND ($3::text IS NULL OR type = $3::text)
+           AND ($4::text IS NULL OR assigned_node = $4::text)
+           AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
+           AND ($6::timestamptz IS NULL OR created_at < $6::timestamptz)
+           AND (NOT $7::boolean OR parent_id IS NULL)
+           AND ($8::bigint IS NULL OR parent_id = $8::bigint)
+           AND ($9::text IS NULL OR opaque_id = $9::text)
+           AND ($10::boolean OR NOT internal)
+           AND id > $11::bigint
+         ORDER BY id
+         LIMIT $12
+        """)
+
+    /// queued → received for up to $3 tasks of one node whose run_after has passed, best priority first,
+    /// skipping rows another claimer holds: attempt + 1 and a lease of $4 seconds.
+    static let claim = PostgresStatement("tasks.claim", """
+        WITH picked AS (
+            SELECT cluster_id, id FROM tasks
+             WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'queued'
+               AND (run_after IS NULL OR run_after <= now())
+             ORDER BY priority DESC, id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE tasks t
+               SET state = 'received', attempt = t.attempt + 1, received_at = now(), updated_at = now(),
+                   lease_expires_at = now() + make_interval(secs => $4::double precision)
+              FROM picked
+             WHERE t.cluster_id = picked.cluster_id AND t.id = picked.id
+            RETURNING t.*
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
+        )
+        SELECT \(columns) FROM claimed ORDER BY priority DESC, id
+        """)
+
+    /// received → completed | failed | cancelled, only by the node holding it at that attempt; each
+    /// participant's outcome becomes a child task (∅ → its state), with events for all of them.
+    static let report = PostgresStatement("tasks.report", """
+        WITH reported AS (
+            UPDATE tasks
+               SET state = $5, result = $6::jsonb, error = $7, finished_at = now(), updated_at = now(),
+                   lease_expires_at = NULL
+             WHERE cluster_id = $1 AND id = $2 AND assigned_node = $3 AND attempt = $4 AND state = 'received'
+            RETURNING *
+        ), participants AS (
+            SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+                                 $13::timestamptz[])
+                   WITH ORDINALITY AS p (node, state, result, error, started_at, finished_at, position)
+        ), children AS (
+            INSERT INTO tasks (cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id,
+                               attempt, max_attempts, budget_start, priority, opaque_id, internal, abortable,
+                               result, error, received_at, finished_at)
+            SELECT r.cluster_id, r.type, p.state, r.payload, p.node, ARRAY[p.node], r.id,
+                   r.attempt, r.max_attempts, r.budget_start, r.priority, r.opaque_id, r.internal, false,
+                   p.result::jsonb, p.error, p.started_at, coalesce(p.finished_at, now())
+              FROM reported r CROSS JOIN participants p
+             ORDER BY p.position
+            RETURNING cluster_id, id, state, assigned_node, attempt
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'received', state, assigned_node, attempt, $14::jsonb FROM reported
+            UNION ALL
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
+        )
+        SELECT \(columns) FROM reported
+        """)
+
+    /// queued → cancelled at once; received → received with the cancel flagged, for its agent to act on.
+    /// A task that is not abortable, or already flagged, is left alone.
+    static let cancel = PostgresStatement("tasks.cancel", """
+        WITH target AS (
+            SELECT cluster_id, id, state FROM tasks
+             WHERE cluster_id = $1 AND id = $2 AND abortable
+               AND (state = 'queued' OR (state = 'received' AND cancel_requested_at IS NULL))
+               FOR UPDATE
+        ), cancelled AS (
+            UPDATE tasks t
+               SET state = CASE WHEN target.state = 'queued' THEN 'cancelled' ELSE t.state END,
+                   finished_at = CASE WHEN target.state = 'queued' THEN now() ELSE t.finished_at END,
+                   cancel_requested_at = now(), cancel_reason = $3, updated_at = now()
+              FROM target
+             WHERE t.cluster_id = target.cluster_id AND t.id = target.id
+            RETURNING t.*, target.state AS previous_state
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $4::jsonb FROM cancelled
+        )
+        SELECT \(columns) FROM cancelled
+        """)
+
+    /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
+    /// report from before the retry stays stale.
+    static let retry = PostgresStatement("tasks.retry", """
+        WITH target AS (
+            SELECT cluster_id, id, state FROM tasks
+             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
+               FOR UPDATE
+        ), retried AS (
+            UPDATE tasks t
+               SET state = 'queued', budget_start = t.attempt, result = NULL, error = NULL, progress = NULL,
+                   run_after = NULL, received_at = NULL, finished_at = NULL, lease_expires_at = NULL,
+                   cancel_requested_at = NULL, cancel_reason = NULL, updated_at = now()
+              FROM target
+             WHERE t.cluster_id = target.cluster_id AND t.id = target.id
+            RETURNING t.*, target.state AS previous_state
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $3::jsonb FROM retried
+        )
+        SELECT \(columns) FROM retried
+        """)
+
+    /// Removes a finished task with its descendants and all their events (foreign keys cascade), only
+    /// when nothing in the tree is still live.
+    static let delete = PostgresStatement("tasks.delete", """
+        WITH RECURSIVE tree AS (
+            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2
+            UNION ALL
+            SELECT t.cluster_id, t.id, t.state
+              FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
+        )
+        DELETE FROM tasks
+         WHERE cluster_id = $1 AND id = $2
+           AND NOT EXISTS (SELECT 1 FROM tree WHERE state IN ('queued', 'received'))
+        RETURNING id
+        """)
+
+    static let all = [submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+                      report, cancel, retry, delete]
+}

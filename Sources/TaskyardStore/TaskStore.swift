@@ -1,0 +1,354 @@
+import Foundation
+import Postgres
+import TaskyardDomain
+
+/// Every read and write of clusters, nodes, tasks and their history. Statements are in `SQL/`, one file
+/// per table; this type binds their parameters, turns rows into domain values, and turns "no row"
+/// into the precise `TaskyardError` a client needs (unknown task, stale attempt, already finished, …).
+public struct TaskStore: Sendable {
+    public struct Configuration: Sendable {
+        /// Attempts for a task that does not ask for a number. Default 3.
+        public var defaultMaxAttempts = TaskSubmission.Limits.defaultMaxAttempts
+        /// Largest batch accepted by `submitBatch`. Default 1000 (the API's limit).
+        public var maximumBatchSize = 1000
+
+        public init() {}
+    }
+
+    public let pool: PostgresPool
+    public let configuration: Configuration
+
+    public init(pool: PostgresPool, configuration: Configuration = Configuration()) {
+        self.pool = pool
+        self.configuration = configuration
+    }
+
+    // MARK: - Clusters
+
+    public func createCluster(id: String, name: String) async throws -> Cluster {
+        try Identifier.validate(id, field: "id")
+        let rows = try await pool.query(ClustersSQL.create, [id, name])
+        guard let row = rows.first else {
+            throw TaskyardError(.conflict, code: "cluster_exists", message: "cluster \(id) already exists", field: "id")
+        }
+        return try Cluster(row: row)
+    }
+
+    public func clusters() async throws -> [Cluster] {
+        try await pool.query(ClustersSQL.list).map { row throws(PostgresError) in try Cluster(row: row) }
+    }
+
+    // MARK: - Nodes
+
+    /// Registers a node, or updates its endpoint, labels and capacity (idempotent), and marks it online.
+    public func registerNode(cluster: String, id: String, endpoint: String, labels: JSONValue = [:],
+                             capacity: Int = 16) async throws -> Node {
+        try Identifier.validate(cluster, field: "cluster_id")
+        try Identifier.validate(id, field: "node_id")
+        guard !endpoint.isEmpty else { throw TaskyardError.invalid("endpoint", "is required") }
+        guard labels.isObject else { throw TaskyardError.invalid("labels", "must be a JSON object") }
+        guard capacity >= 1, capacity <= Int(Int32.max) else {
+            throw TaskyardError.invalid("capacity", "must be a positive integer")
+        }
+        do {
+            return try Node(row: try await pool.query(NodesSQL.upsert, [cluster, id, endpoint, labels, capacity]).single())
+        } catch let error as PostgresError where error.isForeignKeyViolation {
+            throw unknownCluster(cluster)
+        }
+    }
+
+    /// A poll or heartbeat from the node: it is alive.
+    public func recordHeartbeat(cluster: String, node: String) async throws {
+        let rows = try await pool.query(NodesSQL.heartbeat, [cluster, node])
+        guard rows.affectedRows == 1 else {
+            throw TaskyardError(.notFound, code: "node_not_found",
+                                message: "node \(node) is not registered in cluster \(cluster)")
+        }
+    }
+
+    public func nodes(cluster: String) async throws -> [Node] {
+        let rows = try await pool.withConnection { connection in
+            try Self.requireCluster(cluster, on: connection)
+            return try connection.query(NodesSQL.list, [cluster])
+        }
+        return try rows.map { row throws(PostgresError) in try Node(row: row) }
+    }
+
+    // MARK: - Submitting
+
+    /// Writes one task as `queued`. With an idempotency key already used in the cluster, returns the task
+    /// created then and `created: false`, and writes nothing.
+    public func submit(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
+        try submission.validate()
+        let defaultMaxAttempts = configuration.defaultMaxAttempts
+        return try await pool.withConnection { connection in
+            if let key = submission.idempotencyKey,
+               let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first {
+                return (try TaskRecord(row: existing), false)
+            }
+            try Self.checkSubmissions([submission], cluster: cluster, on: connection)
+            let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
+            let rows = try connection.query(TasksSQL.insert, [
+                cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
+                submission.parentID, submission.maxAttempts ?? defaultMaxAttempts, submission.priority,
+                submission.runAfter, submission.timeoutSeconds, submission.orderingKey, submission.idempotencyKey,
+                submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
+            ])
+            if let row = rows.first { return (try TaskRecord(row: row), true) }
+            // Another request with the same key won the race; its task is committed now.
+            guard let key = submission.idempotencyKey,
+                  let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first
+            else { throw PostgresError(kind: .server, message: "task insert returned no row") }
+            return (try TaskRecord(row: existing), false)
+        }
+    }
+
+    /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none.
+    /// Idempotency keys are per request, so a batch takes none.
+    public func submitBatch(_ submissions: [TaskSubmission], cluster: String) async throws -> [TaskRecord] {
+        guard !submissions.isEmpty else { throw TaskyardError.invalid("tasks", "must hold at least one task") }
+        guard submissions.count <= configuration.maximumBatchSize else {
+            throw TaskyardError.invalid("tasks", "holds \(submissions.count) tasks; the most a batch takes is \(configuration.maximumBatchSize)")
+        }
+        for (index, submission) in submissions.enumerated() {
+            try submission.validate(fieldPrefix: "tasks[\(index)].")
+            if submission.idempotencyKey != nil {
+                throw TaskyardError.invalid("tasks[\(index)].idempotency_key", "is not accepted in a batch")
+            }
+        }
+        let defaultMaxAttempts = configuration.defaultMaxAttempts
+        let rows = try await pool.withConnection { connection in
+            try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
+            var initiators: [String] = []
+            for submission in submissions {
+                initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
+            }
+            return try connection.query(TasksSQL.insertBatch, [
+                cluster,
+                submissions.map(\.type),
+                submissions.map(\.payload.jsonText),
+                initiators,
+                submissions.map { $0.participatingNodes.postgresText },
+                submissions.map(\.parentID),
+                submissions.map { $0.maxAttempts ?? defaultMaxAttempts },
+                submissions.map(\.priority),
+                submissions.map(\.runAfter),
+                submissions.map(\.timeoutSeconds),
+                submissions.map(\.orderingKey),
+                submissions.map(\.opaqueID),
+                submissions.map(\.affinity.rawValue),
+                submissions.map(\.abortable),
+                submissions.map(\.isInternal),
+            ])
+        }
+        return try TaskRecord.all(rows)
+    }
+
+    /// The checks that need the database, for every task of a submission at once.
+    private static func checkSubmissions(_ submissions: [TaskSubmission], cluster: String,
+                                         on connection: isolated PostgresConnection) throws {
+        let nodes = Array(Set(submissions.flatMap(\.participatingNodes)))
+        let parents = Array(Set(submissions.compactMap(\.parentID)))
+        let context = try connection.query(TasksSQL.submissionContext, [cluster, nodes, parents]).single()
+        guard try context.decode("cluster_exists", as: Bool.self) else { throw unknownCluster(cluster) }
+        let known = Set(try context.decode("known_nodes", as: [String].self))
+        let liveParents = Set(try context.decode("live_parents", as: [Int64].self))
+        let batch = submissions.count > 1
+        for (index, submission) in submissions.enumerated() {
+            let prefix = batch ? "tasks[\(index)]." : ""
+            for (position, node) in submission.participatingNodes.enumerated() where !known.contains(node) {
+                throw TaskyardError(.invalid, code: "unknown_node",
+                                    message: "node \(node) is not registered in cluster \(cluster)",
+                                    field: "\(prefix)participating_nodes[\(position)]")
+            }
+            if let parent = submission.parentID, !liveParents.contains(parent) {
+                throw TaskyardError(.invalid, code: "invalid_parent",
+                                    message: "parent task \(parent) does not exist in cluster \(cluster), has finished, or is being cancelled",
+                                    field: "\(prefix)parent_id")
+            }
+        }
+    }
+
+    private static func initiator(for submission: TaskSubmission, cluster: String,
+                                  on connection: isolated PostgresConnection) throws -> String {
+        switch submission.assign {
+        case .first:
+            return submission.participatingNodes[0]
+        case .leastLoaded:
+            let rows = try connection.query(NodesSQL.leastLoaded, [cluster, submission.participatingNodes])
+            // No participant online: fall back to the first, whose tasks wait until it returns.
+            return try rows.first?.decode("node") ?? submission.participatingNodes[0]
+        }
+    }
+
+    // MARK: - Reading
+
+    public func task(cluster: String, id: Int64) async throws -> TaskRecord {
+        guard let row = try await pool.query(TasksSQL.get, [cluster, id]).first else {
+            throw unknownTask(cluster, id)
+        }
+        return try TaskRecord(row: row)
+    }
+
+    /// The task's direct children, oldest first: participant outcomes and sub-tasks.
+    public func children(cluster: String, of id: Int64) async throws -> [TaskRecord] {
+        try TaskRecord.all(try await pool.query(TasksSQL.children, [cluster, id]))
+    }
+
+    /// One page of tasks, oldest first.
+    public func tasks(cluster: String, filter: TaskFilter = TaskFilter()) async throws -> TaskPage {
+        try filter.validate()
+        let parentID: Int64? = if case .task(let id) = filter.parent { id } else { nil }
+        let rootsOnly: Bool = if case .roots = filter.parent { true } else { false }
+        let parameters: [any PostgresEncodable] = [
+            cluster, filter.states.map { $0.map(\.rawValue) }, filter.type, filter.node, filter.since,
+            filter.until, rootsOnly, parentID, filter.opaqueID, filter.includeInternal,
+            filter.after?.lastID ?? 0, filter.limit + 1,
+        ]
+        let rows = try await pool.withConnection { connection in
+            let rows = try connection.query(TasksSQL.list, parameters)
+            if rows.isEmpty { try Self.requireCluster(cluster, on: connection) }
+            return rows
+        }
+        var tasks = try TaskRecord.all(rows)
+        var next: TaskCursor?
+        if tasks.count > filter.limit {
+            tasks.removeLast()
+            next = TaskCursor(lastID: tasks[tasks.count - 1].id)
+        }
+        return TaskPage(tasks: tasks, next: next)
+    }
+
+    /// The task's history, oldest first.
+    public func events(cluster: String, taskID: Int64) async throws -> [TaskEvent] {
+        let rows = try await pool.withConnection { connection in
+            let rows = try connection.query(TaskEventsSQL.list, [cluster, taskID])
+            if rows.isEmpty, try connection.query(TasksSQL.get, [cluster, taskID]).isEmpty {
+                throw unknownTask(cluster, taskID)
+            }
+            return rows
+        }
+        return try rows.map { row throws(PostgresError) in try TaskEvent(row: row) }
+    }
+
+    // MARK: - The agent's side
+
+    /// Takes up to `limit` queued tasks of the node whose `run_after` has passed, best priority first, and
+    /// marks them received with the next attempt number and a lease of `leaseSeconds`.
+    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [TaskRecord] {
+        guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
+        guard leaseSeconds > 0 else { throw TaskyardError.invalid("lease", "must be positive") }
+        return try TaskRecord.all(try await pool.query(TasksSQL.claim, [cluster, node, limit, leaseSeconds]))
+    }
+
+    /// Ends a received task as its agent reports, recording each participant's outcome as a child task.
+    /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
+    public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
+        try await pool.withConnection { connection in
+            let participants = report.participants
+            var detail: [String: JSONValue] = [:]
+            if let error = report.error { detail["error"] = .string(error) }
+            let failedNodes = participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
+            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
+            let rows = try connection.query(TasksSQL.report, [
+                cluster, taskID, node, report.attempt, report.state.rawValue, report.result, report.error,
+                participants.map(\.node), participants.map(\.state.rawValue), participants.map(\.result),
+                participants.map(\.error), participants.map(\.startedAt), participants.map(\.finishedAt),
+                detail.isEmpty ? nil : JSONValue.object(detail),
+            ])
+            if let row = rows.first { return try TaskRecord(row: row) }
+            // Nothing changed: say why, from the task as it stands.
+            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
+                throw unknownTask(cluster, taskID)
+            }
+            let task = try TaskRecord(row: current)
+            try report.validate(participatingNodes: task.participatingNodes)
+            if task.state != .received {
+                throw TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
+                                    message: "task \(taskID) is \(task.state.rawValue), not received; the report changes nothing")
+            }
+            if task.assignedNode != node {
+                throw TaskyardError(.conflict, code: "wrong_node",
+                                    message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
+            }
+            throw TaskyardError(.conflict, code: "stale_attempt",
+                                message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
+        }
+    }
+
+    // MARK: - Cancel, retry, delete
+
+    /// Cancels a queued task at once; flags a received one for its agent to stop. Cancelling a task
+    /// already flagged returns it unchanged.
+    public func cancel(cluster: String, taskID: Int64, reason: String? = nil, opaqueID: String? = nil) async throws -> TaskRecord {
+        var detail: [String: JSONValue] = [:]
+        if let reason { detail["reason"] = .string(reason) }
+        if let opaqueID { detail["opaque_id"] = .string(opaqueID) }
+        let eventDetail: JSONValue? = detail.isEmpty ? nil : .object(detail)
+        return try await pool.withConnection { connection in
+            if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
+                return try TaskRecord(row: row)
+            }
+            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
+                throw unknownTask(cluster, taskID)
+            }
+            let task = try TaskRecord(row: current)
+            if task.state.isTerminal {
+                throw TaskyardError(.conflict, code: "already_finished",
+                                    message: "task \(taskID) is already \(task.state.rawValue)")
+            }
+            if !task.abortable {
+                throw TaskyardError(.conflict, code: "not_abortable",
+                                    message: "task \(taskID) was submitted with abortable: false and cannot be cancelled")
+            }
+            return task
+        }
+    }
+
+    /// Puts a failed or cancelled task back in the queue with a fresh attempt budget.
+    public func retry(cluster: String, taskID: Int64, opaqueID: String? = nil) async throws -> TaskRecord {
+        let detail: JSONValue? = opaqueID.map { ["opaque_id": .string($0)] }
+        return try await pool.withConnection { connection in
+            if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {
+                return try TaskRecord(row: row)
+            }
+            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
+                throw unknownTask(cluster, taskID)
+            }
+            let state = try current.decode("state", as: TaskState.self)
+            throw TaskyardError(.conflict, code: "not_retryable",
+                                message: "task \(taskID) is \(state.rawValue); only failed or cancelled tasks can be retried")
+        }
+    }
+
+    /// Removes a finished task, its descendants and all their events.
+    public func delete(cluster: String, taskID: Int64) async throws {
+        try await pool.withConnection { connection in
+            if !(try connection.query(TasksSQL.delete, [cluster, taskID]).isEmpty) { return }
+            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
+                throw unknownTask(cluster, taskID)
+            }
+            let state = try current.decode("state", as: TaskState.self)
+            throw TaskyardError(.conflict, code: "not_finished",
+                                message: state.isTerminal
+                                    ? "task \(taskID) has descendants that are still running"
+                                    : "task \(taskID) is \(state.rawValue); only finished tasks can be deleted")
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func requireCluster(_ cluster: String, on connection: isolated PostgresConnection) throws {
+        guard try connection.query(ClustersSQL.exists, [cluster]).single().decode("found", as: Bool.self) else {
+            throw unknownCluster(cluster)
+        }
+    }
+}
+
+func unknownCluster(_ cluster: String) -> TaskyardError {
+    TaskyardError(.notFound, code: "cluster_not_found", message: "cluster \(cluster) does not exist")
+}
+
+func unknownTask(_ cluster: String, _ id: Int64) -> TaskyardError {
+    TaskyardError(.notFound, code: "task_not_found", message: "task \(id) does not exist in cluster \(cluster)")
+}
