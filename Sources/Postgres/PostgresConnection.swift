@@ -74,15 +74,20 @@ public actor PostgresConnection {
     @discardableResult
     public func query(_ statement: PostgresStatement, _ parameters: [any PostgresEncodable] = []) throws(PostgresError) -> PostgresRows {
         let connection = try liveHandle()
-        if !preparedStatements.contains(statement.name) {
-            let prepared = PQprepare(connection, statement.name, statement.sql, 0, nil)
-            _ = try check(prepared, statement: statement.name)
-            preparedStatements.insert(statement.name)
-        }
+        try prepare(statement)
         let result = try withParameters(parameters) { values throws(PostgresError) in
             PQexecPrepared(connection, statement.name, Int32(values.count), values, nil, nil, 0)
         }
         return try check(result, statement: statement.name)
+    }
+
+    /// Prepares a named statement on this connection unless it already is: the server parses and
+    /// checks it against the schema now.
+    public func prepare(_ statement: PostgresStatement) throws(PostgresError) {
+        guard !preparedStatements.contains(statement.name) else { return }
+        let connection = try liveHandle()
+        _ = try check(PQprepare(connection, statement.name, statement.sql, 0, nil), statement: statement.name)
+        preparedStatements.insert(statement.name)
     }
 
     /// Runs one statement once, without preparing it (`PQexecParams`). Values go in `parameters`.

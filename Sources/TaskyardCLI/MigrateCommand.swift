@@ -8,9 +8,7 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Apply the pending schema migrations to a database.",
         discussion: """
-            Applies the migrations built into this binary, in order, each in its own transaction, under a
-            PostgreSQL advisory lock, so that several replicas starting at once apply each file once.
-            Refuses to run when a migration already applied has changed since.
+            Applies the migrations built into this binary, in order, each in its own transaction, under a PostgreSQL advisory lock, so that several replicas starting at once apply each file once. Refuses to run when a migration already applied has changed since.
 
             Example:
               taskyard migrate --database-url postgres://taskyard:secret@127.0.0.1:5432/taskyard

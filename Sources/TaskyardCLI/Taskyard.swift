@@ -6,9 +6,8 @@ struct Taskyard: AsyncParsableCommand {
         commandName: "taskyard",
         abstract: "A task queue server backed by PostgreSQL.",
         discussion: """
-            Tasks are written to PostgreSQL as queued, claimed by the node agent of their assigned node,
-            fanned out to their participating nodes, and recorded as completed or failed.
+            Tasks are written to PostgreSQL as queued, claimed by the node agent of their assigned node, fanned out to their participating nodes, and recorded as completed or failed.
             """,
-        subcommands: [MigrateCommand.self]
+        subcommands: [DevCommand.self, MigrateCommand.self]
     )
 }

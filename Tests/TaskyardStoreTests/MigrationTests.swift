@@ -1,0 +1,135 @@
+import Foundation
+import Postgres
+import Testing
+import TaskyardStore
+import TaskyardTestSupport
+
+@Suite("Migrations")
+struct MigrationTests {
+    static let bundledNames = (try? Migration.bundled().map(\.name)) ?? []
+
+    func recorded(_ pool: PostgresPool) async throws -> [String] {
+        try await pool.withConnection { connection in
+            try connection.query("SELECT name FROM schema_migrations ORDER BY version")
+                .map { row throws(PostgresError) in try row.decode("name", as: String.self) }
+        }
+    }
+
+    @Test("the binary carries migrations/*.sql")
+    func bundled() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.sourceMigrationsFolder)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(!files.isEmpty)
+        #expect(Self.bundledNames == files)
+    }
+
+    static var sourceMigrationsFolder: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appending(path: "migrations").path
+    }
+
+    @Test("applying twice is a no-op")
+    func idempotent() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
+            let first = try await Migrator.bundled().migrate(pool)
+            #expect(first.applied == Self.bundledNames)
+            let second = try await Migrator.bundled().migrate(pool)
+            #expect(second.applied.isEmpty)
+            #expect(second.alreadyApplied == Self.bundledNames)
+            #expect(try await recorded(pool) == Self.bundledNames)
+            await pool.close()
+        }
+    }
+
+    @Test("two concurrent runs apply each file once")
+    func concurrentRuns() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pools = (0..<2).map { _ in PostgresPool(configuration: configuration, options: .init(maximumConnections: 1)) }
+            let outcomes = try await withThrowingTaskGroup(of: Migrator.Outcome.self) { group in
+                for pool in pools { group.addTask { try await Migrator.bundled().migrate(pool) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.flatMap(\.applied).sorted() == Self.bundledNames)
+            #expect(try await recorded(pools[0]) == Self.bundledNames)
+            for pool in pools { await pool.close() }
+        }
+    }
+
+    @Test("a migration changed after it was applied stops the run")
+    func changedFileIsRefused() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
+            try await Migrator.bundled().migrate(pool)
+            var edited = try Migration.bundled()
+            edited[0] = Migration(version: edited[0].version, name: edited[0].name, sql: edited[0].sql + "\n-- edited\n")
+            let error = try await #require(throws: TaskyardMigrationError.self) {
+                try await Migrator(migrations: edited).migrate(pool)
+            }
+            #expect(error.description.contains("was changed after it was applied"))
+            #expect(error.description.contains(edited[0].name))
+            await pool.close()
+        }
+    }
+
+    @Test("a failing migration is rolled back and not recorded")
+    func failingMigrationRollsBack() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
+            let broken = Migration(version: 9999, name: "9999_broken.sql",
+                                   sql: "CREATE TABLE half_done (id int); SELECT 1 / 0;")
+            let error = try await #require(throws: TaskyardMigrationError.self) {
+                try await Migrator(migrations: try Migration.bundled() + [broken]).migrate(pool)
+            }
+            #expect(error.description.contains("9999_broken.sql"))
+            #expect(error.description.contains("division by zero"))
+            #expect(try await recorded(pool) == Self.bundledNames)
+            let exists: Bool = try await pool.withConnection { connection in
+                try connection.query("SELECT to_regclass('half_done') IS NOT NULL AS found").single().decode("found")
+            }
+            #expect(!exists)
+            await pool.close()
+        }
+    }
+
+    @Test("`taskyard migrate` applies the schema, then reports it up to date")
+    func command() async throws {
+        let binary = try #require(Self.taskyardBinary, "the taskyard executable should be built next to the tests")
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let keywords = configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let first = try Self.run(binary, ["migrate", "--database-url", keywords])
+            #expect(first.status == 0)
+            #expect(first.output.contains("applied \(Self.bundledNames[0])"))
+            let second = try Self.run(binary, ["migrate"], environment: ["TASKYARD_DATABASE_URL": keywords])
+            #expect(second.status == 0)
+            #expect(second.output.contains("0 applied now, \(Self.bundledNames.count) already applied"))
+            let missing = try Self.run(binary, ["migrate"], environment: ["TASKYARD_DATABASE_URL": ""])
+            #expect(missing.status != 0)
+            #expect(missing.output.contains("--database-url"))
+        }
+    }
+
+    static var taskyardBinary: URL? {
+        let folder = Bundle.main.executableURL?.deletingLastPathComponent()
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [folder, folder.deletingLastPathComponent()] {
+            let binary = candidate.appending(path: "taskyard")
+            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
+        }
+        return nil
+    }
+
+    static func run(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,95 @@
+import Postgres
+import Testing
+import TaskyardDomain
+import TaskyardStore
+import TaskyardTestSupport
+
+/// Holds the store's SQL guards to `TaskStateMachine.transitions`: for every action and every state a task
+/// can be in, the store makes the move exactly when the table allows it, lands in the state the table
+/// says, and records it in `task_events`; a refused move changes nothing at all.
+@Suite("Store and state machine agree")
+struct StateMachineAgreementTests {
+    static let sources: [TaskState?] = [nil] + TaskState.allCases
+
+    @Test("store transitions match the table", arguments: TaskAction.allCases)
+    func agreement(action: TaskAction) async throws {
+        try await TestDatabase.withStore { store in
+            // One initiator per starting state, so that a claim on it can only take that task.
+            try await store.makeCluster(nodes: (1...6).map { "n\($0)" })
+            for (index, source) in Self.sources.enumerated() {
+                let node = "n\(index + 1)"
+                let task = try await Self.task(in: source, on: node, store: store)
+                let before = try await store.snapshot()
+                let outcome = try await Self.perform(action, on: task, node: node, store: store)
+                let expected = TaskStateMachine.next(from: source, on: action)
+                let label = "\(source?.rawValue ?? "∅") --\(action.rawValue)-->"
+                #expect(outcome?.state == expected, "\(label) landed in \(outcome?.state.rawValue ?? "refused")")
+                if let outcome, expected != nil {
+                    let events = try await store.events(of: outcome)
+                    #expect(events.last?.from == source, "\(label) event")
+                    #expect(events.last?.to == expected, "\(label) event")
+                } else {
+                    #expect(try await store.snapshot() == before, "\(label) was refused but changed rows")
+                }
+            }
+        }
+    }
+
+    /// A task in `state` whose initiator is `node`; nil for "no task yet".
+    static func task(in state: TaskState?, on node: String, store: TaskStore) async throws -> TaskRecord? {
+        guard let state else { return nil }
+        let task = try await store.submit(on: [node])
+        switch state {
+        case .queued:
+            return task
+        case .cancelled:
+            return try await store.cancel(cluster: TaskStore.cluster, taskID: task.id)
+        case .received, .completed, .failed:
+            let claimed = try #require(try await store.claimOne(node))
+            guard state != .received else { return claimed }
+            let report = TaskReport(attempt: claimed.attempt, state: state == .completed ? .completed : .failed)
+            return try await store.report(report, cluster: TaskStore.cluster, node: node, taskID: claimed.id)
+        }
+    }
+
+    /// Performs `action` through the store; the resulting task, or nil when the store refused.
+    static func perform(_ action: TaskAction, on task: TaskRecord?, node: String, store: TaskStore) async throws -> TaskRecord? {
+        let cluster = TaskStore.cluster
+        let taskID = task?.id ?? 999_999
+        func refusedOnConflict(_ body: () async throws -> TaskRecord) async throws -> TaskRecord? {
+            do { return try await body() } catch let error as TaskyardError { _ = error; return nil }
+        }
+        switch action {
+        case .submit:
+            guard task == nil else { return nil }
+            return try await store.submit(on: [node])
+        case .claim:
+            guard let task else { return nil }
+            return try await store.claimOne(task.assignedNode)
+        case .complete, .fail, .acknowledgeCancel:
+            let state: ReportedState = action == .complete ? .completed : action == .fail ? .failed : .cancelled
+            return try await refusedOnConflict {
+                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), state: state),
+                                       cluster: cluster, node: node, taskID: taskID)
+            }
+        case .cancel:
+            let before = try await store.snapshot()
+            let result = try await refusedOnConflict { try await store.cancel(cluster: cluster, taskID: taskID) }
+            return try await store.snapshot() == before ? nil : result
+        case .retry:
+            return try await refusedOnConflict { try await store.retry(cluster: cluster, taskID: taskID) }
+        case .recordParticipantCompleted, .recordParticipantFailed, .recordParticipantCancelled:
+            // Participant outcomes are born with the report of a received parent; there is no task before.
+            guard task == nil else { return nil }
+            let outcome: ReportedState = action == .recordParticipantCompleted ? .completed
+                : action == .recordParticipantFailed ? .failed : .cancelled
+            let parent = try await store.submit(on: [node])
+            let claimed = try #require(try await store.claimOne(node))
+            #expect(claimed.id == parent.id)
+            let report = TaskReport(attempt: claimed.attempt, state: outcome == .completed ? .completed : .failed,
+                                    participants: [ParticipantOutcome(node: node, state: outcome)])
+            _ = try await store.report(report, cluster: cluster, node: node, taskID: claimed.id)
+            return try await store.children(cluster: cluster, of: parent.id).first
+        }
+    }
+}
