@@ -30,17 +30,15 @@ struct DevCommand: AsyncParsableCommand {
     var reset = false
 
     func run() async throws {
-        // Progress lines should appear as they happen, also when the output goes to a file or a pipe.
-        setvbuf(stdout, nil, _IOLBF, 0)
         let folder = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
             .standardizedFileURL
         if reset, FileManager.default.fileExists(atPath: folder.path) {
-            print("removing \(folder.path)")
+            say("removing \(folder.path)")
             try FileManager.default.removeItem(at: folder)
         }
         let server = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"),
                                           socketDirectory: folder.appending(path: "run"), port: port, listenOnTCP: true)
-        if !server.isInitialized { print("initialising a new PostgreSQL cluster in \(server.dataDirectory.path) …") }
+        if !server.isInitialized { say("initialising a new PostgreSQL cluster in \(server.dataDirectory.path) …") }
         try server.initializeIfNeeded()
         if server.isRunning {
             throw ValidationError("PostgreSQL already runs on \(server.dataDirectory.path): is another `taskyard dev` running here?")
@@ -52,7 +50,7 @@ struct DevCommand: AsyncParsableCommand {
             try? server.stop(mode: .fast)
             throw error
         }
-        print("""
+        say("""
 
             Taskyard dev is up.
               database   postgres://postgres@127.0.0.1:\(port)/taskyard
@@ -62,9 +60,9 @@ struct DevCommand: AsyncParsableCommand {
             Ctrl-C stops everything.
             """)
         await waitForInterrupt()
-        print("\nstopping PostgreSQL …")
+        say("\nstopping PostgreSQL …")
         try server.stop(mode: .fast)
-        print("stopped; the data stays in \(folder.path) (use --reset to start over)")
+        say("stopped; the data stays in \(folder.path) (use --reset to start over)")
     }
 
     private func prepare(_ server: EmbeddedPostgres) async throws {
@@ -76,9 +74,9 @@ struct DevCommand: AsyncParsableCommand {
         if !exists { try await admin.perform { connection in try connection.execute("CREATE DATABASE taskyard") } }
         await admin.close()
         let pool = PostgresPool(configuration: server.configuration(database: "taskyard"), options: .init(maximumConnections: 1))
-        let outcome = try await Migrator.bundled().migrate(pool) { migration in print("applied \(migration.name)") }
+        let outcome = try await Migrator.bundled().migrate(pool) { migration in say("applied \(migration.name)") }
         await pool.close()
-        print("schema up to date (\(outcome.applied.count + outcome.alreadyApplied.count) migrations)")
+        say("schema up to date (\(outcome.applied.count + outcome.alreadyApplied.count) migrations)")
     }
 
     /// Returns on SIGINT or SIGTERM.

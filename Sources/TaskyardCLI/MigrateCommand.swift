@@ -26,13 +26,13 @@ struct MigrateCommand: AsyncParsableCommand {
         let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
         defer { Task { await pool.close() } }
         let outcome = try await migrator.migrate(pool) { migration in
-            print("applied \(migration.name)")
+            say("applied \(migration.name)")
         }
         if !outcome.unknownVersions.isEmpty {
             let versions = outcome.unknownVersions.map(String.init).joined(separator: ", ")
-            print("note: the database also has migrations this binary does not know (\(versions)); a newer taskyard ran here")
+            say("note: the database also has migrations this binary does not know (\(versions)); a newer taskyard ran here")
         }
-        print("database is up to date: \(outcome.applied.count) applied now, \(outcome.alreadyApplied.count) already applied")
+        say("database is up to date: \(outcome.applied.count) applied now, \(outcome.alreadyApplied.count) already applied")
     }
 }
 
