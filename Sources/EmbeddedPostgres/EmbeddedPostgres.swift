@@ -79,7 +79,13 @@ public struct EmbeddedPostgres: Sendable {
                        "-c", "listen_addresses=\(listenOnTCP ? "127.0.0.1" : "")"]
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { options += ["-c", "\(key)=\(value)"] }
         let quoted = options.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        try run("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
+        do {
+            try run("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
+        } catch {
+            let log = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+            let tail = log.split(separator: "\n").suffix(8).joined(separator: "\n")
+            throw EmbeddedPostgresError("\(error)\nlast lines of \(logFile.path):\n\(tail)")
+        }
     }
 
     public enum StopMode: String, Sendable { case smart, fast, immediate }

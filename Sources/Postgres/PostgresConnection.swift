@@ -137,10 +137,15 @@ public actor PostgresConnection {
     /// Cheap check before a pool hands the connection out: no open transaction, and nothing arrived
     /// on the socket while idle. A server that restarted or ended the session has sent an error and
     /// closed the socket; reading that now marks the connection broken instead of failing the next query.
+    /// A connection that fails the check is marked broken, so that its pool drops it.
     public func isReadyForUse() -> Bool {
         guard let connection = handle, PQstatus(connection) == CONNECTION_OK,
               PQtransactionStatus(connection) == PQTRANS_IDLE
-        else { return false }
+        else {
+            // Closed, failed, or left inside a transaction by its last user: not safe to hand out.
+            markBroken()
+            return false
+        }
         // A server ending the session sends an error (which libpq files as a notice while idle) and then
         // closes the socket; the close is seen only by a further read. Read until nothing is pending.
         var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)

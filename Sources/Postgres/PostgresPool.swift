@@ -100,8 +100,11 @@ public final class PostgresPool: Sendable {
     public func close() async {
         let (idle, waiters) = state.withLock { state in
             state.closed = true
-            defer { state.idle = []; state.waiters = []; state.open -= state.idle.count }
-            return (state.idle, state.waiters)
+            let taken = (state.idle, state.waiters)
+            state.open -= state.idle.count
+            state.idle = []
+            state.waiters = []
+            return taken
         }
         for waiter in waiters { waiter.continuation.resume(throwing: closedError) }
         for connection in idle { await connection.close() }

@@ -80,3 +80,26 @@ struct PoolTests {
         }
     }
 }
+
+@Suite("Connection pool hygiene")
+struct PoolHygieneTests {
+    @Test("a connection left inside a transaction is not handed out again; close drops every connection")
+    func abandonedTransaction() async throws {
+        try await TestDatabase.withPool(maximumConnections: 1) { pool in
+            // A caller that opens a transaction by hand and forgets to end it.
+            try await pool.withConnection { connection in
+                try connection.execute("BEGIN; CREATE TEMPORARY TABLE leaked (x int)")
+            }
+            let status: String = try await pool.withConnection { connection in
+                try connection.query("SELECT CASE WHEN to_regclass('pg_temp.leaked') IS NULL THEN 'fresh' ELSE 'inherited' END AS status")
+                    .single().decode("status")
+            }
+            #expect(status == "fresh", "the next user must not inherit the open transaction")
+            #expect(pool.statistics.open == 1)
+            await pool.close()
+            #expect(pool.statistics.open == 0 && pool.statistics.idle == 0)
+            let closed = try await #require(throws: PostgresError.self) { try await pool.withConnection { c in try c.query("SELECT 1") } }
+            #expect(closed.kind == .closed)
+        }
+    }
+}
