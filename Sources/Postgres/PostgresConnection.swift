@@ -52,6 +52,9 @@ public actor PostgresConnection {
                                 message: "cannot connect to PostgreSQL (\(configuration)): \(message)")
         }
         handle = connection
+        // libpq prints server notices to stderr by default; a library must not write to its host's
+        // stderr. Errors still arrive as thrown PostgresErrors.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         // Timestamps are parsed and written as UTC ISO text; this makes the server agree.
         try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")
     }
