@@ -258,10 +258,7 @@ public struct TaskStore: Sendable {
             ])
             if let row = rows.first { return try TaskRecord(row: row) }
             // Nothing changed: say why, from the task as it stands.
-            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
-                throw unknownTask(cluster, taskID)
-            }
-            let task = try TaskRecord(row: current)
+            let task = try Self.existingTask(cluster, taskID, on: connection)
             try report.validate(participatingNodes: task.participatingNodes)
             if task.state != .received {
                 throw TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
@@ -289,10 +286,7 @@ public struct TaskStore: Sendable {
             if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
                 return try TaskRecord(row: row)
             }
-            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
-                throw unknownTask(cluster, taskID)
-            }
-            let task = try TaskRecord(row: current)
+            let task = try Self.existingTask(cluster, taskID, on: connection)
             if task.state.isTerminal {
                 throw TaskyardError(.conflict, code: "already_finished",
                                     message: "task \(taskID) is already \(task.state.rawValue)")
@@ -312,10 +306,7 @@ public struct TaskStore: Sendable {
             if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {
                 return try TaskRecord(row: row)
             }
-            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
-                throw unknownTask(cluster, taskID)
-            }
-            let state = try current.decode("state", as: TaskState.self)
+            let state = try Self.existingTask(cluster, taskID, on: connection).state
             throw TaskyardError(.conflict, code: "not_retryable",
                                 message: "task \(taskID) is \(state.rawValue); only failed or cancelled tasks can be retried")
         }
@@ -325,10 +316,7 @@ public struct TaskStore: Sendable {
     public func delete(cluster: String, taskID: Int64) async throws {
         try await pool.withConnection { connection in
             if !(try connection.query(TasksSQL.delete, [cluster, taskID]).isEmpty) { return }
-            guard let current = try connection.query(TasksSQL.get, [cluster, taskID]).first else {
-                throw unknownTask(cluster, taskID)
-            }
-            let state = try current.decode("state", as: TaskState.self)
+            let state = try Self.existingTask(cluster, taskID, on: connection).state
             throw TaskyardError(.conflict, code: "not_finished",
                                 message: state.isTerminal
                                     ? "task \(taskID) has descendants that are still running"
@@ -337,6 +325,13 @@ public struct TaskStore: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The task as it stands, to explain why a guarded statement changed nothing; 404 when it is gone.
+    private static func existingTask(_ cluster: String, _ id: Int64,
+                                     on connection: isolated PostgresConnection) throws -> TaskRecord {
+        guard let row = try connection.query(TasksSQL.get, [cluster, id]).first else { throw unknownTask(cluster, id) }
+        return try TaskRecord(row: row)
+    }
 
     private static func requireCluster(_ cluster: String, on connection: isolated PostgresConnection) throws {
         guard try connection.query(ClustersSQL.exists, [cluster]).single().decode("found", as: Bool.self) else {

@@ -14,12 +14,7 @@ public enum TestDatabase {
     public static func withDatabase<T: Sendable>(
         _ body: (PostgresConfiguration) async throws -> T
     ) async throws -> T {
-        let server = try await TestServer.shared.start()
-        let name = try await TestServer.shared.createDatabase()
-        let result: Result<T, any Error>
-        do { result = .success(try await body(server.admin.withDatabase(name))) } catch { result = .failure(error) }
-        try? await TestServer.shared.dropDatabase(name)
-        return try result.get()
+        try await withNewDatabase(template: nil, body)
     }
 
     /// A pool on a fresh, migrated database; closed and dropped when `body` returns.
@@ -46,8 +41,15 @@ public enum TestDatabase {
     public static func withEmptyDatabase<T: Sendable>(
         _ body: (PostgresConfiguration) async throws -> T
     ) async throws -> T {
+        try await withNewDatabase(template: "template0", body)
+    }
+
+    /// A database cloned from `template` (nil: the migrated one), dropped when `body` returns.
+    private static func withNewDatabase<T: Sendable>(
+        template: String?, _ body: (PostgresConfiguration) async throws -> T
+    ) async throws -> T {
         let server = try await TestServer.shared.start()
-        let name = try await TestServer.shared.createDatabase(template: "template0")
+        let name = try await TestServer.shared.createDatabase(template: template)
         let result: Result<T, any Error>
         do { result = .success(try await body(server.admin.withDatabase(name))) } catch { result = .failure(error) }
         try? await TestServer.shared.dropDatabase(name)

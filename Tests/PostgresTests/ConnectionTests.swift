@@ -196,19 +196,20 @@ struct ConnectionTests {
     @Test("blocking libpq calls leave Swift's cooperative threads free")
     func blockingCallsDoNotStarveConcurrency() async throws {
         try await TestDatabase.withPool(maximumConnections: 6) { pool in
-            // Six half-second sleeps at once: more than the cooperative pool has threads on this machine.
-            // A ticker on the cooperative pool must keep ticking meanwhile.
+            // Six one-second sleeps at once: more than the cooperative pool has threads on this machine.
+            // Were libpq blocking those threads, a ticker on the cooperative pool could not tick at all
+            // until the sleeps ended; on dedicated threads it ticks throughout.
             let ticks = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
-                        try await pool.withConnection { connection in try connection.query("SELECT pg_sleep(0.5)") }
+                        try await pool.withConnection { connection in try connection.query("SELECT pg_sleep(1)") }
                         return 0
                     }
                 }
                 group.addTask {
                     var ticks = 0
                     let clock = ContinuousClock()
-                    let end = clock.now + .milliseconds(400)
+                    let end = clock.now + .milliseconds(800)
                     while clock.now < end {
                         try await Task.sleep(for: .milliseconds(10))
                         ticks += 1
@@ -217,8 +218,9 @@ struct ConnectionTests {
                 }
                 return try await group.reduce(0, +)
             }
-            // Unblocked, about 30–40 ticks fit in 400 ms; starved, none would until the sleeps end.
-            #expect(ticks >= 10)
+            // Unloaded, about 70 ticks fit in 800 ms; the bar is low because the rest of the suite runs
+            // alongside on two cores. Starved, there would be none.
+            #expect(ticks >= 3)
         }
     }
 }
