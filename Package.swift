@@ -9,6 +9,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // No traits: Taskyard reads its configuration itself, and swift-configuration costs build time.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libpq, the only database dependency: libpq-dev on Debian supplies libpq.pc.
@@ -25,11 +32,48 @@ let package = Package(
             dependencies: ["Postgres", "TaskyardDomain"],
             plugins: ["EmbedMigrations"]
         ),
+        // The HTTP contract's JSON: the shapes the server writes and the agent and CLI read.
+        .target(name: "TaskyardAPI", dependencies: ["TaskyardDomain"]),
+        // A typed client for the server's API (agents, the command line, tests).
+        .target(
+            name: "TaskyardClient",
+            dependencies: [
+                "TaskyardAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The HTTP server: validation, the API routes, errors in the contract's shape.
+        .target(
+            name: "TaskyardServer",
+            dependencies: [
+                "TaskyardStore", "TaskyardAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The node agent: polls its node's tasks, fans them out, serves the participant endpoint.
+        .target(
+            name: "TaskyardAgent",
+            dependencies: [
+                "TaskyardClient", "TaskyardAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "TaskyardCLI",
             dependencies: [
-                "TaskyardStore", "EmbeddedPostgres",
+                "TaskyardStore", "EmbeddedPostgres", "TaskyardServer", "TaskyardAgent", "TaskyardClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Compiles migrations/*.sql into the store module, so the binary carries its schema.
@@ -40,6 +84,11 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TaskyardTestSupport"]),
         .testTarget(name: "TaskyardDomainTests", dependencies: ["TaskyardDomain"]),
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardTestSupport"]),
+        .testTarget(
+            name: "TaskyardEndToEndTests",
+            dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -62,13 +62,14 @@ public struct TaskReport: Sendable, Hashable {
         self.participants = participants
     }
 
-    /// Rules that need only the report and the task's participating nodes.
-    public func validate(participatingNodes: [String]) throws(TaskyardError) {
+    /// Rules on the report alone, and, given the task's participating nodes, that every participant is one.
+    public func validate(participatingNodes: [String]? = nil) throws(TaskyardError) {
         guard attempt >= 1 else { throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)") }
         var seen = Set<String>()
         for (index, participant) in participants.enumerated() {
             let field = "participants[\(index)]"
-            guard participatingNodes.contains(participant.node) else {
+            try Identifier.validate(participant.node, field: field + ".node")
+            if let participatingNodes, !participatingNodes.contains(participant.node) {
                 throw .invalid(field + ".node", "\(participant.node) is not a participating node of this task")
             }
             guard seen.insert(participant.node).inserted else {
@@ -79,5 +80,31 @@ public struct TaskReport: Sendable, Hashable {
                                "a task is completed only when every participant completed; report it failed")
             }
         }
+    }
+}
+
+/// A task an agent says it still holds, with its attempt and progress (a heartbeat).
+public struct HeldTask: Sendable, Hashable {
+    public var id: Int64
+    public var attempt: Int
+    public var progress: JSONValue?
+
+    public init(id: Int64, attempt: Int, progress: JSONValue? = nil) {
+        self.id = id
+        self.attempt = attempt
+        self.progress = progress
+    }
+}
+
+/// What a heartbeat tells the agent back.
+public struct LeaseRenewal: Sendable, Hashable {
+    /// Held tasks whose cancel was requested.
+    public var cancel: [Int64]
+    /// Tasks the node no longer holds at that attempt.
+    public var lost: [Int64]
+
+    public init(cancel: [Int64], lost: [Int64]) {
+        self.cancel = cancel
+        self.lost = lost
     }
 }

@@ -244,7 +244,8 @@ public struct TaskStore: Sendable {
     /// Ends a received task as its agent reports, recording each participant's outcome as a child task.
     /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
     public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
-        try await pool.withConnection { connection in
+        try report.validate()
+        return try await pool.withConnection { connection in
             let participants = report.participants
             var detail: [String: JSONValue] = [:]
             if let error = report.error { detail["error"] = .string(error) }
@@ -271,6 +272,37 @@ public struct TaskStore: Sendable {
             throw TaskyardError(.conflict, code: "stale_attempt",
                                 message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
         }
+    }
+
+    /// Ids of the tasks the node holds whose cancel was requested.
+    public func cancelRequested(cluster: String, node: String) async throws -> [Int64] {
+        try await pool.query(TasksSQL.cancelRequested, [cluster, node]).map { row throws(PostgresError) in try row.decode("id") }
+    }
+
+    /// Renews the leases of the tasks the node still holds at the attempts it names.
+    public func renewLeases(cluster: String, node: String, tasks: [HeldTask], leaseSeconds: Double) async throws -> LeaseRenewal {
+        guard !tasks.isEmpty else { return LeaseRenewal(cancel: try await cancelRequested(cluster: cluster, node: node), lost: []) }
+        let rows = try await pool.query(TasksSQL.renewLeases, [
+            cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, leaseSeconds,
+        ])
+        var renewal = LeaseRenewal(cancel: [], lost: [])
+        for row in rows {
+            let id: Int64 = try row.decode("id")
+            if !(try row.decode("held", as: Bool.self)) { renewal.lost.append(id) }
+            if try row.decode("cancel", as: Bool.self) { renewal.cancel.append(id) }
+        }
+        return renewal
+    }
+
+    // MARK: - Schema
+
+    /// Names of the bundled migrations the database has not applied.
+    public func pendingMigrations() async throws -> [String] {
+        let applied = Set(try await pool.withConnection { connection in
+            try connection.query(SchemaMigrationsSQL.applied)
+                .map { row throws(PostgresError) in try row.decode("version", as: Int.self) }
+        })
+        return try Migration.bundled().filter { !applied.contains($0.version) }.map(\.name)
     }
 
     // MARK: - Cancel, retry, delete

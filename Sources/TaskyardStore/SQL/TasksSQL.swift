@@ -127,6 +127,7 @@ enum TasksSQL {
                SET state = $5, result = $6::jsonb, error = $7, finished_at = now(), updated_at = now(),
                    lease_expires_at = NULL
              WHERE cluster_id = $1 AND id = $2 AND assigned_node = $3 AND attempt = $4 AND state = 'received'
+               AND $8::text[] <@ participating_nodes
             RETURNING *
         ), participants AS (
             SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
@@ -211,6 +212,32 @@ enum TasksSQL {
         RETURNING id
         """)
 
-    static let all = [submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+    /// Tasks the node holds whose cancel was requested: the agent is to stop them.
+    static let cancelRequested = PostgresStatement("tasks.cancel_requested", """
+        SELECT id FROM tasks
+         WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received' AND cancel_requested_at IS NOT NULL
+         ORDER BY id
+        """)
+
+    /// A heartbeat: renews the lease (and records progress) of each task the node still holds at the
+    /// attempt it names; the others are lost to it.
+    static let renewLeases = PostgresStatement("tasks.renew_leases", """
+        WITH held AS (
+            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS h (id, attempt, progress)
+        ), renewed AS (
+            UPDATE tasks t
+               SET lease_expires_at = now() + make_interval(secs => $6::double precision),
+                   progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
+              FROM held
+             WHERE t.cluster_id = $1 AND t.id = held.id AND t.assigned_node = $2 AND t.attempt = held.attempt
+               AND t.state = 'received'
+            RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
+        )
+        SELECT h.id, r.id IS NOT NULL AS held, coalesce(r.cancel, false) AS cancel
+          FROM held h LEFT JOIN renewed r ON r.id = h.id
+         ORDER BY h.id
+        """)
+
+    static let all = [cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
                       report, cancel, retry, delete]
 }

@@ -1,0 +1,132 @@
+import Foundation
+import TaskyardDomain
+
+/// `GET /api/v1/tasks/{cluster_id}/{node_id}`: the tasks claimed by this poll, and the held tasks to stop.
+public struct PollResponse: Codable, Sendable {
+    public var tasks: [TaskObject]
+    public var cancel: [Int64]
+    public init(tasks: [TaskObject], cancel: [Int64]) {
+        self.tasks = tasks
+        self.cancel = cancel
+    }
+}
+
+/// `POST /api/v1/tasks/{cluster_id}/{node_id}/heartbeat`
+public struct HeartbeatRequest: Codable, Sendable {
+    public struct HeldTask: Codable, Sendable, Hashable {
+        public var id: Int64
+        public var attempt: Int
+        public var progress: Progress?
+        public init(id: Int64, attempt: Int, progress: Progress? = nil) {
+            self.id = id
+            self.attempt = attempt
+            self.progress = progress
+        }
+    }
+
+    public struct Progress: Codable, Sendable, Hashable {
+        public var completed: Double
+        public var total: Double?
+        public var units: String?
+        public init(completed: Double, total: Double? = nil, units: String? = nil) {
+            self.completed = completed
+            self.total = total
+            self.units = units
+        }
+    }
+
+    public var tasks: [HeldTask]
+    public init(tasks: [HeldTask]) { self.tasks = tasks }
+}
+
+public struct HeartbeatResponse: Codable, Sendable, Equatable {
+    /// Held tasks whose cancel was requested.
+    public var cancel: [Int64]
+    /// Tasks this node no longer holds at that attempt: stop them and do not report.
+    public var lost: [Int64]
+    public init(cancel: [Int64], lost: [Int64]) {
+        self.cancel = cancel
+        self.lost = lost
+    }
+}
+
+/// `POST /api/v1/tasks/{cluster_id}/{node_id}/{task_id}/state`
+public struct StateReportRequest: Codable, Sendable {
+    public struct Participant: Codable, Sendable, Hashable {
+        public var node: String
+        public var state: ReportedState
+        public var result: JSONValue?
+        public var error: String?
+        public var startedAt: Date?
+        public var finishedAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case node, state, result, error, startedAt = "started_at", finishedAt = "finished_at"
+        }
+
+        public init(_ outcome: ParticipantOutcome) {
+            node = outcome.node
+            state = outcome.state
+            result = outcome.result
+            error = outcome.error
+            startedAt = outcome.startedAt
+            finishedAt = outcome.finishedAt
+        }
+
+        public var outcome: ParticipantOutcome {
+            ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: startedAt,
+                               finishedAt: finishedAt)
+        }
+    }
+
+    public var attempt: Int
+    public var state: ReportedState
+    public var result: JSONValue?
+    public var error: String?
+    public var participants: [Participant]?
+
+    public init(_ report: TaskReport) {
+        attempt = report.attempt
+        state = report.state
+        result = report.result
+        error = report.error
+        participants = report.participants.map(Participant.init)
+    }
+
+    public var report: TaskReport {
+        TaskReport(attempt: attempt, state: state, result: result, error: error,
+                   participants: (participants ?? []).map(\.outcome))
+    }
+}
+
+/// `POST {node endpoint}/api/v1/tasks/{type}`: the work one participant does for a task.
+public struct ParticipantRequest: Codable, Sendable, Hashable {
+    public var taskID: Int64
+    public var clusterID: String
+    public var attempt: Int
+    public var initiator: String
+    public var payload: JSONValue
+
+    enum CodingKeys: String, CodingKey {
+        case attempt, initiator, payload, taskID = "task_id", clusterID = "cluster_id"
+    }
+
+    public init(taskID: Int64, clusterID: String, attempt: Int, initiator: String, payload: JSONValue) {
+        self.taskID = taskID
+        self.clusterID = clusterID
+        self.attempt = attempt
+        self.initiator = initiator
+        self.payload = payload
+    }
+}
+
+/// A participant's answer on success.
+public struct ParticipantResult: Codable, Sendable, Hashable {
+    public var result: JSONValue?
+    public init(result: JSONValue?) { self.result = result }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(result, forKey: .result)
+    }
+}

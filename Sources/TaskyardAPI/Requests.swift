@@ -1,0 +1,137 @@
+import Foundation
+import TaskyardDomain
+
+/// `POST /api/v1/clusters`
+public struct CreateClusterRequest: Codable, Sendable {
+    public var id: String
+    public var name: String?
+    public init(id: String, name: String? = nil) {
+        self.id = id
+        self.name = name
+    }
+}
+
+public struct ClusterObject: Codable, Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+
+    enum CodingKeys: String, CodingKey { case id, name, createdAt = "created_at" }
+
+    public init(_ cluster: Cluster) {
+        id = cluster.id
+        name = cluster.name
+        createdAt = cluster.createdAt
+    }
+}
+
+public struct ClusterList: Codable, Sendable {
+    public var clusters: [ClusterObject]
+    public init(clusters: [ClusterObject]) { self.clusters = clusters }
+}
+
+/// `PUT /api/v1/clusters/{cluster_id}/nodes/{node_id}`
+public struct RegisterNodeRequest: Codable, Sendable {
+    public var endpoint: String
+    public var labels: JSONValue?
+    public var capacity: Int?
+    public init(endpoint: String, labels: JSONValue? = nil, capacity: Int? = nil) {
+        self.endpoint = endpoint
+        self.labels = labels
+        self.capacity = capacity
+    }
+}
+
+public struct NodeObject: Codable, Sendable, Hashable {
+    public var id: String
+    public var clusterID: String
+    public var endpoint: String
+    public var status: NodeStatus
+    public var lastSeenAt: Date
+    public var capacity: Int
+    public var heldTasks: Int
+    public var labels: JSONValue
+
+    enum CodingKeys: String, CodingKey {
+        case id, endpoint, status, capacity, labels
+        case clusterID = "cluster_id", lastSeenAt = "last_seen_at", heldTasks = "held_tasks"
+    }
+
+    public init(_ node: Node) {
+        id = node.id
+        clusterID = node.clusterID
+        endpoint = node.endpoint
+        status = node.status
+        lastSeenAt = node.lastSeenAt
+        capacity = node.capacity
+        heldTasks = node.heldTasks
+        labels = node.labels
+    }
+}
+
+public struct NodeList: Codable, Sendable {
+    public var nodes: [NodeObject]
+    public init(nodes: [NodeObject]) { self.nodes = nodes }
+}
+
+/// `POST /api/v1/clusters/{cluster_id}/tasks`, and each item of a batch.
+public struct SubmitTaskRequest: Codable, Sendable, Hashable {
+    public var type: String
+    public var participatingNodes: [String]
+    public var payload: JSONValue?
+    public var priority: Int?
+    public var runAfter: Date?
+    public var maxAttempts: Int?
+    public var timeoutSeconds: Int?
+    public var orderingKey: String?
+    public var assign: AssignPolicy?
+    public var affinity: Affinity?
+    public var parentID: Int64?
+    public var abortable: Bool?
+    public var `internal`: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case type, payload, priority, assign, affinity, abortable, `internal`
+        case participatingNodes = "participating_nodes", runAfter = "run_after", maxAttempts = "max_attempts"
+        case timeoutSeconds = "timeout_seconds", orderingKey = "ordering_key", parentID = "parent_id"
+    }
+
+    public init(type: String, participatingNodes: [String], payload: JSONValue? = nil, priority: Int? = nil,
+                runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil, orderingKey: String? = nil,
+                assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
+                internal: Bool? = nil) {
+        self.type = type
+        self.participatingNodes = participatingNodes
+        self.payload = payload
+        self.priority = priority
+        self.runAfter = runAfter
+        self.maxAttempts = maxAttempts
+        self.timeoutSeconds = timeoutSeconds
+        self.orderingKey = orderingKey
+        self.assign = assign
+        self.affinity = affinity
+        self.parentID = parentID
+        self.abortable = abortable
+        self.internal = `internal`
+    }
+
+    public func submission(idempotencyKey: String?, opaqueID: String?) -> TaskSubmission {
+        TaskSubmission(type: type, participatingNodes: participatingNodes, payload: payload ?? [:],
+                       priority: priority ?? 0, runAfter: runAfter, maxAttempts: maxAttempts,
+                       timeoutSeconds: timeoutSeconds, orderingKey: orderingKey, assign: assign ?? .first,
+                       affinity: affinity ?? .any, parentID: parentID, abortable: abortable ?? true,
+                       isInternal: `internal` ?? false, idempotencyKey: idempotencyKey, opaqueID: opaqueID)
+    }
+}
+
+/// `POST /api/v1/clusters/{cluster_id}/tasks/batch`
+public struct SubmitBatchRequest: Codable, Sendable {
+    public var tasks: [SubmitTaskRequest]
+    public init(tasks: [SubmitTaskRequest]) { self.tasks = tasks }
+}
+
+/// `POST …/tasks/{task_id}/cancel`
+public struct CancelRequest: Codable, Sendable {
+    public var reason: String?
+    public init(reason: String? = nil) { self.reason = reason }
+}

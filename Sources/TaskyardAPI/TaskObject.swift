@@ -1,0 +1,222 @@
+import Foundation
+import TaskyardDomain
+
+/// The task object of the HTTP contract, field for field.
+public struct TaskObject: Codable, Sendable, Hashable {
+    public var id: Int64
+    public var clusterID: String
+    public var type: String
+    public var state: TaskState
+    public var payload: JSONValue
+    public var assignedNode: String
+    public var participatingNodes: [String]
+    public var parentID: Int64?
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var priority: Int
+    public var runAfter: Date?
+    public var leaseExpiresAt: Date?
+    public var orderingKey: String?
+    public var idempotencyKey: String?
+    public var opaqueID: String?
+    public var result: JSONValue?
+    public var error: String?
+    public var cancelRequested: Bool
+    public var abortable: Bool
+    public var `internal`: Bool
+    public var progress: JSONValue?
+    public var createdAt: Date
+    public var receivedAt: Date?
+    public var finishedAt: Date?
+    public var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress
+        case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
+        case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after"
+        case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
+        case opaqueID = "opaque_id", cancelRequested = "cancel_requested", createdAt = "created_at"
+        case receivedAt = "received_at", finishedAt = "finished_at", updatedAt = "updated_at"
+    }
+
+    public init(_ task: TaskRecord) {
+        id = task.id
+        clusterID = task.clusterID
+        type = task.type
+        state = task.state
+        payload = task.payload
+        assignedNode = task.assignedNode
+        participatingNodes = task.participatingNodes
+        parentID = task.parentID
+        attempt = task.attempt
+        maxAttempts = task.maxAttempts
+        priority = task.priority
+        runAfter = task.runAfter
+        leaseExpiresAt = task.leaseExpiresAt
+        orderingKey = task.orderingKey
+        idempotencyKey = task.idempotencyKey
+        opaqueID = task.opaqueID
+        result = task.result
+        error = task.error
+        cancelRequested = task.cancelRequested
+        abortable = task.abortable
+        `internal` = task.isInternal
+        progress = task.progress
+        createdAt = task.createdAt
+        receivedAt = task.receivedAt
+        finishedAt = task.finishedAt
+        updatedAt = task.updatedAt
+    }
+
+    /// Writes every field, null included: clients rely on the keys being there.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(clusterID, forKey: .clusterID)
+        try container.encode(type, forKey: .type)
+        try container.encode(state, forKey: .state)
+        try container.encode(payload, forKey: .payload)
+        try container.encode(assignedNode, forKey: .assignedNode)
+        try container.encode(participatingNodes, forKey: .participatingNodes)
+        try container.encode(parentID, forKey: .parentID)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(maxAttempts, forKey: .maxAttempts)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(runAfter, forKey: .runAfter)
+        try container.encode(leaseExpiresAt, forKey: .leaseExpiresAt)
+        try container.encode(orderingKey, forKey: .orderingKey)
+        try container.encode(idempotencyKey, forKey: .idempotencyKey)
+        try container.encode(opaqueID, forKey: .opaqueID)
+        try container.encode(result, forKey: .result)
+        try container.encode(error, forKey: .error)
+        try container.encode(cancelRequested, forKey: .cancelRequested)
+        try container.encode(abortable, forKey: .abortable)
+        try container.encode(`internal`, forKey: .internal)
+        try container.encode(progress, forKey: .progress)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(receivedAt, forKey: .receivedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
+}
+
+/// `GET …/tasks/{id}`: the task plus summaries of its children.
+public struct TaskDetail: Codable, Sendable, Hashable {
+    public var task: TaskObject
+    public var children: [TaskSummary]
+
+    public init(task: TaskObject, children: [TaskSummary]) {
+        self.task = task
+        self.children = children
+    }
+
+    enum CodingKeys: String, CodingKey { case children }
+
+    public init(from decoder: any Decoder) throws {
+        task = try TaskObject(from: decoder)
+        children = try decoder.container(keyedBy: CodingKeys.self).decode([TaskSummary].self, forKey: .children)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try task.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(children, forKey: .children)
+    }
+}
+
+/// A child task in a parent's detail: enough to see which participant did what.
+public struct TaskSummary: Codable, Sendable, Hashable {
+    public var id: Int64
+    public var type: String
+    public var state: TaskState
+    public var assignedNode: String
+    public var attempt: Int
+    public var result: JSONValue?
+    public var error: String?
+    public var receivedAt: Date?
+    public var finishedAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, type, state, attempt, result, error
+        case assignedNode = "assigned_node", receivedAt = "received_at", finishedAt = "finished_at"
+    }
+
+    public init(_ task: TaskRecord) {
+        id = task.id
+        type = task.type
+        state = task.state
+        assignedNode = task.assignedNode
+        attempt = task.attempt
+        result = task.result
+        error = task.error
+        receivedAt = task.receivedAt
+        finishedAt = task.finishedAt
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(type, forKey: .type)
+        try container.encode(state, forKey: .state)
+        try container.encode(assignedNode, forKey: .assignedNode)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(result, forKey: .result)
+        try container.encode(error, forKey: .error)
+        try container.encode(receivedAt, forKey: .receivedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+    }
+}
+
+public struct TaskList: Codable, Sendable {
+    public var tasks: [TaskObject]
+    public var next: String?
+
+    public init(tasks: [TaskObject], next: String?) {
+        self.tasks = tasks
+        self.next = next
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tasks, forKey: .tasks)
+        try container.encode(next, forKey: .next)
+    }
+}
+
+public struct TaskBatch: Codable, Sendable {
+    public var tasks: [TaskObject]
+    public init(tasks: [TaskObject]) { self.tasks = tasks }
+}
+
+public struct EventObject: Codable, Sendable, Hashable {
+    public var at: Date
+    public var from: TaskState?
+    public var to: TaskState
+    public var node: String?
+    public var attempt: Int
+    public var detail: JSONValue?
+
+    public init(_ event: TaskEvent) {
+        at = event.at
+        from = event.from
+        to = event.to
+        node = event.node
+        attempt = event.attempt
+        detail = event.detail
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(at, forKey: .at)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(node, forKey: .node)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(detail, forKey: .detail)
+    }
+}
+
+public struct EventList: Codable, Sendable {
+    public var events: [EventObject]
+    public init(events: [EventObject]) { self.events = events }
+}

@@ -1,0 +1,169 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TaskyardAPI
+import TaskyardDomain
+
+/// A typed client for every route of the Taskyard HTTP API.
+public struct TaskyardClient: Sendable {
+    /// `http://127.0.0.1:8080`: no trailing slash needed.
+    public let baseURL: String
+    /// Longest a request may take; a poll's `wait` is added on top. Default 30 s.
+    public var requestTimeout: Duration = .seconds(30)
+
+    public init(baseURL: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+    }
+
+    /// An answer other than 2xx, with the contract's error body when the server sent one.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let status: Int
+        public let error: ErrorBody?
+        public let rawBody: String
+
+        public var description: String {
+            if let error { return "\(error.error.message) (HTTP \(status), \(error.error.code))" }
+            return "HTTP \(status): \(rawBody.prefix(300))"
+        }
+    }
+
+    // MARK: - Clusters and nodes
+
+    public func createCluster(id: String, name: String? = nil) async throws -> ClusterObject {
+        try await send(.POST, ["api", "v1", "clusters"], body: CreateClusterRequest(id: id, name: name))
+    }
+
+    public func clusters() async throws -> [ClusterObject] {
+        try await send(.GET, ["api", "v1", "clusters"], as: ClusterList.self).clusters
+    }
+
+    public func registerNode(cluster: String, node: String, _ registration: RegisterNodeRequest) async throws -> NodeObject {
+        try await send(.PUT, ["api", "v1", "clusters", cluster, "nodes", node], body: registration)
+    }
+
+    public func nodes(cluster: String) async throws -> [NodeObject] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "nodes"], as: NodeList.self).nodes
+    }
+
+    // MARK: - Tasks
+
+    public func submit(cluster: String, _ request: SubmitTaskRequest, idempotencyKey: String? = nil,
+                       opaqueID: String? = nil) async throws -> TaskObject {
+        var headers: [(String, String)] = []
+        if let idempotencyKey { headers.append(("Idempotency-Key", idempotencyKey)) }
+        if let opaqueID { headers.append(("X-Opaque-Id", opaqueID)) }
+        return try await send(.POST, ["api", "v1", "clusters", cluster, "tasks"], body: request, headers: headers)
+    }
+
+    public func submitBatch(cluster: String, _ requests: [SubmitTaskRequest]) async throws -> [TaskObject] {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", "batch"], body: SubmitBatchRequest(tasks: requests),
+                       as: TaskBatch.self).tasks
+    }
+
+    /// One page of tasks. `query` takes the contract's filters: `state`, `type`, `node`, `since`, `until`,
+    /// `parent_id`, `opaque_id`, `internal`, `limit`, `after`.
+    public func tasks(cluster: String, query: [String: String] = [:]) async throws -> TaskList {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks"], query: query)
+    }
+
+    public func task(cluster: String, id: Int64) async throws -> TaskDetail {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id)])
+    }
+
+    public func events(cluster: String, id: Int64) async throws -> [EventObject] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "events"], as: EventList.self).events
+    }
+
+    public func cancel(cluster: String, id: Int64, reason: String? = nil) async throws -> TaskObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "cancel"], body: CancelRequest(reason: reason))
+    }
+
+    public func retry(cluster: String, id: Int64) async throws -> TaskObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "retry"])
+    }
+
+    public func delete(cluster: String, id: Int64) async throws {
+        _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "tasks", String(id)])
+    }
+
+    // MARK: - The agent's side
+
+    public func poll(cluster: String, node: String, wait: Double, limit: Int) async throws -> PollResponse {
+        try await send(.GET, ["api", "v1", "tasks", cluster, node],
+                       query: ["wait": String(wait), "limit": String(limit)], extraTimeout: wait)
+    }
+
+    public func heartbeat(cluster: String, node: String, _ heartbeat: HeartbeatRequest) async throws -> HeartbeatResponse {
+        try await send(.POST, ["api", "v1", "tasks", cluster, node, "heartbeat"], body: heartbeat)
+    }
+
+    public func report(cluster: String, node: String, taskID: Int64, _ report: StateReportRequest) async throws -> TaskObject {
+        try await send(.POST, ["api", "v1", "tasks", cluster, node, String(taskID), "state"], body: report)
+    }
+
+    // MARK: - Transport
+
+    public func health(_ path: String) async throws -> Int {
+        try await raw(.GET, [path], acceptingErrors: true).status
+    }
+
+    private struct NoBody: Encodable {}
+
+    private func send<Response: Decodable>(
+        _ method: HTTPMethod, _ path: [String], query: [String: String] = [:], headers: [(String, String)] = [],
+        extraTimeout: Double = 0, as type: Response.Type = Response.self
+    ) async throws -> Response {
+        try await send(method, path, query: query, body: Optional<NoBody>.none, headers: headers, extraTimeout: extraTimeout)
+    }
+
+    private func send<Body: Encodable, Response: Decodable>(
+        _ method: HTTPMethod, _ path: [String], query: [String: String] = [:], body: Body?,
+        headers: [(String, String)] = [], extraTimeout: Double = 0, as type: Response.Type = Response.self
+    ) async throws -> Response {
+        let data = try body.map { try APIJSON.encode($0) }
+        let answer = try await raw(method, path, query: query, body: data, headers: headers, extraTimeout: extraTimeout)
+        return try APIJSON.decode(Response.self, from: answer.body)
+    }
+
+    private func raw(_ method: HTTPMethod, _ path: [String], query: [String: String] = [:], body: Data? = nil,
+                     headers: [(String, String)] = [], extraTimeout: Double = 0,
+                     acceptingErrors: Bool = false) async throws -> (status: Int, body: Data) {
+        var request = HTTPClientRequest(url: url(path, query: query))
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
+        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(timeout.milliseconds))
+        let buffer = try await response.body.collect(upTo: 256 << 20)
+        let data = Data(buffer.readableBytesView)
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) || acceptingErrors else {
+            throw Failure(status: status, error: try? APIJSON.decode(ErrorBody.self, from: data),
+                          rawBody: String(decoding: data, as: UTF8.self))
+        }
+        return (status, data)
+    }
+
+    private func url(_ path: [String], query: [String: String]) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove("/")
+        var url = baseURL + "/" + path.map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0 }.joined(separator: "/")
+        if !query.isEmpty {
+            var components = URLComponents()
+            components.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+            url += "?" + (components.percentEncodedQuery ?? "")
+        }
+        return url
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

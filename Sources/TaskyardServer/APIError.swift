@@ -1,0 +1,96 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Postgres
+import TaskyardAPI
+import TaskyardDomain
+
+/// An error in the contract's shape: `{"error": {"code", "message", "field"}}` with a fitting status.
+/// Routes throw anything; `APIErrorMiddleware` turns it into one of these, in one place.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let body: ErrorBody
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
+        self.status = status
+        body = ErrorBody(code: code, message: message, field: field)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        let data = (try? APIJSON.encode(body)) ?? Data(#"{"error":{"code":"internal","message":"error"}}"#.utf8)
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func badRequest(_ message: String, field: String? = nil) -> APIError {
+        APIError(.badRequest, code: "bad_request", message: message, field: field)
+    }
+
+    /// Whatever a route threw, as the API reports it.
+    static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as TaskyardError:
+            let status: HTTPResponse.Status = switch error.kind {
+            case .invalid: .unprocessableContent
+            case .notFound: .notFound
+            case .conflict: .conflict
+            }
+            return APIError(status, code: error.code, message: error.message, field: error.field)
+        case let error as DecodingError:
+            return from(decoding: error)
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, code: "body_too_large", message: "the request body is larger than the server accepts")
+        case let error as PostgresError where [.connection, .poolTimeout, .closed].contains(error.kind):
+            return APIError(.serviceUnavailable, code: "database_unavailable",
+                            message: "the database cannot be reached right now; retry shortly")
+        case let error as HTTPError:
+            return APIError(error.status, code: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"),
+                            message: error.body ?? error.status.reasonPhrase)
+        default:
+            return APIError(.internalServerError, code: "internal", message: "the server failed to handle the request")
+        }
+    }
+
+    /// Malformed JSON is 400; JSON of the wrong shape (missing field, wrong type, bad value) is 422 naming it.
+    static func from(decoding error: DecodingError) -> APIError {
+        switch error {
+        case .typeMismatch(let type, let context):
+            let field = jsonPath(context.codingPath)
+            return APIError(.unprocessableContent, code: "invalid_type",
+                            message: "\(field.isEmpty ? "the body" : field) must be \(describe(type))", field: field.isEmpty ? nil : field)
+        case .valueNotFound(let type, let context):
+            let field = jsonPath(context.codingPath)
+            return APIError(.unprocessableContent, code: "missing_field",
+                            message: "\(field) must be \(describe(type)), not null", field: field)
+        case .keyNotFound(let key, let context):
+            let field = jsonPath(context.codingPath + [key])
+            return APIError(.unprocessableContent, code: "missing_field", message: "\(field) is required", field: field)
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                return APIError(.badRequest, code: "malformed_json", message: "the body is not valid JSON")
+            }
+            let field = jsonPath(context.codingPath)
+            return APIError(.unprocessableContent, code: "invalid_field",
+                            message: "\(field): \(context.debugDescription)", field: field)
+        @unknown default:
+            return APIError(.badRequest, code: "malformed_json", message: "the body cannot be read")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type, is Int32.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is [Any].Type: "an array"
+        case is [String: Any].Type: "an object"
+        default: "a \(type)".lowercased()
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import TaskyardAPI
+
+/// Turns every error into the contract's JSON error, answers 405 (with `Allow`) for a known path asked with
+/// the wrong method, and echoes `X-Opaque-Id` on every response.
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteTable
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            var apiError = APIError.from(error)
+            if apiError.status == .notFound, (error as? HTTPError)?.status == .notFound {
+                let allowed = routes.methods(forPath: request.uri.path)
+                if allowed.isEmpty {
+                    apiError = APIError(.notFound, code: "not_found", message: "no route \(request.method) \(request.uri.path)")
+                } else {
+                    apiError = APIError(.methodNotAllowed, code: "method_not_allowed",
+                                        message: "\(request.uri.path) takes \(allowed.map(\.rawValue).joined(separator: ", "))")
+                    apiError.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+                }
+            }
+            if apiError.status == .internalServerError {
+                context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            }
+            response = try apiError.response(from: request, context: context)
+        }
+        if let opaqueID = request.headers[.opaqueID] { response.headers[.opaqueID] = opaqueID }
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    static let opaqueID = HTTPField.Name("X-Opaque-Id")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+/// Every route the server answers: registered from here, and used to tell 404 from 405.
+struct RouteTable: Sendable {
+    private(set) var entries: [(method: HTTPRequest.Method, pattern: [String])] = []
+
+    mutating func add(_ method: HTTPRequest.Method, _ path: String) {
+        entries.append((method, path.split(separator: "/").map(String.init)))
+    }
+
+    func methods(forPath path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/").map(String.init)
+        return entries.filter { entry in
+            entry.pattern.count == segments.count
+                && zip(entry.pattern, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+        }.map(\.method)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TaskyardAPI
+import TaskyardDomain
+import TaskyardStore
+
+/// The handlers of every API route, over one store.
+struct APIRoutes: Sendable {
+    let store: TaskStore
+    let configuration: ServerConfiguration
+
+    /// One route of the contract.
+    struct Route: Sendable {
+        let method: HTTPRequest.Method
+        let path: String
+        let handler: @Sendable (inout Request, BasicRequestContext) async throws -> Response
+    }
+
+    /// Every route of the contract.
+    func routes() -> [Route] {
+        var all: [Route] = []
+        func route(_ method: HTTPRequest.Method, _ path: String,
+                   _ handler: @escaping @Sendable (inout Request, BasicRequestContext) async throws -> Response) {
+            all.append(Route(method: method, path: path, handler: handler))
+        }
+        route(.get, "/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
+        route(.get, "/readyz") { _, _ in try await ready() }
+
+        route(.post, "/api/v1/clusters") { request, context in try await createCluster(&request, context) }
+        route(.get, "/api/v1/clusters") { _, _ in try await listClusters() }
+        route(.put, "/api/v1/clusters/:cluster_id/nodes/:node_id") { request, context in try await registerNode(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/nodes") { _, context in try await listNodes(context) }
+
+        route(.post, "/api/v1/clusters/:cluster_id/tasks") { request, context in try await submit(&request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/batch") { request, context in try await submitBatch(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks") { request, context in try await listTasks(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await getTask(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events") { _, context in try await events(context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel") { request, context in try await cancel(&request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry") { request, context in try await retry(request, context) }
+        route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await delete(context) }
+
+        route(.get, "/api/v1/tasks/:cluster_id/:node_id") { request, context in try await poll(request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat") { request, context in try await heartbeat(&request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/:task_id/state") { request, context in try await report(&request, context) }
+        return all
+    }
+
+    private func ready() async throws -> Response {
+        do {
+            let pending = try await store.pendingMigrations()
+            guard pending.isEmpty else {
+                throw APIError(.serviceUnavailable, code: "not_migrated",
+                               message: "the database lacks migrations \(pending.joined(separator: ", ")); run taskyard migrate")
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached")
+        }
+        return try jsonResponse(["status": "ready"])
+    }
+}
+
+// MARK: - Path and query parameters
+
+extension BasicRequestContext {
+    func pathIdentifier(_ name: String) throws -> String {
+        guard let value = parameters.get(name) else { throw APIError.badRequest("missing \(name)") }
+        return value
+    }
+
+    /// A task id from the path; anything but a positive integer names no task.
+    func taskID(cluster: String) throws -> Int64 {
+        guard let text = parameters.get("task_id"), let id = Int64(text), id > 0 else {
+            throw APIError(.notFound, code: "task_not_found",
+                           message: "task \(parameters.get("task_id") ?? "") does not exist in cluster \(cluster)")
+        }
+        return id
+    }
+}
+
+extension Request {
+    func query(_ name: String) -> String? {
+        uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func queryInt(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = query(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw APIError.badRequest("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)", field: name)
+        }
+        return value
+    }
+
+    func queryDouble(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let text = query(name) else { return nil }
+        guard let value = Double(text), range.contains(value) else {
+            throw APIError.badRequest("\(name) must be a number from \(range.lowerBound) to \(range.upperBound)", field: name)
+        }
+        return value
+    }
+
+    func queryDate(_ name: String) throws -> Date? {
+        guard let text = query(name) else { return nil }
+        guard let date = RFC3339.parse(text) else {
+            throw APIError.badRequest("\(name) must be an RFC 3339 time such as 2026-11-23T10:15:30Z", field: name)
+        }
+        return date
+    }
+}

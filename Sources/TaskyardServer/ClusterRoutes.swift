@@ -1,0 +1,29 @@
+import Hummingbird
+import TaskyardAPI
+import TaskyardDomain
+
+extension APIRoutes {
+    func createCluster(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(CreateClusterRequest.self, limit: configuration.maximumBodyBytes)
+        let cluster = try await store.createCluster(id: body.id, name: body.name ?? body.id)
+        return try jsonResponse(ClusterObject(cluster), status: .created)
+    }
+
+    func listClusters() async throws -> Response {
+        try jsonResponse(ClusterList(clusters: try await store.clusters().map(ClusterObject.init)))
+    }
+
+    func registerNode(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let node = try context.pathIdentifier("node_id")
+        let body = try await request.decodeJSON(RegisterNodeRequest.self, limit: configuration.maximumBodyBytes)
+        let registered = try await store.registerNode(cluster: cluster, id: node, endpoint: body.endpoint,
+                                                      labels: body.labels ?? [:], capacity: body.capacity ?? 16)
+        return try jsonResponse(NodeObject(registered))
+    }
+
+    func listNodes(_ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        return try jsonResponse(NodeList(nodes: try await store.nodes(cluster: cluster).map(NodeObject.init)))
+    }
+}

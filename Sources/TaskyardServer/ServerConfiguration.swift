@@ -1,0 +1,17 @@
+/// How `taskyard serve` behaves. Every field has a flag and an environment variable in the CLI.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on. Default 127.0.0.1: exposing the API is a deliberate choice.
+    public var host = "127.0.0.1"
+    /// Port to listen on; 0 picks a free one (tests). Default 8080.
+    public var port = 8080
+    /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
+    public var maximumBodyBytes = 1 << 20
+    /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.
+    public var leaseSeconds = 30.0
+    /// Longest `wait` a poll may ask for, in seconds (the contract's maximum). Default 60.
+    public var maximumPollWaitSeconds = 60.0
+    /// How often a waiting poll looks for new work. Default 250 ms.
+    public var pollRecheckInterval: Duration = .milliseconds(250)
+
+    public init() {}
+}

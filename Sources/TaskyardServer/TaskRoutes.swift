@@ -1,0 +1,96 @@
+import Hummingbird
+import TaskyardAPI
+import TaskyardDomain
+
+extension APIRoutes {
+    func submit(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let body = try await request.decodeJSON(SubmitTaskRequest.self, limit: configuration.maximumBodyBytes)
+        let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey],
+                                         opaqueID: request.headers[.opaqueID])
+        let (task, created) = try await store.submit(submission, cluster: cluster)
+        return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
+    }
+
+    func submitBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let body = try await request.decodeJSON(SubmitBatchRequest.self, limit: configuration.maximumBodyBytes)
+        let opaqueID = request.headers[.opaqueID]
+        let tasks = try await store.submitBatch(body.tasks.map { $0.submission(idempotencyKey: nil, opaqueID: opaqueID) },
+                                                cluster: cluster)
+        return try jsonResponse(TaskBatch(tasks: tasks.map(TaskObject.init)), status: .created)
+    }
+
+    func listTasks(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        var filter = TaskFilter()
+        if let states = request.query("state") {
+            filter.states = try states.split(separator: ",").map { name in
+                guard let state = TaskState(rawValue: String(name)) else {
+                    throw APIError.badRequest("state must be one of \(TaskState.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+                }
+                return state
+            }
+        }
+        filter.type = request.query("type")
+        filter.node = request.query("node")
+        filter.since = try request.queryDate("since")
+        filter.until = try request.queryDate("until")
+        if let parent = request.query("parent_id") {
+            if parent == "none" {
+                filter.parent = .roots
+            } else if let id = Int64(parent), id > 0 {
+                filter.parent = .task(id)
+            } else {
+                throw APIError.badRequest("parent_id must be a task id or none", field: "parent_id")
+            }
+        }
+        filter.opaqueID = request.query("opaque_id")
+        filter.includeInternal = request.query("internal") == "true"
+        filter.limit = try request.queryInt("limit", in: TaskFilter.limitRange) ?? TaskFilter.defaultLimit
+        if let after = request.query("after") {
+            do { filter.after = try TaskCursor(after) } catch { throw APIError.badRequest(error.message, field: "after") }
+        }
+        let page = try await store.tasks(cluster: cluster, filter: filter)
+        return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
+    }
+
+    func getTask(_ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        let task = try await store.task(cluster: cluster, id: id)
+        let children = try await store.children(cluster: cluster, of: id)
+        return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
+    }
+
+    func events(_ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        return try jsonResponse(EventList(events: try await store.events(cluster: cluster, taskID: id).map(EventObject.init)))
+    }
+
+    func cancel(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        // The body is optional: a bare POST cancels without a reason.
+        var reason: String?
+        if request.headers[.contentType] != nil {
+            reason = try await request.decodeJSON(CancelRequest.self, limit: configuration.maximumBodyBytes).reason
+        }
+        let task = try await store.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.headers[.opaqueID])
+        return try jsonResponse(TaskObject(task))
+    }
+
+    func retry(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.headers[.opaqueID])))
+    }
+
+    func delete(_ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        try await store.delete(cluster: cluster, taskID: id)
+        return Response(status: .noContent)
+    }
+}
