@@ -137,7 +137,7 @@ public struct TaskyardClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
-        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(timeout.milliseconds))
+        let response = try await HTTPTransport.client.execute(request, timeout: .milliseconds(timeout.milliseconds))
         let buffer = try await response.body.collect(upTo: 256 << 20)
         let data = Data(buffer.readableBytesView)
         let status = Int(response.status.code)

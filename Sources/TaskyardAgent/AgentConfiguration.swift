@@ -1,0 +1,37 @@
+import Foundation
+import TaskyardDomain
+
+/// How `taskyard agent` behaves. Every field has a flag in the CLI.
+public struct AgentConfiguration: Sendable {
+    /// The Taskyard server, e.g. `http://127.0.0.1:8080`.
+    public var server: String
+    public var cluster: String
+    public var node: String
+    /// Where the participant endpoint listens. Default 127.0.0.1:7001; port 0 picks a free one.
+    public var listenHost = "127.0.0.1"
+    public var listenPort = 7001
+    /// The URL other agents use to reach this one; default `http://<listen host>:<port>`.
+    public var endpoint: String?
+    /// Folder of executable handlers (`DIR/<type>`); none by default.
+    public var handlersDirectory: URL?
+    /// Tasks this agent runs at once as initiator. Default 8.
+    public var concurrency = 8
+    /// Seconds a poll waits on the server for work. Default 20.
+    public var pollWaitSeconds = 20.0
+    /// Longest one participant call may take. Default 300 s: longer than most handlers, short enough
+    /// to notice a hung node well before a task's lease runs out many times over.
+    public var participantTimeout: Duration = .seconds(300)
+    /// How often leases of held tasks are renewed. Default 10 s, a third of the server's 30 s lease.
+    public var heartbeatInterval: Duration = .seconds(10)
+    /// On SIGTERM, how long in-flight fan-outs may take to finish; the rest are left to lease expiry.
+    /// Default 30 s.
+    public var shutdownGrace: Duration = .seconds(30)
+    public var labels: JSONValue = [:]
+    public var capacity = 16
+
+    public init(server: String, cluster: String, node: String) {
+        self.server = server
+        self.cluster = cluster
+        self.node = node
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import TaskyardAPI
+import TaskyardDomain
+
+/// Runs `DIR/<type>` for a task: the payload JSON on stdin; `TASKYARD_TASK_ID`, `TASKYARD_ATTEMPT`,
+/// `TASKYARD_CLUSTER`, `TASKYARD_NODE` in its environment. Exit 0 with JSON (or nothing) on stdout is
+/// success; any other exit, or output that is not JSON, is a failure carrying the tail of stderr.
+struct ExecutableHandler: TaskHandler {
+    let executable: URL
+    /// After SIGTERM on cancellation, how long the process has before SIGKILL.
+    var terminationGrace: Duration = .seconds(5)
+
+    func run(_ work: ParticipantWork) async throws -> JSONValue? {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handler-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Files, not pipes: no deadlock however much the handler writes, and nothing to drain.
+        let input = folder.appending(path: "stdin.json")
+        let output = folder.appending(path: "stdout")
+        let errors = folder.appending(path: "stderr")
+        try APIJSON.encode(work.payload).write(to: input)
+        for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+
+        let process = Process()
+        process.executableURL = executable
+        process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["TASKYARD_TASK_ID"] = String(work.taskID)
+        environment["TASKYARD_ATTEMPT"] = String(work.attempt)
+        environment["TASKYARD_CLUSTER"] = work.clusterID
+        environment["TASKYARD_NODE"] = work.node
+        environment["TASKYARD_TASK_TYPE"] = work.type
+        process.environment = environment
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = try FileHandle(forWritingTo: errors)
+
+        let status: Int32 = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
+                do { try process.run() } catch {
+                    process.terminationHandler = nil
+                    continuation.resume(throwing: HandlerFailure("cannot start handler \(executable.path): \(error)"))
+                }
+            }
+        } onCancel: {
+            guard process.isRunning else { return }
+            process.terminate()
+            let grace = terminationGrace
+            let pid = process.processIdentifier
+            Task {
+                try? await Task.sleep(for: grace)
+                if process.isRunning { kill(pid, SIGKILL) }
+            }
+        }
+        try Task.checkCancellation()
+
+        let stdout = (try? Data(contentsOf: output)) ?? Data()
+        guard status == 0 else {
+            let stderr = String(decoding: (try? Data(contentsOf: errors)) ?? Data(), as: UTF8.self)
+            let tail = stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
+            let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(status)" : "exited with status \(status)"
+            throw HandlerFailure("handler \(work.type) \(reason)\(tail.isEmpty ? "" : ": \(tail)")")
+        }
+        if String(decoding: stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return nil }
+        do {
+            return try APIJSON.decode(JSONValue.self, from: stdout)
+        } catch {
+            let text = String(decoding: stdout.prefix(200), as: UTF8.self)
+            throw HandlerFailure("handler \(work.type) printed output that is not JSON: \(text)")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Synchronization
+import TaskyardAPI
+import TaskyardClient
+
+/// Why the agent stops a task it holds.
+enum StopReason: Sendable, Equatable {
+    /// A client cancelled it: stop the participants and report `cancelled`.
+    case cancelRequested
+    /// The server says another attempt owns it now: stop, report nothing.
+    case lost
+    /// The agent is shutting down past its grace period: stop, report nothing (the lease expires).
+    case abandoned
+}
+
+/// The tasks this agent holds as initiator, with what heartbeats need to renew their leases.
+final class HeldTasks: Sendable {
+    private struct Entry {
+        let attempt: Int
+        let job: Task<Void, Never>
+        var stop: StopReason?
+    }
+
+    private struct State {
+        var entries: [Int64: Entry] = [:]
+        var stopping = false
+        var slotWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.entries.count } }
+    var ids: [Int64] { state.withLock { Array($0.entries.keys) } }
+    var isStopping: Bool { state.withLock { $0.stopping } }
+
+    var snapshot: [HeartbeatRequest.HeldTask] {
+        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt) } }
+    }
+
+    func add(_ task: TaskObject, job: Task<Void, Never>) {
+        state.withLock { $0.entries[task.id] = Entry(attempt: task.attempt, job: job) }
+    }
+
+    func remove(_ id: Int64) {
+        let waiters = state.withLock { state in
+            state.entries[id] = nil
+            defer { state.slotWaiters = [] }
+            return state.slotWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once fewer than `limit` tasks are held, or polling stops.
+    func waitForSlot(limit: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                if state.entries.count < limit || state.stopping { return true }
+                state.slotWaiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func stopPolling() {
+        let waiters = state.withLock { state in
+            state.stopping = true
+            defer { state.slotWaiters = [] }
+            return state.slotWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Stops the task's fan-out; the first reason given wins.
+    func cancel(_ id: Int64, reason: StopReason) {
+        let job: Task<Void, Never>? = state.withLock { state in
+            guard var entry = state.entries[id], entry.stop == nil else { return nil }
+            entry.stop = reason
+            state.entries[id] = entry
+            return entry.job
+        }
+        job?.cancel()
+    }
+
+    func cancellation(of id: Int64) -> StopReason? {
+        state.withLock { $0.entries[id]?.stop }
+    }
+}
+
+/// Endpoints of the cluster's nodes, refreshed when a participant is missing or the copy is old.
+actor EndpointCache {
+    private var endpoints: [String: String] = [:]
+    private var fetchedAt: ContinuousClock.Instant?
+    private let maximumAge: Duration = .seconds(10)
+
+    func resolve(_ nodes: [String], cluster: String, client: TaskyardClient) async -> [String: String] {
+        let stale = fetchedAt.map { ContinuousClock.now - $0 > maximumAge } ?? true
+        if stale || nodes.contains(where: { endpoints[$0] == nil }) {
+            if let fresh = try? await client.nodes(cluster: cluster) {
+                endpoints = Dictionary(fresh.map { ($0.id, $0.endpoint) }, uniquingKeysWith: { _, last in last })
+                fetchedAt = .now
+            }
+        }
+        return endpoints
+    }
+}

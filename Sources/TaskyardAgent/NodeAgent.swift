@@ -1,0 +1,257 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+
+/// The agent of one node (Kadalu's node agent): serves the participant endpoint, registers the node,
+/// polls the server for the tasks assigned to it, fans each out to the task's participating nodes
+/// concurrently, and reports `completed` when every participant succeeded, `failed` otherwise, with
+/// every participant's outcome. Heartbeats renew the leases of the tasks it holds.
+///
+/// A `Service`: on graceful shutdown it stops polling, lets in-flight fan-outs finish within
+/// `shutdownGrace`, and leaves the rest to lease expiry without reporting them.
+public final class NodeAgent: Service, Sendable {
+    public let configuration: AgentConfiguration
+    private let client: TaskyardClient
+    private let participant: ParticipantEndpoint
+    private let logger: Logger
+    private let held = HeldTasks()
+    private let endpoints = EndpointCache()
+
+    public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) {
+        self.configuration = configuration
+        client = TaskyardClient(baseURL: configuration.server)
+        participant = ParticipantEndpoint(handlers: handlers ?? .builtins(directory: configuration.handlersDirectory),
+                                          node: configuration.node)
+        var logger = logger ?? Logger(label: "taskyard.agent")
+        logger[metadataKey: "node"] = "\(configuration.node)"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let (listening, announce) = AsyncStream<Int>.makeStream()
+        let app = participant.application(host: configuration.listenHost, port: configuration.listenPort, logger: logger) { port in
+            announce.yield(port)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            var ports = listening.makeAsyncIterator()
+            guard let port = await ports.next() else { return }
+            let endpoint = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
+            try await register(endpoint: endpoint)
+            logger.info("agent ready", metadata: ["endpoint": "\(endpoint)", "server": "\(configuration.server)"])
+            group.addTask { await self.heartbeatLoop() }
+            await withGracefulShutdownHandler {
+                await self.pollLoop()
+            } onGracefulShutdown: {
+                self.held.stopPolling()
+            }
+            await drain()
+            group.cancelAll()
+        }
+    }
+
+    // MARK: - Registration and polling
+
+    private func register(endpoint: String) async throws {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                _ = try await client.registerNode(cluster: configuration.cluster, node: configuration.node,
+                                                  RegisterNodeRequest(endpoint: endpoint, labels: configuration.labels,
+                                                                      capacity: configuration.capacity))
+                return
+            } catch let failure as TaskyardClient.Failure where failure.status < 500 {
+                throw failure
+            } catch {
+                logger.warning("cannot register yet; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func pollLoop() async {
+        var delay = Duration.milliseconds(200)
+        while !held.isStopping, !Task.isCancelled {
+            let free = configuration.concurrency - held.count
+            if free <= 0 {
+                await held.waitForSlot(limit: configuration.concurrency)
+                continue
+            }
+            do {
+                let answer = try await client.poll(cluster: configuration.cluster, node: configuration.node,
+                                                   wait: configuration.pollWaitSeconds, limit: free)
+                delay = .milliseconds(200)
+                for task in answer.tasks { start(task) }
+                for id in answer.cancel { held.cancel(id, reason: .cancelRequested) }
+            } catch {
+                if held.isStopping || Task.isCancelled { break }
+                logger.warning("poll failed; retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Waits up to the grace period for in-flight fan-outs, then abandons the rest to lease expiry.
+    private func drain() async {
+        guard held.count > 0 else { return }
+        logger.info("finishing in-flight tasks", metadata: ["count": "\(held.count)"])
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while held.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for id in held.ids { held.cancel(id, reason: .abandoned) }
+        while held.count > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    private func heartbeatLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+            let tasks = held.snapshot
+            guard !tasks.isEmpty else { continue }
+            do {
+                let answer = try await client.heartbeat(cluster: configuration.cluster, node: configuration.node,
+                                                        HeartbeatRequest(tasks: tasks))
+                for id in answer.lost { held.cancel(id, reason: .lost) }
+                for id in answer.cancel { held.cancel(id, reason: .cancelRequested) }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - One task
+
+    private func start(_ task: TaskObject) {
+        let job = Task {
+            let report = await self.fanOut(task)
+            await self.deliver(report, for: task)
+        }
+        held.add(task, job: job)
+        Task {
+            await job.value
+            self.held.remove(task.id)
+        }
+    }
+
+    private func fanOut(_ task: TaskObject) async -> TaskReport {
+        let endpoints = await self.endpoints.resolve(task.participatingNodes, cluster: configuration.cluster, client: client)
+        let outcomes: [ParticipantOutcome] = await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for (index, node) in task.participatingNodes.enumerated() {
+                group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
+            }
+            var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes.compactMap { $0 }
+        }
+        if let reason = held.cancellation(of: task.id) {
+            if reason == .cancelRequested {
+                await notifyCancel(task, endpoints: endpoints)
+                return TaskReport(attempt: task.attempt, state: .cancelled, error: "cancelled on request",
+                                  participants: outcomes.map { (outcome: ParticipantOutcome) -> ParticipantOutcome in
+                                      var outcome = outcome
+                                      if outcome.state == .failed { outcome.state = .cancelled }
+                                      return outcome
+                                  })
+            }
+        }
+        let failed = outcomes.filter { $0.state != .completed }
+        if failed.isEmpty {
+            var results: [String: JSONValue] = [:]
+            for outcome in outcomes { results[outcome.node] = outcome.result ?? .null }
+            return TaskReport(attempt: task.attempt, state: .completed, result: .object(results), participants: outcomes)
+        }
+        let error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
+        return TaskReport(attempt: task.attempt, state: .failed, error: error, participants: outcomes)
+    }
+
+    /// One participant call: 2xx is success with its `result`; anything else, or no answer, is failure.
+    private func call(_ node: String, at endpoint: String?, for task: TaskObject) async -> ParticipantOutcome {
+        let started = Date()
+        func failed(_ reason: String) -> ParticipantOutcome {
+            ParticipantOutcome(node: node, state: .failed, error: reason, startedAt: started, finishedAt: Date())
+        }
+        guard let endpoint else { return failed("node \(node) has no registered endpoint") }
+        let url = endpoint.trimmingSuffix("/") + "/api/v1/tasks/" + task.type
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
+                                          initiator: configuration.node, payload: task.payload)
+            request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
+            let response = try await HTTPTransport.client.execute(
+                request, timeout: .milliseconds(configuration.participantTimeout.wholeMilliseconds))
+            let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
+            if (200..<300).contains(response.status.code) {
+                let result = (try? APIJSON.decode(ParticipantResult.self, from: data))?.result
+                return ParticipantOutcome(node: node, state: .completed, result: result, startedAt: started, finishedAt: Date())
+            }
+            let message = (try? APIJSON.decode(ErrorBody.self, from: data))?.error.message
+                ?? "HTTP \(response.status.code) \(String(decoding: data.prefix(200), as: UTF8.self))"
+            return failed(message)
+        } catch is CancellationError {
+            return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
+        } catch {
+            return failed("cannot reach node \(node) at \(endpoint): \(error)")
+        }
+    }
+
+    private func notifyCancel(_ task: TaskObject, endpoints: [String: String]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for node in task.participatingNodes {
+                guard let endpoint = endpoints[node] else { continue }
+                group.addTask {
+                    var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.id)/cancel")
+                    request.method = .POST
+                    _ = try? await HTTPTransport.client.execute(request, timeout: .seconds(5))
+                }
+            }
+        }
+    }
+
+    /// Sends the outcome, retrying while the server is unreachable; a 409 means another attempt owns
+    /// the task now, and the report is dropped.
+    private func deliver(_ report: TaskReport, for task: TaskObject) async {
+        if let reason = held.cancellation(of: task.id), reason != .cancelRequested {
+            logger.info("not reporting", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
+            return
+        }
+        var delay = Duration.milliseconds(100)
+        for _ in 0..<8 {
+            do {
+                _ = try await client.report(cluster: configuration.cluster, node: configuration.node, taskID: task.id,
+                                            StateReportRequest(report))
+                return
+            } catch let failure as TaskyardClient.Failure where failure.status < 500 {
+                logger.warning("report refused", metadata: ["task": "\(task.id)", "error": "\(failure)"])
+                return
+            } catch {
+                logger.warning("report failed; retrying", metadata: ["task": "\(task.id)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        logger.error("giving up on a report; the lease will expire", metadata: ["task": "\(task.id)"])
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+extension Duration {
+    var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TaskyardAPI
+import TaskyardDomain
+
+/// The participant side of an agent: `POST /api/v1/tasks/{type}` runs the handler for the type,
+/// `POST /api/v1/tasks/{task_id}/cancel` stops the work for a task if it runs here.
+final class ParticipantEndpoint: Sendable {
+    let handlers: HandlerRegistry
+    let node: String
+    let running = RunningWork()
+
+    init(handlers: HandlerRegistry, node: String) {
+        self.handlers = handlers
+        self.node = node
+    }
+
+    func application(host: String, port: Int, logger: Logger,
+                     onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        // One parameter name at one position: the router requires it. It is a task type here…
+        router.post("/api/v1/tasks/:target") { request, context in
+            var request = request
+            return await self.run(type: context.parameters.get("target") ?? "", request: &request)
+        }
+        // …and a task id here.
+        router.post("/api/v1/tasks/:target/cancel") { _, context in
+            if let id = context.parameters.get("target").flatMap(Int64.init) { await self.running.cancel(taskID: id) }
+            return Response(status: .accepted)
+        }
+        return Application(router: router,
+                           configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "taskyard-agent"),
+                           onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+                           logger: logger)
+    }
+
+    private func run(type: String, request: inout Request) async -> Response {
+        let body: ParticipantRequest
+        do {
+            let buffer = try await request.collectBody(upTo: 16 << 20)
+            body = try APIJSON.decode(ParticipantRequest.self, from: Data(buffer.readableBytesView))
+        } catch {
+            return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
+        }
+        guard let handler = handlers.handler(for: type) else {
+            return Self.error(.notFound, code: "unknown_task_type", "node \(node) has no handler for task type \(type)")
+        }
+        let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
+                                   initiator: body.initiator, node: node, payload: body.payload)
+        let job = Task { try await handler.run(work) }
+        await running.add(taskID: body.taskID, job: job)
+        defer { Task { await running.remove(taskID: body.taskID, job: job) } }
+        do {
+            return Self.json(ParticipantResult(result: try await job.value))
+        } catch let failure as HandlerFailure {
+            return Self.error(HTTPResponse.Status(code: failure.status), code: "handler_failed", failure.message)
+        } catch is CancellationError {
+            return Self.error(.conflict, code: "cancelled", "task \(body.taskID) was cancelled on \(node)")
+        } catch {
+            return Self.error(.internalServerError, code: "handler_failed", "\(error)")
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? APIJSON.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, code: String, _ message: String) -> Response {
+        json(ErrorBody(code: code, message: message), status: status)
+    }
+}
+
+/// Handler runs in progress on this node, by task id, so that a cancel can stop them.
+actor RunningWork {
+    private var jobs: [Int64: [Task<JSONValue?, any Error>]] = [:]
+
+    func add(taskID: Int64, job: Task<JSONValue?, any Error>) { jobs[taskID, default: []].append(job) }
+
+    func remove(taskID: Int64, job: Task<JSONValue?, any Error>) {
+        jobs[taskID]?.removeAll { $0 == job }
+        if jobs[taskID]?.isEmpty == true { jobs[taskID] = nil }
+    }
+
+    func cancel(taskID: Int64) {
+        for job in jobs[taskID] ?? [] { job.cancel() }
+    }
+}

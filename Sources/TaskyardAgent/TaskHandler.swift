@@ -1,0 +1,89 @@
+import Foundation
+import TaskyardDomain
+
+/// The work one participant does for a task, as its handler sees it. The same task id and attempt may
+/// arrive more than once (a retried call, a re-run after a lost lease): handlers use them to stay idempotent,
+/// for example by keying what they create on `taskID`, or by recording the attempt they completed.
+public struct ParticipantWork: Sendable, Hashable {
+    public let type: String
+    public let taskID: Int64
+    public let clusterID: String
+    public let attempt: Int
+    /// The node whose agent runs the fan-out.
+    public let initiator: String
+    /// This node.
+    public let node: String
+    public let payload: JSONValue
+}
+
+/// What a participant does for one task type: return a result (or nil), or throw to fail.
+public protocol TaskHandler: Sendable {
+    func run(_ work: ParticipantWork) async throws -> JSONValue?
+}
+
+/// A failure a handler reports, with the HTTP status the participant endpoint answers (default 500;
+/// 422 for a payload the handler cannot use).
+public struct HandlerFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var status: Int
+
+    public init(_ message: String, status: Int = 500) {
+        self.message = message
+        self.status = status
+    }
+
+    public var description: String { message }
+}
+
+/// A handler from a closure, for programs that embed the agent.
+public struct ClosureHandler: TaskHandler {
+    private let body: @Sendable (ParticipantWork) async throws -> JSONValue?
+    public init(_ body: @escaping @Sendable (ParticipantWork) async throws -> JSONValue?) { self.body = body }
+    public func run(_ work: ParticipantWork) async throws -> JSONValue? { try await body(work) }
+}
+
+/// The handlers an agent serves: registered Swift handlers first, then an executable `DIR/<type>` when a
+/// handlers folder is set. An unknown type gets 404 from the participant endpoint.
+public struct HandlerRegistry: Sendable {
+    private var handlers: [String: any TaskHandler] = [:]
+    public var directory: URL?
+
+    public init(directory: URL? = nil) { self.directory = directory }
+
+    /// The built-in test types: `noop`, `echo` (returns the payload), `sleep` (`{"seconds": x}`),
+    /// `fail` (`{"message": …}`).
+    public static func builtins(directory: URL? = nil) -> HandlerRegistry {
+        var registry = HandlerRegistry(directory: directory)
+        registry.register("noop", ClosureHandler { _ in nil })
+        registry.register("echo", ClosureHandler { work in work.payload })
+        registry.register("sleep", ClosureHandler { work in
+            let seconds: Double
+            switch work.payload["seconds"] {
+            case .integer(let value)?: seconds = Double(value)
+            case .double(let value)?: seconds = value
+            case nil: seconds = 1
+            default: throw HandlerFailure("payload.seconds must be a number", status: 422)
+            }
+            guard seconds >= 0, seconds <= 86_400 else { throw HandlerFailure("payload.seconds must be 0–86400", status: 422) }
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return ["slept": .double(seconds)]
+        })
+        registry.register("fail", ClosureHandler { work in
+            if case .string(let message)? = work.payload["message"] { throw HandlerFailure(message) }
+            throw HandlerFailure("failed as asked (the fail handler)")
+        })
+        return registry
+    }
+
+    public mutating func register(_ type: String, _ handler: any TaskHandler) {
+        handlers[type] = handler
+    }
+
+    public func handler(for type: String) -> (any TaskHandler)? {
+        if let handler = handlers[type] { return handler }
+        guard let directory, Identifier.isValid(type) else { return nil }
+        let executable = directory.appending(path: type)
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
+        return ExecutableHandler(executable: executable)
+    }
+}

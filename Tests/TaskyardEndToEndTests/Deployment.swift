@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import Postgres
+import TaskyardAgent
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardServer
+import TaskyardStore
+import TaskyardTestSupport
+import Testing
+
+/// A real deployment for a test: a fresh database, the HTTP server and node agents on loopback ports,
+/// all in this process, talking HTTP to each other. Torn down when the body returns.
+struct Deployment: Sendable {
+    static let cluster = "c1"
+    let serverURL: String
+    let store: TaskStore
+    let client: TaskyardClient
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        return logger
+    }
+
+    /// `handlers(node)` gives each agent its handlers (default: the built-ins).
+    static func run<T: Sendable>(
+        nodes: [String] = ["n1", "n2", "n3"],
+        handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
+        agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (Deployment) async throws -> T
+    ) async throws -> T {
+        try await TestDatabase.withStore { store in
+            _ = try await store.createCluster(id: cluster, name: "test")
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.pollRecheckInterval = .milliseconds(20)
+            let (ports, announce) = AsyncStream<Int>.makeStream()
+            let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
+                announce.yield($0)
+            }
+            return try await withThrowingTaskGroup(of: T?.self) { group -> T in
+                group.addTask { try await app.run(); return nil }
+                var iterator = ports.makeAsyncIterator()
+                guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
+                let serverURL = "http://127.0.0.1:\(port)"
+                for node in nodes {
+                    var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
+                    agentConfiguration.listenPort = 0
+                    agentConfiguration.pollWaitSeconds = 5
+                    agentSettings(&agentConfiguration)
+                    let agent = NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
+                    group.addTask { try await agent.run(); return nil }
+                }
+                let client = TaskyardClient(baseURL: serverURL)
+                let deadline = ContinuousClock.now + .seconds(30)
+                while try await client.nodes(cluster: cluster).count < nodes.count {
+                    guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let result = try await body(Deployment(serverURL: serverURL, store: store, client: client))
+                group.cancelAll()
+                return result
+            }
+        }
+    }
+
+    /// Waits until the task is terminal (polling; `wait` arrives with a later issue).
+    func finished(_ id: Int64, within limit: Duration = .seconds(30)) async throws -> TaskDetail {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let detail = try await client.task(cluster: Self.cluster, id: id)
+            if detail.task.state.isTerminal { return detail }
+            guard ContinuousClock.now < deadline else {
+                throw DeploymentError("task \(id) still \(detail.task.state) after \(limit)")
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+}
+
+struct DeploymentError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Counts handler invocations per node and task, to prove each participant really ran.
+actor InvocationCounter {
+    private(set) var calls: [String: Int] = [:]
+    func record(_ work: ParticipantWork) { calls["\(work.node)/\(work.taskID)", default: 0] += 1 }
+    var total: Int { calls.values.reduce(0, +) }
+}
