@@ -45,14 +45,18 @@ public final class NodeAgent: Service, Sendable {
             let endpoint = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
             try await register(endpoint: endpoint)
             logger.info("agent ready", metadata: ["endpoint": "\(endpoint)", "server": "\(configuration.server)"])
-            group.addTask { await self.heartbeatLoop() }
+            group.addTask { await cancelWhenGracefulShutdown { await self.heartbeatLoop() } }
+            // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
+            // fan-outs in flight are not, and get the grace period in drain().
             await withGracefulShutdownHandler {
-                await self.pollLoop()
+                await cancelWhenGracefulShutdown { await self.pollLoop() }
             } onGracefulShutdown: {
                 self.held.stopPolling()
             }
             await drain()
-            group.cancelAll()
+            // The participant endpoint and the heartbeats end with the graceful shutdown; on plain
+            // cancellation the group is cancelled with everything in it.
+            try await group.waitForAll()
         }
     }
 

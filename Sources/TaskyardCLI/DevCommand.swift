@@ -3,69 +3,99 @@ import Dispatch
 import EmbeddedPostgres
 import Foundation
 import Postgres
+import ServiceLifecycle
+import TaskyardAgent
+import TaskyardDomain
+import TaskyardServer
 import TaskyardStore
 
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run Taskyard on a private PostgreSQL in ./.taskyard (the embedded default).",
+        abstract: "Run all of Taskyard on this machine: PostgreSQL, the server and three agents.",
         discussion: """
-            Starts a PostgreSQL server of its own in the data folder (initdb on first use, from the PostgreSQL binaries installed on this machine; as root it runs them as the postgres user), applies the migrations, prints how to reach the database, and stops it all on Ctrl-C. A second run reuses the data; --reset starts from scratch.
-
-            The HTTP server and the node agents join this command with the next milestone; today it gives you the schema to explore with psql.
+            Starts a PostgreSQL server of its own in the data folder (initdb on first use, from the PostgreSQL binaries installed here; as root it runs them as the postgres user), applies the migrations, creates the cluster dev, and runs the HTTP server and the agents of nodes n1, n2 and n3 (participant endpoints on ports 7001–7003). Prints where everything is. Ctrl-C stops it all; the data stays for the next run, and --reset starts from scratch.
 
             Example:
               swift run taskyard dev
-              swift run taskyard dev --reset --port 5544
+              swift run taskyard dev --reset --listen 127.0.0.1:9090 --handlers ./handlers
             """
     )
 
     @Option(help: ArgumentHelp("Folder for the database and its log.", valueName: "path"))
     var dataDir = ".taskyard"
 
-    @Option(help: "TCP port for PostgreSQL on 127.0.0.1 (its socket lives in the data folder too).")
+    @Option(help: "TCP port for PostgreSQL on 127.0.0.1 (its socket is in the data folder too).")
     var port = 5433
+
+    @Option(help: ArgumentHelp("Address of the HTTP server.", valueName: "host:port"))
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Port of n1's participant endpoint; n2 and n3 take the next two.")
+    var agentPort = 7001
+
+    @Option(help: ArgumentHelp("Folder of executable handlers, one per task type.", valueName: "dir"))
+    var handlers: String?
 
     @Flag(help: "Delete the data folder first and start from an empty database.")
     var reset = false
 
+    @OptionGroup var logging: LoggingOptions
+
+    static let cluster = "dev"
+    static let nodes = ["n1", "n2", "n3"]
+
     func run() async throws {
+        let logger = try logging.makeLogger("taskyard.dev")
+        let address = try ListenAddress(listen, option: "--listen")
         let folder = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
             .standardizedFileURL
         if reset, FileManager.default.fileExists(atPath: folder.path) {
             say("removing \(folder.path)")
             try FileManager.default.removeItem(at: folder)
         }
-        let server = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"),
-                                          socketDirectory: folder.appending(path: "run"), port: port, listenOnTCP: true)
-        if !server.isInitialized { say("initialising a new PostgreSQL cluster in \(server.dataDirectory.path) …") }
-        try server.initializeIfNeeded()
-        if server.isRunning {
-            throw ValidationError("PostgreSQL already runs on \(server.dataDirectory.path): is another `taskyard dev` running here?")
+        let database = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"),
+                                            socketDirectory: folder.appending(path: "run"), port: port, listenOnTCP: true)
+        if !database.isInitialized { say("initialising a new PostgreSQL cluster in \(database.dataDirectory.path) …") }
+        try database.initializeIfNeeded()
+        if database.isRunning {
+            throw ValidationError("PostgreSQL already runs on \(database.dataDirectory.path): is another `taskyard dev` running here?")
         }
-        try server.start()
-        do {
-            try await prepare(server)
-        } catch {
-            try? server.stop(mode: .fast)
-            throw error
+        try database.start()
+        defer {
+            say("stopping PostgreSQL …")
+            do { try database.stop(mode: .fast) } catch { say("could not stop PostgreSQL: \(error)") }
+            say("stopped; the data stays in \(folder.path) (--reset starts over)")
         }
-        say("""
 
-            Taskyard dev is up.
-              database   postgres://postgres@127.0.0.1:\(port)/taskyard
-              psql       psql -h 127.0.0.1 -p \(port) -U postgres taskyard
-              log        \(server.logFile.path)
-            Try:  SELECT id, type, state, assigned_node FROM tasks ORDER BY id DESC LIMIT 20;
-            Ctrl-C stops everything.
-            """)
-        await waitForInterrupt()
-        say("\nstopping PostgreSQL …")
-        try server.stop(mode: .fast)
-        say("stopped; the data stays in \(folder.path) (use --reset to start over)")
+        try await createDatabaseIfNeeded(database)
+        let store = try await Runtime.openStore(database: database.configuration(database: "taskyard"),
+                                                poolSize: 10, migrate: true, logger: logger)
+        do {
+            _ = try await store.createCluster(id: Self.cluster, name: "Taskyard dev")
+        } catch let error as TaskyardError where error.kind == .conflict {}
+
+        var services: [any Service] = []
+        var serverConfiguration = ServerConfiguration()
+        serverConfiguration.host = address.host
+        serverConfiguration.port = address.port
+        let serverURL = "http://\(address.host):\(address.port)"
+        let banner = banner(serverURL: serverURL, database: database)
+        services.append(TaskyardHTTPServer.application(store: store, configuration: serverConfiguration, logger: logger) { _ in
+            say(banner)
+        })
+        for (index, node) in Self.nodes.enumerated() {
+            var agent = AgentConfiguration(server: serverURL, cluster: Self.cluster, node: node)
+            agent.listenPort = agentPort + index
+            agent.handlersDirectory = handlers.map { URL(fileURLWithPath: $0) }
+            agent.shutdownGrace = .seconds(5)
+            services.append(NodeAgent(configuration: agent, logger: logger))
+        }
+        try await Runtime.run(services, logger: logger)
+        await store.pool.close()
     }
 
-    private func prepare(_ server: EmbeddedPostgres) async throws {
+    private func createDatabaseIfNeeded(_ server: EmbeddedPostgres) async throws {
         let admin = try await PostgresConnection.connect(server.configuration())
         let exists: Bool = try await admin.perform { connection in
             try connection.query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found", ["taskyard"])
@@ -73,24 +103,27 @@ struct DevCommand: AsyncParsableCommand {
         }
         if !exists { try await admin.perform { connection in try connection.execute("CREATE DATABASE taskyard") } }
         await admin.close()
-        let pool = PostgresPool(configuration: server.configuration(database: "taskyard"), options: .init(maximumConnections: 1))
-        let outcome = try await Migrator.bundled().migrate(pool) { migration in say("applied \(migration.name)") }
-        await pool.close()
-        say("schema up to date (\(outcome.applied.count + outcome.alreadyApplied.count) migrations)")
     }
 
-    /// Returns on SIGINT or SIGTERM.
-    private func waitForInterrupt() async {
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { continuation.yield(signalNumber) }
-            source.resume()
-            sources.append(source)
-        }
-        for await _ in signals { break }
-        sources.forEach { $0.cancel() }
+    private func banner(serverURL: String, database: EmbeddedPostgres) -> String {
+        let agents = Self.nodes.enumerated().map { "\($1) http://127.0.0.1:\(agentPort + $0)" }.joined(separator: ", ")
+        return """
+
+            Taskyard dev is up.
+              server     \(serverURL)   (health: \(serverURL)/readyz)
+              agents     \(agents)   cluster \(Self.cluster)
+              database   postgres://postgres@127.0.0.1:\(port)/taskyard
+              log        \(database.logFile.path)
+
+            Submit a task:
+              curl -s -X POST \(serverURL)/api/v1/clusters/\(Self.cluster)/tasks -H 'Content-Type: application/json' \\
+                   -d '{"type": "echo", "participating_nodes": ["n1", "n2", "n3"], "payload": {"name": "vol1"}}'
+            Watch it:
+              swift run taskyard task list
+            Ask the history:
+              psql -h 127.0.0.1 -p \(port) -U postgres taskyard
+
+            Ctrl-C stops everything.
+            """
     }
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import ServiceLifecycle
 import TaskyardAPI
 import TaskyardDomain
 
@@ -16,7 +17,9 @@ extension APIRoutes {
         while true {
             let tasks = try await store.claim(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds)
             let cancel = try await store.cancelRequested(cluster: cluster, node: node)
-            if !tasks.isEmpty || !cancel.isEmpty || clock.now >= deadline || Task.isCancelled {
+            // A server shutting down answers waiting polls now rather than holding its exit for them.
+            if !tasks.isEmpty || !cancel.isEmpty || clock.now >= deadline || Task.isCancelled
+                || Task.isShuttingDownGracefully {
                 return try jsonResponse(PollResponse(tasks: tasks.map(TaskObject.init), cancel: cancel))
             }
             try await Task.sleep(for: min(configuration.pollRecheckInterval, deadline - clock.now))

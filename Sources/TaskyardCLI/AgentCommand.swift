@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import TaskyardAgent
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the node agent of one node.",
+        discussion: """
+            Registers the node, polls the server for the tasks assigned to it, fans each out to the task's participating nodes, and reports the outcome. Serves the participant endpoint that other agents call. Handlers: built-in noop, echo, sleep and fail, plus an executable DIR/<type> per type with --handlers (payload JSON on stdin, result JSON on stdout, exit 0 for success). On SIGTERM it stops polling and finishes what it holds within the grace period.
+
+            Example:
+              taskyard agent --server http://127.0.0.1:8080 --cluster dev --node n1 --listen 127.0.0.1:7001 --handlers ./handlers
+            """
+    )
+
+    @OptionGroup var serverOptions: ServerOptions
+    @OptionGroup var clusterOption: ClusterOption
+
+    @Option(help: ArgumentHelp("This node's id. Default: $TASKYARD_NODE.", valueName: "id"))
+    var node: String?
+
+    @Option(help: ArgumentHelp("Address of the participant endpoint. Default: $TASKYARD_AGENT_LISTEN, else 127.0.0.1:7001.", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("URL other agents use to reach this one. Default: http://<listen address>.", valueName: "url"))
+    var endpoint: String?
+
+    @Option(help: ArgumentHelp("Folder of executable handlers, one per task type. Default: $TASKYARD_HANDLERS.", valueName: "dir"))
+    var handlers: String?
+
+    @Option(help: ArgumentHelp("Tasks run at once as initiator. Default 8.", valueName: "n"))
+    var concurrency = 8
+
+    @Option(help: ArgumentHelp("Seconds a poll waits on the server for work. Default 20.", valueName: "seconds"))
+    var pollWait = 20.0
+
+    @Option(help: ArgumentHelp("Seconds one participant call may take. Default 300.", valueName: "seconds"))
+    var participantTimeout = 300.0
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
+        let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
+        guard concurrency > 0, pollWait >= 0, pollWait <= 60, participantTimeout > 0 else {
+            throw ValidationError("--concurrency must be positive, --poll-wait 0–60, --participant-timeout positive")
+        }
+        var configuration = AgentConfiguration(server: serverOptions.url, cluster: clusterOption.id, node: node)
+        configuration.listenHost = address.host
+        configuration.listenPort = address.port
+        configuration.endpoint = endpoint
+        configuration.handlersDirectory = setting(handlers, "TASKYARD_HANDLERS").map { URL(fileURLWithPath: $0) }
+        configuration.concurrency = concurrency
+        configuration.pollWaitSeconds = pollWait
+        configuration.participantTimeout = .milliseconds(Int(participantTimeout * 1000))
+        let logger = try logging.makeLogger("taskyard.agent")
+        try await Runtime.run([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TaskyardClient
+
+/// `--server` for every command that talks to the API.
+struct ServerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The Taskyard server. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url"))
+    var server: String?
+
+    var url: String {
+        server ?? ProcessInfo.processInfo.environment["TASKYARD_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "http://127.0.0.1:8080"
+    }
+
+    var client: TaskyardClient { TaskyardClient(baseURL: url) }
+}
+
+/// `--cluster` for commands on one cluster's tasks and nodes.
+struct ClusterOption: ParsableArguments {
+    @Option(name: [.customShort("c"), .long],
+            help: ArgumentHelp("Cluster id. Default: $TASKYARD_CLUSTER, else dev.", valueName: "id"))
+    var cluster: String?
+
+    var id: String {
+        cluster ?? ProcessInfo.processInfo.environment["TASKYARD_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 } ?? "dev"
+    }
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Default: $LOG_LEVEL, else info.",
+                               valueName: "level"))
+    var logLevel: String?
+
+    func makeLogger(_ label: String) throws -> Logger {
+        let text = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: text) else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        LoggingBootstrap.once()
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+enum LoggingBootstrap {
+    private static let done: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    static func once() { _ = done }
+}
+
+/// `host:port`, as given to --listen.
+struct ListenAddress {
+    let host: String
+    let port: Int
+
+    init(_ text: String, option: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port), colon != text.startIndex
+        else { throw ValidationError("\(option) must be host:port, e.g. 127.0.0.1:8080 (got \(text))") }
+        host = String(text[..<colon])
+        self.port = port
+    }
+}
+
+/// The value of a flag, else an environment variable, else a default.
+func setting(_ flag: String?, _ variable: String, default fallback: String? = nil) -> String? {
+    if let flag, !flag.isEmpty { return flag }
+    if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
+    return fallback
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+import TaskyardAgent
+import TaskyardServer
+import TaskyardStore
+
+/// Wiring shared by `serve`, `agent` and `dev`: the same parts, assembled once.
+enum Runtime {
+    /// A pool on the database, migrated unless told not to.
+    static func openStore(database configuration: PostgresConfiguration, poolSize: Int, migrate: Bool,
+                          logger: Logger) async throws -> TaskStore {
+        let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: poolSize))
+        if migrate {
+            let outcome = try await Migrator.bundled().migrate(pool) { migration in
+                logger.info("applied migration", metadata: ["file": "\(migration.name)"])
+            }
+            logger.info("schema up to date", metadata: ["migrations": "\(outcome.applied.count + outcome.alreadyApplied.count)"])
+        }
+        return TaskStore(pool: pool)
+    }
+
+    /// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.
+    static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import TaskyardServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the Taskyard HTTP server.",
+        discussion: """
+            Serves the HTTP API over a PostgreSQL database: clients submit and follow tasks, agents poll and report. Applies pending migrations at start-up unless --no-migrate. Stops gracefully on SIGTERM or SIGINT: no new connections, in-flight requests finish. Any number of servers can share one database.
+
+            Example:
+              taskyard serve --database-url postgres://taskyard@127.0.0.1/taskyard --listen 0.0.0.0:8080
+            """
+    )
+
+    @Option(help: ArgumentHelp("PostgreSQL URL or libpq keywords. Default: $TASKYARD_DATABASE_URL.", valueName: "url"))
+    var databaseURL: String?
+
+    @Option(help: ArgumentHelp("Address to listen on. Default: $TASKYARD_LISTEN, else 127.0.0.1:8080.", valueName: "host:port"))
+    var listen: String?
+
+    @Flag(help: "Do not apply migrations at start-up (run `taskyard migrate` yourself).")
+    var noMigrate = false
+
+    @Option(help: ArgumentHelp("Largest request body in bytes; larger gets 413. Default: $TASKYARD_MAX_BODY_BYTES, else 1048576.", valueName: "bytes"))
+    var maxBodyBytes: Int?
+
+    @Option(help: ArgumentHelp("Seconds a claimed task's lease lasts; agents renew it. Default: $TASKYARD_LEASE_SECONDS, else 30.", valueName: "seconds"))
+    var leaseSeconds: Double?
+
+    @Option(help: ArgumentHelp("Database connections at most. Default: $TASKYARD_POOL_SIZE, else 10.", valueName: "n"))
+    var poolSize: Int?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.makeLogger("taskyard.server")
+        guard let databaseURL = setting(databaseURL, "TASKYARD_DATABASE_URL") else {
+            throw ValidationError("no database given: pass --database-url or set TASKYARD_DATABASE_URL")
+        }
+        var configuration = ServerConfiguration()
+        let address = try ListenAddress(setting(listen, "TASKYARD_LISTEN", default: "127.0.0.1:8080")!, option: "--listen")
+        configuration.host = address.host
+        configuration.port = address.port
+        if let bytes = try number(maxBodyBytes, "TASKYARD_MAX_BODY_BYTES", Int.self) { configuration.maximumBodyBytes = bytes }
+        if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) { configuration.leaseSeconds = seconds }
+        let poolSize = try number(poolSize, "TASKYARD_POOL_SIZE", Int.self) ?? 10
+        guard configuration.maximumBodyBytes > 0, configuration.leaseSeconds > 0, poolSize > 0 else {
+            throw ValidationError("--max-body-bytes, --lease-seconds and --pool-size must be positive")
+        }
+        let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize, migrate: !noMigrate, logger: logger)
+        let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in
+            logger.info("listening", metadata: ["address": "http://\(address.host):\(port)"])
+        }
+        try await Runtime.run([app], logger: logger)
+        await store.pool.close()
+    }
+}
+
+/// A numeric flag, else the environment variable, else nil; a malformed variable is an error.
+func number<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ type: T.Type) throws -> T? {
+    if let flag { return flag }
+    guard let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty else { return nil }
+    guard let value = T(text) else { throw ValidationError("$\(variable) must be a number (got \(text))") }
+    return value
+}

@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task",
+        abstract: "Submit, list, inspect, cancel and retry tasks.",
+        subcommands: [Submit.self, List.self, Show.self, Events.self, Cancel.self, Retry.self, Delete.self]
+    )
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Submit a task.",
+            discussion: """
+                The first participating node is the initiator unless --assign least_loaded.
+
+                Example:
+                  taskyard task submit volume_create --nodes n1,n2,n3 --payload '{"name": "vol1"}'
+                """
+        )
+        @Argument(help: "Task type; the participants need a handler for it.") var type: String
+        @Option(help: ArgumentHelp("Participating nodes, comma-separated.", valueName: "n1,n2")) var nodes: String
+        @Option(help: ArgumentHelp("Payload, a JSON object. Default {}.", valueName: "json")) var payload: String?
+        @Option(help: "Higher runs first. Default 0.") var priority: Int?
+        @Option(help: "Attempts before the task fails for good. Default: the server's, 3.") var maxAttempts: Int?
+        @Option(help: ArgumentHelp("Not before this RFC 3339 time.", valueName: "time")) var runAfter: String?
+        @Option(help: "Tasks with one key run one at a time, in order.") var orderingKey: String?
+        @Option(help: "first (default) or least_loaded.") var assign: String?
+        @Option(help: "Repeat-safe submission: the same key returns the first task.") var idempotencyKey: String?
+        @Option(help: "Copied to the task and its children (X-Opaque-Id).") var opaqueId: String?
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            let payloadValue: JSONValue? = try payload.map { text in
+                do { return try APIJSON.decode(JSONValue.self, from: Data(text.utf8)) } catch {
+                    throw ValidationError("--payload is not valid JSON: \(text)")
+                }
+            }
+            let runAfterDate: Date? = try runAfter.map { text in
+                guard let date = RFC3339.parse(text) else { throw ValidationError("--run-after must be an RFC 3339 time") }
+                return date
+            }
+            let policy: AssignPolicy? = try assign.map { text in
+                guard let policy = AssignPolicy(rawValue: text) else { throw ValidationError("--assign must be first or least_loaded") }
+                return policy
+            }
+            let request = SubmitTaskRequest(
+                type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
+                orderingKey: orderingKey, assign: policy)
+            let task = try await serverOptions.client.submit(cluster: clusterOption.id, request,
+                                                             idempotencyKey: idempotencyKey, opaqueID: opaqueId)
+            if json { return try printJSON(task) }
+            say("task \(task.id) \(task.state.rawValue), assigned to \(task.assignedNode) (participants: \(task.participatingNodes.joined(separator: ", ")))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List tasks, oldest first (like `kadalu task list`).",
+            discussion: """
+                Root tasks only, unless --children. Follows pages up to --limit tasks.
+
+                Example:
+                  taskyard task list --state failed --type volume_create
+                """
+        )
+        @Option(help: "queued, received, completed, failed or cancelled; comma-separated for several.") var state: String?
+        @Option(help: "Only this task type.") var type: String?
+        @Option(help: "Only tasks assigned to this node.") var node: String?
+        @Option(help: ArgumentHelp("Created at or after this RFC 3339 time.", valueName: "time")) var since: String?
+        @Option(help: "Most tasks to print. Default 100.") var limit = 100
+        @Flag(help: "Include child tasks (participant outcomes).") var children = false
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+            var query: [String: String] = [:]
+            query["state"] = state
+            query["type"] = type
+            query["node"] = node
+            query["since"] = since
+            if !children { query["parent_id"] = "none" }
+            var tasks: [TaskObject] = []
+            var cursor: String?
+            repeat {
+                query["limit"] = String(min(1000, limit - tasks.count))
+                query["after"] = cursor
+                let page = try await serverOptions.client.tasks(cluster: clusterOption.id, query: query)
+                tasks += page.tasks
+                cursor = page.next
+            } while cursor != nil && tasks.count < limit
+            if json { return try printJSON(TaskList(tasks: tasks, next: cursor)) }
+            var table = Table("Task ID", "State", "Assigned To", "Type", "Created", "Attempt")
+            for task in tasks {
+                table.add(String(task.id), task.state.rawValue, task.assignedNode, task.type, shortTime(task.createdAt),
+                          "\(task.attempt)/\(task.maxAttempts)")
+            }
+            say(table.rendered)
+            if cursor != nil { say("(more: raise --limit to see them)") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a task, with each participant's outcome and error.",
+            discussion: "Example:\n  taskyard task show 42"
+        )
+        @Argument(help: "Task id.") var id: Int64
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            let detail = try await serverOptions.client.task(cluster: clusterOption.id, id: id)
+            if json { return try printJSON(detail) }
+            let task = detail.task
+            var lines = [
+                "Task \(task.id)  \(task.type)  \(task.state.rawValue.uppercased())\(task.cancelRequested && !task.state.isTerminal ? " (cancel requested)" : "")",
+                "  cluster       \(task.clusterID)",
+                "  assigned to   \(task.assignedNode)",
+                "  participants  \(task.participatingNodes.joined(separator: ", "))",
+                "  attempt       \(task.attempt) of \(task.maxAttempts)",
+                "  payload       \(compact(task.payload))",
+                "  created       \(shortTime(task.createdAt))",
+                "  received      \(shortTime(task.receivedAt))",
+                "  finished      \(shortTime(task.finishedAt))",
+            ]
+            if let parent = task.parentID { lines.append("  parent        \(parent)") }
+            if let opaque = task.opaqueID { lines.append("  opaque id     \(opaque)") }
+            if let result = task.result { lines.append("  result        \(compact(result))") }
+            if let error = task.error { lines.append("  error         \(error)") }
+            say(lines.joined(separator: "\n"))
+            guard !detail.children.isEmpty else { return }
+            say("\nParticipants")
+            var table = Table("Task ID", "Node", "Attempt", "State", "Finished", "Result / error")
+            for child in detail.children {
+                table.add(String(child.id), child.assignedNode, String(child.attempt), child.state.rawValue,
+                          shortTime(child.finishedAt), child.error ?? compact(child.result))
+            }
+            say(table.rendered)
+        }
+    }
+
+    struct Events: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a task's history: every state transition.",
+            discussion: "Example:\n  taskyard task events 42"
+        )
+        @Argument(help: "Task id.") var id: Int64
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            let events = try await serverOptions.client.events(cluster: clusterOption.id, id: id)
+            if json { return try printJSON(EventList(events: events)) }
+            var table = Table("At", "From", "To", "Node", "Attempt", "Detail")
+            for event in events {
+                table.add(RFC3339.format(event.at), event.from?.rawValue ?? "-", event.to.rawValue, event.node ?? "-",
+                          String(event.attempt), event.detail.map { compact($0) } ?? "")
+            }
+            say(table.rendered)
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a task: a queued one at once, a running one when its agent stops it.",
+            discussion: "Example:\n  taskyard task cancel 42 --reason \"wrong volume\""
+        )
+        @Argument(help: "Task id.") var id: Int64
+        @Option(help: "Recorded in the task's history.") var reason: String?
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+
+        func run() async throws {
+            let task = try await serverOptions.client.cancel(cluster: clusterOption.id, id: id, reason: reason)
+            say(task.state == .cancelled ? "task \(id) cancelled" : "task \(id) asked to stop; its agent will cancel it")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue a failed or cancelled task again, with a fresh attempt budget.",
+            discussion: "Example:\n  taskyard task retry 42"
+        )
+        @Argument(help: "Task id.") var id: Int64
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+
+        func run() async throws {
+            let task = try await serverOptions.client.retry(cluster: clusterOption.id, id: id)
+            say("task \(id) \(task.state.rawValue) again")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a finished task, its children and their history.",
+            discussion: "Example:\n  taskyard task delete 42"
+        )
+        @Argument(help: "Task id.") var id: Int64
+        @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var clusterOption: ClusterOption
+
+        func run() async throws {
+            try await serverOptions.client.delete(cluster: clusterOption.id, id: id)
+            say("task \(id) deleted")
+        }
+    }
+}
