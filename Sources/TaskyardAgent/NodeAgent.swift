@@ -26,8 +26,11 @@ public final class NodeAgent: Service, Sendable {
     public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) {
         self.configuration = configuration
         client = TaskyardClient(baseURL: configuration.server)
-        participant = ParticipantEndpoint(handlers: handlers ?? .builtins(directory: configuration.handlersDirectory),
-                                          node: configuration.node)
+        // The configured handlers folder serves every type the Swift handlers do not, unless the
+        // registry names a folder of its own.
+        var registry = handlers ?? .builtins()
+        if registry.directory == nil { registry.directory = configuration.handlersDirectory }
+        participant = ParticipantEndpoint(handlers: registry, node: configuration.node)
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
         self.logger = logger

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import TaskyardAgent
+import TaskyardAPI
+import TaskyardDomain
+
+@Suite("Executable handlers")
+struct ExecutableHandlerTests {
+    /// A handlers folder with one shell script per task type.
+    static func makeHandlers() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handlers-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let scripts = [
+            // Reads the payload from stdin and answers with it and its environment.
+            "volume_create": #"""
+                #!/bin/sh
+                payload=$(cat)
+                printf '{"received": %s, "task": "%s", "attempt": "%s", "cluster": "%s", "node": "%s"}\n' \
+                  "$payload" "$TASKYARD_TASK_ID" "$TASKYARD_ATTEMPT" "$TASKYARD_CLUSTER" "$TASKYARD_NODE"
+                """#,
+            "quiet": "#!/bin/sh\ncat > /dev/null\nexit 0\n",
+            "broken": "#!/bin/sh\necho 'checking disk' >&2\necho 'disk /dev/sdz not found' >&2\nexit 3\n",
+            "chatty": "#!/bin/sh\necho 'all done, no JSON here'\n",
+        ]
+        for (type, script) in scripts {
+            let file = folder.appending(path: type)
+            try Data(script.utf8).write(to: file)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path)
+        }
+        return folder
+    }
+
+    @Test("success with JSON, success with no output, a non-zero exit, output that is not JSON")
+    func outcomes() async throws {
+        let folder = try Self.makeHandlers()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await Deployment.run(nodes: ["n1", "n2"], agentSettings: { $0.handlersDirectory = folder }) { deployment in
+            let cluster = Deployment.cluster
+            let json = try await deployment.client.submit(cluster: cluster,
+                SubmitTaskRequest(type: "volume_create", participatingNodes: ["n1", "n2"], payload: ["name": "vol1"]))
+            let quiet = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "quiet", participatingNodes: ["n2"]))
+            let broken = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "broken", participatingNodes: ["n1"]))
+            let chatty = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "chatty", participatingNodes: ["n1"]))
+
+            let created = try await deployment.finished(json.id)
+            #expect(created.task.state == .completed)
+            let n2 = try #require(created.children.first { $0.assignedNode == "n2" })
+            #expect(n2.result == ["received": ["name": "vol1"], "task": .string(String(json.id)), "attempt": "1",
+                                  "cluster": "c1", "node": "n2"])
+
+            let silent = try await deployment.finished(quiet.id)
+            #expect(silent.task.state == .completed)
+            #expect(silent.children.first?.result == nil)
+
+            let failed = try await deployment.finished(broken.id)
+            #expect(failed.task.state == .failed)
+            #expect(failed.task.error?.contains("exited with status 3") == true)
+            #expect(failed.task.error?.contains("disk /dev/sdz not found") == true, "\(failed.task.error ?? "")")
+
+            let noJSON = try await deployment.finished(chatty.id)
+            #expect(noJSON.task.state == .failed)
+            #expect(noJSON.task.error?.contains("not JSON") == true)
+        }
+    }
+}
