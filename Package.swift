@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",
-            dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport",
+            dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport", "EmbeddedPostgres",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -4,10 +4,10 @@ import Foundation
 ///
 /// Foundation's `Process.waitUntilExit` never returned for `pg_ctl start` on Linux (the child stayed a
 /// zombie while the server it started lived on), so the launcher uses the system calls directly.
-enum Subprocess {
+public enum Subprocess {
     /// Runs a program to completion with stdin from /dev/null and stdout+stderr into `outputPath`.
     /// Returns its exit status (128 + signal when killed).
-    static func run(_ executable: String, _ arguments: [String], outputPath: String) throws -> Int32 {
+    public static func run(_ executable: String, _ arguments: [String], outputPath: String) throws -> Int32 {
         let pid = try spawn(executable, arguments, outputPath: outputPath)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
@@ -19,7 +19,7 @@ enum Subprocess {
 
     /// Starts a program and returns at once; its output goes to `outputPath`. The caller never waits for it.
     @discardableResult
-    static func spawn(_ executable: String, _ arguments: [String], outputPath: String = "/dev/null") throws -> pid_t {
+    public static func spawn(_ executable: String, _ arguments: [String], outputPath: String = "/dev/null") throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -35,5 +35,22 @@ enum Subprocess {
             throw EmbeddedPostgresError("cannot start \(executable): \(String(cString: strerror(result)))")
         }
         return pid
+    }
+
+    /// Waits up to `timeout` for a spawned process to exit; its exit status (128 + signal when killed),
+    /// or nil if it is still running.
+    public static func wait(_ pid: pid_t, timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while ContinuousClock.now < deadline {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let signal = status & 0x7F
+                return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+            }
+            if result == -1, errno != EINTR { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
     }
 }

@@ -94,7 +94,7 @@ struct MigrationTests {
 
     @Test("`taskyard migrate` applies the schema, then reports it up to date")
     func command() async throws {
-        let binary = try #require(Self.taskyardBinary, "the taskyard executable should be built next to the tests")
+        let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
         try await TestDatabase.withEmptyDatabase { configuration in
             let keywords = configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let first = try Self.run(binary, ["migrate", "--database-url", keywords])
@@ -107,16 +107,6 @@ struct MigrationTests {
             #expect(missing.status != 0)
             #expect(missing.output.contains("--database-url"))
         }
-    }
-
-    static var taskyardBinary: URL? {
-        let folder = Bundle.main.executableURL?.deletingLastPathComponent()
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [folder, folder.deletingLastPathComponent()] {
-            let binary = candidate.appending(path: "taskyard")
-            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
-        }
-        return nil
     }
 
     static func run(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
