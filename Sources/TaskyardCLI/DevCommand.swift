@@ -34,8 +34,17 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Port of n1's participant endpoint; n2 and n3 take the next two.")
     var agentPort = 7001
 
-    @Option(help: ArgumentHelp("Folder of executable handlers, one per task type.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder of executable handlers, one per task type. Default: ./examples/handlers when it exists (the README's volume_create).", valueName: "dir"))
     var handlers: String?
+
+    /// The handlers folder: the flag, else the repository's examples when run from its root.
+    var handlersFolder: URL? {
+        if let handlers { return URL(fileURLWithPath: handlers) }
+        let examples = URL(fileURLWithPath: "examples/handlers")
+        var isFolder: ObjCBool = false
+        return FileManager.default.fileExists(atPath: examples.path, isDirectory: &isFolder) && isFolder.boolValue
+            ? examples.standardizedFileURL : nil
+    }
 
     @Flag(help: "Delete the data folder first and start from an empty database.")
     var reset = false
@@ -87,7 +96,7 @@ struct DevCommand: AsyncParsableCommand {
         for (index, node) in Self.nodes.enumerated() {
             var agent = AgentConfiguration(server: serverURL, cluster: Self.cluster, node: node)
             agent.listenPort = agentPort + index
-            agent.handlersDirectory = handlers.map { URL(fileURLWithPath: $0) }
+            agent.handlersDirectory = handlersFolder
             agent.shutdownGrace = .seconds(5)
             services.append(NodeAgent(configuration: agent, logger: logger))
         }

@@ -26,6 +26,7 @@ struct Deployment: Sendable {
 
     /// `handlers(node)` gives each agent its handlers (default: the built-ins).
     static func run<T: Sendable>(
+        cluster: String = Deployment.cluster,
         nodes: [String] = ["n1", "n2", "n3"],
         handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
         agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
@@ -67,10 +68,10 @@ struct Deployment: Sendable {
     }
 
     /// Waits until the task is terminal (polling; `wait` arrives with a later issue).
-    func finished(_ id: Int64, within limit: Duration = .seconds(30)) async throws -> TaskDetail {
+    func finished(_ id: Int64, cluster: String = Deployment.cluster, within limit: Duration = .seconds(30)) async throws -> TaskDetail {
         let deadline = ContinuousClock.now + limit
         while true {
-            let detail = try await client.task(cluster: Self.cluster, id: id)
+            let detail = try await client.task(cluster: cluster, id: id)
             if detail.task.state.isTerminal { return detail }
             guard ContinuousClock.now < deadline else {
                 throw DeploymentError("task \(id) still \(detail.task.state) after \(limit)")

@@ -1,0 +1,49 @@
+import Foundation
+import Postgres
+import Testing
+import TaskyardAPI
+import TaskyardTestSupport
+
+/// The README is the first thing a new user runs: its SQL must run as written.
+@Suite("Documentation")
+struct DocumentationTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func sqlBlocks(in markdown: String) -> [String] {
+        markdown.components(separatedBy: "```sql\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
+    }
+
+    @Test("every SQL recipe in the README runs against a database with history, and finds it")
+    func readmeRecipes() async throws {
+        let readme = try String(contentsOf: Self.repository.appending(path: "README.md"), encoding: .utf8)
+        let recipes = Self.sqlBlocks(in: readme)
+        #expect(recipes.count >= 5)
+        try await Deployment.run(cluster: "dev") { deployment in
+            // The history of the README's example: a task that completes, then task 5, which fails.
+            let ok = try await deployment.client.submit(cluster: "dev",
+                SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2", "n3"], payload: ["name": "vol1"]))
+            _ = try await deployment.finished(ok.id, cluster: "dev")
+            let bad = try await deployment.client.submit(cluster: "dev",
+                SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2", "n3"]))
+            #expect(bad.id == 5, "the README's story uses task 5")
+            _ = try await deployment.finished(bad.id, cluster: "dev")
+            let rowCounts: [Int] = try await deployment.store.pool.withConnection { connection in
+                try recipes.map { sql in try connection.query(sql).count }
+            }
+            #expect(rowCounts[0] == 2, "tasks per state: completed and failed")
+            #expect(rowCounts[1] == 3, "failures per type and node: fail on n1, n2, n3")
+            #expect(rowCounts[2] == 2, "durations: echo and fail")
+            #expect(rowCounts[3] == 0, "nothing stuck")
+            #expect(rowCounts[4] == 6, "task 5's story: 3 events of its own, one per participant")
+        }
+    }
+
+    @Test("docs/API.md is the shared contract")
+    func contractCopy() throws {
+        let shared = Self.repository.deletingLastPathComponent().appending(path: "shared/API.md")
+        guard FileManager.default.fileExists(atPath: shared.path) else { return }
+        #expect(try String(contentsOf: Self.repository.appending(path: "docs/API.md"), encoding: .utf8)
+            == String(contentsOf: shared, encoding: .utf8))
+    }
+}
