@@ -1,5 +1,6 @@
 import ArgumentParser
 import TaskyardAPI
+import TaskyardClient
 
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,12 +16,17 @@ struct ClusterCommand: AsyncParsableCommand {
         )
         @Argument(help: "Cluster id: 1–64 characters from A-Z a-z 0-9 . _ -") var id: String
         @Option(help: "A name for people. Default: the id.") var name: String?
+        @Flag(help: "Succeed when the cluster already exists (for scripts and containers).") var existOk = false
         @OptionGroup var serverOptions: ServerOptions
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let cluster = try await serverOptions.client.createCluster(id: id, name: name)
-            if json { try printJSON(cluster) } else { say("created cluster \(cluster.id)") }
+            do {
+                let cluster = try await serverOptions.client.createCluster(id: id, name: name)
+                if json { try printJSON(cluster) } else { say("created cluster \(cluster.id)") }
+            } catch let failure as TaskyardClient.Failure where failure.status == 409 && existOk {
+                say("cluster \(id) already exists")
+            }
         }
     }
 

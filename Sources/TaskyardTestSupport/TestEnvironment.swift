@@ -13,6 +13,22 @@ public enum TestEnvironment {
         return nil
     }
 
+    /// Runs the `taskyard` binary to completion; its exit status and its output (stdout and stderr).
+    public static func runTaskyard(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        guard let binary = taskyardBinary else { throw TestEnvironmentError("the taskyard executable is not built next to the tests") }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// `count` consecutive TCP ports that are free on 127.0.0.1 right now.
     public static func freePorts(_ count: Int) -> [Int] {
         while true {
@@ -36,4 +52,9 @@ public enum TestEnvironment {
             }
         }
     }
+}
+
+public struct TestEnvironmentError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -94,32 +94,18 @@ struct MigrationTests {
 
     @Test("`taskyard migrate` applies the schema, then reports it up to date")
     func command() async throws {
-        let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
         try await TestDatabase.withEmptyDatabase { configuration in
             let keywords = configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let first = try Self.run(binary, ["migrate", "--database-url", keywords])
+            let first = try TestEnvironment.runTaskyard(["migrate", "--database-url", keywords])
             #expect(first.status == 0)
             #expect(first.output.contains("applied \(Self.bundledNames[0])"))
-            let second = try Self.run(binary, ["migrate"], environment: ["TASKYARD_DATABASE_URL": keywords])
+            let second = try TestEnvironment.runTaskyard(["migrate"], environment: ["TASKYARD_DATABASE_URL": keywords])
             #expect(second.status == 0)
             #expect(second.output.contains("0 applied now, \(Self.bundledNames.count) already applied"))
-            let missing = try Self.run(binary, ["migrate"], environment: ["TASKYARD_DATABASE_URL": ""])
+            let missing = try TestEnvironment.runTaskyard(["migrate"], environment: ["TASKYARD_DATABASE_URL": ""])
             #expect(missing.status != 0)
             #expect(missing.output.contains("--database-url"))
         }
     }
 
-    static func run(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 }

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TaskyardTestSupport
+import Yams
+
+@Suite("docker-compose.yml")
+struct ComposeFileTests {
+    @Test("postgres, a server and three agents, each command with flags the CLI really has")
+    func servicesUseRealFlags() throws {
+        let repository = DocumentationTests.repository
+        let text = try String(contentsOf: repository.appending(path: "docker-compose.yml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let services = try #require(document["services"] as? [String: Any])
+        for name in ["postgres", "server", "agent-n1", "agent-n2", "agent-n3"] {
+            #expect(services[name] != nil, "service \(name)")
+        }
+        #expect(FileManager.default.fileExists(atPath: repository.appending(path: "Dockerfile").path))
+
+        var checked = 0
+        for (name, value) in services.sorted(by: { $0.key < $1.key }) {
+            let service = try #require(value as? [String: Any])
+            for dependency in Self.dependencies(of: service) {
+                #expect(services[dependency] != nil, "\(name) depends on an unknown service \(dependency)")
+            }
+            guard service["build"] != nil else { continue }
+            let command = try #require(service["command"] as? [String], "\(name) needs a command in list form")
+            let words = Array(command.prefix { !$0.hasPrefix("-") })
+            let flags = command.filter { $0.hasPrefix("--") }
+            let help = try TestEnvironment.runTaskyard(words + ["--help"])
+            #expect(help.status == 0, "\(name): taskyard \(words.joined(separator: " ")) --help failed: \(help.output)")
+            for flag in flags {
+                #expect(help.output.contains(flag + " ") || help.output.contains(flag + "\n"),
+                        "\(name) uses \(flag), which `taskyard \(words.joined(separator: " "))` does not have")
+            }
+            checked += 1
+        }
+        #expect(checked >= 4)
+    }
+
+    static func dependencies(of service: [String: Any]) -> [String] {
+        if let list = service["depends_on"] as? [String] { return list }
+        if let map = service["depends_on"] as? [String: Any] { return Array(map.keys) }
+        return []
+    }
+}
