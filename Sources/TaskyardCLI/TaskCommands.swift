@@ -113,13 +113,11 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Show a task, with each participant's outcome and error.",
             discussion: "Example:\n  taskyard task show 42"
         )
-        @Argument(help: "Task id.") var id: Int64
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: TaskTarget
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let detail = try await serverOptions.client.task(cluster: clusterOption.id, id: id)
+            let detail = try await target.client.task(cluster: target.cluster, id: target.id)
             if json { return try printJSON(detail) }
             let task = detail.task
             var lines = [
@@ -154,13 +152,11 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Show a task's history: every state transition.",
             discussion: "Example:\n  taskyard task events 42"
         )
-        @Argument(help: "Task id.") var id: Int64
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: TaskTarget
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let events = try await serverOptions.client.events(cluster: clusterOption.id, id: id)
+            let events = try await target.client.events(cluster: target.cluster, id: target.id)
             if json { return try printJSON(EventList(events: events)) }
             var table = Table("At", "From", "To", "Node", "Attempt", "Detail")
             for event in events {
@@ -176,14 +172,12 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Cancel a task: a queued one at once, a running one when its agent stops it.",
             discussion: "Example:\n  taskyard task cancel 42 --reason \"wrong volume\""
         )
-        @Argument(help: "Task id.") var id: Int64
+        @OptionGroup var target: TaskTarget
         @Option(help: "Recorded in the task's history.") var reason: String?
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
 
         func run() async throws {
-            let task = try await serverOptions.client.cancel(cluster: clusterOption.id, id: id, reason: reason)
-            say(task.state == .cancelled ? "task \(id) cancelled" : "task \(id) asked to stop; its agent will cancel it")
+            let task = try await target.client.cancel(cluster: target.cluster, id: target.id, reason: reason)
+            say(task.state == .cancelled ? "task \(target.id) cancelled" : "task \(target.id) asked to stop; its agent will cancel it")
         }
     }
 
@@ -192,13 +186,11 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Queue a failed or cancelled task again, with a fresh attempt budget.",
             discussion: "Example:\n  taskyard task retry 42"
         )
-        @Argument(help: "Task id.") var id: Int64
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: TaskTarget
 
         func run() async throws {
-            let task = try await serverOptions.client.retry(cluster: clusterOption.id, id: id)
-            say("task \(id) \(task.state.rawValue) again")
+            let task = try await target.client.retry(cluster: target.cluster, id: target.id)
+            say("task \(target.id) \(task.state.rawValue) again")
         }
     }
 
@@ -207,13 +199,21 @@ struct TaskCommand: AsyncParsableCommand {
             abstract: "Delete a finished task, its children and their history.",
             discussion: "Example:\n  taskyard task delete 42"
         )
-        @Argument(help: "Task id.") var id: Int64
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: TaskTarget
 
         func run() async throws {
-            try await serverOptions.client.delete(cluster: clusterOption.id, id: id)
-            say("task \(id) deleted")
+            try await target.client.delete(cluster: target.cluster, id: target.id)
+            say("task \(target.id) deleted")
         }
     }
+}
+
+/// One task of one cluster on one server: what show, events, cancel, retry and delete act on.
+struct TaskTarget: ParsableArguments {
+    @Argument(help: "Task id.") var id: Int64
+    @OptionGroup var serverOptions: ServerOptions
+    @OptionGroup var clusterOption: ClusterOption
+
+    var client: TaskyardClient { serverOptions.client }
+    var cluster: String { clusterOption.id }
 }

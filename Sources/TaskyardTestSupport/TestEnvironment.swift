@@ -29,6 +29,14 @@ public enum TestEnvironment {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// The same, waiting on a thread of its own: for tests whose subprocess talks to a server running
+    /// in the test process, which needs the cooperative threads meanwhile.
+    public static func runTaskyardAsync(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try runTaskyard(arguments, environment: environment) }) }.start()
+        }
+    }
+
     /// `count` consecutive TCP ports that are free on 127.0.0.1 right now.
     public static func freePorts(_ count: Int) -> [Int] {
         while true {
