@@ -6,7 +6,7 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     case claim
     /// The agent reports that every participant succeeded.
     case complete
-    /// The agent reports that a participant failed.
+    /// The agent reports that a participant failed, on the last attempt of the task's budget.
     case fail
     /// A client asks to cancel it. A queued task ends at once; a received one is only flagged, and
     /// stays received until its agent acknowledges.
@@ -15,6 +15,16 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     case acknowledgeCancel
     /// A client retries a failed or cancelled task.
     case retry
+    /// The agent reports a failure while attempts remain: the task waits out a backoff, queued again.
+    case failWithAttemptsLeft
+    /// Its lease ran out (agent or node lost) while attempts remain: queued again for another attempt.
+    case expireLease
+    /// Its lease ran out on the last attempt: failed for good.
+    case expireLeaseOnLastAttempt
+    /// Its lease ran out after a cancel was requested: the cancel takes effect.
+    case expireLeaseAfterCancel
+    /// Its initiator went offline: a queued task moves to another online participating node.
+    case reassign
     /// A participant's outcome is recorded as a child task, born terminal.
     case recordParticipantCompleted
     case recordParticipantFailed
@@ -41,6 +51,11 @@ public enum TaskStateMachine {
         TaskTransition(from: .queued, action: .cancel, to: .cancelled),
         TaskTransition(from: .received, action: .cancel, to: .received),
         TaskTransition(from: .received, action: .acknowledgeCancel, to: .cancelled),
+        TaskTransition(from: .received, action: .failWithAttemptsLeft, to: .queued),
+        TaskTransition(from: .received, action: .expireLease, to: .queued),
+        TaskTransition(from: .received, action: .expireLeaseOnLastAttempt, to: .failed),
+        TaskTransition(from: .received, action: .expireLeaseAfterCancel, to: .cancelled),
+        TaskTransition(from: .queued, action: .reassign, to: .queued),
         TaskTransition(from: .failed, action: .retry, to: .queued),
         TaskTransition(from: .cancelled, action: .retry, to: .queued),
         TaskTransition(from: nil, action: .recordParticipantCompleted, to: .completed),

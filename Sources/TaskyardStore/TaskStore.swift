@@ -11,6 +11,13 @@ public struct TaskStore: Sendable {
         public var defaultMaxAttempts = TaskSubmission.Limits.defaultMaxAttempts
         /// Largest batch accepted by `submitBatch`. Default 1000 (the API's limit).
         public var maximumBatchSize = 1000
+        /// The wait before a failed attempt runs again: base × 2^(attempt − 1), capped, and jittered
+        /// down by up to half so that tasks failing together do not retry together. Default 2 s.
+        public var retryBackoffBase = 2.0
+        /// Default 300 s: a failing dependency gets minutes to recover, not hours.
+        public var retryBackoffCap = 300.0
+        /// Leases per task type, overriding the lease a claim asks for (slow types need longer ones).
+        public var leaseSecondsByType: [String: Double] = [:]
 
         public init() {}
     }
@@ -238,13 +245,24 @@ public struct TaskStore: Sendable {
     public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [TaskRecord] {
         guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
         guard leaseSeconds > 0 else { throw TaskyardError.invalid("lease", "must be positive") }
-        return try TaskRecord.all(try await pool.query(TasksSQL.claim, [cluster, node, limit, leaseSeconds]))
+        let overrides = configuration.leaseSecondsByType.sorted { $0.key < $1.key }
+        return try TaskRecord.all(try await pool.query(TasksSQL.claim, [
+            cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value),
+        ]))
+    }
+
+    /// The backoff before attempt `attempt + 1` of a task that failed at `attempt`.
+    public func retryBackoff(afterAttempt attempt: Int) -> Double {
+        let exponential = configuration.retryBackoffBase * pow(2, Double(max(0, min(attempt - 1, 30))))
+        let capped = min(configuration.retryBackoffCap, exponential)
+        return capped * Double.random(in: 0.5...1.0)
     }
 
     /// Ends a received task as its agent reports, recording each participant's outcome as a child task.
     /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
     public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
         try report.validate()
+        let backoff = retryBackoff(afterAttempt: report.attempt)
         return try await pool.withConnection { connection in
             let participants = report.participants
             var detail: [String: JSONValue] = [:]
@@ -255,7 +273,7 @@ public struct TaskStore: Sendable {
                 cluster, taskID, node, report.attempt, report.state.rawValue, report.result, report.error,
                 participants.map(\.node), participants.map(\.state.rawValue), participants.map(\.result),
                 participants.map(\.error), participants.map(\.startedAt), participants.map(\.finishedAt),
-                detail.isEmpty ? nil : JSONValue.object(detail),
+                detail.isEmpty ? nil : JSONValue.object(detail), backoff,
             ])
             if let row = rows.first { return try TaskRecord(row: row) }
             // Nothing changed: say why, from the task as it stands.
@@ -292,6 +310,29 @@ public struct TaskStore: Sendable {
             if try row.decode("cancel", as: Bool.self) { renewal.cancel.append(id) }
         }
         return renewal
+    }
+
+    // MARK: - Maintenance
+
+    /// Ends up to `limit` received tasks whose lease ran out: queued again while attempts remain, failed
+    /// after the last, cancelled when a cancel was asked. Returns them as they are now.
+    public func expireLeases(limit: Int = 500) async throws -> [TaskRecord] {
+        try TaskRecord.all(try await pool.query(TasksSQL.expireLeases, [limit]))
+    }
+
+    /// Marks offline the nodes not seen for `seconds`; returns them as (cluster, node).
+    public func markOfflineNodes(notSeenFor seconds: Double) async throws -> [(cluster: String, node: String)] {
+        try await pool.query(NodesSQL.markOffline, [seconds]).map { row throws(PostgresError) in
+            (try row.decode("cluster_id", as: String.self), try row.decode("id", as: String.self))
+        }
+    }
+
+    /// Moves up to `limit` queued tasks off offline nodes (affinity any) to an online participant.
+    public func reassignFromOfflineNodes(limit: Int = 500) async throws -> [(taskID: Int64, from: String, to: String)] {
+        try await pool.query(TasksSQL.reassignFromOfflineNodes, [limit]).map { row throws(PostgresError) in
+            (try row.decode("id", as: Int64.self), try row.decode("old_node", as: String.self),
+             try row.decode("new_node", as: String.self))
+        }
     }
 
     // MARK: - Schema

@@ -25,7 +25,7 @@ struct QueryPlanTests {
             _ = try await store.submit(on: ["n1"])
             let plan: String = try await store.pool.withConnection { connection in
                 let rows = try connection.query("EXPLAIN (FORMAT TEXT) " + StoreStatementsForTests.claimSQL,
-                                                [TaskStore.cluster, "n1", 16, 30.0])
+                                                [TaskStore.cluster, "n1", 16, 30.0, [String](), [Double]()])
                 return try rows.map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
                     .joined(separator: "\n")
             }

@@ -14,11 +14,13 @@ struct StateMachineAgreementTests {
     @Test("store transitions match the table", arguments: TaskAction.allCases)
     func agreement(action: TaskAction) async throws {
         try await TestDatabase.withStore { store in
-            // One initiator per starting state, so that a claim on it can only take that task.
-            try await store.makeCluster(nodes: (1...6).map { "n\($0)" })
+            // One initiator per starting state, so that a claim on it can only take that task; n7 is a
+            // spare online participant of every task, for reassignment.
+            try await store.makeCluster(nodes: (1...7).map { "n\($0)" })
+            let attempts = [.failWithAttemptsLeft, .expireLease, .expireLeaseAfterCancel].contains(action) ? 3 : 1
             for (index, source) in Self.sources.enumerated() {
                 let node = "n\(index + 1)"
-                let task = try await Self.task(in: source, on: node, store: store)
+                let task = try await Self.task(in: source, on: node, maxAttempts: attempts, store: store)
                 let before = try await store.snapshot()
                 let outcome = try await Self.perform(action, on: task, node: node, store: store)
                 let expected = TaskStateMachine.next(from: source, on: action)
@@ -36,9 +38,10 @@ struct StateMachineAgreementTests {
     }
 
     /// A task in `state` whose initiator is `node`; nil for "no task yet".
-    static func task(in state: TaskState?, on node: String, store: TaskStore) async throws -> TaskRecord? {
+    static func task(in state: TaskState?, on node: String, maxAttempts: Int, store: TaskStore) async throws -> TaskRecord? {
         guard let state else { return nil }
-        let task = try await store.submit(on: [node])
+        let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n7"], maxAttempts: maxAttempts),
+                                          cluster: TaskStore.cluster).task
         switch state {
         case .queued:
             return task
@@ -47,8 +50,21 @@ struct StateMachineAgreementTests {
         case .received, .completed, .failed:
             let claimed = try #require(try await store.claimOne(node))
             guard state != .received else { return claimed }
-            let report = TaskReport(attempt: claimed.attempt, state: state == .completed ? .completed : .failed)
-            return try await store.report(report, cluster: TaskStore.cluster, node: node, taskID: claimed.id)
+            if state == .failed {
+                // Fail every attempt of the budget, so that the task ends failed rather than queued again.
+                var current = claimed
+                while true {
+                    let reported = try await store.report(TaskReport(attempt: current.attempt, state: .failed),
+                                                          cluster: TaskStore.cluster, node: node, taskID: claimed.id)
+                    if reported.state == .failed { return reported }
+                    try await store.pool.withConnection { connection in
+                        try connection.query("UPDATE tasks SET run_after = NULL WHERE id = $1", [claimed.id])
+                    }
+                    current = try #require(try await store.claimOne(node))
+                }
+            }
+            return try await store.report(TaskReport(attempt: claimed.attempt, state: .completed),
+                                          cluster: TaskStore.cluster, node: node, taskID: claimed.id)
         }
     }
 
@@ -57,7 +73,19 @@ struct StateMachineAgreementTests {
         let cluster = TaskStore.cluster
         let taskID = task?.id ?? 999_999
         func refusedOnConflict(_ body: () async throws -> TaskRecord) async throws -> TaskRecord? {
-            do { return try await body() } catch let error as TaskyardError { _ = error; return nil }
+            do { return try await body() } catch is TaskyardError { return nil }
+        }
+        /// Runs the lease expiry after making this task's lease (if it holds one) run out.
+        func expire(cancelFirst: Bool) async throws -> TaskRecord? {
+            try await store.pool.withConnection { connection in
+                if cancelFirst {
+                    try connection.query("UPDATE tasks SET cancel_requested_at = now() WHERE id = $1 AND state = 'received'", [taskID])
+                }
+                try connection.query("""
+                    UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1 AND state = 'received'
+                    """, [taskID])
+            }
+            return try await store.expireLeases().first { $0.id == taskID }
         }
         switch action {
         case .submit:
@@ -66,8 +94,8 @@ struct StateMachineAgreementTests {
         case .claim:
             guard let task else { return nil }
             return try await store.claimOne(task.assignedNode)
-        case .complete, .fail, .acknowledgeCancel:
-            let state: ReportedState = action == .complete ? .completed : action == .fail ? .failed : .cancelled
+        case .complete, .fail, .failWithAttemptsLeft, .acknowledgeCancel:
+            let state: ReportedState = action == .complete ? .completed : action == .acknowledgeCancel ? .cancelled : .failed
             return try await refusedOnConflict {
                 try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), state: state),
                                        cluster: cluster, node: node, taskID: taskID)
@@ -78,6 +106,16 @@ struct StateMachineAgreementTests {
             return try await store.snapshot() == before ? nil : result
         case .retry:
             return try await refusedOnConflict { try await store.retry(cluster: cluster, taskID: taskID) }
+        case .expireLease, .expireLeaseOnLastAttempt:
+            return try await expire(cancelFirst: false)
+        case .expireLeaseAfterCancel:
+            return try await expire(cancelFirst: true)
+        case .reassign:
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE nodes SET status = 'offline' WHERE id = $1", [node])
+            }
+            let moved = try await store.reassignFromOfflineNodes().first { $0.taskID == taskID }
+            return try await moved.asyncMap { _ in try await store.task(cluster: cluster, id: taskID) }
         case .recordParticipantCompleted, .recordParticipantFailed, .recordParticipantCancelled:
             // Participant outcomes are born with the report of a received parent; there is no task before.
             guard task == nil else { return nil }
@@ -91,5 +129,12 @@ struct StateMachineAgreementTests {
             _ = try await store.report(report, cluster: cluster, node: node, taskID: claimed.id)
             return try await store.children(cluster: cluster, of: parent.id).first
         }
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

@@ -137,7 +137,8 @@ struct TaskLifecycleTests {
     func report() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(on: ["n1", "n2", "n3"])
+            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2", "n3"], maxAttempts: 1),
+                                              cluster: cluster).task
             let claimed = try #require(try await store.claimOne())
             let started = Date(timeIntervalSince1970: 1_800_000_000)
             let done = try await store.report(TaskReport(attempt: 1, state: .failed, error: "n3: disk full", participants: [
@@ -167,7 +168,8 @@ struct TaskLifecycleTests {
     func refusedReports() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(on: ["n1", "n2"])
+            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], maxAttempts: 1),
+                                              cluster: cluster).task
             _ = try #require(try await store.claimOne())
             _ = try await store.report(TaskReport(attempt: 1, state: .failed), cluster: cluster, node: "n1", taskID: task.id)
             _ = try await store.retry(cluster: cluster, taskID: task.id)
@@ -238,7 +240,8 @@ struct TaskLifecycleTests {
     func retry() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(on: ["n1"])
+            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 1),
+                                              cluster: cluster).task
             _ = try #require(try await store.claimOne())
             _ = try await store.report(TaskReport(attempt: 1, state: .failed, error: "boom"), cluster: cluster, node: "n1", taskID: task.id)
             let retried = try await store.retry(cluster: cluster, taskID: task.id)

@@ -40,5 +40,23 @@ enum NodesSQL {
          LIMIT 1
         """)
 
-    static let all = [upsert, heartbeat, list, leastLoaded]
+    /// Online nodes not seen for $1 seconds go offline. Their queued tasks with strict affinity stay, and
+    /// say so in their history; the others are moved by `tasks.reassign_from_offline_nodes`.
+    static let markOffline = PostgresStatement("nodes.mark_offline", """
+        WITH gone AS (
+            UPDATE nodes SET status = 'offline'
+             WHERE status = 'online' AND last_seen_at < now() - make_interval(secs => $1::double precision)
+            RETURNING cluster_id, id
+        ), waiting AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT t.cluster_id, t.id, 'queued', 'queued', t.assigned_node, t.attempt,
+                   jsonb_build_object('reason', 'awaiting node ' || t.assigned_node
+                                      || ', which is offline: affinity strict keeps the task on it')
+              FROM tasks t JOIN gone g ON t.cluster_id = g.cluster_id AND t.assigned_node = g.id
+             WHERE t.state = 'queued' AND t.affinity = 'strict'
+        )
+        SELECT cluster_id, id FROM gone ORDER BY cluster_id, id
+        """)
+
+    static let all = [upsert, heartbeat, list, leastLoaded, markOffline]
 }

@@ -96,19 +96,27 @@ enum TasksSQL {
         """)
 
     /// queued → received for up to $3 tasks of one node whose run_after has passed, best priority first,
-    /// skipping rows another claimer holds: attempt + 1 and a lease of $4 seconds.
+    /// skipping rows another claimer holds: attempt + 1 and a lease of $4 seconds, or of the seconds
+    /// $6 gives the task's type in $5. A task waits while an earlier task with its ordering key is live.
     static let claim = PostgresStatement("tasks.claim", """
         WITH picked AS (
-            SELECT cluster_id, id FROM tasks
-             WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'queued'
-               AND (run_after IS NULL OR run_after <= now())
-             ORDER BY priority DESC, id
+            SELECT t.cluster_id, t.id FROM tasks t
+             WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
+               AND (t.run_after IS NULL OR t.run_after <= now())
+               AND (t.ordering_key IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM tasks e
+                        WHERE e.cluster_id = t.cluster_id AND e.ordering_key = t.ordering_key AND e.id < t.id
+                          AND e.state IN ('queued', 'received')))
+             ORDER BY t.priority DESC, t.id
              LIMIT $3
              FOR UPDATE SKIP LOCKED
         ), claimed AS (
             UPDATE tasks t
                SET state = 'received', attempt = t.attempt + 1, received_at = now(), updated_at = now(),
-                   lease_expires_at = now() + make_interval(secs => $4::double precision)
+                   lease_expires_at = now() + make_interval(secs => coalesce(
+                       (SELECT o.seconds FROM unnest($5::text[], $6::double precision[]) AS o (type, seconds)
+                         WHERE o.type = t.type LIMIT 1),
+                       $4::double precision))
               FROM picked
              WHERE t.cluster_id = picked.cluster_id AND t.id = picked.id
             RETURNING t.*
@@ -119,16 +127,22 @@ enum TasksSQL {
         SELECT \(columns) FROM claimed ORDER BY priority DESC, id
         """)
 
-    /// received → completed | failed | cancelled, only by the node holding it at that attempt; each
-    /// participant's outcome becomes a child task (∅ → its state), with events for all of them.
+    /// received → completed | failed | cancelled, only by the node holding it at that attempt; a failure
+    /// with attempts left goes back to queued, not before $15 seconds (the backoff). Each participant's
+    /// outcome becomes a child task (∅ → its state), with events for all of them.
     static let report = PostgresStatement("tasks.report", """
         WITH reported AS (
             UPDATE tasks
-               SET state = $5, result = $6::jsonb, error = $7, finished_at = now(), updated_at = now(),
-                   lease_expires_at = NULL
+               SET state = CASE WHEN retry THEN 'queued' ELSE $5 END,
+                   result = $6::jsonb, error = $7,
+                   finished_at = CASE WHEN retry THEN NULL ELSE now() END,
+                   run_after = CASE WHEN retry THEN now() + make_interval(secs => $15::double precision) ELSE run_after END,
+                   updated_at = now(), lease_expires_at = NULL
+              FROM (SELECT $5 = 'failed' AND attempt - budget_start < max_attempts AS retry
+                      FROM tasks WHERE cluster_id = $1 AND id = $2) AS decision
              WHERE cluster_id = $1 AND id = $2 AND assigned_node = $3 AND attempt = $4 AND state = 'received'
                AND $8::text[] <@ participating_nodes
-            RETURNING *
+            RETURNING tasks.*
         ), participants AS (
             SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
                                  $13::timestamptz[])
@@ -145,7 +159,11 @@ enum TasksSQL {
             RETURNING cluster_id, id, state, assigned_node, attempt
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
-            SELECT cluster_id, id, 'received', state, assigned_node, attempt, $14::jsonb FROM reported
+            SELECT cluster_id, id, 'received', state, assigned_node, attempt,
+                   CASE WHEN state = 'queued'
+                        THEN coalesce($14::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
+                        ELSE $14::jsonb END
+              FROM reported
             UNION ALL
             SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
         )
@@ -238,6 +256,66 @@ enum TasksSQL {
          ORDER BY h.id
         """)
 
-    static let all = [cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+    /// Received tasks whose lease ran out (their agent or node is gone): queued again while attempts
+    /// remain (the next claim is attempt + 1), failed after the last one, cancelled if a cancel was asked.
+    static let expireLeases = PostgresStatement("tasks.expire_leases", """
+        WITH expired AS (
+            SELECT cluster_id, id FROM tasks
+             WHERE state = 'received' AND lease_expires_at < now()
+             ORDER BY lease_expires_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+        ), ended AS (
+            UPDATE tasks t
+               SET state = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                                WHEN t.attempt - t.budget_start < t.max_attempts THEN 'queued'
+                                ELSE 'failed' END,
+                   error = CASE WHEN t.cancel_requested_at IS NULL AND t.attempt - t.budget_start >= t.max_attempts
+                                THEN 'lease expired after ' || (t.attempt - t.budget_start) || ' attempts'
+                                ELSE t.error END,
+                   finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL
+                                        OR t.attempt - t.budget_start >= t.max_attempts THEN now() END,
+                   lease_expires_at = NULL, updated_at = now()
+              FROM expired
+             WHERE t.cluster_id = expired.cluster_id AND t.id = expired.id
+            RETURNING t.*
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'received', state, assigned_node, attempt,
+                   jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
+        )
+        SELECT \(columns) FROM ended ORDER BY id
+        """)
+
+    /// Queued tasks of offline nodes move to the first online participating node, unless their affinity
+    /// is strict; each move is written to the task's history.
+    static let reassignFromOfflineNodes = PostgresStatement("tasks.reassign_from_offline_nodes", """
+        WITH candidates AS (
+            SELECT t.cluster_id, t.id, t.assigned_node AS old_node, target.node AS new_node
+              FROM tasks t
+              JOIN nodes gone ON gone.cluster_id = t.cluster_id AND gone.id = t.assigned_node AND gone.status = 'offline'
+              CROSS JOIN LATERAL (
+                    SELECT p.node FROM unnest(t.participating_nodes) WITH ORDINALITY AS p (node, position)
+                      JOIN nodes n ON n.cluster_id = t.cluster_id AND n.id = p.node AND n.status = 'online'
+                     ORDER BY p.position LIMIT 1) AS target
+             WHERE t.state = 'queued' AND t.affinity = 'any'
+             ORDER BY t.id
+             LIMIT $1
+               FOR UPDATE OF t SKIP LOCKED
+        ), moved AS (
+            UPDATE tasks t SET assigned_node = c.new_node, updated_at = now()
+              FROM candidates c
+             WHERE t.cluster_id = c.cluster_id AND t.id = c.id
+            RETURNING t.cluster_id, t.id, t.attempt, c.old_node, c.new_node
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'queued', 'queued', new_node, attempt,
+                   jsonb_build_object('reason', 'reassigned after node loss', 'from', old_node, 'to', new_node)
+              FROM moved
+        )
+        SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
+        """)
+
+    static let all = [expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
                       report, cancel, retry, delete]
 }
