@@ -39,8 +39,8 @@ struct ExecutableHandlerTests {
             let json = try await deployment.client.submit(cluster: cluster,
                 SubmitTaskRequest(type: "volume_create", participatingNodes: ["n1", "n2"], payload: ["name": "vol1"]))
             let quiet = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "quiet", participatingNodes: ["n2"]))
-            let broken = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "broken", participatingNodes: ["n1"]))
-            let chatty = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "chatty", participatingNodes: ["n1"]))
+            let broken = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "broken", participatingNodes: ["n1"], maxAttempts: 1))
+            let chatty = try await deployment.client.submit(cluster: cluster, SubmitTaskRequest(type: "chatty", participatingNodes: ["n1"], maxAttempts: 1))
 
             let created = try await deployment.finished(json.id)
             #expect(created.task.state == .completed)

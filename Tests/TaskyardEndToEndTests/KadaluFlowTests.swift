@@ -62,11 +62,11 @@ struct KadaluFlowTests {
             _ = try await deployment.client.registerNode(cluster: Deployment.cluster, node: "n9",
                                                         RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             let failing = try await deployment.client.submit(cluster: Deployment.cluster,
-                SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2"], payload: ["message": "disk full"]))
+                SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2"], payload: ["message": "disk full"], maxAttempts: 1))
             let unreachable = try await deployment.client.submit(cluster: Deployment.cluster,
-                SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n9"], payload: ["k": "v"]))
+                SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n9"], payload: ["k": "v"], maxAttempts: 1))
             let unknownType = try await deployment.client.submit(cluster: Deployment.cluster,
-                SubmitTaskRequest(type: "no_such_type", participatingNodes: ["n2"]))
+                SubmitTaskRequest(type: "no_such_type", participatingNodes: ["n2"], maxAttempts: 1))
 
             let failed = try await deployment.finished(failing.id)
             #expect(failed.task.state == .failed)
