@@ -38,13 +38,19 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds one participant call may take. Default 300.", valueName: "seconds"))
     var participantTimeout = 300.0
 
+    @Option(help: ArgumentHelp("Seconds between lease renewals of held tasks; keep it well under the server's lease. Default 10.", valueName: "seconds"))
+    var heartbeatInterval = 10.0
+
+    @Option(help: ArgumentHelp("On SIGTERM, seconds in-flight tasks get to finish before they are left to lease expiry. Default 30.", valueName: "seconds"))
+    var shutdownGrace = 30.0
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
         let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
-        guard concurrency > 0, pollWait >= 0, pollWait <= 60, participantTimeout > 0 else {
-            throw ValidationError("--concurrency must be positive, --poll-wait 0–60, --participant-timeout positive")
+        guard concurrency > 0, pollWait >= 0, pollWait <= 60, participantTimeout > 0, heartbeatInterval > 0, shutdownGrace >= 0 else {
+            throw ValidationError("--concurrency, --participant-timeout and --heartbeat-interval must be positive, --poll-wait 0–60")
         }
         var configuration = AgentConfiguration(server: serverOptions.url, cluster: clusterOption.id, node: node)
         configuration.listenHost = address.host
@@ -54,6 +60,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.concurrency = concurrency
         configuration.pollWaitSeconds = pollWait
         configuration.participantTimeout = .milliseconds(Int(participantTimeout * 1000))
+        configuration.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
+        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         let logger = try logging.makeLogger("taskyard.agent")
         try await Runtime.run([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
     }

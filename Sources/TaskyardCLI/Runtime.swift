@@ -9,16 +9,17 @@ import TaskyardStore
 /// Wiring shared by `serve`, `agent` and `dev`: the same parts, assembled once.
 enum Runtime {
     /// A pool on the database, migrated unless told not to.
-    static func openStore(database configuration: PostgresConfiguration, poolSize: Int, migrate: Bool,
+    static func openStore(database: PostgresConfiguration, poolSize: Int, migrate: Bool,
+                          configuration: TaskStore.Configuration = TaskStore.Configuration(),
                           logger: Logger) async throws -> TaskStore {
-        let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: poolSize))
+        let pool = PostgresPool(configuration: database, options: .init(maximumConnections: poolSize))
         if migrate {
             let outcome = try await Migrator.bundled().migrate(pool) { migration in
                 logger.info("applied migration", metadata: ["file": "\(migration.name)"])
             }
             logger.info("schema up to date", metadata: ["migrations": "\(outcome.applied.count + outcome.alreadyApplied.count)"])
         }
-        return TaskStore(pool: pool)
+        return TaskStore(pool: pool, configuration: configuration)
     }
 
     /// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Postgres
 import TaskyardServer
+import TaskyardStore
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,6 +34,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Database connections at most. Default: $TASKYARD_POOL_SIZE, else 10.", valueName: "n"))
     var poolSize: Int?
 
+    @Option(name: .customLong("lease"), help: ArgumentHelp("A lease for one task type, TYPE=SECONDS; repeat for several.", valueName: "type=seconds"))
+    var leasesByType: [String] = []
+
+    @Option(help: ArgumentHelp("First retry delay after a failed attempt, doubled per attempt. Default 2.", valueName: "seconds"))
+    var retryBackoffBase = 2.0
+
+    @Option(help: ArgumentHelp("Longest retry delay. Default 300.", valueName: "seconds"))
+    var retryBackoffCap = 300.0
+
+    @Option(help: ArgumentHelp("A node not heard from for this long is offline, and its queued tasks move. Default 60.", valueName: "seconds"))
+    var nodeTimeout = 60.0
+
+    @Flag(help: "Never run maintenance (lease expiry, node monitor) on this replica.")
+    var noMaintenance = false
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -50,7 +66,23 @@ struct ServeCommand: AsyncParsableCommand {
         guard configuration.maximumBodyBytes > 0, configuration.leaseSeconds > 0, poolSize > 0 else {
             throw ValidationError("--max-body-bytes, --lease-seconds and --pool-size must be positive")
         }
-        let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize, migrate: !noMigrate, logger: logger)
+        configuration.maintenanceEnabled = !noMaintenance
+        guard nodeTimeout > 0, retryBackoffBase > 0, retryBackoffCap >= retryBackoffBase else {
+            throw ValidationError("--node-timeout and --retry-backoff-base must be positive, --retry-backoff-cap at least the base")
+        }
+        configuration.nodeMonitor.nodeTimeoutSeconds = nodeTimeout
+        var storeConfiguration = TaskStore.Configuration()
+        storeConfiguration.retryBackoffBase = retryBackoffBase
+        storeConfiguration.retryBackoffCap = retryBackoffCap
+        for entry in leasesByType {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let seconds = Double(parts[1]), seconds > 0 else {
+                throw ValidationError("--lease takes TYPE=SECONDS, e.g. --lease backup=600 (got \(entry))")
+            }
+            storeConfiguration.leaseSecondsByType[String(parts[0])] = seconds
+        }
+        let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize,
+                                                migrate: !noMigrate, configuration: storeConfiguration, logger: logger)
         let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in
             logger.info("listening", metadata: ["address": "http://\(address.host):\(port)"])
         }

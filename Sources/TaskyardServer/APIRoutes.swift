@@ -9,6 +9,7 @@ import TaskyardStore
 struct APIRoutes: Sendable {
     let store: TaskStore
     let configuration: ServerConfiguration
+    let maintenance: MaintenanceLeader
 
     /// One route of the contract.
     struct Route: Sendable {
@@ -24,7 +25,9 @@ struct APIRoutes: Sendable {
                    _ handler: @escaping @Sendable (inout Request, BasicRequestContext) async throws -> Response) {
             all.append(Route(method: method, path: path, handler: handler))
         }
-        route(.get, "/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
+        route(.get, "/healthz") { _, _ in
+            try jsonResponse(HealthBody(status: "ok", maintenanceLeader: maintenance.isLeader))
+        }
         route(.get, "/readyz") { _, _ in try await ready() }
 
         route(.post, "/api/v1/clusters") { request, context in try await createCluster(&request, context) }
@@ -109,4 +112,11 @@ extension Request {
         }
         return date
     }
+}
+
+/// `GET /healthz`: the process is up; `maintenance_leader` says whether this replica runs the duties.
+struct HealthBody: Encodable {
+    let status: String
+    let maintenanceLeader: Bool
+    enum CodingKeys: String, CodingKey { case status, maintenanceLeader = "maintenance_leader" }
 }

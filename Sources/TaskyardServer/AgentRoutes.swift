@@ -20,6 +20,8 @@ extension APIRoutes {
             // A server shutting down answers waiting polls now rather than holding its exit for them.
             if !tasks.isEmpty || !cancel.isEmpty || clock.now >= deadline || Task.isCancelled
                 || Task.isShuttingDownGracefully {
+                // The end of a long wait is a sign of life too, so that one slow poll never reads as a lost node.
+                if wait > 0 { try await store.recordHeartbeat(cluster: cluster, node: node) }
                 return try jsonResponse(PollResponse(tasks: tasks.map(TaskObject.init), cancel: cancel))
             }
             try await Task.sleep(for: min(configuration.pollRecheckInterval, deadline - clock.now))

@@ -12,6 +12,12 @@ public struct ServerConfiguration: Sendable {
     public var maximumPollWaitSeconds = 60.0
     /// How often a waiting poll looks for new work. Default 250 ms.
     public var pollRecheckInterval: Duration = .milliseconds(250)
+    /// Run the maintenance duties when this replica holds the leader lock. Default true; a replica
+    /// with false never takes part.
+    public var maintenanceEnabled = true
+    public var maintenanceLeader = MaintenanceLeader.Configuration()
+    public var leaseExpirer = LeaseExpirer.Configuration()
+    public var nodeMonitor = NodeMonitor.Configuration()
 
     public init() {}
 }

@@ -11,7 +11,12 @@ public enum TaskyardHTTPServer {
         store: TaskStore, configuration: ServerConfiguration, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let routes = APIRoutes(store: store, configuration: configuration).routes()
+        let maintenance = MaintenanceLeader(
+            database: store.pool.configuration,
+            duties: [LeaseExpirer(store: store, configuration: configuration.leaseExpirer, logger: logger),
+                     NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger)],
+            configuration: configuration.maintenanceLeader, logger: logger)
+        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: BasicRequestContext.self)
@@ -27,6 +32,7 @@ public enum TaskyardHTTPServer {
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "taskyard"),
+            services: configuration.maintenanceEnabled ? [maintenance] : [],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )

@@ -30,6 +30,7 @@ struct Deployment: Sendable {
         nodes: [String] = ["n1", "n2", "n3"],
         handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
         agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
+        serverSettings: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         try await TestDatabase.withStore { store in
@@ -37,6 +38,8 @@ struct Deployment: Sendable {
             var configuration = ServerConfiguration()
             configuration.port = 0
             configuration.pollRecheckInterval = .milliseconds(20)
+            configuration.maintenanceLeader.retryInterval = .milliseconds(200)
+            serverSettings(&configuration)
             let (ports, announce) = AsyncStream<Int>.makeStream()
             let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
                 announce.yield($0)

@@ -1,0 +1,42 @@
+import Logging
+import TaskyardStore
+
+/// Returns received tasks whose lease ran out to the queue (or ends them), so that a task held by a lost
+/// agent or node is offered again (Elasticsearch's persistent tasks; River's job rescuer).
+public struct LeaseExpirer: MaintenanceDuty {
+    public struct Configuration: Sendable {
+        /// How often expired leases are looked for. Default 1 s: a lost task waits at most its lease plus
+        /// this long.
+        public var interval: Duration = .seconds(1)
+        /// Tasks ended per statement; the duty repeats while batches come back full. Default 500: short
+        /// transactions that never hold many row locks.
+        public var batchSize = 500
+        public init() {}
+    }
+
+    public let name = "lease expirer"
+    public let configuration: Configuration
+    let store: TaskStore
+    let logger: Logger
+
+    public var interval: Duration { configuration.interval }
+
+    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while true {
+            let ended = try await store.expireLeases(limit: configuration.batchSize)
+            for task in ended {
+                logger.info("lease expired", metadata: [
+                    "task": "\(task.id)", "cluster": "\(task.clusterID)", "node": "\(task.assignedNode)",
+                    "attempt": "\(task.attempt)", "now": "\(task.state.rawValue)",
+                ])
+            }
+            if ended.count < configuration.batchSize { return }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Logging
+import TaskyardStore
+
+/// Marks nodes offline when they stop polling, and moves their queued tasks to another online
+/// participating node (unless a task's affinity is strict), writing the reason to each task's history.
+public struct NodeMonitor: MaintenanceDuty {
+    public struct Configuration: Sendable {
+        /// How often nodes are checked. Default 2 s.
+        public var interval: Duration = .seconds(2)
+        /// A node with no poll or heartbeat for this long is offline. Default 60 s: three times the
+        /// agents' default 20 s poll wait, so that one slow poll never counts as a lost node.
+        public var nodeTimeoutSeconds = 60.0
+        /// Tasks moved per statement; the duty repeats while batches come back full. Default 500.
+        public var batchSize = 500
+        public init() {}
+    }
+
+    public let name = "node monitor"
+    public let configuration: Configuration
+    let store: TaskStore
+    let logger: Logger
+
+    public var interval: Duration { configuration.interval }
+
+    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        for lost in try await store.markOfflineNodes(notSeenFor: configuration.nodeTimeoutSeconds) {
+            logger.warning("node offline", metadata: ["cluster": "\(lost.cluster)", "node": "\(lost.node)"])
+        }
+        while true {
+            let moved = try await store.reassignFromOfflineNodes(limit: configuration.batchSize)
+            for move in moved {
+                logger.info("task reassigned after node loss",
+                            metadata: ["task": "\(move.taskID)", "from": "\(move.from)", "to": "\(move.to)"])
+            }
+            if moved.count < configuration.batchSize { return }
+        }
+    }
+}

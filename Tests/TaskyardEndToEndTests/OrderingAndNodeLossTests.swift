@@ -1,0 +1,86 @@
+import Foundation
+import Postgres
+import Synchronization
+import Testing
+import TaskyardAgent
+import TaskyardAPI
+import TaskyardDomain
+
+/// Start and end of each handler run, by task id.
+final class RunLog: Sendable {
+    private let runs = Mutex<[Int64: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)]>([:])
+    func record(_ id: Int64, _ start: ContinuousClock.Instant, _ end: ContinuousClock.Instant) {
+        runs.withLock { $0[id] = (start, end) }
+    }
+    var all: [Int64: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)] { runs.withLock { $0 } }
+}
+
+@Suite("Ordering keys and lost nodes, end to end")
+struct OrderingAndNodeLossTests {
+    @Test("50 tasks on one ordering key across 3 agents run one at a time, in id order")
+    func orderingAcrossAgents() async throws {
+        let log = RunLog()
+        try await Deployment.run(handlers: { _ in
+            var registry = HandlerRegistry.builtins()
+            registry.register("step", ClosureHandler { work in
+                let start = ContinuousClock.now
+                try await Task.sleep(for: .milliseconds(10))
+                log.record(work.taskID, start, .now)
+                return nil
+            })
+            return registry
+        }) { deployment in
+            let nodes = ["n1", "n2", "n3"]
+            let requests = (0..<50).map { index in
+                SubmitTaskRequest(type: "step", participatingNodes: [nodes[index % 3]], orderingKey: "volume-vol1")
+            }
+            // Unrelated tasks alongside, which must not be held back by the key.
+            let free = try await deployment.client.submitBatch(cluster: Deployment.cluster,
+                (0..<10).map { _ in SubmitTaskRequest(type: "noop", participatingNodes: ["n2"]) })
+            let keyed = try await deployment.client.submitBatch(cluster: Deployment.cluster, requests)
+            for task in keyed + free {
+                #expect(try await deployment.finished(task.id, within: .seconds(90)).task.state == .completed)
+            }
+            let runs = log.all
+            #expect(runs.count == 50)
+            let ordered = keyed.map(\.id).compactMap { runs[$0] }
+            for (earlier, later) in zip(ordered, ordered.dropFirst()) {
+                #expect(earlier.end <= later.start, "two tasks of one key overlapped, or ran out of order")
+            }
+        }
+    }
+
+    @Test("a node that stops polling goes offline; its queued tasks move to another participant and run there, a strict one stays and says why")
+    func nodeLoss() async throws {
+        try await Deployment.run(serverSettings: { configuration in
+            configuration.nodeMonitor.nodeTimeoutSeconds = 1
+            configuration.nodeMonitor.interval = .milliseconds(200)
+        }) { deployment in
+            // n9 registered once and never polls: its agent is gone.
+            _ = try await deployment.client.registerNode(cluster: Deployment.cluster, node: "n9",
+                                                        RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            let movable = try await deployment.client.submit(cluster: Deployment.cluster,
+                SubmitTaskRequest(type: "noop", participatingNodes: ["n9", "n2"], maxAttempts: 1))
+            let strict = try await deployment.client.submit(cluster: Deployment.cluster,
+                SubmitTaskRequest(type: "noop", participatingNodes: ["n9", "n2"], affinity: .strict))
+            #expect(movable.assignedNode == "n9" && strict.assignedNode == "n9")
+
+            let moved = try await deployment.finished(movable.id, within: .seconds(30))
+            // n2 ran the fan-out; n9, still a participant, could not be reached.
+            #expect(moved.task.assignedNode == "n2")
+            #expect(moved.task.state == .failed)
+            #expect(moved.children.first { $0.assignedNode == "n2" }?.state == .completed)
+            #expect(moved.task.error?.contains("n9") == true)
+            let events = try await deployment.client.events(cluster: Deployment.cluster, id: movable.id)
+            #expect(events.contains { $0.detail == ["reason": "reassigned after node loss", "from": "n9", "to": "n2"] })
+
+            let waiting = try await deployment.client.task(cluster: Deployment.cluster, id: strict.id)
+            #expect(waiting.task.state == .queued)
+            #expect(waiting.task.assignedNode == "n9")
+            let strictEvents = try await deployment.client.events(cluster: Deployment.cluster, id: strict.id)
+            #expect(strictEvents.last?.detail?["reason"] == "awaiting node n9, which is offline: affinity strict keeps the task on it")
+            let n9 = try await deployment.client.nodes(cluster: Deployment.cluster).first { $0.id == "n9" }
+            #expect(n9?.status == .offline)
+        }
+    }
+}
