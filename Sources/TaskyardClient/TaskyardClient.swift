@@ -108,6 +108,18 @@ public struct TaskyardClient: Sendable {
         try await raw(.GET, [path], acceptingErrors: true).status
     }
 
+    /// `GET /healthz`'s body.
+    public struct Health: Decodable, Sendable {
+        public var status: String
+        /// Whether this server replica runs the maintenance duties now.
+        public var maintenanceLeader: Bool
+        enum CodingKeys: String, CodingKey { case status, maintenanceLeader = "maintenance_leader" }
+    }
+
+    public func healthBody() async throws -> Health {
+        try await send(.GET, ["healthz"])
+    }
+
     private struct NoBody: Encodable {}
 
     private func send<Response: Decodable>(

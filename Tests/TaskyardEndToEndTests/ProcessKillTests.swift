@@ -1,0 +1,158 @@
+import EmbeddedPostgres
+import Foundation
+import Postgres
+import Testing
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardServer
+import TaskyardStore
+import TaskyardTestSupport
+
+/// A `taskyard` process started by a test, with its output in a log file.
+struct TaskyardProcess {
+    let pid: pid_t
+    let log: URL
+
+    static func start(_ arguments: [String], name: String) throws -> TaskyardProcess {
+        let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
+        let log = FileManager.default.temporaryDirectory.appending(path: "taskyard-\(name)-\(UUID().uuidString.prefix(8)).log")
+        return TaskyardProcess(pid: try Subprocess.spawn(binary.path, arguments, outputPath: log.path), log: log)
+    }
+
+    /// `taskyard agent` for a node of cluster c1, answering quickly enough for short test leases.
+    static func agent(server: String, node: String, port: Int, heartbeat: Double = 0.5) throws -> TaskyardProcess {
+        try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
+                   "--heartbeat-interval", String(heartbeat), "--poll-wait", "1", "--log-level", "info"], name: "agent-\(node)")
+    }
+
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(pid, number) }
+
+    /// Stops it (SIGKILL unless told otherwise) and reaps it; its exit status.
+    @discardableResult
+    func stop(_ number: Int32 = SIGKILL) async -> Int32? {
+        kill(pid, number)
+        let status = await Subprocess.wait(pid, timeout: .seconds(30))
+        if status == nil { kill(pid, SIGKILL); _ = await Subprocess.wait(pid, timeout: .seconds(5)) }
+        try? FileManager.default.removeItem(at: log)
+        return status
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+func eventually(_ what: String, within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while !(try await condition()) {
+        guard ContinuousClock.now < deadline else { throw DeploymentError("\(what) did not happen within \(limit)") }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+@Suite("Killing things")
+struct ProcessKillTests {
+    static let shortLeases: @Sendable (inout ServerConfiguration) -> Void = { configuration in
+        configuration.leaseSeconds = 2
+        configuration.leaseExpirer.interval = .milliseconds(200)
+    }
+
+    @Test("kill -9 an agent in the middle of a task: after its lease expires, attempt 2 completes it")
+    func agentKilledMidTask() async throws {
+        try await Deployment.run(nodes: [], serverSettings: Self.shortLeases) { deployment in
+            let ports = TestEnvironment.freePorts(2)
+            let first = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0])
+            try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
+            let task = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 3]))
+            try await eventually("the agent takes the task") {
+                try await deployment.client.task(cluster: "c1", id: task.id).task.state == .received
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            await first.stop(SIGKILL)
+
+            // The node's agent comes back, as a supervisor would restart it.
+            let second = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let done = try await deployment.finished(task.id, within: .seconds(30))
+            #expect(done.task.state == .completed)
+            #expect(done.task.attempt == 2)
+            let events = try await deployment.client.events(cluster: "c1", id: task.id)
+            let story = events.map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
+            #expect(story == ["->queued@0", "queued>received@1", "received>queued@1", "queued>received@2", "received>completed@2"])
+            #expect(events[2].detail?["reason"] == "lease expired")
+            #expect(done.children.map(\.attempt) == [2], "attempt 1 never reported")
+            await second.stop(SIGTERM)
+        }
+    }
+
+    @Test("a stale agent (SIGSTOP past its lease, then SIGCONT) reports late: 409, and nothing changes")
+    func staleAgentReportsLate() async throws {
+        try await Deployment.run(nodes: [], serverSettings: Self.shortLeases) { deployment in
+            let ports = TestEnvironment.freePorts(2)
+            // Its heartbeats are far apart, so that after waking it reports before it learns the task is lost.
+            let stale = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0], heartbeat: 60)
+            try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
+            let task = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1]))
+            try await eventually("the agent takes the task") {
+                try await deployment.client.task(cluster: "c1", id: task.id).task.state == .received
+            }
+            stale.signal(SIGSTOP)
+            try await eventually("the lease expires") {
+                try await deployment.client.task(cluster: "c1", id: task.id).task.state == .queued
+            }
+            let fresh = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let done = try await deployment.finished(task.id, within: .seconds(30))
+            #expect(done.task.state == .completed && done.task.attempt == 2)
+            await fresh.stop(SIGTERM)
+            let before = try await deployment.store.snapshot()
+
+            stale.signal(SIGCONT)
+            try await eventually("the stale agent reports and is refused", within: .seconds(20)) {
+                stale.output.contains("report refused")
+            }
+            #expect(stale.output.contains("409") || stale.output.contains("already"), "\(stale.output.suffix(500))")
+            #expect(try await deployment.store.snapshot() == before, "the late report changed nothing")
+            await stale.stop(SIGKILL)
+        }
+    }
+
+    @Test("kill the maintenance leader while two servers run: the other takes over lease expiry")
+    func leaderTakeover() async throws {
+        try await TestDatabase.withStore { store in
+            let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                .joined(separator: " ")
+            let ports = TestEnvironment.freePorts(2)
+            let servers = try ports.map { port in
+                try TaskyardProcess.start(["serve", "--database-url", database, "--listen", "127.0.0.1:\(port)",
+                                           "--lease-seconds", "1", "--log-level", "info"], name: "serve-\(port)")
+            }
+            let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)") }
+            func leaders() async -> [Bool] {
+                var answers: [Bool] = []
+                for client in clients {
+                    let health = try? await client.healthBody()
+                    answers.append(health?.maintenanceLeader ?? false)
+                }
+                return answers
+            }
+            try await eventually("one server leads maintenance") { await leaders().filter { $0 }.count == 1 }
+            let leader = try #require(await leaders().firstIndex(of: true))
+            let survivor = 1 - leader
+            await servers[leader].stop(SIGKILL)
+
+            // A task whose agent vanished: claimed with a one-second lease and never reported.
+            _ = try await clients[survivor].createCluster(id: "c1")
+            _ = try await clients[survivor].registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            let task = try await clients[survivor].submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            _ = try await store.claim(cluster: "c1", node: "n1", limit: 1, leaseSeconds: 1)
+
+            try await eventually("the surviving server takes the lead", within: .seconds(15)) { await leaders()[survivor] }
+            try await eventually("the lost lease expires", within: .seconds(15)) {
+                try await clients[survivor].task(cluster: "c1", id: task.id).task.state == .queued
+            }
+            #expect(servers[survivor].output.contains("this server now runs maintenance"))
+            #expect(await servers[survivor].stop(SIGTERM) == 0)
+        }
+    }
+}
