@@ -34,39 +34,53 @@ struct Deployment: Sendable {
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         try await TestDatabase.withStore { store in
-            _ = try await store.createCluster(id: cluster, name: "test")
-            var configuration = ServerConfiguration()
-            configuration.port = 0
-            configuration.pollRecheckInterval = .milliseconds(20)
-            configuration.maintenanceLeader.retryInterval = .milliseconds(200)
-            serverSettings(&configuration)
-            let (ports, announce) = AsyncStream<Int>.makeStream()
-            let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
-                announce.yield($0)
+            try await run(on: store, cluster: cluster, nodes: nodes, handlers: handlers, agentSettings: agentSettings,
+                          serverSettings: serverSettings, body)
+        }
+    }
+
+    /// The same over a store the caller owns (a database it may restart, say).
+    static func run<T: Sendable>(
+        on store: TaskStore,
+        cluster: String = Deployment.cluster,
+        nodes: [String] = ["n1", "n2", "n3"],
+        handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
+        agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
+        serverSettings: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (Deployment) async throws -> T
+    ) async throws -> T {
+        _ = try await store.createCluster(id: cluster, name: "test")
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.pollRecheckInterval = .milliseconds(20)
+        configuration.maintenanceLeader.retryInterval = .milliseconds(200)
+        serverSettings(&configuration)
+        let (ports, announce) = AsyncStream<Int>.makeStream()
+        let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
+            announce.yield($0)
+        }
+        return try await withThrowingTaskGroup(of: T?.self) { group -> T in
+            group.addTask { try await app.run(); return nil }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
+            let serverURL = "http://127.0.0.1:\(port)"
+            for node in nodes {
+                var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
+                agentConfiguration.listenPort = 0
+                agentConfiguration.pollWaitSeconds = 5
+                agentSettings(&agentConfiguration)
+                let agent = NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
+                group.addTask { try await agent.run(); return nil }
             }
-            return try await withThrowingTaskGroup(of: T?.self) { group -> T in
-                group.addTask { try await app.run(); return nil }
-                var iterator = ports.makeAsyncIterator()
-                guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
-                let serverURL = "http://127.0.0.1:\(port)"
-                for node in nodes {
-                    var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
-                    agentConfiguration.listenPort = 0
-                    agentConfiguration.pollWaitSeconds = 5
-                    agentSettings(&agentConfiguration)
-                    let agent = NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
-                    group.addTask { try await agent.run(); return nil }
-                }
-                let client = TaskyardClient(baseURL: serverURL)
-                let deadline = ContinuousClock.now + .seconds(30)
-                while try await client.nodes(cluster: cluster).count < nodes.count {
-                    guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                let result = try await body(Deployment(serverURL: serverURL, store: store, client: client))
-                group.cancelAll()
-                return result
+            let client = TaskyardClient(baseURL: serverURL)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await client.nodes(cluster: cluster).count < nodes.count {
+                guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
+                try await Task.sleep(for: .milliseconds(20))
             }
+            let result = try await body(Deployment(serverURL: serverURL, store: store, client: client))
+            group.cancelAll()
+            return result
         }
     }
 
