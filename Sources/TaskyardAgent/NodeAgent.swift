@@ -48,7 +48,9 @@ public final class NodeAgent: Service, Sendable {
             let endpoint = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
             try await register(endpoint: endpoint)
             logger.info("agent ready", metadata: ["endpoint": "\(endpoint)", "server": "\(configuration.server)"])
-            group.addTask { await cancelWhenGracefulShutdown { await self.heartbeatLoop() } }
+            // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
+            let heartbeats = Task { await self.heartbeatLoop() }
+            defer { heartbeats.cancel() }
             // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
             // fan-outs in flight are not, and get the grace period in drain().
             await withGracefulShutdownHandler {
@@ -57,8 +59,9 @@ public final class NodeAgent: Service, Sendable {
                 self.held.stopPolling()
             }
             await drain()
-            // The participant endpoint and the heartbeats end with the graceful shutdown; on plain
-            // cancellation the group is cancelled with everything in it.
+            heartbeats.cancel()
+            // The participant endpoint ends with the graceful shutdown; on plain cancellation the group is
+            // cancelled with everything in it.
             try await group.waitForAll()
         }
     }

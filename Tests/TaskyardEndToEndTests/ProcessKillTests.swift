@@ -156,3 +156,39 @@ struct ProcessKillTests {
         }
     }
 }
+
+@Suite("Agent shutdown")
+struct AgentShutdownTests {
+    @Test("SIGTERM: the agent stops polling, finishes what it holds, reports it once, exits 0; nothing is lost")
+    func gracefulDrain() async throws {
+        try await Deployment.run(nodes: [], serverSettings: ProcessKillTests.shortLeases) { deployment in
+            let ports = TestEnvironment.freePorts(2)
+            let agent = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0])
+            try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
+            let running = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1.5]))
+            try await eventually("the agent takes the task") {
+                try await deployment.client.task(cluster: "c1", id: running.id).task.state == .received
+            }
+            let clock = ContinuousClock()
+            let started = clock.now
+            agent.signal(SIGTERM)
+            try await Task.sleep(for: .milliseconds(200))
+            let later = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            let status = await Subprocess.wait(agent.pid, timeout: .seconds(30))
+            #expect(status == 0)
+            #expect(clock.now - started < .seconds(10))
+            let done = try await deployment.client.task(cluster: "c1", id: running.id)
+            #expect(done.task.state == .completed, "the task in flight was finished and reported")
+            let events = try await deployment.client.events(cluster: "c1", id: running.id)
+            #expect(events.filter { $0.to == .completed }.count == 1, "reported once")
+
+            // The stopping agent's last poll may still have taken the later task on the server; if so its
+            // lease brings it back, and the node's next agent runs it.
+            let next = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let finished = try await deployment.finished(later.id, within: .seconds(30))
+            #expect(finished.task.state == .completed)
+            await next.stop(SIGTERM)
+        }
+    }
+}
