@@ -41,13 +41,28 @@ public final class NodeAgent: Service, Sendable {
         let app = participant.application(host: configuration.listenHost, port: configuration.listenPort, logger: logger) { port in
             announce.yield(port)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
+        // The participant endpoint must outlive this service's graceful shutdown: other agents' fan-outs
+        // and this agent's own drain still call it. It runs apart (detached, so that it does not inherit
+        // the shutdown) and is shut down gracefully once the drain is over.
+        let endpointGroup = ServiceGroup(services: [app], logger: logger)
+        let endpoint = Task.detached {
+            defer { announce.finish() }
+            try await endpointGroup.run()
+        }
+        try await withTaskCancellationHandler {
             var ports = listening.makeAsyncIterator()
-            guard let port = await ports.next() else { return }
-            let endpoint = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
-            try await register(endpoint: endpoint)
-            logger.info("agent ready", metadata: ["endpoint": "\(endpoint)", "server": "\(configuration.server)"])
+            guard let port = await ports.next() else {
+                try await endpoint.value
+                return
+            }
+            let advertised = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
+            do {
+                try await register(endpoint: advertised)
+            } catch {
+                await endpointGroup.triggerGracefulShutdown()
+                throw error
+            }
+            logger.info("agent ready", metadata: ["endpoint": "\(advertised)", "server": "\(configuration.server)"])
             // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
             let heartbeats = Task { await self.heartbeatLoop() }
             defer { heartbeats.cancel() }
@@ -60,9 +75,10 @@ public final class NodeAgent: Service, Sendable {
             }
             await drain()
             heartbeats.cancel()
-            // The participant endpoint ends with the graceful shutdown; on plain cancellation the group is
-            // cancelled with everything in it.
-            try await group.waitForAll()
+            await endpointGroup.triggerGracefulShutdown()
+            try await endpoint.value
+        } onCancel: {
+            endpoint.cancel()
         }
     }
 

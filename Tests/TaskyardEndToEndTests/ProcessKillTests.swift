@@ -179,7 +179,7 @@ struct AgentShutdownTests {
             #expect(status == 0)
             #expect(clock.now - started < .seconds(10))
             let done = try await deployment.client.task(cluster: "c1", id: running.id)
-            #expect(done.task.state == .completed, "the task in flight was finished and reported")
+            #expect(done.task.state == .completed, "the task in flight was finished and reported: \(agent.output.suffix(2000))")
             let events = try await deployment.client.events(cluster: "c1", id: running.id)
             #expect(events.filter { $0.to == .completed }.count == 1, "reported once")
 
