@@ -174,7 +174,7 @@ public final class NodeAgent: Service, Sendable {
 
     private func fanOut(_ task: TaskObject) async -> TaskReport {
         let endpoints = await self.endpoints.resolve(task.participatingNodes, cluster: configuration.cluster, client: client)
-        let outcomes: [ParticipantOutcome] = await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+        var outcomes: [ParticipantOutcome] = await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
             for (index, node) in task.participatingNodes.enumerated() {
                 group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
             }
@@ -194,12 +194,17 @@ public final class NodeAgent: Service, Sendable {
             }
         }
         let failed = outcomes.filter { $0.state != .completed }
+        if !failed.isEmpty, failed.count < outcomes.count {
+            outcomes = await rollBack(task, outcomes: outcomes, endpoints: endpoints)
+        }
         if failed.isEmpty {
             var results: [String: JSONValue] = [:]
             for outcome in outcomes { results[outcome.node] = outcome.result ?? .null }
             return TaskReport(attempt: task.attempt, state: .completed, result: .object(results), participants: outcomes)
         }
-        let error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
+        var error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
+        let rolledBack = outcomes.filter { $0.result?["rollback"]?["state"] == "completed" }.map(\.node)
+        if !rolledBack.isEmpty { error += " (rolled back on \(rolledBack.joined(separator: ", ")))" }
         return TaskReport(attempt: task.attempt, state: .failed, error: error, participants: outcomes)
     }
 
@@ -232,6 +237,50 @@ public final class NodeAgent: Service, Sendable {
             return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
         } catch {
             return failed("cannot reach node \(node) at \(endpoint): \(error)")
+        }
+    }
+
+    /// Calls the rollback of the task's type on each participant that succeeded. A participant whose type
+    /// declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes get a
+    /// `rollback` entry with its state and result or error, next to the original `result`.
+    private func rollBack(_ task: TaskObject, outcomes: [ParticipantOutcome], endpoints: [String: String]) async -> [ParticipantOutcome] {
+        await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for (index, outcome) in outcomes.enumerated() {
+                guard outcome.state == .completed, let endpoint = endpoints[outcome.node] else { continue }
+                group.addTask {
+                    var updated = outcome
+                    let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
+                                                  initiator: self.configuration.node, payload: task.payload)
+                    var rollback: [String: JSONValue]
+                    do {
+                        var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.type)/rollback")
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
+                        let response = try await HTTPTransport.client.execute(
+                            request, timeout: .milliseconds(self.configuration.participantTimeout.wholeMilliseconds))
+                        let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
+                        if response.status.code == 404,
+                           (try? APIJSON.decode(ErrorBody.self, from: data))?.error.code == "no_rollback" {
+                            return (index, outcome)
+                        }
+                        if (200..<300).contains(response.status.code) {
+                            rollback = ["state": "completed",
+                                        "result": (try? APIJSON.decode(ParticipantResult.self, from: data))?.result ?? .null]
+                        } else {
+                            rollback = ["state": "failed", "error": .string((try? APIJSON.decode(ErrorBody.self, from: data))?.error.message
+                                                                            ?? "HTTP \(response.status.code)")]
+                        }
+                    } catch {
+                        rollback = ["state": "failed", "error": .string("cannot reach node \(outcome.node): \(error)")]
+                    }
+                    updated.result = ["result": outcome.result ?? .null, "rollback": .object(rollback)]
+                    return (index, updated)
+                }
+            }
+            var updated = outcomes
+            for await (index, outcome) in group { updated[index] = outcome }
+            return updated
         }
     }
 

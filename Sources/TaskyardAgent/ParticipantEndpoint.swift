@@ -27,6 +27,11 @@ final class ParticipantEndpoint: Sendable {
             var request = request
             return await self.run(type: context.parameters.get("target") ?? "", request: &request)
         }
+        // …a task type here, for its rollback…
+        router.post("/api/v1/tasks/:target/rollback") { request, context in
+            var request = request
+            return await self.run(type: context.parameters.get("target") ?? "", rollback: true, request: &request)
+        }
         // …and a task id here.
         router.post("/api/v1/tasks/:target/cancel") { _, context in
             if let id = context.parameters.get("target").flatMap(Int64.init) { await self.running.cancel(taskID: id) }
@@ -38,7 +43,7 @@ final class ParticipantEndpoint: Sendable {
                            logger: logger)
     }
 
-    private func run(type: String, request: inout Request) async -> Response {
+    private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         let body: ParticipantRequest
         do {
             let buffer = try await request.collectBody(upTo: 16 << 20)
@@ -46,8 +51,10 @@ final class ParticipantEndpoint: Sendable {
         } catch {
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }
-        guard let handler = handlers.handler(for: type) else {
-            return Self.error(.notFound, code: "unknown_task_type", "node \(node) has no handler for task type \(type)")
+        guard let handler = rollback ? handlers.rollbackHandler(for: type) : handlers.handler(for: type) else {
+            return rollback
+                ? Self.error(.notFound, code: "no_rollback", "task type \(type) declares no rollback on node \(node)")
+                : Self.error(.notFound, code: "unknown_task_type", "node \(node) has no handler for task type \(type)")
         }
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
                                    initiator: body.initiator, node: node, payload: body.payload)

@@ -46,6 +46,7 @@ public struct ClosureHandler: TaskHandler {
 /// handlers folder is set. An unknown type gets 404 from the participant endpoint.
 public struct HandlerRegistry: Sendable {
     private var handlers: [String: any TaskHandler] = [:]
+    private var rollbacks: [String: any TaskHandler] = [:]
     public var directory: URL?
 
     public init(directory: URL? = nil) { self.directory = directory }
@@ -79,10 +80,23 @@ public struct HandlerRegistry: Sendable {
         handlers[type] = handler
     }
 
+    /// Declares how to undo `type` on a participant where it succeeded, when the task failed elsewhere.
+    public mutating func registerRollback(_ type: String, _ handler: any TaskHandler) {
+        rollbacks[type] = handler
+    }
+
     public func handler(for type: String) -> (any TaskHandler)? {
-        if let handler = handlers[type] { return handler }
-        guard let directory, Identifier.isValid(type) else { return nil }
-        let executable = directory.appending(path: type)
+        handlers[type] ?? executable(named: type)
+    }
+
+    /// The rollback of `type`: a registered one, else the executable `DIR/<type>.rollback`.
+    public func rollbackHandler(for type: String) -> (any TaskHandler)? {
+        rollbacks[type] ?? (Identifier.isValid(type) ? executable(named: type + ".rollback") : nil)
+    }
+
+    private func executable(named name: String) -> (any TaskHandler)? {
+        guard let directory, Identifier.isValid(name) else { return nil }
+        let executable = directory.appending(path: name)
         guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
         return ExecutableHandler(executable: executable)
     }
