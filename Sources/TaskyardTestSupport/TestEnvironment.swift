@@ -37,6 +37,18 @@ public enum TestEnvironment {
         }
     }
 
+    /// A fresh folder holding one executable file per entry (name → script), for handler tests.
+    public static func makeExecutables(_ scripts: [String: String]) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handlers-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, script) in scripts {
+            let file = folder.appending(path: name)
+            try Data(script.utf8).write(to: file)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path)
+        }
+        return folder
+    }
+
     /// `count` consecutive TCP ports that are free on 127.0.0.1 right now.
     public static func freePorts(_ count: Int) -> [Int] {
         while true {

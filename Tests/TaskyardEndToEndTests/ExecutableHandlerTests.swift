@@ -3,14 +3,13 @@ import Testing
 import TaskyardAgent
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTestSupport
 
 @Suite("Executable handlers")
 struct ExecutableHandlerTests {
     /// A handlers folder with one shell script per task type.
     static func makeHandlers() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handlers-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let scripts = [
+        try TestEnvironment.makeExecutables([
             // Reads the payload from stdin and answers with it and its environment.
             "volume_create": #"""
                 #!/bin/sh
@@ -21,13 +20,7 @@ struct ExecutableHandlerTests {
             "quiet": "#!/bin/sh\ncat > /dev/null\nexit 0\n",
             "broken": "#!/bin/sh\necho 'checking disk' >&2\necho 'disk /dev/sdz not found' >&2\nexit 3\n",
             "chatty": "#!/bin/sh\necho 'all done, no JSON here'\n",
-        ]
-        for (type, script) in scripts {
-            let file = folder.appending(path: type)
-            try Data(script.utf8).write(to: file)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path)
-        }
-        return folder
+        ])
     }
 
     @Test("success with JSON, success with no output, a non-zero exit, output that is not JSON")

@@ -4,24 +4,18 @@ import Testing
 import TaskyardAgent
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTestSupport
 
 @Suite("Rollback")
 struct RollbackTests {
     @Test("a failed fan-out rolls back the participants that succeeded, before reporting; the outcomes are recorded")
     func rollsBackSucceededParticipants() async throws {
         let rolledBack = Mutex<[String]>([])
-        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-rollback-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let scripts = [
+        let folder = try TestEnvironment.makeExecutables([
             "mount": "#!/bin/sh\ncat > /dev/null\n[ \"$TASKYARD_NODE\" = n3 ] && { echo 'no such device' >&2; exit 1; }\necho '{\"mounted\": true}'\n",
             "mount.rollback": "#!/bin/sh\ncat > /dev/null\necho \"{\\\"unmounted\\\": \\\"$TASKYARD_NODE\\\"}\"\n",
-        ]
-        for (name, script) in scripts {
-            let file = folder.appending(path: name)
-            try Data(script.utf8).write(to: file)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path)
-        }
+        ])
+        defer { try? FileManager.default.removeItem(at: folder) }
         try await Deployment.run(handlers: { _ in
             var registry = HandlerRegistry.builtins(directory: folder)
             registry.register("provision", ClosureHandler { work in
