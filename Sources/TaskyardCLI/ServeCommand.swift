@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Postgres
+import TaskyardDomain
 import TaskyardServer
 import TaskyardStore
 
@@ -36,6 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("lease"), help: ArgumentHelp("A lease for one task type, TYPE=SECONDS; repeat for several.", valueName: "type=seconds"))
     var leasesByType: [String] = []
+
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts for one task type when a task does not ask, TYPE=N; repeat for several. Others get 3.", valueName: "type=n"))
+    var maxAttemptsByType: [String] = []
 
     @Option(help: ArgumentHelp("First retry delay after a failed attempt, doubled per attempt. Default 2.", valueName: "seconds"))
     var retryBackoffBase = 2.0
@@ -80,6 +84,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--lease takes TYPE=SECONDS, e.g. --lease backup=600 (got \(entry))")
             }
             storeConfiguration.leaseSecondsByType[String(parts[0])] = seconds
+        }
+        for entry in maxAttemptsByType {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let attempts = Int(parts[1]), TaskSubmission.Limits.maxAttempts.contains(attempts) else {
+                throw ValidationError("--max-attempts takes TYPE=N with N from 1 to 100, e.g. --max-attempts volume_create=5 (got \(entry))")
+            }
+            storeConfiguration.maxAttemptsByType[String(parts[0])] = attempts
         }
         let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize,
                                                 migrate: !noMigrate, configuration: storeConfiguration, logger: logger)

@@ -18,6 +18,14 @@ public struct TaskStore: Sendable {
         public var retryBackoffCap = 300.0
         /// Leases per task type, overriding the lease a claim asks for (slow types need longer ones).
         public var leaseSecondsByType: [String: Double] = [:]
+        /// Attempts per task type for tasks that do not ask for a number; other types get
+        /// `defaultMaxAttempts`.
+        public var maxAttemptsByType: [String: Int] = [:]
+
+        /// The attempt budget of a submission: its own, else its type's, else the default.
+        func maxAttempts(for submission: TaskSubmission) -> Int {
+            submission.maxAttempts ?? maxAttemptsByType[submission.type] ?? defaultMaxAttempts
+        }
 
         public init() {}
     }
@@ -87,7 +95,7 @@ public struct TaskStore: Sendable {
     /// created then and `created: false`, and writes nothing.
     public func submit(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
         try submission.validate()
-        let defaultMaxAttempts = configuration.defaultMaxAttempts
+        let maxAttempts = configuration.maxAttempts(for: submission)
         return try await pool.withConnection { connection in
             if let key = submission.idempotencyKey,
                let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first {
@@ -97,7 +105,7 @@ public struct TaskStore: Sendable {
             let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
             let rows = try connection.query(TasksSQL.insert, [
                 cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
-                submission.parentID, submission.maxAttempts ?? defaultMaxAttempts, submission.priority,
+                submission.parentID, maxAttempts, submission.priority,
                 submission.runAfter, submission.timeoutSeconds, submission.orderingKey, submission.idempotencyKey,
                 submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
             ])
@@ -123,7 +131,7 @@ public struct TaskStore: Sendable {
                 throw TaskyardError.invalid("tasks[\(index)].idempotency_key", "is not accepted in a batch")
             }
         }
-        let defaultMaxAttempts = configuration.defaultMaxAttempts
+        let configuration = self.configuration
         let rows = try await pool.withConnection { connection in
             try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
             var initiators: [String] = []
@@ -137,7 +145,7 @@ public struct TaskStore: Sendable {
                 initiators,
                 submissions.map { $0.participatingNodes.postgresText },
                 submissions.map(\.parentID),
-                submissions.map { $0.maxAttempts ?? defaultMaxAttempts },
+                submissions.map { configuration.maxAttempts(for: $0) },
                 submissions.map(\.priority),
                 submissions.map(\.runAfter),
                 submissions.map(\.timeoutSeconds),

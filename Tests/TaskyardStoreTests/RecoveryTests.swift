@@ -147,6 +147,22 @@ struct RecoveryTests {
         }
     }
 
+    @Test("a type's default attempt budget applies when a task asks for none")
+    func attemptsPerType() async throws {
+        try await TestDatabase.withPool { pool in
+            var configuration = TaskStore.Configuration()
+            configuration.maxAttemptsByType = ["backup": 7]
+            let store = TaskStore(pool: pool, configuration: configuration)
+            try await store.makeCluster()
+            #expect(try await store.submit("backup", on: ["n1"]).maxAttempts == 7)
+            #expect(try await store.submit("noop", on: ["n1"]).maxAttempts == 3)
+            let asked = try await store.submit(TaskSubmission(type: "backup", participatingNodes: ["n1"], maxAttempts: 2), cluster: cluster)
+            #expect(asked.task.maxAttempts == 2)
+            let batch = try await store.submitBatch([TaskSubmission(type: "backup", participatingNodes: ["n1"])], cluster: cluster)
+            #expect(batch.map(\.maxAttempts) == [7])
+        }
+    }
+
     @Test("per-type leases override the claim's lease")
     func leasesPerType() async throws {
         try await TestDatabase.withPool { pool in
