@@ -21,36 +21,31 @@ struct ExecutableHandler: TaskHandler {
         try APIJSON.encode(work.payload).write(to: input)
         for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
 
-        let process = Process()
-        process.executableURL = executable
-        process.currentDirectoryURL = folder
         var environment = ProcessInfo.processInfo.environment
         environment["TASKYARD_TASK_ID"] = String(work.taskID)
         environment["TASKYARD_ATTEMPT"] = String(work.attempt)
         environment["TASKYARD_CLUSTER"] = work.clusterID
         environment["TASKYARD_NODE"] = work.node
         environment["TASKYARD_TASK_TYPE"] = work.type
-        process.environment = environment
-        process.standardInput = try FileHandle(forReadingFrom: input)
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = try FileHandle(forWritingTo: errors)
 
-        let status: Int32 = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
-                do { try process.run() } catch {
-                    process.terminationHandler = nil
-                    continuation.resume(throwing: HandlerFailure("cannot start handler \(executable.path): \(error)"))
-                }
-            }
-        } onCancel: {
-            guard process.isRunning else { return }
-            process.terminate()
-            let grace = terminationGrace
-            let pid = process.processIdentifier
-            Task {
-                try? await Task.sleep(for: grace)
-                if process.isRunning { kill(pid, SIGKILL) }
+        var (process, status) = (Process(), Int32(0))
+        for attempt in 1...20 {
+            process = Process()
+            process.executableURL = executable
+            process.currentDirectoryURL = folder
+            process.environment = environment
+            process.standardInput = try FileHandle(forReadingFrom: input)
+            process.standardOutput = try FileHandle(forWritingTo: output)
+            process.standardError = try FileHandle(forWritingTo: errors)
+            do {
+                status = try await run(process)
+                break
+            } catch let error as NSError where error.code == Int(ETXTBSY) && attempt < 20 {
+                // "Text file busy": the handler is being written (a deployment in progress, or a process
+                // forked meanwhile still holds it open for writing). It clears quickly.
+                try await Task.sleep(for: .milliseconds(50))
+            } catch let error as NSError {
+                throw HandlerFailure("cannot start handler \(executable.path): \(error.localizedDescription) (\(error.code))")
             }
         }
         try Task.checkCancellation()
@@ -68,6 +63,28 @@ struct ExecutableHandler: TaskHandler {
         } catch {
             let text = String(decoding: stdout.prefix(200), as: UTF8.self)
             throw HandlerFailure("handler \(work.type) printed output that is not JSON: \(text)")
+        }
+    }
+
+    /// Runs the process to its end; SIGTERM on cancellation, SIGKILL after the grace period.
+    private func run(_ process: Process) async throws -> Int32 {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
+                do { try process.run() } catch {
+                    process.terminationHandler = nil
+                    continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            guard process.isRunning else { return }
+            process.terminate()
+            let grace = terminationGrace
+            let pid = process.processIdentifier
+            Task {
+                try? await Task.sleep(for: grace)
+                if process.isRunning { kill(pid, SIGKILL) }
+            }
         }
     }
 }

@@ -42,9 +42,14 @@ public enum TestEnvironment {
         let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handlers-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (name, script) in scripts {
-            let file = folder.appending(path: name)
-            try Data(script.utf8).write(to: file)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path)
+            // Close-on-exec: a process forked meanwhile by another test must not keep the file open for
+            // writing, or running it fails with "text file busy".
+            let descriptor = open(folder.appending(path: name).path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+            guard descriptor >= 0 else { throw TestEnvironmentError("cannot write \(name): \(String(cString: strerror(errno)))") }
+            let bytes = Array(script.utf8)
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            close(descriptor)
+            guard written == bytes.count else { throw TestEnvironmentError("cannot write \(name)") }
         }
         return folder
     }

@@ -136,6 +136,11 @@ struct ProcessKillTests {
                 }
                 return answers
             }
+            try await eventually("both servers answer") {
+                var up = 0
+                for client in clients where (try? await client.healthBody()) != nil { up += 1 }
+                return up == 2
+            }
             try await eventually("one server leads maintenance") { await leaders().filter { $0 }.count == 1 }
             let leader = try #require(await leaders().firstIndex(of: true))
             let survivor = 1 - leader
@@ -169,6 +174,11 @@ struct AgentShutdownTests {
                 SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1.5]))
             try await eventually("the agent takes the task") {
                 try await deployment.client.task(cluster: "c1", id: running.id).task.state == .received
+            }
+            // Received on the server is not yet in the agent's hands: wait for its heartbeat to renew the lease.
+            let firstLease = try await deployment.client.task(cluster: "c1", id: running.id).task.leaseExpiresAt
+            try await eventually("the agent renews the lease") {
+                try await deployment.client.task(cluster: "c1", id: running.id).task.leaseExpiresAt != firstLease
             }
             let clock = ContinuousClock()
             let started = clock.now
