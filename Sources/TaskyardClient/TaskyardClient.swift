@@ -149,7 +149,7 @@ public struct TaskyardClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
-        let response = try await HTTPTransport.client.execute(request, timeout: .milliseconds(timeout.milliseconds))
+        let response = try await HTTPTransport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
         let buffer = try await response.body.collect(upTo: 256 << 20)
         let data = Data(buffer.readableBytesView)
         let status = Int(response.status.code)
@@ -174,7 +174,8 @@ public struct TaskyardClient: Sendable {
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds, for NIO's TimeAmount and AsyncHTTPClient's timeouts.
+    public var wholeMilliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
