@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TaskyardAPI
 import TaskyardClient
+import TaskyardDomain
 
 /// Why the agent stops a task it holds.
 enum StopReason: Sendable, Equatable {
@@ -17,7 +18,8 @@ enum StopReason: Sendable, Equatable {
 final class HeldTasks: Sendable {
     private struct Entry {
         let attempt: Int
-        let job: Task<Void, Never>
+        /// The participant calls of the fan-out, once started: what a stop cancels.
+        var calls: Task<[ParticipantOutcome], Never>?
         var stop: StopReason?
     }
 
@@ -37,8 +39,17 @@ final class HeldTasks: Sendable {
         state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt) } }
     }
 
-    func add(_ task: TaskObject, job: Task<Void, Never>) {
-        state.withLock { $0.entries[task.id] = Entry(attempt: task.attempt, job: job) }
+    func add(_ task: TaskObject) {
+        state.withLock { $0.entries[task.id] = Entry(attempt: task.attempt) }
+    }
+
+    /// Records the fan-out's participant calls; cancels them at once if the task was stopped meanwhile.
+    func attach(_ id: Int64, calls: Task<[ParticipantOutcome], Never>) {
+        let stopped = state.withLock { state -> Bool in
+            state.entries[id]?.calls = calls
+            return state.entries[id]?.stop != nil
+        }
+        if stopped { calls.cancel() }
     }
 
     func remove(_ id: Int64) {
@@ -73,13 +84,13 @@ final class HeldTasks: Sendable {
 
     /// Stops the task's fan-out; the first reason given wins.
     func cancel(_ id: Int64, reason: StopReason) {
-        let job: Task<Void, Never>? = state.withLock { state in
+        let calls: Task<[ParticipantOutcome], Never>? = state.withLock { state in
             guard var entry = state.entries[id], entry.stop == nil else { return nil }
             entry.stop = reason
             state.entries[id] = entry
-            return entry.job
+            return entry.calls
         }
-        job?.cancel()
+        calls?.cancel()
     }
 
     func cancellation(of id: Int64) -> StopReason? {

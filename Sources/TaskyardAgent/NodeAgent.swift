@@ -161,27 +161,31 @@ public final class NodeAgent: Service, Sendable {
     // MARK: - One task
 
     private func start(_ task: TaskObject) {
+        held.add(task)
         let job = Task {
             let report = await self.fanOut(task)
             await self.deliver(report, for: task)
-        }
-        held.add(task, job: job)
-        Task {
-            await job.value
             self.held.remove(task.id)
         }
+        _ = job
     }
 
     private func fanOut(_ task: TaskObject) async -> TaskReport {
         let endpoints = await self.endpoints.resolve(task.participatingNodes, cluster: configuration.cluster, client: client)
-        var outcomes: [ParticipantOutcome] = await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
-            for (index, node) in task.participatingNodes.enumerated() {
-                group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
+        // Only the participant calls are cancelled when the task is stopped; telling the participants and
+        // reporting come after, and must not be cancelled with them.
+        let calls = Task { () -> [ParticipantOutcome] in
+            await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+                for (index, node) in task.participatingNodes.enumerated() {
+                    group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
+                }
+                var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
+                for await (index, outcome) in group { outcomes[index] = outcome }
+                return outcomes.compactMap { $0 }
             }
-            var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes.compactMap { $0 }
         }
+        held.attach(task.id, calls: calls)
+        var outcomes = await calls.value
         if let reason = held.cancellation(of: task.id) {
             if reason == .cancelRequested {
                 await notifyCancel(task, endpoints: endpoints)

@@ -8,7 +8,7 @@ struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",
         abstract: "Submit, list, inspect, cancel and retry tasks.",
-        subcommands: [Submit.self, List.self, Show.self, Events.self, Cancel.self, Retry.self, Delete.self]
+        subcommands: [Submit.self, List.self, Show.self, Tree.self, Events.self, Cancel.self, Retry.self, Delete.self]
     )
 
     struct Submit: AsyncParsableCommand {
@@ -147,6 +147,21 @@ struct TaskCommand: AsyncParsableCommand {
         }
     }
 
+    struct Tree: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Draw a task and all its descendants (sub-tasks and participant outcomes) with their states.",
+            discussion: "Example:\n  taskyard task tree 42"
+        )
+        @OptionGroup var target: TaskTarget
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            let tasks = try await target.client.tree(cluster: target.cluster, id: target.id)
+            if json { return try printJSON(TaskBatch(tasks: tasks)) }
+            say(TreeDrawing(tasks).lines.joined(separator: "\n"))
+        }
+    }
+
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a task's history: every state transition.",
@@ -216,4 +231,34 @@ struct TaskTarget: ParsableArguments {
 
     var client: TaskyardClient { serverOptions.client }
     var cluster: String { clusterOption.id }
+}
+
+/// A task tree as indented lines: `├─ 43 volume_create completed on n2 (attempt 1)`.
+struct TreeDrawing {
+    let lines: [String]
+
+    init(_ tasks: [TaskObject]) {
+        guard let root = tasks.first else {
+            lines = []
+            return
+        }
+        let children = Dictionary(grouping: tasks.dropFirst(), by: { $0.parentID ?? 0 })
+        func label(_ task: TaskObject) -> String {
+            var text = "\(task.id) \(task.type) \(task.state.rawValue) on \(task.assignedNode) (attempt \(task.attempt))"
+            if task.cancelRequested && !task.state.isTerminal { text += ", cancel requested" }
+            if let error = task.error { text += ": \(error)" }
+            return text
+        }
+        var lines = [label(root)]
+        func draw(_ parent: Int64, prefix: String) {
+            let kids = (children[parent] ?? []).sorted { $0.id < $1.id }
+            for (index, child) in kids.enumerated() {
+                let last = index == kids.count - 1
+                lines.append(prefix + (last ? "└─ " : "├─ ") + label(child))
+                draw(child.id, prefix: prefix + (last ? "   " : "│  "))
+            }
+        }
+        draw(root.id, prefix: "")
+        self.lines = lines
+    }
 }

@@ -71,6 +71,11 @@ public struct TaskyardClient: Sendable {
         try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id)])
     }
 
+    /// The task and all its descendants, breadth first.
+    public func tree(cluster: String, id: Int64) async throws -> [TaskObject] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], as: TaskBatch.self).tasks
+    }
+
     public func events(cluster: String, id: Int64) async throws -> [EventObject] {
         try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "events"], as: EventList.self).events
     }

@@ -69,6 +69,12 @@ extension APIRoutes {
         return try jsonResponse(EventList(events: try await store.events(cluster: cluster, taskID: id).map(EventObject.init)))
     }
 
+    func tree(_ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        return try jsonResponse(TaskBatch(tasks: try await store.tree(cluster: cluster, id: id).map(TaskObject.init)))
+    }
+
     func cancel(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)

@@ -234,6 +234,13 @@ public struct TaskStore: Sendable {
         return TaskPage(tasks: tasks, next: next)
     }
 
+    /// The task and all its descendants, breadth first.
+    public func tree(cluster: String, id: Int64) async throws -> [TaskRecord] {
+        let tasks = try TaskRecord.all(try await pool.query(TasksSQL.tree, [cluster, id]))
+        guard !tasks.isEmpty else { throw unknownTask(cluster, id) }
+        return tasks
+    }
+
     /// The task's history, oldest first.
     public func events(cluster: String, taskID: Int64) async throws -> [TaskEvent] {
         let rows = try await pool.withConnection { connection in
@@ -356,8 +363,8 @@ public struct TaskStore: Sendable {
 
     // MARK: - Cancel, retry, delete
 
-    /// Cancels a queued task at once; flags a received one for its agent to stop. Cancelling a task
-    /// already flagged returns it unchanged.
+    /// Cancels a queued task at once; flags a received one for its agent to stop; and the same for every
+    /// descendant. Cancelling a task already flagged returns it unchanged.
     public func cancel(cluster: String, taskID: Int64, reason: String? = nil, opaqueID: String? = nil) async throws -> TaskRecord {
         var detail: [String: JSONValue] = [:]
         if let reason { detail["reason"] = .string(reason) }

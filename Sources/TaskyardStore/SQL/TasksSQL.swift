@@ -170,14 +170,34 @@ enum TasksSQL {
         SELECT \(columns) FROM reported
         """)
 
-    /// queued → cancelled at once; received → received with the cancel flagged, for its agent to act on.
-    /// A task that is not abortable, or already flagged, is left alone.
+    /// The task and all its descendants, breadth first.
+    static let tree = PostgresStatement("tasks.tree", """
+        WITH RECURSIVE tree AS (
+            SELECT t.*, 0 AS depth FROM tasks t WHERE t.cluster_id = $1 AND t.id = $2
+            UNION ALL
+            SELECT c.*, tree.depth + 1 FROM tasks c
+              JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
+        )
+        SELECT \(columns), depth FROM tree ORDER BY depth, id
+        """)
+
+    /// Cancels a task and its descendants (Elasticsearch's cancelTaskAndDescendants): each queued one ends
+    /// `cancelled` at once; each received one is flagged, and stays received until its agent stops it.
+    /// Nothing happens unless the task itself can be cancelled (live, abortable, not already flagged);
+    /// descendants that are not abortable are left to run. Returns the task.
     static let cancel = PostgresStatement("tasks.cancel", """
-        WITH target AS (
-            SELECT cluster_id, id, state FROM tasks
-             WHERE cluster_id = $1 AND id = $2 AND abortable
-               AND (state = 'queued' OR (state = 'received' AND cancel_requested_at IS NULL))
-               FOR UPDATE
+        WITH RECURSIVE tree AS (
+            SELECT cluster_id, id FROM tasks WHERE cluster_id = $1 AND id = $2
+            UNION ALL
+            SELECT c.cluster_id, c.id FROM tasks c JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
+        ), target AS (
+            SELECT t.cluster_id, t.id, t.state FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.id = tree.id
+             WHERE t.abortable
+               AND (t.state = 'queued' OR (t.state = 'received' AND t.cancel_requested_at IS NULL))
+               AND EXISTS (SELECT 1 FROM tasks root
+                            WHERE root.cluster_id = $1 AND root.id = $2 AND root.abortable
+                              AND (root.state = 'queued' OR (root.state = 'received' AND root.cancel_requested_at IS NULL)))
+               FOR UPDATE OF t
         ), cancelled AS (
             UPDATE tasks t
                SET state = CASE WHEN target.state = 'queued' THEN 'cancelled' ELSE t.state END,
@@ -188,9 +208,12 @@ enum TasksSQL {
             RETURNING t.*, target.state AS previous_state
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
-            SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $4::jsonb FROM cancelled
+            SELECT cluster_id, id, previous_state, state, assigned_node, attempt,
+                   CASE WHEN id = $2 THEN $4::jsonb
+                        ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
+              FROM cancelled
         )
-        SELECT \(columns) FROM cancelled
+        SELECT \(columns) FROM cancelled WHERE id = $2
         """)
 
     /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
@@ -316,6 +339,6 @@ enum TasksSQL {
         SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
         """)
 
-    static let all = [expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+    static let all = [tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
                       report, cancel, retry, delete]
 }
