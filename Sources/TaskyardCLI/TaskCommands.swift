@@ -8,7 +8,7 @@ struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",
         abstract: "Submit, list, inspect, cancel and retry tasks.",
-        subcommands: [Submit.self, List.self, Show.self, Tree.self, Events.self, Cancel.self, Retry.self, Delete.self]
+        subcommands: [Submit.self, List.self, Show.self, Tree.self, Wait.self, Events.self, Cancel.self, Retry.self, Delete.self]
     )
 
     struct Submit: AsyncParsableCommand {
@@ -159,6 +159,36 @@ struct TaskCommand: AsyncParsableCommand {
             let tasks = try await target.client.tree(cluster: target.cluster, id: target.id)
             if json { return try printJSON(TaskBatch(tasks: tasks)) }
             say(TreeDrawing(tasks).lines.joined(separator: "\n"))
+        }
+    }
+
+    struct Wait: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Wait for a task to finish.",
+            discussion: """
+                Exit status: 0 completed, 1 failed, 2 cancelled, 124 the timeout passed first (like timeout(1)); other errors exit 64 or more.
+
+                Example:
+                  taskyard task wait 42 --timeout 120 && echo done
+                """
+        )
+        @OptionGroup var target: TaskTarget
+        @Option(help: "Seconds to wait, at most 300. Default 30.") var timeout = 30.0
+        @Flag(name: .shortAndLong, help: "Print nothing; only the exit status tells.") var quiet = false
+
+        func run() async throws {
+            guard timeout >= 0, timeout <= 300 else { throw ValidationError("--timeout must be 0–300 seconds") }
+            let (task, timedOut) = try await target.client.wait(cluster: target.cluster, id: target.id, timeout: timeout)
+            if !quiet {
+                say(timedOut ? "task \(task.id) still \(task.state.rawValue) after \(timeout) s"
+                             : "task \(task.id) \(task.state.rawValue)\(task.error.map { ": \($0)" } ?? "")")
+            }
+            if timedOut { throw ExitCode(124) }
+            switch task.state {
+            case .completed: return
+            case .failed: throw ExitCode(1)
+            default: throw ExitCode(2)
+            }
         }
     }
 

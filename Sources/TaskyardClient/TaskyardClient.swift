@@ -71,6 +71,17 @@ public struct TaskyardClient: Sendable {
         try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id)])
     }
 
+    /// Waits up to `timeout` seconds for the task to finish: the task, and whether the wait timed out first.
+    public func wait(cluster: String, id: Int64, timeout: Double) async throws -> (task: TaskObject, timedOut: Bool) {
+        let answer = try await raw(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "wait"],
+                                   query: ["timeout": String(timeout)], extraTimeout: timeout, acceptingErrors: true)
+        guard answer.status == 200 || answer.status == 408 else {
+            throw Failure(status: answer.status, error: try? APIJSON.decode(ErrorBody.self, from: answer.body),
+                          rawBody: String(decoding: answer.body, as: UTF8.self))
+        }
+        return (try APIJSON.decode(TaskObject.self, from: answer.body), answer.status == 408)
+    }
+
     /// The task and all its descendants, breadth first.
     public func tree(cluster: String, id: Int64) async throws -> [TaskObject] {
         try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], as: TaskBatch.self).tasks

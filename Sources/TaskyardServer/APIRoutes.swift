@@ -10,6 +10,7 @@ struct APIRoutes: Sendable {
     let store: TaskStore
     let configuration: ServerConfiguration
     let maintenance: MaintenanceLeader
+    let finished: FinishedTasks
 
     /// One route of the contract.
     struct Route: Sendable {
@@ -41,6 +42,7 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await getTask(context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events") { _, context in try await events(context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree") { _, context in try await tree(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait") { request, context in try await wait(request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel") { request, context in try await cancel(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry") { request, context in try await retry(request, context) }
         route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await delete(context) }

@@ -12,6 +12,11 @@ public struct ServerConfiguration: Sendable {
     public var maximumPollWaitSeconds = 60.0
     /// How often a waiting poll looks for new work. Default 250 ms.
     public var pollRecheckInterval: Duration = .milliseconds(250)
+    /// Longest `timeout` a wait may ask for, in seconds (the contract's maximum). Default 300.
+    public var maximumWaitSeconds = 300.0
+    /// A waiting request re-reads its task this often even without a notification, in case one was
+    /// lost while the listening connection reconnected. Default 5 s.
+    public var waitRecheckInterval: Duration = .seconds(5)
     /// Run the maintenance duties when this replica holds the leader lock. Default true; a replica
     /// with false never takes part.
     public var maintenanceEnabled = true

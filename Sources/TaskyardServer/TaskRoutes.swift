@@ -75,6 +75,35 @@ extension APIRoutes {
         return try jsonResponse(TaskBatch(tasks: try await store.tree(cluster: cluster, id: id).map(TaskObject.init)))
     }
 
+    /// 200 with the task once it is terminal; 408 with the task as it stands when `timeout` passes first.
+    /// Woken by the notification of its finish, not by polling.
+    func wait(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(timeout * 1000))
+        let key = FinishedTasks.key(cluster: cluster, id: id)
+        while true {
+            let ticket = finished.register(key)
+            let task: TaskRecord
+            do { task = try await store.task(cluster: cluster, id: id) } catch {
+                finished.forget(ticket)
+                throw error
+            }
+            if task.state.isTerminal {
+                finished.forget(ticket)
+                return try jsonResponse(TaskObject(task))
+            }
+            let remaining = deadline - clock.now
+            guard remaining > .zero, !Task.isCancelled else {
+                finished.forget(ticket)
+                return try jsonResponse(TaskObject(task), status: .requestTimeout)
+            }
+            await finished.wait(ticket, timeout: min(remaining, configuration.waitRecheckInterval))
+        }
+    }
+
     func cancel(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)

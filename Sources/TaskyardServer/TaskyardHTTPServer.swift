@@ -16,7 +16,8 @@ public enum TaskyardHTTPServer {
             duties: [LeaseExpirer(store: store, configuration: configuration.leaseExpirer, logger: logger),
                      NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger)],
             configuration: configuration.maintenanceLeader, logger: logger)
-        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance).routes()
+        let finished = FinishedTasks(database: store.pool.configuration, logger: logger)
+        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, finished: finished).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: BasicRequestContext.self)
@@ -32,7 +33,7 @@ public enum TaskyardHTTPServer {
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "taskyard"),
-            services: configuration.maintenanceEnabled ? [maintenance] : [],
+            services: configuration.maintenanceEnabled ? [finished, maintenance] : [finished],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )

@@ -4,6 +4,10 @@ import Postgres
 /// guards on the state it leaves (`WHERE state = …`), so two servers or a stale agent can never both win.
 /// The guards implement `TaskStateMachine.transitions`; `StateMachineAgreementTests` holds them to it.
 enum TasksSQL {
+    /// Every transition into a terminal state notifies this channel, in its own statement (so a
+    /// rolled-back transition wakes nobody), with the payload `<cluster_id> <task id>`.
+    static let finishedChannel = "taskyard_task_finished"
+
     /// The columns of a task object, in every statement that returns tasks.
     static let columns = """
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
@@ -166,8 +170,11 @@ enum TasksSQL {
               FROM reported
             UNION ALL
             SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
+        ), finished AS (
+            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM reported
+             WHERE state IN ('completed', 'failed', 'cancelled')
         )
-        SELECT \(columns) FROM reported
+        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM reported
         """)
 
     /// The task and all its descendants, breadth first.
@@ -212,8 +219,10 @@ enum TasksSQL {
                    CASE WHEN id = $2 THEN $4::jsonb
                         ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
               FROM cancelled
+        ), finished AS (
+            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM cancelled WHERE state = 'cancelled'
         )
-        SELECT \(columns) FROM cancelled WHERE id = $2
+        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM cancelled WHERE id = $2
         """)
 
     /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
@@ -306,8 +315,10 @@ enum TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
+        ), finished AS (
+            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM ended WHERE state IN ('failed', 'cancelled')
         )
-        SELECT \(columns) FROM ended ORDER BY id
+        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM ended ORDER BY id
         """)
 
     /// Queued tasks of offline nodes move to the first online participating node, unless their affinity
