@@ -16,7 +16,10 @@ struct DatabaseRestartTests {
             let pool = PostgresPool(configuration: server.configuration(), options: .init(maximumConnections: 10))
             try await Migrator.bundled().migrate(pool)
             let store = TaskStore(pool: pool)
-            try await Deployment.run(on: store) { deployment in
+            // A claim that commits as the database goes down never reaches its agent: its lease brings the
+            // task back. Short leases (and heartbeats to match) keep that wait short.
+            try await Deployment.run(on: store, agentSettings: { $0.heartbeatInterval = .milliseconds(500) },
+                                     serverSettings: { $0.leaseSeconds = 3; $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
                 let accepted = Mutex<[Int64]>([])
                 let refusals = Mutex(0)
                 let total = 300
