@@ -69,3 +69,18 @@ func setting(_ flag: String?, _ variable: String, default fallback: String? = ni
     if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
     return fallback
 }
+
+/// `30d`, `12h`, `90m`, `45s` or a number of seconds, as seconds.
+func parseDuration(_ text: String, option: String) throws -> Double {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+    var number = text
+    var scale = 1.0
+    if let last = text.last, let unit = units[last] {
+        number = String(text.dropLast())
+        scale = unit
+    }
+    guard let value = Double(number), value >= 0, value.isFinite else {
+        throw ValidationError("\(option) takes a duration such as 7d, 12h, 30m or 45s (got \(text))")
+    }
+    return value * scale
+}

@@ -50,7 +50,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A node not heard from for this long is offline, and its queued tasks move. Default 60.", valueName: "seconds"))
     var nodeTimeout = 60.0
 
-    @Flag(help: "Never run maintenance (lease expiry, node monitor) on this replica.")
+    @Option(help: ArgumentHelp("How long finished tasks are kept, e.g. 30d or 12h; 0 keeps them forever. Default: $TASKYARD_RETENTION, else 30d.", valueName: "duration"))
+    var retention: String?
+
+    @Flag(help: "Never run maintenance (lease expiry, node monitor, retention) on this replica.")
     var noMaintenance = false
 
     @OptionGroup var logging: LoggingOptions
@@ -75,6 +78,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--node-timeout and --retry-backoff-base must be positive, --retry-backoff-cap at least the base")
         }
         configuration.nodeMonitor.nodeTimeoutSeconds = nodeTimeout
+        if let retention = setting(retention, "TASKYARD_RETENTION") {
+            configuration.retention.retentionSeconds = try parseDuration(retention, option: "--retention")
+        }
         var storeConfiguration = TaskStore.Configuration()
         storeConfiguration.retryBackoffBase = retryBackoffBase
         storeConfiguration.retryBackoffCap = retryBackoffCap

@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import TaskyardAPI
 import TaskyardClient
+import Postgres
 import TaskyardDomain
+import TaskyardStore
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",
         abstract: "Submit, list, inspect, cancel and retry tasks.",
-        subcommands: [Submit.self, List.self, Show.self, Tree.self, Wait.self, Events.self, Cancel.self, Retry.self, Delete.self]
+        subcommands: [Submit.self, List.self, Show.self, Tree.self, Wait.self, Events.self, Cancel.self, Retry.self, Delete.self,
+                      Prune.self]
     )
 
     struct Submit: AsyncParsableCommand {
@@ -189,6 +192,49 @@ struct TaskCommand: AsyncParsableCommand {
             case .failed: throw ExitCode(1)
             default: throw ExitCode(2)
             }
+        }
+    }
+
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete finished tasks older than a cut-off, with their sub-tasks and history.",
+            discussion: """
+                Works on the database directly, like migrate, in small batches. A tree with a task still running is kept. Servers do the same by themselves after --retention (30 days by default).
+
+                Example:
+                  taskyard task prune --older-than 7d --state failed --database-url postgres://taskyard@127.0.0.1/taskyard
+                """
+        )
+        @Option(help: ArgumentHelp("Only tasks that finished longer ago than this: 7d, 12h, 30m, 45s.", valueName: "duration"))
+        var olderThan: String
+        @Option(help: "Only tasks that ended in this state: completed, failed or cancelled; comma-separated for several.")
+        var state: String?
+        @Option(help: "Only this cluster. Default: every cluster.") var cluster: String?
+        @Option(help: ArgumentHelp("PostgreSQL URL or libpq keywords. Default: $TASKYARD_DATABASE_URL.", valueName: "url"))
+        var databaseURL: String?
+
+        func run() async throws {
+            let seconds = try parseDuration(olderThan, option: "--older-than")
+            let states: [TaskState]? = try state.map { text in
+                try text.split(separator: ",").map { name in
+                    guard let state = TaskState(rawValue: String(name)), state.isTerminal else {
+                        throw ValidationError("--state takes completed, failed or cancelled (got \(name))")
+                    }
+                    return state
+                }
+            }
+            let pool = PostgresPool(configuration: try PostgresConfiguration(try DatabaseURL.resolve(databaseURL)),
+                                    options: .init(maximumConnections: 1))
+            let store = TaskStore(pool: pool)
+            var total = 0
+            while true {
+                let deleted = try await store.pruneFinished(olderThan: seconds, states: states, cluster: cluster)
+                total += deleted
+                if deleted > 0 { say("deleted \(total) finished tasks so far …") }
+                if deleted < 500 { break }
+            }
+            await pool.close()
+            say("deleted \(total) finished task\(total == 1 ? "" : "s") older than \(olderThan), with their sub-tasks and history")
         }
     }
 

@@ -23,6 +23,7 @@ public struct ServerConfiguration: Sendable {
     public var maintenanceLeader = MaintenanceLeader.Configuration()
     public var leaseExpirer = LeaseExpirer.Configuration()
     public var nodeMonitor = NodeMonitor.Configuration()
+    public var retention = RetentionCleaner.Configuration()
 
     public init() {}
 }

@@ -14,7 +14,8 @@ public enum TaskyardHTTPServer {
         let maintenance = MaintenanceLeader(
             database: store.pool.configuration,
             duties: [LeaseExpirer(store: store, configuration: configuration.leaseExpirer, logger: logger),
-                     NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger)],
+                     NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger),
+                     RetentionCleaner(store: store, configuration: configuration.retention, logger: logger)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let finished = FinishedTasks(database: store.pool.configuration, logger: logger)
         let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, finished: finished).routes()

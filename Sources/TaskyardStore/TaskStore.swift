@@ -350,6 +350,13 @@ public struct TaskStore: Sendable {
         }
     }
 
+    /// Deletes up to `limit` finished root tasks older than `seconds` (optionally only of `states`, or of
+    /// one cluster) with their descendants and history; returns how many roots went.
+    public func pruneFinished(olderThan seconds: Double, states: [TaskState]? = nil, cluster: String? = nil,
+                              limit: Int = 500) async throws -> Int {
+        try await pool.query(TasksSQL.prune, [seconds, states.map { $0.map(\.rawValue) }, limit, cluster]).count
+    }
+
     // MARK: - Schema
 
     /// Names of the bundled migrations the database has not applied.

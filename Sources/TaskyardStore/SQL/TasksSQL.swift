@@ -350,6 +350,34 @@ enum TasksSQL {
         SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
         """)
 
-    static let all = [tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+    /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
+    /// and the cluster $4, when given), with their descendants and all their events (foreign keys
+    /// cascade). A tree with a live descendant stays. Each batch is one short statement.
+    static let prune = PostgresStatement("tasks.prune", """
+        WITH doomed AS (
+            SELECT t.cluster_id, t.id FROM tasks t
+             WHERE t.parent_id IS NULL AND t.finished_at IS NOT NULL
+               AND t.finished_at < now() - make_interval(secs => $1::double precision)
+               AND ($2::text[] IS NULL OR t.state = ANY ($2::text[]))
+               AND ($4::text IS NULL OR t.cluster_id = $4::text)
+               AND NOT EXISTS (
+                     WITH RECURSIVE descendants AS (
+                         SELECT c.cluster_id, c.id, c.state FROM tasks c
+                          WHERE c.cluster_id = t.cluster_id AND c.parent_id = t.id
+                         UNION ALL
+                         SELECT g.cluster_id, g.id, g.state FROM tasks g
+                           JOIN descendants d ON g.cluster_id = d.cluster_id AND g.parent_id = d.id
+                     )
+                     SELECT 1 FROM descendants WHERE state IN ('queued', 'received'))
+             ORDER BY t.finished_at
+             LIMIT $3
+               FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM tasks t USING doomed
+         WHERE t.cluster_id = doomed.cluster_id AND t.id = doomed.id
+        RETURNING t.id
+        """)
+
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
                       report, cancel, retry, delete]
 }
