@@ -21,12 +21,14 @@ final class HeldTasks: Sendable {
         /// The participant calls of the fan-out, once started: what a stop cancels.
         var calls: Task<[ParticipantOutcome], Never>?
         var stop: StopReason?
+        var progress: HeartbeatRequest.Progress?
     }
 
     private struct State {
         var entries: [Int64: Entry] = [:]
         var stopping = false
         var slotWaiters: [CheckedContinuation<Void, Never>] = []
+        var progressChanged = false
     }
 
     private let state = Mutex(State())
@@ -36,11 +38,27 @@ final class HeldTasks: Sendable {
     var isStopping: Bool { state.withLock { $0.stopping } }
 
     var snapshot: [HeartbeatRequest.HeldTask] {
-        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt) } }
+        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt, progress: $0.value.progress) } }
     }
 
     func add(_ task: TaskObject) {
         state.withLock { $0.entries[task.id] = Entry(attempt: task.attempt) }
+    }
+
+    /// What the next heartbeat says of the task's progress.
+    func setProgress(_ id: Int64, _ progress: HeartbeatRequest.Progress) {
+        state.withLock { state in
+            state.entries[id]?.progress = progress
+            state.progressChanged = true
+        }
+    }
+
+    /// True once after progress changed: the heartbeat loop then reports it early.
+    func takeProgressChange() -> Bool {
+        state.withLock { state in
+            defer { state.progressChanged = false }
+            return state.progressChanged
+        }
     }
 
     /// Records the fan-out's participant calls; cancels them at once if the task was stopped meanwhile.

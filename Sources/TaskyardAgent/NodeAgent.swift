@@ -142,9 +142,14 @@ public final class NodeAgent: Service, Sendable {
         while held.count > 0 { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
+    /// Renews the leases every `heartbeatInterval`, and reports progress within a second of a change.
     private func heartbeatLoop() async {
+        let step = min(configuration.heartbeatInterval, .seconds(1))
+        var last = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.heartbeatInterval)
+            try? await Task.sleep(for: step)
+            guard ContinuousClock.now - last >= configuration.heartbeatInterval || held.takeProgressChange() else { continue }
+            last = .now
             let tasks = held.snapshot
             guard !tasks.isEmpty else { continue }
             do {
@@ -180,10 +185,16 @@ public final class NodeAgent: Service, Sendable {
                     group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
                 }
                 var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
-                for await (index, outcome) in group { outcomes[index] = outcome }
+                var done = 0
+                for await (index, outcome) in group {
+                    outcomes[index] = outcome
+                    done += 1
+                    self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"))
+                }
                 return outcomes.compactMap { $0 }
             }
         }
+        held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"))
         held.attach(task.id, calls: calls)
         var outcomes = await calls.value
         if let reason = held.cancellation(of: task.id) {

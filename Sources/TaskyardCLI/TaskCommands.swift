@@ -134,6 +134,7 @@ struct TaskCommand: AsyncParsableCommand {
                 "  received      \(shortTime(task.receivedAt))",
                 "  finished      \(shortTime(task.finishedAt))",
             ]
+            if let progress = ProgressBar(task.progress), !task.state.isTerminal { lines.append("  progress      \(progress.text)") }
             if let parent = task.parentID { lines.append("  parent        \(parent)") }
             if let opaque = task.opaqueID { lines.append("  opaque id     \(opaque)") }
             if let result = task.result { lines.append("  result        \(compact(result))") }
@@ -181,12 +182,36 @@ struct TaskCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard timeout >= 0, timeout <= 300 else { throw ValidationError("--timeout must be 0–300 seconds") }
-            let (task, timedOut) = try await target.client.wait(cluster: target.cluster, id: target.id, timeout: timeout)
+            let (task, timedOut) = try await waitShowingProgress()
             if !quiet {
                 say(timedOut ? "task \(task.id) still \(task.state.rawValue) after \(timeout) s"
                              : "task \(task.id) \(task.state.rawValue)\(task.error.map { ": \($0)" } ?? "")")
             }
             if timedOut { throw ExitCode(124) }
+            return try exit(for: task)
+        }
+
+        /// On a terminal, waits in one-second steps and redraws a progress bar between them; otherwise
+        /// one wait for the whole timeout.
+        private func waitShowingProgress() async throws -> (TaskObject, Bool) {
+            guard !quiet, isatty(STDOUT_FILENO) == 1 else {
+                return try await target.client.wait(cluster: target.cluster, id: target.id, timeout: timeout)
+            }
+            let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+            while true {
+                let remaining = Double((deadline - ContinuousClock.now).wholeMilliseconds) / 1000
+                let (task, timedOut) = try await target.client.wait(cluster: target.cluster, id: target.id,
+                                                                    timeout: max(0, min(1, remaining)))
+                if !timedOut || remaining <= 1 {
+                    FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+                    return (task, timedOut)
+                }
+                let bar = ProgressBar(task.progress).map { "  \($0.text)" } ?? " …"
+                FileHandle.standardOutput.write(Data("\r\u{1B}[Ktask \(task.id) \(task.state.rawValue)\(bar)".utf8))
+            }
+        }
+
+        private func exit(for task: TaskObject) throws {
             switch task.state {
             case .completed: return
             case .failed: throw ExitCode(1)
@@ -336,5 +361,37 @@ struct TreeDrawing {
         }
         draw(root.id, prefix: "")
         self.lines = lines
+    }
+}
+
+/// `[########------]  2/3 participants` from a task's progress object.
+struct ProgressBar {
+    let completed: Double
+    let total: Double
+    let units: String?
+
+    init?(_ progress: JSONValue?) {
+        func number(_ value: JSONValue?) -> Double? {
+            switch value {
+            case .integer(let number)?: Double(number)
+            case .double(let number)?: number
+            default: nil
+            }
+        }
+        guard let progress, let completed = number(progress["completed"]), let total = number(progress["total"]), total > 0 else {
+            return nil
+        }
+        self.completed = min(completed, total)
+        self.total = total
+        if case .string(let units)? = progress["units"] { self.units = units } else { units = nil }
+    }
+
+    var text: String {
+        let width = 20
+        let filled = Int((completed / total * Double(width)).rounded(.down))
+        let amount = completed == completed.rounded() && total == total.rounded()
+            ? "\(Int(completed))/\(Int(total))" : String(format: "%.1f/%.1f", completed, total)
+        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]  "
+            + amount + (units.map { " \($0)" } ?? "")
     }
 }

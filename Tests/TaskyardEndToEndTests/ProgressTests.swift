@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TaskyardAgent
+import TaskyardAPI
+import TaskyardDomain
+import TaskyardTestSupport
+
+@Suite("Progress")
+struct ProgressTests {
+    /// JSON has one kind of number: 2 and 2.0 are the same progress.
+    static func number(_ value: JSONValue?) -> Double? {
+        switch value {
+        case .integer(let number)?: Double(number)
+        case .double(let number)?: number
+        default: nil
+        }
+    }
+
+    @Test("while a task runs, its progress (participants done out of all) shows through the API and the CLI")
+    func participantsDone() async throws {
+        try await Deployment.run(handlers: { node in
+            var registry = HandlerRegistry.builtins()
+            registry.register("resync", ClosureHandler { _ in
+                if node == "n3" { try await Task.sleep(for: .seconds(4)) }
+                return nil
+            })
+            return registry
+        }, agentSettings: { $0.heartbeatInterval = .milliseconds(200) }) { deployment in
+            let task = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "resync", participatingNodes: ["n1", "n2", "n3"]))
+            try await eventually("two of three participants are reported done", within: .seconds(10)) {
+                Self.number(try await deployment.client.task(cluster: "c1", id: task.id).task.progress?["completed"]) == 2
+            }
+            let running = try await deployment.client.task(cluster: "c1", id: task.id).task
+            #expect(running.state == .received)
+            #expect(Self.number(running.progress?["completed"]) == 2)
+            #expect(Self.number(running.progress?["total"]) == 3)
+            #expect(running.progress?["units"] == "participants")
+            let show = try await TestEnvironment.runTaskyardAsync(["task", "show", String(task.id), "--cluster", "c1",
+                                                                   "--server", deployment.serverURL])
+            #expect(show.output.contains("progress      [#############-------]  2/3 participants"), "\(show.output)")
+            #expect(try await deployment.finished(task.id).task.state == .completed)
+        }
+    }
+}
