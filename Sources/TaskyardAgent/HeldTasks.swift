@@ -46,10 +46,11 @@ final class HeldTasks: Sendable {
     }
 
     /// What the next heartbeat says of the task's progress.
-    func setProgress(_ id: Int64, _ progress: HeartbeatRequest.Progress) {
+    /// `announce`: report it early, with the next one-second heartbeat step, rather than at the interval.
+    func setProgress(_ id: Int64, _ progress: HeartbeatRequest.Progress, announce: Bool = true) {
         state.withLock { state in
             state.entries[id]?.progress = progress
-            state.progressChanged = true
+            if announce { state.progressChanged = true }
         }
     }
 

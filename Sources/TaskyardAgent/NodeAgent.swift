@@ -189,12 +189,15 @@ public final class NodeAgent: Service, Sendable {
                 for await (index, outcome) in group {
                     outcomes[index] = outcome
                     done += 1
-                    self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"))
+                    // The last one needs no early heartbeat: the report follows at once.
+                    self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
+                                          announce: done < outcomes.count)
                 }
                 return outcomes.compactMap { $0 }
             }
         }
-        held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"))
+        held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
+                         announce: false)
         held.attach(task.id, calls: calls)
         var outcomes = await calls.value
         if let reason = held.cancellation(of: task.id) {

@@ -108,8 +108,14 @@ struct ProcessKillTests {
             let before = try await deployment.store.snapshot()
 
             stale.signal(SIGCONT)
-            try await eventually("the stale agent reports and is refused", within: .seconds(20)) {
-                stale.output.contains("report refused")
+            do {
+                try await eventually("the stale agent reports and is refused", within: .seconds(20)) {
+                    stale.output.contains("report refused")
+                }
+            } catch {
+                Issue.record("\(error); the stale agent said:\n\(stale.output.suffix(3000))")
+                await stale.stop(SIGKILL)
+                return
             }
             #expect(stale.output.contains("409") || stale.output.contains("already"), "\(stale.output.suffix(500))")
             #expect(try await deployment.store.snapshot() == before, "the late report changed nothing")
@@ -196,8 +202,12 @@ struct AgentShutdownTests {
             // The stopping agent's last poll may still have taken the later task on the server; if so its
             // lease brings it back, and the node's next agent runs it.
             let next = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
-            let finished = try await deployment.finished(later.id, within: .seconds(30))
-            #expect(finished.task.state == .completed)
+            do {
+                let finished = try await deployment.finished(later.id, within: .seconds(30))
+                #expect(finished.task.state == .completed)
+            } catch {
+                Issue.record("\(error); the next agent said:\n\(next.output.suffix(3000))")
+            }
             await next.stop(SIGTERM)
         }
     }
