@@ -38,6 +38,8 @@ struct ExecutableHandler: TaskHandler {
             process.standardOutput = try FileHandle(forWritingTo: output)
             process.standardError = try FileHandle(forWritingTo: errors)
             do {
+                let watcher = Task { await Self.followProgress(in: errors, for: work) }
+                defer { watcher.cancel() }
                 status = try await run(process)
                 break
             } catch let error as NSError where error.code == Int(ETXTBSY) && attempt < 20 {
@@ -53,7 +55,7 @@ struct ExecutableHandler: TaskHandler {
         let stdout = (try? Data(contentsOf: output)) ?? Data()
         guard status == 0 else {
             let stderr = String(decoding: (try? Data(contentsOf: errors)) ?? Data(), as: UTF8.self)
-            let tail = stderr.split(separator: "\n").suffix(5).joined(separator: "\n")
+            let tail = stderr.split(separator: "\n").filter { !$0.hasPrefix("progress ") }.suffix(5).joined(separator: "\n")
             let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(status)" : "exited with status \(status)"
             throw HandlerFailure("handler \(work.type) \(reason)\(tail.isEmpty ? "" : ": \(tail)")")
         }
@@ -84,6 +86,25 @@ struct ExecutableHandler: TaskHandler {
             Task {
                 try? await Task.sleep(for: grace)
                 if process.isRunning { kill(pid, SIGKILL) }
+            }
+        }
+    }
+
+    /// Reads the handler's stderr as it grows and reports each `progress <completed> <total>` line.
+    private static func followProgress(in file: URL, for work: ParticipantWork) async {
+        var offset = 0
+        var pending = ""
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            guard let data = try? Data(contentsOf: file), data.count > offset else { continue }
+            pending += String(decoding: data[offset...], as: UTF8.self)
+            offset = data.count
+            while let newline = pending.firstIndex(of: "\n") {
+                let line = pending[..<newline].split(separator: " ")
+                pending = String(pending[pending.index(after: newline)...])
+                if line.count == 3, line[0] == "progress", let completed = Double(line[1]), let total = Double(line[2]) {
+                    work.progress(completed: completed, total: total)
+                }
             }
         }
     }

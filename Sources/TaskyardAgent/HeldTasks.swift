@@ -22,6 +22,8 @@ final class HeldTasks: Sendable {
         var calls: Task<[ParticipantOutcome], Never>?
         var stop: StopReason?
         var progress: HeartbeatRequest.Progress?
+        /// Participants whose call has ended, whatever its outcome.
+        var participantsDone = 0
     }
 
     private struct State {
@@ -52,6 +54,14 @@ final class HeldTasks: Sendable {
             state.entries[id]?.progress = progress
             if announce { state.progressChanged = true }
         }
+    }
+
+    func setParticipantsDone(_ id: Int64, _ done: Int) {
+        state.withLock { $0.entries[id]?.participantsDone = done }
+    }
+
+    func participantsDone(of id: Int64) -> Int? {
+        state.withLock { $0.entries[id]?.participantsDone }
     }
 
     /// True once after progress changed: the heartbeat loop then reports it early.

@@ -189,6 +189,7 @@ public final class NodeAgent: Service, Sendable {
                 for await (index, outcome) in group {
                     outcomes[index] = outcome
                     done += 1
+                    self.held.setParticipantsDone(task.id, done)
                     // The last one needs no early heartbeat: the report follows at once.
                     self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
                                           announce: done < outcomes.count)
@@ -199,7 +200,9 @@ public final class NodeAgent: Service, Sendable {
         held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         held.attach(task.id, calls: calls)
+        let watcher = Task { await self.followParticipantProgress(task, endpoints: endpoints) }
         var outcomes = await calls.value
+        watcher.cancel()
         if let reason = held.cancellation(of: task.id) {
             if reason == .cancelRequested {
                 await notifyCancel(task, endpoints: endpoints)
@@ -255,6 +258,35 @@ public final class NodeAgent: Service, Sendable {
             return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
         } catch {
             return failed("cannot reach node \(node) at \(endpoint): \(error)")
+        }
+    }
+
+    /// While the fan-out runs, asks each participant how far its handler is (handlers that report
+    /// progress), and reports the task's progress as participants done, counting a running participant
+    /// by the fraction its handler reported.
+    private func followParticipantProgress(_ task: TaskObject, endpoints: [String: String]) async {
+        let total = Double(task.participatingNodes.count)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { return }
+            var fractions = 0.0
+            var reported = false
+            for node in task.participatingNodes {
+                guard let endpoint = endpoints[node] else { continue }
+                var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.id)/progress")
+                request.method = .GET
+                guard let response = try? await HTTPTransport.client.execute(request, timeout: .seconds(2)),
+                      response.status.code == 200,
+                      let body = try? await response.body.collect(upTo: 1 << 16),
+                      let progress = try? APIJSON.decode(HeartbeatRequest.Progress.self, from: Data(body.readableBytesView)),
+                      let of = progress.total, of > 0
+                else { continue }
+                fractions += progress.completed / of
+                reported = true
+            }
+            guard reported, let done = held.participantsDone(of: task.id) else { continue }
+            // Participants that finished count whole; the running ones by their handlers' fractions.
+            held.setProgress(task.id, .init(completed: min(total, Double(done) + fractions), total: total, units: "participants"))
         }
     }
 

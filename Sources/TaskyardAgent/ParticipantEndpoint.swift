@@ -32,7 +32,14 @@ final class ParticipantEndpoint: Sendable {
             var request = request
             return await self.run(type: context.parameters.get("target") ?? "", rollback: true, request: &request)
         }
-        // …and a task id here.
+        // …and a task id here: how far the handlers for that task on this node are…
+        router.get("/api/v1/tasks/:target/progress") { _, context in
+            guard let id = context.parameters.get("target").flatMap(Int64.init),
+                  let progress = await self.running.progress(taskID: id)
+            else { return Self.error(.notFound, code: "no_progress", "no progress reported for that task here") }
+            return Self.json(HeartbeatRequest.Progress(completed: progress.completed, total: progress.total))
+        }
+        // …or a task to stop.
         router.post("/api/v1/tasks/:target/cancel") { _, context in
             if let id = context.parameters.get("target").flatMap(Int64.init) { await self.running.cancel(taskID: id) }
             return Response(status: .accepted)
@@ -56,8 +63,12 @@ final class ParticipantEndpoint: Sendable {
                 ? Self.error(.notFound, code: "no_rollback", "task type \(type) declares no rollback on node \(node)")
                 : Self.error(.notFound, code: "unknown_task_type", "node \(node) has no handler for task type \(type)")
         }
+        let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
-                                   initiator: body.initiator, node: node, payload: body.payload)
+                                   initiator: body.initiator, node: node, payload: body.payload,
+                                   progressSink: { completed, total in
+                                       Task { await running.setProgress(taskID: body.taskID, completed: completed, total: total) }
+                                   })
         let job = Task { try await handler.run(work) }
         await running.add(taskID: body.taskID, job: job)
         defer { Task { await running.remove(taskID: body.taskID, job: job) } }
@@ -86,12 +97,23 @@ final class ParticipantEndpoint: Sendable {
 /// Handler runs in progress on this node, by task id, so that a cancel can stop them.
 actor RunningWork {
     private var jobs: [Int64: [Task<JSONValue?, any Error>]] = [:]
+    private var progress: [Int64: (completed: Double, total: Double)] = [:]
+
+    func setProgress(taskID: Int64, completed: Double, total: Double) {
+        guard jobs[taskID] != nil else { return }
+        progress[taskID] = (completed, total)
+    }
+
+    func progress(taskID: Int64) -> (completed: Double, total: Double)? { progress[taskID] }
 
     func add(taskID: Int64, job: Task<JSONValue?, any Error>) { jobs[taskID, default: []].append(job) }
 
     func remove(taskID: Int64, job: Task<JSONValue?, any Error>) {
         jobs[taskID]?.removeAll { $0 == job }
-        if jobs[taskID]?.isEmpty == true { jobs[taskID] = nil }
+        if jobs[taskID]?.isEmpty == true {
+            jobs[taskID] = nil
+            progress[taskID] = nil
+        }
     }
 
     func cancel(taskID: Int64) {

@@ -4,7 +4,7 @@ import TaskyardDomain
 /// The work one participant does for a task, as its handler sees it. The same task id and attempt may
 /// arrive more than once (a retried call, a re-run after a lost lease): handlers use them to stay idempotent,
 /// for example by keying what they create on `taskID`, or by recording the attempt they completed.
-public struct ParticipantWork: Sendable, Hashable {
+public struct ParticipantWork: Sendable {
     public let type: String
     public let taskID: Int64
     public let clusterID: String
@@ -14,6 +14,13 @@ public struct ParticipantWork: Sendable, Hashable {
     /// This node.
     public let node: String
     public let payload: JSONValue
+    let progressSink: @Sendable (Double, Double) -> Void
+
+    /// Tells how far the work is: the task's initiator folds it into the task's progress.
+    public func progress(completed: Double, total: Double) {
+        guard total > 0, completed >= 0 else { return }
+        progressSink(min(completed, total), total)
+    }
 }
 
 /// What a participant does for one task type: return a result (or nil), or throw to fail.

@@ -42,4 +42,35 @@ struct ProgressTests {
             #expect(try await deployment.finished(task.id).task.state == .completed)
         }
     }
+
+    @Test("handlers report their own progress: an executable by stderr lines, a Swift handler by a call")
+    func handlersReport() async throws {
+        let folder = try TestEnvironment.makeExecutables([
+            "reindex": "#!/bin/sh\ncat > /dev/null\necho 'progress 3 4' >&2\nsleep 4\necho '{}'\n",
+        ])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await Deployment.run(handlers: { _ in
+            var registry = HandlerRegistry.builtins(directory: folder)
+            registry.register("scrub", ClosureHandler { work in
+                work.progress(completed: 1, total: 2)
+                try await Task.sleep(for: .seconds(4))
+                return nil
+            })
+            return registry
+        }, agentSettings: { $0.heartbeatInterval = .milliseconds(200) }) { deployment in
+            let executable = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "reindex", participatingNodes: ["n1", "n2"]))
+            let swift = try await deployment.client.submit(cluster: "c1",
+                SubmitTaskRequest(type: "scrub", participatingNodes: ["n2", "n3"]))
+            // Two participants three quarters through: 1.5 of 2; two halfway: 1 of 2.
+            try await eventually("the executables' progress shows", within: .seconds(10)) {
+                Self.number(try await deployment.client.task(cluster: "c1", id: executable.id).task.progress?["completed"]) == 1.5
+            }
+            try await eventually("the Swift handlers' progress shows", within: .seconds(10)) {
+                Self.number(try await deployment.client.task(cluster: "c1", id: swift.id).task.progress?["completed"]) == 1
+            }
+            #expect(try await deployment.finished(executable.id).task.state == .completed)
+            #expect(try await deployment.finished(swift.id).task.state == .completed)
+        }
+    }
 }
