@@ -99,6 +99,59 @@ public struct StateReportRequest: Codable, Sendable {
     }
 }
 
+/// `POST /api/v1/tasks/{cluster_id}/{node_id}/states`: many reports in one request, each the body of
+/// the single-task route plus its `task_id`.
+public struct StateReportBatchRequest: Codable, Sendable {
+    public struct Item: Codable, Sendable {
+        public var taskID: Int64
+        public var report: StateReportRequest
+
+        enum CodingKeys: String, CodingKey { case taskID = "task_id" }
+
+        public init(taskID: Int64, report: StateReportRequest) {
+            self.taskID = taskID
+            self.report = report
+        }
+
+        public init(from decoder: any Decoder) throws {
+            taskID = try decoder.container(keyedBy: CodingKeys.self).decode(Int64.self, forKey: .taskID)
+            report = try StateReportRequest(from: decoder)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(taskID, forKey: .taskID)
+            try report.encode(to: encoder)
+        }
+    }
+
+    public var reports: [Item]
+    public init(reports: [Item]) { self.reports = reports }
+}
+
+/// The answer to a batch of reports: one result per report, in order. `status` is what the single-task
+/// route would have answered: 200 with the task's new `state`, or 404/409/422 with the `error`.
+public struct StateReportBatchResponse: Codable, Sendable {
+    public struct Result: Codable, Sendable, Equatable {
+        public var taskID: Int64
+        public var status: Int
+        public var state: TaskState?
+        public var error: ErrorBody.Detail?
+
+        enum CodingKeys: String, CodingKey { case taskID = "task_id", status, state, error }
+
+        public init(taskID: Int64, status: Int, state: TaskState? = nil, error: ErrorBody.Detail? = nil) {
+            self.taskID = taskID
+            self.status = status
+            self.state = state
+            self.error = error
+        }
+    }
+
+    public var results: [Result]
+    public init(results: [Result]) { self.results = results }
+}
+
 /// `POST {node endpoint}/api/v1/tasks/{type}`: the work one participant does for a task.
 public struct ParticipantRequest: Codable, Sendable, Hashable {
     public var taskID: Int64

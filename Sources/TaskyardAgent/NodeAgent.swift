@@ -22,6 +22,7 @@ public final class NodeAgent: Service, Sendable {
     private let logger: Logger
     private let held = HeldTasks()
     private let endpoints = EndpointCache()
+    private let reports: ReportSender
 
     public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) {
         self.configuration = configuration
@@ -34,6 +35,7 @@ public final class NodeAgent: Service, Sendable {
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
         self.logger = logger
+        reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node, logger: logger)
     }
 
     public func run() async throws {
@@ -66,6 +68,9 @@ public final class NodeAgent: Service, Sendable {
             // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
             let heartbeats = Task { await self.heartbeatLoop() }
             defer { heartbeats.cancel() }
+            // Reports go on through the drain too: a held task is released once its report is sent.
+            let reporting = Task { await self.reports.run() }
+            defer { reports.finish() }
             // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
             // fan-outs in flight are not, and get the grace period in drain().
             await withGracefulShutdownHandler {
@@ -74,6 +79,8 @@ public final class NodeAgent: Service, Sendable {
                 self.held.stopPolling()
             }
             await drain()
+            reports.finish()
+            await reporting.value
             heartbeats.cancel()
             await endpointGroup.triggerGracefulShutdown()
             try await endpoint.value
@@ -169,8 +176,13 @@ public final class NodeAgent: Service, Sendable {
         held.add(task)
         let job = Task {
             let report = await self.fanOut(task)
-            await self.deliver(report, for: task)
-            self.held.remove(task.id)
+            if let reason = self.held.cancellation(of: task.id), reason != .cancelRequested {
+                self.logger.info("not reporting", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
+                self.held.remove(task.id)
+                return
+            }
+            // The task stays held (its lease renewed) until the server has the report.
+            self.reports.send(report, for: task.id) { self.held.remove(task.id) }
         }
         _ = job
     }
@@ -345,31 +357,6 @@ public final class NodeAgent: Service, Sendable {
                 }
             }
         }
-    }
-
-    /// Sends the outcome, retrying while the server is unreachable; a 409 means another attempt owns
-    /// the task now, and the report is dropped.
-    private func deliver(_ report: TaskReport, for task: TaskObject) async {
-        if let reason = held.cancellation(of: task.id), reason != .cancelRequested {
-            logger.info("not reporting", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
-            return
-        }
-        var delay = Duration.milliseconds(100)
-        for _ in 0..<8 {
-            do {
-                _ = try await client.report(cluster: configuration.cluster, node: configuration.node, taskID: task.id,
-                                            StateReportRequest(report))
-                return
-            } catch let failure as TaskyardClient.Failure where failure.status < 500 {
-                logger.warning("report refused", metadata: ["task": "\(task.id)", "error": "\(failure)"])
-                return
-            } catch {
-                logger.warning("report failed; retrying", metadata: ["task": "\(task.id)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
-        logger.error("giving up on a report; the lease will expire", metadata: ["task": "\(task.id)"])
     }
 }
 

@@ -118,6 +118,11 @@ public struct TaskyardClient: Sendable {
         try await send(.POST, ["api", "v1", "tasks", cluster, node, String(taskID), "state"], body: report)
     }
 
+    /// Many reports in one request; each item has its own result.
+    public func reportBatch(cluster: String, node: String, _ batch: StateReportBatchRequest) async throws -> StateReportBatchResponse {
+        try await send(.POST, ["api", "v1", "tasks", cluster, node, "states"], body: batch)
+    }
+
     // MARK: - Transport
 
     public func health(_ path: String) async throws -> Int {

@@ -108,3 +108,14 @@ public struct LeaseRenewal: Sendable, Hashable {
         self.lost = lost
     }
 }
+
+/// What a poll gives the agent: the tasks it claimed, and the held tasks whose cancel was requested.
+public struct PollOutcome: Sendable, Hashable {
+    public var tasks: [TaskRecord]
+    public var cancel: [Int64]
+
+    public init(tasks: [TaskRecord], cancel: [Int64]) {
+        self.tasks = tasks
+        self.cancel = cancel
+    }
+}

@@ -10,7 +10,7 @@ struct APIRoutes: Sendable {
     let store: TaskStore
     let configuration: ServerConfiguration
     let maintenance: MaintenanceLeader
-    let finished: FinishedTasks
+    let wakeups: Wakeups
 
     /// One route of the contract.
     struct Route: Sendable {
@@ -49,6 +49,7 @@ struct APIRoutes: Sendable {
 
         route(.get, "/api/v1/tasks/:cluster_id/:node_id") { request, context in try await poll(request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat") { request, context in try await heartbeat(&request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/states") { request, context in try await reportBatch(&request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/:task_id/state") { request, context in try await report(&request, context) }
         return all
     }

@@ -4,8 +4,10 @@ import TaskyardAPI
 import TaskyardDomain
 
 extension APIRoutes {
-    /// Claims up to `limit` tasks for the node. With `wait`, an empty answer is held back, re-checking,
-    /// until work arrives or the wait ends. A poll is also the node's heartbeat.
+    /// Claims up to `limit` tasks for the node. With `wait`, an empty answer is held back until a
+    /// notification says the node has work (a submit, a retry, a lost lease, a cancel request), or the
+    /// wait ends; a re-check every `pollRecheckInterval` covers a lost notification and delayed tasks
+    /// coming due. Each look at the database is one statement, which also records the node's heartbeat.
     func poll(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
@@ -13,18 +15,23 @@ extension APIRoutes {
         let wait = try request.queryDouble("wait", in: 0...configuration.maximumPollWaitSeconds) ?? 0
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(wait * 1000))
-        try await store.recordHeartbeat(cluster: cluster, node: node)
+        let topic = Wakeups.Topic.work(cluster: cluster, node: node)
         while true {
-            let tasks = try await store.claim(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds)
-            let cancel = try await store.cancelRequested(cluster: cluster, node: node)
-            // A server shutting down answers waiting polls now rather than holding its exit for them.
-            if !tasks.isEmpty || !cancel.isEmpty || clock.now >= deadline || Task.isCancelled
-                || Task.isShuttingDownGracefully {
-                // The end of a long wait is a sign of life too, so that one slow poll never reads as a lost node.
-                if wait > 0 { try await store.recordHeartbeat(cluster: cluster, node: node) }
-                return try jsonResponse(PollResponse(tasks: tasks.map(TaskObject.init), cancel: cancel))
+            let ticket = wakeups.register(topic)
+            let outcome: PollOutcome
+            do {
+                outcome = try await store.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds)
+            } catch {
+                wakeups.forget(ticket)
+                throw error
             }
-            try await Task.sleep(for: min(configuration.pollRecheckInterval, deadline - clock.now))
+            // A server shutting down answers waiting polls now rather than holding its exit for them.
+            if !outcome.tasks.isEmpty || !outcome.cancel.isEmpty || clock.now >= deadline || Task.isCancelled
+                || Task.isShuttingDownGracefully {
+                wakeups.forget(ticket)
+                return try jsonResponse(PollResponse(tasks: outcome.tasks.map(TaskObject.init), cancel: outcome.cancel))
+            }
+            await wakeups.wait(ticket, timeout: min(configuration.pollRecheckInterval, deadline - clock.now))
         }
     }
 
@@ -57,5 +64,30 @@ extension APIRoutes {
         let body = try await request.decodeJSON(StateReportRequest.self, limit: configuration.maximumBodyBytes)
         let task = try await store.report(body.report, cluster: cluster, node: node, taskID: id)
         return try jsonResponse(TaskObject(task))
+    }
+
+    /// Many reports written with one statement; each item gets the status the single-task route would
+    /// have answered, so a stale or invalid item is refused alone.
+    func reportBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let node = try context.pathIdentifier("node_id")
+        let body = try await request.decodeJSON(StateReportBatchRequest.self, limit: configuration.maximumBodyBytes)
+        guard (1...configuration.maximumReportBatch).contains(body.reports.count) else {
+            throw APIError(.unprocessableContent, code: "invalid_field",
+                           message: "reports must hold from 1 to \(configuration.maximumReportBatch) items", field: "reports")
+        }
+        let outcomes = try await store.reportBatch(body.reports.map { ($0.taskID, $0.report.report) }, cluster: cluster, node: node)
+        let results = zip(body.reports.indices, outcomes).map { index, outcome in
+            let taskID = body.reports[index].taskID
+            switch outcome {
+            case .success(let task):
+                return StateReportBatchResponse.Result(taskID: taskID, status: 200, state: task.state)
+            case .failure(var failure):
+                failure.field = failure.field.map { "reports[\(index)].\($0)" }
+                let error = APIError.from(failure)
+                return StateReportBatchResponse.Result(taskID: taskID, status: Int(error.status.code), error: error.body.error)
+            }
+        }
+        return try jsonResponse(StateReportBatchResponse(results: results))
     }
 }

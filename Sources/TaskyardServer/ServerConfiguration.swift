@@ -8,10 +8,13 @@ public struct ServerConfiguration: Sendable {
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.
     public var leaseSeconds = 30.0
+    /// Most reports one `…/states` request may carry. Default 1000.
+    public var maximumReportBatch = 1000
     /// Longest `wait` a poll may ask for, in seconds (the contract's maximum). Default 60.
     public var maximumPollWaitSeconds = 60.0
-    /// How often a waiting poll looks for new work. Default 250 ms.
-    public var pollRecheckInterval: Duration = .milliseconds(250)
+    /// A waiting poll is woken by notifications; it also looks for work this often, for a notification
+    /// lost while the listening connection reconnected and for delayed tasks coming due. Default 2 s.
+    public var pollRecheckInterval: Duration = .seconds(2)
     /// Longest `timeout` a wait may ask for, in seconds (the contract's maximum). Default 300.
     public var maximumWaitSeconds = 300.0
     /// A waiting request re-reads its task this often even without a notification, in case one was

@@ -83,24 +83,24 @@ extension APIRoutes {
         let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(timeout * 1000))
-        let key = FinishedTasks.key(cluster: cluster, id: id)
+        let topic = Wakeups.Topic.finished(cluster: cluster, task: id)
         while true {
-            let ticket = finished.register(key)
+            let ticket = wakeups.register(topic)
             let task: TaskRecord
             do { task = try await store.task(cluster: cluster, id: id) } catch {
-                finished.forget(ticket)
+                wakeups.forget(ticket)
                 throw error
             }
             if task.state.isTerminal {
-                finished.forget(ticket)
+                wakeups.forget(ticket)
                 return try jsonResponse(TaskObject(task))
             }
             let remaining = deadline - clock.now
             guard remaining > .zero, !Task.isCancelled else {
-                finished.forget(ticket)
+                wakeups.forget(ticket)
                 return try jsonResponse(TaskObject(task), status: .requestTimeout)
             }
-            await finished.wait(ticket, timeout: min(remaining, configuration.waitRecheckInterval))
+            await wakeups.wait(ticket, timeout: min(remaining, configuration.waitRecheckInterval))
         }
     }
 

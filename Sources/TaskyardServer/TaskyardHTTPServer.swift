@@ -17,8 +17,8 @@ public enum TaskyardHTTPServer {
                      NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger),
                      RetentionCleaner(store: store, configuration: configuration.retention, logger: logger)],
             configuration: configuration.maintenanceLeader, logger: logger)
-        let finished = FinishedTasks(database: store.pool.configuration, logger: logger)
-        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, finished: finished).routes()
+        let wakeups = Wakeups(database: store.pool.configuration, logger: logger)
+        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: BasicRequestContext.self)
@@ -34,7 +34,7 @@ public enum TaskyardHTTPServer {
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "taskyard"),
-            services: configuration.maintenanceEnabled ? [finished, maintenance] : [finished],
+            services: configuration.maintenanceEnabled ? [wakeups, maintenance] : [wakeups],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )

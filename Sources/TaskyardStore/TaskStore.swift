@@ -255,15 +255,31 @@ public struct TaskStore: Sendable {
 
     // MARK: - The agent's side
 
-    /// Takes up to `limit` queued tasks of the node whose `run_after` has passed, best priority first, and
-    /// marks them received with the next attempt number and a lease of `leaseSeconds`.
-    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [TaskRecord] {
+    /// A poll, in one statement: records that the node is alive, takes up to `limit` of its queued tasks
+    /// whose `run_after` has passed, best priority first, marking them received with the next attempt
+    /// number and a lease of `leaseSeconds`, and lists the tasks it holds whose cancel was requested.
+    public func poll(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> PollOutcome {
         guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
         guard leaseSeconds > 0 else { throw TaskyardError.invalid("lease", "must be positive") }
         let overrides = configuration.leaseSecondsByType.sorted { $0.key < $1.key }
-        return try TaskRecord.all(try await pool.query(TasksSQL.claim, [
+        let rows = try await pool.query(TasksSQL.poll, [
             cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value),
-        ]))
+        ])
+        guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
+        guard try header.decode("node_found", as: Bool.self) else {
+            throw TaskyardError(.notFound, code: "node_not_found",
+                                message: "node \(node) is not registered in cluster \(cluster)")
+        }
+        var outcome = PollOutcome(tasks: [], cancel: try header.decode("cancel"))
+        for row in rows where try row.decode("id", as: Int64?.self) != nil {
+            outcome.tasks.append(try TaskRecord(row: row))
+        }
+        return outcome
+    }
+
+    /// The tasks of a poll, without the cancel requests.
+    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [TaskRecord] {
+        try await poll(cluster: cluster, node: node, limit: limit, leaseSeconds: leaseSeconds).tasks
     }
 
     /// The backoff before attempt `attempt + 1` of a task that failed at `attempt`.
@@ -276,35 +292,93 @@ public struct TaskStore: Sendable {
     /// Ends a received task as its agent reports, recording each participant's outcome as a child task.
     /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
     public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
-        try report.validate()
-        let backoff = retryBackoff(afterAttempt: report.attempt)
-        return try await pool.withConnection { connection in
-            let participants = report.participants
-            var detail: [String: JSONValue] = [:]
-            if let error = report.error { detail["error"] = .string(error) }
-            let failedNodes = participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
-            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
-            let rows = try connection.query(TasksSQL.report, [
-                cluster, taskID, node, report.attempt, report.state.rawValue, report.result, report.error,
-                participants.map(\.node), participants.map(\.state.rawValue), participants.map(\.result),
-                participants.map(\.error), participants.map(\.startedAt), participants.map(\.finishedAt),
-                detail.isEmpty ? nil : JSONValue.object(detail), backoff,
-            ])
-            if let row = rows.first { return try TaskRecord(row: row) }
-            // Nothing changed: say why, from the task as it stands.
-            let task = try Self.existingTask(cluster, taskID, on: connection)
-            try report.validate(participatingNodes: task.participatingNodes)
-            if task.state != .received {
-                throw TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
-                                    message: "task \(taskID) is \(task.state.rawValue), not received; the report changes nothing")
+        try await reportBatch([(taskID, report)], cluster: cluster, node: node)[0].get()
+    }
+
+    /// Many reports in one statement. Each item stands alone: one that is invalid or stale gets its own
+    /// error and changes nothing, and the others are written. Outcomes are in the order of `reports`.
+    public func reportBatch(_ reports: [(taskID: Int64, report: TaskReport)], cluster: String,
+                            node: String) async throws -> [Result<TaskRecord, TaskyardError>] {
+        var outcomes = [Result<TaskRecord, TaskyardError>?](repeating: nil, count: reports.count)
+        var acceptedItems: [Int] = []
+        var ids = Set<Int64>()
+        for (index, item) in reports.enumerated() {
+            do {
+                try item.report.validate()
+                guard ids.insert(item.taskID).inserted else {
+                    throw TaskyardError.invalid("task_id", "task \(item.taskID) is reported twice in this batch")
+                }
+                acceptedItems.append(index)
+            } catch let error as TaskyardError {
+                outcomes[index] = .failure(error)
             }
-            if task.assignedNode != node {
-                throw TaskyardError(.conflict, code: "wrong_node",
-                                    message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
-            }
-            throw TaskyardError(.conflict, code: "stale_attempt",
-                                message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
         }
+        let accepted = acceptedItems
+        let items = accepted.map { reports[$0] }
+        var participantItems: [Int64] = []
+        var participants: [ParticipantOutcome] = []
+        for (position, item) in items.enumerated() {
+            participantItems += Array(repeating: Int64(position + 1), count: item.report.participants.count)
+            participants += item.report.participants
+        }
+        let details: [String?] = items.map { item in
+            var detail: [String: JSONValue] = [:]
+            if let error = item.report.error { detail["error"] = .string(error) }
+            let failedNodes = item.report.participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
+            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
+            return detail.isEmpty ? nil : JSONValue.object(detail).jsonText
+        }
+        let parameters: [any PostgresEncodable] = [
+            cluster, node, items.map(\.taskID), items.map(\.report.attempt), items.map(\.report.state.rawValue),
+            items.map { $0.report.result?.jsonText }, items.map(\.report.error), details,
+            items.map { retryBackoff(afterAttempt: $0.report.attempt) },
+            participantItems, participants.map(\.node), participants.map(\.state.rawValue),
+            participants.map { $0.result?.jsonText }, participants.map(\.error), participants.map(\.startedAt),
+            participants.map(\.finishedAt),
+        ]
+        let (written, current) = try await pool.withConnection { connection in
+            var written: [Int: TaskRecord] = [:]
+            if !items.isEmpty {
+                for row in try connection.query(TasksSQL.report, parameters) {
+                    written[accepted[Int(try row.decode("item", as: Int64.self)) - 1]] = try TaskRecord(row: row)
+                }
+            }
+            // The items that changed nothing: say why, from their tasks as they stand.
+            let refused = accepted.filter { written[$0] == nil }
+            let current = refused.isEmpty ? []
+                : try TaskRecord.all(try connection.query(TasksSQL.getMany, [cluster, refused.map { reports[$0].taskID }]))
+            return (written, current as [TaskRecord])
+        }
+        for (index, task) in written { outcomes[index] = .success(task) }
+        var byID: [Int64: TaskRecord] = [:]
+        for task in current { byID[task.id] = task }
+        for index in accepted where outcomes[index] == nil {
+            let (taskID, report) = reports[index]
+            outcomes[index] = .failure(Self.refusal(of: report, taskID: taskID, task: byID[taskID],
+                                                    cluster: cluster, node: node))
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Why a report changed nothing.
+    private static func refusal(of report: TaskReport, taskID: Int64, task: TaskRecord?, cluster: String,
+                                node: String) -> TaskyardError {
+        guard let task else { return unknownTask(cluster, taskID) }
+        do {
+            try report.validate(participatingNodes: task.participatingNodes)
+        } catch {
+            return error
+        }
+        if task.state != .received {
+            return TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
+                                 message: "task \(taskID) is \(task.state.rawValue), not received; the report changes nothing")
+        }
+        if task.assignedNode != node {
+            return TaskyardError(.conflict, code: "wrong_node",
+                                 message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
+        }
+        return TaskyardError(.conflict, code: "stale_attempt",
+                             message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
     }
 
     /// Ids of the tasks the node holds whose cancel was requested.

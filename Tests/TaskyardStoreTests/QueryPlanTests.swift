@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 import Testing
 import TaskyardDomain
@@ -23,22 +24,36 @@ struct QueryPlanTests {
                 try connection.execute("ANALYZE tasks")
             }
             _ = try await store.submit(on: ["n1"])
-            let plan: String = try await store.pool.withConnection { connection in
-                let rows = try connection.query("EXPLAIN (FORMAT TEXT) " + StoreStatementsForTests.claimSQL,
-                                                [TaskStore.cluster, "n1", 16, 30.0, [String](), [Double]()])
-                return try rows.map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
-                    .joined(separator: "\n")
+            let plans = try await store.pool.withConnection { connection in
+                [
+                    "poll": try connection.explain("tasks.poll", [TaskStore.cluster, "n1", 16, 30.0, [String](), [Double]()]),
+                    "report": try connection.explain("tasks.report", [
+                        TaskStore.cluster, "n1", [Int64(100_001)], [1], ["completed"], [String?.none], [String?.none],
+                        [String?.none], [1.0], [Int64(1)], ["n1"], ["completed"], [String?.none], [String?.none],
+                        [Date?.none], [Date?.none],
+                    ]),
+                    "list": try connection.explain("tasks.list", [
+                        TaskStore.cluster, [String]?.none, String?.none, String?.none, Date?.none, Date?.none, false,
+                        Int64?.none, String?.none, false, Int64(0), 51,
+                    ]),
+                ]
             }
-            #expect(plan.contains("tasks_claim_idx"), "\(plan)")
-            #expect(!plan.contains("Seq Scan on tasks"), "\(plan)")
+            #expect(plans["poll"]!.contains("tasks_claim_idx"), "\(plans["poll"]!)")
+            for (name, plan) in plans {
+                #expect(!plan.contains("Seq Scan on tasks"), "\(name): \(plan)")
+            }
             let claimed = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30)
             #expect(claimed.count == 1)
         }
     }
 }
 
-enum StoreStatementsForTests {
-    static var claimSQL: String {
-        StoreStatements.all.first { $0.name == "tasks.claim" }!.sql
+extension PostgresConnection {
+    /// The plan of one of the store's statements with these parameters, as text.
+    func explain(_ statement: String, _ parameters: [any PostgresEncodable]) throws -> String {
+        let sql = StoreStatements.all.first { $0.name == statement }!.sql
+        return try query("EXPLAIN (FORMAT TEXT) " + sql, parameters)
+            .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
+            .joined(separator: "\n")
     }
 }

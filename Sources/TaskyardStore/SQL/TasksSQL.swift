@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 
 /// Every statement on `tasks`. Each transition writes its `task_events` row in the same statement, and
@@ -7,6 +8,15 @@ enum TasksSQL {
     /// Every transition into a terminal state notifies this channel, in its own statement (so a
     /// rolled-back transition wakes nobody), with the payload `<cluster_id> <task id>`.
     static let finishedChannel = "taskyard_task_finished"
+    /// Every statement that gives a node work it can take now notifies this channel with the payload
+    /// `<cluster_id> <node>`, in the statement itself, so that its waiting poll wakes at once. Identical
+    /// notifications in one transaction are delivered once, so a batch of a thousand wakes a node once.
+    static let nodeWorkChannel = "taskyard_node_work"
+
+    /// The notifications for the nodes of `relation`'s rows (columns `cluster_id` and `node`).
+    private static func notifyNodes(_ relation: String) -> String {
+        "SELECT pg_notify('\(nodeWorkChannel)', w.cluster_id || ' ' || w.node) FROM (\(relation)) AS w"
+    }
 
     /// The columns of a task object, in every statement that returns tasks.
     static let columns = """
@@ -39,9 +49,20 @@ enum TasksSQL {
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        ), woken AS (
+            \(notifyNodes(dueNodes("inserted")))
         )
-        SELECT \(columns) FROM inserted
+        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted
         """)
+
+    /// The nodes of the tasks in `relation` that can be claimed now (a delayed task is found by the
+    /// poll's periodic re-check when its time comes).
+    private static func dueNodes(_ relation: String) -> String {
+        """
+        SELECT DISTINCT cluster_id, assigned_node AS node FROM \(relation)
+         WHERE state = 'queued' AND (run_after IS NULL OR run_after <= now())
+        """
+    }
 
     static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
         SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND idempotency_key = $2
@@ -69,8 +90,10 @@ enum TasksSQL {
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        ), woken AS (
+            \(notifyNodes(dueNodes("inserted")))
         )
-        SELECT \(columns) FROM inserted ORDER BY id
+        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted ORDER BY id
         """)
 
     static let get = PostgresStatement("tasks.get", """
@@ -99,11 +122,18 @@ enum TasksSQL {
          LIMIT $12
         """)
 
-    /// queued → received for up to $3 tasks of one node whose run_after has passed, best priority first,
-    /// skipping rows another claimer holds: attempt + 1 and a lease of $4 seconds, or of the seconds
-    /// $6 gives the task's type in $5. A task waits while an earlier task with its ordering key is live.
-    static let claim = PostgresStatement("tasks.claim", """
-        WITH picked AS (
+    /// A poll: records that the node is alive, takes up to $3 of its queued tasks whose run_after has
+    /// passed, best priority first, skipping rows another claimer holds (queued → received, attempt + 1,
+    /// a lease of $4 seconds or of the seconds $6 gives the task's type in $5), and lists the tasks it
+    /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live.
+    /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
+    /// a single row whose task columns are NULL).
+    static let poll = PostgresStatement("tasks.poll", """
+        WITH seen AS (
+            UPDATE nodes SET last_seen_at = now(), status = 'online'
+             WHERE cluster_id = $1 AND id = $2
+            RETURNING id
+        ), picked AS (
             SELECT t.cluster_id, t.id FROM tasks t
              WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
                AND (t.run_after IS NULL OR t.run_after <= now())
@@ -111,6 +141,7 @@ enum TasksSQL {
                        SELECT 1 FROM tasks e
                         WHERE e.cluster_id = t.cluster_id AND e.ordering_key = t.ordering_key AND e.id < t.id
                           AND e.state IN ('queued', 'received')))
+               AND EXISTS (SELECT 1 FROM seen)
              ORDER BY t.priority DESC, t.id
              LIMIT $3
              FOR UPDATE SKIP LOCKED
@@ -127,30 +158,48 @@ enum TasksSQL {
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
+        ), header AS (
+            SELECT EXISTS (SELECT 1 FROM seen) AS node_found,
+                   ARRAY(SELECT id FROM tasks
+                          WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received'
+                            AND cancel_requested_at IS NOT NULL
+                          ORDER BY id) AS cancel
         )
-        SELECT \(columns) FROM claimed ORDER BY priority DESC, id
+        SELECT header.node_found, header.cancel, \(prefixed(columns, with: "claimed"))
+          FROM header LEFT JOIN claimed ON true
+         ORDER BY claimed.priority DESC, claimed.id
         """)
 
-    /// received → completed | failed | cancelled, only by the node holding it at that attempt; a failure
-    /// with attempts left goes back to queued, not before $15 seconds (the backoff). Each participant's
-    /// outcome becomes a child task (∅ → its state), with events for all of them.
+    /// Reports, many in one statement: received → completed | failed | cancelled, each only by the node
+    /// holding it at that attempt (a stale item changes nothing and the others go ahead); a failure with
+    /// attempts left goes back to queued, not before its backoff. Each participant's outcome becomes a
+    /// child task (∅ → its state), with events for all of them. Items: $3 ids, $4 attempts, $5 states,
+    /// $6 results, $7 errors, $8 event details, $9 backoffs; participants: $10 item (1-based), $11 node,
+    /// $12 state, $13 result, $14 error, $15 started, $16 finished. Returns the reported tasks with `item`.
     static let report = PostgresStatement("tasks.report", """
-        WITH reported AS (
-            UPDATE tasks
-               SET state = CASE WHEN retry THEN 'queued' ELSE $5 END,
-                   result = $6::jsonb, error = $7,
-                   finished_at = CASE WHEN retry THEN NULL ELSE now() END,
-                   run_after = CASE WHEN retry THEN now() + make_interval(secs => $15::double precision) ELSE run_after END,
-                   updated_at = now(), lease_expires_at = NULL
-              FROM (SELECT $5 = 'failed' AND attempt - budget_start < max_attempts AS retry
-                      FROM tasks WHERE cluster_id = $1 AND id = $2) AS decision
-             WHERE cluster_id = $1 AND id = $2 AND assigned_node = $3 AND attempt = $4 AND state = 'received'
-               AND $8::text[] <@ participating_nodes
-            RETURNING tasks.*
+        WITH input AS (
+            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                 $9::double precision[])
+                   WITH ORDINALITY AS i (id, attempt, state, result, error, detail, backoff, item)
         ), participants AS (
-            SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-                                 $13::timestamptz[])
-                   WITH ORDINALITY AS p (node, state, result, error, started_at, finished_at, position)
+            SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
+                                 $15::timestamptz[], $16::timestamptz[])
+                   WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, position)
+        ), decided AS (
+            SELECT i.*, i.state = 'failed' AND t.attempt - t.budget_start < t.max_attempts AS retry
+              FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id
+        ), reported AS (
+            UPDATE tasks t
+               SET state = CASE WHEN d.retry THEN 'queued' ELSE d.state END,
+                   result = d.result::jsonb, error = d.error,
+                   finished_at = CASE WHEN d.retry THEN NULL ELSE now() END,
+                   run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
+                   updated_at = now(), lease_expires_at = NULL
+              FROM decided d
+             WHERE t.cluster_id = $1 AND t.id = d.id AND t.assigned_node = $2 AND t.attempt = d.attempt
+               AND t.state = 'received'
+               AND ARRAY(SELECT p.node FROM participants p WHERE p.item = d.item) <@ t.participating_nodes
+            RETURNING t.*, d.item, d.detail
         ), children AS (
             INSERT INTO tasks (cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id,
                                attempt, max_attempts, budget_start, priority, opaque_id, internal, abortable,
@@ -158,23 +207,36 @@ enum TasksSQL {
             SELECT r.cluster_id, r.type, p.state, r.payload, p.node, ARRAY[p.node], r.id,
                    r.attempt, r.max_attempts, r.budget_start, r.priority, r.opaque_id, r.internal, false,
                    p.result::jsonb, p.error, p.started_at, coalesce(p.finished_at, now())
-              FROM reported r CROSS JOIN participants p
-             ORDER BY p.position
+              FROM reported r JOIN participants p ON p.item = r.item
+             ORDER BY r.item, p.position
             RETURNING cluster_id, id, state, assigned_node, attempt
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    CASE WHEN state = 'queued'
-                        THEN coalesce($14::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
-                        ELSE $14::jsonb END
+                        THEN coalesce(detail::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
+                        ELSE detail::jsonb END
               FROM reported
             UNION ALL
             SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
         ), finished AS (
             SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM reported
              WHERE state IN ('completed', 'failed', 'cancelled')
+        ), unblocked AS (
+            \(notifyNodes("""
+                SELECT DISTINCT n.cluster_id, n.assigned_node AS node
+                  FROM reported r JOIN tasks n ON n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
+                 WHERE r.ordering_key IS NOT NULL AND r.state <> 'queued' AND n.state = 'queued'
+                """))
         )
-        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM reported
+        SELECT \(columns), item,
+               (SELECT count(*) FROM finished) + (SELECT count(*) FROM unblocked) AS notified
+          FROM reported ORDER BY item
+        """)
+
+    /// The tasks with these ids, to explain the items of a report that changed nothing.
+    static let getMany = PostgresStatement("tasks.get_many", """
+        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
         """)
 
     /// The task and all its descendants, breadth first.
@@ -221,8 +283,11 @@ enum TasksSQL {
               FROM cancelled
         ), finished AS (
             SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM cancelled WHERE state = 'cancelled'
+        ), holders AS (
+            \(notifyNodes("SELECT DISTINCT cluster_id, assigned_node AS node FROM cancelled WHERE state = 'received'"))
         )
-        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM cancelled WHERE id = $2
+        SELECT \(columns), (SELECT count(*) FROM finished) + (SELECT count(*) FROM holders) AS notified
+          FROM cancelled WHERE id = $2
         """)
 
     /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
@@ -243,8 +308,10 @@ enum TasksSQL {
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $3::jsonb FROM retried
+        ), woken AS (
+            \(notifyNodes(dueNodes("retried")))
         )
-        SELECT \(columns) FROM retried
+        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM retried
         """)
 
     /// Removes a finished task with its descendants and all their events (foreign keys cascade), only
@@ -268,6 +335,12 @@ enum TasksSQL {
          WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received' AND cancel_requested_at IS NOT NULL
          ORDER BY id
         """)
+
+    /// `columns`, each qualified by `relation` (for statements that join).
+    private static func prefixed(_ columns: String, with relation: String) -> String {
+        columns.split(separator: ",").map { "\(relation).\($0.trimmingCharacters(in: .whitespacesAndNewlines))" }
+            .joined(separator: ", ")
+    }
 
     /// A heartbeat: renews the lease (and records progress) of each task the node still holds at the
     /// attempt it names; the others are lost to it.
@@ -317,8 +390,11 @@ enum TasksSQL {
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
         ), finished AS (
             SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM ended WHERE state IN ('failed', 'cancelled')
+        ), woken AS (
+            \(notifyNodes(dueNodes("ended")))
         )
-        SELECT \(columns), (SELECT count(*) FROM finished) AS notified FROM ended ORDER BY id
+        SELECT \(columns), (SELECT count(*) FROM finished) + (SELECT count(*) FROM woken) AS notified
+          FROM ended ORDER BY id
         """)
 
     /// Queued tasks of offline nodes move to the first online participating node, unless their affinity
@@ -346,8 +422,10 @@ enum TasksSQL {
             SELECT cluster_id, id, 'queued', 'queued', new_node, attempt,
                    jsonb_build_object('reason', 'reassigned after node loss', 'from', old_node, 'to', new_node)
               FROM moved
+        ), woken AS (
+            \(notifyNodes("SELECT DISTINCT cluster_id, new_node AS node FROM moved"))
         )
-        SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
+        SELECT cluster_id, id, old_node, new_node, (SELECT count(*) FROM woken) AS notified FROM moved ORDER BY id
         """)
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
@@ -378,6 +456,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, children, list, claim,
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, getMany, children, list, poll,
                       report, cancel, retry, delete]
 }

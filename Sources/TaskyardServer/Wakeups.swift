@@ -1,0 +1,141 @@
+import Logging
+import Postgres
+import ServiceLifecycle
+import Synchronization
+import TaskyardStore
+
+/// Wakes the requests waiting for something to happen in the database — a task to finish, work for a
+/// node — from PostgreSQL notifications: one listening connection per server process, whatever the
+/// number of waiters. A notification nobody waits for costs a dictionary lookup, so a storm of
+/// thousands of submits wakes each waiting poll once.
+final class Wakeups: Service, Sendable {
+    /// What a request waits for: a notification on `channel` with exactly this payload.
+    struct Topic: Hashable, Sendable {
+        let channel: String
+        let payload: String
+
+        /// A task reaching a terminal state.
+        static func finished(cluster: String, task: Int64) -> Topic {
+            Topic(channel: StoreStatements.taskFinishedChannel, payload: "\(cluster) \(task)")
+        }
+
+        /// New work for a node: a task it can claim now, or a cancel request for one it holds.
+        static func work(cluster: String, node: String) -> Topic {
+            Topic(channel: StoreStatements.nodeWorkChannel, payload: "\(cluster) \(node)")
+        }
+    }
+
+    private enum Slot {
+        case pending
+        case waiting(CheckedContinuation<Void, Never>)
+        case fired
+        case abandoned
+    }
+
+    struct Ticket: Sendable {
+        let topic: Topic
+        let id: Int
+    }
+
+    private let slots = Mutex<[Topic: [Int: Slot]]>([:])
+    private let counter = Atomic<Int>(0)
+    private let database: PostgresConfiguration
+    private let logger: Logger
+
+    init(database: PostgresConfiguration, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                let listener = try await PostgresListener.start(
+                    configuration: database,
+                    channels: [StoreStatements.taskFinishedChannel, StoreStatements.nodeWorkChannel])
+                await cancelWhenGracefulShutdown {
+                    for await notification in listener.notifications {
+                        self.fire(Topic(channel: notification.channel, payload: notification.payload))
+                    }
+                }
+                await listener.close()
+            } catch {
+                logger.warning("cannot listen for notifications; waiting requests fall back to re-checking",
+                               metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    /// Takes a place in line before the database is read, so that a notification between the read and
+    /// the wait is not missed.
+    func register(_ topic: Topic) -> Ticket {
+        let ticket = Ticket(topic: topic, id: counter.add(1, ordering: .relaxed).newValue)
+        slots.withLock { $0[topic, default: [:]][ticket.id] = .pending }
+        return ticket
+    }
+
+    /// Returns when the topic is notified (at once if it was since `register`) or `timeout` passes.
+    func wait(_ ticket: Ticket, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let resumeNow = self.slots.withLock { slots -> Bool in
+                            switch slots[ticket.topic]?[ticket.id] {
+                            case .pending?:
+                                slots[ticket.topic]?[ticket.id] = .waiting(continuation)
+                                return false
+                            default:
+                                return true
+                            }
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    let continuation = self.slots.withLock { slots -> CheckedContinuation<Void, Never>? in
+                        if case .waiting(let continuation)? = slots[ticket.topic]?[ticket.id] {
+                            slots[ticket.topic]?[ticket.id] = .abandoned
+                            return continuation
+                        }
+                        slots[ticket.topic]?[ticket.id] = .abandoned
+                        return nil
+                    }
+                    continuation?.resume()
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        forget(ticket)
+    }
+
+    func forget(_ ticket: Ticket) {
+        slots.withLock { slots in
+            slots[ticket.topic]?[ticket.id] = nil
+            if slots[ticket.topic]?.isEmpty == true { slots[ticket.topic] = nil }
+        }
+    }
+
+    private func fire(_ topic: Topic) {
+        let waiting = slots.withLock { slots -> [CheckedContinuation<Void, Never>] in
+            guard var entries = slots[topic] else { return [] }
+            var resumed: [CheckedContinuation<Void, Never>] = []
+            for (id, slot) in entries {
+                switch slot {
+                case .waiting(let continuation):
+                    resumed.append(continuation)
+                    entries[id] = .fired
+                case .pending:
+                    entries[id] = .fired
+                case .fired, .abandoned:
+                    break
+                }
+            }
+            slots[topic] = entries
+            return resumed
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+
+@Suite("Long-poll and batched reports")
+struct LongPollAndBatchReportTests {
+    /// A server whose waiting polls never re-check on their own: only a notification can wake them.
+    static func withServer(_ body: @escaping @Sendable (Deployment) async throws -> Void) async throws {
+        try await Deployment.run(nodes: [], serverSettings: { $0.pollRecheckInterval = .seconds(3600) }) { deployment in
+            for node in ["n1", "n2"] {
+                _ = try await deployment.client.registerNode(cluster: "c1", node: node,
+                                                             RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            }
+            try await body(deployment)
+        }
+    }
+
+    @Test("a waiting poll wakes on a submit for its node, not on one for another node, and returns empty when its wait ends")
+    func pollWakesOnSubmit() async throws {
+        try await Self.withServer { deployment in
+            let client = deployment.client
+            let waiting = Task { try await client.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+            // Until the poll is waiting, a submit would simply be claimed by its first look.
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n2"]))
+            let mine = try await client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            let answer = try await waiting.value
+            #expect(answer.tasks.map(\.id) == [mine.id], "woken by the submit for n1 and claimed only its task")
+            #expect(answer.tasks.first?.state == .received)
+
+            let idle = try await client.poll(cluster: "c1", node: "n1", wait: 0.5, limit: 16)
+            #expect(idle.tasks.isEmpty && idle.cancel.isEmpty)
+            let other = try await client.poll(cluster: "c1", node: "n2", wait: 0, limit: 16)
+            #expect(other.tasks.count == 1, "n2's task waited for n2")
+        }
+    }
+
+    @Test("a waiting poll wakes on a cancel request for a task its node holds, and on a batch submit")
+    func pollWakesOnCancelAndBatch() async throws {
+        try await Self.withServer { deployment in
+            let client = deployment.client
+            let held = try await client.submit(cluster: "c1", SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"]))
+            #expect(try await client.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks.map(\.id) == [held.id])
+
+            let waitingForCancel = Task { try await client.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await client.cancel(cluster: "c1", id: held.id)
+            let cancelled = try await waitingForCancel.value
+            #expect(cancelled.cancel == [held.id] && cancelled.tasks.isEmpty)
+
+            let waitingForBatch = Task { try await client.poll(cluster: "c1", node: "n2", wait: 60, limit: 100) }
+            try await Task.sleep(for: .milliseconds(300))
+            let batch = try await client.submitBatch(cluster: "c1", (0..<50).map { _ in
+                SubmitTaskRequest(type: "noop", participatingNodes: ["n2"])
+            })
+            let woken = try await waitingForBatch.value
+            #expect(!woken.tasks.isEmpty && Set(woken.tasks.map(\.id)).isSubset(of: Set(batch.map(\.id))))
+        }
+    }
+
+    @Test("a batch of reports is written at once; a stale, unknown or repeated item is refused alone")
+    func batchReport() async throws {
+        try await Self.withServer { deployment in
+            let client = deployment.client
+            let submitted = try await client.submitBatch(cluster: "c1", (0..<3).map { _ in
+                SubmitTaskRequest(type: "noop", participatingNodes: ["n1"])
+            })
+            let claimed = try await client.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks
+            #expect(claimed.map(\.id) == submitted.map(\.id))
+            func item(_ task: TaskObject, attempt: Int? = nil, state: ReportedState = .completed) -> StateReportBatchRequest.Item {
+                let participant = ParticipantOutcome(node: "n1", state: state == .completed ? .completed : .failed,
+                                                     result: ["ok": true], error: state == .completed ? nil : "disk full")
+                return .init(taskID: task.id, report: StateReportRequest(TaskReport(
+                    attempt: attempt ?? task.attempt, state: state, result: state == .completed ? ["n1": ["ok": true]] : nil,
+                    error: state == .completed ? nil : "n1: disk full", participants: [participant])))
+            }
+            var unknown = item(claimed[0])
+            unknown.taskID = 999_999
+            let answer = try await client.reportBatch(cluster: "c1", node: "n1", StateReportBatchRequest(reports: [
+                item(claimed[0]), item(claimed[1], attempt: 7), unknown, item(claimed[0]), item(claimed[2], state: .failed),
+            ]))
+            #expect(answer.results.map(\.status) == [200, 409, 404, 422, 200])
+            #expect(answer.results.map(\.taskID) == [claimed[0].id, claimed[1].id, 999_999, claimed[0].id, claimed[2].id])
+            #expect(answer.results[1].error?.code == "stale_attempt")
+            #expect(answer.results[3].error?.field == "reports[3].task_id")
+            #expect(answer.results[4].state == .queued, "a failure with attempts left goes back to the queue")
+
+            let done = try await client.task(cluster: "c1", id: claimed[0].id)
+            #expect(done.task.state == .completed && done.task.result == ["n1": ["ok": true]])
+            #expect(done.children.map(\.state) == [.completed], "the participant's outcome is a child task")
+            #expect(try await client.task(cluster: "c1", id: claimed[1].id).task.state == .received, "the stale item changed nothing")
+            let retried = try await client.task(cluster: "c1", id: claimed[2].id)
+            #expect(retried.task.state == .queued && retried.children.map(\.state) == [.failed])
+            let events = try await client.events(cluster: "c1", id: claimed[0].id).map(\.to)
+            #expect(events == [.queued, .received, .completed])
+        }
+    }
+}
