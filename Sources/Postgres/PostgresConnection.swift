@@ -110,6 +110,43 @@ public actor PostgresConnection {
         _ = try check(PQexec(connection, sql), statement: sql)
     }
 
+    /// Bulk load with `COPY … FROM STDIN` (text format): `sql` is the COPY statement, and `nextChunk` gives
+    /// the data, rows of tab-separated columns each ending in a newline, a chunk at a time, until it
+    /// returns nil. Returns the number of rows loaded. Never build `sql` from input.
+    @discardableResult
+    public func copyIn(_ sql: String, nextChunk: () throws -> String?) throws -> Int {
+        let connection = try liveHandle()
+        let start = PQexec(connection, sql)
+        guard let start, PQresultStatus(start) == PGRES_COPY_IN else {
+            _ = try check(start, statement: sql)
+            throw PostgresError(kind: .server, message: "\(sql) did not start a COPY FROM STDIN", statement: sql)
+        }
+        PQclear(start)
+        var failure: (any Error)?
+        do {
+            while let chunk = try nextChunk() {
+                var chunk = chunk
+                let sent = chunk.withUTF8 { bytes in
+                    bytes.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
+                }
+                if sent != 1 { throw connectionFailure(connection, statement: sql) }
+            }
+        } catch {
+            failure = error
+        }
+        if PQputCopyEnd(connection, failure == nil ? nil : "the data source failed") != 1 {
+            throw connectionFailure(connection, statement: sql)
+        }
+        var loaded = 0
+        var serverError: (any Error)?
+        while let result = PQgetResult(connection) {
+            do { loaded = try check(result, statement: sql).affectedRows } catch { serverError = error }
+        }
+        if let failure { throw failure }
+        if let serverError { throw serverError }
+        return loaded
+    }
+
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ body: (isolated PostgresConnection) throws -> T) throws -> T {
         try execute("BEGIN")

@@ -131,16 +131,25 @@ final class HeldTasks: Sendable {
 actor EndpointCache {
     private var endpoints: [String: String] = [:]
     private var fetchedAt: ContinuousClock.Instant?
+    /// The one refresh in flight: the tasks that need it meanwhile wait for it instead of each asking
+    /// the server (hundreds of tasks start at once under load).
+    private var refresh: Task<[String: String]?, Never>?
     private let maximumAge: Duration = .seconds(10)
 
     func resolve(_ nodes: [String], cluster: String, client: TaskyardClient) async -> [String: String] {
         let stale = fetchedAt.map { ContinuousClock.now - $0 > maximumAge } ?? true
-        if stale || nodes.contains(where: { endpoints[$0] == nil }) {
-            if let fresh = try? await client.nodes(cluster: cluster) {
-                endpoints = Dictionary(fresh.map { ($0.id, $0.endpoint) }, uniquingKeysWith: { _, last in last })
-                fetchedAt = .now
+        guard stale || nodes.contains(where: { endpoints[$0] == nil }) else { return endpoints }
+        let refresh = self.refresh ?? Task {
+            (try? await client.nodes(cluster: cluster)).map { fresh in
+                Dictionary(fresh.map { ($0.id, $0.endpoint) }, uniquingKeysWith: { _, last in last })
             }
         }
+        self.refresh = refresh
+        if let fresh = await refresh.value {
+            endpoints = fresh
+            fetchedAt = .now
+        }
+        if self.refresh == refresh { self.refresh = nil }
         return endpoints
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
@@ -23,6 +24,8 @@ public final class NodeAgent: Service, Sendable {
     private let held = HeldTasks()
     private let endpoints = EndpointCache()
     private let reports: ReportSender
+    /// The participant endpoint this agent advertises, once it listens.
+    private let ownEndpoint = Mutex<String?>(nil)
 
     public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) {
         self.configuration = configuration
@@ -58,6 +61,7 @@ public final class NodeAgent: Service, Sendable {
                 return
             }
             let advertised = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
+            ownEndpoint.withLock { $0 = advertised }
             do {
                 try await register(endpoint: advertised)
             } catch {
@@ -188,7 +192,12 @@ public final class NodeAgent: Service, Sendable {
     }
 
     private func fanOut(_ task: TaskObject) async -> TaskReport {
-        let endpoints = await self.endpoints.resolve(task.participatingNodes, cluster: configuration.cluster, client: client)
+        // The agent's own node needs no endpoint: its part runs in-process.
+        let others = task.participatingNodes.filter { $0 != configuration.node }
+        var resolved = others.isEmpty ? [:] : await self.endpoints.resolve(others, cluster: configuration.cluster, client: client)
+        // Rollbacks, cancels and progress reach this node's handlers through its own endpoint (rare paths).
+        resolved[configuration.node] = ownEndpoint.withLock { $0 } ?? resolved[configuration.node]
+        let endpoints = resolved
         // Only the participant calls are cancelled when the task is stopped; telling the participants and
         // reporting come after, and must not be cancelled with them.
         let calls = Task { () -> [ParticipantOutcome] in
@@ -247,14 +256,45 @@ public final class NodeAgent: Service, Sendable {
         func failed(_ reason: String) -> ParticipantOutcome {
             ParticipantOutcome(node: node, state: .failed, error: reason, startedAt: started, finishedAt: Date())
         }
+        let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
+                                      initiator: configuration.node, payload: task.payload)
+        if node == configuration.node {
+            // This node's own part runs in-process: the same handler the endpoint would run, without
+            // an HTTP round trip to itself. Stopping the task stops the handler, as a cancel would.
+            if Task.isCancelled { return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date()) }
+            let timeout = configuration.participantTimeout
+            let answer = await withTaskCancellationHandler {
+                await withTaskGroup(of: ParticipantEndpoint.Answer?.self) { group in
+                    group.addTask { await self.participant.perform(type: task.type, body) }
+                    group.addTask {
+                        try? await Task.sleep(for: timeout)
+                        return nil
+                    }
+                    let first = await group.next() ?? nil
+                    group.cancelAll()
+                    if first == nil { await self.participant.running.cancel(taskID: task.id) }
+                    return first
+                }
+            } onCancel: {
+                Task { await self.participant.running.cancel(taskID: task.id) }
+            }
+            switch answer {
+            case .completed(let result)?:
+                return ParticipantOutcome(node: node, state: .completed, result: result, startedAt: started, finishedAt: Date())
+            case .failed(_, _, let message)?:
+                return failed(message)
+            case nil where Task.isCancelled:
+                return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
+            case nil:
+                return failed("no answer from the \(task.type) handler on \(node) within \(timeout)")
+            }
+        }
         guard let endpoint else { return failed("node \(node) has no registered endpoint") }
         let url = endpoint.trimmingSuffix("/") + "/api/v1/tasks/" + task.type
         do {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
-            let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
-                                          initiator: configuration.node, payload: task.payload)
             request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
             let response = try await HTTPTransport.client.execute(
                 request, timeout: .milliseconds(configuration.participantTimeout.wholeMilliseconds))

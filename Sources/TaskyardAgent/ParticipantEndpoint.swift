@@ -58,10 +58,27 @@ final class ParticipantEndpoint: Sendable {
         } catch {
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }
+        switch await perform(type: type, rollback: rollback, body) {
+        case .completed(let result):
+            return Self.json(ParticipantResult(result: result))
+        case .failed(let status, let code, let message):
+            return Self.error(HTTPResponse.Status(code: status), code: code, message)
+        }
+    }
+
+    /// What a participant call answers: its handler's result, or the status and error the endpoint sends.
+    enum Answer: Sendable {
+        case completed(JSONValue?)
+        case failed(status: Int, code: String, message: String)
+    }
+
+    /// Runs the handler for `type` (or its rollback) on this node: the work behind the HTTP route, which
+    /// the agent also calls directly when its own node is a participant of the task it initiates.
+    func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest) async -> Answer {
         guard let handler = rollback ? handlers.rollbackHandler(for: type) : handlers.handler(for: type) else {
             return rollback
-                ? Self.error(.notFound, code: "no_rollback", "task type \(type) declares no rollback on node \(node)")
-                : Self.error(.notFound, code: "unknown_task_type", "node \(node) has no handler for task type \(type)")
+                ? .failed(status: 404, code: "no_rollback", message: "task type \(type) declares no rollback on node \(node)")
+                : .failed(status: 404, code: "unknown_task_type", message: "node \(node) has no handler for task type \(type)")
         }
         let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
@@ -73,13 +90,13 @@ final class ParticipantEndpoint: Sendable {
         await running.add(taskID: body.taskID, job: job)
         defer { Task { await running.remove(taskID: body.taskID, job: job) } }
         do {
-            return Self.json(ParticipantResult(result: try await job.value))
+            return .completed(try await job.value)
         } catch let failure as HandlerFailure {
-            return Self.error(HTTPResponse.Status(code: failure.status), code: "handler_failed", failure.message)
+            return .failed(status: failure.status, code: "handler_failed", message: failure.message)
         } catch is CancellationError {
-            return Self.error(.conflict, code: "cancelled", "task \(body.taskID) was cancelled on \(node)")
+            return .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node)")
         } catch {
-            return Self.error(.internalServerError, code: "handler_failed", "\(error)")
+            return .failed(status: 500, code: "handler_failed", message: "\(error)")
         }
     }
 

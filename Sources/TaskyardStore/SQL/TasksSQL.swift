@@ -152,8 +152,7 @@ enum TasksSQL {
                        (SELECT o.seconds FROM unnest($5::text[], $6::double precision[]) AS o (type, seconds)
                          WHERE o.type = t.type LIMIT 1),
                        $4::double precision))
-              FROM picked
-             WHERE t.cluster_id = picked.cluster_id AND t.id = picked.id
+             WHERE t.cluster_id = $1 AND t.id = ANY (ARRAY(SELECT id FROM picked))
             RETURNING t.*
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -187,7 +186,7 @@ enum TasksSQL {
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, position)
         ), decided AS (
             SELECT i.*, i.state = 'failed' AND t.attempt - t.budget_start < t.max_attempts AS retry
-              FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id
+              FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id AND t.id = ANY ($3::bigint[])
         ), reported AS (
             UPDATE tasks t
                SET state = CASE WHEN d.retry THEN 'queued' ELSE d.state END,
@@ -196,8 +195,8 @@ enum TasksSQL {
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
                    updated_at = now(), lease_expires_at = NULL
               FROM decided d
-             WHERE t.cluster_id = $1 AND t.id = d.id AND t.assigned_node = $2 AND t.attempt = d.attempt
-               AND t.state = 'received'
+             WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = d.id AND t.assigned_node = $2
+               AND t.attempt = d.attempt AND t.state = 'received'
                AND ARRAY(SELECT p.node FROM participants p WHERE p.item = d.item) <@ t.participating_nodes
             RETURNING t.*, d.item, d.detail
         ), children AS (
@@ -273,7 +272,7 @@ enum TasksSQL {
                    finished_at = CASE WHEN target.state = 'queued' THEN now() ELSE t.finished_at END,
                    cancel_requested_at = now(), cancel_reason = $3, updated_at = now()
               FROM target
-             WHERE t.cluster_id = target.cluster_id AND t.id = target.id
+             WHERE t.cluster_id = $1 AND t.id = ANY (ARRAY(SELECT id FROM target)) AND t.id = target.id
             RETURNING t.*, target.state AS previous_state
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
@@ -303,7 +302,7 @@ enum TasksSQL {
                    run_after = NULL, received_at = NULL, finished_at = NULL, lease_expires_at = NULL,
                    cancel_requested_at = NULL, cancel_reason = NULL, updated_at = now()
               FROM target
-             WHERE t.cluster_id = target.cluster_id AND t.id = target.id
+             WHERE t.cluster_id = $1 AND t.id = $2 AND t.id = target.id
             RETURNING t.*, target.state AS previous_state
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
@@ -352,8 +351,8 @@ enum TasksSQL {
                SET lease_expires_at = now() + make_interval(secs => $6::double precision),
                    progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
               FROM held
-             WHERE t.cluster_id = $1 AND t.id = held.id AND t.assigned_node = $2 AND t.attempt = held.attempt
-               AND t.state = 'received'
+             WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = held.id AND t.assigned_node = $2
+               AND t.attempt = held.attempt AND t.state = 'received'
             RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
         )
         SELECT h.id, r.id IS NOT NULL AS held, coalesce(r.cancel, false) AS cancel
@@ -383,6 +382,7 @@ enum TasksSQL {
                    lease_expires_at = NULL, updated_at = now()
               FROM expired
              WHERE t.cluster_id = expired.cluster_id AND t.id = expired.id
+               AND t.state = 'received' AND t.lease_expires_at < now()
             RETURNING t.*
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
@@ -415,7 +415,7 @@ enum TasksSQL {
         ), moved AS (
             UPDATE tasks t SET assigned_node = c.new_node, updated_at = now()
               FROM candidates c
-             WHERE t.cluster_id = c.cluster_id AND t.id = c.id
+             WHERE t.cluster_id = c.cluster_id AND t.id = c.id AND t.state = 'queued'
             RETURNING t.cluster_id, t.id, t.attempt, c.old_node, c.new_node
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)

@@ -1,0 +1,235 @@
+import ArgumentParser
+import EmbeddedPostgres
+import Foundation
+import Postgres
+import Synchronization
+import TaskyardClient
+import TaskyardDomain
+import TaskyardStore
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Taskyard on this machine: tasks/s end to end, pick-up latency, memory, and the raw SQL ceiling.",
+        discussion: """
+            A real workload, not a micro-benchmark. Starts PostgreSQL in a temporary folder (or uses --database-url), a server and one agent per node as processes of their own (or uses --server), and runs the noop handler. Each run measures:
+              - idle pick-up: tasks submitted one at a time to waiting agents; submit → received and submit → completed, from the moment the client sent the submit;
+              - throughput: --tasks tasks submitted in batches (or one by one), tasks/s from the first submit to the last finish, and submit → completed under that load;
+              - the raw SQL ceiling: the same insert, claim and report statements run straight through libpq, without HTTP, on the same database.
+            It reports medians over --runs, the server's peak resident memory and the agents' memory idle and under load. With --preload-history N it first COPYs N finished tasks into the table and compares the raw claim-and-complete rate with and without them, and prints the plans of the hot statements. Build in release mode for numbers worth quoting.
+
+            Example:
+              swift run -c release taskyard bench
+              swift run -c release taskyard bench --tasks 50000 --agents 3 --participants 1 --runs 3 --json
+              swift run -c release taskyard bench --preload-history 10000000 --runs 1
+            """
+    )
+
+    enum SubmitMode: String, ExpressibleByArgument, CaseIterable {
+        case bulk, single
+    }
+
+    @Option(help: ArgumentHelp("PostgreSQL to use. Default: a PostgreSQL of its own in a temporary folder, removed afterwards.", valueName: "url"))
+    var databaseURL: String?
+
+    @Option(help: ArgumentHelp("A running Taskyard server to use instead of starting one (needs --database-url, the server's database).", valueName: "url"))
+    var server: String?
+
+    @Option(help: "Agents (nodes), each a process of its own.")
+    var agents = 3
+
+    @Option(help: "Tasks per throughput run.")
+    var tasks = 20_000
+
+    @Option(help: "Participating nodes per task (at most --agents).")
+    var participants = 1
+
+    @Option(help: "bulk: POST …/tasks/batch with --batch-size tasks; single: one POST per task from 32 clients at once.")
+    var submit = SubmitMode.bulk
+
+    @Option(help: "Tasks per bulk submit (1–1000).")
+    var batchSize = 1000
+
+    @Option(help: "Tasks each agent runs at once (its --concurrency).")
+    var concurrency = 256
+
+    @Option(help: "Tasks submitted one at a time to idle agents, per run, for the pick-up latency.")
+    var samples = 200
+
+    @Option(help: "Runs; the table shows medians.")
+    var runs = 3
+
+    @Option(help: ArgumentHelp("Finished tasks to COPY into the table before measuring (e.g. 10000000).", valueName: "n"))
+    var preloadHistory = 0
+
+    @Flag(help: "Print the results as JSON on standard output (progress stays on standard error).")
+    var json = false
+
+    @Option(name: .customLong("postgres-setting"), help: ArgumentHelp("A setting for the PostgreSQL the bench starts, NAME=VALUE; repeat for several (e.g. shared_buffers=1GB).", valueName: "name=value"))
+    var postgresSettings: [String] = []
+
+    @Flag(help: "Keep the temporary folder (PostgreSQL's data, the server's and agents' logs) and say where it is.")
+    var keep = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard agents >= 1, tasks >= 1, runs >= 1, samples >= 1, concurrency >= 1, preloadHistory >= 0 else {
+            throw ValidationError("--agents, --tasks, --runs, --samples and --concurrency must be at least 1; --preload-history at least 0")
+        }
+        guard (1...agents).contains(participants) else { throw ValidationError("--participants must be from 1 to --agents (\(agents))") }
+        guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 1000") }
+        if server != nil, databaseURL == nil {
+            throw ValidationError("--server needs --database-url: the bench reads its timings from the server's database")
+        }
+    }
+
+    private func postgresSettingsByName() throws -> [String: String] {
+        var settings: [String: String] = [:]
+        for entry in postgresSettings {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--postgres-setting takes NAME=VALUE, e.g. shared_buffers=1GB (got \(entry))")
+            }
+            settings[String(parts[0])] = String(parts[1])
+        }
+        return settings
+    }
+
+    func run() async throws {
+        let progress = BenchProgress(quiet: false)
+        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var embedded: EmbeddedPostgres?
+        let url: String
+        if let databaseURL {
+            url = databaseURL
+        } else {
+            progress.finish("starting PostgreSQL in \(folder.path) …")
+            let database = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"), socketDirectory: folder.appending(path: "run"),
+                                                port: LocalPorts.free(1)[0], listenOnTCP: true,
+                                                settings: try postgresSettingsByName())
+            try database.initializeIfNeeded()
+            try database.start()
+            if !keep { try database.stopWhenProcessExits(getpid(), thenRemove: folder) }
+            embedded = database
+            let admin = try await PostgresConnection.connect(database.configuration())
+            try await admin.perform { connection in try connection.execute("CREATE DATABASE taskyard") }
+            await admin.close()
+            url = "postgresql://postgres@127.0.0.1:\(database.port)/taskyard"
+        }
+        defer {
+            if let embedded { try? embedded.stop(mode: .fast) }
+            if keep {
+                progress.finish("kept \(folder.path): the logs of the server and agents, and PostgreSQL's data (postgres/)")
+            } else {
+                try? FileManager.default.removeItem(at: folder)
+            }
+        }
+
+        let logger = try logging.makeLogger("taskyard.bench")
+        let store = try await Runtime.openStore(database: try PostgresConfiguration(url), poolSize: agents + 4, migrate: true, logger: logger)
+        defer { Task { await store.pool.close() } }
+        let stamp = String(Int(Date().timeIntervalSince1970))
+        let cluster = "bench-\(stamp)"
+        let nodes = (1...agents).map { "bench-\($0)" }
+        _ = try await store.createCluster(id: cluster, name: "taskyard bench")
+        let settings = try await store.pool.query(BenchSQL.settings).single()
+        var report = BenchReport(
+            command: (["taskyard"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount,
+                           memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30),
+                           postgres: try settings.decode("version"), synchronousCommit: try settings.decode("synchronous_commit"),
+                           fsync: try settings.decode("fsync")),
+            agents: agents, tasks: tasks, participants: participants, submit: submit.rawValue, runs: [])
+
+        let workload = BenchWorkload(store: store, client: TaskyardClient(baseURL: server ?? "http://127.0.0.1:1"),
+                                     cluster: cluster, nodes: nodes, participants: participants, progress: progress)
+        if preloadHistory > 0 {
+            let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
+                                                       claimBatch: concurrency, label: "raw SQL, before the history")
+            let historyCluster = "bench-history-\(stamp)"
+            _ = try await store.createCluster(id: historyCluster, name: "taskyard bench: finished history")
+            let started = ContinuousClock.now
+            try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
+            let seconds = (ContinuousClock.now - started).seconds
+            progress.finish("preloaded \(preloadHistory) finished tasks in \(Int(seconds)) s (\(Int(Double(preloadHistory) / seconds)) rows/s)")
+            let after = try await workload.rawCeiling(rawCluster: "bench-raw-history-\(stamp)", count: tasks, batchSize: batchSize,
+                                                      claimBatch: concurrency, label: "raw SQL, with the history")
+            let finishedRows = try await store.pool.query(BenchSQL.finishedRows).single().decode("rows", as: Int.self)
+            report.history = .init(finishedRows: finishedRows, claimAndCompleteEmpty: before.claimAndCompletePerSecond,
+                                   claimAndCompleteWithHistory: after.claimAndCompletePerSecond,
+                                   plans: try await BenchHistory.scans(cluster: cluster, node: nodes[0], pool: store.pool))
+        }
+
+        progress.finish("starting the server and \(agents) agents …")
+        let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, cluster: cluster, nodes: nodes,
+                                                       agentConcurrency: concurrency, logFolder: folder)
+        let client = TaskyardClient(baseURL: processes.serverURL)
+        let measured = BenchWorkload(store: store, client: client, cluster: cluster, nodes: nodes, participants: participants,
+                                     progress: progress)
+        do {
+            // Steady state, not a cold start: some traffic through every part, then the statistics that
+            // autovacuum would gather within its first minute (a new table's plans assume it is tiny).
+            _ = try await measured.throughput(count: min(tasks, 2 * batchSize), bulk: true, batchSize: batchSize, label: "warm-up")
+            try await store.pool.withConnection { connection in try connection.execute("ANALYZE tasks, task_events") }
+            try await Task.sleep(for: .seconds(1))
+            let idleAgentBytes = processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
+            for run in 1...runs {
+                let label = "run \(run)/\(runs)"
+                let idle = try await measured.idleLatency(samples: samples)
+                let peaks = MemoryPeaks(processes)
+                let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
+                let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
+                sampler.cancel()
+                peaks.sample()
+                let raw = try await measured.rawCeiling(rawCluster: "bench-raw-\(stamp)-\(run)", count: tasks, batchSize: batchSize,
+                                                        claimBatch: concurrency, label: "\(label), raw SQL")
+                let result = BenchReport.Run(
+                    tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw,
+                    idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
+                    serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent)
+                report.runs.append(result)
+                progress.finish("\(label): \(Int(result.tasksPerSecond)) tasks/s end to end, raw SQL \(Int(raw.tasksPerSecond)) tasks/s, pick-up p50 \(BenchReport.ms(idle.pickUp.p50))")
+            }
+        } catch {
+            await processes.stop()
+            for child in [processes.server].compactMap({ $0 }) + processes.agents {
+                let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
+                try? log.write(toFile: "/tmp/bench-\(child.role.replacingOccurrences(of: " ", with: "-")).log", atomically: true, encoding: .utf8)
+                let lines = log.split(separator: "\n")
+                // A crash prints its reason first and a long backtrace after: show the reason.
+                let crash = lines.firstIndex { $0.contains("Fatal error") || $0.contains("Crash") || $0.contains("💣") }
+                let tail = (crash.map { lines[$0...].prefix(40) } ?? lines.suffix(5)).joined(separator: "\n")
+                if !tail.isEmpty { progress.finish("last lines of the \(child.role)'s log:\n\(tail)") }
+            }
+            throw error
+        }
+        await processes.stop()
+        if json {
+            say(String(decoding: try BenchReport.encoder.encode(report), as: UTF8.self))
+        } else {
+            say(report.table)
+        }
+    }
+}
+
+/// The largest resident memory seen of the server and of any agent.
+final class MemoryPeaks: Sendable {
+    private let processes: BenchProcesses
+    private let peaks = Mutex((server: 0, agent: 0))
+
+    init(_ processes: BenchProcesses) { self.processes = processes }
+
+    var server: Int? { processes.server == nil ? nil : peaks.withLock { $0.server } }
+    var agent: Int { peaks.withLock { $0.agent } }
+
+    func sample() {
+        let server = processes.server.flatMap { BenchProcesses.residentBytes(of: $0.pid) } ?? 0
+        let agent = processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
+        peaks.withLock { peaks in
+            peaks.server = max(peaks.server, server)
+            peaks.agent = max(peaks.agent, agent)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import EmbeddedPostgres
+import Foundation
+import TaskyardClient
+
+/// The server and agents of a benchmark, each a `taskyard` process of its own (this very binary), so that
+/// their memory and CPU are theirs alone, as in a deployment.
+final class BenchProcesses: Sendable {
+    struct Child: Sendable {
+        let role: String
+        let pid: pid_t
+        let log: URL
+    }
+
+    let serverURL: String
+    let server: Child?
+    let agents: [Child]
+
+    /// Starts the server (unless `serverURL` names a running one) and one agent per node.
+    static func start(databaseURL: String, serverURL: String?, cluster: String, nodes: [String],
+                      agentConcurrency: Int, logFolder: URL) async throws -> BenchProcesses {
+        let binary = try Self.ownBinary()
+        var server: Child?
+        let url: String
+        if let serverURL {
+            url = serverURL
+        } else {
+            let port = LocalPorts.free(1)[0]
+            url = "http://127.0.0.1:\(port)"
+            let log = logFolder.appending(path: "server.log")
+            let pid = try Subprocess.spawn(binary, ["serve", "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
+                                                    "--no-migrate", "--log-level", "warning"], outputPath: log.path)
+            server = Child(role: "server", pid: pid, log: log)
+        }
+        let client = TaskyardClient(baseURL: url)
+        try await waitFor("the server at \(url) to be ready", child: server) { (try? await client.health("readyz")) == 200 }
+
+        let ports = LocalPorts.free(nodes.count)
+        var agents: [Child] = []
+        for (node, port) in zip(nodes, ports) {
+            let log = logFolder.appending(path: "agent-\(node).log")
+            let pid = try Subprocess.spawn(binary, [
+                "agent", "--server", url, "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
+                "--concurrency", String(agentConcurrency), "--log-level", "warning",
+            ], outputPath: log.path)
+            agents.append(Child(role: "agent \(node)", pid: pid, log: log))
+        }
+        let processes = BenchProcesses(serverURL: url, server: server, agents: agents)
+        try await waitFor("\(nodes.count) agents to register", child: nil) {
+            guard processes.agents.allSatisfy({ Self.isRunning($0.pid) }) else {
+                throw BenchError("an agent exited at start; see the logs in \(logFolder.path)")
+            }
+            let online = (try? await client.nodes(cluster: cluster))?.filter { nodes.contains($0.id) && $0.status == .online }
+            return online?.count == nodes.count
+        }
+        return processes
+    }
+
+    private init(serverURL: String, server: Child?, agents: [Child]) {
+        self.serverURL = serverURL
+        self.server = server
+        self.agents = agents
+    }
+
+    /// SIGTERM to every child, then SIGKILL to any still there after 10 s.
+    func stop() async {
+        let children = agents + (server.map { [$0] } ?? [])
+        for child in children { kill(child.pid, SIGTERM) }
+        for child in children where await Subprocess.wait(child.pid, timeout: .seconds(10)) == nil {
+            kill(child.pid, SIGKILL)
+            _ = await Subprocess.wait(child.pid, timeout: .seconds(5))
+        }
+    }
+
+    /// Resident memory of a process in bytes, from /proc (Linux).
+    static func residentBytes(of pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// Whether a child is still running (one that exited is reaped here).
+    private static func isRunning(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == 0
+    }
+
+    private static func ownBinary() throws -> String {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw BenchError("cannot find the taskyard binary to start the server and agents (\(path))")
+        }
+        return path
+    }
+
+    private static func waitFor(_ what: String, child: Child?, _ ready: @Sendable () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !(try await ready()) {
+            if let child, !Self.isRunning(child.pid) {
+                throw BenchError("the \(child.role) exited while waiting for \(what); its log: \(child.log.path)")
+            }
+            guard ContinuousClock.now < deadline else { throw BenchError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

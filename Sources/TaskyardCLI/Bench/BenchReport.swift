@@ -1,0 +1,109 @@
+import Foundation
+
+/// What `taskyard bench` found: every run, and the medians the table shows.
+struct BenchReport: Codable, Sendable {
+    struct Machine: Codable, Sendable {
+        var cores: Int
+        var memoryGiB: Double
+        var postgres: String
+        var synchronousCommit: String
+        var fsync: String
+    }
+
+    struct Run: Codable, Sendable {
+        /// End to end: first submit to last finish.
+        var tasksPerSecond: Double
+        var failed: Int
+        var raw: BenchWorkload.RawCeiling
+        var idlePickUp: BenchWorkload.Percentiles
+        var idleCompletion: BenchWorkload.Percentiles
+        var loadedCompletion: BenchWorkload.Percentiles
+        /// Nil when the bench used a server it did not start.
+        var serverPeakBytes: Int?
+        var agentIdleBytes: Int
+        var agentPeakBytes: Int
+    }
+
+    struct History: Codable, Sendable {
+        var finishedRows: Int
+        var claimAndCompleteEmpty: Double
+        var claimAndCompleteWithHistory: Double
+        /// The scan nodes of each hot statement's plan.
+        var plans: [String: [String]]
+    }
+
+    var command: String
+    var machine: Machine
+    var agents: Int
+    var tasks: Int
+    var participants: Int
+    var submit: String
+    var runs: [Run]
+    var history: History?
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func ms(_ value: Double) -> String { String(format: "%.1f ms", value) }
+    static func rate(_ value: Double) -> String { value.isFinite ? Int(value.rounded()).formatted() : "–" }
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.0f MB", Double(bytes) / 1_048_576) }
+
+    /// The results as a table for people: medians, then each run.
+    var table: String {
+        func row(_ name: String, _ values: [Double], _ format: (Double) -> String) -> String {
+            let runs = values.count > 1 ? "   (runs: " + values.map(format).joined(separator: ", ") + ")" : ""
+            return name.padding(toLength: 40, withPad: " ", startingAt: 0) + format(Self.median(values)) + runs
+        }
+        func percentiles(_ name: String, _ pick: (Run) -> BenchWorkload.Percentiles) -> String {
+            let p50 = Self.median(runs.map { pick($0).p50 }), p95 = Self.median(runs.map { pick($0).p95 })
+            let p99 = Self.median(runs.map { pick($0).p99 })
+            return name.padding(toLength: 40, withPad: " ", startingAt: 0)
+                + "p50 \(Self.ms(p50)) · p95 \(Self.ms(p95)) · p99 \(Self.ms(p99))"
+        }
+        let endToEnd = runs.map(\.tasksPerSecond)
+        let raw = runs.map(\.raw.tasksPerSecond)
+        var lines = [
+            "Taskyard bench: \(agents) agents, \(tasks.formatted()) tasks × \(participants) participant\(participants == 1 ? "" : "s"), \(submit) submit, medians of \(runs.count) run\(runs.count == 1 ? "" : "s")",
+            "machine: \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, PostgreSQL \(machine.postgres), synchronous_commit \(machine.synchronousCommit), fsync \(machine.fsync)",
+            "command: \(command)",
+            "",
+            row("end to end, tasks/s", endToEnd, Self.rate),
+            row("raw SQL ceiling, tasks/s", raw, Self.rate),
+            row("raw SQL claim + complete only, tasks/s", runs.map(\.raw.claimAndCompletePerSecond), Self.rate),
+            row("end to end / raw SQL", zip(endToEnd, raw).map { $0 / $1 * 100 }) { String(format: "%.0f%%", $0) },
+            percentiles("pick-up, idle (submit → received)", \.idlePickUp),
+            percentiles("submit → completed, idle", \.idleCompletion),
+            percentiles("submit → completed, under load", \.loadedCompletion),
+        ]
+        if runs.allSatisfy({ $0.serverPeakBytes != nil }) {
+            lines.append(row("server resident memory, peak", runs.map { Double($0.serverPeakBytes ?? 0) }) { Self.megabytes(Int($0)) })
+        }
+        lines.append(row("agent resident memory, idle", runs.map { Double($0.agentIdleBytes) }) { Self.megabytes(Int($0)) })
+        lines.append(row("agent resident memory, peak", runs.map { Double($0.agentPeakBytes) }) { Self.megabytes(Int($0)) })
+        let failed = runs.map(\.failed).reduce(0, +)
+        if failed > 0 { lines.append("tasks that did not complete: \(failed)") }
+        if let history {
+            let ratio = history.claimAndCompleteWithHistory / history.claimAndCompleteEmpty * 100
+            lines += [
+                "",
+                "with \(history.finishedRows.formatted()) finished rows: raw claim + complete \(Self.rate(history.claimAndCompleteWithHistory)) tasks/s, "
+                    + "\(String(format: "%.0f%%", ratio)) of the \(Self.rate(history.claimAndCompleteEmpty)) tasks/s before the history",
+            ]
+            for (statement, scans) in history.plans.sorted(by: { $0.key < $1.key }) {
+                lines.append("plan of \(statement): " + scans.joined(separator: "; "))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

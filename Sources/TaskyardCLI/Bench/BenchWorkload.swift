@@ -1,0 +1,266 @@
+import Foundation
+import Synchronization
+import Postgres
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardStore
+
+/// The phases of `taskyard bench`. Times come from the database (`created_at`, `received_at`,
+/// `finished_at`, all on this machine's clock) and, for the idle pick-up, from the moment the client
+/// sent the submit; nothing is timed inside the server.
+struct BenchWorkload: Sendable {
+    let store: TaskStore
+    let client: TaskyardClient
+    let cluster: String
+    let nodes: [String]
+    let participants: Int
+    let progress: BenchProgress
+
+    /// Latencies in milliseconds.
+    struct Percentiles: Codable, Sendable {
+        var p50: Double
+        var p95: Double
+        var p99: Double
+
+        init(p50: Double, p95: Double, p99: Double) {
+            (self.p50, self.p95, self.p99) = (p50, p95, p99)
+        }
+
+        /// From unsorted samples.
+        init(_ samples: [Double]) {
+            let sorted = samples.sorted()
+            func at(_ fraction: Double) -> Double {
+                guard !sorted.isEmpty else { return .nan }
+                return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))]
+            }
+            self.init(p50: at(0.5), p95: at(0.95), p99: at(0.99))
+        }
+    }
+
+    /// The participating nodes of the `index`th task: `participants` nodes, starting at a rotating one.
+    func participatingNodes(_ index: Int) -> [String] {
+        (0..<participants).map { nodes[(index + $0) % nodes.count] }
+    }
+
+    // MARK: - Idle pick-up
+
+    /// Submits `samples` tasks one at a time to waiting agents, each after the previous finished:
+    /// submit → received (pick-up) and submit → completed, measured from the moment the client sent it.
+    func idleLatency(samples: Int) async throws -> (pickUp: Percentiles, completion: Percentiles) {
+        var sentAt: [Int64: Date] = [:]
+        for index in 0..<samples {
+            let sent = Date()
+            let task = try await client.submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
+            sentAt[task.id] = sent
+            _ = try await client.wait(cluster: cluster, id: task.id, timeout: 30)
+            // Let the agent get back into its long-poll: the next submit must find it waiting.
+            try await Task.sleep(for: .milliseconds(5))
+            progress.update("idle pick-up: \(index + 1)/\(samples)")
+        }
+        let rows = try await store.pool.query(BenchSQL.times, [cluster, Array(sentAt.keys)])
+        var pickUp: [Double] = []
+        var completion: [Double] = []
+        for row in rows {
+            let id: Int64 = try row.decode("id")
+            guard let sent = sentAt[id], let received: Date = try row.decode("received_at"),
+                  let finished: Date = try row.decode("finished_at") else { continue }
+            pickUp.append(received.timeIntervalSince(sent) * 1000)
+            completion.append(finished.timeIntervalSince(sent) * 1000)
+        }
+        return (Percentiles(pickUp), Percentiles(completion))
+    }
+
+    // MARK: - Throughput
+
+    struct Throughput: Sendable {
+        var tasksPerSecond: Double
+        var completion: Percentiles
+        var failed: Int
+    }
+
+    /// Submits `count` tasks (in batches of `batchSize`, or one by one from 32 concurrent clients) and
+    /// waits for all of them to finish; tasks/s from the first submit to the last finish.
+    func throughput(count: Int, bulk: Bool, batchSize: Int, label: String) async throws -> Throughput {
+        let firstID = try await store.pool.query(BenchSQL.lastID, [cluster]).single().decode("last_id", as: Int64.self)
+        let started = Date()
+        let submitted = SubmitCounter()
+        let submitFailure = Mutex<String?>(nil)
+        let submitting = Task {
+            do {
+                try await submitAll()
+            } catch {
+                submitFailure.withLock { $0 = "\(error)" }
+            }
+        }
+        @Sendable func submitAll() async throws {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                let chunks = stride(from: 0, to: count, by: bulk ? batchSize : 1).map { $0..<min(count, $0 + (bulk ? batchSize : 1)) }
+                let next = SubmitCounter()
+                for _ in 0..<(bulk ? 2 : 32) {
+                    group.addTask {
+                        while true {
+                            let index = next.take()
+                            guard index < chunks.count else { return }
+                            let requests = chunks[index].map { SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes($0)) }
+                            if bulk {
+                                _ = try await client.submitBatch(cluster: cluster, requests)
+                            } else {
+                                _ = try await client.submit(cluster: cluster, requests[0])
+                            }
+                            submitted.add(requests.count)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        var finished = 0
+        var lastChange = ContinuousClock.now
+        while finished < count {
+            try await Task.sleep(for: .milliseconds(250))
+            let now = try await store.pool.query(BenchSQL.finishedCount, [cluster, firstID]).single().decode("finished", as: Int.self)
+            if now != finished { lastChange = .now }
+            finished = now
+            let elapsed = Date().timeIntervalSince(started)
+            progress.update("\(label): submitted \(submitted.value)/\(count), finished \(finished)/\(count), \(Int(Double(finished) / max(elapsed, 0.001))) tasks/s")
+            if let failure = submitFailure.withLock({ $0 }) { throw BenchError("submitting failed: \(failure)") }
+            if ContinuousClock.now - lastChange > .seconds(60) {
+                submitting.cancel()
+                throw BenchError("no task finished for 60 s (\(finished)/\(count) finished): see the server and agent logs")
+            }
+        }
+        await submitting.value
+        let summary = try await store.pool.query(BenchSQL.summary, [cluster, firstID]).single()
+        let lastFinished: Date = try summary.decode("last_finished")
+        return Throughput(
+            tasksPerSecond: Double(count) / lastFinished.timeIntervalSince(started),
+            completion: Percentiles(p50: try summary.decode("p50"), p95: try summary.decode("p95"), p99: try summary.decode("p99")),
+            failed: try summary.decode("failed"))
+    }
+
+    // MARK: - The raw SQL ceiling
+
+    struct RawCeiling: Codable, Sendable {
+        /// Submit, claim and complete, as the end-to-end run does them, without HTTP.
+        var tasksPerSecond: Double
+        /// Claim and complete only, on tasks already queued.
+        var claimAndCompletePerSecond: Double
+    }
+
+    /// The same statements the server runs — batch insert, poll, batched report — straight through libpq
+    /// on `rawCluster`, one claimer per node taking `claimBatch` at a time.
+    func rawCeiling(rawCluster: String, count: Int, batchSize: Int, claimBatch: Int, label: String) async throws -> RawCeiling {
+        _ = try await store.createCluster(id: rawCluster, name: "taskyard bench: raw SQL")
+        for node in nodes { _ = try await store.registerNode(cluster: rawCluster, id: node, endpoint: "http://127.0.0.1:9") }
+        let started = ContinuousClock.now
+        for start in stride(from: 0, to: count, by: batchSize) {
+            let submissions = (start..<min(count, start + batchSize)).map { index in
+                TaskSubmission(type: "noop", participatingNodes: participatingNodes(index))
+            }
+            _ = try await store.submitBatch(submissions, cluster: rawCluster)
+            progress.update("\(label): inserted \(min(count, start + batchSize))/\(count)")
+        }
+        let claiming = ContinuousClock.now
+        let done = SubmitCounter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in nodes {
+                group.addTask {
+                    while true {
+                        let tasks = try await store.claim(cluster: rawCluster, node: node, limit: claimBatch, leaseSeconds: 30)
+                        if tasks.isEmpty { return }
+                        let reports = tasks.map { task in
+                            (task.id, TaskReport(attempt: task.attempt, state: .completed, result: [:], participants: task.participatingNodes.map {
+                                ParticipantOutcome(node: $0, state: .completed, result: nil, startedAt: Date(), finishedAt: Date())
+                            }))
+                        }
+                        let outcomes = try await store.reportBatch(reports, cluster: rawCluster, node: node)
+                        for case .failure(let error) in outcomes { throw error }
+                        done.add(tasks.count)
+                        progress.update("\(label): completed \(done.value)/\(count)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let finished = ContinuousClock.now
+        return RawCeiling(tasksPerSecond: Double(count) / (finished - started).seconds,
+                          claimAndCompletePerSecond: Double(count) / (finished - claiming).seconds)
+    }
+}
+
+/// A counter shared by concurrent submitters.
+final class SubmitCounter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add(_ amount: Int) { count.withLock { $0 += amount } }
+    /// The current value, then one more.
+    func take() -> Int { count.withLock { value in defer { value += 1 }; return value } }
+}
+
+/// One line that redraws itself on a terminal, and prints now and then otherwise.
+final class BenchProgress: Sendable {
+    private let lastPrinted = Mutex(ContinuousClock.now - .seconds(10))
+    private let interactive = isatty(STDERR_FILENO) == 1
+    let quiet: Bool
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func update(_ line: String) {
+        guard !quiet else { return }
+        let due = lastPrinted.withLock { last -> Bool in
+            let interval: Duration = interactive ? .milliseconds(100) : .seconds(2)
+            guard ContinuousClock.now - last >= interval else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
+        let text = interactive ? "\r\u{1B}[K" + line : line + "\n"
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// Ends the redrawn line with a final state.
+    func finish(_ line: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+        lastPrinted.withLock { $0 = ContinuousClock.now - .seconds(10) }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// The bench's own reads: measurements over the tasks of one run.
+enum BenchSQL {
+    static let lastID = PostgresStatement("bench.last_id", """
+        SELECT coalesce(max(id), 0) AS last_id FROM tasks WHERE cluster_id = $1
+        """)
+
+    static let finishedCount = PostgresStatement("bench.finished_count", """
+        SELECT count(*) AS finished FROM tasks
+         WHERE cluster_id = $1 AND id > $2 AND parent_id IS NULL AND finished_at IS NOT NULL
+        """)
+
+    static let summary = PostgresStatement("bench.summary", """
+        SELECT max(finished_at) AS last_finished,
+               count(*) FILTER (WHERE state <> 'completed') AS failed,
+               percentile_cont(0.50) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p95,
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p99
+          FROM tasks WHERE cluster_id = $1 AND id > $2 AND parent_id IS NULL
+        """)
+
+    static let times = PostgresStatement("bench.times", """
+        SELECT id, received_at, finished_at FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        """)
+
+    static let settings = PostgresStatement("bench.settings", """
+        SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS synchronous_commit,
+               current_setting('fsync') AS fsync
+        """)
+
+    static let finishedRows = PostgresStatement("bench.finished_rows", """
+        SELECT count(*) AS rows FROM tasks WHERE finished_at IS NOT NULL
+        """)
+}
