@@ -27,6 +27,7 @@ public struct ServerConfiguration: Sendable {
     public var leaseExpirer = LeaseExpirer.Configuration()
     public var nodeMonitor = NodeMonitor.Configuration()
     public var retention = RetentionCleaner.Configuration()
+    public var statistics = StatisticsKeeper.Configuration()
 
     public init() {}
 }

@@ -15,7 +15,8 @@ public enum TaskyardHTTPServer {
             database: store.pool.configuration,
             duties: [LeaseExpirer(store: store, configuration: configuration.leaseExpirer, logger: logger),
                      NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger),
-                     RetentionCleaner(store: store, configuration: configuration.retention, logger: logger)],
+                     RetentionCleaner(store: store, configuration: configuration.retention, logger: logger),
+                     StatisticsKeeper(store: store, configuration: configuration.statistics, logger: logger)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(database: store.pool.configuration, logger: logger)
         let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()

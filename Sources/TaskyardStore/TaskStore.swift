@@ -431,6 +431,26 @@ public struct TaskStore: Sendable {
         try await pool.query(TasksSQL.prune, [seconds, states.map { $0.map(\.rawValue) }, limit, cluster]).count
     }
 
+    /// ANALYZEs `tasks` and `task_events` when they have grown past twice what the planner believes
+    /// (or it never looked): a queue table grows from nothing in seconds, and until autovacuum's next
+    /// round (a minute apart) every new plan — prepared statements, foreign-key checks — would treat it
+    /// as tiny and scan it whole. Returns the tables analyzed.
+    public func refreshStaleStatistics(minimumRows: Double = 1000) async throws -> [String] {
+        try await pool.withConnection { connection in
+            var analyzed: [String] = []
+            for row in try connection.query(StatisticsSQL.tableSizes) {
+                let name: String = try row.decode("name")
+                let planned: Double = try row.decode("planned_rows")
+                let live: Double = try row.decode("live_rows")
+                guard live >= minimumRows, planned < 0 || live > 2 * max(planned, minimumRows / 2) else { continue }
+                // The name comes from the statement's fixed list of this schema's tables, not from input.
+                try connection.execute("ANALYZE " + (try connection.quoteIdentifier(name)))
+                analyzed.append(name)
+            }
+            return analyzed
+        }
+    }
+
     // MARK: - Schema
 
     /// Names of the bundled migrations the database has not applied.

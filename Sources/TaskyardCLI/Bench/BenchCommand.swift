@@ -169,10 +169,8 @@ struct BenchCommand: AsyncParsableCommand {
         let measured = BenchWorkload(store: store, client: client, cluster: cluster, nodes: nodes, participants: participants,
                                      progress: progress)
         do {
-            // Steady state, not a cold start: some traffic through every part, then the statistics that
-            // autovacuum would gather within its first minute (a new table's plans assume it is tiny).
+            // Steady state, not a cold start: some traffic through every part first.
             _ = try await measured.throughput(count: min(tasks, 2 * batchSize), bulk: true, batchSize: batchSize, label: "warm-up")
-            try await store.pool.withConnection { connection in try connection.execute("ANALYZE tasks, task_events") }
             try await Task.sleep(for: .seconds(1))
             let idleAgentBytes = processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
             for run in 1...runs {

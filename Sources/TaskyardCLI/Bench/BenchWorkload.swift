@@ -161,6 +161,8 @@ struct BenchWorkload: Sendable {
             _ = try await store.submitBatch(submissions, cluster: rawCluster)
             progress.update("\(label): inserted \(min(count, start + batchSize))/\(count)")
         }
+        // What the server's statistics keeper does within seconds of such growth.
+        _ = try await store.refreshStaleStatistics()
         let claiming = ContinuousClock.now
         let done = SubmitCounter()
         try await withThrowingTaskGroup(of: Void.self) { group in
