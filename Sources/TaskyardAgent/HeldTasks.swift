@@ -24,6 +24,9 @@ final class HeldTasks: Sendable {
         var progress: HeartbeatRequest.Progress?
         /// Participants whose call has ended, whatever its outcome.
         var participantsDone = 0
+        /// The fan-out is over and its report is on its way: the task is still held (its lease renewed)
+        /// but no longer takes a slot.
+        var reporting = false
     }
 
     private struct State {
@@ -31,11 +34,33 @@ final class HeldTasks: Sendable {
         var stopping = false
         var slotWaiters: [CheckedContinuation<Void, Never>] = []
         var progressChanged = false
+        var reporting = 0
+
+        /// Tasks the agent may still claim: `limit` fan-outs at once, and at most as many again waiting
+        /// for their reports to reach the server (so that an unreachable server stops the claiming).
+        func free(limit: Int) -> Int {
+            max(0, min(limit - (entries.count - reporting), 2 * limit - entries.count))
+        }
     }
 
     private let state = Mutex(State())
 
     var count: Int { state.withLock { $0.entries.count } }
+
+    /// How many more tasks a poll may claim now.
+    func free(limit: Int) -> Int { state.withLock { $0.free(limit: limit) } }
+
+    /// The task's fan-out is over; its report is being sent. It frees its slot for the next claim.
+    func markReporting(_ id: Int64) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.entries[id]?.reporting == false else { return [] }
+            state.entries[id]?.reporting = true
+            state.reporting += 1
+            defer { state.slotWaiters = [] }
+            return state.slotWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
     var ids: [Int64] { state.withLock { Array($0.entries.keys) } }
     var isStopping: Bool { state.withLock { $0.stopping } }
 
@@ -83,18 +108,18 @@ final class HeldTasks: Sendable {
 
     func remove(_ id: Int64) {
         let waiters = state.withLock { state in
-            state.entries[id] = nil
+            if state.entries.removeValue(forKey: id)?.reporting == true { state.reporting -= 1 }
             defer { state.slotWaiters = [] }
             return state.slotWaiters
         }
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns once fewer than `limit` tasks are held, or polling stops.
+    /// Returns once a task can be claimed (see `free(limit:)`), or polling stops.
     func waitForSlot(limit: Int) async {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state in
-                if state.entries.count < limit || state.stopping { return true }
+                if state.free(limit: limit) > 0 || state.stopping { return true }
                 state.slotWaiters.append(continuation)
                 return false
             }

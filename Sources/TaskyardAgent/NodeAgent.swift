@@ -42,6 +42,7 @@ public final class NodeAgent: Service, Sendable {
     }
 
     public func run() async throws {
+        ProcessMemory.limitArenas()
         let (listening, announce) = AsyncStream<Int>.makeStream()
         let app = participant.application(host: configuration.listenHost, port: configuration.listenPort, logger: logger) { port in
             announce.yield(port)
@@ -121,7 +122,7 @@ public final class NodeAgent: Service, Sendable {
     private func pollLoop() async {
         var delay = Duration.milliseconds(200)
         while !held.isStopping, !Task.isCancelled {
-            let free = configuration.concurrency - held.count
+            let free = held.free(limit: configuration.concurrency)
             if free <= 0 {
                 await held.waitForSlot(limit: configuration.concurrency)
                 continue
@@ -154,11 +155,19 @@ public final class NodeAgent: Service, Sendable {
     }
 
     /// Renews the leases every `heartbeatInterval`, and reports progress within a second of a change.
+    /// Once a burst of work is over, hands the memory it used back to the system.
     private func heartbeatLoop() async {
         let step = min(configuration.heartbeatInterval, .seconds(1))
         var last = ContinuousClock.now
+        var busySinceTrim = false
         while !Task.isCancelled {
             try? await Task.sleep(for: step)
+            if held.count > 0 {
+                busySinceTrim = true
+            } else if busySinceTrim {
+                busySinceTrim = false
+                ProcessMemory.returnFreedMemory()
+            }
             guard ContinuousClock.now - last >= configuration.heartbeatInterval || held.takeProgressChange() else { continue }
             last = .now
             let tasks = held.snapshot
@@ -185,7 +194,9 @@ public final class NodeAgent: Service, Sendable {
                 self.held.remove(task.id)
                 return
             }
-            // The task stays held (its lease renewed) until the server has the report.
+            // The task stays held (its lease renewed) until the server has the report, but the next
+            // claim need not wait for that round trip.
+            self.held.markReporting(task.id)
             self.reports.send(report, for: task.id) { self.held.remove(task.id) }
         }
         _ = job

@@ -68,6 +68,13 @@ struct RetentionTests {
             #expect(try await rows(store, of: oldFailed.id) == (0, 0))
             #expect(try await store.reload(running).state == .queued)
             #expect(try await store.pruneFinished(olderThan: 7 * 86_400) == 0, "reading or pruning again removes nothing more")
+            let orphans: Int = try await store.pool.withConnection { connection in
+                try connection.query("""
+                    SELECT count(*) AS n FROM task_events e
+                     WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.cluster_id = e.cluster_id AND t.id = e.task_id)
+                    """).single().decode("n")
+            }
+            #expect(orphans == 0, "no event outlives its task")
         }
     }
 

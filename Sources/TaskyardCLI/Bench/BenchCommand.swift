@@ -50,8 +50,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Tasks per bulk submit (1–1000).")
     var batchSize = 1000
 
-    @Option(help: "Tasks each agent runs at once (its --concurrency).")
-    var concurrency = 256
+    @Option(help: "Tasks each agent runs at once (its --concurrency); noop tasks take no time, so many.")
+    var concurrency = 1000
 
     @Option(help: "Tasks submitted one at a time to idle agents, per run, for the pick-up latency.")
     var samples = 200
@@ -168,11 +168,12 @@ struct BenchCommand: AsyncParsableCommand {
         let client = TaskyardClient(baseURL: processes.serverURL)
         let measured = BenchWorkload(store: store, client: client, cluster: cluster, nodes: nodes, participants: participants,
                                      progress: progress)
+        func agentBytes() -> Int { processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0 }
         do {
+            try await Task.sleep(for: .seconds(1))
+            report.agentFreshBytes = agentBytes()
             // Steady state, not a cold start: some traffic through every part first.
             _ = try await measured.throughput(count: min(tasks, 2 * batchSize), bulk: true, batchSize: batchSize, label: "warm-up")
-            try await Task.sleep(for: .seconds(1))
-            let idleAgentBytes = processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
             for run in 1...runs {
                 let label = "run \(run)/\(runs)"
                 let idle = try await measured.idleLatency(samples: samples)
@@ -181,8 +182,11 @@ struct BenchCommand: AsyncParsableCommand {
                 let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
                 sampler.cancel()
                 peaks.sample()
+                // The agents are idle while the raw SQL runs: their memory after it is their idle memory after a burst.
                 let raw = try await measured.rawCeiling(rawCluster: "bench-raw-\(stamp)-\(run)", count: tasks, batchSize: batchSize,
                                                         claimBatch: concurrency, label: "\(label), raw SQL")
+                try await Task.sleep(for: .seconds(2))
+                let idleAgentBytes = agentBytes()
                 let result = BenchReport.Run(
                     tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw,
                     idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
@@ -194,7 +198,6 @@ struct BenchCommand: AsyncParsableCommand {
             await processes.stop()
             for child in [processes.server].compactMap({ $0 }) + processes.agents {
                 let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
-                try? log.write(toFile: "/tmp/bench-\(child.role.replacingOccurrences(of: " ", with: "-")).log", atomically: true, encoding: .utf8)
                 let lines = log.split(separator: "\n")
                 // A crash prints its reason first and a long backtrace after: show the reason.
                 let crash = lines.firstIndex { $0.contains("Fatal error") || $0.contains("Crash") || $0.contains("💣") }

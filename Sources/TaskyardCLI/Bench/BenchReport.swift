@@ -39,6 +39,8 @@ struct BenchReport: Codable, Sendable {
     var participants: Int
     var submit: String
     var runs: [Run]
+    /// An agent just started, before any work.
+    var agentFreshBytes = 0
     var history: History?
 
     static var encoder: JSONEncoder {
@@ -89,7 +91,8 @@ struct BenchReport: Codable, Sendable {
         if runs.allSatisfy({ $0.serverPeakBytes != nil }) {
             lines.append(row("server resident memory, peak", runs.map { Double($0.serverPeakBytes ?? 0) }) { Self.megabytes(Int($0)) })
         }
-        lines.append(row("agent resident memory, idle", runs.map { Double($0.agentIdleBytes) }) { Self.megabytes(Int($0)) })
+        lines.append("agent resident memory, fresh".padding(toLength: 40, withPad: " ", startingAt: 0) + Self.megabytes(agentFreshBytes))
+        lines.append(row("agent resident memory, idle after a run", runs.map { Double($0.agentIdleBytes) }) { Self.megabytes(Int($0)) })
         lines.append(row("agent resident memory, peak", runs.map { Double($0.agentPeakBytes) }) { Self.megabytes(Int($0)) })
         let failed = runs.map(\.failed).reduce(0, +)
         if failed > 0 { lines.append("tasks that did not complete: \(failed)") }

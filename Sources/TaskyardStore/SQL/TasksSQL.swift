@@ -313,7 +313,7 @@ enum TasksSQL {
         SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM retried
         """)
 
-    /// Removes a finished task with its descendants and all their events (foreign keys cascade), only
+    /// Removes a finished task with its descendants (the parent key cascades) and all their events, only
     /// when nothing in the tree is still live.
     static let delete = PostgresStatement("tasks.delete", """
         WITH RECURSIVE tree AS (
@@ -321,10 +321,14 @@ enum TasksSQL {
             UNION ALL
             SELECT t.cluster_id, t.id, t.state
               FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
+        ), finished AS (
+            SELECT NOT EXISTS (SELECT 1 FROM tree WHERE state IN ('queued', 'received')) AS ok
+        ), events AS (
+            DELETE FROM task_events e USING tree
+             WHERE (SELECT ok FROM finished) AND e.cluster_id = tree.cluster_id AND e.task_id = tree.id
         )
         DELETE FROM tasks
-         WHERE cluster_id = $1 AND id = $2
-           AND NOT EXISTS (SELECT 1 FROM tree WHERE state IN ('queued', 'received'))
+         WHERE cluster_id = $1 AND id = $2 AND (SELECT ok FROM finished)
         RETURNING id
         """)
 
@@ -429,10 +433,10 @@ enum TasksSQL {
         """)
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
-    /// and the cluster $4, when given), with their descendants and all their events (foreign keys
-    /// cascade). A tree with a live descendant stays. Each batch is one short statement.
+    /// and the cluster $4, when given), with their descendants (the parent key cascades) and all their
+    /// events. A tree with a live descendant stays. Each batch is one short statement.
     static let prune = PostgresStatement("tasks.prune", """
-        WITH doomed AS (
+        WITH RECURSIVE doomed AS (
             SELECT t.cluster_id, t.id FROM tasks t
              WHERE t.parent_id IS NULL AND t.finished_at IS NOT NULL
                AND t.finished_at < now() - make_interval(secs => $1::double precision)
@@ -450,6 +454,12 @@ enum TasksSQL {
              ORDER BY t.finished_at
              LIMIT $3
                FOR UPDATE SKIP LOCKED
+        ), tree AS (
+            SELECT cluster_id, id FROM doomed
+            UNION ALL
+            SELECT c.cluster_id, c.id FROM tasks c JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
+        ), events AS (
+            DELETE FROM task_events e USING tree WHERE e.cluster_id = tree.cluster_id AND e.task_id = tree.id
         )
         DELETE FROM tasks t USING doomed
          WHERE t.cluster_id = doomed.cluster_id AND t.id = doomed.id
