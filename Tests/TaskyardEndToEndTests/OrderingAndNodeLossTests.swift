@@ -53,7 +53,8 @@ struct OrderingAndNodeLossTests {
     @Test("a node that stops polling goes offline; its queued tasks move to another participant and run there, a strict one stays and says why")
     func nodeLoss() async throws {
         try await Deployment.run(serverSettings: { configuration in
-            configuration.nodeMonitor.nodeTimeoutSeconds = 1
+            // Long enough that both submits reach n9 before it is declared offline, also on a loaded machine.
+            configuration.nodeMonitor.nodeTimeoutSeconds = 3
             configuration.nodeMonitor.interval = .milliseconds(200)
         }) { deployment in
             // n9 registered once and never polls: its agent is gone.

@@ -127,14 +127,16 @@ enum TasksSQL {
     /// a lease of $4 seconds or of the seconds $6 gives the task's type in $5), and lists the tasks it
     /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live.
     /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
-    /// a single row whose task columns are NULL).
+    /// a single row whose task columns are NULL). The claimed rows are updated by the tuple ids the
+    /// locking read returned (the locks keep them current): no second index lookup for the planner to
+    /// get wrong on a table whose statistics lag.
     static let poll = PostgresStatement("tasks.poll", """
         WITH seen AS (
             UPDATE nodes SET last_seen_at = now(), status = 'online'
              WHERE cluster_id = $1 AND id = $2
             RETURNING id
         ), picked AS (
-            SELECT t.cluster_id, t.id FROM tasks t
+            SELECT t.ctid FROM tasks t
              WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
                AND (t.run_after IS NULL OR t.run_after <= now())
                AND (t.ordering_key IS NULL OR NOT EXISTS (
@@ -152,7 +154,7 @@ enum TasksSQL {
                        (SELECT o.seconds FROM unnest($5::text[], $6::double precision[]) AS o (type, seconds)
                          WHERE o.type = t.type LIMIT 1),
                        $4::double precision))
-             WHERE t.cluster_id = $1 AND t.id = ANY (ARRAY(SELECT id FROM picked))
+             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM picked))
             RETURNING t.*
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -368,7 +370,7 @@ enum TasksSQL {
     /// remain (the next claim is attempt + 1), failed after the last one, cancelled if a cancel was asked.
     static let expireLeases = PostgresStatement("tasks.expire_leases", """
         WITH expired AS (
-            SELECT cluster_id, id FROM tasks
+            SELECT ctid FROM tasks
              WHERE state = 'received' AND lease_expires_at < now()
              ORDER BY lease_expires_at
              LIMIT $1
@@ -384,9 +386,7 @@ enum TasksSQL {
                    finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL
                                         OR t.attempt - t.budget_start >= t.max_attempts THEN now() END,
                    lease_expires_at = NULL, updated_at = now()
-              FROM expired
-             WHERE t.cluster_id = expired.cluster_id AND t.id = expired.id
-               AND t.state = 'received' AND t.lease_expires_at < now()
+             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM expired))
             RETURNING t.*
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
