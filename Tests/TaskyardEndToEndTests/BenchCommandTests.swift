@@ -1,0 +1,49 @@
+import EmbeddedPostgres
+import Foundation
+import Testing
+import TaskyardTestSupport
+
+/// The benchmark is a command people run on a fresh machine: it must work end to end. Its numbers are
+/// not checked here (speed is measured by running it, not by tests); its report is.
+@Suite("taskyard bench")
+struct BenchCommandTests {
+    @Test("starts PostgreSQL, a server and agents of its own, runs every phase with two participants, and reports JSON")
+    func smallRun() async throws {
+        let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
+        // Started like `taskyard dev` in its test, not through Foundation's Process: the bench's PostgreSQL
+        // would inherit the pipe Process reads from and hold it open.
+        let log = "/tmp/taskyard-bench-test-\(UUID().uuidString.prefix(8)).json"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let pid = try Subprocess.spawn(binary.path, [
+            "bench", "--tasks", "300", "--agents", "2", "--participants", "2", "--samples", "5", "--runs", "1",
+            "--batch-size", "100", "--concurrency", "64", "--json", "--log-level", "warning",
+        ], outputPath: log)
+        let status = await Subprocess.wait(pid, timeout: .seconds(300))
+        if status == nil { kill(pid, SIGKILL) }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(output)")
+        // Progress goes to standard error, into the same file here, before the JSON (the first line that
+        // opens an object).
+        let start = output.hasPrefix("{\n") ? output.startIndex : output.range(of: "\n{\n").map { output.index(after: $0.lowerBound) }
+        let json = String(output[try #require(start, "\(output)")...])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        #expect(report["tasks"] as? Int == 300 && report["participants"] as? Int == 2)
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        #expect(runs.count == 1)
+        let first = try #require(runs.first)
+        #expect(first["failed"] as? Int == 0, "every task completed")
+        #expect((first["tasks_per_second"] as? Double ?? 0) > 0)
+        let pickUp = try #require(first["idle_pick_up"] as? [String: Any])
+        #expect((pickUp["p50"] as? Double ?? -1) >= 0)
+        let raw = try #require(first["raw"] as? [String: Any])
+        #expect((raw["tasks_per_second"] as? Double ?? 0) > 0)
+        #expect((first["server_peak_bytes"] as? Int ?? 0) > 0 && (report["agent_fresh_bytes"] as? Int ?? 0) > 0)
+    }
+
+    @Test("refuses more participants than agents, naming the flag")
+    func badFlags() throws {
+        let run = try TestEnvironment.runTaskyard(["bench", "--agents", "2", "--participants", "3"])
+        #expect(run.status != 0)
+        #expect(run.output.contains("--participants"))
+    }
+}
