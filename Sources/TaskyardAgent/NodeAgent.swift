@@ -34,7 +34,8 @@ public final class NodeAgent: Service, Sendable {
         // registry names a folder of its own.
         var registry = handlers ?? .builtins()
         if registry.directory == nil { registry.directory = configuration.handlersDirectory }
-        participant = ParticipantEndpoint(handlers: registry, node: configuration.node)
+        participant = ParticipantEndpoint(handlers: registry, node: configuration.node,
+                                          handlerTimeout: configuration.participantTimeout)
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
         self.logger = logger
@@ -162,6 +163,8 @@ public final class NodeAgent: Service, Sendable {
         var busySinceTrim = false
         while !Task.isCancelled {
             try? await Task.sleep(for: step)
+            // Handlers past the participant timeout are stopped, here and for other initiators alike.
+            await participant.running.cancelOverdue(limit: configuration.participantTimeout)
             if held.count > 0 {
                 busySinceTrim = true
             } else if busySinceTrim {
@@ -273,31 +276,16 @@ public final class NodeAgent: Service, Sendable {
             // This node's own part runs in-process: the same handler the endpoint would run, without
             // an HTTP round trip to itself. Stopping the task stops the handler, as a cancel would.
             if Task.isCancelled { return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date()) }
-            let timeout = configuration.participantTimeout
             let answer = await withTaskCancellationHandler {
-                await withTaskGroup(of: ParticipantEndpoint.Answer?.self) { group in
-                    group.addTask { await self.participant.perform(type: task.type, body) }
-                    group.addTask {
-                        try? await Task.sleep(for: timeout)
-                        return nil
-                    }
-                    let first = await group.next() ?? nil
-                    group.cancelAll()
-                    if first == nil { await self.participant.running.cancel(taskID: task.id) }
-                    return first
-                }
+                await participant.perform(type: task.type, body)
             } onCancel: {
                 Task { await self.participant.running.cancel(taskID: task.id) }
             }
             switch answer {
-            case .completed(let result)?:
+            case .completed(let result):
                 return ParticipantOutcome(node: node, state: .completed, result: result, startedAt: started, finishedAt: Date())
-            case .failed(_, _, let message)?:
+            case .failed(_, _, let message):
                 return failed(message)
-            case nil where Task.isCancelled:
-                return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
-            case nil:
-                return failed("no answer from the \(task.type) handler on \(node) within \(timeout)")
             }
         }
         guard let endpoint else { return failed("node \(node) has no registered endpoint") }

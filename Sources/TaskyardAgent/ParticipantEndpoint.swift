@@ -12,10 +12,13 @@ final class ParticipantEndpoint: Sendable {
     let handlers: HandlerRegistry
     let node: String
     let running = RunningWork()
+    /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
+    let handlerTimeout: Duration
 
-    init(handlers: HandlerRegistry, node: String) {
+    init(handlers: HandlerRegistry, node: String, handlerTimeout: Duration) {
         self.handlers = handlers
         self.node = node
+        self.handlerTimeout = handlerTimeout
     }
 
     func application(host: String, port: Int, logger: Logger,
@@ -94,6 +97,10 @@ final class ParticipantEndpoint: Sendable {
         } catch let failure as HandlerFailure {
             return .failed(status: failure.status, code: "handler_failed", message: failure.message)
         } catch is CancellationError {
+            if await running.isOverdue(job) {
+                return .failed(status: 504, code: "timed_out",
+                               message: "the \(type) handler on \(node) ran longer than \(handlerTimeout) and was stopped")
+            }
             return .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node)")
         } catch {
             return .failed(status: 500, code: "handler_failed", message: "\(error)")
@@ -111,29 +118,52 @@ final class ParticipantEndpoint: Sendable {
     }
 }
 
-/// Handler runs in progress on this node, by task id, so that a cancel can stop them.
+/// Handler runs in progress on this node, by task id, so that a cancel can stop them, and with their
+/// start, so that one sweep a second stops those past the timeout. (A timer per run — a `Task.sleep`
+/// raced against the handler — would stay armed for the whole timeout after the handler ended: 300 s of
+/// timers at thousands of tasks a second is memory that looks leaked.)
 actor RunningWork {
-    private var jobs: [Int64: [Task<JSONValue?, any Error>]] = [:]
+    private struct Run {
+        let job: Task<JSONValue?, any Error>
+        let started: ContinuousClock.Instant
+    }
+
+    private var runs: [Int64: [Run]] = [:]
     private var progress: [Int64: (completed: Double, total: Double)] = [:]
+    private var overdue: Set<Task<JSONValue?, any Error>> = []
 
     func setProgress(taskID: Int64, completed: Double, total: Double) {
-        guard jobs[taskID] != nil else { return }
+        guard runs[taskID] != nil else { return }
         progress[taskID] = (completed, total)
     }
 
     func progress(taskID: Int64) -> (completed: Double, total: Double)? { progress[taskID] }
 
-    func add(taskID: Int64, job: Task<JSONValue?, any Error>) { jobs[taskID, default: []].append(job) }
+    func add(taskID: Int64, job: Task<JSONValue?, any Error>) {
+        runs[taskID, default: []].append(Run(job: job, started: .now))
+    }
 
     func remove(taskID: Int64, job: Task<JSONValue?, any Error>) {
-        jobs[taskID]?.removeAll { $0 == job }
-        if jobs[taskID]?.isEmpty == true {
-            jobs[taskID] = nil
+        runs[taskID]?.removeAll { $0.job == job }
+        overdue.remove(job)
+        if runs[taskID]?.isEmpty == true {
+            runs[taskID] = nil
             progress[taskID] = nil
         }
     }
 
     func cancel(taskID: Int64) {
-        for job in jobs[taskID] ?? [] { job.cancel() }
+        for run in runs[taskID] ?? [] { run.job.cancel() }
     }
+
+    /// Stops the runs that have taken longer than `limit`.
+    func cancelOverdue(limit: Duration) {
+        let cutOff = ContinuousClock.now - limit
+        for run in runs.values.joined() where run.started < cutOff && !overdue.contains(run.job) {
+            overdue.insert(run.job)
+            run.job.cancel()
+        }
+    }
+
+    func isOverdue(_ job: Task<JSONValue?, any Error>) -> Bool { overdue.contains(job) }
 }
