@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "taskyard", targets: ["TaskyardCLI"]),
+        .executable(name: "taskyard-agent", targets: ["TaskyardAgentCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,10 +73,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the command-line programs share: the options, and the agent command.
+        .target(
+            name: "TaskyardCommandLine",
+            dependencies: [
+                "TaskyardAgent", "TaskyardClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The agent alone, for nodes: no server, no PostgreSQL client (and none of libpq's libraries).
+        .executableTarget(name: "TaskyardAgentCLI", dependencies: ["TaskyardCommandLine"]),
         .executableTarget(
             name: "TaskyardCLI",
             dependencies: [
-                "TaskyardStore", "EmbeddedPostgres", "TaskyardServer", "TaskyardAgent", "TaskyardClient",
+                "TaskyardStore", "EmbeddedPostgres", "TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

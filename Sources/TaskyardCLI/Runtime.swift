@@ -5,6 +5,7 @@ import ServiceLifecycle
 import TaskyardAgent
 import TaskyardServer
 import TaskyardStore
+import TaskyardCommandLine
 
 /// Wiring shared by `serve`, `agent` and `dev`: the same parts, assembled once.
 enum Runtime {
@@ -24,7 +25,6 @@ enum Runtime {
 
     /// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.
     static func run(_ services: [any Service], logger: Logger) async throws {
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
+        try await runUntilSignalled(services, logger: logger)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TaskyardCommandLine
 
 @main
 struct Taskyard: AsyncParsableCommand {

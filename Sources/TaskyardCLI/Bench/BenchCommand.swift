@@ -1,4 +1,5 @@
 import ArgumentParser
+import TaskyardCommandLine
 import EmbeddedPostgres
 import Foundation
 import Postgres

@@ -34,12 +34,16 @@ final class BenchProcesses: Sendable {
         let client = TaskyardClient(baseURL: url)
         try await waitFor("the server at \(url) to be ready", child: server) { (try? await client.health("readyz")) == 200 }
 
+        // Agents run as nodes run them: the lean taskyard-agent built next to this binary, else `taskyard agent`.
+        let leanAgent = URL(fileURLWithPath: binary).deletingLastPathComponent().appending(path: "taskyard-agent").path
+        let (agentBinary, agentCommand) = FileManager.default.isExecutableFile(atPath: leanAgent)
+            ? (leanAgent, [String]()) : (binary, ["agent"])
         let ports = LocalPorts.free(nodes.count)
         var agents: [Child] = []
         for (node, port) in zip(nodes, ports) {
             let log = logFolder.appending(path: "agent-\(node).log")
-            let pid = try Subprocess.spawn(binary, [
-                "agent", "--server", url, "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
+            let pid = try Subprocess.spawn(agentBinary, agentCommand + [
+                "--server", url, "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
                 "--concurrency", String(agentConcurrency), "--log-level", "warning",
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))

@@ -1,38 +1,45 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import TaskyardClient
 
 /// `--server` for every command that talks to the API.
-struct ServerOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The Taskyard server. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url"))
-    var server: String?
+public struct ServerOptions: ParsableArguments {
+    public init() {}
 
-    var url: String {
+    @Option(help: ArgumentHelp("The Taskyard server. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url"))
+    public var server: String?
+
+    public var url: String {
         server ?? ProcessInfo.processInfo.environment["TASKYARD_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "http://127.0.0.1:8080"
     }
 
-    var client: TaskyardClient { TaskyardClient(baseURL: url) }
+    public var client: TaskyardClient { TaskyardClient(baseURL: url) }
 }
 
 /// `--cluster` for commands on one cluster's tasks and nodes.
-struct ClusterOption: ParsableArguments {
+public struct ClusterOption: ParsableArguments {
+    public init() {}
+
     @Option(name: [.customShort("c"), .long],
             help: ArgumentHelp("Cluster id. Default: $TASKYARD_CLUSTER, else dev.", valueName: "id"))
-    var cluster: String?
+    public var cluster: String?
 
-    var id: String {
+    public var id: String {
         cluster ?? ProcessInfo.processInfo.environment["TASKYARD_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 } ?? "dev"
     }
 }
 
-struct LoggingOptions: ParsableArguments {
+public struct LoggingOptions: ParsableArguments {
+    public init() {}
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Default: $LOG_LEVEL, else info.",
                                valueName: "level"))
-    var logLevel: String?
+    public var logLevel: String?
 
-    func makeLogger(_ label: String) throws -> Logger {
+    public func makeLogger(_ label: String) throws -> Logger {
         let text = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: text) else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -49,12 +56,18 @@ enum LoggingBootstrap {
     static func once() { _ = done }
 }
 
-/// `host:port`, as given to --listen.
-struct ListenAddress {
-    let host: String
-    let port: Int
+/// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.
+public func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
+    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    try await group.run()
+}
 
-    init(_ text: String, option: String) throws {
+/// `host:port`, as given to --listen.
+public struct ListenAddress: Sendable {
+    public let host: String
+    public let port: Int
+
+    public init(_ text: String, option: String) throws {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
               (0...65535).contains(port), colon != text.startIndex
         else { throw ValidationError("\(option) must be host:port, e.g. 127.0.0.1:8080 (got \(text))") }
@@ -64,14 +77,14 @@ struct ListenAddress {
 }
 
 /// The value of a flag, else an environment variable, else a default.
-func setting(_ flag: String?, _ variable: String, default fallback: String? = nil) -> String? {
+public func setting(_ flag: String?, _ variable: String, default fallback: String? = nil) -> String? {
     if let flag, !flag.isEmpty { return flag }
     if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
     return fallback
 }
 
 /// `30d`, `12h`, `90m`, `45s` or a number of seconds, as seconds.
-func parseDuration(_ text: String, option: String) throws -> Double {
+public func parseDuration(_ text: String, option: String) throws -> Double {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
     var number = text
     var scale = 1.0

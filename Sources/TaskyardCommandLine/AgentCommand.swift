@@ -2,12 +2,16 @@ import ArgumentParser
 import Foundation
 import TaskyardAgent
 
-struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct AgentCommand: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run the node agent of one node.",
         discussion: """
             Registers the node, polls the server for the tasks assigned to it, fans each out to the task's participating nodes, and reports the outcome. Serves the participant endpoint that other agents call. Handlers: built-in noop, echo, sleep and fail, plus an executable DIR/<type> per type with --handlers (payload JSON on stdin, result JSON on stdout, exit 0 for success). On SIGTERM it stops polling and finishes what it holds within the grace period.
+
+            The same agent is also its own lean binary, taskyard-agent, without the server and PostgreSQL parts (less memory on every node).
 
             Example:
               taskyard agent --server http://127.0.0.1:8080 --cluster dev --node n1 --listen 127.0.0.1:7001 --handlers ./handlers
@@ -46,7 +50,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    func run() async throws {
+    public func run() async throws {
         guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
         let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
         guard concurrency > 0, pollWait >= 0, pollWait <= 60, participantTimeout > 0, heartbeatInterval > 0, shutdownGrace >= 0 else {
@@ -63,6 +67,6 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         let logger = try logging.makeLogger("taskyard.agent")
-        try await Runtime.run([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
+        try await runUntilSignalled([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
     }
 }

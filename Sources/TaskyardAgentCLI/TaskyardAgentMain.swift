@@ -1,0 +1,9 @@
+import TaskyardCommandLine
+
+/// `taskyard-agent`: the same command as `taskyard agent`, in a binary of its own.
+@main
+enum TaskyardAgentMain {
+    static func main() async {
+        await AgentCommand.main()
+    }
+}
