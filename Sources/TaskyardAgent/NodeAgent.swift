@@ -43,7 +43,6 @@ public final class NodeAgent: Service, Sendable {
     }
 
     public func run() async throws {
-        ProcessMemory.limitArenas()
         let (listening, announce) = AsyncStream<Int>.makeStream()
         let app = participant.application(host: configuration.listenHost, port: configuration.listenPort, logger: logger) { port in
             announce.yield(port)

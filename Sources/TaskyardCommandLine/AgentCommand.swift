@@ -67,6 +67,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         let logger = try logging.makeLogger("taskyard.agent")
+        ProcessMemory.limitArenas()
         try await runUntilSignalled([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
     }
 }
