@@ -1,15 +1,17 @@
-# The taskyard binary in a small runtime image. Build: docker build -t taskyard .
+# The taskyard binaries in a small runtime image: taskyard, and taskyard-agent (the agent alone, for
+# nodes: `docker run --entrypoint taskyard-agent taskyard --server …`). Build: docker build -t taskyard .
 FROM swift:6.2-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN swift build -c release --product taskyard \
- && install -D "$(swift build -c release --show-bin-path)/taskyard" /out/taskyard
+RUN swift build -c release --product taskyard && swift build -c release --product taskyard-agent \
+ && install -D "$(swift build -c release --show-bin-path)/taskyard" /out/taskyard \
+ && install -D "$(swift build -c release --show-bin-path)/taskyard-agent" /out/taskyard-agent
 
 FROM swift:6.2-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/taskyard taskyard
-COPY --from=build /out/taskyard /usr/local/bin/taskyard
+COPY --from=build /out/taskyard /out/taskyard-agent /usr/local/bin/
 COPY examples/handlers /handlers
 USER taskyard
 ENTRYPOINT ["taskyard"]
