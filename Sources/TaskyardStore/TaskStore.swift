@@ -92,16 +92,12 @@ public struct TaskStore: Sendable {
     // MARK: - Submitting
 
     /// Writes one task as `queued`. With an idempotency key already used in the cluster, returns the task
-    /// created then and `created: false`, and writes nothing.
+    /// created then and `created: false`, and writes nothing. The happy path is one statement; the checks
+    /// that explain a refusal run only when the insert wrote nothing.
     public func submit(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
         try submission.validate()
         let maxAttempts = configuration.maxAttempts(for: submission)
         return try await pool.withConnection { connection in
-            if let key = submission.idempotencyKey,
-               let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first {
-                return (try TaskRecord(row: existing), false)
-            }
-            try Self.checkSubmissions([submission], cluster: cluster, on: connection)
             let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
             let rows = try connection.query(TasksSQL.insert, [
                 cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
@@ -110,11 +106,15 @@ public struct TaskStore: Sendable {
                 submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
             ])
             if let row = rows.first { return (try TaskRecord(row: row), true) }
-            // Another request with the same key won the race; its task is committed now.
-            guard let key = submission.idempotencyKey,
-                  let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first
-            else { throw PostgresError(kind: .server, message: "task insert returned no row") }
-            return (try TaskRecord(row: existing), false)
+            // The key was used before (maybe by a request racing this one; its task is committed now)…
+            if let key = submission.idempotencyKey,
+               let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first {
+                return (try TaskRecord(row: existing), false)
+            }
+            // …or a check failed: say which.
+            try Self.checkSubmissions([submission], cluster: cluster, on: connection)
+            throw TaskyardError(.conflict, code: "submission_changed",
+                                message: "a participating node or the parent task changed while the task was submitted; submit it again")
         }
     }
 

@@ -36,14 +36,21 @@ enum TasksSQL {
                         AND state IN ('queued', 'received') AND cancel_requested_at IS NULL) AS live_parents
         """)
 
-    /// ∅ → queued, for one task; an idempotency key already used in the cluster inserts nothing.
+    /// ∅ → queued, for one task, in one round trip: only when every participating node is registered in
+    /// the cluster (so the cluster exists) and the parent, if any, is live; an idempotency key already used
+    /// in the cluster inserts nothing. No row back: the caller finds out which (`submissionContext`).
     static let insert = PostgresStatement("tasks.insert", """
         WITH inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal)
-            VALUES ($1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                    $12, $13, $14, $15, $16)
+            SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
+                   $12, $13, $14, $15, $16
+             WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
+               AND ($6::bigint IS NULL OR EXISTS (
+                       SELECT 1 FROM tasks p
+                        WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
+                          AND p.cancel_requested_at IS NULL))
             ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
         ), event AS (
