@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import TaskyardAPI
 import TaskyardDomain
 import TaskyardStore
@@ -30,6 +31,10 @@ struct APIRoutes: Sendable {
             try jsonResponse(HealthBody(status: "ok", maintenanceLeader: maintenance.isLeader))
         }
         route(.get, "/readyz") { _, _ in try await ready() }
+        route(.get, "/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
 
         route(.post, "/api/v1/clusters") { request, context in try await createCluster(&request, context) }
         route(.get, "/api/v1/clusters") { _, _ in try await listClusters() }

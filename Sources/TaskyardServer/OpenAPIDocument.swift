@@ -1,0 +1,155 @@
+/// `GET /openapi.json`: the contract (docs/API.md) in OpenAPI 3.1. `OpenAPITests` checks that every
+/// route the server registers is here with its method, and nothing else.
+enum OpenAPIDocument {
+    static let json = #"""
+    {
+      "openapi": "3.1.0",
+      "info": {
+        "title": "Taskyard HTTP API",
+        "version": "1",
+        "description": "Task queue for clusters: clients submit tasks, node agents poll, fan out and report. The prose contract is docs/API.md."
+      },
+      "paths": {
+        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "status, and whether this replica runs maintenance"}}}},
+        "/readyz": {"get": {"summary": "The database is reachable and migrated", "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/api/v1/clusters": {
+          "post": {"summary": "Create a cluster", "requestBody": {"$ref": "#/components/requestBodies/Cluster"},
+                   "responses": {"201": {"description": "the cluster", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cluster"}}}}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "get": {"summary": "List clusters", "responses": {"200": {"description": "{\"clusters\": [...]}"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/nodes/{node_id}": {
+          "put": {"summary": "Register a node (agents; idempotent)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
+                  "requestBody": {"$ref": "#/components/requestBodies/NodeRegistration"},
+                  "responses": {"200": {"description": "the node", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/nodes": {
+          "get": {"summary": "List a cluster's nodes", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                  "responses": {"200": {"description": "{\"nodes\": [...]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks": {
+          "post": {"summary": "Submit a task (written as queued)",
+                   "parameters": [{"$ref": "#/components/parameters/cluster_id"},
+                                  {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"type": "string"}}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskSubmission"}}}},
+                   "responses": {"201": {"$ref": "#/components/responses/Task"}, "200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "get": {"summary": "List tasks, oldest first",
+                  "parameters": [{"$ref": "#/components/parameters/cluster_id"},
+                                 {"name": "state", "in": "query", "schema": {"type": "string"}, "description": "comma-separated states"},
+                                 {"name": "type", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "node", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                                 {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                                 {"name": "parent_id", "in": "query", "schema": {"type": "string"}, "description": "a task id, or none for roots only"},
+                                 {"name": "opaque_id", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                                 {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "the cursor of the last page"}],
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/batch": {
+          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/TaskSubmission"}}}}}}},
+                   "responses": {"201": {"description": "{\"tasks\": [...]}"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}": {
+          "get": {"summary": "A task with summaries of its children", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                  "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}}},
+          "delete": {"summary": "Delete a finished task, its descendants and their events", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                     "responses": {"204": {"description": "deleted"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/events": {
+          "get": {"summary": "The task's history", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                  "responses": {"200": {"description": "{\"events\": [{\"at\", \"from\", \"to\", \"node\", \"attempt\", \"detail\"}]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/tree": {
+          "get": {"summary": "The task and all its descendants, breadth first", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                  "responses": {"200": {"description": "{\"tasks\": [...]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/wait": {
+          "get": {"summary": "Wait for the task to finish", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
+                                                                        {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 300, "default": 30}}],
+                  "responses": {"200": {"$ref": "#/components/responses/Task"}, "408": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/cancel": {
+          "post": {"summary": "Cancel the task and its descendants", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                   "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}},
+                   "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/retry": {
+          "post": {"summary": "Queue a failed or cancelled task again with a fresh attempt budget", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
+                   "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tasks/{cluster_id}/{node_id}": {
+          "get": {"summary": "Poll: claim up to limit of the node's tasks, waiting up to wait seconds for one; also the node's heartbeat",
+                  "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"},
+                                 {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 0}},
+                                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 16}}],
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"cancel\": [ids]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tasks/{cluster_id}/{node_id}/heartbeat": {
+          "post": {"summary": "Renew the leases of the tasks the node holds", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "attempt"], "properties": {"id": {"type": "integer"}, "attempt": {"type": "integer"}, "progress": {"$ref": "#/components/schemas/Progress"}}}}}}}}},
+                   "responses": {"200": {"description": "{\"cancel\": [ids], \"lost\": [ids]}"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tasks/{cluster_id}/{node_id}/{task_id}/state": {
+          "post": {"summary": "Report a task's outcome", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}, {"$ref": "#/components/parameters/task_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StateReport"}}}},
+                   "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tasks/{cluster_id}/{node_id}/states": {
+          "post": {"summary": "Report many tasks' outcomes in one statement; each report stands alone (added by issue 7)",
+                   "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reports"], "properties": {"reports": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/StateReport"}, {"type": "object", "required": ["task_id"], "properties": {"task_id": {"type": "integer"}}}]}}}}}}},
+                   "responses": {"200": {"description": "one result per report, in order", "content": {"application/json": {"schema": {"type": "object", "properties": {"results": {"type": "array", "items": {"type": "object", "required": ["task_id", "status"], "properties": {"task_id": {"type": "integer"}, "status": {"type": "integer", "description": "what the single-task route would answer"}, "state": {"$ref": "#/components/schemas/TaskState"}, "error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}}}},
+                                 "422": {"$ref": "#/components/responses/Error"}}}
+        }
+      },
+      "components": {
+        "parameters": {
+          "cluster_id": {"name": "cluster_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
+          "node_id": {"name": "node_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
+          "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}
+        },
+        "requestBodies": {
+          "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string"}}}}}},
+          "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string"}, "labels": {"type": "object"}, "capacity": {"type": "integer", "minimum": 1}}}}}}
+        },
+        "responses": {
+          "Task": {"description": "a task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
+          "Error": {"description": "an error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}
+        },
+        "schemas": {
+          "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+          "TaskState": {"type": "string", "enum": ["queued", "received", "completed", "failed", "cancelled"]},
+          "ErrorDetail": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
+          "Progress": {"type": "object", "required": ["completed"], "properties": {"completed": {"type": "number"}, "total": {"type": "number"}, "units": {"type": "string"}}},
+          "Cluster": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}},
+          "Node": {"type": "object", "properties": {"id": {"type": "string"}, "cluster_id": {"type": "string"}, "endpoint": {"type": "string"}, "status": {"type": "string", "enum": ["online", "offline"]}, "last_seen_at": {"type": "string", "format": "date-time"}, "capacity": {"type": "integer"}, "held_tasks": {"type": "integer"}, "labels": {"type": "object"}}},
+          "TaskSubmission": {"type": "object", "required": ["type", "participating_nodes"], "properties": {
+            "type": {"$ref": "#/components/schemas/Identifier"}, "participating_nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Identifier"}},
+            "payload": {"type": "object"}, "priority": {"type": "integer"}, "run_after": {"type": "string", "format": "date-time"},
+            "max_attempts": {"type": "integer", "minimum": 1}, "timeout_seconds": {"type": "integer", "minimum": 1}, "ordering_key": {"type": "string"},
+            "assign": {"type": "string", "enum": ["first", "least_loaded"]}, "affinity": {"type": "string", "enum": ["any", "strict"]},
+            "parent_id": {"type": "integer"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"}}},
+          "Task": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "type": {"type": "string"}, "state": {"$ref": "#/components/schemas/TaskState"},
+            "payload": {}, "assigned_node": {"type": "string"}, "participating_nodes": {"type": "array", "items": {"type": "string"}},
+            "parent_id": {"type": ["integer", "null"]}, "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"}, "priority": {"type": "integer"},
+            "run_after": {"type": ["string", "null"], "format": "date-time"}, "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "ordering_key": {"type": ["string", "null"]}, "idempotency_key": {"type": ["string", "null"]}, "opaque_id": {"type": ["string", "null"]},
+            "result": {}, "error": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
+            "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+            "children": {"type": "array", "items": {"type": "object"}, "description": "in GET …/tasks/{task_id} only"}}},
+          "StateReport": {"type": "object", "required": ["attempt", "state"], "properties": {
+            "attempt": {"type": "integer", "minimum": 1}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
+            "result": {}, "error": {"type": "string"},
+            "participants": {"type": "array", "items": {"type": "object", "required": ["node", "state"], "properties": {
+              "node": {"type": "string"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"type": "string"},
+              "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}}}}}
+        }
+      }
+    }
+    """#
+}
