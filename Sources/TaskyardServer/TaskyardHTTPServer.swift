@@ -12,11 +12,11 @@ public enum TaskyardHTTPServer {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let maintenance = MaintenanceLeader(
-            database: store.pool.configuration,
-            duties: [LeaseExpirer(store: store, configuration: configuration.leaseExpirer, logger: logger),
-                     NodeMonitor(store: store, configuration: configuration.nodeMonitor, logger: logger),
-                     RetentionCleaner(store: store, configuration: configuration.retention, logger: logger),
-                     StatisticsKeeper(store: store, configuration: configuration.statistics, logger: logger)],
+            store: store,
+            duties: [LeaseExpirer(configuration: configuration.leaseExpirer),
+                     NodeMonitor(configuration: configuration.nodeMonitor),
+                     RetentionCleaner(configuration: configuration.retention),
+                     StatisticsKeeper(configuration: configuration.statistics)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(database: store.pool.configuration, logger: logger)
         let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()

@@ -16,7 +16,7 @@ struct OpenAPITests {
             let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
 
             let routes = APIRoutes(store: deployment.store, configuration: ServerConfiguration(),
-                                   maintenance: MaintenanceLeader(database: deployment.store.pool.configuration, duties: [],
+                                   maintenance: MaintenanceLeader(store: deployment.store, duties: [],
                                                                   logger: Deployment.quietLogger),
                                    wakeups: Wakeups(database: deployment.store.pool.configuration, logger: Deployment.quietLogger))
                 .routes()

@@ -130,7 +130,6 @@ struct BenchCommand: AsyncParsableCommand {
 
         let logger = try logging.makeLogger("taskyard.bench")
         let store = try await Runtime.openStore(database: try PostgresConfiguration(url), poolSize: agents + 4, migrate: true, logger: logger)
-        defer { Task { await store.pool.close() } }
         let stamp = String(Int(Date().timeIntervalSince1970))
         let cluster = "bench-\(stamp)"
         let nodes = (1...agents).map { "bench-\($0)" }
@@ -208,6 +207,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw error
         }
         await processes.stop()
+        await store.pool.close()
         if json {
             say(String(decoding: try BenchReport.encoder.encode(report), as: UTF8.self))
         } else {

@@ -4,7 +4,7 @@ import TaskyardStore
 /// Returns received tasks whose lease ran out to the queue (or ends them), so that a task held by a lost
 /// agent or node is offered again (Elasticsearch's persistent tasks; River's job rescuer).
 public struct LeaseExpirer: MaintenanceDuty {
-    public struct Configuration: Sendable {
+    public struct Configuration: MaintenanceDutyConfiguration {
         /// How often expired leases are looked for. Default 1 s: a lost task waits at most its lease plus
         /// this long.
         public var interval: Duration = .seconds(1)
@@ -16,18 +16,13 @@ public struct LeaseExpirer: MaintenanceDuty {
 
     public let name = "lease expirer"
     public let configuration: Configuration
-    let store: TaskStore
-    let logger: Logger
 
-    public var interval: Duration { configuration.interval }
-
-    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
-        self.store = store
+    public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.logger = logger
     }
 
-    public func run() async throws {
+    public func run(_ context: MaintenanceContext) async throws {
+        let (store, logger) = (context.store, context.logger)
         while true {
             let ended = try await store.expireLeases(limit: configuration.batchSize)
             for task in ended {

@@ -1,6 +1,30 @@
-/// A background duty run by the maintenance leader, every `interval`.
+import Logging
+import TaskyardStore
+
+/// A background duty run by the maintenance leader, every `configuration.interval`.
 public protocol MaintenanceDuty: Sendable {
+    associatedtype Configuration: MaintenanceDutyConfiguration
     var name: String { get }
+    var configuration: Configuration { get }
+    func run(_ context: MaintenanceContext) async throws
+}
+
+/// Every duty's configuration says how often it runs.
+public protocol MaintenanceDutyConfiguration: Sendable {
     var interval: Duration { get }
-    func run() async throws
+}
+
+extension MaintenanceDuty {
+    public var interval: Duration { configuration.interval }
+}
+
+/// What the duties work with: the store, and where to say what they did.
+public struct MaintenanceContext: Sendable {
+    public let store: TaskStore
+    public let logger: Logger
+
+    public init(store: TaskStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
 }

@@ -2,6 +2,7 @@ import Logging
 import Postgres
 import ServiceLifecycle
 import Synchronization
+import TaskyardStore
 
 /// Runs the maintenance duties on exactly one server replica: the one holding a PostgreSQL advisory
 /// lock on a connection of its own. If that replica dies its session ends, PostgreSQL releases the lock,
@@ -19,6 +20,7 @@ public final class MaintenanceLeader: Service, Sendable {
 
     private let database: PostgresConfiguration
     private let duties: [any MaintenanceDuty]
+    private let context: MaintenanceContext
     private let configuration: Configuration
     private let logger: Logger
     private let leading = Atomic<Bool>(false)
@@ -26,9 +28,10 @@ public final class MaintenanceLeader: Service, Sendable {
     /// True while this replica holds the lock and runs the duties.
     public var isLeader: Bool { leading.load(ordering: .relaxed) }
 
-    public init(database: PostgresConfiguration, duties: [any MaintenanceDuty], configuration: Configuration = Configuration(),
+    public init(store: TaskStore, duties: [any MaintenanceDuty], configuration: Configuration = Configuration(),
                 logger: Logger) {
-        self.database = database
+        database = store.pool.configuration
+        context = MaintenanceContext(store: store, logger: logger)
         self.duties = duties
         self.configuration = configuration
         self.logger = logger
@@ -58,7 +61,7 @@ public final class MaintenanceLeader: Service, Sendable {
                     }
                     if locked {
                         leading.store(true, ordering: .relaxed)
-                        logger.info("this server now runs maintenance (lease expiry, node monitor)")
+                        logger.info("this server now runs maintenance", metadata: ["duties": "\(duties.map(\.name).joined(separator: ", "))"])
                     }
                 } else if !(await lockConnection.isReadyForUse()) {
                     connection = nil
@@ -67,7 +70,7 @@ public final class MaintenanceLeader: Service, Sendable {
                 if isLeader {
                     let now = ContinuousClock.now
                     for duty in duties where (nextRun[duty.name] ?? now) <= now {
-                        do { try await duty.run() } catch {
+                        do { try await duty.run(context) } catch {
                             logger.error("maintenance duty failed", metadata: ["duty": "\(duty.name)", "error": "\(error)"])
                         }
                         nextRun[duty.name] = ContinuousClock.now + duty.interval

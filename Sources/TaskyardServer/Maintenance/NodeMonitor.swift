@@ -4,7 +4,7 @@ import TaskyardStore
 /// Marks nodes offline when they stop polling, and moves their queued tasks to another online
 /// participating node (unless a task's affinity is strict), writing the reason to each task's history.
 public struct NodeMonitor: MaintenanceDuty {
-    public struct Configuration: Sendable {
+    public struct Configuration: MaintenanceDutyConfiguration {
         /// How often nodes are checked. Default 2 s.
         public var interval: Duration = .seconds(2)
         /// A node with no poll or heartbeat for this long is offline. Default 60 s: three times the
@@ -17,18 +17,13 @@ public struct NodeMonitor: MaintenanceDuty {
 
     public let name = "node monitor"
     public let configuration: Configuration
-    let store: TaskStore
-    let logger: Logger
 
-    public var interval: Duration { configuration.interval }
-
-    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
-        self.store = store
+    public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.logger = logger
     }
 
-    public func run() async throws {
+    public func run(_ context: MaintenanceContext) async throws {
+        let (store, logger) = (context.store, context.logger)
         for lost in try await store.markOfflineNodes(notSeenFor: configuration.nodeTimeoutSeconds) {
             logger.warning("node offline", metadata: ["cluster": "\(lost.cluster)", "node": "\(lost.node)"])
         }

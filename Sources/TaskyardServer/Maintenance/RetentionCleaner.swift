@@ -4,7 +4,7 @@ import TaskyardStore
 /// Deletes finished root tasks older than the retention period, with their descendants and history, in
 /// small batches (ScyllaDB's task_ttl; the clean-up Elasticsearch's `.tasks` index never got).
 public struct RetentionCleaner: MaintenanceDuty {
-    public struct Configuration: Sendable {
+    public struct Configuration: MaintenanceDutyConfiguration {
         /// How long finished tasks are kept. Default 30 days; 0 keeps them forever.
         public var retentionSeconds = 30.0 * 86_400
         /// How often old tasks are looked for. Default 60 s: retention is measured in days.
@@ -17,18 +17,13 @@ public struct RetentionCleaner: MaintenanceDuty {
 
     public let name = "retention cleaner"
     public let configuration: Configuration
-    let store: TaskStore
-    let logger: Logger
 
-    public var interval: Duration { configuration.interval }
-
-    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
-        self.store = store
+    public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.logger = logger
     }
 
-    public func run() async throws {
+    public func run(_ context: MaintenanceContext) async throws {
+        let (store, logger) = (context.store, context.logger)
         guard configuration.retentionSeconds > 0 else { return }
         var total = 0
         while true {

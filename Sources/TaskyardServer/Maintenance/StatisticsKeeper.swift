@@ -6,7 +6,7 @@ import TaskyardStore
 /// made meanwhile (cached for the life of a connection) would scan it whole. Measured: 700 tasks/s end to
 /// end with such plans, 4,400 tasks/s once analyzed.
 public struct StatisticsKeeper: MaintenanceDuty {
-    public struct Configuration: Sendable {
+    public struct Configuration: MaintenanceDutyConfiguration {
         /// How often the sizes are compared. Default 5 s; the check is two catalog rows.
         public var interval: Duration = .seconds(5)
         public init() {}
@@ -14,18 +14,13 @@ public struct StatisticsKeeper: MaintenanceDuty {
 
     public let name = "statistics keeper"
     public let configuration: Configuration
-    let store: TaskStore
-    let logger: Logger
 
-    public var interval: Duration { configuration.interval }
-
-    public init(store: TaskStore, configuration: Configuration = Configuration(), logger: Logger) {
-        self.store = store
+    public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.logger = logger
     }
 
-    public func run() async throws {
+    public func run(_ context: MaintenanceContext) async throws {
+        let (store, logger) = (context.store, context.logger)
         let analyzed = try await store.refreshStaleStatistics()
         if !analyzed.isEmpty { logger.info("analyzed fast-growing tables", metadata: ["tables": "\(analyzed.joined(separator: ", "))"]) }
     }
