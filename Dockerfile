@@ -10,7 +10,8 @@ RUN swift build -c release --product taskyard && swift build -c release --produc
 
 FROM swift:6.2-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/taskyard taskyard
+ && useradd --system --home /var/lib/taskyard taskyard \
+ && install -d -o taskyard -m 0700 /tokens
 COPY --from=build /out/taskyard /out/taskyard-agent /usr/local/bin/
 COPY examples/handlers /handlers
 USER taskyard

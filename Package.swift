@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // SHA-256 for token hashes and payload digests, Ed25519 for the grants that sign fan-outs.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // TLS on both listeners (NIOSSL is already here through AsyncHTTPClient).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Tests only: reads docker-compose.yml.
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
@@ -37,11 +41,20 @@ let package = Package(
         ),
         // The HTTP contract's JSON: the shapes the server writes and the agent and CLI read.
         .target(name: "TaskyardAPI", dependencies: ["TaskyardDomain"]),
+        // Credentials: token secrets and their hashes, grants signed by the server and verified by nodes.
+        .target(
+            name: "TaskyardSecurity",
+            dependencies: [
+                "TaskyardDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // A typed client for the server's API (agents, the command line, tests).
         .target(
             name: "TaskyardClient",
             dependencies: [
-                "TaskyardAPI",
+                "TaskyardAPI", "TaskyardSecurity",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -51,8 +64,10 @@ let package = Package(
         .target(
             name: "TaskyardServer",
             dependencies: [
-                "TaskyardStore", "TaskyardAPI",
+                "TaskyardStore", "TaskyardAPI", "TaskyardSecurity",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -63,8 +78,10 @@ let package = Package(
         .target(
             name: "TaskyardAgent",
             dependencies: [
-                "TaskyardClient", "TaskyardAPI",
+                "TaskyardClient", "TaskyardAPI", "TaskyardSecurity",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -77,7 +94,7 @@ let package = Package(
         .target(
             name: "TaskyardCommandLine",
             dependencies: [
-                "TaskyardAgent", "TaskyardClient",
+                "TaskyardAgent", "TaskyardClient", "TaskyardSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,6 +106,7 @@ let package = Package(
             name: "TaskyardCLI",
             dependencies: [
                 "TaskyardStore", "EmbeddedPostgres", "TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardCommandLine",
+                "TaskyardSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,14 +116,17 @@ let package = Package(
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         // Test databases on a real PostgreSQL server (a private one unless TASKYARD_TEST_DATABASE_URL is set).
-        .target(name: "TaskyardTestSupport", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardStore"]),
+        .target(name: "TaskyardTestSupport", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardStore", "TaskyardSecurity"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TaskyardTestSupport"]),
         .testTarget(name: "TaskyardDomainTests", dependencies: ["TaskyardDomain"]),
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",
             dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport", "EmbeddedPostgres",
+                           "TaskyardSecurity",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Yams", package: "Yams")]
         ),

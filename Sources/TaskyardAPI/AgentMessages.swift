@@ -3,9 +3,9 @@ import TaskyardDomain
 
 /// `GET /api/v1/tasks/{cluster_id}/{node_id}`: the tasks claimed by this poll, and the held tasks to stop.
 public struct PollResponse: Codable, Sendable {
-    public var tasks: [TaskObject]
+    public var tasks: [ClaimedTaskObject]
     public var cancel: [Int64]
-    public init(tasks: [TaskObject], cancel: [Int64]) {
+    public init(tasks: [ClaimedTaskObject], cancel: [Int64]) {
         self.tasks = tasks
         self.cancel = cancel
     }
@@ -16,10 +16,12 @@ public struct HeartbeatRequest: Codable, Sendable {
     public struct HeldTask: Codable, Sendable, Hashable {
         public var id: Int64
         public var attempt: Int
+        public var lease: String
         public var progress: Progress?
-        public init(id: Int64, attempt: Int, progress: Progress? = nil) {
+        public init(id: Int64, attempt: Int, lease: String, progress: Progress? = nil) {
             self.id = id
             self.attempt = attempt
+            self.lease = lease
             self.progress = progress
         }
     }
@@ -80,6 +82,7 @@ public struct StateReportRequest: Codable, Sendable {
     }
 
     public var attempt: Int
+    public var lease: String
     public var state: ReportedState
     public var result: JSONValue?
     public var error: String?
@@ -87,6 +90,7 @@ public struct StateReportRequest: Codable, Sendable {
 
     public init(_ report: TaskReport) {
         attempt = report.attempt
+        lease = report.lease
         state = report.state
         result = report.result
         error = report.error
@@ -94,7 +98,7 @@ public struct StateReportRequest: Codable, Sendable {
     }
 
     public var report: TaskReport {
-        TaskReport(attempt: attempt, state: state, result: result, error: error,
+        TaskReport(attempt: attempt, lease: lease, state: state, result: result, error: error,
                    participants: (participants ?? []).map(\.outcome))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TaskyardDomain
+import TaskyardSecurity
 
 /// How `taskyard agent` behaves. Every field has a flag in the CLI.
 public struct AgentConfiguration: Sendable {
@@ -26,6 +27,15 @@ public struct AgentConfiguration: Sendable {
     /// On SIGTERM, how long in-flight fan-outs may take to finish; the rest are left to lease expiry.
     /// Default 30 s.
     public var shutdownGrace: Duration = .seconds(30)
+    /// The node token this agent authenticates with (`--token`, `--token-file`, `TASKYARD_TOKEN`).
+    public var token: String?
+    /// PEM file of the CAs to trust for HTTPS, to the server and to other agents; nil: the system's.
+    public var caFile: String?
+    /// Certificate and key for the participant endpoint; nil serves plain HTTP.
+    public var tls: TLSFiles?
+    /// Names of this agent's environment variables that executable handlers also get (`--handler-env`);
+    /// they get no other of its variables.
+    public var handlerEnvironment: [String] = []
     public var labels: JSONValue = [:]
     public var capacity = 16
 

@@ -5,23 +5,41 @@ import TaskyardDomain
 /// Runs `DIR/<type>` for a task: the payload JSON on stdin; `TASKYARD_TASK_ID`, `TASKYARD_ATTEMPT`,
 /// `TASKYARD_CLUSTER`, `TASKYARD_NODE` in its environment. Exit 0 with JSON (or nothing) on stdout is
 /// success; any other exit, or output that is not JSON, is a failure carrying the tail of stderr.
+///
+/// A handler gets the least it needs: a minimal environment (`PATH`, `HOME`, `LANG`, the `TASKYARD_*`
+/// variables, and the variables the operator passes on purpose with `--handler-env`), never the agent's
+/// own (its token among them); its files live in a folder only the agent's user can open, removed after.
 struct ExecutableHandler: TaskHandler {
     let executable: URL
+    /// Names of the agent's environment variables handlers also get.
+    var passedEnvironment: [String] = []
     /// After SIGTERM on cancellation, how long the process has before SIGKILL.
     var terminationGrace: Duration = .seconds(5)
 
+    /// The environment a handler runs with, before the task's own variables.
+    static func baseEnvironment(passing names: [String], from agent: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        var environment = ["PATH": agent["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", "LANG": agent["LANG"] ?? "C.UTF-8"]
+        if let home = agent["HOME"] { environment["HOME"] = home }
+        for name in names { environment[name] = agent[name] }
+        return environment
+    }
+
     func run(_ work: ParticipantWork) async throws -> JSONValue? {
         let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handler-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: folder) }
         // Files, not pipes: no deadlock however much the handler writes, and nothing to drain.
         let input = folder.appending(path: "stdin.json")
         let output = folder.appending(path: "stdout")
         let errors = folder.appending(path: "stderr")
-        try APIJSON.encode(work.payload).write(to: input)
-        for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        for (file, contents) in [(input, try APIJSON.encode(work.payload)), (output, Data()), (errors, Data())] {
+            guard FileManager.default.createFile(atPath: file.path, contents: contents, attributes: [.posixPermissions: 0o600]) else {
+                throw HandlerFailure("cannot write the handler's files in \(folder.path)")
+            }
+        }
 
-        var environment = ProcessInfo.processInfo.environment
+        var environment = Self.baseEnvironment(passing: passedEnvironment)
         environment["TASKYARD_TASK_ID"] = String(work.taskID)
         environment["TASKYARD_ATTEMPT"] = String(work.attempt)
         environment["TASKYARD_CLUSTER"] = work.clusterID

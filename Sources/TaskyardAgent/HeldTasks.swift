@@ -18,6 +18,8 @@ enum StopReason: Sendable, Equatable {
 final class HeldTasks: Sendable {
     private struct Entry {
         let attempt: Int
+        /// The claim's secret: heartbeats and the report carry it.
+        let lease: String
         /// The participant calls of the fan-out, once started: what a stop cancels.
         var calls: Task<[ParticipantOutcome], Never>?
         var stop: StopReason?
@@ -65,11 +67,11 @@ final class HeldTasks: Sendable {
     var isStopping: Bool { state.withLock { $0.stopping } }
 
     var snapshot: [HeartbeatRequest.HeldTask] {
-        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt, progress: $0.value.progress) } }
+        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt, lease: $0.value.lease, progress: $0.value.progress) } }
     }
 
-    func add(_ task: TaskObject) {
-        state.withLock { $0.entries[task.id] = Entry(attempt: task.attempt) }
+    func add(_ claimed: ClaimedTaskObject) {
+        state.withLock { $0.entries[claimed.task.id] = Entry(attempt: claimed.task.attempt, lease: claimed.lease) }
     }
 
     /// What the next heartbeat says of the task's progress.

@@ -24,17 +24,23 @@ public final class NodeAgent: Service, Sendable {
     private let held = HeldTasks()
     private let endpoints = EndpointCache()
     private let reports: ReportSender
+    private let participants: ParticipantClient
     /// The participant endpoint this agent advertises, once it listens.
-    private let ownEndpoint = Mutex<String?>(nil)
+    private let ownEndpoint = Mutex<NodeEndpoint?>(nil)
 
-    public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) {
+    /// Throws when `caFile` cannot be read.
+    public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) throws {
         self.configuration = configuration
-        client = TaskyardClient(baseURL: configuration.server)
+        let transport = try HTTPTransport.trusting(caFile: configuration.caFile)
+        client = TaskyardClient(baseURL: configuration.server, token: configuration.token, transport: transport)
+        participants = ParticipantClient(transport: transport, timeout: configuration.participantTimeout)
         // The configured handlers folder serves every type the Swift handlers do not, unless the
         // registry names a folder of its own.
         var registry = handlers ?? .builtins()
         if registry.directory == nil { registry.directory = configuration.handlersDirectory }
+        registry.passedEnvironment += configuration.handlerEnvironment
         participant = ParticipantEndpoint(handlers: registry, node: configuration.node,
+                                          gate: GrantGate(client: client, cluster: configuration.cluster, node: configuration.node),
                                           handlerTimeout: configuration.participantTimeout)
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
@@ -44,7 +50,8 @@ public final class NodeAgent: Service, Sendable {
 
     public func run() async throws {
         let (listening, announce) = AsyncStream<Int>.makeStream()
-        let app = participant.application(host: configuration.listenHost, port: configuration.listenPort, logger: logger) { port in
+        let app = try participant.application(host: configuration.listenHost, port: configuration.listenPort,
+                                              tls: configuration.tls, logger: logger) { port in
             announce.yield(port)
         }
         // The participant endpoint must outlive this service's graceful shutdown: other agents' fan-outs
@@ -61,13 +68,20 @@ public final class NodeAgent: Service, Sendable {
                 try await endpoint.value
                 return
             }
-            let advertised = configuration.endpoint ?? "http://\(configuration.listenHost):\(port)"
-            ownEndpoint.withLock { $0 = advertised }
+            let advertised = configuration.endpoint
+                ?? "\(configuration.tls == nil ? "http" : "https")://\(configuration.listenHost):\(port)"
+            ownEndpoint.withLock { $0 = try? NodeEndpoint(parsing: advertised) }
             do {
                 try await register(endpoint: advertised)
             } catch {
                 await endpointGroup.triggerGracefulShutdown()
                 throw error
+            }
+            do {
+                try await participant.gate.refreshKeys()
+            } catch {
+                // Not fatal: the first participant call fetches them again.
+                logger.warning("cannot fetch the cluster's signing keys yet", metadata: ["error": "\(error)"])
             }
             logger.info("agent ready", metadata: ["endpoint": "\(advertised)", "server": "\(configuration.server)"])
             // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
@@ -142,16 +156,22 @@ public final class NodeAgent: Service, Sendable {
         }
     }
 
-    /// Waits up to the grace period for in-flight fan-outs, then abandons the rest to lease expiry.
+    /// Waits up to the grace period for in-flight fan-outs, then abandons the rest to lease expiry. A
+    /// cancelled agent (stopped hard, not gracefully) gets no grace.
     private func drain() async {
         guard held.count > 0 else { return }
         logger.info("finishing in-flight tasks", metadata: ["count": "\(held.count)"])
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while held.count > 0, ContinuousClock.now < deadline {
+        while held.count > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for id in held.ids { held.cancel(id, reason: .abandoned) }
-        while held.count > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        // Stopped fan-outs end at once; reports already on their way get a few seconds to reach the
+        // server. Waited for apart from this task, whose cancellation would turn each sleep into a spin.
+        let stopDeadline = ContinuousClock.now + .seconds(10)
+        while held.count > 0, ContinuousClock.now < stopDeadline {
+            await Task.detached { try? await Task.sleep(for: .milliseconds(20)) }.value
+        }
     }
 
     /// Renews the leases every `heartbeatInterval`, and reports progress within a second of a change.
@@ -187,27 +207,29 @@ public final class NodeAgent: Service, Sendable {
 
     // MARK: - One task
 
-    private func start(_ task: TaskObject) {
+    private func start(_ task: ClaimedTaskObject) {
         held.add(task)
         let job = Task {
             let report = await self.fanOut(task)
-            if let reason = self.held.cancellation(of: task.id), reason != .cancelRequested {
-                self.logger.info("not reporting", metadata: ["task": "\(task.id)", "reason": "\(reason)"])
-                self.held.remove(task.id)
+            if let reason = self.held.cancellation(of: task.task.id), reason != .cancelRequested {
+                self.logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
+                self.held.remove(task.task.id)
                 return
             }
             // The task stays held (its lease renewed) until the server has the report, but the next
             // claim need not wait for that round trip.
-            self.held.markReporting(task.id)
-            self.reports.send(report, for: task.id) { self.held.remove(task.id) }
+            self.held.markReporting(task.task.id)
+            self.reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
         }
         _ = job
     }
 
-    private func fanOut(_ task: TaskObject) async -> TaskReport {
+    private func fanOut(_ claimed: ClaimedTaskObject) async -> TaskReport {
+        let task = claimed.task
         // The agent's own node needs no endpoint: its part runs in-process.
         let others = task.participatingNodes.filter { $0 != configuration.node }
-        var resolved = others.isEmpty ? [:] : await self.endpoints.resolve(others, cluster: configuration.cluster, client: client)
+        let registered = others.isEmpty ? [:] : await self.endpoints.resolve(others, cluster: configuration.cluster, client: client)
+        var resolved = registered.compactMapValues { try? NodeEndpoint(parsing: $0) }
         // Rollbacks, cancels and progress reach this node's handlers through its own endpoint (rare paths).
         resolved[configuration.node] = ownEndpoint.withLock { $0 } ?? resolved[configuration.node]
         let endpoints = resolved
@@ -216,7 +238,7 @@ public final class NodeAgent: Service, Sendable {
         let calls = Task { () -> [ParticipantOutcome] in
             await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
                 for (index, node) in task.participatingNodes.enumerated() {
-                    group.addTask { (index, await self.call(node, at: endpoints[node], for: task)) }
+                    group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
                 }
                 var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
                 var done = 0
@@ -234,13 +256,13 @@ public final class NodeAgent: Service, Sendable {
         held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         held.attach(task.id, calls: calls)
-        let watcher = Task { await self.followParticipantProgress(task, endpoints: endpoints) }
+        let watcher = Task { await self.followParticipantProgress(claimed, endpoints: endpoints) }
         var outcomes = await calls.value
         watcher.cancel()
         if let reason = held.cancellation(of: task.id) {
             if reason == .cancelRequested {
-                await notifyCancel(task, endpoints: endpoints)
-                return TaskReport(attempt: task.attempt, state: .cancelled, error: "cancelled on request",
+                await notifyCancel(claimed, endpoints: endpoints)
+                return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .cancelled, error: "cancelled on request",
                                   participants: outcomes.map { (outcome: ParticipantOutcome) -> ParticipantOutcome in
                                       var outcome = outcome
                                       if outcome.state == .failed { outcome.state = .cancelled }
@@ -250,71 +272,61 @@ public final class NodeAgent: Service, Sendable {
         }
         let failed = outcomes.filter { $0.state != .completed }
         if !failed.isEmpty, failed.count < outcomes.count {
-            outcomes = await rollBack(task, outcomes: outcomes, endpoints: endpoints)
+            outcomes = await rollBack(claimed, outcomes: outcomes, endpoints: endpoints)
         }
         if failed.isEmpty {
             var results: [String: JSONValue] = [:]
             for outcome in outcomes { results[outcome.node] = outcome.result ?? .null }
-            return TaskReport(attempt: task.attempt, state: .completed, result: .object(results), participants: outcomes)
+            return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .completed, result: .object(results),
+                              participants: outcomes)
         }
         var error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
         let rolledBack = outcomes.filter { $0.result?["rollback"]?["state"] == "completed" }.map(\.node)
         if !rolledBack.isEmpty { error += " (rolled back on \(rolledBack.joined(separator: ", ")))" }
-        return TaskReport(attempt: task.attempt, state: .failed, error: error, participants: outcomes)
+        return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .failed, error: error, participants: outcomes)
     }
 
-    /// One participant call: 2xx is success with its `result`; anything else, or no answer, is failure.
-    private func call(_ node: String, at endpoint: String?, for task: TaskObject) async -> ParticipantOutcome {
+    /// One participant call: 2xx with a participant result is success; anything else, or no answer, is failure.
+    private func call(_ node: String, at endpoint: NodeEndpoint?, for claimed: ClaimedTaskObject) async -> ParticipantOutcome {
+        let task = claimed.task
         let started = Date()
-        func failed(_ reason: String) -> ParticipantOutcome {
-            ParticipantOutcome(node: node, state: .failed, error: reason, startedAt: started, finishedAt: Date())
+        func outcome(_ state: ReportedState, result: JSONValue? = nil, error: String? = nil) -> ParticipantOutcome {
+            ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: started, finishedAt: Date())
         }
-        let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
-                                      initiator: configuration.node, payload: task.payload)
+        if Task.isCancelled { return outcome(.cancelled, error: "stopped") }
         if node == configuration.node {
             // This node's own part runs in-process: the same handler the endpoint would run, without
-            // an HTTP round trip to itself. Stopping the task stops the handler, as a cancel would.
-            if Task.isCancelled { return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date()) }
+            // an HTTP round trip to itself (nor a grant to check: the claim came from the server itself).
+            // Stopping the task stops the handler, as a cancel would.
+            let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
+                                          initiator: configuration.node, payload: task.payload)
             let answer = await withTaskCancellationHandler {
                 await participant.perform(type: task.type, body)
             } onCancel: {
                 Task { await self.participant.running.cancel(taskID: task.id) }
             }
             switch answer {
-            case .completed(let result):
-                return ParticipantOutcome(node: node, state: .completed, result: result, startedAt: started, finishedAt: Date())
-            case .failed(_, _, let message):
-                return failed(message)
+            case .completed(let result): return outcome(.completed, result: result)
+            case .failed(_, _, let message): return outcome(.failed, error: message)
             }
         }
-        guard let endpoint else { return failed("node \(node) has no registered endpoint") }
-        let url = endpoint.trimmingSuffix("/") + "/api/v1/tasks/" + task.type
+        guard let endpoint else { return outcome(.failed, error: "node \(node) has no valid registered endpoint") }
         do {
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
-            let response = try await HTTPTransport.client.execute(
-                request, timeout: .milliseconds(configuration.participantTimeout.wholeMilliseconds))
-            let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-            if (200..<300).contains(response.status.code) {
-                let result = (try? APIJSON.decode(ParticipantResult.self, from: data))?.result
-                return ParticipantOutcome(node: node, state: .completed, result: result, startedAt: started, finishedAt: Date())
+            switch try await participants.run(claimed, on: node, at: endpoint, initiator: configuration.node) {
+            case .completed(let result): return outcome(.completed, result: result)
+            case .failed(let reason): return outcome(.failed, error: reason)
+            case .noRollback: return outcome(.failed, error: "node \(node) answered as for a rollback")
             }
-            let message = (try? APIJSON.decode(ErrorBody.self, from: data))?.error.message
-                ?? "HTTP \(response.status.code) \(String(decoding: data.prefix(200), as: UTF8.self))"
-            return failed(message)
-        } catch is CancellationError {
-            return ParticipantOutcome(node: node, state: .cancelled, error: "stopped", startedAt: started, finishedAt: Date())
         } catch {
-            return failed("cannot reach node \(node) at \(endpoint): \(error)")
+            return outcome(.cancelled, error: "stopped")
         }
     }
 
     /// While the fan-out runs, asks each participant how far its handler is (handlers that report
     /// progress), and reports the task's progress as participants done, counting a running participant
     /// by the fraction its handler reported.
-    private func followParticipantProgress(_ task: TaskObject, endpoints: [String: String]) async {
+    private func followParticipantProgress(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
+        let task = claimed.task
         let total = Double(task.participatingNodes.count)
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
@@ -322,13 +334,7 @@ public final class NodeAgent: Service, Sendable {
             var fractions = 0.0
             var reported = false
             for node in task.participatingNodes {
-                guard let endpoint = endpoints[node] else { continue }
-                var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.id)/progress")
-                request.method = .GET
-                guard let response = try? await HTTPTransport.client.execute(request, timeout: .seconds(2)),
-                      response.status.code == 200,
-                      let body = try? await response.body.collect(upTo: 1 << 16),
-                      let progress = try? APIJSON.decode(HeartbeatRequest.Progress.self, from: Data(body.readableBytesView)),
+                guard let endpoint = endpoints[node], let progress = await participants.progress(of: claimed, at: endpoint),
                       let of = progress.total, of > 0
                 else { continue }
                 fractions += progress.completed / of
@@ -343,37 +349,25 @@ public final class NodeAgent: Service, Sendable {
     /// Calls the rollback of the task's type on each participant that succeeded. A participant whose type
     /// declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes get a
     /// `rollback` entry with its state and result or error, next to the original `result`.
-    private func rollBack(_ task: TaskObject, outcomes: [ParticipantOutcome], endpoints: [String: String]) async -> [ParticipantOutcome] {
+    private func rollBack(_ claimed: ClaimedTaskObject, outcomes: [ParticipantOutcome],
+                          endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
         await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
             for (index, outcome) in outcomes.enumerated() {
                 guard outcome.state == .completed, let endpoint = endpoints[outcome.node] else { continue }
                 group.addTask {
-                    var updated = outcome
-                    let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
-                                                  initiator: self.configuration.node, payload: task.payload)
-                    var rollback: [String: JSONValue]
-                    do {
-                        var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.type)/rollback")
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
-                        let response = try await HTTPTransport.client.execute(
-                            request, timeout: .milliseconds(self.configuration.participantTimeout.wholeMilliseconds))
-                        let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-                        if response.status.code == 404,
-                           (try? APIJSON.decode(ErrorBody.self, from: data))?.error.code == "no_rollback" {
-                            return (index, outcome)
-                        }
-                        if (200..<300).contains(response.status.code) {
-                            rollback = ["state": "completed",
-                                        "result": (try? APIJSON.decode(ParticipantResult.self, from: data))?.result ?? .null]
-                        } else {
-                            rollback = ["state": "failed", "error": .string((try? APIJSON.decode(ErrorBody.self, from: data))?.error.message
-                                                                            ?? "HTTP \(response.status.code)")]
-                        }
-                    } catch {
-                        rollback = ["state": "failed", "error": .string("cannot reach node \(outcome.node): \(error)")]
+                    let rollback: [String: JSONValue]
+                    switch try? await self.participants.run(claimed, on: outcome.node, at: endpoint,
+                                                            initiator: self.configuration.node, rollback: true) {
+                    case .noRollback?:
+                        return (index, outcome)
+                    case .completed(let result)?:
+                        rollback = ["state": "completed", "result": result ?? .null]
+                    case .failed(let reason)?:
+                        rollback = ["state": "failed", "error": .string(reason)]
+                    case nil:
+                        rollback = ["state": "failed", "error": "stopped"]
                     }
+                    var updated = outcome
                     updated.result = ["result": outcome.result ?? .null, "rollback": .object(rollback)]
                     return (index, updated)
                 }
@@ -384,22 +378,12 @@ public final class NodeAgent: Service, Sendable {
         }
     }
 
-    private func notifyCancel(_ task: TaskObject, endpoints: [String: String]) async {
+    private func notifyCancel(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
         await withTaskGroup(of: Void.self) { group in
-            for node in task.participatingNodes {
+            for node in claimed.task.participatingNodes {
                 guard let endpoint = endpoints[node] else { continue }
-                group.addTask {
-                    var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + "/api/v1/tasks/\(task.id)/cancel")
-                    request.method = .POST
-                    _ = try? await HTTPTransport.client.execute(request, timeout: .seconds(5))
-                }
+                group.addTask { await self.participants.cancel(claimed, at: endpoint) }
             }
         }
-    }
-}
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }

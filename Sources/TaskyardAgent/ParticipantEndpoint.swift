@@ -1,28 +1,34 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardSecurity
 
 /// The participant side of an agent: `POST /api/v1/tasks/{type}` runs the handler for the type,
-/// `POST /api/v1/tasks/{task_id}/cancel` stops the work for a task if it runs here.
+/// `POST /api/v1/tasks/{task_id}/cancel` stops the work for a task if it runs here. Every route but
+/// `/healthz` answers only a call whose grant the `GrantGate` accepts.
 final class ParticipantEndpoint: Sendable {
     let handlers: HandlerRegistry
     let node: String
+    let gate: GrantGate
     let running = RunningWork()
     /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
     let handlerTimeout: Duration
 
-    init(handlers: HandlerRegistry, node: String, handlerTimeout: Duration) {
+    init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration) {
         self.handlers = handlers
         self.node = node
+        self.gate = gate
         self.handlerTimeout = handlerTimeout
     }
 
-    func application(host: String, port: Int, logger: Logger,
-                     onListening: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+    func application(host: String, port: Int, tls: TLSFiles?, logger: Logger,
+                     onListening: @escaping @Sendable (Int) async -> Void) throws -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         // One parameter name at one position: the router requires it. It is a task type here…
@@ -36,24 +42,50 @@ final class ParticipantEndpoint: Sendable {
             return await self.run(type: context.parameters.get("target") ?? "", rollback: true, request: &request)
         }
         // …and a task id here: how far the handlers for that task on this node are…
-        router.get("/api/v1/tasks/:target/progress") { _, context in
-            guard let id = context.parameters.get("target").flatMap(Int64.init),
-                  let progress = await self.running.progress(taskID: id)
+        router.get("/api/v1/tasks/:target/progress") { request, context in
+            let id = context.parameters.get("target").flatMap(Int64.init) ?? 0
+            if let refusal = await self.refusal(request, taskID: id) { return refusal }
+            guard let progress = await self.running.progress(taskID: id)
             else { return Self.error(.notFound, code: "no_progress", "no progress reported for that task here") }
             return Self.json(HeartbeatRequest.Progress(completed: progress.completed, total: progress.total))
         }
         // …or a task to stop.
-        router.post("/api/v1/tasks/:target/cancel") { _, context in
-            if let id = context.parameters.get("target").flatMap(Int64.init) { await self.running.cancel(taskID: id) }
+        router.post("/api/v1/tasks/:target/cancel") { request, context in
+            let id = context.parameters.get("target").flatMap(Int64.init) ?? 0
+            if let refusal = await self.refusal(request, taskID: id) { return refusal }
+            await self.running.cancel(taskID: id)
             return Response(status: .accepted)
         }
-        return Application(router: router,
+        let server: HTTPServerBuilder = if let tls {
+            try .tls(.http1(), tlsConfiguration: tls.serverConfiguration())
+        } else {
+            .http1()
+        }
+        return Application(router: router, server: server,
                            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "taskyard-agent"),
                            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
                            logger: logger)
     }
 
+    /// The answer refusing a call whose grant does not allow it; nil when it does.
+    private func refusal(_ request: Request, taskID: Int64, _ body: ParticipantRequest? = nil, type: String? = nil) async -> Response? {
+        do {
+            _ = try await gate.check(authorization: request.headers[.authorization], taskID: taskID, attempt: body?.attempt,
+                                     type: type, initiator: body?.initiator, payload: body?.payload, clusterID: body?.clusterID)
+            return nil
+        } catch {
+            let (status, code, message) = error.response
+            var response = Self.error(status, code: code, message)
+            if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
+            return response
+        }
+    }
+
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
+        // Without a grant nothing is read: the body is not even collected.
+        guard request.headers[.authorization] != nil else {
+            return await refusal(request, taskID: 0) ?? Self.error(.unauthorized, code: "unauthenticated", "a grant is required")
+        }
         let body: ParticipantRequest
         do {
             let buffer = try await request.collectBody(upTo: 16 << 20)
@@ -61,6 +93,7 @@ final class ParticipantEndpoint: Sendable {
         } catch {
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }
+        if let refusal = await refusal(request, taskID: body.taskID, body, type: type) { return refusal }
         switch await perform(type: type, rollback: rollback, body) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))

@@ -55,6 +55,8 @@ public struct HandlerRegistry: Sendable {
     private var handlers: [String: any TaskHandler] = [:]
     private var rollbacks: [String: any TaskHandler] = [:]
     public var directory: URL?
+    /// Names of the agent's environment variables that executable handlers get too (`--handler-env`).
+    public var passedEnvironment: [String] = []
 
     public init(directory: URL? = nil) { self.directory = directory }
 
@@ -92,19 +94,23 @@ public struct HandlerRegistry: Sendable {
         rollbacks[type] = handler
     }
 
+    /// Only a task type (a name without dots) reaches a handler: helper scripts, `x.rollback` and dotfiles
+    /// in the folder are never run as types.
     public func handler(for type: String) -> (any TaskHandler)? {
-        handlers[type] ?? executable(named: type)
+        guard Identifier.isValidTaskType(type) else { return nil }
+        return handlers[type] ?? executable(named: type)
     }
 
     /// The rollback of `type`: a registered one, else the executable `DIR/<type>.rollback`.
     public func rollbackHandler(for type: String) -> (any TaskHandler)? {
-        rollbacks[type] ?? (Identifier.isValid(type) ? executable(named: type + ".rollback") : nil)
+        guard Identifier.isValidTaskType(type) else { return nil }
+        return rollbacks[type] ?? executable(named: type + ".rollback")
     }
 
     private func executable(named name: String) -> (any TaskHandler)? {
         guard let directory, Identifier.isValid(name) else { return nil }
         let executable = directory.appending(path: name)
         guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
-        return ExecutableHandler(executable: executable)
+        return ExecutableHandler(executable: executable, passedEnvironment: passedEnvironment)
     }
 }

@@ -23,7 +23,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                let cluster = try await serverOptions.client.createCluster(id: id, name: name)
+                let cluster = try await serverOptions.client().createCluster(id: id, name: name)
                 if json { try printJSON(cluster) } else { say("created cluster \(cluster.id)") }
             } catch let failure as TaskyardClient.Failure where failure.status == 409 && existOk {
                 say("cluster \(id) already exists")
@@ -37,7 +37,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let clusters = try await serverOptions.client.clusters()
+            let clusters = try await serverOptions.client().clusters()
             if json { return try printJSON(ClusterList(clusters: clusters)) }
             var table = Table("Cluster", "Name", "Created")
             for cluster in clusters { table.add(cluster.id, cluster.name, shortTime(cluster.createdAt)) }
@@ -61,7 +61,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let nodes = try await serverOptions.client.nodes(cluster: clusterOption.id)
+            let nodes = try await serverOptions.client().nodes(cluster: clusterOption.id)
             if json { return try printJSON(NodeList(nodes: nodes)) }
             var table = Table("Node", "Status", "Endpoint", "Held", "Capacity", "Last seen")
             for node in nodes {

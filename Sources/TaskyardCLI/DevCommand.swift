@@ -7,6 +7,7 @@ import Postgres
 import ServiceLifecycle
 import TaskyardAgent
 import TaskyardDomain
+import TaskyardSecurity
 import TaskyardServer
 import TaskyardStore
 
@@ -85,13 +86,17 @@ struct DevCommand: AsyncParsableCommand {
             _ = try await store.createCluster(id: Self.cluster, name: "Taskyard dev")
         } catch let error as TaskyardError where error.kind == .conflict {}
 
+        let tokens = try await DevTokens(folder: folder, credentials: CredentialStore(pool: store.pool))
+        let adminToken = try await tokens.admin()
+
         var services: [any Service] = []
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.host = address.host
         serverConfiguration.port = address.port
         let serverURL = "http://\(address.host):\(address.port)"
-        let banner = banner(serverURL: serverURL, database: database)
-        services.append(TaskyardHTTPServer.application(store: store, configuration: serverConfiguration, logger: logger) { _ in
+        let banner = banner(serverURL: serverURL, database: database, tokenFile: tokens.adminFile.path)
+        _ = adminToken
+        services.append(try TaskyardHTTPServer.application(store: store, configuration: serverConfiguration, logger: logger) { _ in
             say(banner)
         })
         for (index, node) in Self.nodes.enumerated() {
@@ -99,7 +104,8 @@ struct DevCommand: AsyncParsableCommand {
             agent.listenPort = agentPort + index
             agent.handlersDirectory = handlersFolder
             agent.shutdownGrace = .seconds(5)
-            services.append(NodeAgent(configuration: agent, logger: logger))
+            agent.token = try await tokens.node(node, cluster: Self.cluster)
+            services.append(try NodeAgent(configuration: agent, logger: logger))
         }
         try await Runtime.run(services, logger: logger)
         await store.pool.close()
@@ -115,7 +121,9 @@ struct DevCommand: AsyncParsableCommand {
         await admin.close()
     }
 
-    private func banner(serverURL: String, database: EmbeddedPostgres) -> String {
+    private func banner(serverURL: String, database: EmbeddedPostgres, tokenFile: String) -> String {
+        let shownFile = tokenFile.hasPrefix(FileManager.default.currentDirectoryPath + "/")
+            ? String(tokenFile.dropFirst(FileManager.default.currentDirectoryPath.count + 1)) : tokenFile
         let agents = Self.nodes.enumerated().map { "\($1) http://127.0.0.1:\(agentPort + $0)" }.joined(separator: ", ")
         return """
 
@@ -124,9 +132,11 @@ struct DevCommand: AsyncParsableCommand {
               agents     \(agents)   cluster \(Self.cluster)
               database   postgres://postgres@127.0.0.1:\(port)/taskyard
               log        \(database.logFile.path)
+              admin token \(shownFile)   (mode 0600; the taskyard command line here reads it by itself)
 
             Submit a task:
               curl -s -X POST \(serverURL)/api/v1/clusters/\(Self.cluster)/tasks -H 'Content-Type: application/json' \\
+                   -H "Authorization: Bearer $(cat \(shownFile))" \\
                    -d '{"type": "echo", "participating_nodes": ["n1", "n2", "n3"], "payload": {"name": "vol1"}}'
             Watch it:
               swift run taskyard task list
@@ -135,5 +145,29 @@ struct DevCommand: AsyncParsableCommand {
 
             Ctrl-C stops everything.
             """
+    }
+}
+
+/// The tokens of a dev deployment, kept in the data folder and reused while valid: `admin-token` for the
+/// command line and curl, one node token per agent in `node-tokens/`.
+struct DevTokens {
+    let folder: URL
+    let credentials: CredentialStore
+    var adminFile: URL { folder.appending(path: "admin-token") }
+
+    init(folder: URL, credentials: CredentialStore) async throws {
+        self.folder = folder
+        self.credentials = credentials
+        try TokenFiles(folder: folder.appending(path: "node-tokens"), credentials: credentials).prepareFolder()
+    }
+
+    func admin() async throws -> String {
+        try await TokenFiles(folder: folder, credentials: credentials)
+            .token(named: "admin-token", TokenRequest(kind: .client, name: "dev admin", scopes: [.admin]))
+    }
+
+    func node(_ node: String, cluster: String) async throws -> String {
+        try await TokenFiles(folder: folder.appending(path: "node-tokens"), credentials: credentials)
+            .token(named: node, TokenRequest(kind: .node, name: "dev \(node)", clusterID: cluster, nodeID: node))
     }
 }

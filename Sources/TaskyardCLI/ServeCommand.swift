@@ -11,7 +11,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the Taskyard HTTP server.",
         discussion: """
-            Serves the HTTP API over a PostgreSQL database: clients submit and follow tasks, agents poll and report. Applies pending migrations at start-up unless --no-migrate. Stops gracefully on SIGTERM or SIGINT: no new connections, in-flight requests finish. Any number of servers can share one database.
+            Serves the HTTP API over a PostgreSQL database: clients submit and follow tasks, agents poll and report. Every route but /healthz, /readyz and /openapi.json needs a bearer token (make the first with taskyard token create --database-url). Off loopback, serve HTTPS with --tls-cert-file and --tls-key-file: tokens and grants are bearer credentials. Applies pending migrations at start-up unless --no-migrate. Stops gracefully on SIGTERM or SIGINT: no new connections, in-flight requests finish. Any number of servers can share one database.
 
             Example:
               taskyard serve --database-url postgres://taskyard@127.0.0.1/taskyard --listen 0.0.0.0:8080
@@ -23,6 +23,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Address to listen on. Default: $TASKYARD_LISTEN, else 127.0.0.1:8080.", valueName: "host:port"))
     var listen: String?
+
+    @OptionGroup var tls: TLSOptions
 
     @Flag(help: "Do not apply migrations at start-up (run `taskyard migrate` yourself).")
     var noMigrate = false
@@ -68,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         let address = try ListenAddress(setting(listen, "TASKYARD_LISTEN", default: "127.0.0.1:8080")!, option: "--listen")
         configuration.host = address.host
         configuration.port = address.port
+        configuration.tls = try tls.files()
         if let bytes = try number(maxBodyBytes, "TASKYARD_MAX_BODY_BYTES", Int.self) { configuration.maximumBodyBytes = bytes }
         if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) { configuration.leaseSeconds = seconds }
         let poolSize = try number(poolSize, "TASKYARD_POOL_SIZE", Int.self) ?? 10
@@ -101,8 +104,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize,
                                                 migrate: !noMigrate, configuration: storeConfiguration, logger: logger)
-        let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in
-            logger.info("listening", metadata: ["address": "http://\(address.host):\(port)"])
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let app = try TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in
+            logger.info("listening", metadata: ["address": "\(scheme)://\(address.host):\(port)"])
         }
         try await Runtime.run([app], logger: logger)
         await store.pool.close()

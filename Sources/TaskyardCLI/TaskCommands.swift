@@ -57,7 +57,7 @@ struct TaskCommand: AsyncParsableCommand {
                 type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                 payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
                 orderingKey: orderingKey, assign: policy)
-            let task = try await serverOptions.client.submit(cluster: clusterOption.id, request,
+            let task = try await serverOptions.client().submit(cluster: clusterOption.id, request,
                                                              idempotencyKey: idempotencyKey, opaqueID: opaqueId)
             if json { return try printJSON(task) }
             say("task \(task.id) \(task.state.rawValue), assigned to \(task.assignedNode) (participants: \(task.participatingNodes.joined(separator: ", ")))")
@@ -97,7 +97,7 @@ struct TaskCommand: AsyncParsableCommand {
             repeat {
                 query["limit"] = String(min(1000, limit - tasks.count))
                 query["after"] = cursor
-                let page = try await serverOptions.client.tasks(cluster: clusterOption.id, query: query)
+                let page = try await serverOptions.client().tasks(cluster: clusterOption.id, query: query)
                 tasks += page.tasks
                 cursor = page.next
             } while cursor != nil && tasks.count < limit
@@ -121,7 +121,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let detail = try await target.client.task(cluster: target.cluster, id: target.id)
+            let detail = try await target.client().task(cluster: target.cluster, id: target.id)
             if json { return try printJSON(detail) }
             let task = detail.task
             var lines = [
@@ -161,7 +161,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let tasks = try await target.client.tree(cluster: target.cluster, id: target.id)
+            let tasks = try await target.client().tree(cluster: target.cluster, id: target.id)
             if json { return try printJSON(TaskBatch(tasks: tasks)) }
             say(TreeDrawing(tasks).lines.joined(separator: "\n"))
         }
@@ -196,12 +196,12 @@ struct TaskCommand: AsyncParsableCommand {
         /// one wait for the whole timeout.
         private func waitShowingProgress() async throws -> (TaskObject, Bool) {
             guard !quiet, isatty(STDOUT_FILENO) == 1 else {
-                return try await target.client.wait(cluster: target.cluster, id: target.id, timeout: timeout)
+                return try await target.client().wait(cluster: target.cluster, id: target.id, timeout: timeout)
             }
             let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
             while true {
                 let remaining = Double((deadline - ContinuousClock.now).wholeMilliseconds) / 1000
-                let (task, timedOut) = try await target.client.wait(cluster: target.cluster, id: target.id,
+                let (task, timedOut) = try await target.client().wait(cluster: target.cluster, id: target.id,
                                                                     timeout: max(0, min(1, remaining)))
                 if !timedOut || remaining <= 1 {
                     FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
@@ -273,7 +273,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let events = try await target.client.events(cluster: target.cluster, id: target.id)
+            let events = try await target.client().events(cluster: target.cluster, id: target.id)
             if json { return try printJSON(EventList(events: events)) }
             var table = Table("At", "From", "To", "Node", "Attempt", "Detail")
             for event in events {
@@ -293,7 +293,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "Recorded in the task's history.") var reason: String?
 
         func run() async throws {
-            let task = try await target.client.cancel(cluster: target.cluster, id: target.id, reason: reason)
+            let task = try await target.client().cancel(cluster: target.cluster, id: target.id, reason: reason)
             say(task.state == .cancelled ? "task \(target.id) cancelled" : "task \(target.id) asked to stop; its agent will cancel it")
         }
     }
@@ -306,7 +306,7 @@ struct TaskCommand: AsyncParsableCommand {
         @OptionGroup var target: TaskTarget
 
         func run() async throws {
-            let task = try await target.client.retry(cluster: target.cluster, id: target.id)
+            let task = try await target.client().retry(cluster: target.cluster, id: target.id)
             say("task \(target.id) \(task.state.rawValue) again")
         }
     }
@@ -319,7 +319,7 @@ struct TaskCommand: AsyncParsableCommand {
         @OptionGroup var target: TaskTarget
 
         func run() async throws {
-            try await target.client.delete(cluster: target.cluster, id: target.id)
+            try await target.client().delete(cluster: target.cluster, id: target.id)
             say("task \(target.id) deleted")
         }
     }
@@ -331,7 +331,7 @@ struct TaskTarget: ParsableArguments {
     @OptionGroup var serverOptions: ServerOptions
     @OptionGroup var clusterOption: ClusterOption
 
-    var client: TaskyardClient { serverOptions.client }
+    func client() throws -> TaskyardClient { try serverOptions.client() }
     var cluster: String { clusterOption.id }
 }
 

@@ -11,9 +11,14 @@ public struct TaskyardClient: Sendable {
     public let baseURL: String
     /// Longest a request may take; a poll's `wait` is added on top. Default 30 s.
     public var requestTimeout: Duration = .seconds(30)
+    /// The bearer token sent with every request but health checks.
+    public var token: String?
+    public var transport: HTTPTransport
 
-    public init(baseURL: String) {
+    public init(baseURL: String, token: String? = nil, transport: HTTPTransport = .shared) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.transport = transport
     }
 
     /// An answer other than 2xx, with the contract's error body when the server sent one.
@@ -44,6 +49,25 @@ public struct TaskyardClient: Sendable {
 
     public func nodes(cluster: String) async throws -> [NodeObject] {
         try await send(.GET, ["api", "v1", "clusters", cluster, "nodes"], as: NodeList.self).nodes
+    }
+
+    public func signingKeys(cluster: String) async throws -> [SigningKeyList.Key] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "signing-keys"], as: SigningKeyList.self).keys
+    }
+
+    // MARK: - Tokens
+
+    /// A new token; the answer's `token` is the secret, shown only here.
+    public func createToken(_ request: TokenRequest) async throws -> TokenObject {
+        try await send(.POST, ["api", "v1", "tokens"], body: CreateTokenRequest(request))
+    }
+
+    public func tokens() async throws -> [TokenObject] {
+        try await send(.GET, ["api", "v1", "tokens"], as: TokenList.self).tokens
+    }
+
+    public func revokeToken(id: Int64) async throws {
+        _ = try await raw(.DELETE, ["api", "v1", "tokens", String(id)])
     }
 
     // MARK: - Tasks
@@ -164,13 +188,14 @@ public struct TaskyardClient: Sendable {
                      acceptingErrors: Bool = false) async throws -> (status: Int, body: Data) {
         var request = HTTPClientRequest(url: url(path, query: query))
         request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
-        let response = try await HTTPTransport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
+        let response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
         let buffer = try await response.body.collect(upTo: 256 << 20)
         let data = Data(buffer.readableBytesView)
         let status = Int(response.status.code)

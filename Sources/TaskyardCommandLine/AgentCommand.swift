@@ -13,8 +13,12 @@ public struct AgentCommand: AsyncParsableCommand {
 
             The same agent is also its own lean binary, taskyard-agent, without the server and PostgreSQL parts (less memory on every node).
 
+            The agent authenticates with its node's token (taskyard token create --kind node --cluster C --node N), from --token-file or $TASKYARD_TOKEN. Its participant endpoint runs handlers only for calls carrying a grant the server signed for this node; executable handlers get a minimal environment (PATH, HOME, LANG, the TASKYARD_* variables and each --handler-env NAME), never the agent's token.
+
             Example:
-              taskyard agent --server http://127.0.0.1:8080 --cluster dev --node n1 --listen 127.0.0.1:7001 --handlers ./handlers
+              taskyard agent --server https://taskyard.example:8443 --ca-file ca.pem --token-file /etc/taskyard/n1.token \\
+                --cluster dev --node n1 --listen 0.0.0.0:7001 --endpoint https://n1.example:7001 \\
+                --tls-cert-file n1.pem --tls-key-file n1-key.pem --handlers ./handlers
             """
     )
 
@@ -32,6 +36,11 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Folder of executable handlers, one per task type. Default: $TASKYARD_HANDLERS.", valueName: "dir"))
     var handlers: String?
+
+    @Option(help: ArgumentHelp("An environment variable of the agent's that executable handlers also get; repeat for several.", valueName: "name"))
+    var handlerEnv: [String] = []
+
+    @OptionGroup var tls: TLSOptions
 
     @Option(help: ArgumentHelp("Tasks run at once as initiator. Default 8.", valueName: "n"))
     var concurrency = 8
@@ -57,6 +66,14 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--concurrency, --participant-timeout and --heartbeat-interval must be positive, --poll-wait 0–60")
         }
         var configuration = AgentConfiguration(server: serverOptions.url, cluster: clusterOption.id, node: node)
+        // An agent never falls back to the dev admin token: it speaks with its node's token only.
+        guard let token = try serverOptions.credentials.token(fallbackFile: nil) else {
+            throw ValidationError("the agent needs its node's token: --token-file PATH or $TASKYARD_TOKEN (make one with taskyard token create --kind node)")
+        }
+        configuration.token = token
+        configuration.caFile = serverOptions.caFile
+        configuration.tls = try tls.files()
+        configuration.handlerEnvironment = handlerEnv
         configuration.listenHost = address.host
         configuration.listenPort = address.port
         configuration.endpoint = endpoint
@@ -68,6 +85,6 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         let logger = try logging.makeLogger("taskyard.agent")
         ProcessMemory.limitArenas()
-        try await runUntilSignalled([NodeAgent(configuration: configuration, logger: logger)], logger: logger)
+        try await runUntilSignalled([try NodeAgent(configuration: configuration, logger: logger)], logger: logger)
     }
 }

@@ -3,20 +3,79 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TaskyardClient
+import TaskyardSecurity
 
-/// `--server` for every command that talks to the API.
+/// `--server`, the token and the CA for every command that talks to the API.
 public struct ServerOptions: ParsableArguments {
     public init() {}
 
     @Option(help: ArgumentHelp("The Taskyard server. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url"))
     public var server: String?
 
+    @OptionGroup public var credentials: TokenOptions
+
+    @Option(help: ArgumentHelp("PEM file of the certificate authorities to trust for https:// (the server's, and for agents other agents'). Default: the system's.", valueName: "path"))
+    public var caFile: String?
+
     public var url: String {
         server ?? ProcessInfo.processInfo.environment["TASKYARD_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "http://127.0.0.1:8080"
     }
 
-    public var client: TaskyardClient { TaskyardClient(baseURL: url) }
+    /// A client of the server with the token (when one is given) and the trusted CAs.
+    public func client() throws -> TaskyardClient {
+        let transport = try HTTPTransport.trusting(caFile: caFile)
+        return TaskyardClient(baseURL: url, token: try credentials.token(), transport: transport)
+    }
+}
+
+/// Where a command finds its token: `--token`, else `--token-file`, else `$TASKYARD_TOKEN`, else (for
+/// the command line in a `taskyard dev` folder) `.taskyard/admin-token`.
+public struct TokenOptions: ParsableArguments {
+    public init() {}
+
+    @Option(help: ArgumentHelp("Bearer token. Prefer --token-file or $TASKYARD_TOKEN: a flag shows in the process list.", valueName: "token"))
+    public var token: String?
+
+    @Option(help: ArgumentHelp("File holding the bearer token. Default: $TASKYARD_TOKEN, else .taskyard/admin-token when it exists.", valueName: "path"))
+    public var tokenFile: String?
+
+    /// The token, or nil when none is given anywhere.
+    public func token(fallbackFile: String? = ".taskyard/admin-token") throws -> String? {
+        if let token, !token.isEmpty { return token }
+        if let tokenFile { return try Self.read(tokenFile) }
+        if let value = ProcessInfo.processInfo.environment["TASKYARD_TOKEN"], !value.isEmpty { return value }
+        if let fallbackFile, FileManager.default.fileExists(atPath: fallbackFile) { return try Self.read(fallbackFile) }
+        return nil
+    }
+
+    private static func read(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the token file \(path)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
+        return token
+    }
+}
+
+/// `--tls-cert-file` and `--tls-key-file` for a listener.
+public struct TLSOptions: ParsableArguments {
+    public init() {}
+
+    @Option(help: ArgumentHelp("PEM certificate chain to serve HTTPS with (with --tls-key-file). Default: plain HTTP.", valueName: "path"))
+    public var tlsCertFile: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert-file.", valueName: "path"))
+    public var tlsKeyFile: String?
+
+    public func files() throws -> TLSFiles? {
+        do {
+            return try TLSFiles.from(certificateFile: tlsCertFile, keyFile: tlsKeyFile)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
 }
 
 /// `--cluster` for commands on one cluster's tasks and nodes.

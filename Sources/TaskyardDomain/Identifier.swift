@@ -16,4 +16,20 @@ public enum Identifier {
             throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '.', '_' and '-' (got \(String(reflecting: value)))")
         }
     }
+
+    /// Task types are names: 1–64 characters from `[A-Za-z0-9_-]`, not starting with '-'. No dots, so a type
+    /// never names a rollback executable (`x.rollback`), a dotfile, or anything but a handler.
+    public static func isValidTaskType(_ value: String) -> Bool {
+        guard let first = value.utf8.first, first != 45, value.utf8.count <= maximumLength else { return false }
+        return value.utf8.allSatisfy { byte in
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+                || byte == 95 || byte == 45
+        }
+    }
+
+    public static func validateTaskType(_ value: String, field: String) throws(TaskyardError) {
+        guard isValidTaskType(value) else {
+            throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '_' and '-', not starting with '-' (got \(String(reflecting: value)))")
+        }
+    }
 }

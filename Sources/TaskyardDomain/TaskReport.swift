@@ -48,14 +48,17 @@ public struct ParticipantOutcome: Sendable, Hashable {
 /// The body of `POST /api/v1/tasks/{cluster}/{node}/{task}/state`.
 public struct TaskReport: Sendable, Hashable {
     public var attempt: Int
+    /// The secret lease the claim returned: without it a report is stale, whatever its attempt.
+    public var lease: String
     public var state: ReportedState
     public var result: JSONValue?
     public var error: String?
     public var participants: [ParticipantOutcome]
 
-    public init(attempt: Int, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
+    public init(attempt: Int, lease: String, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
                 participants: [ParticipantOutcome] = []) {
         self.attempt = attempt
+        self.lease = lease
         self.state = state
         self.result = result
         self.error = error
@@ -87,11 +90,13 @@ public struct TaskReport: Sendable, Hashable {
 public struct HeldTask: Sendable, Hashable {
     public var id: Int64
     public var attempt: Int
+    public var lease: String
     public var progress: JSONValue?
 
-    public init(id: Int64, attempt: Int, progress: JSONValue? = nil) {
+    public init(id: Int64, attempt: Int, lease: String, progress: JSONValue? = nil) {
         self.id = id
         self.attempt = attempt
+        self.lease = lease
         self.progress = progress
     }
 }
@@ -111,11 +116,25 @@ public struct LeaseRenewal: Sendable, Hashable {
 
 /// What a poll gives the agent: the tasks it claimed, and the held tasks whose cancel was requested.
 public struct PollOutcome: Sendable, Hashable {
-    public var tasks: [TaskRecord]
+    public var tasks: [ClaimedTask]
     public var cancel: [Int64]
 
-    public init(tasks: [TaskRecord], cancel: [Int64]) {
+    public init(tasks: [ClaimedTask], cancel: [Int64]) {
         self.tasks = tasks
         self.cancel = cancel
     }
+}
+
+/// A task just claimed, with the claim's secret lease: the only place a lease is ever seen.
+@dynamicMemberLookup
+public struct ClaimedTask: Sendable, Hashable {
+    public var task: TaskRecord
+    public var lease: String
+
+    public init(task: TaskRecord, lease: String) {
+        self.task = task
+        self.lease = lease
+    }
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<TaskRecord, T>) -> T { task[keyPath: keyPath] }
 }

@@ -57,7 +57,7 @@ public struct TaskSubmission: Sendable, Hashable {
     /// Checks every rule that needs no database. `prefix` is the JSON path of this request in its body
     /// (`tasks[3].` in a batch) so that errors name the exact field.
     public func validate(fieldPrefix prefix: String = "") throws(TaskyardError) {
-        try Identifier.validate(type, field: prefix + "type")
+        try Identifier.validateTaskType(type, field: prefix + "type")
         guard Limits.participatingNodes.contains(participatingNodes.count) else {
             throw .invalid(prefix + "participating_nodes",
                            "must list between 1 and \(Limits.participatingNodes.upperBound) nodes")

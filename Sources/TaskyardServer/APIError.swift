@@ -25,6 +25,18 @@ struct APIError: HTTPResponseError {
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// 401: no usable credentials. Says how to authenticate, as RFC 6750 asks.
+    static func unauthenticated(_ message: String) -> APIError {
+        var error = APIError(.unauthorized, code: "unauthenticated", message: message)
+        error.headers[.wwwAuthenticate] = #"Bearer realm="taskyard""#
+        return error
+    }
+
+    /// 403: the token is valid but may not do this.
+    static func forbidden(_ message: String) -> APIError {
+        APIError(.forbidden, code: "forbidden", message: message)
+    }
+
     static func badRequest(_ message: String, field: String? = nil) -> APIError {
         APIError(.badRequest, code: "bad_request", message: message, field: field)
     }

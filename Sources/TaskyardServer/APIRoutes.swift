@@ -9,53 +9,63 @@ import TaskyardStore
 /// The handlers of every API route, over one store.
 struct APIRoutes: Sendable {
     let store: TaskStore
+    let credentials: CredentialStore
+    let grants: GrantIssuer
     let configuration: ServerConfiguration
     let maintenance: MaintenanceLeader
     let wakeups: Wakeups
 
-    /// One route of the contract.
+    /// One route of the contract, with who may call it.
     struct Route: Sendable {
         let method: HTTPRequest.Method
         let path: String
-        let handler: @Sendable (inout Request, BasicRequestContext) async throws -> Response
+        let access: Access
+        /// Gets the caller's token only where the route's answer depends on more than the path (token
+        /// management, the cluster list); nil on open routes.
+        let handler: @Sendable (inout Request, BasicRequestContext, APIToken?) async throws -> Response
     }
 
     /// Every route of the contract.
     func routes() -> [Route] {
         var all: [Route] = []
-        func route(_ method: HTTPRequest.Method, _ path: String,
-                   _ handler: @escaping @Sendable (inout Request, BasicRequestContext) async throws -> Response) {
-            all.append(Route(method: method, path: path, handler: handler))
+        func route(_ method: HTTPRequest.Method, _ path: String, _ access: Access,
+                   _ handler: @escaping @Sendable (inout Request, BasicRequestContext, APIToken?) async throws -> Response) {
+            all.append(Route(method: method, path: path, access: access, handler: handler))
         }
-        route(.get, "/healthz") { _, _ in
+        route(.get, "/healthz", .open) { _, _, _ in
             try jsonResponse(HealthBody(status: "ok", maintenanceLeader: maintenance.isLeader))
         }
-        route(.get, "/readyz") { _, _ in try await ready() }
-        route(.get, "/openapi.json") { _, _ in
+        route(.get, "/readyz", .open) { _, _, _ in try await ready() }
+        route(.get, "/openapi.json", .open) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
 
-        route(.post, "/api/v1/clusters") { request, context in try await createCluster(&request, context) }
-        route(.get, "/api/v1/clusters") { _, _ in try await listClusters() }
-        route(.put, "/api/v1/clusters/:cluster_id/nodes/:node_id") { request, context in try await registerNode(&request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/nodes") { _, context in try await listNodes(context) }
+        route(.post, "/api/v1/tokens", .client(.admin)) { request, context, caller in try await createToken(&request, caller!) }
+        route(.get, "/api/v1/tokens", .client(.admin)) { _, _, caller in try await listTokens(caller!) }
+        route(.delete, "/api/v1/tokens/:token_id", .client(.admin)) { _, context, caller in try await revokeToken(context, caller!) }
 
-        route(.post, "/api/v1/clusters/:cluster_id/tasks") { request, context in try await submit(&request, context) }
-        route(.post, "/api/v1/clusters/:cluster_id/tasks/batch") { request, context in try await submitBatch(&request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks") { request, context in try await listTasks(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await getTask(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events") { _, context in try await events(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree") { _, context in try await tree(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait") { request, context in try await wait(request, context) }
-        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel") { request, context in try await cancel(&request, context) }
-        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry") { request, context in try await retry(request, context) }
-        route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id") { _, context in try await delete(context) }
+        route(.post, "/api/v1/clusters", .client(.admin)) { request, context, caller in try await createCluster(&request, caller!) }
+        route(.get, "/api/v1/clusters", .client(.read)) { _, _, caller in try await listClusters(caller!) }
+        route(.put, "/api/v1/clusters/:cluster_id/nodes/:node_id", .pathNode) { request, context, _ in try await registerNode(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/nodes", .clientOrClusterNode(.read)) { _, context, _ in try await listNodes(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/signing-keys", .clientOrClusterNode(.read)) { _, context, _ in try await signingKeys(context) }
 
-        route(.get, "/api/v1/tasks/:cluster_id/:node_id") { request, context in try await poll(request, context) }
-        route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat") { request, context in try await heartbeat(&request, context) }
-        route(.post, "/api/v1/tasks/:cluster_id/:node_id/states") { request, context in try await reportBatch(&request, context) }
-        route(.post, "/api/v1/tasks/:cluster_id/:node_id/:task_id/state") { request, context in try await report(&request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks", .client(.submit)) { request, context, _ in try await submit(&request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/batch", .client(.submit)) { request, context, _ in try await submitBatch(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks", .client(.read)) { request, context, _ in try await listTasks(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, _ in try await getTask(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { _, context, _ in try await events(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { _, context, _ in try await tree(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(request, context) }
+        route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.operate)) { _, context, _ in try await delete(context) }
+
+        route(.get, "/api/v1/tasks/:cluster_id/:node_id", .pathNode) { request, context, _ in try await poll(request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat", .pathNode) { request, context, _ in try await heartbeat(&request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/states", .pathNode) { request, context, _ in try await reportBatch(&request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/:task_id/state", .pathNode) { request, context, _ in try await report(&request, context) }
         return all
     }
 

@@ -16,6 +16,7 @@ extension APIRoutes {
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(wait * 1000))
         let topic = Wakeups.Topic.work(cluster: cluster, node: node)
+        let signer = try await grants.signer(cluster: cluster)
         while true {
             let ticket = wakeups.register(topic)
             let outcome: PollOutcome
@@ -29,10 +30,20 @@ extension APIRoutes {
             if !outcome.tasks.isEmpty || !outcome.cancel.isEmpty || clock.now >= deadline || Task.isCancelled
                 || Task.isShuttingDownGracefully {
                 wakeups.forget(ticket)
-                return try jsonResponse(PollResponse(tasks: outcome.tasks.map(TaskObject.init), cancel: outcome.cancel))
+                let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantSeconds)
+                let tasks = zip(outcome.tasks, signed).map { claim, grant in
+                    ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grant: grant)
+                }
+                return try jsonResponse(PollResponse(tasks: tasks, cancel: outcome.cancel))
             }
             await wakeups.wait(ticket, timeout: min(configuration.pollRecheckInterval, deadline - clock.now))
         }
+    }
+
+    /// A grant lasts as long as its claim's lease (the type's, else the default), plus the time the
+    /// participant calls and a rollback may take after it.
+    private func grantSeconds(_ task: TaskRecord) -> Double {
+        (store.configuration.leaseSecondsByType[task.type] ?? configuration.leaseSeconds) + configuration.grantExtraSeconds
     }
 
     func heartbeat(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
@@ -51,7 +62,7 @@ extension APIRoutes {
                 if let units = progress.units { object["units"] = .string(units) }
                 return .object(object)
             }
-            return HeldTask(id: task.id, attempt: task.attempt, progress: progress)
+            return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
         }
         let outcome = try await store.renewLeases(cluster: cluster, node: node, tasks: held, leaseSeconds: configuration.leaseSeconds)
         return try jsonResponse(HeartbeatResponse(cancel: outcome.cancel, lost: outcome.lost))

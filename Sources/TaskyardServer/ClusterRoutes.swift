@@ -3,14 +3,19 @@ import TaskyardAPI
 import TaskyardDomain
 
 extension APIRoutes {
-    func createCluster(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func createCluster(_ request: inout Request, _ caller: APIToken) async throws -> Response {
         let body = try await request.decodeJSON(CreateClusterRequest.self, limit: configuration.maximumBodyBytes)
+        guard caller.covers(cluster: body.id) else {
+            throw APIError.forbidden("this token is bound to cluster \(caller.clusterID ?? "")")
+        }
         let cluster = try await store.createCluster(id: body.id, name: body.name ?? body.id)
         return try jsonResponse(ClusterObject(cluster), status: .created)
     }
 
-    func listClusters() async throws -> Response {
-        try jsonResponse(ClusterList(clusters: try await store.clusters().map(ClusterObject.init)))
+    /// A token bound to one cluster sees that one only.
+    func listClusters(_ caller: APIToken) async throws -> Response {
+        let clusters = try await store.clusters().filter { caller.covers(cluster: $0.id) }
+        return try jsonResponse(ClusterList(clusters: clusters.map(ClusterObject.init)))
     }
 
     func registerNode(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {

@@ -9,10 +9,29 @@ enum OpenAPIDocument {
         "version": "1",
         "description": "Task queue for clusters: clients submit tasks, node agents poll, fan out and report. The prose contract is docs/API.md."
       },
+      "security": [{"bearer": []}],
       "paths": {
-        "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "status, and whether this replica runs maintenance"}}}},
-        "/readyz": {"get": {"summary": "The database is reachable and migrated", "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "status, and whether this replica runs maintenance"}}}},
+        "/readyz": {"get": {"summary": "The database is reachable and migrated", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/api/v1/tokens": {
+          "post": {"summary": "Make a token (admin); the secret is in this answer only",
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "name"], "properties": {
+                     "kind": {"type": "string", "enum": ["client", "node"]}, "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                     "scopes": {"type": "array", "items": {"type": "string", "enum": ["read", "submit", "operate", "admin"]}},
+                     "cluster_id": {"$ref": "#/components/schemas/Identifier"}, "node_id": {"$ref": "#/components/schemas/Identifier"},
+                     "expires_at": {"type": "string", "format": "date-time"}}}}}},
+                   "responses": {"201": {"description": "the token, with its secret in token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "get": {"summary": "List tokens (admin), never their secrets", "responses": {"200": {"description": "{\"tokens\": [...]}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tokens/{token_id}": {
+          "delete": {"summary": "Revoke a token (admin)", "parameters": [{"name": "token_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                     "responses": {"204": {"description": "revoked"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/signing-keys": {
+          "get": {"summary": "The public keys participants verify grants with (node or read tokens)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                  "responses": {"200": {"description": "{\"keys\": [{\"id\", \"algorithm\": \"ed25519\", \"public_key\": base64}]}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
         "/api/v1/clusters": {
           "post": {"summary": "Create a cluster", "requestBody": {"$ref": "#/components/requestBodies/Cluster"},
                    "responses": {"201": {"description": "the cluster", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cluster"}}}}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
@@ -89,7 +108,7 @@ enum OpenAPIDocument {
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/heartbeat": {
           "post": {"summary": "Renew the leases of the tasks the node holds", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "attempt"], "properties": {"id": {"type": "integer"}, "attempt": {"type": "integer"}, "progress": {"$ref": "#/components/schemas/Progress"}}}}}}}}},
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "attempt", "lease"], "properties": {"id": {"type": "integer"}, "attempt": {"type": "integer"}, "lease": {"type": "string"}, "progress": {"$ref": "#/components/schemas/Progress"}}}}}}}}},
                    "responses": {"200": {"description": "{\"cancel\": [ids], \"lost\": [ids]}"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/{task_id}/state": {
@@ -119,7 +138,14 @@ enum OpenAPIDocument {
           "Task": {"description": "a task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
           "Error": {"description": "an error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}
         },
+        "securitySchemes": {
+          "bearer": {"type": "http", "scheme": "bearer", "description": "a client or node token (docs/API.md, Credentials and permissions)"}
+        },
         "schemas": {
+          "Token": {"type": "object", "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}, "name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+            "cluster_id": {"type": ["string", "null"]}, "node_id": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "token": {"type": "string"}}},
           "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
           "TaskState": {"type": "string", "enum": ["queued", "received", "completed", "failed", "cancelled"]},
           "ErrorDetail": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
@@ -127,7 +153,7 @@ enum OpenAPIDocument {
           "Cluster": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}},
           "Node": {"type": "object", "properties": {"id": {"type": "string"}, "cluster_id": {"type": "string"}, "endpoint": {"type": "string"}, "status": {"type": "string", "enum": ["online", "offline"]}, "last_seen_at": {"type": "string", "format": "date-time"}, "capacity": {"type": "integer"}, "held_tasks": {"type": "integer"}, "labels": {"type": "object"}}},
           "TaskSubmission": {"type": "object", "required": ["type", "participating_nodes"], "properties": {
-            "type": {"$ref": "#/components/schemas/Identifier"}, "participating_nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Identifier"}},
+            "type": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"}, "participating_nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Identifier"}},
             "payload": {"type": "object"}, "priority": {"type": "integer"}, "run_after": {"type": "string", "format": "date-time"},
             "max_attempts": {"type": "integer", "minimum": 1}, "timeout_seconds": {"type": "integer", "minimum": 1}, "ordering_key": {"type": "string"},
             "assign": {"type": "string", "enum": ["first", "least_loaded"]}, "affinity": {"type": "string", "enum": ["any", "strict"]},
@@ -142,8 +168,8 @@ enum OpenAPIDocument {
             "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
             "children": {"type": "array", "items": {"type": "object"}, "description": "in GET …/tasks/{task_id} only"}}},
-          "StateReport": {"type": "object", "required": ["attempt", "state"], "properties": {
-            "attempt": {"type": "integer", "minimum": 1}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
+          "StateReport": {"type": "object", "required": ["attempt", "lease", "state"], "properties": {
+            "attempt": {"type": "integer", "minimum": 1}, "lease": {"type": "string"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
             "result": {}, "error": {"type": "string"},
             "participants": {"type": "array", "items": {"type": "object", "required": ["node", "state"], "properties": {
               "node": {"type": "string"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"type": "string"},

@@ -1,13 +1,22 @@
+import TaskyardSecurity
+
 /// How `taskyard serve` behaves. Every field has a flag and an environment variable in the CLI.
 public struct ServerConfiguration: Sendable {
     /// Address to listen on. Default 127.0.0.1: exposing the API is a deliberate choice.
     public var host = "127.0.0.1"
     /// Port to listen on; 0 picks a free one (tests). Default 8080.
     public var port = 8080
+    /// Certificate and key to serve HTTPS with; nil serves plain HTTP (fine on loopback only: tokens and
+    /// grants are bearer credentials).
+    public var tls: TLSFiles?
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.
     public var leaseSeconds = 30.0
+    /// How long a grant outlives its claim's lease: long enough for the participant calls (300 s by the
+    /// agent's default `--participant-timeout`), a rollback after them, and clock differences. Default 900 s.
+    public var grantExtraSeconds = 900.0
+    public var authentication = AuthenticationConfiguration()
     /// Most reports one `…/states` request may carry. Default 1000.
     public var maximumReportBatch = 1000
     /// Longest `wait` a poll may ask for, in seconds (the contract's maximum). Default 60.

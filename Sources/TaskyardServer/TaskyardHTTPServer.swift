@@ -1,16 +1,21 @@
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import TaskyardDomain
 import TaskyardStore
 
-/// The HTTP API over a task store: every route of the contract, errors in its shape.
+/// The HTTP API over a task store: every route of the contract, each behind its access rule, errors in
+/// the contract's shape.
 public enum TaskyardHTTPServer {
     /// An application to run (it is a `Service`: run it in a ServiceGroup, or call `runService()`).
-    /// `onListening` receives the port it listens on, useful with port 0.
+    /// `onListening` receives the port it listens on, useful with port 0. Throws when the TLS files
+    /// cannot be read.
     public static func application(
         store: TaskStore, configuration: ServerConfiguration, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let maintenance = MaintenanceLeader(
             store: store,
             duties: [LeaseExpirer(configuration: configuration.leaseExpirer),
@@ -19,7 +24,10 @@ public enum TaskyardHTTPServer {
                      StatisticsKeeper(configuration: configuration.statistics)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(database: store.pool.configuration, logger: logger)
-        let routes = APIRoutes(store: store, configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()
+        let credentials = CredentialStore(pool: store.pool)
+        let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
+        let routes = APIRoutes(store: store, credentials: credentials, grants: GrantIssuer(credentials: credentials),
+                               configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: BasicRequestContext.self)
@@ -28,16 +36,55 @@ public enum TaskyardHTTPServer {
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 var request = request
-                return try await route.handler(&request, context)
+                let caller = try await authorize(route.access, request, context, authenticator)
+                return try await route.handler(&request, context, caller)
             }
+        }
+        let server: HTTPServerBuilder = if let tls = configuration.tls {
+            try .tls(.http1(), tlsConfiguration: tls.serverConfiguration())
+        } else {
+            .http1()
         }
         return Application(
             router: router,
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "taskyard"),
-            services: configuration.maintenanceEnabled ? [wakeups, maintenance] : [wakeups],
+            services: (configuration.maintenanceEnabled ? [wakeups, maintenance] : [wakeups]) + [authenticator],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
+    }
+
+    /// The caller's token, when the route's rule lets it in: 401 without a valid token, 403 when the
+    /// token may not call this route on this path. Decided before the body is read: a refused request
+    /// writes nothing.
+    private static func authorize(_ access: Access, _ request: Request, _ context: BasicRequestContext,
+                                  _ authenticator: Authenticator) async throws -> APIToken? {
+        if case .open = access { return nil }
+        let token = try await authenticator.authenticate(request)
+        let cluster = context.parameters.get("cluster_id")
+        let node = context.parameters.get("node_id")
+        guard access.allows(token, cluster: cluster, node: node) else {
+            throw APIError.forbidden(refusal(access, token, cluster: cluster, node: node))
+        }
+        return token
+    }
+
+    private static func refusal(_ access: Access, _ token: APIToken, cluster: String?, node: String?) -> String {
+        if token.kind == .node {
+            return "a node token speaks only for node \(token.nodeID ?? "") of cluster \(token.clusterID ?? "") on its own paths"
+        }
+        if let cluster, !token.covers(cluster: cluster) {
+            return "this token is bound to cluster \(token.clusterID ?? ""), not \(cluster)"
+        }
+        switch access {
+        case .client(let scope), .clientOrClusterNode(let scope):
+            return "this token lacks the \(scope.rawValue) scope (it has \(token.scopes.map(\.rawValue).joined(separator: ", ")))"
+        case .pathNode:
+            return "only node \(node ?? "")'s own token, or an admin token, may call this"
+        case .open:
+            return "forbidden"
+        }
     }
 }

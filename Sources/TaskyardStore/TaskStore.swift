@@ -60,7 +60,7 @@ public struct TaskStore: Sendable {
                              capacity: Int = 16) async throws -> Node {
         try Identifier.validate(cluster, field: "cluster_id")
         try Identifier.validate(id, field: "node_id")
-        guard !endpoint.isEmpty else { throw TaskyardError.invalid("endpoint", "is required") }
+        _ = try NodeEndpoint(parsing: endpoint)
         guard labels.isObject else { throw TaskyardError.invalid("labels", "must be a JSON object") }
         guard capacity >= 1, capacity <= Int(Int32.max) else {
             throw TaskyardError.invalid("capacity", "must be a positive integer")
@@ -272,13 +272,13 @@ public struct TaskStore: Sendable {
         }
         var outcome = PollOutcome(tasks: [], cancel: try header.decode("cancel"))
         for row in rows where try row.decode("id", as: Int64?.self) != nil {
-            outcome.tasks.append(try TaskRecord(row: row))
+            outcome.tasks.append(ClaimedTask(task: try TaskRecord(row: row), lease: try row.decode("lease")))
         }
         return outcome
     }
 
     /// The tasks of a poll, without the cancel requests.
-    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [TaskRecord] {
+    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [ClaimedTask] {
         try await poll(cluster: cluster, node: node, limit: limit, leaseSeconds: leaseSeconds).tasks
     }
 
@@ -334,7 +334,7 @@ public struct TaskStore: Sendable {
             items.map { retryBackoff(afterAttempt: $0.report.attempt) },
             participantItems, participants.map(\.node), participants.map(\.state.rawValue),
             participants.map { $0.result?.jsonText }, participants.map(\.error), participants.map(\.startedAt),
-            participants.map(\.finishedAt),
+            participants.map(\.finishedAt), items.map(\.report.lease),
         ]
         let (written, current) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
@@ -377,8 +377,13 @@ public struct TaskStore: Sendable {
             return TaskyardError(.conflict, code: "wrong_node",
                                  message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
         }
-        return TaskyardError(.conflict, code: "stale_attempt",
-                             message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
+        if task.attempt != report.attempt {
+            return TaskyardError(.conflict, code: "stale_attempt",
+                                 message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
+        }
+        return TaskyardError(.conflict, code: "stale_lease",
+                             message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the report changes nothing",
+                             field: "lease")
     }
 
     /// Ids of the tasks the node holds whose cancel was requested.
@@ -391,6 +396,7 @@ public struct TaskStore: Sendable {
         guard !tasks.isEmpty else { return LeaseRenewal(cancel: try await cancelRequested(cluster: cluster, node: node), lost: []) }
         let rows = try await pool.query(TasksSQL.renewLeases, [
             cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, leaseSeconds,
+            tasks.map(\.lease),
         ])
         var renewal = LeaseRenewal(cancel: [], lost: [])
         for row in rows {

@@ -15,11 +15,13 @@ public enum TestEnvironment {
     }
 
     /// Runs the `taskyard` binary to completion; its exit status and its output (stdout and stderr).
-    public static func runTaskyard(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    public static func runTaskyard(_ arguments: [String], environment: [String: String] = [:],
+                                   in directory: URL? = nil) throws -> (status: Int32, output: String) {
         guard let binary = taskyardBinary else { throw TestEnvironmentError("the taskyard executable is not built next to the tests") }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
@@ -32,9 +34,10 @@ public enum TestEnvironment {
 
     /// The same, waiting on a thread of its own: for tests whose subprocess talks to a server running
     /// in the test process, which needs the cooperative threads meanwhile.
-    public static func runTaskyardAsync(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+    public static func runTaskyardAsync(_ arguments: [String], environment: [String: String] = [:],
+                                        in directory: URL? = nil) async throws -> (status: Int32, output: String) {
         try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try runTaskyard(arguments, environment: environment) }) }.start()
+            Thread { continuation.resume(with: Result { try runTaskyard(arguments, environment: environment, in: directory) }) }.start()
         }
     }
 

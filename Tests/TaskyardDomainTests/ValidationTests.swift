@@ -54,14 +54,14 @@ struct ValidationTests {
         func field(_ report: TaskReport) -> String? {
             do { try report.validate(participatingNodes: nodes); return nil } catch { return error.field }
         }
-        #expect(field(TaskReport(attempt: 1, state: .completed, participants: [
+        #expect(field(TaskReport(attempt: 1, lease: "l", state: .completed, participants: [
             ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .completed)])) == nil)
-        #expect(field(TaskReport(attempt: 0, state: .completed)) == "attempt")
-        #expect(field(TaskReport(attempt: 1, state: .failed, participants: [ParticipantOutcome(node: "n9", state: .failed)]))
+        #expect(field(TaskReport(attempt: 0, lease: "l", state: .completed)) == "attempt")
+        #expect(field(TaskReport(attempt: 1, lease: "l", state: .failed, participants: [ParticipantOutcome(node: "n9", state: .failed)]))
             == "participants[0].node")
-        #expect(field(TaskReport(attempt: 1, state: .failed, participants: [
+        #expect(field(TaskReport(attempt: 1, lease: "l", state: .failed, participants: [
             ParticipantOutcome(node: "n1", state: .failed), ParticipantOutcome(node: "n1", state: .failed)])) == "participants[1].node")
-        #expect(field(TaskReport(attempt: 1, state: .completed, participants: [
+        #expect(field(TaskReport(attempt: 1, lease: "l", state: .completed, participants: [
             ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .failed)])) == "participants[1].state")
     }
 

@@ -14,15 +14,16 @@ struct APIContractTests {
     }
 
     static func send(_ deployment: Deployment, _ method: String, _ path: String, body: String? = nil,
-                     headers: [String: String] = [:]) async throws -> Answer {
+                     headers: [String: String] = [:], authorized: Bool = true) async throws -> Answer {
         var request = HTTPClientRequest(url: deployment.serverURL + path)
         request.method = .init(rawValue: method)
+        if authorized { request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let response = try await HTTPTransport.client.execute(request, timeout: .seconds(30))
+        let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
         let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
         var fields: [String: String] = [:]
         for header in response.headers { fields[header.name.lowercased()] = header.value }

@@ -64,10 +64,14 @@ struct BadInputTests {
              status: 404, code: "task_not_found"),
         Case(name: "list limit out of range", method: .GET, path: "/api/v1/clusters/c1/tasks?limit=5000", contentType: nil,
              body: nil, status: 400, field: "limit"),
-        Case(name: "stale report", path: "/api/v1/tasks/c1/n1/1/state", body: #"{"attempt": 7, "state": "completed"}"#,
+        Case(name: "stale report", path: "/api/v1/tasks/c1/n1/1/state", body: #"{"attempt": 7, "lease": "x", "state": "completed"}"#,
              status: 409),
+        Case(name: "report without its lease", path: "/api/v1/tasks/c1/n1/1/state", body: #"{"attempt": 1, "state": "completed"}"#,
+             status: 422, field: "lease"),
+        Case(name: "report with another lease", path: "/api/v1/tasks/c1/n1/1/state",
+             body: #"{"attempt": 1, "lease": "not-the-claim's", "state": "completed"}"#, status: 409, code: "stale_lease"),
         Case(name: "report for a participant outside the task", path: "/api/v1/tasks/c1/n1/1/state",
-             body: #"{"attempt": 1, "state": "failed", "participants": [{"node": "n3", "state": "failed"}]}"#, status: 422,
+             body: #"{"attempt": 1, "lease": "x", "state": "failed", "participants": [{"node": "n3", "state": "failed"}]}"#, status: 422,
              field: "participants[0].node"),
     ]
 
@@ -87,9 +91,10 @@ struct BadInputTests {
 
             var request = HTTPClientRequest(url: deployment.serverURL + badCase.path)
             request.method = .init(rawValue: badCase.method.rawValue)
+            request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
             if let contentType = badCase.contentType { request.headers.add(name: "Content-Type", value: contentType) }
             if let body = badCase.body { request.body = .bytes(ByteBuffer(string: body)) }
-            let response = try await HTTPTransport.client.execute(request, timeout: .seconds(30))
+            let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
             let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
 
             #expect(Int(response.status.code) == badCase.status, "\(String(decoding: data, as: UTF8.self))")

@@ -9,7 +9,7 @@ struct CommandLineTests {
     func taskCommands() async throws {
         try await Deployment.run { deployment in
             func taskyard(_ arguments: String...) async throws -> String {
-                let run = try await TestEnvironment.runTaskyardAsync(arguments + ["--server", deployment.serverURL])
+                let run = try await TestEnvironment.runTaskyardAsync(arguments + ["--server", deployment.serverURL], environment: deployment.cliEnvironment)
                 #expect(run.status == 0, "taskyard \(arguments.joined(separator: " ")): \(run.output)")
                 return run.output
             }
@@ -43,7 +43,7 @@ struct CommandLineTests {
             #expect(clusters.contains("c1"))
 
             let missing = try await TestEnvironment.runTaskyardAsync(["task", "show", "99", "--cluster", "c1",
-                                                                       "--server", deployment.serverURL])
+                                                                       "--server", deployment.serverURL], environment: deployment.cliEnvironment)
             #expect(missing.status != 0)
             #expect(missing.output.contains("task 99 does not exist in cluster c1"))
         }

@@ -16,11 +16,21 @@ struct Deployment: Sendable {
     static let cluster = "c1"
     let serverURL: String
     let store: TaskStore
+    /// A client with an admin token for every cluster.
     let client: TaskyardClient
+    let adminToken: String
+
+    /// What the `taskyard` command line needs to act as this deployment's admin.
+    var cliEnvironment: [String: String] { ["TASKYARD_TOKEN": adminToken] }
+
+    /// A client of this deployment's server with `token` (nil: none at all).
+    func client(token: String?) -> TaskyardClient {
+        TaskyardClient(baseURL: serverURL, token: token, transport: client.transport)
+    }
 
     static var quietLogger: Logger {
         var logger = Logger(label: "test")
-        logger.logLevel = .error
+        logger.logLevel = ProcessInfo.processInfo.environment["TASKYARD_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         return logger
     }
 
@@ -31,11 +41,12 @@ struct Deployment: Sendable {
         handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
         agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
         serverSettings: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        caFile: String? = nil,
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         try await TestDatabase.withStore { store in
             try await run(on: store, cluster: cluster, nodes: nodes, handlers: handlers, agentSettings: agentSettings,
-                          serverSettings: serverSettings, body)
+                          serverSettings: serverSettings, caFile: caFile, body)
         }
     }
 
@@ -47,6 +58,7 @@ struct Deployment: Sendable {
         handlers: @escaping @Sendable (String) -> HandlerRegistry = { _ in .builtins() },
         agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
         serverSettings: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        caFile: String? = nil,
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         _ = try await store.createCluster(id: cluster, name: "test")
@@ -56,29 +68,35 @@ struct Deployment: Sendable {
         configuration.maintenanceLeader.retryInterval = .milliseconds(200)
         serverSettings(&configuration)
         let (ports, announce) = AsyncStream<Int>.makeStream()
-        let app = TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
+        let adminToken = try await store.mintToken(scopes: [.admin], name: "test admin")
+        var nodeTokens: [String: String] = [:]
+        for node in nodes { nodeTokens[node] = try await store.mintNodeToken(cluster: cluster, node: node) }
+        let app = try TaskyardHTTPServer.application(store: store, configuration: configuration, logger: quietLogger) {
             announce.yield($0)
         }
         return try await withThrowingTaskGroup(of: T?.self) { group -> T in
-            group.addTask { try await app.run(); return nil }
+            group.addTask { try await app.runService(); return nil }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
-            let serverURL = "http://127.0.0.1:\(port)"
+            let serverURL = "\(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(port)"
+            let transport = try HTTPTransport.trusting(caFile: caFile)
             for node in nodes {
                 var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
                 agentConfiguration.listenPort = 0
                 agentConfiguration.pollWaitSeconds = 5
+                agentConfiguration.token = nodeTokens[node]
+                agentConfiguration.caFile = caFile
                 agentSettings(&agentConfiguration)
-                let agent = NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
+                let agent = try NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
                 group.addTask { try await agent.run(); return nil }
             }
-            let client = TaskyardClient(baseURL: serverURL)
+            let client = TaskyardClient(baseURL: serverURL, token: adminToken, transport: transport)
             let deadline = ContinuousClock.now + .seconds(30)
             while try await client.nodes(cluster: cluster).count < nodes.count {
                 guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            let result = try await body(Deployment(serverURL: serverURL, store: store, client: client))
+            let result = try await body(Deployment(serverURL: serverURL, store: store, client: client, adminToken: adminToken))
             group.cancelAll()
             return result
         }

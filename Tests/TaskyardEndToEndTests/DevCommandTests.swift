@@ -7,7 +7,7 @@ import TaskyardTestSupport
 
 @Suite("taskyard dev")
 struct DevCommandTests {
-    @Test("starts from nothing, answers /readyz, runs a task to completed, and stops cleanly on Ctrl-C")
+    @Test("starts from nothing with auth on, answers /readyz, runs a task to completed, the CLI finds its token, and stops cleanly on Ctrl-C")
     func fromNothing() async throws {
         let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
         let folder = URL(fileURLWithPath: "/tmp/taskyard-dev-\(UUID().uuidString.prefix(8))")
@@ -16,15 +16,15 @@ struct DevCommandTests {
         let ports = TestEnvironment.freePorts(5)
         let log = folder.appending(path: "dev.log").path
         let pid = try Subprocess.spawn(binary.path, [
-            "dev", "--data-dir", folder.appending(path: "data").path, "--port", String(ports[0]),
+            "dev", "--data-dir", folder.appending(path: ".taskyard").path, "--port", String(ports[0]),
             "--listen", "127.0.0.1:\(ports[1])", "--agent-port", String(ports[2]), "--log-level", "warning",
         ], outputPath: log)
         var stopped = false
         defer { if !stopped { kill(pid, SIGKILL) } }
 
-        let client = TaskyardClient(baseURL: "http://127.0.0.1:\(ports[1])")
+        let anonymous = TaskyardClient(baseURL: "http://127.0.0.1:\(ports[1])")
         let deadline = ContinuousClock.now + .seconds(90)
-        while (try? await client.health("readyz")) != 200 {
+        while (try? await anonymous.health("readyz")) != 200 {
             if let status = await Subprocess.wait(pid, timeout: .zero) {
                 stopped = true
                 Issue.record("taskyard dev exited with \(status): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
@@ -33,6 +33,14 @@ struct DevCommandTests {
             try #require(ContinuousClock.now < deadline, "no /readyz within 90 s")
             try await Task.sleep(for: .milliseconds(200))
         }
+        // Auth is on: the admin token is in the data folder, readable by its owner only.
+        let tokenFile = folder.appending(path: ".taskyard/admin-token").path
+        let attributes = try FileManager.default.attributesOfItem(atPath: tokenFile)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let refused = try await #require(throws: TaskyardClient.Failure.self) { _ = try await anonymous.nodes(cluster: "dev") }
+        #expect(refused.status == 401)
+        let client = TaskyardClient(baseURL: anonymous.baseURL, token: token)
         // The agents register right after the server starts.
         while try await client.nodes(cluster: "dev").count < 3 {
             try #require(ContinuousClock.now < deadline, "agents did not register")
@@ -48,6 +56,10 @@ struct DevCommandTests {
         }
         #expect(detail.task.state == .completed)
         #expect(detail.children.count == 3)
+        // Run from the folder holding .taskyard, the command line finds the admin token by itself.
+        let listed = try await TestEnvironment.runTaskyardAsync(["task", "list", "--cluster", "dev", "--server", anonymous.baseURL],
+                                                                environment: ["TASKYARD_TOKEN": ""], in: folder)
+        #expect(listed.status == 0 && listed.output.contains("echo"), "\(listed.output)")
 
         kill(pid, SIGINT)
         let status = await Subprocess.wait(pid, timeout: .seconds(30))
@@ -56,7 +68,7 @@ struct DevCommandTests {
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(output.contains("Taskyard dev is up"))
         #expect(output.contains("stopped; the data stays"))
-        #expect(!FileManager.default.fileExists(atPath: folder.appending(path: "data/postgres/postmaster.pid").path),
+        #expect(!FileManager.default.fileExists(atPath: folder.appending(path: ".taskyard/postgres/postmaster.pid").path),
                 "PostgreSQL should be stopped")
     }
 }

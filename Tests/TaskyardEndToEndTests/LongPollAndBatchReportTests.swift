@@ -69,11 +69,11 @@ struct LongPollAndBatchReportTests {
             })
             let claimed = try await client.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks
             #expect(claimed.map(\.id) == submitted.map(\.id))
-            func item(_ task: TaskObject, attempt: Int? = nil, state: ReportedState = .completed) -> StateReportBatchRequest.Item {
+            func item(_ task: ClaimedTaskObject, attempt: Int? = nil, state: ReportedState = .completed) -> StateReportBatchRequest.Item {
                 let participant = ParticipantOutcome(node: "n1", state: state == .completed ? .completed : .failed,
                                                      result: ["ok": true], error: state == .completed ? nil : "disk full")
                 return .init(taskID: task.id, report: StateReportRequest(TaskReport(
-                    attempt: attempt ?? task.attempt, state: state, result: state == .completed ? ["n1": ["ok": true]] : nil,
+                    attempt: attempt ?? task.attempt, lease: task.lease, state: state, result: state == .completed ? ["n1": ["ok": true]] : nil,
                     error: state == .completed ? nil : "n1: disk full", participants: [participant])))
             }
             var unknown = item(claimed[0])

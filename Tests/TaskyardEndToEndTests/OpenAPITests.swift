@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TaskyardServer
+import TaskyardStore
 
 @Suite("OpenAPI document")
 struct OpenAPITests {
@@ -15,7 +16,9 @@ struct OpenAPITests {
             let paths = try #require(document["paths"] as? [String: [String: Any]])
             let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
 
-            let routes = APIRoutes(store: deployment.store, configuration: ServerConfiguration(),
+            let credentials = CredentialStore(pool: deployment.store.pool)
+            let routes = APIRoutes(store: deployment.store, credentials: credentials, grants: GrantIssuer(credentials: credentials),
+                                   configuration: ServerConfiguration(),
                                    maintenance: MaintenanceLeader(store: deployment.store, duties: [],
                                                                   logger: Deployment.quietLogger),
                                    wakeups: Wakeups(database: deployment.store.pool.configuration, logger: Deployment.quietLogger))

@@ -20,10 +20,16 @@ struct TaskyardProcess {
         return TaskyardProcess(pid: try Subprocess.spawn(binary.path, arguments, outputPath: log.path), log: log)
     }
 
-    /// `taskyard agent` for a node of cluster c1, answering quickly enough for short test leases.
-    static func agent(server: String, node: String, port: Int, heartbeat: Double = 0.5) throws -> TaskyardProcess {
-        try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
-                   "--heartbeat-interval", String(heartbeat), "--poll-wait", "1", "--log-level", "info"], name: "agent-\(node)")
+    /// `taskyard agent` for a node of cluster c1 with a node token of its own (in a 0600 file), answering
+    /// quickly enough for short test leases.
+    static func agent(_ deployment: Deployment, node: String, port: Int, heartbeat: Double = 0.5) async throws -> TaskyardProcess {
+        let token = try await deployment.store.mintNodeToken(cluster: "c1", node: node)
+        let tokenFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-token-\(UUID().uuidString.prefix(8))")
+        guard FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw DeploymentError("cannot write \(tokenFile.path)") }
+        return try start(["agent", "--server", deployment.serverURL, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
+                          "--token-file", tokenFile.path, "--heartbeat-interval", String(heartbeat), "--poll-wait", "1",
+                          "--log-level", "info"], name: "agent-\(node)")
     }
 
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
@@ -61,7 +67,7 @@ struct ProcessKillTests {
     func agentKilledMidTask() async throws {
         try await Deployment.run(nodes: [], serverSettings: Self.shortLeases) { deployment in
             let ports = TestEnvironment.freePorts(2)
-            let first = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0])
+            let first = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[0])
             try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
             let task = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 3]))
@@ -72,7 +78,7 @@ struct ProcessKillTests {
             await first.stop(SIGKILL)
 
             // The node's agent comes back, as a supervisor would restart it.
-            let second = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let second = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[1])
             let done = try await deployment.finished(task.id, within: .seconds(30))
             #expect(done.task.state == .completed)
             #expect(done.task.attempt == 2)
@@ -90,7 +96,7 @@ struct ProcessKillTests {
         try await Deployment.run(nodes: [], serverSettings: Self.shortLeases) { deployment in
             let ports = TestEnvironment.freePorts(2)
             // Its heartbeats are far apart, so that after waking it reports before it learns the task is lost.
-            let stale = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0], heartbeat: 60)
+            let stale = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[0], heartbeat: 60)
             try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
             let task = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1]))
@@ -101,7 +107,7 @@ struct ProcessKillTests {
             try await eventually("the lease expires") {
                 try await deployment.client.task(cluster: "c1", id: task.id).task.state == .queued
             }
-            let fresh = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let fresh = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[1])
             let done = try await deployment.finished(task.id, within: .seconds(30))
             #expect(done.task.state == .completed && done.task.attempt == 2)
             await fresh.stop(SIGTERM)
@@ -133,7 +139,8 @@ struct ProcessKillTests {
                 try TaskyardProcess.start(["serve", "--database-url", database, "--listen", "127.0.0.1:\(port)",
                                            "--lease-seconds", "1", "--log-level", "info"], name: "serve-\(port)")
             }
-            let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)") }
+            let admin = try await store.mintToken(scopes: [.admin])
+            let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)", token: admin) }
             func leaders() async -> [Bool] {
                 var answers: [Bool] = []
                 for client in clients {
@@ -174,7 +181,7 @@ struct AgentShutdownTests {
     func gracefulDrain() async throws {
         try await Deployment.run(nodes: [], serverSettings: ProcessKillTests.shortLeases) { deployment in
             let ports = TestEnvironment.freePorts(2)
-            let agent = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[0])
+            let agent = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[0])
             try await eventually("n1 registers") { try await deployment.client.nodes(cluster: "c1").count == 1 }
             let running = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1.5]))
@@ -201,7 +208,7 @@ struct AgentShutdownTests {
 
             // The stopping agent's last poll may still have taken the later task on the server; if so its
             // lease brings it back, and the node's next agent runs it.
-            let next = try TaskyardProcess.agent(server: deployment.serverURL, node: "n1", port: ports[1])
+            let next = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[1])
             do {
                 let finished = try await deployment.finished(later.id, within: .seconds(30))
                 #expect(finished.task.state == .completed)

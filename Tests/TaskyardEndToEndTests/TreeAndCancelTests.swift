@@ -31,7 +31,7 @@ struct TreeAndCancelTests {
             #expect(tree.map(\.parentID) == [nil, root.id, root.id, child.id, child.id])
 
             let drawing = try await TestEnvironment.runTaskyardAsync(["task", "tree", String(root.id), "--cluster", "c1",
-                                                                       "--server", deployment.serverURL])
+                                                                       "--server", deployment.serverURL], environment: deployment.cliEnvironment)
             let lines = drawing.output.split(separator: "\n").map(String.init)
             #expect(lines.count == 5, "\(drawing.output)")
             #expect(lines[0].hasPrefix("\(root.id) backup queued on n1"))

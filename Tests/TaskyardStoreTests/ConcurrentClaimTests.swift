@@ -21,7 +21,7 @@ struct ConcurrentClaimTests {
                     group.addTask {
                         var mine: [TaskRecord] = []
                         while true {
-                            let batch = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30)
+                            let batch = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30).map(\.task)
                             if batch.isEmpty { return mine }
                             mine += batch
                         }

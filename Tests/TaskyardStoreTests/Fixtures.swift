@@ -20,7 +20,7 @@ extension TaskStore {
                          cluster: Self.cluster).task
     }
 
-    func claimOne(_ node: String = "n1") async throws -> TaskRecord? {
+    func claimOne(_ node: String = "n1") async throws -> ClaimedTask? {
         try await claim(cluster: Self.cluster, node: node, limit: 1, leaseSeconds: 30).first
     }
 

@@ -37,15 +37,16 @@ struct QueryPlanTests {
             let none: String? = nil
             let noDate: Date? = nil
             let ids = held.prefix(200).map(\.id)
+            let leases = held.prefix(200).map(\.lease)
             let statements: [(String, [any PostgresEncodable])] = [
                 ("tasks.poll", [TaskStore.cluster, "n1", 256, 30.0, [String](), [Double]()]),
                 ("tasks.report", [
                     TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in "completed" }, ids.map { _ in none },
                     ids.map { _ in none }, ids.map { _ in none }, ids.map { _ in 1.0 }, ids.indices.map { Int64($0 + 1) },
                     ids.map { _ in "n1" }, ids.map { _ in "completed" }, ids.map { _ in none }, ids.map { _ in none },
-                    ids.map { _ in noDate }, ids.map { _ in noDate },
+                    ids.map { _ in noDate }, ids.map { _ in noDate }, leases,
                 ]),
-                ("tasks.renew_leases", [TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in none }, 30.0]),
+                ("tasks.renew_leases", [TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in none }, 30.0, leases]),
                 ("tasks.expire_leases", [500]),
                 ("tasks.list", [TaskStore.cluster, [String]?.none, none, none, noDate, noDate, false, Int64?.none, none, false,
                                 Int64(0), 51]),

@@ -29,7 +29,7 @@ struct RecoveryTests {
             let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 2),
                                               cluster: cluster).task
             let first = try #require(try await store.claimOne())
-            let requeued = try await store.report(TaskReport(attempt: 1, state: .failed, error: "flaky"),
+            let requeued = try await store.report(TaskReport(attempt: 1, lease: first.lease, state: .failed, error: "flaky"),
                                                   cluster: cluster, node: "n1", taskID: task.id)
             #expect(requeued.state == .queued)
             #expect(requeued.error == "flaky", "the last error stays visible while the task waits")
@@ -39,7 +39,7 @@ struct RecoveryTests {
             try await makeDue(store, task.id)
             let second = try #require(try await store.claimOne())
             #expect(second.attempt == first.attempt + 1)
-            let done = try await store.report(TaskReport(attempt: 2, state: .failed, error: "still broken"),
+            let done = try await store.report(TaskReport(attempt: 2, lease: second.lease, state: .failed, error: "still broken"),
                                               cluster: cluster, node: "n1", taskID: task.id)
             #expect(done.state == .failed)
             let events = try await store.events(of: task).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
@@ -69,7 +69,7 @@ struct RecoveryTests {
             #expect(ended[1].error == "lease expired after 1 attempts")
             // The stale holder's report is refused: the task belongs to the next attempt.
             let stale = try await #require(throws: TaskyardError.self) {
-                _ = try await store.report(TaskReport(attempt: held.attempt, state: .completed), cluster: cluster, node: "n1", taskID: again.id)
+                _ = try await store.report(TaskReport(attempt: held.attempt, lease: held.lease, state: .completed), cluster: cluster, node: "n1", taskID: again.id)
             }
             #expect(stale.kind == .conflict)
             let next = try #require(try await store.claimOne("n1"))
@@ -86,14 +86,14 @@ struct RecoveryTests {
             let task = try await store.submit(on: ["n1"])
             let held = try #require(try await store.claim(cluster: cluster, node: "n1", limit: 1, leaseSeconds: 5).first)
             let renewal = try await store.renewLeases(cluster: cluster, node: "n1",
-                                                      tasks: [HeldTask(id: task.id, attempt: held.attempt, progress: ["completed": 1]),
-                                                              HeldTask(id: 4242, attempt: 1)], leaseSeconds: 60)
+                                                      tasks: [HeldTask(id: task.id, attempt: held.attempt, lease: held.lease, progress: ["completed": 1]),
+                                                              HeldTask(id: 4242, attempt: 1, lease: held.lease)], leaseSeconds: 60)
             #expect(renewal.lost == [4242])
             let renewed = try await store.reload(task)
             #expect(try #require(renewed.leaseExpiresAt).timeIntervalSince(try #require(held.leaseExpiresAt)) > 50)
             #expect(renewed.progress == ["completed": 1])
             let wrongAttempt = try await store.renewLeases(cluster: cluster, node: "n1",
-                                                           tasks: [HeldTask(id: task.id, attempt: held.attempt + 1)], leaseSeconds: 60)
+                                                           tasks: [HeldTask(id: task.id, attempt: held.attempt + 1, lease: held.lease)], leaseSeconds: 60)
             #expect(wrongAttempt.lost == [task.id])
         }
     }
@@ -141,7 +141,7 @@ struct RecoveryTests {
             #expect(firstN2.map(\.id) == [free.id], "the keyed task on n2 waits for the first one on n1")
             let first = try await store.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30)
             #expect(first.map(\.id) == [keyed[0].id], "only the first of the key, not the third")
-            _ = try await store.report(TaskReport(attempt: 1, state: .completed), cluster: cluster, node: "n1", taskID: keyed[0].id)
+            _ = try await store.report(TaskReport(attempt: 1, lease: first[0].lease, state: .completed), cluster: cluster, node: "n1", taskID: keyed[0].id)
             #expect(try await store.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
             #expect(try await store.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30).map(\.id) == [keyed[1].id])
         }

@@ -13,7 +13,7 @@ struct RetentionTests {
         let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n3"], maxAttempts: 1), cluster: cluster).task
         let claimed = try #require(try await store.claimOne(node))
         #expect(claimed.id == task.id)
-        _ = try await store.report(TaskReport(attempt: 1, state: state, participants: [
+        _ = try await store.report(TaskReport(attempt: 1, lease: claimed.lease, state: state, participants: [
             ParticipantOutcome(node: node, state: state), ParticipantOutcome(node: "n3", state: state),
         ]), cluster: cluster, node: node, taskID: task.id)
         try await age(store, task.id, daysAgo: daysAgo)
@@ -52,8 +52,8 @@ struct RetentionTests {
             // A finished root whose sub-task still runs: the tree stays.
             let busy = try await store.submit(on: ["n1"])
             let running = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], parentID: busy.id), cluster: cluster).task
-            _ = try #require(try await store.claimOne("n1"))
-            _ = try await store.report(TaskReport(attempt: 1, state: .completed), cluster: cluster, node: "n1", taskID: busy.id)
+            let claim = try #require(try await store.claimOne("n1"))
+            _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed), cluster: cluster, node: "n1", taskID: busy.id)
             try await age(store, busy.id, daysAgo: 30)
             #expect(try await rows(store, of: oldCompleted.id) == (3, 5))
 

@@ -49,12 +49,12 @@ struct StateMachineAgreementTests {
             return try await store.cancel(cluster: TaskStore.cluster, taskID: task.id)
         case .received, .completed, .failed:
             let claimed = try #require(try await store.claimOne(node))
-            guard state != .received else { return claimed }
+            guard state != .received else { return claimed.task }
             if state == .failed {
                 // Fail every attempt of the budget, so that the task ends failed rather than queued again.
                 var current = claimed
                 while true {
-                    let reported = try await store.report(TaskReport(attempt: current.attempt, state: .failed),
+                    let reported = try await store.report(TaskReport(attempt: current.attempt, lease: current.lease, state: .failed),
                                                           cluster: TaskStore.cluster, node: node, taskID: claimed.id)
                     if reported.state == .failed { return reported }
                     try await store.pool.withConnection { connection in
@@ -63,7 +63,7 @@ struct StateMachineAgreementTests {
                     current = try #require(try await store.claimOne(node))
                 }
             }
-            return try await store.report(TaskReport(attempt: claimed.attempt, state: .completed),
+            return try await store.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .completed),
                                           cluster: TaskStore.cluster, node: node, taskID: claimed.id)
         }
     }
@@ -93,11 +93,15 @@ struct StateMachineAgreementTests {
             return try await store.submit(on: [node])
         case .claim:
             guard let task else { return nil }
-            return try await store.claimOne(task.assignedNode)
+            return try await store.claimOne(task.assignedNode)?.task
         case .complete, .fail, .failWithAttemptsLeft, .acknowledgeCancel:
             let state: ReportedState = action == .complete ? .completed : action == .acknowledgeCancel ? .cancelled : .failed
+            // This table is about states, not leases (LeaseTests): whatever lease the task holds is made known.
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
+            }
             return try await refusedOnConflict {
-                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), state: state),
+                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: state),
                                        cluster: cluster, node: node, taskID: taskID)
             }
         case .cancel:
@@ -124,7 +128,7 @@ struct StateMachineAgreementTests {
             let parent = try await store.submit(on: [node])
             let claimed = try #require(try await store.claimOne(node))
             #expect(claimed.id == parent.id)
-            let report = TaskReport(attempt: claimed.attempt, state: outcome == .completed ? .completed : .failed,
+            let report = TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: outcome == .completed ? .completed : .failed,
                                     participants: [ParticipantOutcome(node: node, state: outcome)])
             _ = try await store.report(report, cluster: cluster, node: node, taskID: claimed.id)
             return try await store.children(cluster: cluster, of: parent.id).first

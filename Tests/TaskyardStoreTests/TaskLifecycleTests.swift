@@ -127,7 +127,7 @@ struct TaskLifecycleTests {
                 #expect(task.attempt == 1)
                 let lease = try #require(task.leaseExpiresAt).timeIntervalSince(try #require(task.receivedAt))
                 #expect(abs(lease - 30) < 0.01)
-                #expect(try await store.events(of: task).last.map { [$0.from, $0.to] } == [.queued, .received])
+                #expect(try await store.events(of: task.task).last.map { [$0.from, $0.to] } == [.queued, .received])
             }
             #expect(try await store.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
         }
@@ -141,7 +141,7 @@ struct TaskLifecycleTests {
                                               cluster: cluster).task
             let claimed = try #require(try await store.claimOne())
             let started = Date(timeIntervalSince1970: 1_800_000_000)
-            let done = try await store.report(TaskReport(attempt: 1, state: .failed, error: "n3: disk full", participants: [
+            let done = try await store.report(TaskReport(attempt: 1, lease: claimed.lease, state: .failed, error: "n3: disk full", participants: [
                 ParticipantOutcome(node: "n1", state: .completed, result: ["ok": true], startedAt: started),
                 ParticipantOutcome(node: "n2", state: .completed, result: ["ok": true]),
                 ParticipantOutcome(node: "n3", state: .failed, error: "disk full"),
@@ -170,8 +170,8 @@ struct TaskLifecycleTests {
             try await store.makeCluster()
             let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], maxAttempts: 1),
                                               cluster: cluster).task
-            _ = try #require(try await store.claimOne())
-            _ = try await store.report(TaskReport(attempt: 1, state: .failed), cluster: cluster, node: "n1", taskID: task.id)
+            let first = try #require(try await store.claimOne())
+            _ = try await store.report(TaskReport(attempt: 1, lease: first.lease, state: .failed), cluster: cluster, node: "n1", taskID: task.id)
             _ = try await store.retry(cluster: cluster, taskID: task.id)
             let second = try #require(try await store.claimOne())
             #expect(second.attempt == 2)
@@ -184,15 +184,17 @@ struct TaskLifecycleTests {
                 #expect(try await store.snapshot() == before)
                 return error
             }
-            let stale = try await refusal(TaskReport(attempt: 1, state: .completed))
+            let stale = try await refusal(TaskReport(attempt: 1, lease: first.lease, state: .completed))
             #expect(stale.kind == .conflict && stale.code == "stale_attempt")
-            let wrongNode = try await refusal(TaskReport(attempt: 2, state: .completed), node: "n2")
+            let wrongNode = try await refusal(TaskReport(attempt: 2, lease: second.lease, state: .completed), node: "n2")
             #expect(wrongNode.kind == .conflict && wrongNode.code == "wrong_node")
-            let unknown = try await refusal(TaskReport(attempt: 1, state: .completed), id: 424_242)
+            let unknown = try await refusal(TaskReport(attempt: 1, lease: second.lease, state: .completed), id: 424_242)
             #expect(unknown.kind == .notFound)
 
-            _ = try await store.report(TaskReport(attempt: 2, state: .completed), cluster: cluster, node: "n1", taskID: task.id)
-            let late = try await refusal(TaskReport(attempt: 2, state: .failed))
+            let forged = try await refusal(TaskReport(attempt: 2, lease: first.lease, state: .completed))
+            #expect(forged.kind == .conflict && forged.code == "stale_lease", "the right attempt without its claim's lease")
+            _ = try await store.report(TaskReport(attempt: 2, lease: second.lease, state: .completed), cluster: cluster, node: "n1", taskID: task.id)
+            let late = try await refusal(TaskReport(attempt: 2, lease: second.lease, state: .failed))
             #expect(late.kind == .conflict && late.code == "already_finished")
             #expect(try await store.reload(task).state == .completed)
         }
@@ -212,13 +214,13 @@ struct TaskLifecycleTests {
             #expect(try await store.claim(cluster: cluster, node: "n2", limit: 5, leaseSeconds: 30).isEmpty)
 
             let running = try await store.submit(on: ["n1"])
-            _ = try #require(try await store.claimOne())
+            let claim = try #require(try await store.claimOne())
             let flagged = try await store.cancel(cluster: cluster, taskID: running.id)
             #expect(flagged.state == .received && flagged.cancelRequested)
             let before = try await store.snapshot()
             #expect(try await store.cancel(cluster: cluster, taskID: running.id) == flagged)
             #expect(try await store.snapshot() == before, "a second cancel writes nothing more")
-            let acknowledged = try await store.report(TaskReport(attempt: 1, state: .cancelled), cluster: cluster,
+            let acknowledged = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .cancelled), cluster: cluster,
                                                       node: "n1", taskID: running.id)
             #expect(acknowledged.state == .cancelled)
 
@@ -242,8 +244,8 @@ struct TaskLifecycleTests {
             try await store.makeCluster()
             let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 1),
                                               cluster: cluster).task
-            _ = try #require(try await store.claimOne())
-            _ = try await store.report(TaskReport(attempt: 1, state: .failed, error: "boom"), cluster: cluster, node: "n1", taskID: task.id)
+            let claim = try #require(try await store.claimOne())
+            _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .failed, error: "boom"), cluster: cluster, node: "n1", taskID: task.id)
             let retried = try await store.retry(cluster: cluster, taskID: task.id)
             #expect(retried.state == .queued)
             #expect(retried.error == nil && retried.finishedAt == nil)
@@ -264,8 +266,8 @@ struct TaskLifecycleTests {
             let task = try await store.submit(on: ["n1", "n2"])
             let live = try await #require(throws: TaskyardError.self) { try await store.delete(cluster: cluster, taskID: task.id) }
             #expect(live.kind == .conflict)
-            _ = try #require(try await store.claimOne())
-            _ = try await store.report(TaskReport(attempt: 1, state: .completed, participants: [
+            let claim = try #require(try await store.claimOne())
+            _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed, participants: [
                 ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .completed),
             ]), cluster: cluster, node: "n1", taskID: task.id)
             let other = try await store.submit(on: ["n3"])
@@ -297,7 +299,7 @@ struct TaskLifecycleTests {
             let unknown = try await #require(throws: TaskyardError.self) { try await store.recordHeartbeat(cluster: cluster, node: "n9") }
             #expect(unknown.kind == .notFound)
             let noCluster = try await #require(throws: TaskyardError.self) {
-                _ = try await store.registerNode(cluster: "nope", id: "n1", endpoint: "http://x")
+                _ = try await store.registerNode(cluster: "nope", id: "n1", endpoint: "http://x:1")
             }
             #expect(noCluster.kind == .notFound)
             let duplicate = try await #require(throws: TaskyardError.self) { _ = try await store.createCluster(id: cluster, name: "") }

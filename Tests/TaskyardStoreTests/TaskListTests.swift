@@ -35,8 +35,8 @@ struct TaskListTests {
             let a = try await store.submit(TaskSubmission(type: "alpha", participatingNodes: ["n1", "n2"], opaqueID: "op"), cluster: cluster).task
             let b = try await store.submit(TaskSubmission(type: "beta", participatingNodes: ["n2"]), cluster: cluster).task
             let hidden = try await store.submit(TaskSubmission(type: "alpha", participatingNodes: ["n3"], isInternal: true), cluster: cluster).task
-            _ = try #require(try await store.claimOne("n1"))
-            _ = try await store.report(TaskReport(attempt: 1, state: .completed, participants: [
+            let claim = try #require(try await store.claimOne("n1"))
+            _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed, participants: [
                 ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .completed),
             ]), cluster: cluster, node: "n1", taskID: a.id)
 

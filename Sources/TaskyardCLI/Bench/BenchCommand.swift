@@ -6,6 +6,7 @@ import Postgres
 import Synchronization
 import TaskyardClient
 import TaskyardDomain
+import TaskyardSecurity
 import TaskyardStore
 
 struct BenchCommand: AsyncParsableCommand {
@@ -134,6 +135,7 @@ struct BenchCommand: AsyncParsableCommand {
         let cluster = "bench-\(stamp)"
         let nodes = (1...agents).map { "bench-\($0)" }
         _ = try await store.createCluster(id: cluster, name: "taskyard bench")
+        let tokens = try await BenchTokens.make(cluster: cluster, nodes: nodes, folder: folder, credentials: CredentialStore(pool: store.pool))
         let settings = try await store.pool.query(BenchSQL.settings).single()
         var report = BenchReport(
             command: (["taskyard"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
@@ -143,7 +145,7 @@ struct BenchCommand: AsyncParsableCommand {
                            fsync: try settings.decode("fsync")),
             agents: agents, tasks: tasks, participants: participants, submit: submit.rawValue, runs: [])
 
-        let workload = BenchWorkload(store: store, client: TaskyardClient(baseURL: server ?? "http://127.0.0.1:1"),
+        let workload = BenchWorkload(store: store, client: TaskyardClient(baseURL: server ?? "http://127.0.0.1:1", token: tokens.admin),
                                      cluster: cluster, nodes: nodes, participants: participants, progress: progress)
         if preloadHistory > 0 {
             let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
@@ -164,8 +166,9 @@ struct BenchCommand: AsyncParsableCommand {
 
         progress.finish("starting the server and \(agents) agents …")
         let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, cluster: cluster, nodes: nodes,
-                                                       agentConcurrency: concurrency, logFolder: folder)
-        let client = TaskyardClient(baseURL: processes.serverURL)
+                                                       agentConcurrency: concurrency, logFolder: folder,
+                                                       adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles)
+        let client = TaskyardClient(baseURL: processes.serverURL, token: tokens.admin)
         let measured = BenchWorkload(store: store, client: client, cluster: cluster, nodes: nodes, participants: participants,
                                      progress: progress)
         func agentBytes() -> Int { processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0 }
@@ -233,5 +236,28 @@ final class MemoryPeaks: Sendable {
             peaks.server = max(peaks.server, server)
             peaks.agent = max(peaks.agent, agent)
         }
+    }
+}
+
+/// The bench's credentials, as a deployment has them: an admin token for its client, a node token per
+/// agent (in a 0600 file of the bench's folder), so that authentication is part of what it measures.
+struct BenchTokens {
+    let admin: String
+    let nodeFiles: [String: String]
+
+    static func make(cluster: String, nodes: [String], folder: URL, credentials: CredentialStore) async throws -> BenchTokens {
+        let admin = TokenSecret.generate()
+        _ = try await credentials.createToken(TokenRequest(kind: .client, name: "bench", scopes: [.admin], clusterID: cluster),
+                                              secretHash: TokenSecret.hash(admin))
+        var files: [String: String] = [:]
+        for node in nodes {
+            let secret = TokenSecret.generate()
+            _ = try await credentials.createToken(TokenRequest(kind: .node, name: "bench \(node)", clusterID: cluster, nodeID: node),
+                                                  secretHash: TokenSecret.hash(secret))
+            let file = folder.appending(path: "token-\(node)")
+            FileManager.default.createFile(atPath: file.path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+            files[node] = file.path
+        }
+        return BenchTokens(admin: admin, nodeFiles: files)
     }
 }

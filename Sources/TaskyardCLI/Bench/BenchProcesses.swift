@@ -16,8 +16,10 @@ final class BenchProcesses: Sendable {
     let agents: [Child]
 
     /// Starts the server (unless `serverURL` names a running one) and one agent per node.
+    /// `adminToken` is what the bench's own client uses; `nodeTokenFiles` holds each agent's token.
     static func start(databaseURL: String, serverURL: String?, cluster: String, nodes: [String],
-                      agentConcurrency: Int, logFolder: URL) async throws -> BenchProcesses {
+                      agentConcurrency: Int, logFolder: URL, adminToken: String,
+                      nodeTokenFiles: [String: String]) async throws -> BenchProcesses {
         let binary = try Self.ownBinary()
         var server: Child?
         let url: String
@@ -31,7 +33,7 @@ final class BenchProcesses: Sendable {
                                                     "--no-migrate", "--log-level", "warning"], outputPath: log.path)
             server = Child(role: "server", pid: pid, log: log)
         }
-        let client = TaskyardClient(baseURL: url)
+        let client = TaskyardClient(baseURL: url, token: adminToken)
         try await waitFor("the server at \(url) to be ready", child: server) { (try? await client.health("readyz")) == 200 }
 
         // Agents run as nodes run them: the lean taskyard-agent built next to this binary, else `taskyard agent`.
@@ -44,6 +46,7 @@ final class BenchProcesses: Sendable {
             let log = logFolder.appending(path: "agent-\(node).log")
             let pid = try Subprocess.spawn(agentBinary, agentCommand + [
                 "--server", url, "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
+                "--token-file", nodeTokenFiles[node] ?? "",
                 "--concurrency", String(agentConcurrency), "--log-level", "warning",
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))

@@ -173,7 +173,7 @@ struct BenchWorkload: Sendable {
                         let tasks = try await store.claim(cluster: rawCluster, node: node, limit: claimBatch, leaseSeconds: 30)
                         if tasks.isEmpty { return }
                         let reports = tasks.map { task in
-                            (task.id, TaskReport(attempt: task.attempt, state: .completed, result: [:], participants: task.participatingNodes.map {
+                            (task.id, TaskReport(attempt: task.attempt, lease: task.lease, state: .completed, result: [:], participants: task.participatingNodes.map {
                                 ParticipantOutcome(node: $0, state: .completed, result: nil, startedAt: Date(), finishedAt: Date())
                             }))
                         }

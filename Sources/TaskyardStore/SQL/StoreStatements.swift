@@ -11,5 +11,5 @@ public enum StoreStatements {
     public static let nodeWorkChannel = TasksSQL.nodeWorkChannel
 
     public static let all: [PostgresStatement] =
-        ClustersSQL.all + NodesSQL.all + TasksSQL.all + TaskEventsSQL.all + SchemaMigrationsSQL.all + StatisticsSQL.all
+        ClustersSQL.all + CredentialsSQL.all + NodesSQL.all + TasksSQL.all + TaskEventsSQL.all + SchemaMigrationsSQL.all + StatisticsSQL.all
 }

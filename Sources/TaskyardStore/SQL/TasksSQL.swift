@@ -133,6 +133,8 @@ enum TasksSQL {
     /// passed, best priority first, skipping rows another claimer holds (queued → received, attempt + 1,
     /// a lease of $4 seconds or of the seconds $6 gives the task's type in $5), and lists the tasks it
     /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live.
+    /// Each claim gets a fresh lease: 244 random bits (`gen_random_uuid` draws from the server's strong
+    /// random source), returned once as `lease` and kept only as its SHA-256.
     /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
     /// a single row whose task columns are NULL). The claimed rows are updated by the tuple ids the
     /// locking read returned (the locks keep them current): no second index lookup for the planner to
@@ -143,7 +145,8 @@ enum TasksSQL {
              WHERE cluster_id = $1 AND id = $2
             RETURNING id
         ), picked AS (
-            SELECT t.ctid FROM tasks t
+            SELECT t.ctid, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
+              FROM tasks t
              WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
                AND (t.run_after IS NULL OR t.run_after <= now())
                AND (t.ordering_key IS NULL OR NOT EXISTS (
@@ -160,9 +163,11 @@ enum TasksSQL {
                    lease_expires_at = now() + make_interval(secs => coalesce(
                        (SELECT o.seconds FROM unnest($5::text[], $6::double precision[]) AS o (type, seconds)
                          WHERE o.type = t.type LIMIT 1),
-                       $4::double precision))
-             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-            RETURNING t.*
+                       $4::double precision)),
+                   lease_hash = sha256(convert_to(p.lease, 'UTF8'))
+              FROM picked p
+             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND t.ctid = p.ctid
+            RETURNING t.*, p.lease
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
@@ -173,7 +178,7 @@ enum TasksSQL {
                             AND cancel_requested_at IS NOT NULL
                           ORDER BY id) AS cancel
         )
-        SELECT header.node_found, header.cancel, \(prefixed(columns, with: "claimed"))
+        SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed"))
           FROM header LEFT JOIN claimed ON true
          ORDER BY claimed.priority DESC, claimed.id
         """)
@@ -182,13 +187,14 @@ enum TasksSQL {
     /// holding it at that attempt (a stale item changes nothing and the others go ahead); a failure with
     /// attempts left goes back to queued, not before its backoff. Each participant's outcome becomes a
     /// child task (∅ → its state), with events for all of them. Items: $3 ids, $4 attempts, $5 states,
-    /// $6 results, $7 errors, $8 event details, $9 backoffs; participants: $10 item (1-based), $11 node,
-    /// $12 state, $13 result, $14 error, $15 started, $16 finished. Returns the reported tasks with `item`.
+    /// $6 results, $7 errors, $8 event details, $9 backoffs, $17 leases (the secret each claim returned);
+    /// participants: $10 item (1-based), $11 node, $12 state, $13 result, $14 error, $15 started,
+    /// $16 finished. Returns the reported tasks with `item`.
     static let report = PostgresStatement("tasks.report", """
         WITH input AS (
             SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
-                                 $9::double precision[])
-                   WITH ORDINALITY AS i (id, attempt, state, result, error, detail, backoff, item)
+                                 $9::double precision[], $17::text[])
+                   WITH ORDINALITY AS i (id, attempt, state, result, error, detail, backoff, lease, item)
         ), participants AS (
             SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
                                  $15::timestamptz[], $16::timestamptz[])
@@ -202,10 +208,11 @@ enum TasksSQL {
                    result = d.result::jsonb, error = d.error,
                    finished_at = CASE WHEN d.retry THEN NULL ELSE now() END,
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
-                   updated_at = now(), lease_expires_at = NULL
+                   updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
              WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = d.id AND t.assigned_node = $2
                AND t.attempt = d.attempt AND t.state = 'received'
+               AND t.lease_hash = sha256(convert_to(d.lease, 'UTF8'))
                AND ARRAY(SELECT p.node FROM participants p WHERE p.item = d.item) <@ t.participating_nodes
             RETURNING t.*, d.item, d.detail
         ), children AS (
@@ -355,10 +362,10 @@ enum TasksSQL {
     }
 
     /// A heartbeat: renews the lease (and records progress) of each task the node still holds at the
-    /// attempt it names; the others are lost to it.
+    /// attempt and under the lease ($7) it names; the others are lost to it.
     static let renewLeases = PostgresStatement("tasks.renew_leases", """
         WITH held AS (
-            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS h (id, attempt, progress)
+            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $7::text[]) AS h (id, attempt, progress, lease)
         ), renewed AS (
             UPDATE tasks t
                SET lease_expires_at = now() + make_interval(secs => $6::double precision),
@@ -366,6 +373,7 @@ enum TasksSQL {
               FROM held
              WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = held.id AND t.assigned_node = $2
                AND t.attempt = held.attempt AND t.state = 'received'
+               AND t.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
             RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
         )
         SELECT h.id, r.id IS NOT NULL AS held, coalesce(r.cancel, false) AS cancel
@@ -392,7 +400,7 @@ enum TasksSQL {
                                 ELSE t.error END,
                    finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL
                                         OR t.attempt - t.budget_start >= t.max_attempts THEN now() END,
-                   lease_expires_at = NULL, updated_at = now()
+                   lease_expires_at = NULL, lease_hash = NULL, updated_at = now()
              WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM expired))
             RETURNING t.*
         ), events AS (

@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardSecurity
+
+/// The participant endpoint's check: a call runs nothing unless its `Authorization: Bearer <grant>`
+/// verifies with a key of this node's cluster, has not expired, names this node, and matches the call.
+/// Keys come from the server (`GET …/signing-keys`): fetched at start, and again when a grant names a key
+/// this node has not seen (a rotation), at most once a second.
+actor GrantGate {
+    private let client: TaskyardClient
+    private let cluster: String
+    private let node: String
+    private var verifier = GrantVerifier(keys: [:])
+    private var lastFetch: ContinuousClock.Instant?
+
+    init(client: TaskyardClient, cluster: String, node: String) {
+        self.client = client
+        self.cluster = cluster
+        self.node = node
+    }
+
+    enum Refusal: Error, Sendable {
+        /// No grant, or one that cannot be trusted: 401.
+        case unauthenticated(String)
+        /// A valid grant for something else: 403.
+        case forbidden(String)
+
+        var response: (status: HTTPResponse.Status, code: String, message: String) {
+            switch self {
+            case .unauthenticated(let message): (.unauthorized, "unauthenticated", message)
+            case .forbidden(let message): (.forbidden, "forbidden", message)
+            }
+        }
+    }
+
+    /// Loads the cluster's keys; the agent calls it once it is registered.
+    func refreshKeys() async throws {
+        lastFetch = .now
+        let keys = try await client.signingKeys(cluster: cluster)
+        var raw: [String: Data] = [:]
+        for key in keys where key.algorithm == "ed25519" {
+            if let data = Data(base64Encoded: key.publicKey) { raw[key.id] = data }
+        }
+        verifier = GrantVerifier(keys: raw)
+    }
+
+    /// The grant in `authorization` (the header's value), once it allows `call` on this node.
+    func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
+               payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
+        guard let authorization, authorization.hasPrefix("Bearer ") else {
+            throw .unauthenticated("a participant call needs Authorization: Bearer <grant>")
+        }
+        let token = String(authorization.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        if let keyID = GrantVerifier.keyID(of: token), !verifier.knows(keyID: keyID) {
+            // A key made or rotated since the last fetch. Fetches are at most one a second (made-up key
+            // ids must not turn into a flood of requests to the server): a call that comes sooner waits.
+            if let lastFetch, ContinuousClock.now - lastFetch < .seconds(1) {
+                try? await Task.sleep(until: lastFetch + .seconds(1))
+            }
+            if !verifier.knows(keyID: keyID) { try? await refreshKeys() }
+        }
+        let grant: Grant
+        do {
+            grant = try verifier.verify(token)
+        } catch {
+            throw .unauthenticated(error.description)
+        }
+        if let clusterID, clusterID != cluster { throw .forbidden("this node serves cluster \(cluster), not \(clusterID)") }
+        let call = Grant.Call(cluster: cluster, taskID: taskID, attempt: attempt, type: type, initiator: initiator,
+                              payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node)
+        if let mismatch = grant.mismatch(with: call) { throw .forbidden(mismatch) }
+        return grant
+    }
+}

@@ -1,0 +1,83 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+
+/// The initiator's side of the participant protocol: run, roll back, ask progress, cancel. Every call
+/// carries the task's grant; URLs are built from the endpoint's scheme, host and port only; a redirect is
+/// an answer, never followed; and what a participant said is never copied raw into a task: a failure is
+/// its error message (cut short, control characters dropped) or the HTTP status.
+struct ParticipantClient: Sendable {
+    let transport: HTTPTransport
+    /// Longest a run or rollback may take.
+    let timeout: Duration
+
+    enum Answer: Sendable, Equatable {
+        case completed(JSONValue?)
+        case failed(String)
+        /// The rollback route said the type declares no rollback.
+        case noRollback
+    }
+
+    /// Runs the task's handler on the participant (`rollback`: its rollback). Throws only on cancellation.
+    func run(_ task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint, initiator: String,
+             rollback: Bool = false) async throws -> Answer {
+        let body = ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID, attempt: task.task.attempt,
+                                      initiator: initiator, payload: task.task.payload)
+        var path = ["api", "v1", "tasks", task.task.type]
+        if rollback { path.append("rollback") }
+        var request = HTTPClientRequest(url: endpoint.url(path))
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        do {
+            request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
+            let response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
+            let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
+            let status = Int(response.status.code)
+            if (200..<300).contains(status) {
+                // Only a participant's answer counts as success: an object with a `result` key.
+                guard let object = try? APIJSON.decode([String: JSONValue].self, from: data), let result = object["result"] else {
+                    return .failed("node \(node) answered HTTP \(status) without a participant result")
+                }
+                return .completed(result == .null ? nil : result)
+            }
+            let error = (try? APIJSON.decode(ErrorBody.self, from: data))?.error
+            if rollback, status == 404, error?.code == "no_rollback" { return .noRollback }
+            if let message = error?.message { return .failed(Self.sanitized(message)) }
+            return .failed("node \(node) answered HTTP \(status)")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            return .failed("cannot reach node \(node) at \(endpoint): \(Self.sanitized(String(describing: error)))")
+        }
+    }
+
+    /// How far the participant's handler for the task is; nil when it has not said.
+    func progress(of task: ClaimedTaskObject, at endpoint: NodeEndpoint) async -> HeartbeatRequest.Progress? {
+        var request = HTTPClientRequest(url: endpoint.url(["api", "v1", "tasks", String(task.task.id), "progress"]))
+        request.method = .GET
+        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        guard let response = try? await transport.client.execute(request, timeout: .seconds(2)), response.status.code == 200,
+              let body = try? await response.body.collect(upTo: 1 << 16)
+        else { return nil }
+        return try? APIJSON.decode(HeartbeatRequest.Progress.self, from: Data(body.readableBytesView))
+    }
+
+    /// Asks the participant to stop its work for the task.
+    func cancel(_ task: ClaimedTaskObject, at endpoint: NodeEndpoint) async {
+        var request = HTTPClientRequest(url: endpoint.url(["api", "v1", "tasks", String(task.task.id), "cancel"]))
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        _ = try? await transport.client.execute(request, timeout: .seconds(5))
+    }
+
+    /// At most 500 characters of a participant's words, control characters as spaces, for a task's error.
+    static func sanitized(_ text: String) -> String {
+        let printable = String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? " " : $0 }))
+        return printable.count > 500 ? String(printable.prefix(500)) + "…" : printable
+    }
+}

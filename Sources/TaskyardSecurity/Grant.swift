@@ -1,0 +1,222 @@
+@preconcurrency import Crypto
+import Foundation
+import TaskyardDomain
+
+/// What the server signs with each claim, so that a participant can tell a fan-out the server ordered
+/// from anything else: the task, its attempt, type and participants, who initiates it, a digest of its
+/// payload, and until when. Written as `<base64url(JSON claims)>.<base64url(Ed25519 signature)>`; the
+/// signature covers the first part's bytes. Nodes hold only public keys: they verify, never mint.
+public struct Grant: Codable, Sendable, Hashable {
+    /// The signing key's id, to find the public key that verifies it (keys rotate).
+    public var keyID: String
+    public var cluster: String
+    public var taskID: Int64
+    public var attempt: Int
+    public var type: String
+    public var participants: [String]
+    public var initiator: String
+    /// Hex SHA-256 of the payload's canonical JSON (`PayloadDigest`).
+    public var payloadDigest: String
+    /// Seconds since 1970: no participant honours it after that.
+    public var expiresAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case keyID = "kid", cluster, taskID = "task", attempt, type, participants, initiator
+        case payloadDigest = "payload_sha256", expiresAt = "exp"
+    }
+
+    public init(keyID: String, cluster: String, taskID: Int64, attempt: Int, type: String, participants: [String],
+                initiator: String, payloadDigest: String, expiresAt: Int64) {
+        self.keyID = keyID
+        self.cluster = cluster
+        self.taskID = taskID
+        self.attempt = attempt
+        self.type = type
+        self.participants = participants
+        self.initiator = initiator
+        self.payloadDigest = payloadDigest
+        self.expiresAt = expiresAt
+    }
+
+    /// What a participant call claims to be; a grant must match it field for field.
+    public struct Call: Sendable, Hashable {
+        public var cluster: String
+        public var taskID: Int64
+        /// nil for calls that name only the task (progress, cancel).
+        public var attempt: Int?
+        public var type: String?
+        public var initiator: String?
+        public var payloadDigest: String?
+        /// The node asked to do the work.
+        public var node: String
+
+        public init(cluster: String, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
+                    payloadDigest: String? = nil, node: String) {
+            self.cluster = cluster
+            self.taskID = taskID
+            self.attempt = attempt
+            self.type = type
+            self.initiator = initiator
+            self.payloadDigest = payloadDigest
+            self.node = node
+        }
+    }
+
+    /// Why a valid grant does not allow `call`; nil when it does. Each refusal is a 403.
+    public func mismatch(with call: Call) -> String? {
+        if cluster != call.cluster { return "the grant is for cluster \(cluster), not \(call.cluster)" }
+        if !participants.contains(call.node) { return "the grant does not name node \(call.node) as a participant" }
+        if taskID != call.taskID { return "the grant is for task \(taskID), not \(call.taskID)" }
+        if let attempt = call.attempt, attempt != self.attempt { return "the grant is for attempt \(self.attempt), not \(attempt)" }
+        if let type = call.type, type != self.type { return "the grant is for task type \(self.type), not \(type)" }
+        if let initiator = call.initiator, initiator != self.initiator {
+            return "the grant names \(self.initiator) as the initiator, not \(initiator)"
+        }
+        if let digest = call.payloadDigest, digest != payloadDigest { return "the payload is not the one the grant was signed for" }
+        return nil
+    }
+}
+
+/// The SHA-256 of a payload's canonical JSON (keys sorted, no insignificant space), in hex: the same
+/// JSON value gives the same digest on the server that signs and on the node that verifies.
+public enum PayloadDigest {
+    public static func hex(of payload: JSONValue) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(payload)) ?? Data("null".utf8)
+        return hexString(SHA256.hash(data: data))
+    }
+}
+
+/// Why a grant cannot be trusted at all: 401 for the participant endpoint.
+public enum GrantError: Error, Sendable, Equatable, CustomStringConvertible {
+    case malformed
+    case unknownKey(String)
+    case badSignature
+    case expired
+
+    public var description: String {
+        switch self {
+        case .malformed: "the grant cannot be read"
+        case .unknownKey(let id): "the grant is signed with key \(id), which this node does not know"
+        case .badSignature: "the grant's signature does not verify"
+        case .expired: "the grant has expired"
+        }
+    }
+}
+
+/// Signs grants with one Ed25519 private key (the server's side).
+public struct GrantSigner: Sendable {
+    public let keyID: String
+    private let privateKey: Curve25519.Signing.PrivateKey
+
+    public init(keyID: String, privateKeyRaw: Data) throws {
+        self.keyID = keyID
+        privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: privateKeyRaw)
+    }
+
+    public func sign(_ grant: Grant) throws -> String {
+        var grant = grant
+        grant.keyID = keyID
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let claims = base64URL(try encoder.encode(grant))
+        let signature = try privateKey.signature(for: Data(claims.utf8))
+        return claims + "." + base64URL(signature)
+    }
+}
+
+/// Verifies grants with the public keys of one cluster (the node's side).
+public struct GrantVerifier: Sendable {
+    private let keys: [String: Curve25519.Signing.PublicKey]
+
+    /// `keys`: key id → raw 32-byte public key.
+    public init(keys: [String: Data]) {
+        var parsed: [String: Curve25519.Signing.PublicKey] = [:]
+        for (id, raw) in keys {
+            if let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) { parsed[id] = key }
+        }
+        self.keys = parsed
+    }
+
+    public func knows(keyID: String) -> Bool { keys[keyID] != nil }
+
+    /// The grant's claims, once its signature verifies and it has not expired (`leeway` covers clock
+    /// differences between the server and the node).
+    public func verify(_ token: String, now: Date = Date(), leeway: TimeInterval = 30) throws(GrantError) -> Grant {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let claims = base64URLDecode(String(parts[0])), let signature = base64URLDecode(String(parts[1])),
+              let grant = try? JSONDecoder().decode(Grant.self, from: claims)
+        else { throw .malformed }
+        guard let key = keys[grant.keyID] else { throw .unknownKey(grant.keyID) }
+        guard key.isValidSignature(signature, for: Data(parts[0].utf8)) else { throw .badSignature }
+        guard Double(grant.expiresAt) + leeway >= now.timeIntervalSince1970 else { throw .expired }
+        return grant
+    }
+
+    /// The key id a grant claims, before anything is verified (to fetch an unknown key).
+    public static func keyID(of token: String) -> String? {
+        guard let first = token.split(separator: ".").first, let claims = base64URLDecode(String(first)),
+              let grant = try? JSONDecoder().decode(Grant.self, from: claims)
+        else { return nil }
+        return grant.keyID
+    }
+}
+
+/// A new Ed25519 key pair, with an id derived from its public key.
+public struct SigningKeyPair: Sendable {
+    public let id: String
+    public let publicKeyRaw: Data
+    public let privateKeyRaw: Data
+
+    public static func generate() -> SigningKeyPair {
+        let key = Curve25519.Signing.PrivateKey()
+        let publicRaw = key.publicKey.rawRepresentation
+        return SigningKeyPair(id: "ed25519-" + String(hexString(SHA256.hash(data: publicRaw)).prefix(16)),
+                              publicKeyRaw: publicRaw, privateKeyRaw: key.rawRepresentation)
+    }
+}
+
+func hexString<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+public enum Hex {
+    public static func encode(_ data: Data) -> String { hexString(data) }
+
+    public static func decode(_ text: String) -> Data? {
+        let bytes = Array(text.utf8)
+        guard bytes.count % 2 == 0 else { return nil }
+        var out = Data(capacity: bytes.count / 2)
+        var index = 0
+        while index < bytes.count {
+            guard let high = nibble(bytes[index]), let low = nibble(bytes[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 48...57: byte - 48
+        case 97...102: byte - 87
+        case 65...70: byte - 55
+        default: nil
+        }
+    }
+}
+
+func base64URLDecode(_ text: String) -> Data? {
+    guard text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 })
+    else { return nil }
+    var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while base64.count % 4 != 0 { base64 += "=" }
+    return Data(base64Encoded: base64)
+}

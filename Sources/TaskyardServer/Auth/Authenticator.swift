@@ -1,0 +1,101 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TaskyardDomain
+import TaskyardSecurity
+import TaskyardStore
+
+/// Turns a request's bearer token into the token's record. Tokens are cached for `cacheSeconds` (by the
+/// digest of the secret, never the secret), so a revocation reaches every replica within that time; and
+/// `last_used_at` is written for all the tokens used since the last write, every `touchInterval`, in one
+/// statement, rather than once per request.
+final class Authenticator: Service, Sendable {
+    typealias Configuration = AuthenticationConfiguration
+
+    private struct Entry {
+        let token: APIToken?
+        let fetched: ContinuousClock.Instant
+    }
+
+    private let credentials: CredentialStore
+    private let configuration: Configuration
+    private let logger: Logger
+    private let cache = Mutex<[String: Entry]>([:])
+    private let used = Mutex<Set<Int64>>([])
+
+    init(credentials: CredentialStore, configuration: Configuration, logger: Logger) {
+        self.credentials = credentials
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The request's token, valid now; 401 otherwise.
+    func authenticate(_ request: Request) async throws -> APIToken {
+        guard let header = request.headers[.authorization] else {
+            throw APIError.unauthenticated("an Authorization: Bearer <token> header is required")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= 512 else {
+            throw APIError.unauthenticated("the Authorization header must be Bearer <token>")
+        }
+        let digest = TokenSecret.hash(String(parts[1]).trimmingCharacters(in: .whitespaces))
+        let token = try await record(digest: digest)
+        guard let token, token.isValid() else {
+            throw APIError.unauthenticated("the token is unknown, expired or revoked")
+        }
+        _ = used.withLock { $0.insert(token.id) }
+        return token
+    }
+
+    private func record(digest: String) async throws -> APIToken? {
+        let now = ContinuousClock.now
+        let maximumAge = Duration.milliseconds(Int(configuration.cacheSeconds * 1000))
+        if let entry = cache.withLock({ $0[digest] }), now - entry.fetched < maximumAge { return entry.token }
+        let token = try await credentials.token(secretHash: digest)
+        cache.withLock { cache in
+            if cache.count >= configuration.maximumCachedTokens { cache.removeAll(keepingCapacity: true) }
+            cache[digest] = Entry(token: token, fetched: now)
+        }
+        return token
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.touchInterval)
+                await self.writeLastUsed()
+            }
+        }
+        await writeLastUsed()
+    }
+
+    private func writeLastUsed() async {
+        let ids = used.withLock { used in
+            defer { used.removeAll() }
+            return Array(used)
+        }
+        guard !ids.isEmpty else { return }
+        do {
+            try await credentials.touchTokens(ids)
+        } catch {
+            logger.warning("cannot record token use", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// How the server checks tokens.
+public struct AuthenticationConfiguration: Sendable {
+    /// How long a token's record is trusted without asking the database: a revocation reaches every
+    /// replica within this time. Default 2 s.
+    public var cacheSeconds = 2.0
+    /// How often `last_used_at` is written. Default 5 s.
+    public var touchInterval: Duration = .seconds(5)
+    /// Most records cached; past it the cache starts afresh (unknown tokens are cached too, so that a
+    /// flood of made-up tokens cannot each cost a query). Default 10,000.
+    public var maximumCachedTokens = 10_000
+
+    public init() {}
+}

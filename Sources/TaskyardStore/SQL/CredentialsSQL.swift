@@ -1,0 +1,76 @@
+import Postgres
+
+/// Every statement on `api_tokens` and `signing_keys`. Digests and keys travel as hex text.
+enum CredentialsSQL {
+    static let tokenColumns = """
+        id, kind, name, scopes, cluster_id, node_id, created_at, expires_at, last_used_at, revoked_at
+        """
+
+    static let createToken = PostgresStatement("api_tokens.create", """
+        INSERT INTO api_tokens (kind, name, scopes, cluster_id, node_id, secret_hash, expires_at)
+        VALUES ($1, $2, $3::text[], $4, $5, decode($6, 'hex'), $7::timestamptz)
+        RETURNING \(tokenColumns)
+        """)
+
+    /// The token whose secret has this digest, whatever its state (the caller tells revoked from expired).
+    static let tokenBySecretHash = PostgresStatement("api_tokens.by_secret_hash", """
+        SELECT \(tokenColumns) FROM api_tokens WHERE secret_hash = decode($1, 'hex')
+        """)
+
+    /// All tokens, or those bound to one cluster ($1), oldest first.
+    static let listTokens = PostgresStatement("api_tokens.list", """
+        SELECT \(tokenColumns) FROM api_tokens
+         WHERE $1::text IS NULL OR cluster_id = $1::text
+         ORDER BY id
+        """)
+
+    static let getToken = PostgresStatement("api_tokens.get", """
+        SELECT \(tokenColumns) FROM api_tokens WHERE id = $1
+        """)
+
+    /// Revoking twice keeps the first time.
+    static let revokeToken = PostgresStatement("api_tokens.revoke", """
+        UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+        RETURNING \(tokenColumns)
+        """)
+
+    /// The servers gather the tokens used since their last write and record them in one statement.
+    static let touchTokens = PostgresStatement("api_tokens.touch", """
+        UPDATE api_tokens SET last_used_at = now()
+         WHERE id = ANY ($1::bigint[]) AND (last_used_at IS NULL OR last_used_at < now() - interval '1 second')
+        """)
+
+    /// The live keys of a cluster, newest first: the first signs, all verify.
+    static let liveSigningKeys = PostgresStatement("signing_keys.live", """
+        SELECT id, algorithm, encode(public_key, 'hex') AS public_key, encode(private_key, 'hex') AS private_key
+          FROM signing_keys
+         WHERE cluster_id = $1 AND retired_at IS NULL
+         ORDER BY created_at DESC, id
+        """)
+
+    /// Serialises the making of a cluster's first key between servers, for the transaction.
+    static let lockSigningKeys = PostgresStatement("signing_keys.lock", """
+        SELECT pg_advisory_xact_lock(hashtextextended('taskyard signing keys ' || $1, 0)) IS NOT NULL AS locked
+        """)
+
+    /// A new key for the cluster (a first key, or a rotation).
+    static let createSigningKey = PostgresStatement("signing_keys.create", """
+        INSERT INTO signing_keys (id, cluster_id, algorithm, public_key, private_key)
+        SELECT $1, $2, 'ed25519', decode($3, 'hex'), decode($4, 'hex')
+         WHERE EXISTS (SELECT 1 FROM clusters WHERE id = $2)
+        RETURNING id
+        """)
+
+    /// Retires the cluster's keys other than the newest (after a rotation, once the grants they signed
+    /// have expired).
+    static let retireOlderSigningKeys = PostgresStatement("signing_keys.retire_older", """
+        UPDATE signing_keys SET retired_at = now()
+         WHERE cluster_id = $1 AND retired_at IS NULL
+           AND id <> (SELECT id FROM signing_keys WHERE cluster_id = $1 AND retired_at IS NULL
+                       ORDER BY created_at DESC, id LIMIT 1)
+        RETURNING id
+        """)
+
+    static let all = [createToken, tokenBySecretHash, listTokens, getToken, revokeToken, touchTokens, liveSigningKeys,
+                      lockSigningKeys, createSigningKey, retireOlderSigningKeys]
+}

@@ -1,0 +1,192 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardSecurity
+import Postgres
+import TaskyardServer
+import TaskyardStore
+import TaskyardTestSupport
+
+/// The contract's *Credentials and permissions*, route by route and credential by credential.
+@Suite("Authorization")
+struct AuthorizationTests {
+    /// Who may call a route, as the contract puts it.
+    enum Rule: Sendable {
+        case read, submit, operate, admin
+        /// read (client) or any node of the path's cluster.
+        case readOrClusterNode
+        /// node n1's own token (the path's node), or admin.
+        case nodeN1
+    }
+
+    struct Route: Sendable, CustomTestStringConvertible {
+        let method: String
+        let path: String
+        let body: String?
+        let rule: Rule
+        var testDescription: String { "\(method) \(path)" }
+    }
+
+    static let routes: [Route] = [
+        Route(method: "GET", path: "/api/v1/clusters", body: nil, rule: .read),
+        Route(method: "POST", path: "/api/v1/clusters", body: #"{"id": "c9"}"#, rule: .admin),
+        Route(method: "PUT", path: "/api/v1/clusters/c1/nodes/n1", body: #"{"endpoint": "http://127.0.0.1:9"}"#, rule: .nodeN1),
+        Route(method: "GET", path: "/api/v1/clusters/c1/nodes", body: nil, rule: .readOrClusterNode),
+        Route(method: "GET", path: "/api/v1/clusters/c1/signing-keys", body: nil, rule: .readOrClusterNode),
+        Route(method: "POST", path: "/api/v1/clusters/c1/tasks", body: #"{"type": "noop", "participating_nodes": ["n1"]}"#, rule: .submit),
+        Route(method: "POST", path: "/api/v1/clusters/c1/tasks/batch",
+              body: #"{"tasks": [{"type": "noop", "participating_nodes": ["n1"]}]}"#, rule: .submit),
+        Route(method: "GET", path: "/api/v1/clusters/c1/tasks", body: nil, rule: .read),
+        Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1", body: nil, rule: .read),
+        Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1/events", body: nil, rule: .read),
+        Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1/tree", body: nil, rule: .read),
+        Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1/wait?timeout=0", body: nil, rule: .read),
+        Route(method: "POST", path: "/api/v1/clusters/c1/tasks/2/cancel", body: "{}", rule: .operate),
+        Route(method: "POST", path: "/api/v1/clusters/c1/tasks/1/retry", body: nil, rule: .operate),
+        Route(method: "DELETE", path: "/api/v1/clusters/c1/tasks/1", body: nil, rule: .operate),
+        Route(method: "GET", path: "/api/v1/tasks/c1/n1?wait=0&limit=1", body: nil, rule: .nodeN1),
+        Route(method: "POST", path: "/api/v1/tasks/c1/n1/heartbeat", body: #"{"tasks": []}"#, rule: .nodeN1),
+        Route(method: "POST", path: "/api/v1/tasks/c1/n1/states",
+              body: #"{"reports": [{"task_id": 1, "attempt": 1, "lease": "x", "state": "completed"}]}"#, rule: .nodeN1),
+        Route(method: "POST", path: "/api/v1/tasks/c1/n1/1/state", body: #"{"attempt": 1, "lease": "x", "state": "completed"}"#, rule: .nodeN1),
+        Route(method: "GET", path: "/api/v1/tokens", body: nil, rule: .admin),
+        Route(method: "POST", path: "/api/v1/tokens", body: #"{"kind": "client", "name": "x", "scopes": ["read"]}"#, rule: .admin),
+        Route(method: "DELETE", path: "/api/v1/tokens/999999", body: nil, rule: .admin),
+    ]
+
+    /// The credentials of the table, and whether each may call a route with a rule.
+    enum Credential: String, CaseIterable, Sendable {
+        case anonymous, revoked, expired, readC1, submitC1, operateC1, adminC2, nodeN1, nodeN2, admin
+
+        /// nil: 401; false: 403; true: let in (any other status).
+        func allowed(_ rule: Rule, route: Route) -> Bool? {
+            switch self {
+            case .anonymous, .revoked, .expired: return nil
+            case .admin: return true
+            case .adminC2:
+                // Bound to c2: nothing of c1, no new cluster c9; it may list (its own) clusters and tokens,
+                // and DELETE of a token id it cannot see is a 404.
+                return route.method == "GET" && (route.path == "/api/v1/clusters" || route.path == "/api/v1/tokens")
+                    || route.path == "/api/v1/tokens/999999"
+            case .readC1: return rule == .read || rule == .readOrClusterNode
+            case .submitC1: return rule == .submit
+            case .operateC1: return rule == .operate
+            case .nodeN1: return rule == .nodeN1 || rule == .readOrClusterNode
+            case .nodeN2: return rule == .readOrClusterNode
+            }
+        }
+    }
+
+    @Test("every route × every credential: 401 without a valid token, 403 when it may not, and a refused request writes nothing")
+    func table() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let store = deployment.store
+            _ = try await store.createCluster(id: "c2", name: "other")
+            for node in ["n1", "n2"] {
+                _ = try await store.registerNode(cluster: "c1", id: node, endpoint: "http://127.0.0.1:9")
+            }
+            // Task 1 finished (for retry and delete); task 2 queued (for cancel).
+            _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            _ = try await deployment.client.cancel(cluster: "c1", id: 1)
+            _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+
+            let credentials = CredentialStore(pool: store.pool)
+            var tokens: [Credential: String] = [:]
+            tokens[.admin] = deployment.adminToken
+            tokens[.readC1] = try await store.mintToken(scopes: [.read], cluster: "c1")
+            tokens[.submitC1] = try await store.mintToken(scopes: [.submit], cluster: "c1")
+            tokens[.operateC1] = try await store.mintToken(scopes: [.operate], cluster: "c1")
+            tokens[.adminC2] = try await store.mintToken(scopes: [.admin], cluster: "c2")
+            tokens[.nodeN1] = try await store.mintNodeToken(cluster: "c1", node: "n1")
+            tokens[.nodeN2] = try await store.mintNodeToken(cluster: "c1", node: "n2")
+            tokens[.revoked] = try await store.mintToken(scopes: [.admin])
+            tokens[.expired] = try await store.mintToken(TokenRequest(kind: .client, name: "soon", scopes: [.admin],
+                                                                      expiresAt: Date().addingTimeInterval(3600)))
+            let revoked = try #require(try await credentials.token(secretHash: TokenSecret.hash(tokens[.revoked]!)))
+            try await credentials.revokeToken(id: revoked.id)
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'soon'")
+            }
+
+            // Admin last: its requests change what the others would find.
+            for credential in Credential.allCases {
+                for route in Self.routes {
+                    let before = try await Self.rowCounts(store)
+                    let answer = try await APIContractTests.send(deployment, route.method, route.path, body: route.body,
+                                                                 headers: tokens[credential].map { ["Authorization": "Bearer \($0)"] } ?? [:],
+                                                                 authorized: false)
+                    let what = "\(credential.rawValue) \(route.method) \(route.path): \(answer.status) \(String(decoding: answer.body, as: UTF8.self).prefix(200))"
+                    switch credential.allowed(route.rule, route: route) {
+                    case nil:
+                        #expect(answer.status == 401, "\(what)")
+                        #expect(answer.headers["www-authenticate"]?.hasPrefix("Bearer") == true, "\(what)")
+                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code == "unauthenticated", "\(what)")
+                    case false?:
+                        #expect(answer.status == 403, "\(what)")
+                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code == "forbidden", "\(what)")
+                    case true?:
+                        #expect(answer.status != 401 && answer.status != 403 && answer.status < 500, "\(what)")
+                    }
+                    if credential.allowed(route.rule, route: route) != true {
+                        #expect(try await Self.rowCounts(store) == before, "a refused request wrote something: \(what)")
+                    }
+                }
+            }
+            // The routes anyone may call.
+            for path in ["/healthz", "/readyz", "/openapi.json"] {
+                #expect(try await APIContractTests.send(deployment, "GET", path, authorized: false).status == 200, "\(path)")
+            }
+        }
+    }
+
+    static func rowCounts(_ store: TaskStore) async throws -> [Int] {
+        try await store.pool.withConnection { connection in
+            try ["clusters", "nodes", "tasks", "task_events", "api_tokens", "signing_keys"].map { table in
+                try connection.query("SELECT count(*) AS n FROM \(table)").single().decode("n", as: Int.self)
+            }
+        }
+    }
+
+    @Test("tokens through the API: the secret shown once, only its digest stored, listed without it, revoked at once")
+    func tokenRoutes() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let created = try await deployment.client.createToken(TokenRequest(kind: .client, name: "ci", scopes: [.submit, .read],
+                                                                              clusterID: "c1"))
+            let secret = try #require(created.token)
+            #expect(secret.hasPrefix("tyd_") && secret.count >= 40)
+            #expect(created.scopes == [.submit, .read] && created.clusterID == "c1")
+            let stored: [String] = try await deployment.store.pool.withConnection { connection in
+                try connection.query("SELECT encode(secret_hash, 'hex') AS h FROM api_tokens").map { row throws(PostgresError) in try row.decode("h") }
+            }
+            #expect(!stored.contains(secret) && stored.contains(TokenSecret.hash(secret)), "the digest, never the secret")
+            let ci = deployment.client(token: secret)
+            _ = try await ci.clusters()
+            let listed = try await deployment.client.tokens()
+            #expect(listed.allSatisfy { $0.token == nil })
+            let row = try #require(listed.first { $0.id == created.id })
+            #expect(row.revokedAt == nil)
+            // last_used_at is written in batches, within a few seconds.
+            try await eventually("last_used_at is recorded", within: .seconds(10)) {
+                try await deployment.client.tokens().first { $0.id == created.id }?.lastUsedAt != nil
+            }
+            let node = try await deployment.client.createToken(TokenRequest(kind: .node, name: "n7", clusterID: "c1", nodeID: "n7"))
+            #expect(node.kind == .node && node.nodeID == "n7" && node.scopes.isEmpty)
+            let bad = try await #require(throws: TaskyardClient.Failure.self) {
+                _ = try await deployment.client.createToken(TokenRequest(kind: .node, name: "n8", clusterID: "c1"))
+            }
+            #expect(bad.status == 422 && bad.error?.error.field == "node_id")
+
+            try await deployment.client.revokeToken(id: created.id)
+            try await eventually("the revoked token is refused", within: .seconds(5)) {
+                (try? await ci.clusters()) == nil
+            }
+            let refused = try await #require(throws: TaskyardClient.Failure.self) { _ = try await ci.clusters() }
+            #expect(refused.status == 401)
+            #expect(try await deployment.client.tokens().first { $0.id == created.id }?.revokedAt != nil)
+        }
+    }
+}

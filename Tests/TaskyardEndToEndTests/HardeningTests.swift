@@ -1,0 +1,166 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+import TaskyardAgent
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardSecurity
+import TaskyardServer
+import TaskyardTestSupport
+
+/// Endpoints that cannot be abused, participants whose answers are never trusted blindly, handlers that
+/// get the least they need, and a second replica that honours a revocation within seconds.
+@Suite("Hardening")
+struct HardeningTests {
+    static let endpoints: [(String, Bool)] = [
+        ("not a url", false), ("http://h:1/x", false), ("http://h:1?x=", false), ("ftp://h:1", false),
+        ("http://user@h:1", false), ("http://h", false), ("http://h:1/", false), ("http://h:1#f", false),
+        ("http://h:99999", false), ("", false), ("javascript:alert(1)", false), ("http://h:1\\@evil:2", false),
+        ("http://127.0.0.1:7001", true), ("https://node-1.example:8443", true), ("https://[::1]:7001", true),
+    ]
+
+    @Test("registration takes http(s)://host:port and nothing else: 422 naming endpoint, and nothing written")
+    func endpointRule() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            for (endpoint, valid) in Self.endpoints {
+                let before = try await AuthorizationTests.rowCounts(deployment.store)
+                let body = try APIJSON.encode(RegisterNodeRequest(endpoint: endpoint))
+                let answer = try await APIContractTests.send(deployment, "PUT", "/api/v1/clusters/c1/nodes/n1",
+                                                             body: String(decoding: body, as: UTF8.self))
+                if valid {
+                    #expect(answer.status == 200, "\(endpoint): \(String(decoding: answer.body, as: UTF8.self))")
+                } else {
+                    #expect(answer.status == 422, "\(endpoint): \(answer.status)")
+                    #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.field == "endpoint", "\(endpoint)")
+                    #expect(try await AuthorizationTests.rowCounts(deployment.store) == before, "\(endpoint)")
+                }
+            }
+        }
+    }
+
+    @Test("a participant's redirect is not followed, a 2xx that is no participant result is a failure, and its raw body never reaches the task")
+    func untrustedAnswers() async throws {
+        let trapped = Mutex(0)
+        let (ports, announce) = AsyncStream<Int>.makeStream()
+        let router = Router()
+        router.post("/api/v1/tasks/:type") { _, context -> Response in
+            switch context.parameters.get("type") {
+            case "redirect":
+                var response = Response(status: .temporaryRedirect)
+                response.headers[.location] = "/trap"
+                return response
+            case "html":
+                return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "<html>fine</html>")))
+            default:
+                return Response(status: .internalServerError,
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: "SECRET-INTERNAL-DATA at 10.0.0.7")))
+            }
+        }
+        router.post("/trap") { _, _ -> HTTPResponse.Status in
+            trapped.withLock { $0 += 1 }
+            return .ok
+        }
+        let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                               onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fake.runService() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            try await Deployment.run(nodes: ["n1"], handlers: { _ in
+                var registry = HandlerRegistry.builtins()
+                for type in ["redirect", "html", "leak"] { registry.register(type, ClosureHandler { _ in nil }) }
+                return registry
+            }) { deployment in
+                _ = try await deployment.client.registerNode(cluster: "c1", node: "n2",
+                                                             RegisterNodeRequest(endpoint: "http://127.0.0.1:\(port)"))
+                for (type, expected) in [("redirect", "HTTP 307"), ("html", "without a participant result"), ("leak", "HTTP 500")] {
+                    let task = try await deployment.client.submit(cluster: "c1",
+                        SubmitTaskRequest(type: type, participatingNodes: ["n1", "n2"], maxAttempts: 1))
+                    let detail = try await deployment.finished(task.id)
+                    #expect(detail.task.state == .failed, "\(type)")
+                    let n2 = try #require(detail.children.first { $0.assignedNode == "n2" })
+                    #expect(n2.state == .failed)
+                    #expect(n2.error?.contains(expected) == true, "\(type): \(n2.error ?? "")")
+                    #expect(detail.task.error?.contains("SECRET") == false && n2.error?.contains("SECRET") == false)
+                }
+                #expect(trapped.withLock { $0 } == 0, "the redirect was followed")
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test("an executable handler sees no agent secret: a minimal environment, --handler-env on purpose, files in a 0700 folder removed after")
+    func handlerHygiene() async throws {
+        // The agent runs in this process: its environment is this process's. One of its variables is passed
+        // on purpose; every other one (this process's own secrets, whatever they are) must stay out.
+        let minimal: Set<String> = ["PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "OLDPWD"]
+        let agentOnly = ProcessInfo.processInfo.environment.keys.filter { !minimal.contains($0) && !$0.hasPrefix("TASKYARD_") }.sorted()
+        let passed = try #require(agentOnly.first { !$0.contains("=") && !$0.contains(" ") }, "this process has variables of its own")
+        let folder = try TestEnvironment.makeExecutables([
+            "showenv": """
+                #!/bin/sh
+                cat > /dev/null
+                printf '{"env": "%s", "dir": "%s", "mode": "%s", "input": "%s"}' \
+                  "$(env | cut -d= -f1 | tr '\\n' ' ')" "$(pwd)" "$(stat -c %a .)" "$(stat -c %a stdin.json)"
+                """,
+        ])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await Deployment.run(nodes: ["n1"], handlers: { _ in .builtins(directory: folder) },
+                                 agentSettings: { $0.handlerEnvironment = [passed] }) { deployment in
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "showenv", participatingNodes: ["n1"]))
+            let detail = try await deployment.finished(task.id)
+            #expect(detail.task.state == .completed, "\(detail.task.error ?? "")")
+            let result = try #require(detail.task.result?["n1"])
+            guard case .string(let environment)? = result["env"], case .string(let directory)? = result["dir"] else {
+                Issue.record("no env in \(result)")
+                return
+            }
+            let names = Set(environment.split(separator: " ").map(String.init))
+            #expect(names.contains(passed), "--handler-env passes \(passed) on purpose: \(names.sorted())")
+            #expect(names.contains("TASKYARD_TASK_ID") && names.contains("TASKYARD_NODE") && names.contains("PATH"))
+            let leaked = names.subtracting(minimal).subtracting([passed]).filter { !$0.hasPrefix("TASKYARD_") }
+            #expect(leaked.isEmpty, "the agent's own variables reached the handler: \(leaked.sorted())")
+            #expect(!names.contains("TASKYARD_TOKEN"))
+            #expect(result["mode"] == "700" && result["input"] == "600", "\(result)")
+            #expect(!FileManager.default.fileExists(atPath: directory), "the handler's folder is removed after the run")
+        }
+    }
+
+    @Test("a revocation on one server replica is honoured by another within seconds")
+    func revocationAcrossReplicas() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let (ports, announce) = AsyncStream<Int>.makeStream()
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.maintenanceEnabled = false
+            let second = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,
+                                                            logger: Deployment.quietLogger) { announce.yield($0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await second.runService() }
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                let created = try await deployment.client.createToken(TokenRequest(kind: .client, name: "ops", scopes: [.read]))
+                let onSecond = TaskyardClient(baseURL: "http://127.0.0.1:\(port)", token: created.token)
+                _ = try await onSecond.clusters()
+                try await deployment.client.revokeToken(id: created.id)
+                let revoked = ContinuousClock.now
+                try await eventually("the second replica refuses the revoked token", within: .seconds(10)) {
+                    do {
+                        _ = try await onSecond.clusters()
+                        return false
+                    } catch let failure as TaskyardClient.Failure {
+                        return failure.status == 401
+                    }
+                }
+                let took = ContinuousClock.now - revoked
+                #expect(took < .seconds(5), "took \(took)")
+                group.cancelAll()
+            }
+        }
+    }
+}
