@@ -48,9 +48,10 @@ actor GrantGate {
         verifier = GrantVerifier(keys: raw)
     }
 
-    /// The grant in `authorization` (the header's value), once it allows `call` on this node.
-    func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
-               payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
+    /// The grant in `authorization` (the header's value), once its signature verifies with a key of this
+    /// cluster, it has not expired, and it names this node as a participant: all that can be known before
+    /// the request's body is read.
+    func verify(authorization: String?) async throws(Refusal) -> Grant {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
             throw .unauthenticated("a participant call needs Authorization: Bearer <grant>")
         }
@@ -69,6 +70,16 @@ actor GrantGate {
         } catch {
             throw .unauthenticated(error.description)
         }
+        if let mismatch = grant.mismatch(with: Grant.Call(cluster: cluster, taskID: grant.taskID, node: node)) {
+            throw .forbidden(mismatch)
+        }
+        return grant
+    }
+
+    /// The grant in `authorization`, once it also matches the call field for field.
+    func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
+               payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
+        let grant = try await verify(authorization: authorization)
         if let clusterID, clusterID != cluster { throw .forbidden("this node serves cluster \(cluster), not \(clusterID)") }
         let call = Grant.Call(cluster: cluster, taskID: taskID, attempt: attempt, type: type, initiator: initiator,
                               payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node)

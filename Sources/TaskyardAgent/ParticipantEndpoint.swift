@@ -74,17 +74,25 @@ final class ParticipantEndpoint: Sendable {
                                      type: type, initiator: body?.initiator, payload: body?.payload, clusterID: body?.clusterID)
             return nil
         } catch {
-            let (status, code, message) = error.response
-            var response = Self.error(status, code: code, message)
-            if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
-            return response
+            return Self.response(refusing: error)
         }
     }
 
+    private static func response(refusing refusal: GrantGate.Refusal) -> Response {
+        let (status, code, message) = refusal.response
+        var response = error(status, code: code, message)
+        if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer" }
+        return response
+    }
+
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
-        // Without a grant nothing is read: the body is not even collected.
-        guard request.headers[.authorization] != nil else {
-            return await refusal(request, taskID: 0) ?? Self.error(.unauthorized, code: "unauthenticated", "a grant is required")
+        // The body is read only for a grant this node can trust, for this type: nobody else makes it
+        // collect megabytes.
+        do throws(GrantGate.Refusal) {
+            let grant = try await gate.verify(authorization: request.headers[.authorization])
+            if grant.type != type { throw .forbidden("the grant is for task type \(grant.type), not \(type)") }
+        } catch {
+            return Self.response(refusing: error)
         }
         let body: ParticipantRequest
         do {
