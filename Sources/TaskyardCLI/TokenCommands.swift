@@ -32,17 +32,21 @@ struct TokenCommand: AsyncParsableCommand {
         var databaseURL: String?
 
         @OptionGroup var serverOptions: ServerOptions
+        @OptionGroup var logging: LoggingOptions
 
         enum Target {
             case database(CredentialStore, PostgresPool)
             case api(TaskyardClient)
         }
 
-        func target() throws -> Target {
+        /// On the database, the schema is brought up to date first (under the migrator's lock, as a server
+        /// does at start-up): the first admin token can be made before any server has run.
+        func target() async throws -> Target {
             if let databaseURL, !databaseURL.isEmpty {
                 if serverOptions.server != nil { throw ValidationError("give --database-url or --server, not both") }
-                let pool = PostgresPool(configuration: try PostgresConfiguration(databaseURL), options: .init(maximumConnections: 1))
-                return .database(CredentialStore(pool: pool), pool)
+                let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: 1, migrate: true,
+                                                        logger: try logging.makeLogger("taskyard.token"))
+                return .database(CredentialStore(pool: store.pool), store.pool)
             }
             return .api(try serverOptions.client())
         }
@@ -85,7 +89,7 @@ struct TokenCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError(error.message)
             }
-            switch try place.target() {
+            switch try await place.target() {
             case .database(let credentials, let pool):
                 defer { Task { await pool.close() } }
                 let secret = TokenSecret.generate()
@@ -106,7 +110,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let tokens: [TokenObject]
-            switch try place.target() {
+            switch try await place.target() {
             case .database(let credentials, let pool):
                 defer { Task { await pool.close() } }
                 tokens = try await credentials.tokens().map { TokenObject($0) }
@@ -132,7 +136,7 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var place: Place
 
         func run() async throws {
-            switch try place.target() {
+            switch try await place.target() {
             case .database(let credentials, let pool):
                 defer { Task { await pool.close() } }
                 guard try await credentials.revokeToken(id: id) != nil else { throw ValidationError("token \(id) does not exist") }
