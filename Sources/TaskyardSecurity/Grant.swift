@@ -38,6 +38,35 @@ public struct Grant: Codable, Sendable, Hashable {
         self.expiresAt = expiresAt
     }
 
+    /// The claims as canonical JSON, written directly (this runs once per claimed task).
+    var claimsJSON: [UInt8] {
+        // The keys in their sorted order, so no sorting per grant.
+        var out: [UInt8] = Array(#"{"attempt":"#.utf8)
+        out.reserveCapacity(320)
+        out.append(contentsOf: String(attempt).utf8)
+        out.append(contentsOf: #","cluster":"#.utf8)
+        CanonicalJSON.write(cluster, to: &out)
+        out.append(contentsOf: #","exp":"#.utf8)
+        out.append(contentsOf: String(expiresAt).utf8)
+        out.append(contentsOf: #","initiator":"#.utf8)
+        CanonicalJSON.write(initiator, to: &out)
+        out.append(contentsOf: #","kid":"#.utf8)
+        CanonicalJSON.write(keyID, to: &out)
+        out.append(contentsOf: #","participants":["#.utf8)
+        for (index, participant) in participants.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            CanonicalJSON.write(participant, to: &out)
+        }
+        out.append(contentsOf: #"],"payload_sha256":"#.utf8)
+        CanonicalJSON.write(payloadDigest, to: &out)
+        out.append(contentsOf: #","task":"#.utf8)
+        out.append(contentsOf: String(taskID).utf8)
+        out.append(contentsOf: #","type":"#.utf8)
+        CanonicalJSON.write(type, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// What a participant call claims to be; a grant must match it field for field.
     public struct Call: Sendable, Hashable {
         public var cluster: String
@@ -77,14 +106,11 @@ public struct Grant: Codable, Sendable, Hashable {
     }
 }
 
-/// The SHA-256 of a payload's canonical JSON (keys sorted, no insignificant space), in hex: the same
-/// JSON value gives the same digest on the server that signs and on the node that verifies.
+/// The SHA-256 of a payload's canonical JSON (`CanonicalJSON`: keys sorted, no whitespace), in hex: the
+/// same JSON value gives the same digest on the server that signs and on the node that verifies.
 public enum PayloadDigest {
     public static func hex(of payload: JSONValue) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(payload)) ?? Data("null".utf8)
-        return hexString(SHA256.hash(data: data))
+        hexString(SHA256.hash(data: CanonicalJSON.bytes(payload)))
     }
 }
 
@@ -118,10 +144,8 @@ public struct GrantSigner: Sendable {
     public func sign(_ grant: Grant) throws -> String {
         var grant = grant
         grant.keyID = keyID
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let claims = base64URL(try encoder.encode(grant))
-        let signature = try privateKey.signature(for: Data(claims.utf8))
+        let claims = base64URL(grant.claimsJSON)
+        let signature = try privateKey.signature(for: Array(claims.utf8))
         return claims + "." + base64URL(signature)
     }
 }

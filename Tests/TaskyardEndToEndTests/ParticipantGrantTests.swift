@@ -134,3 +134,14 @@ struct ParticipantGrantTests {
         return String(characters)
     }
 }
+
+@Suite("Payload digests")
+struct PayloadDigestTests {
+    @Test("the digest is of the canonical JSON: keys sorted, no whitespace, minimal escapes, 2.0 written as 2")
+    func canonical() {
+        let payload: JSONValue = ["b": [1, 2.5, .string("x\"y\n/")], "a": .null, "c": ["z": true, "y": 2.0]]
+        #expect(PayloadDigest.hex(of: payload) == TokenSecret.hash(#"{"a":null,"b":[1,2.5,"x\"y\u000a/"],"c":{"y":2,"z":true}}"#))
+        #expect(PayloadDigest.hex(of: ["a": 1, "b": 2]) == PayloadDigest.hex(of: ["b": 2, "a": 1]))
+        #expect(PayloadDigest.hex(of: ["a": 1]) != PayloadDigest.hex(of: ["a": 2]))
+    }
+}
