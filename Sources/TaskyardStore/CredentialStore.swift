@@ -55,16 +55,7 @@ public struct CredentialStore: Sendable {
 
     /// A cluster's live keys, newest (the signing one) first.
     public func liveSigningKeys(cluster: String) async throws -> [SigningKeyRecord] {
-        try await pool.query(CredentialsSQL.liveSigningKeys, [cluster]).map { row throws(PostgresError) in
-            SigningKeyRecord(id: try row.decode("id"), algorithm: try row.decode("algorithm"),
-                             publicKeyHex: try row.decode("public_key"), privateKeyHex: try row.decode("private_key"))
-        }
-    }
-
-    /// Adds a key to the cluster; it signs from now on. Unknown cluster: 404.
-    public func addSigningKey(cluster: String, _ key: SigningKeyRecord) async throws {
-        let rows = try await pool.query(CredentialsSQL.createSigningKey, [key.id, cluster, key.publicKeyHex, key.privateKeyHex])
-        guard rows.count == 1 else { throw unknownCluster(cluster) }
+        try await pool.query(CredentialsSQL.liveSigningKeys, [cluster]).map { row throws(PostgresError) in try SigningKeyRecord(row: row) }
     }
 
     /// The cluster's live keys; when it has none, `candidate` is added first. Servers starting together
@@ -81,15 +72,7 @@ public struct CredentialStore: Sendable {
                 return try connection.query(CredentialsSQL.liveSigningKeys, [cluster])
             }
         }
-        return try rows.map { row throws(PostgresError) in
-            SigningKeyRecord(id: try row.decode("id"), algorithm: try row.decode("algorithm"),
-                             publicKeyHex: try row.decode("public_key"), privateKeyHex: try row.decode("private_key"))
-        }
-    }
-
-    /// Retires every key of the cluster but the newest; returns the ids retired.
-    public func retireOlderSigningKeys(cluster: String) async throws -> [String] {
-        try await pool.query(CredentialsSQL.retireOlderSigningKeys, [cluster]).map { row throws(PostgresError) in try row.decode("id") }
+        return try rows.map { row throws(PostgresError) in try SigningKeyRecord(row: row) }
     }
 }
 
@@ -105,6 +88,13 @@ public struct SigningKeyRecord: Sendable, Hashable {
         self.algorithm = algorithm
         self.publicKeyHex = publicKeyHex
         self.privateKeyHex = privateKeyHex
+    }
+}
+
+extension SigningKeyRecord {
+    init(row: PostgresRow) throws(PostgresError) {
+        self.init(id: try row.decode("id"), algorithm: try row.decode("algorithm"),
+                  publicKeyHex: try row.decode("public_key"), privateKeyHex: try row.decode("private_key"))
     }
 }
 

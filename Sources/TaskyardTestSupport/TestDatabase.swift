@@ -85,7 +85,7 @@ actor TestServer {
 
     /// Settings that make a throw-away server fast: durability is not needed for test data.
     static let fastSettings = [
-        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300",
+        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "600",
         "shared_buffers": "128MB",
     ]
 

@@ -109,7 +109,8 @@ struct ProcessKillTests {
             }
             let fresh = try await TaskyardProcess.agent(deployment, node: "n1", port: ports[1])
             let done = try await deployment.finished(task.id, within: .seconds(30))
-            #expect(done.task.state == .completed && done.task.attempt == 2)
+            // Attempt 2, or a later one when a loaded machine made the fresh agent miss its 2 s lease too.
+            #expect(done.task.state == .completed && done.task.attempt >= 2)
             await fresh.stop(SIGTERM)
             let before = try await deployment.store.snapshot()
 

@@ -60,14 +60,4 @@ final class GrantIssuer: Sendable {
         signers.withLock { $0[cluster] = Cached(signer: signer, loaded: now) }
         return signer
     }
-
-    /// Adds a new signing key to the cluster: it signs from now on (here at once, on other replicas within
-    /// `refreshSeconds`); the older keys still verify until retired.
-    @discardableResult
-    func addKey(cluster: String) async throws -> SigningKeyRecord {
-        let record = Self.newKey()
-        try await credentials.addSigningKey(cluster: cluster, record)
-        signers.withLock { $0[cluster] = nil }
-        return record
-    }
 }

@@ -53,7 +53,7 @@ enum CredentialsSQL {
         SELECT pg_advisory_xact_lock(hashtextextended('taskyard signing keys ' || $1, 0)) IS NOT NULL AS locked
         """)
 
-    /// A new key for the cluster (a first key, or a rotation).
+    /// A new key for the cluster (its first; a rotation inserts one the same way, see the README).
     static let createSigningKey = PostgresStatement("signing_keys.create", """
         INSERT INTO signing_keys (id, cluster_id, algorithm, public_key, private_key)
         SELECT $1, $2, 'ed25519', decode($3, 'hex'), decode($4, 'hex')
@@ -61,16 +61,6 @@ enum CredentialsSQL {
         RETURNING id
         """)
 
-    /// Retires the cluster's keys other than the newest (after a rotation, once the grants they signed
-    /// have expired).
-    static let retireOlderSigningKeys = PostgresStatement("signing_keys.retire_older", """
-        UPDATE signing_keys SET retired_at = now()
-         WHERE cluster_id = $1 AND retired_at IS NULL
-           AND id <> (SELECT id FROM signing_keys WHERE cluster_id = $1 AND retired_at IS NULL
-                       ORDER BY created_at DESC, id LIMIT 1)
-        RETURNING id
-        """)
-
     static let all = [createToken, tokenBySecretHash, listTokens, getToken, revokeToken, touchTokens, liveSigningKeys,
-                      lockSigningKeys, createSigningKey, retireOlderSigningKeys]
+                      lockSigningKeys, createSigningKey]
 }
