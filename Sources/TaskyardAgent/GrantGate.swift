@@ -80,10 +80,16 @@ actor GrantGate {
     func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
                payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
         let grant = try await verify(authorization: authorization)
+        try match(grant, taskID: taskID, attempt: attempt, type: type, initiator: initiator, payload: payload, clusterID: clusterID)
+        return grant
+    }
+
+    /// Whether a grant already verified allows the call, field for field.
+    nonisolated func match(_ grant: Grant, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
+                           payload: JSONValue? = nil, clusterID: String? = nil) throws(Refusal) {
         if let clusterID, clusterID != cluster { throw .forbidden("this node serves cluster \(cluster), not \(clusterID)") }
         let call = Grant.Call(cluster: cluster, taskID: taskID, attempt: attempt, type: type, initiator: initiator,
                               payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node)
         if let mismatch = grant.mismatch(with: call) { throw .forbidden(mismatch) }
-        return grant
     }
 }

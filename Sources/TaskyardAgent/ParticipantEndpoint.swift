@@ -67,11 +67,10 @@ final class ParticipantEndpoint: Sendable {
                            logger: logger)
     }
 
-    /// The answer refusing a call whose grant does not allow it; nil when it does.
-    private func refusal(_ request: Request, taskID: Int64, _ body: ParticipantRequest? = nil, type: String? = nil) async -> Response? {
+    /// The answer refusing a call (progress, cancel) whose grant does not name this task; nil when it does.
+    private func refusal(_ request: Request, taskID: Int64) async -> Response? {
         do {
-            _ = try await gate.check(authorization: request.headers[.authorization], taskID: taskID, attempt: body?.attempt,
-                                     type: type, initiator: body?.initiator, payload: body?.payload, clusterID: body?.clusterID)
+            _ = try await gate.check(authorization: request.headers[.authorization], taskID: taskID)
             return nil
         } catch {
             return Self.response(refusing: error)
@@ -88,8 +87,9 @@ final class ParticipantEndpoint: Sendable {
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
         // collect megabytes.
+        let grant: Grant
         do throws(GrantGate.Refusal) {
-            let grant = try await gate.verify(authorization: request.headers[.authorization])
+            grant = try await gate.verify(authorization: request.headers[.authorization])
             if grant.type != type { throw .forbidden("the grant is for task type \(grant.type), not \(type)") }
         } catch {
             return Self.response(refusing: error)
@@ -101,7 +101,13 @@ final class ParticipantEndpoint: Sendable {
         } catch {
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }
-        if let refusal = await refusal(request, taskID: body.taskID, body, type: type) { return refusal }
+        // The rest of the match needs the body; the signature was verified once, above.
+        do throws(GrantGate.Refusal) {
+            try gate.match(grant, taskID: body.taskID, attempt: body.attempt, type: type, initiator: body.initiator,
+                           payload: body.payload, clusterID: body.clusterID)
+        } catch {
+            return Self.response(refusing: error)
+        }
         switch await perform(type: type, rollback: rollback, body) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))
