@@ -36,7 +36,7 @@ let package = Package(
         // Every SQL statement and the migrations.
         .target(
             name: "TaskyardStore",
-            dependencies: ["Postgres", "TaskyardDomain"],
+            dependencies: ["Postgres", "TaskyardDomain", "TaskyardSecurity"],
             plugins: ["EmbedMigrations"]
         ),
         // The HTTP contract's JSON: the shapes the server writes and the agent and CLI read.

@@ -78,10 +78,29 @@ public actor PostgresConnection {
     public func query(_ statement: PostgresStatement, _ parameters: [any PostgresEncodable] = []) throws(PostgresError) -> PostgresRows {
         let connection = try liveHandle()
         try prepare(statement)
-        let result = try withParameters(parameters) { values throws(PostgresError) in
-            PQexecPrepared(connection, statement.name, Int32(values.count), values, nil, nil, 0)
+        return try retryingConflicts { () throws(PostgresError) in
+            let result = try withParameters(parameters) { values throws(PostgresError) in
+                PQexecPrepared(connection, statement.name, Int32(values.count), values, nil, nil, 0)
+            }
+            return try check(result, statement: statement.name)
         }
-        return try check(result, statement: statement.name)
+    }
+
+    /// Runs a statement again when it lost a deadlock or a serialization conflict, up to three times, but
+    /// only outside a transaction: alone, a statement that failed so did nothing, while inside a
+    /// transaction everything before it is gone too and only the caller can redo it.
+    private func retryingConflicts(_ run: () throws(PostgresError) -> PostgresRows) throws(PostgresError) -> PostgresRows {
+        let autocommit = handle.map { PQtransactionStatus($0) == PQTRANS_IDLE } ?? false
+        var tries = 0
+        while true {
+            do {
+                return try run()
+            } catch where autocommit && error.isRetryable && tries < 3 {
+                tries += 1
+                // A few milliseconds, jittered, so the transactions that collided do not collide again.
+                usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
+            }
+        }
     }
 
     /// Prepares a named statement on this connection unless it already is: the server parses and
@@ -97,10 +116,12 @@ public actor PostgresConnection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws(PostgresError) -> PostgresRows {
         let connection = try liveHandle()
-        let result = try withParameters(parameters) { values throws(PostgresError) in
-            PQexecParams(connection, sql, Int32(values.count), nil, values, nil, nil, 0)
+        return try retryingConflicts { () throws(PostgresError) in
+            let result = try withParameters(parameters) { values throws(PostgresError) in
+                PQexecParams(connection, sql, Int32(values.count), nil, values, nil, nil, 0)
+            }
+            return try check(result, statement: sql)
         }
-        return try check(result, statement: sql)
     }
 
     /// Runs SQL that takes no values, possibly several statements (the simple query protocol):
@@ -249,7 +270,8 @@ public actor PostgresConnection {
                 continue
             }
             if text.utf8.contains(0) {
-                throw PostgresError(kind: .server, message: "parameter $\(index + 1) contains a NUL character, which PostgreSQL text cannot hold")
+                throw PostgresError(kind: .server, message: "parameter $\(index + 1) contains a NUL character, which PostgreSQL text cannot hold",
+                                    sqlState: "22021")
             }
             copies.append(strdup(text))
         }
@@ -273,7 +295,7 @@ public actor PostgresConnection {
                 sqlState: field("C"), detail: field("D"), hint: field("H"), constraint: field("n"),
                 statement: statement)
             PQclear(result)
-            if lostConnection { markBroken() }
+            if lostConnection || error.invalidatesConnection { markBroken() }
             throw error
         }
     }

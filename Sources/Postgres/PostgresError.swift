@@ -37,6 +37,38 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.statement = statement
     }
 
+    /// What a caller can do about an error the server sent, by SQLSTATE class.
+    public enum SQLClass: Sendable, Equatable {
+        /// Class 22, data exception: a value the column or type cannot hold.
+        case invalidValue
+        /// Class 23, integrity constraint violation.
+        case constraint
+        /// Worth retrying later: serialization failure, deadlock, lock or statement timeout, a read-only
+        /// server (a standby after failover), too many connections, shutting down.
+        case transient
+        case other
+    }
+
+    public var sqlClass: SQLClass {
+        guard let sqlState else { return .other }
+        if sqlState.hasPrefix("22") { return .invalidValue }
+        if sqlState.hasPrefix("23") { return .constraint }
+        if sqlState.hasPrefix("40") || sqlState.hasPrefix("53") || sqlState.hasPrefix("57")
+            || ["55P03", "25006", "08006", "08003", "08001"].contains(sqlState) {
+            return .transient
+        }
+        return .other
+    }
+
+    /// A serialization failure or deadlock: the statement did nothing and may simply run again.
+    public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+
+    /// The connection cannot serve writes again (a standby after failover) or the server is going away:
+    /// a pool replaces it rather than handing it out again.
+    public var invalidatesConnection: Bool {
+        sqlState == "25006" || sqlState?.hasPrefix("57P") == true
+    }
+
     public var isUniqueViolation: Bool { sqlState == "23505" }
     public var isForeignKeyViolation: Bool { sqlState == "23503" }
     public var isCheckViolation: Bool { sqlState == "23514" }

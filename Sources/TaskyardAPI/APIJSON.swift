@@ -1,4 +1,5 @@
 import Foundation
+import TaskyardDomain
 
 /// JSON as the HTTP contract writes it: snake_case keys (declared per type), RFC 3339 UTC times with
 /// milliseconds, sorted keys so that bodies compare byte for byte.
@@ -41,7 +42,16 @@ public enum RFC3339 {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
+    /// nil unless `text` is an RFC 3339 time in the years 1 to 9999.
     public static func parse(_ text: String) -> Date? {
+        guard let date = parseAnyYear(text), DateRange.contains(date) else { return nil }
+        return date
+    }
+
+    private static func parseAnyYear(_ text: String) -> Date? {
+        // Four-digit years only: the formatters below also read "+10000-…" and "0000-…".
+        let bytes = Array(text.utf8.prefix(5))
+        guard bytes.count == 5, bytes[0..<4].allSatisfy({ $0 >= 48 && $0 <= 57 }), bytes[4] == 45 else { return nil }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
         // Offsets other than Z.

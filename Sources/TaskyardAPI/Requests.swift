@@ -89,17 +89,20 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public var parentID: Int64?
     public var abortable: Bool?
     public var `internal`: Bool?
+    /// A batch item's idempotency key (a single submit takes the `Idempotency-Key` header instead).
+    public var idempotencyKey: String?
 
     enum CodingKeys: String, CodingKey {
         case type, payload, priority, assign, affinity, abortable, `internal`
         case participatingNodes = "participating_nodes", runAfter = "run_after", maxAttempts = "max_attempts"
         case timeoutSeconds = "timeout_seconds", orderingKey = "ordering_key", parentID = "parent_id"
+        case idempotencyKey = "idempotency_key"
     }
 
     public init(type: String, participatingNodes: [String], payload: JSONValue? = nil, priority: Int? = nil,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil, orderingKey: String? = nil,
                 assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
-                internal: Bool? = nil) {
+                internal: Bool? = nil, idempotencyKey: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -113,6 +116,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         self.parentID = parentID
         self.abortable = abortable
         self.internal = `internal`
+        self.idempotencyKey = idempotencyKey
     }
 
     public func submission(idempotencyKey: String?, opaqueID: String?) -> TaskSubmission {

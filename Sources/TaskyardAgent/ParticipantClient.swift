@@ -77,7 +77,6 @@ struct ParticipantClient: Sendable {
 
     /// At most 500 characters of a participant's words, control characters as spaces, for a task's error.
     static func sanitized(_ text: String) -> String {
-        let printable = String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? " " : $0 }))
-        return printable.count > 500 ? String(printable.prefix(500)) + "…" : printable
+        cleanedReportText(text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " "), maximumBytes: 500)
     }
 }

@@ -84,6 +84,10 @@ final class ParticipantEndpoint: Sendable {
         return response
     }
 
+    /// A participant request carries one payload, which the server took in a body of at most its
+    /// `--max-body-bytes` (1 MiB by default): twice that leaves room for the envelope.
+    static let maximumBodyBytes = 2 << 20
+
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
         // collect megabytes.
@@ -96,8 +100,11 @@ final class ParticipantEndpoint: Sendable {
         }
         let body: ParticipantRequest
         do {
-            let buffer = try await request.collectBody(upTo: 16 << 20)
+            let buffer = try await request.collectBody(upTo: Self.maximumBodyBytes)
             body = try APIJSON.decode(ParticipantRequest.self, from: Data(buffer.readableBytesView))
+        } catch is NIOTooManyBytesError {
+            return Self.error(.contentTooLarge, code: "body_too_large",
+                              "a participant request is at most \(Self.maximumBodyBytes) bytes")
         } catch {
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }

@@ -33,7 +33,7 @@ final class ReportSender: Sendable {
 
     /// Queues a report; `done` runs once the server took it, refused it, or it was given up on.
     func send(_ report: TaskReport, for taskID: Int64, done: @escaping @Sendable () -> Void) {
-        let item = StateReportBatchRequest.Item(taskID: taskID, report: StateReportRequest(report))
+        let item = StateReportBatchRequest.Item(taskID: taskID, report: StateReportRequest(report.fitted()))
         queue.withLock { $0.append(Pending(item: item, done: done)) }
         signal.yield()
     }
@@ -56,31 +56,71 @@ final class ReportSender: Sendable {
     /// Stops taking signals; a batch in flight finishes.
     func finish() { signal.finish() }
 
-    /// Sends one batch, retrying the whole of it while the server is unreachable or failing; an item
-    /// the server refuses (409: another attempt owns the task now) is dropped alone.
+    /// Sends one batch; see `send`.
     private func deliver(_ batch: [Pending]) async {
         defer { for pending in batch { pending.done() } }
+        await send(batch.map(\.item))
+    }
+
+    /// Sends reports, retrying while the server is unreachable or failing. Nothing is dropped for another
+    /// item's sake: a batch refused whole (413 too large, or a body the server could not read) is split in
+    /// halves until each report stands alone, and a report the server refuses by itself as invalid (413 or
+    /// 422) is sent once more as a plain failure that says why, so the task ends with a reason instead of
+    /// waiting out its lease. A 409 (another attempt owns the task now) is final.
+    private func send(_ items: [StateReportBatchRequest.Item]) async {
         var delay = Duration.milliseconds(100)
         for _ in 0..<8 {
             do {
-                let answer = try await client.reportBatch(cluster: cluster, node: node,
-                                                          StateReportBatchRequest(reports: batch.map(\.item)))
-                for result in answer.results where result.status != 200 {
+                let answer = try await client.reportBatch(cluster: cluster, node: node, StateReportBatchRequest(reports: items))
+                var resend: [StateReportBatchRequest.Item] = []
+                for (item, result) in zip(items, answer.results) where result.status != 200 {
                     logger.warning("report refused", metadata: [
                         "task": "\(result.taskID)", "status": "\(result.status)",
                         "error": "\(result.error?.message ?? "")",
                     ])
+                    if result.status == 422 || result.status == 413, let plain = Self.plainFailure(item, refusal: result.error?.message) {
+                        resend.append(plain)
+                    }
                 }
+                if !resend.isEmpty { await send(resend) }
                 return
             } catch let failure as TaskyardClient.Failure where failure.status < 500 {
-                logger.error("report batch refused", metadata: ["tasks": "\(batch.count)", "error": "\(failure)"])
+                if [400, 413, 422].contains(failure.status) {
+                    if items.count > 1 {
+                        await send(Array(items[..<(items.count / 2)]))
+                        await send(Array(items[(items.count / 2)...]))
+                        return
+                    }
+                    if let plain = Self.plainFailure(items[0], refusal: failure.error?.error.message ?? "HTTP \(failure.status)") {
+                        await send([plain])
+                        return
+                    }
+                }
+                logger.error("report batch refused", metadata: ["tasks": "\(items.count)", "error": "\(failure)"])
                 return
             } catch {
-                logger.warning("report failed; retrying", metadata: ["tasks": "\(batch.count)", "error": "\(error)", "in": "\(delay)"])
+                logger.warning("report failed; retrying", metadata: ["tasks": "\(items.count)", "error": "\(error)", "in": "\(delay)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }
         }
-        logger.error("giving up on reports; their leases will expire", metadata: ["tasks": "\(batch.count)"])
+        logger.error("giving up on reports; their leases will expire", metadata: ["tasks": "\(items.count)"])
+    }
+
+    /// The report reduced to what cannot be refused: failed, no results, the participants' states and a
+    /// short error naming the refusal. nil when it already is such a report.
+    static func plainFailure(_ item: StateReportBatchRequest.Item, refusal: String?) -> StateReportBatchRequest.Item? {
+        let report = item.report.report
+        guard report.error?.hasPrefix("the server refused this report") != true else { return nil }
+        let reason = cleanedReportText(refusal ?? "no reason given", maximumBytes: 500)
+        let plain = TaskReport(attempt: report.attempt, lease: report.lease,
+                               state: report.state == .cancelled ? .cancelled : .failed,
+                               error: "the server refused this report: \(reason)",
+                               participants: report.participants.map { participant in
+                                   ParticipantOutcome(node: participant.node, state: participant.state,
+                                                      error: participant.error.map { cleanedReportText($0, maximumBytes: 500) },
+                                                      startedAt: participant.startedAt, finishedAt: participant.finishedAt)
+                               })
+        return StateReportBatchRequest.Item(taskID: item.taskID, report: StateReportRequest(plain))
     }
 }

@@ -56,6 +56,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long finished tasks are kept, e.g. 30d or 12h; 0 keeps them forever. Default: $TASKYARD_RETENTION, else 30d.", valueName: "duration"))
     var retention: String?
 
+    @Option(name: .customLong("limit"), help: ArgumentHelp(
+        "An input limit, NAME=VALUE; repeat for several. Names (defaults): " + InputLimits.settings.map { setting in
+            "\(setting.name) (\(InputLimits.default[keyPath: setting.keyPath])): \(setting.about)"
+        }.joined(separator: "; ") + ".", valueName: "name=value"))
+    var limits: [String] = []
+
     @Flag(help: "Never run maintenance (lease expiry, node monitor, retention) on this replica.")
     var noMaintenance = false
 
@@ -94,6 +100,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--lease takes TYPE=SECONDS, e.g. --lease backup=600 (got \(entry))")
             }
             storeConfiguration.leaseSecondsByType[String(parts[0])] = seconds
+        }
+        for entry in limits {
+            do { try storeConfiguration.limits.set(entry) } catch { throw ValidationError("--limit: \(error.message)") }
         }
         for entry in maxAttemptsByType {
             let parts = entry.split(separator: "=", maxSplits: 1)

@@ -85,7 +85,10 @@ public struct TokenRequest: Sendable, Hashable {
             throw .invalid("name", "must be 1–\(Self.maximumNameLength) printable characters")
         }
         if let clusterID { try Identifier.validate(clusterID, field: "cluster_id") }
-        if let expiresAt, expiresAt <= now { throw .invalid("expires_at", "must be in the future") }
+        if let expiresAt {
+            try DateRange.check(expiresAt, field: "expires_at")
+            guard expiresAt > now else { throw .invalid("expires_at", "must be in the future") }
+        }
         switch kind {
         case .client:
             guard !scopes.isEmpty else { throw .invalid("scopes", "a client token needs at least one of read, submit, operate, admin") }

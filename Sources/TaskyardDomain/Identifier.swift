@@ -13,7 +13,7 @@ public enum Identifier {
 
     public static func validate(_ value: String, field: String) throws(TaskyardError) {
         guard isValid(value) else {
-            throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '.', '_' and '-' (got \(String(reflecting: value)))")
+            throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '.', '_' and '-' (got \(quoted(value)))")
         }
     }
 
@@ -29,7 +29,13 @@ public enum Identifier {
 
     public static func validateTaskType(_ value: String, field: String) throws(TaskyardError) {
         guard isValidTaskType(value) else {
-            throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '_' and '-', not starting with '-' (got \(String(reflecting: value)))")
+            throw .invalid(field, "must be 1–64 characters from A–Z, a–z, 0–9, '_' and '-', not starting with '-' (got \(quoted(value)))")
         }
     }
+}
+
+/// A value quoted for an error message, cut to 80 characters: an error never echoes a hostile value whole.
+func quoted(_ value: String) -> String {
+    let cut = value.count > 80 ? String(value.prefix(80)) + "…" : value
+    return String(reflecting: cut)
 }

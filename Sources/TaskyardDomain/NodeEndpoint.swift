@@ -14,9 +14,15 @@ public struct NodeEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
+    /// The whole rule as a regular expression (also the OpenAPI document's pattern): a scheme, a DNS name,
+    /// IPv4 address or bracketed IPv6 address (the eight-group forms, `::` included; no zone, no embedded
+    /// IPv4), and a port from 1 to 65535 without leading zeros.
+    public static let patternText = #"https?://([A-Za-z0-9.-]+|\[(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"#
+    nonisolated(unsafe) static let pattern = try! Regex(patternText)
+
     public init(parsing text: String, field: String = "endpoint") throws(TaskyardError) {
         let rule = "must be http://host:port or https://host:port, with nothing after the port"
-        guard text.utf8.count <= 300, !text.contains(where: { $0.isWhitespace || $0 == "\\" }),
+        guard text.utf8.count <= 300, text.wholeMatch(of: Self.pattern) != nil,
               let components = URLComponents(string: text),
               let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = components.host, !host.isEmpty,

@@ -46,6 +46,12 @@ public struct TaskFilter: Sendable, Hashable {
         guard Self.limitRange.contains(limit) else {
             throw .invalid("limit", "must be between 1 and \(Self.limitRange.upperBound)")
         }
+        for (field, value) in [("type", type), ("node", node), ("opaque_id", opaqueID)] {
+            if let value { try InputLimits.checkNoNUL(value, field: field) }
+        }
+        if let opaqueID { try TaskSubmission.validateOpaqueID(opaqueID, field: "opaque_id") }
+        if let since { try DateRange.check(since, field: "since") }
+        if let until { try DateRange.check(until, field: "until") }
     }
 }
 

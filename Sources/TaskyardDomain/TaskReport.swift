@@ -66,8 +66,13 @@ public struct TaskReport: Sendable, Hashable {
     }
 
     /// Rules on the report alone, and, given the task's participating nodes, that every participant is one.
-    public func validate(participatingNodes: [String]? = nil) throws(TaskyardError) {
-        guard attempt >= 1 else { throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)") }
+    public func validate(participatingNodes: [String]? = nil, limits: InputLimits = .default) throws(TaskyardError) {
+        guard attempt >= 1, attempt <= Int(Int32.max) else {
+            throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)")
+        }
+        try Self.checkLease(lease, field: "lease")
+        if let result { try limits.check(result, field: "result", bytes: limits.resultBytes) }
+        if let error { try limits.check(error, field: "error", length: limits.errorLength) }
         var seen = Set<String>()
         for (index, participant) in participants.enumerated() {
             let field = "participants[\(index)]"
@@ -78,11 +83,24 @@ public struct TaskReport: Sendable, Hashable {
             guard seen.insert(participant.node).inserted else {
                 throw .invalid(field + ".node", "node \(participant.node) is reported twice")
             }
+            if let result = participant.result { try limits.check(result, field: field + ".result", bytes: limits.resultBytes) }
+            if let error = participant.error { try limits.check(error, field: field + ".error", length: limits.errorLength) }
+            if let startedAt = participant.startedAt { try DateRange.check(startedAt, field: field + ".started_at") }
+            if let finishedAt = participant.finishedAt { try DateRange.check(finishedAt, field: field + ".finished_at") }
             if state == .completed, participant.state != .completed {
                 throw .invalid(field + ".state",
                                "a task is completed only when every participant completed; report it failed")
             }
         }
+    }
+}
+
+extension TaskReport {
+    /// A lease is what a claim returned (64 hex characters); anything else cannot match one, but must not
+    /// reach the database either.
+    public static func checkLease(_ lease: String, field: String) throws(TaskyardError) {
+        guard (1...256).contains(lease.unicodeScalars.count) else { throw .invalid(field, "must be the lease the claim returned") }
+        try InputLimits.checkNoNUL(lease, field: field)
     }
 }
 
@@ -137,4 +155,57 @@ public struct ClaimedTask: Sendable, Hashable {
     }
 
     public subscript<T>(dynamicMember keyPath: KeyPath<TaskRecord, T>) -> T { task[keyPath: keyPath] }
+}
+
+/// Text from handlers and participants on its way into a task: control characters (NUL included) become
+/// spaces, except line breaks and tabs, and it is cut to `maximumBytes` of UTF-8 on a character boundary.
+public func cleanedReportText(_ text: String, maximumBytes: Int) -> String {
+    var scalars = String.UnicodeScalarView()
+    var bytes = 0
+    for scalar in text.unicodeScalars {
+        let kept: Unicode.Scalar = (scalar.value < 32 && scalar != "\n" && scalar != "\t") || scalar.value == 127 ? " " : scalar
+        bytes += String(kept).utf8.count
+        if bytes > maximumBytes - 3 {
+            scalars.append("…")
+            break
+        }
+        scalars.append(kept)
+    }
+    return String(scalars)
+}
+
+extension TaskReport {
+    /// The report as an agent sends it: error texts cleaned and cut to fit `limits`, and a completed task
+    /// whose results the server could not store reported failed, saying why, rather than refused and lost.
+    public func fitted(to limits: InputLimits = .default) -> TaskReport {
+        var report = self
+        let errorBytes = min(limits.errorLength, 4096)
+        report.error = error.map { cleanedReportText($0, maximumBytes: errorBytes) }
+        var unstorable: [String] = []
+        for index in report.participants.indices {
+            var participant = report.participants[index]
+            participant.error = participant.error.map { cleanedReportText($0, maximumBytes: errorBytes) }
+            if let result = participant.result {
+                do {
+                    try limits.check(result, field: "result", bytes: limits.resultBytes)
+                } catch {
+                    participant.result = nil
+                    participant.state = participant.state == .completed ? .failed : participant.state
+                    participant.error = "its result cannot be stored: \(error.message)"
+                    unstorable.append(participant.node)
+                }
+            }
+            report.participants[index] = participant
+        }
+        if let result = report.result, (try? limits.check(result, field: "result", bytes: limits.resultBytes)) == nil {
+            report.result = nil
+            if unstorable.isEmpty { unstorable.append("the task") }
+        }
+        if !unstorable.isEmpty, report.state == .completed {
+            report.state = .failed
+            report.result = nil
+            report.error = "results cannot be stored (\(unstorable.joined(separator: ", "))): larger or deeper than the server takes, or holding a NUL"
+        }
+        return report
+    }
 }

@@ -43,6 +43,28 @@ public struct TaskSubmission: Sendable, Hashable {
         self.opaqueID = opaqueID
     }
 
+    /// What makes two requests the same for an `Idempotency-Key`: every field of the body, as given (an
+    /// omitted field and its default are the same request). Headers other than the key are not part of it.
+    public var requestIdentity: JSONValue {
+        var identity: [String: JSONValue] = [
+            "type": .string(type), "participating_nodes": .array(participatingNodes.map(JSONValue.string)),
+            "payload": payload, "priority": .integer(Int64(priority)), "assign": .string(assign.rawValue),
+            "affinity": .string(affinity.rawValue), "abortable": .bool(abortable), "internal": .bool(isInternal),
+        ]
+        if let runAfter { identity["run_after"] = .double(runAfter.timeIntervalSince1970) }
+        if let maxAttempts { identity["max_attempts"] = .integer(Int64(maxAttempts)) }
+        if let timeoutSeconds { identity["timeout_seconds"] = .integer(Int64(timeoutSeconds)) }
+        if let orderingKey { identity["ordering_key"] = .string(orderingKey) }
+        if let parentID { identity["parent_id"] = .integer(parentID) }
+        return .object(identity)
+    }
+
+    /// `X-Opaque-Id`, stored with a task or an event.
+    public static func validateOpaqueID(_ opaqueID: String, field: String = "X-Opaque-Id") throws(TaskyardError) {
+        guard Limits.opaqueIDLength.contains(opaqueID.unicodeScalars.count) else { throw .invalid(field, "must be 1–1024 characters") }
+        try InputLimits.checkNoNUL(opaqueID, field: field)
+    }
+
     public enum Limits {
         public static let participatingNodes = 1...256
         public static let maxAttempts = 1...100
@@ -56,7 +78,7 @@ public struct TaskSubmission: Sendable, Hashable {
 
     /// Checks every rule that needs no database. `prefix` is the JSON path of this request in its body
     /// (`tasks[3].` in a batch) so that errors name the exact field.
-    public func validate(fieldPrefix prefix: String = "") throws(TaskyardError) {
+    public func validate(fieldPrefix prefix: String = "", limits: InputLimits = .default) throws(TaskyardError) {
         try Identifier.validateTaskType(type, field: prefix + "type")
         guard Limits.participatingNodes.contains(participatingNodes.count) else {
             throw .invalid(prefix + "participating_nodes",
@@ -70,6 +92,7 @@ public struct TaskSubmission: Sendable, Hashable {
             }
         }
         guard payload.isObject else { throw .invalid(prefix + "payload", "must be a JSON object") }
+        try limits.check(payload, field: prefix + "payload", bytes: limits.payloadBytes)
         guard Limits.priority.contains(priority) else {
             throw .invalid(prefix + "priority", "must be a 32-bit integer")
         }
@@ -79,15 +102,19 @@ public struct TaskSubmission: Sendable, Hashable {
         if let timeoutSeconds, !Limits.timeoutSeconds.contains(timeoutSeconds) {
             throw .invalid(prefix + "timeout_seconds", "must be between 1 and \(Limits.timeoutSeconds.upperBound)")
         }
-        if let orderingKey, !Limits.keyLength.contains(orderingKey.utf8.count) {
-            throw .invalid(prefix + "ordering_key", "must be 1–255 bytes")
+        if let orderingKey {
+            guard Limits.keyLength.contains(orderingKey.unicodeScalars.count) else {
+                throw .invalid(prefix + "ordering_key", "must be 1–255 characters")
+            }
+            try InputLimits.checkNoNUL(orderingKey, field: prefix + "ordering_key")
         }
-        if let idempotencyKey, !Limits.keyLength.contains(idempotencyKey.utf8.count) {
-            throw .invalid("Idempotency-Key", "must be 1–255 bytes")
+        if let idempotencyKey {
+            let field = prefix.isEmpty ? "Idempotency-Key" : prefix + "idempotency_key"
+            guard Limits.keyLength.contains(idempotencyKey.unicodeScalars.count) else { throw .invalid(field, "must be 1–255 characters") }
+            try InputLimits.checkNoNUL(idempotencyKey, field: field)
         }
-        if let opaqueID, !Limits.opaqueIDLength.contains(opaqueID.utf8.count) {
-            throw .invalid("X-Opaque-Id", "must be 1–1024 bytes")
-        }
+        if let opaqueID { try Self.validateOpaqueID(opaqueID) }
+        if let runAfter { try DateRange.check(runAfter, field: prefix + "run_after") }
         if let parentID, parentID <= 0 {
             throw .invalid(prefix + "parent_id", "must be a positive task id")
         }

@@ -10,7 +10,7 @@ import TaskyardDomain
 /// Routes throw anything; `APIErrorMiddleware` turns it into one of these, in one place.
 struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
-    let body: ErrorBody
+    var body: ErrorBody
     var headers: HTTPFields = [:]
 
     init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
@@ -57,13 +57,36 @@ struct APIError: HTTPResponseError {
             return from(decoding: error)
         case is NIOTooManyBytesError:
             return APIError(.contentTooLarge, code: "body_too_large", message: "the request body is larger than the server accepts")
-        case let error as PostgresError where [.connection, .poolTimeout, .closed].contains(error.kind):
-            return APIError(.serviceUnavailable, code: "database_unavailable",
-                            message: "the database cannot be reached right now; retry shortly")
+        case let error as PostgresError:
+            return from(database: error)
         case let error as HTTPError:
             return APIError(error.status, code: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"),
                             message: error.body ?? error.status.reasonPhrase)
         default:
+            return APIError(.internalServerError, code: "internal", message: "the server failed to handle the request")
+        }
+    }
+
+    /// Database failures by class: a value the database refuses is the request's fault (422); a database
+    /// that is busy, locked, read-only or gone is a moment's trouble (503 with `Retry-After`). What is left
+    /// is a bug (500).
+    static func from(database error: PostgresError) -> APIError {
+        var unavailable = APIError(.serviceUnavailable, code: "database_unavailable",
+                                   message: "the database cannot serve this right now; retry shortly")
+        unavailable.headers[.retryAfter] = "1"
+        if [.connection, .poolTimeout, .closed].contains(error.kind) { return unavailable }
+        switch error.sqlClass {
+        case .invalidValue:
+            // PostgreSQL's message names the value's problem, not the schema; the statement stays out.
+            return APIError(.unprocessableContent, code: "invalid_value",
+                            message: "a value cannot be stored: \(error.message.prefix(200))")
+        case .constraint:
+            return APIError(.unprocessableContent, code: "constraint_violation",
+                            message: "the request breaks a rule of the stored data: \(error.message.prefix(200))")
+        case .transient:
+            unavailable.body = ErrorBody(code: "database_busy", message: "the database is busy (\(error.sqlState ?? "")); retry shortly")
+            return unavailable
+        case .other:
             return APIError(.internalServerError, code: "internal", message: "the server failed to handle the request")
         }
     }

@@ -49,11 +49,16 @@ struct RouteTable: Sendable {
         entries.append((method, path.split(separator: "/").map(String.init)))
     }
 
+    /// The methods of the most specific patterns matching `path`: `…/tasks/batch` is the batch route's
+    /// (POST), not the task route's with a task named "batch".
     func methods(forPath path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/").map(String.init)
-        return entries.filter { entry in
+        let matching = entries.filter { entry in
             entry.pattern.count == segments.count
                 && zip(entry.pattern, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
-        }.map(\.method)
+        }
+        func parameters(_ pattern: [String]) -> Int { pattern.filter { $0.hasPrefix(":") }.count }
+        guard let fewest = matching.map({ parameters($0.pattern) }).min() else { return [] }
+        return matching.filter { parameters($0.pattern) == fewest }.map(\.method)
     }
 }

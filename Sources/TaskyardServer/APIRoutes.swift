@@ -69,6 +69,14 @@ struct APIRoutes: Sendable {
         return all
     }
 
+    /// A request body as `T`, within the body limit. A body nesting far deeper than any value may is
+    /// refused whole before decoding; values a little too deep are refused field by field after it (so a
+    /// report batch refuses only the item at fault).
+    func decode<T: Decodable>(_ type: T.Type, _ request: inout Request) async throws -> T {
+        try await request.decodeJSON(type, limit: configuration.maximumBodyBytes,
+                                     maximumDepth: store.configuration.limits.jsonDepth + 64)
+    }
+
     private func ready() async throws -> Response {
         do {
             let pending = try await store.pendingMigrations()
@@ -88,8 +96,14 @@ struct APIRoutes: Sendable {
 // MARK: - Path and query parameters
 
 extension BasicRequestContext {
+    /// A cluster or node id from the path. One that breaks the id rules names nothing: 404, as for an id
+    /// that could exist but does not.
     func pathIdentifier(_ name: String) throws -> String {
         guard let value = parameters.get(name) else { throw APIError.badRequest("missing \(name)") }
+        guard Identifier.isValid(value) else {
+            let what = name == "node_id" ? "node" : "cluster"
+            throw APIError(.notFound, code: "\(what)_not_found", message: "no \(what) has the id \(String(reflecting: String(value.prefix(80))))")
+        }
         return value
     }
 
@@ -104,6 +118,13 @@ extension BasicRequestContext {
 }
 
 extension Request {
+    /// A query parameter given with no value (`?until=`) is a mistake to point out, not a filter to drop.
+    func rejectEmptyQueryValues() throws {
+        for (name, value) in uri.queryParameters where value.isEmpty {
+            throw APIError.badRequest("\(name) has no value", field: String(name))
+        }
+    }
+
     func query(_ name: String) -> String? {
         uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
     }

@@ -9,6 +9,7 @@ extension APIRoutes {
     /// wait ends; a re-check every `pollRecheckInterval` covers a lost notification and delayed tasks
     /// coming due. Each look at the database is one statement, which also records the node's heartbeat.
     func poll(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let limit = try request.queryInt("limit", in: 1...1000) ?? 16
@@ -49,7 +50,7 @@ extension APIRoutes {
     func heartbeat(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
-        let body = try await request.decodeJSON(HeartbeatRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(HeartbeatRequest.self, &request)
         try await store.recordHeartbeat(cluster: cluster, node: node)
         let held = try body.tasks.enumerated().map { index, task in
             let progress: JSONValue? = try task.progress.map { progress in
@@ -59,7 +60,13 @@ extension APIRoutes {
                 }
                 var object: [String: JSONValue] = ["completed": .double(progress.completed)]
                 if let total = progress.total { object["total"] = .double(total) }
-                if let units = progress.units { object["units"] = .string(units) }
+                if let units = progress.units {
+                    guard units.unicodeScalars.count <= 64 else {
+                        throw APIError(.unprocessableContent, code: "invalid_field", message: "progress units are at most 64 characters",
+                                       field: "tasks[\(index)].progress.units")
+                    }
+                    object["units"] = .string(units)
+                }
                 return .object(object)
             }
             return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
@@ -72,7 +79,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let id = try context.taskID(cluster: cluster)
-        let body = try await request.decodeJSON(StateReportRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(StateReportRequest.self, &request)
         let task = try await store.report(body.report, cluster: cluster, node: node, taskID: id)
         return try jsonResponse(TaskObject(task))
     }
@@ -82,7 +89,7 @@ extension APIRoutes {
     func reportBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
-        let body = try await request.decodeJSON(StateReportBatchRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(StateReportBatchRequest.self, &request)
         guard (1...configuration.maximumReportBatch).contains(body.reports.count) else {
             throw APIError(.unprocessableContent, code: "invalid_field",
                            message: "reports must hold from 1 to \(configuration.maximumReportBatch) items", field: "reports")

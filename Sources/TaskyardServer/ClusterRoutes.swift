@@ -4,7 +4,7 @@ import TaskyardDomain
 
 extension APIRoutes {
     func createCluster(_ request: inout Request, _ caller: APIToken) async throws -> Response {
-        let body = try await request.decodeJSON(CreateClusterRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(CreateClusterRequest.self, &request)
         guard caller.covers(cluster: body.id) else {
             throw APIError.forbidden("this token is bound to cluster \(caller.clusterID ?? "")")
         }
@@ -21,7 +21,7 @@ extension APIRoutes {
     func registerNode(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
-        let body = try await request.decodeJSON(RegisterNodeRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(RegisterNodeRequest.self, &request)
         let registered = try await store.registerNode(cluster: cluster, id: node, endpoint: body.endpoint,
                                                       labels: body.labels ?? [:], capacity: body.capacity ?? 16)
         return try jsonResponse(NodeObject(registered))

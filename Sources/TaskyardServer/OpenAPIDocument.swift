@@ -1,7 +1,84 @@
+import Foundation
+import TaskyardAPI
+import TaskyardDomain
+
 /// `GET /openapi.json`: the contract (docs/API.md) in OpenAPI 3.1. `OpenAPITests` checks that every
-/// route the server registers is here with its method, and nothing else.
+/// route the server registers is here with its method, and nothing else; the fuzzer in CI (.ci/fuzz)
+/// checks every answer against it.
 enum OpenAPIDocument {
-    static let json = #"""
+    /// The document as served: `source` with the limits of `InputLimits` filled in and, on every
+    /// operation, each error status the server can answer for it (by rule: who may call it, what it reads).
+    static let json: String = {
+        guard case .object(var document) = try! APIJSON.decode(JSONValue.self, from: Data(source.utf8)),
+              case .object(var paths) = document["paths"] else { fatalError("the OpenAPI source is not an object with paths") }
+        for (path, item) in paths {
+            guard case .object(var operations) = item else { continue }
+            for (method, operation) in operations {
+                guard case .object(var fields) = operation, case .object(var responses) = fields["responses"] else { continue }
+                var statuses: [Int] = []
+                let open = fields["security"] == .array([])
+                if !open { statuses += [401, 403] }
+                if path != "/healthz" && path != "/openapi.json" { statuses.append(503) }
+                if path.contains("{") { statuses.append(404) }
+                if fields["requestBody"] != nil { statuses += [400, 413, 415, 422] }
+                if case .array(let parameters) = fields["parameters"],
+                   parameters.contains(where: { $0["in"] == "query" || $0["in"] == "header" }) {
+                    statuses += [400, 422]
+                }
+                for status in statuses where responses[String(status)] == nil {
+                    responses[String(status)] = ["$ref": "#/components/responses/Error"]
+                }
+                fields["responses"] = .object(responses)
+                if let body = fields["requestBody"] { fields["requestBody"] = nullableOptionals(body) }
+                operations[method] = .object(fields)
+            }
+            paths[path] = .object(operations)
+        }
+        document["paths"] = .object(paths)
+        if case .object(var components) = document["components"], case .object(var schemas) = components["schemas"] {
+            for name in ["TaskSubmission", "StateReport", "ParticipantOutcome", "Progress"] {
+                schemas[name] = schemas[name].map(nullableOptionals)
+            }
+            components["schemas"] = .object(schemas)
+            components["requestBodies"] = components["requestBodies"].map(nullableOptionals)
+            document["components"] = .object(components)
+        }
+        var text = String(decoding: try! APIJSON.encode(JSONValue.object(document)), as: UTF8.self)
+        let limits = InputLimits.default
+        for (placeholder, value) in [
+            ("\"@error_length\"", limits.errorLength), ("\"@reason_length\"", limits.reasonLength),
+            ("\"@name_length\"", limits.nameLength),
+        ] {
+            text = text.replacingOccurrences(of: placeholder, with: String(value))
+        }
+        return text.replacingOccurrences(of: "@endpoint_pattern", with: "^" + NodeEndpoint.patternText.replacingOccurrences(of: "\\", with: "\\\\") + "$")
+    }()
+
+    /// The server reads an optional field given as null as if it were absent; request schemas say so.
+    private static func nullableOptionals(_ schema: JSONValue) -> JSONValue {
+        switch schema {
+        case .array(let items):
+            return .array(items.map(nullableOptionals))
+        case .object(var fields):
+            for (key, value) in fields where key != "properties" && key != "example" {
+                fields[key] = nullableOptionals(value)
+            }
+            if case .object(var properties) = fields["properties"] {
+                var required: Set<JSONValue> = []
+                if case .array(let names) = fields["required"] { required = Set(names) }
+                for (name, property) in properties {
+                    let inner = nullableOptionals(property)
+                    properties[name] = required.contains(.string(name)) ? inner : ["anyOf": [inner, ["type": "null"]]]
+                }
+                fields["properties"] = .object(properties)
+            }
+            return .object(fields)
+        default:
+            return schema
+        }
+    }
+
+    static let source = #"""
     {
       "openapi": "3.1.0",
       "info": {
@@ -16,16 +93,21 @@ enum OpenAPIDocument {
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "name"], "properties": {
-                     "kind": {"type": "string", "enum": ["client", "node"]}, "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                     "scopes": {"type": "array", "items": {"type": "string", "enum": ["read", "submit", "operate", "admin"]}},
-                     "cluster_id": {"$ref": "#/components/schemas/Identifier"}, "node_id": {"$ref": "#/components/schemas/Identifier"},
-                     "expires_at": {"type": "string", "format": "date-time"}}}}}},
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
+                     {"type": "object", "required": ["kind", "name", "scopes"], "properties": {
+                       "kind": {"const": "client"}, "name": {"$ref": "#/components/schemas/TokenName"},
+                       "scopes": {"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "enum": ["read", "submit", "operate", "admin"]}},
+                       "cluster_id": {"$ref": "#/components/schemas/Identifier"}, "node_id": false,
+                       "expires_at": {"type": "string", "format": "date-time", "description": "in the future"}}},
+                     {"type": "object", "required": ["kind", "name", "cluster_id", "node_id"], "properties": {
+                       "kind": {"const": "node"}, "name": {"$ref": "#/components/schemas/TokenName"}, "scopes": {"type": "array", "maxItems": 0},
+                       "cluster_id": {"$ref": "#/components/schemas/Identifier"}, "node_id": {"$ref": "#/components/schemas/Identifier"},
+                       "expires_at": {"type": "string", "format": "date-time", "description": "in the future"}}}]}}}},
                    "responses": {"201": {"description": "the token, with its secret in token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
           "get": {"summary": "List tokens (admin), never their secrets", "responses": {"200": {"description": "{\"tokens\": [...]}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tokens/{token_id}": {
-          "delete": {"summary": "Revoke a token (admin)", "parameters": [{"name": "token_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+          "delete": {"summary": "Revoke a token (admin)", "parameters": [{"name": "token_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}}],
                      "responses": {"204": {"description": "revoked"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/signing-keys": {
@@ -49,27 +131,27 @@ enum OpenAPIDocument {
         "/api/v1/clusters/{cluster_id}/tasks": {
           "post": {"summary": "Submit a task (written as queued)",
                    "parameters": [{"$ref": "#/components/parameters/cluster_id"},
-                                  {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"type": "string"}}],
+                                  {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}, "description": "the same key with another request: 422 idempotency_key_reused"},
+                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}],
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskSubmission"}}}},
                    "responses": {"201": {"$ref": "#/components/responses/Task"}, "200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
           "get": {"summary": "List tasks, oldest first",
                   "parameters": [{"$ref": "#/components/parameters/cluster_id"},
-                                 {"name": "state", "in": "query", "schema": {"type": "string"}, "description": "comma-separated states"},
-                                 {"name": "type", "in": "query", "schema": {"type": "string"}},
-                                 {"name": "node", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "state", "in": "query", "schema": {"type": "string", "pattern": "^(queued|received|completed|failed|cancelled)(,(queued|received|completed|failed|cancelled))*$"}, "description": "comma-separated states"},
+                                 {"name": "type", "in": "query", "schema": {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"}},
+                                 {"name": "node", "in": "query", "schema": {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"}},
                                  {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                                  {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                                 {"name": "parent_id", "in": "query", "schema": {"type": "string"}, "description": "a task id, or none for roots only"},
-                                 {"name": "opaque_id", "in": "query", "schema": {"type": "string"}},
+                                 {"name": "parent_id", "in": "query", "schema": {"type": "string", "pattern": "^(none|[1-9][0-9]{0,17})$"}, "description": "a task id, or none for roots only"},
+                                 {"name": "opaque_id", "in": "query", "schema": {"$ref": "#/components/schemas/OpaqueID"}},
                                  {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                                 {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "the cursor of the last page"}],
-                  "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+                                 {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}, "description": "the cursor of the last page"}],
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}; a page also ends early, with a cursor, past page_bytes of payloads and results"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/batch": {
-          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/TaskSubmission"}}}}}}},
-                   "responses": {"201": {"description": "{\"tasks\": [...]}"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/TaskSubmission"}, {"type": "object", "properties": {"idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}}}]}}}}}}},
+                   "responses": {"201": {"description": "{\"tasks\": [...]}"}, "200": {"description": "every item's idempotency key matched an earlier request: nothing created"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}": {
           "get": {"summary": "A task with summaries of its children", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
@@ -92,7 +174,7 @@ enum OpenAPIDocument {
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/cancel": {
           "post": {"summary": "Cancel the task and its descendants", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
-                   "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}},
+                   "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": "@reason_length", "pattern": "^[^\\u0000]*$"}}}}}},
                    "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/retry": {
@@ -108,7 +190,7 @@ enum OpenAPIDocument {
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/heartbeat": {
           "post": {"summary": "Renew the leases of the tasks the node holds", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "attempt", "lease"], "properties": {"id": {"type": "integer"}, "attempt": {"type": "integer"}, "lease": {"type": "string"}, "progress": {"$ref": "#/components/schemas/Progress"}}}}}}}}},
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "attempt", "lease"], "properties": {"id": {"$ref": "#/components/schemas/TaskID"}, "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "progress": {"$ref": "#/components/schemas/Progress"}}}}}}}}},
                    "responses": {"200": {"description": "{\"cancel\": [ids], \"lost\": [ids]}"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/{task_id}/state": {
@@ -119,7 +201,7 @@ enum OpenAPIDocument {
         "/api/v1/tasks/{cluster_id}/{node_id}/states": {
           "post": {"summary": "Report many tasks' outcomes in one statement; each report stands alone (added by issue 7)",
                    "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reports"], "properties": {"reports": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/StateReport"}, {"type": "object", "required": ["task_id"], "properties": {"task_id": {"type": "integer"}}}]}}}}}}},
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reports"], "properties": {"reports": {"type": "array", "minItems": 1, "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/StateReport"}, {"type": "object", "required": ["task_id"], "properties": {"task_id": {"$ref": "#/components/schemas/TaskID"}}}]}}}}}}},
                    "responses": {"200": {"description": "one result per report, in order", "content": {"application/json": {"schema": {"type": "object", "properties": {"results": {"type": "array", "items": {"type": "object", "required": ["task_id", "status"], "properties": {"task_id": {"type": "integer"}, "status": {"type": "integer", "description": "what the single-task route would answer"}, "state": {"$ref": "#/components/schemas/TaskState"}, "error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}}}},
                                  "422": {"$ref": "#/components/responses/Error"}}}
         }
@@ -128,11 +210,11 @@ enum OpenAPIDocument {
         "parameters": {
           "cluster_id": {"name": "cluster_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "node_id": {"name": "node_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
-          "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}
+          "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}}
         },
         "requestBodies": {
-          "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string"}}}}}},
-          "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string"}, "labels": {"type": "object"}, "capacity": {"type": "integer", "minimum": 1}}}}}}
+          "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string", "minLength": 1, "maxLength": "@name_length", "pattern": "^[^\\u0000]*$"}}}}}},
+          "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string", "pattern": "@endpoint_pattern"}, "labels": {"type": "object", "description": "at most labels_bytes as JSON, json_depth deep, no NUL"}, "capacity": {"type": "integer", "minimum": 1, "maximum": 2147483647}}}}}}
         },
         "responses": {
           "Task": {"description": "a task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
@@ -147,17 +229,23 @@ enum OpenAPIDocument {
             "expires_at": {"type": ["string", "null"], "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
             "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "token": {"type": "string"}}},
           "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+          "TokenName": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
+          "OpaqueID": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000]*$"},
+          "Attempt": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+          "TaskID": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
+          "Lease": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000]*$", "description": "what the claim returned"},
+          "ErrorText": {"type": "string", "maxLength": "@error_length", "pattern": "^[^\\u0000]*$"},
           "TaskState": {"type": "string", "enum": ["queued", "received", "completed", "failed", "cancelled"]},
           "ErrorDetail": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
-          "Progress": {"type": "object", "required": ["completed"], "properties": {"completed": {"type": "number"}, "total": {"type": "number"}, "units": {"type": "string"}}},
+          "Progress": {"type": "object", "required": ["completed"], "properties": {"completed": {"type": "number", "minimum": 0}, "total": {"type": "number", "minimum": 0}, "units": {"type": "string", "maxLength": 64, "pattern": "^[^\\u0000]*$"}}},
           "Cluster": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}},
           "Node": {"type": "object", "properties": {"id": {"type": "string"}, "cluster_id": {"type": "string"}, "endpoint": {"type": "string"}, "status": {"type": "string", "enum": ["online", "offline"]}, "last_seen_at": {"type": "string", "format": "date-time"}, "capacity": {"type": "integer"}, "held_tasks": {"type": "integer"}, "labels": {"type": "object"}}},
           "TaskSubmission": {"type": "object", "required": ["type", "participating_nodes"], "properties": {
-            "type": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"}, "participating_nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Identifier"}},
-            "payload": {"type": "object"}, "priority": {"type": "integer"}, "run_after": {"type": "string", "format": "date-time"},
-            "max_attempts": {"type": "integer", "minimum": 1}, "timeout_seconds": {"type": "integer", "minimum": 1}, "ordering_key": {"type": "string"},
+            "type": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"}, "participating_nodes": {"type": "array", "minItems": 1, "maxItems": 256, "uniqueItems": true, "items": {"$ref": "#/components/schemas/Identifier"}, "description": "registered nodes of the cluster (else 422 unknown_node)"},
+            "payload": {"type": "object", "description": "at most payload_bytes as JSON, json_depth deep, no NUL in any string or key"}, "priority": {"type": "integer", "minimum": -2147483648, "maximum": 2147483647}, "run_after": {"type": "string", "format": "date-time"},
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100}, "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 604800}, "ordering_key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"},
             "assign": {"type": "string", "enum": ["first", "least_loaded"]}, "affinity": {"type": "string", "enum": ["any", "strict"]},
-            "parent_id": {"type": "integer"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"}}},
+            "parent_id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807, "description": "a queued or received task of the cluster (else 422 invalid_parent)"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"}}},
           "Task": {"type": "object", "properties": {
             "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "type": {"type": "string"}, "state": {"$ref": "#/components/schemas/TaskState"},
             "payload": {}, "assigned_node": {"type": "string"}, "participating_nodes": {"type": "array", "items": {"type": "string"}},
@@ -168,12 +256,20 @@ enum OpenAPIDocument {
             "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
             "children": {"type": "array", "items": {"type": "object"}, "description": "in GET …/tasks/{task_id} only"}}},
-          "StateReport": {"type": "object", "required": ["attempt", "lease", "state"], "properties": {
-            "attempt": {"type": "integer", "minimum": 1}, "lease": {"type": "string"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
-            "result": {}, "error": {"type": "string"},
-            "participants": {"type": "array", "items": {"type": "object", "required": ["node", "state"], "properties": {
-              "node": {"type": "string"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"type": "string"},
-              "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}}}}}
+          "StateReport": {"anyOf": [
+            {"type": "object", "required": ["attempt", "lease", "state"], "properties": {
+              "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "state": {"type": "string", "enum": ["failed", "cancelled"]},
+              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
+              "participants": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/ParticipantOutcome"}}}},
+            {"type": "object", "required": ["attempt", "lease", "state"], "description": "completed only when every participant completed",
+             "properties": {
+              "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "state": {"const": "completed"},
+              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
+              "participants": {"type": "array", "maxItems": 256, "items": {"allOf": [{"$ref": "#/components/schemas/ParticipantOutcome"}, {"type": "object", "properties": {"state": {"const": "completed"}}}]}}}}],
+            "description": "result and each participant's result: at most result_bytes as JSON, json_depth deep, no NUL; each participant once"},
+          "ParticipantOutcome": {"type": "object", "required": ["node", "state"], "properties": {
+              "node": {"$ref": "#/components/schemas/Identifier"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
+              "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}}
         }
       }
     }

@@ -5,8 +5,8 @@ import TaskyardDomain
 extension APIRoutes {
     func submit(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        let body = try await request.decodeJSON(SubmitTaskRequest.self, limit: configuration.maximumBodyBytes)
-        let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey],
+        let body = try await decode(SubmitTaskRequest.self, &request)
+        let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey] ?? body.idempotencyKey,
                                          opaqueID: request.headers[.opaqueID])
         let (task, created) = try await store.submit(submission, cluster: cluster)
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
@@ -14,14 +14,17 @@ extension APIRoutes {
 
     func submitBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        let body = try await request.decodeJSON(SubmitBatchRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(SubmitBatchRequest.self, &request)
         let opaqueID = request.headers[.opaqueID]
-        let tasks = try await store.submitBatch(body.tasks.map { $0.submission(idempotencyKey: nil, opaqueID: opaqueID) },
-                                                cluster: cluster)
-        return try jsonResponse(TaskBatch(tasks: tasks.map(TaskObject.init)), status: .created)
+        let results = try await store.submit(batch: body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID) },
+                                                  cluster: cluster)
+        // 200 when every item was made before (all keys matched): the batch created nothing.
+        return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),
+                                status: results.contains(where: \.created) ? .created : .ok)
     }
 
     func listTasks(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         var filter = TaskFilter()
         if let states = request.query("state") {
@@ -78,6 +81,7 @@ extension APIRoutes {
     /// 200 with the task once it is terminal; 408 with the task as it stands when `timeout` passes first.
     /// Woken by the notification of its finish, not by polling.
     func wait(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
@@ -110,7 +114,7 @@ extension APIRoutes {
         // The body is optional: a bare POST cancels without a reason.
         var reason: String?
         if request.headers[.contentType] != nil {
-            reason = try await request.decodeJSON(CancelRequest.self, limit: configuration.maximumBodyBytes).reason
+            reason = try await decode(CancelRequest.self, &request).reason
         }
         let task = try await store.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.headers[.opaqueID])
         return try jsonResponse(TaskObject(task))

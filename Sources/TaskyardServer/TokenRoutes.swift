@@ -8,7 +8,7 @@ import TaskyardStore
 extension APIRoutes {
     /// Makes a token and shows its secret, once. A token bound to a cluster makes tokens for that cluster only.
     func createToken(_ request: inout Request, _ caller: APIToken) async throws -> Response {
-        let body = try await request.decodeJSON(CreateTokenRequest.self, limit: configuration.maximumBodyBytes)
+        let body = try await decode(CreateTokenRequest.self, &request)
         let tokenRequest = body.request
         if let bound = caller.clusterID, tokenRequest.clusterID != bound {
             throw APIError.forbidden("this token is bound to cluster \(bound): it makes tokens for that cluster only (cluster_id \(bound))")

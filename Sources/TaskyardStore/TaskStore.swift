@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import TaskyardDomain
+import TaskyardSecurity
 
 /// Every read and write of clusters, nodes, tasks and their history. Statements are in `SQL/`, one file
 /// per table; this type binds their parameters, turns rows into domain values, and turns "no row"
@@ -21,6 +22,8 @@ public struct TaskStore: Sendable {
         /// Attempts per task type for tasks that do not ask for a number; other types get
         /// `defaultMaxAttempts`.
         public var maxAttemptsByType: [String: Int] = [:]
+        /// Sizes and shapes of what may be stored; checked before any statement runs.
+        public var limits = InputLimits.default
 
         /// The attempt budget of a submission: its own, else its type's, else the default.
         func maxAttempts(for submission: TaskSubmission) -> Int {
@@ -42,6 +45,8 @@ public struct TaskStore: Sendable {
 
     public func createCluster(id: String, name: String) async throws -> Cluster {
         try Identifier.validate(id, field: "id")
+        guard !name.isEmpty else { throw TaskyardError.invalid("name", "must not be empty") }
+        try configuration.limits.check(name, field: "name", length: configuration.limits.nameLength)
         let rows = try await pool.query(ClustersSQL.create, [id, name])
         guard let row = rows.first else {
             throw TaskyardError(.conflict, code: "cluster_exists", message: "cluster \(id) already exists", field: "id")
@@ -62,6 +67,7 @@ public struct TaskStore: Sendable {
         try Identifier.validate(id, field: "node_id")
         _ = try NodeEndpoint(parsing: endpoint)
         guard labels.isObject else { throw TaskyardError.invalid("labels", "must be a JSON object") }
+        try configuration.limits.check(labels, field: "labels", bytes: configuration.limits.labelsBytes)
         guard capacity >= 1, capacity <= Int(Int32.max) else {
             throw TaskyardError.invalid("capacity", "must be a positive integer")
         }
@@ -91,12 +97,14 @@ public struct TaskStore: Sendable {
 
     // MARK: - Submitting
 
-    /// Writes one task as `queued`. With an idempotency key already used in the cluster, returns the task
-    /// created then and `created: false`, and writes nothing. The happy path is one statement; the checks
-    /// that explain a refusal run only when the insert wrote nothing.
+    /// Writes one task as `queued`. With an idempotency key already used in the cluster by the same
+    /// request, returns the task created then and `created: false`, and writes nothing; used by another
+    /// request, refuses it (422 `idempotency_key_reused`). The happy path is one statement; the checks that
+    /// explain a refusal run only when the insert wrote nothing.
     public func submit(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
-        try submission.validate()
+        try submission.validate(limits: configuration.limits)
         let maxAttempts = configuration.maxAttempts(for: submission)
+        let digest = submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
         return try await pool.withConnection { connection in
             let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
             let rows = try connection.query(TasksSQL.insert, [
@@ -104,12 +112,14 @@ public struct TaskStore: Sendable {
                 submission.parentID, maxAttempts, submission.priority,
                 submission.runAfter, submission.timeoutSeconds, submission.orderingKey, submission.idempotencyKey,
                 submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
+                digest,
             ])
             if let row = rows.first { return (try TaskRecord(row: row), true) }
             // The key was used before (maybe by a request racing this one; its task is committed now)…
-            if let key = submission.idempotencyKey,
-               let existing = try connection.query(TasksSQL.byIdempotencyKey, [cluster, key]).first {
-                return (try TaskRecord(row: existing), false)
+            if let key = submission.idempotencyKey, let digest,
+               let existing = try Self.idempotentMatches(keys: [key], digests: [digest], fieldPrefix: { _ in "" },
+                                                         cluster: cluster, on: connection).first {
+                return (existing.value, false)
             }
             // …or a check failed: say which.
             try Self.checkSubmissions([submission], cluster: cluster, on: connection)
@@ -118,27 +128,37 @@ public struct TaskStore: Sendable {
         }
     }
 
-    /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none.
-    /// Idempotency keys are per request, so a batch takes none.
+    /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none. Items may
+    /// carry idempotency keys: an item whose key was used by the same request gets the task made then
+    /// (and `created` is false for it); one whose key was used by another request refuses the batch.
     public func submitBatch(_ submissions: [TaskSubmission], cluster: String) async throws -> [TaskRecord] {
+        try await submit(batch: submissions, cluster: cluster).map(\.task)
+    }
+
+    /// `submitBatch`, saying for each item whether it was created now or matched an earlier request's key.
+    public func submit(batch submissions: [TaskSubmission], cluster: String) async throws -> [(task: TaskRecord, created: Bool)] {
         guard !submissions.isEmpty else { throw TaskyardError.invalid("tasks", "must hold at least one task") }
         guard submissions.count <= configuration.maximumBatchSize else {
             throw TaskyardError.invalid("tasks", "holds \(submissions.count) tasks; the most a batch takes is \(configuration.maximumBatchSize)")
         }
+        var keys = Set<String>()
         for (index, submission) in submissions.enumerated() {
-            try submission.validate(fieldPrefix: "tasks[\(index)].")
-            if submission.idempotencyKey != nil {
-                throw TaskyardError.invalid("tasks[\(index)].idempotency_key", "is not accepted in a batch")
+            try submission.validate(fieldPrefix: "tasks[\(index)].", limits: configuration.limits)
+            if let key = submission.idempotencyKey, !keys.insert(key).inserted {
+                throw TaskyardError.invalid("tasks[\(index)].idempotency_key", "is used by another task of this batch")
             }
         }
+        let digests = submissions.map { submission in
+            submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
+        }
         let configuration = self.configuration
-        let rows = try await pool.withConnection { connection in
+        return try await pool.transaction { connection in
             try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
             var initiators: [String] = []
             for submission in submissions {
                 initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
             }
-            return try connection.query(TasksSQL.insertBatch, [
+            let inserted = try TaskRecord.all(try connection.query(TasksSQL.insertBatch, [
                 cluster,
                 submissions.map(\.type),
                 submissions.map(\.payload.jsonText),
@@ -154,9 +174,52 @@ public struct TaskStore: Sendable {
                 submissions.map(\.affinity.rawValue),
                 submissions.map(\.abortable),
                 submissions.map(\.isInternal),
-            ])
+                submissions.map(\.idempotencyKey),
+                digests,
+            ]))
+            // Inserted rows come in id order, which is the order of the items that were inserted; the others
+            // are the items whose key was already used.
+            let insertedKeys = Set(inserted.compactMap(\.idempotencyKey))
+            let skipped = submissions.indices.filter { index in
+                submissions[index].idempotencyKey.map { !insertedKeys.contains($0) } ?? false
+            }
+            var results = [(task: TaskRecord, created: Bool)?](repeating: nil, count: submissions.count)
+            if !skipped.isEmpty {
+                let existing = try Self.idempotentMatches(keys: skipped.map { submissions[$0].idempotencyKey! },
+                                                          digests: skipped.map { digests[$0]! },
+                                                          fieldPrefix: { "tasks[\(skipped[$0])]." },
+                                                          cluster: cluster, on: connection)
+                for (position, task) in existing { results[skipped[position]] = (task, false) }
+            }
+            var next = inserted.makeIterator()
+            for index in submissions.indices where results[index] == nil {
+                guard let task = next.next() else {
+                    throw TaskyardError(.conflict, code: "submission_changed",
+                                        message: "a task of the batch was submitted by another request at the same time; submit the batch again")
+                }
+                results[index] = (task, true)
+            }
+            return results.map { $0! }
         }
-        return try TaskRecord.all(rows)
+    }
+
+    /// The tasks made earlier with these keys, by position in `keys`; a key used by a different request is
+    /// refused (422 `idempotency_key_reused`).
+    private static func idempotentMatches(keys: [String], digests: [String], fieldPrefix: (Int) -> String,
+                                          cluster: String,
+                                          on connection: isolated PostgresConnection) throws -> [Int: TaskRecord] {
+        var found: [Int: TaskRecord] = [:]
+        for row in try connection.query(TasksSQL.byIdempotencyKey, [cluster, keys, digests]) {
+            let position = Int(try row.decode("position", as: Int64.self)) - 1
+            guard try row.decode("same_request", as: Bool.self) else {
+                let field = fieldPrefix(position)
+                throw TaskyardError(.invalid, code: "idempotency_key_reused",
+                                    message: "idempotency key \(keys[position]) was used for a different request (task \(try row.decode("id", as: Int64.self))); use a new key for a new request",
+                                    field: field.isEmpty ? "Idempotency-Key" : field + "idempotency_key")
+            }
+            found[position] = try TaskRecord(row: row)
+        }
+        return found
     }
 
     /// The checks that need the database, for every task of a submission at once.
@@ -227,10 +290,17 @@ public struct TaskStore: Sendable {
         }
         var tasks = try TaskRecord.all(rows)
         var next: TaskCursor?
-        if tasks.count > filter.limit {
-            tasks.removeLast()
-            next = TaskCursor(lastID: tasks[tasks.count - 1].id)
+        if tasks.count > filter.limit { tasks.removeLast() }
+        // A page is capped by bytes as well as by count: a thousand large payloads would be a response no
+        // client wants at once.
+        var bytes = 0
+        if let cut = tasks.firstIndex(where: { task in
+            bytes += task.payload.shape().bytes + (task.result?.shape().bytes ?? 0) + (task.error?.utf8.count ?? 0) + 512
+            return bytes > configuration.limits.pageBytes
+        }) {
+            tasks.removeSubrange(max(cut, 1)...)
         }
+        if tasks.count < rows.count { next = TaskCursor(lastID: tasks[tasks.count - 1].id) }
         return TaskPage(tasks: tasks, next: next)
     }
 
@@ -304,7 +374,7 @@ public struct TaskStore: Sendable {
         var ids = Set<Int64>()
         for (index, item) in reports.enumerated() {
             do {
-                try item.report.validate()
+                try item.report.validate(limits: configuration.limits)
                 guard ids.insert(item.taskID).inserted else {
                     throw TaskyardError.invalid("task_id", "task \(item.taskID) is reported twice in this batch")
                 }
@@ -336,7 +406,7 @@ public struct TaskStore: Sendable {
             participants.map { $0.result?.jsonText }, participants.map(\.error), participants.map(\.startedAt),
             participants.map(\.finishedAt), items.map(\.report.lease),
         ]
-        let (written, current) = try await pool.withConnection { connection in
+        let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
             if !items.isEmpty {
                 for row in try connection.query(TasksSQL.report, parameters) {
@@ -345,9 +415,12 @@ public struct TaskStore: Sendable {
             }
             // The items that changed nothing: say why, from their tasks as they stand.
             let refused = accepted.filter { written[$0] == nil }
-            let current = refused.isEmpty ? []
-                : try TaskRecord.all(try connection.query(TasksSQL.getMany, [cluster, refused.map { reports[$0].taskID }]))
-            return (written, current as [TaskRecord])
+            guard !refused.isEmpty else { return (written, [] as [TaskRecord], Set<Int64>()) }
+            let current = try TaskRecord.all(try connection.query(TasksSQL.getMany, [cluster, refused.map { reports[$0].taskID }]))
+            let leaseMatches = Set(try connection.query(TasksSQL.leaseMatches, [
+                cluster, refused.map { reports[$0].taskID }, refused.map { reports[$0].report.lease },
+            ]).map { row throws(PostgresError) in try row.decode("id", as: Int64.self) })
+            return (written, current, leaseMatches)
         }
         for (index, task) in written { outcomes[index] = .success(task) }
         var byID: [Int64: TaskRecord] = [:]
@@ -355,20 +428,16 @@ public struct TaskStore: Sendable {
         for index in accepted where outcomes[index] == nil {
             let (taskID, report) = reports[index]
             outcomes[index] = .failure(Self.refusal(of: report, taskID: taskID, task: byID[taskID],
-                                                    cluster: cluster, node: node))
+                                                    cluster: cluster, node: node, limits: configuration.limits,
+                                                    leaseMatches: leaseMatches.contains(taskID)))
         }
         return outcomes.map { $0! }
     }
 
     /// Why a report changed nothing.
     private static func refusal(of report: TaskReport, taskID: Int64, task: TaskRecord?, cluster: String,
-                                node: String) -> TaskyardError {
+                                node: String, limits: InputLimits, leaseMatches: Bool) -> TaskyardError {
         guard let task else { return unknownTask(cluster, taskID) }
-        do {
-            try report.validate(participatingNodes: task.participatingNodes)
-        } catch {
-            return error
-        }
         if task.state != .received {
             return TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
                                  message: "task \(taskID) is \(task.state.rawValue), not received; the report changes nothing")
@@ -381,9 +450,18 @@ public struct TaskStore: Sendable {
             return TaskyardError(.conflict, code: "stale_attempt",
                                  message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
         }
-        return TaskyardError(.conflict, code: "stale_lease",
-                             message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the report changes nothing",
-                             field: "lease")
+        guard leaseMatches else {
+            return TaskyardError(.conflict, code: "stale_lease",
+                                 message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the report changes nothing",
+                                 field: "lease")
+        }
+        // The claim is this report's: what is left to refuse is the report itself.
+        do {
+            try report.validate(participatingNodes: task.participatingNodes, limits: limits)
+        } catch {
+            return error
+        }
+        return TaskyardError(.conflict, code: "report_refused", message: "task \(taskID) changed while the report was written; the report changes nothing")
     }
 
     /// Ids of the tasks the node holds whose cancel was requested.
@@ -393,6 +471,16 @@ public struct TaskStore: Sendable {
 
     /// Renews the leases of the tasks the node still holds at the attempts it names.
     public func renewLeases(cluster: String, node: String, tasks: [HeldTask], leaseSeconds: Double) async throws -> LeaseRenewal {
+        for (index, task) in tasks.enumerated() {
+            guard task.id >= 1 else { throw TaskyardError.invalid("tasks[\(index)].id", "must be a task id (1 or more)") }
+            guard task.attempt >= 1, task.attempt <= Int(Int32.max) else {
+                throw TaskyardError.invalid("tasks[\(index)].attempt", "must be the attempt the task was claimed with (1 or more)")
+            }
+            try TaskReport.checkLease(task.lease, field: "tasks[\(index)].lease")
+            if let progress = task.progress {
+                try configuration.limits.check(progress, field: "tasks[\(index)].progress", bytes: configuration.limits.resultBytes)
+            }
+        }
         guard !tasks.isEmpty else { return LeaseRenewal(cancel: try await cancelRequested(cluster: cluster, node: node), lost: []) }
         let rows = try await pool.query(TasksSQL.renewLeases, [
             cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, leaseSeconds,
@@ -473,6 +561,8 @@ public struct TaskStore: Sendable {
     /// Cancels a queued task at once; flags a received one for its agent to stop; and the same for every
     /// descendant. Cancelling a task already flagged returns it unchanged.
     public func cancel(cluster: String, taskID: Int64, reason: String? = nil, opaqueID: String? = nil) async throws -> TaskRecord {
+        if let reason { try configuration.limits.check(reason, field: "reason", length: configuration.limits.reasonLength) }
+        if let opaqueID { try TaskSubmission.validateOpaqueID(opaqueID) }
         var detail: [String: JSONValue] = [:]
         if let reason { detail["reason"] = .string(reason) }
         if let opaqueID { detail["opaque_id"] = .string(opaqueID) }
@@ -496,6 +586,7 @@ public struct TaskStore: Sendable {
 
     /// Puts a failed or cancelled task back in the queue with a fresh attempt budget.
     public func retry(cluster: String, taskID: Int64, opaqueID: String? = nil) async throws -> TaskRecord {
+        if let opaqueID { try TaskSubmission.validateOpaqueID(opaqueID) }
         let detail: JSONValue? = opaqueID.map { ["opaque_id": .string($0)] }
         return try await pool.withConnection { connection in
             if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {

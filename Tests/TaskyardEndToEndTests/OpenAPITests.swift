@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import TaskyardServer
 import TaskyardStore
+import TaskyardAPI
+import TaskyardDomain
 
 @Suite("OpenAPI document")
 struct OpenAPITests {
@@ -31,6 +33,56 @@ struct OpenAPITests {
             #expect(registered.subtracting(documented).isEmpty, "routes missing from the document: \(registered.subtracting(documented).sorted())")
             #expect(documented.subtracting(registered).isEmpty, "documented routes the server lacks: \(documented.subtracting(registered).sorted())")
             #expect(registered.contains("POST /api/v1/tasks/{cluster_id}/{node_id}/states"))
+        }
+    }
+}
+
+extension OpenAPITests {
+    /// The fields of an encoded value, nulls included.
+    static func keys(_ value: some Encodable) throws -> Set<String> {
+        Set(try #require(try JSONSerialization.jsonObject(with: APIJSON.encode(value)) as? [String: Any]).keys)
+    }
+
+    @Test("the document's schemas name exactly the fields the server's own types read and write")
+    func schemasMatchTypes() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let answer = try await APIContractTests.send(deployment, "GET", "/openapi.json")
+            let document = try #require(try JSONSerialization.jsonObject(with: answer.body) as? [String: Any])
+            let components = try #require(document["components"] as? [String: Any])
+            let schemas = try #require(components["schemas"] as? [String: [String: Any]])
+            let bodies = try #require(components["requestBodies"] as? [String: [String: Any]])
+            func properties(_ schema: [String: Any]) -> Set<String> {
+                var names = Set((schema["properties"] as? [String: Any])?.keys.map { $0 } ?? [])
+                for key in ["anyOf", "oneOf", "allOf"] {
+                    for inner in schema[key] as? [[String: Any]] ?? [] { names.formUnion(properties(inner)) }
+                }
+                return names
+            }
+            func bodySchema(_ name: String) -> [String: Any] {
+                ((bodies[name]?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any] ?? [:]
+            }
+
+            // What the server reads: every field of each request type, set.
+            let submission = SubmitTaskRequest(type: "t", participatingNodes: ["n1"], payload: [:], priority: 1, runAfter: Date(),
+                                               maxAttempts: 1, timeoutSeconds: 1, orderingKey: "k", assign: .first, affinity: .any,
+                                               parentID: 1, abortable: true, internal: false, idempotencyKey: "i")
+            #expect(try Self.keys(submission) == properties(schemas["TaskSubmission"]!).union(["idempotency_key"]))
+            let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date())
+            let report = StateReportRequest(TaskReport(attempt: 1, lease: "l", state: .completed, result: [:], error: "e", participants: [participant]))
+            #expect(try Self.keys(report) == properties(schemas["StateReport"]!))
+            #expect(try Self.keys(report.participants![0]) == properties(schemas["ParticipantOutcome"]!))
+            #expect(try Self.keys(RegisterNodeRequest(endpoint: "http://h:1", labels: [:], capacity: 1)) == properties(bodySchema("NodeRegistration")))
+            #expect(try Self.keys(CreateClusterRequest(id: "c", name: "n")) == properties(bodySchema("Cluster")))
+
+            // What the server writes, as it wrote it.
+            let node = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            #expect(try Self.keys(node) == properties(schemas["Node"]!))
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            #expect(try Self.keys(task) == properties(schemas["Task"]!).subtracting(["children"]))
+            let cluster = try await deployment.client.createCluster(id: "c2")
+            #expect(try Self.keys(cluster) == properties(schemas["Cluster"]!))
+            let token = try await deployment.client.createToken(TokenRequest(kind: .client, name: "t", scopes: [.read]))
+            #expect(try Self.keys(token) == properties(schemas["Token"]!))
         }
     }
 }

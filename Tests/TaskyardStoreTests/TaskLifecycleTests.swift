@@ -302,7 +302,7 @@ struct TaskLifecycleTests {
                 _ = try await store.registerNode(cluster: "nope", id: "n1", endpoint: "http://x:1")
             }
             #expect(noCluster.kind == .notFound)
-            let duplicate = try await #require(throws: TaskyardError.self) { _ = try await store.createCluster(id: cluster, name: "") }
+            let duplicate = try await #require(throws: TaskyardError.self) { _ = try await store.createCluster(id: cluster, name: "again") }
             #expect(duplicate.kind == .conflict)
         }
     }

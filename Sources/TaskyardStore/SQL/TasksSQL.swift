@@ -43,9 +43,9 @@ enum TasksSQL {
         WITH inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                               idempotency_key, opaque_id, affinity, abortable, internal)
+                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest)
             SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16
+                   $12, $13, $14, $15, $16, $17
              WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
                AND ($6::bigint IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
@@ -71,8 +71,13 @@ enum TasksSQL {
         """
     }
 
+    /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
+    /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
     static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
-        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND idempotency_key = $2
+        SELECT \(columns), k.position,
+               (t.idempotency_digest IS NULL OR t.idempotency_digest = k.digest) AS same_request
+          FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k (key, digest, position)
+          JOIN tasks t ON t.cluster_id = $1 AND t.idempotency_key = k.key
         """)
 
     /// ∅ → queued, for many tasks in one statement: all or nothing. Arrays are aligned by position;
@@ -81,18 +86,20 @@ enum TasksSQL {
         WITH input AS (
             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[])
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                                         opaque_id, affinity, abortable, internal, position)
+                                         opaque_id, affinity, abortable, internal, idempotency_key,
+                                         idempotency_digest, position)
         ), inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal)
+                               affinity, abortable, internal, idempotency_key, idempotency_digest)
             SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal
+                   affinity, abortable, internal, idempotency_key, idempotency_digest
               FROM input ORDER BY position
+            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -101,6 +108,12 @@ enum TasksSQL {
             \(notifyNodes(dueNodes("inserted")))
         )
         SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted ORDER BY id
+        """)
+
+    /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
+    static let leaseMatches = PostgresStatement("tasks.lease_matches", """
+        SELECT t.id FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
+          JOIN tasks t ON t.cluster_id = $1 AND t.id = r.id AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
         """)
 
     static let get = PostgresStatement("tasks.get", """
@@ -284,12 +297,15 @@ enum TasksSQL {
                FOR UPDATE OF t
         ), cancelled AS (
             UPDATE tasks t
-               SET state = CASE WHEN target.state = 'queued' THEN 'cancelled' ELSE t.state END,
-                   finished_at = CASE WHEN target.state = 'queued' THEN now() ELSE t.finished_at END,
+               -- t.state, not target.state: the row as locked now. A poll that claimed the task between
+               -- this statement's snapshot and its lock made it received (with a lease): it is flagged,
+               -- not ended, and keeps its lease.
+               SET state = CASE WHEN t.state = 'queued' THEN 'cancelled' ELSE t.state END,
+                   finished_at = CASE WHEN t.state = 'queued' THEN now() ELSE t.finished_at END,
                    cancel_requested_at = now(), cancel_reason = $3, updated_at = now()
               FROM target
              WHERE t.cluster_id = $1 AND t.id = ANY (ARRAY(SELECT id FROM target)) AND t.id = target.id
-            RETURNING t.*, target.state AS previous_state
+            RETURNING t.*, CASE WHEN t.state = 'cancelled' THEN 'queued' ELSE t.state END AS previous_state
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, previous_state, state, assigned_node, attempt,
@@ -481,6 +497,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, get, getMany, children, list, poll,
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, get, getMany, children, list, poll,
                       report, cancel, retry, delete]
 }

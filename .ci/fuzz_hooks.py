@@ -1,0 +1,75 @@
+"""Schemathesis hooks for .ci/fuzz: fit generated *valid* requests to the deployment they run against.
+
+A schema can say what a field looks like, not which rows exist: a valid request names the cluster and
+nodes that `taskyard dev` made (dev; n1-n3), a parent that is still running (none here), an idempotency key
+not used for another request, a token expiry in the future, and each participant once. Waits do not hold
+(wait=0, timeout=0) so the run stays short, and a token revocation revokes the token made for it (never
+the admin token the run uses). Requests generated to be invalid are left alone.
+"""
+import datetime
+import os
+import uuid
+
+import schemathesis
+
+NODES = ["n1", "n2", "n3"]
+
+
+def _positive(case):
+    mode = getattr(getattr(getattr(case, "meta", None), "generation", None), "mode", None)
+    return mode is not None and "negative" not in str(mode).lower()
+
+
+def _fit_task(task):
+    if not isinstance(task, dict):
+        return
+    nodes = task.get("participating_nodes")
+    if isinstance(nodes, list) and nodes:
+        task["participating_nodes"] = NODES[: max(1, min(len(NODES), len(nodes)))]
+    task.pop("parent_id", None)
+    if isinstance(task.get("idempotency_key"), str):
+        task["idempotency_key"] = f"fuzz-{uuid.uuid4()}"
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    # Waits do not hold, whatever else the request is (an invalid wait or timeout stays as generated).
+    if case.query is None:
+        case.query = {}
+    query = case.query
+    if case.operation.path.endswith("/wait"):
+        query.setdefault("timeout", 0)  # the route's default is 30 s
+    for name in ("wait", "timeout"):
+        try:
+            seconds = float(query[name]) if name in query and not isinstance(query[name], bool) else None
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None and 0 <= seconds <= 300:
+            query[name] = 0
+    if not _positive(case):
+        return
+    path = case.path_parameters or {}
+    if "cluster_id" in path:
+        path["cluster_id"] = "dev"
+    if "node_id" in path:
+        path["node_id"] = "n1"
+    if "token_id" in path:
+        path["token_id"] = int(os.environ["FUZZ_REVOCABLE_TOKEN_ID"])
+    body = case.body
+    if isinstance(body, dict):
+        _fit_task(body)
+        for task in body.get("tasks", []) if isinstance(body.get("tasks"), list) else []:
+            _fit_task(task)
+        if "expires_at" in body:
+            body["expires_at"] = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat()
+        if isinstance(body.get("participants"), list):
+            seen, kept = set(), []
+            for participant in body["participants"]:
+                node = participant.get("node") if isinstance(participant, dict) else None
+                if node not in seen:
+                    seen.add(node)
+                    kept.append(participant)
+            body["participants"] = kept
+    headers = case.headers or {}
+    if "Idempotency-Key" in headers:
+        headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4()}"
