@@ -17,6 +17,9 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     case retry
     /// The agent reports a failure while attempts remain: the task waits out a backoff, queued again.
     case failWithAttemptsLeft
+    /// The agent reports a failure (attempts left or not) after a cancel was requested: the cancel takes
+    /// effect, and the task is never claimed again (River's `should_cancel`).
+    case failAfterCancel
     /// Its lease ran out (agent or node lost) while attempts remain: queued again for another attempt.
     case expireLease
     /// Its lease ran out on the last attempt: failed for good.
@@ -52,6 +55,7 @@ public enum TaskStateMachine {
         TaskTransition(from: .received, action: .cancel, to: .received),
         TaskTransition(from: .received, action: .acknowledgeCancel, to: .cancelled),
         TaskTransition(from: .received, action: .failWithAttemptsLeft, to: .queued),
+        TaskTransition(from: .received, action: .failAfterCancel, to: .cancelled),
         TaskTransition(from: .received, action: .expireLease, to: .queued),
         TaskTransition(from: .received, action: .expireLeaseOnLastAttempt, to: .failed),
         TaskTransition(from: .received, action: .expireLeaseAfterCancel, to: .cancelled),

@@ -17,7 +17,7 @@ struct StateMachineAgreementTests {
             // One initiator per starting state, so that a claim on it can only take that task; n7 is a
             // spare online participant of every task, for reassignment.
             try await store.makeCluster(nodes: (1...7).map { "n\($0)" })
-            let attempts = [.failWithAttemptsLeft, .expireLease, .expireLeaseAfterCancel].contains(action) ? 3 : 1
+            let attempts = [.failWithAttemptsLeft, .failAfterCancel, .expireLease, .expireLeaseAfterCancel].contains(action) ? 3 : 1
             for (index, source) in Self.sources.enumerated() {
                 let node = "n\(index + 1)"
                 let task = try await Self.task(in: source, on: node, maxAttempts: attempts, store: store)
@@ -102,6 +102,16 @@ struct StateMachineAgreementTests {
             }
             return try await refusedOnConflict {
                 try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: state),
+                                       cluster: cluster, node: node, taskID: taskID)
+            }
+        case .failAfterCancel:
+            // The cancel is asked while the task runs; then its agent reports the failure it saw.
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE tasks SET cancel_requested_at = now() WHERE id = $1 AND state = 'received'", [taskID])
+                try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
+            }
+            return try await refusedOnConflict {
+                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: .failed),
                                        cluster: cluster, node: node, taskID: taskID)
             }
         case .cancel:

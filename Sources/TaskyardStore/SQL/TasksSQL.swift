@@ -213,11 +213,16 @@ enum TasksSQL {
                                  $15::timestamptz[], $16::timestamptz[])
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, position)
         ), decided AS (
-            SELECT i.*, i.state = 'failed' AND t.attempt - t.budget_start < t.max_attempts AS retry
+            -- A failure after a cancel was requested ends the task cancelled, attempts left or not: a cancel
+            -- racing a failure is never lost to a retry.
+            SELECT i.*, i.state = 'failed' AND t.attempt - t.budget_start < t.max_attempts
+                        AND t.cancel_requested_at IS NULL AS retry,
+                   CASE WHEN i.state = 'failed' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        ELSE i.state END AS final_state
               FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id AND t.id = ANY ($3::bigint[])
         ), reported AS (
             UPDATE tasks t
-               SET state = CASE WHEN d.retry THEN 'queued' ELSE d.state END,
+               SET state = CASE WHEN d.retry THEN 'queued' ELSE d.final_state END,
                    result = d.result::jsonb, error = d.error,
                    finished_at = CASE WHEN d.retry THEN NULL ELSE now() END,
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
