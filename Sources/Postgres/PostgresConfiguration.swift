@@ -10,6 +10,9 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
     public var applicationName = "taskyard"
     /// Seconds libpq waits for a connection before giving up (libpq's default is forever).
     public var connectTimeoutSeconds = 10
+    /// Server settings made on every new connection (`set_config(name, value, false)`), such as
+    /// `statement_timeout`: the bounds a server puts on its waits.
+    public var sessionSettings: [String: String] = [:]
 
     public init(_ connectionString: String) throws(PostgresError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
@@ -46,7 +49,10 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
 
     /// The keyword/value pairs handed to `PQconnectdbParams`; the user's own values win.
     var keywordsAndValues: [(String, String)] {
-        var pairs = [("application_name", applicationName), ("connect_timeout", String(connectTimeoutSeconds))]
+        // TCP keepalives: a connection whose peer vanished (a half-open LISTEN connection, a server that
+        // failed over) is noticed in about a minute, not after the kernel's two hours.
+        var pairs = [("application_name", applicationName), ("connect_timeout", String(connectTimeoutSeconds)),
+                     ("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3")]
         for (key, value) in parameters.sorted(by: { $0.key < $1.key }) {
             pairs.removeAll { $0.0 == key }
             pairs.append((key, value))

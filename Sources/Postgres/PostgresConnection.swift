@@ -57,6 +57,9 @@ public actor PostgresConnection {
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         // Timestamps are parsed and written as UTC ISO text; this makes the server agree.
         try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")
+        for (name, value) in configuration.sessionSettings.sorted(by: { $0.key < $1.key }) {
+            try query("SELECT set_config($1, $2, false)", [name, value])
+        }
     }
 
     /// Closes the connection; later calls throw `.closed`.

@@ -80,8 +80,9 @@ struct DevCommand: AsyncParsableCommand {
         }
 
         try await createDatabaseIfNeeded(database)
-        let store = try await Runtime.openStore(database: database.configuration(database: "taskyard"),
-                                                poolSize: 10, migrate: true, logger: logger)
+        var connection = database.configuration(database: "taskyard")
+        connection.sessionSettings = ServerConfiguration().databaseSessionSettings
+        let store = try await Runtime.openStore(database: connection, poolSize: 10, migrate: true, logger: logger)
         do {
             _ = try await store.createCluster(id: Self.cluster, name: "Taskyard dev")
         } catch let error as TaskyardError where error.kind == .conflict {}

@@ -62,6 +62,15 @@ struct ServeCommand: AsyncParsableCommand {
         }.joined(separator: "; ") + ".", valueName: "name=value"))
     var limits: [String] = []
 
+    @Option(help: ArgumentHelp("Longest a database statement may run before it is cancelled (the request gets 503). Default 30.", valueName: "seconds"))
+    var statementTimeout = 30.0
+
+    @Option(help: ArgumentHelp("Longest a statement waits for a lock someone else holds (a manual LOCK, a migration) before the request gets 503. Default 5.", valueName: "seconds"))
+    var lockTimeout = 5.0
+
+    @Option(help: ArgumentHelp("A database connection idle inside a transaction this long is closed. Default 60.", valueName: "seconds"))
+    var idleInTransactionTimeout = 60.0
+
     @Flag(help: "Never run maintenance (lease expiry, node monitor, retention) on this replica.")
     var noMaintenance = false
 
@@ -111,7 +120,15 @@ struct ServeCommand: AsyncParsableCommand {
             }
             storeConfiguration.maxAttemptsByType[String(parts[0])] = attempts
         }
-        let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: poolSize,
+        guard statementTimeout > 0, lockTimeout > 0, idleInTransactionTimeout > 0 else {
+            throw ValidationError("--statement-timeout, --lock-timeout and --idle-in-transaction-timeout must be positive")
+        }
+        configuration.statementTimeout = .milliseconds(Int(statementTimeout * 1000))
+        configuration.lockTimeout = .milliseconds(Int(lockTimeout * 1000))
+        configuration.idleInTransactionTimeout = .milliseconds(Int(idleInTransactionTimeout * 1000))
+        var database = try PostgresConfiguration(databaseURL)
+        database.sessionSettings = configuration.databaseSessionSettings
+        let store = try await Runtime.openStore(database: database, poolSize: poolSize,
                                                 migrate: !noMigrate, configuration: storeConfiguration, logger: logger)
         let scheme = configuration.tls == nil ? "http" : "https"
         let app = try TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in

@@ -35,6 +35,10 @@ public struct TaskRecord: Sendable, Hashable {
     public var finishedAt: Date?
     public var updatedAt: Date
 
+    /// A participant's outcome row (a record of one node's part in its parent's attempt), not a task of
+    /// its own: it is never retried, cancelled or deleted alone, and its payload is its parent's.
+    public var isParticipantOutcome = false
+
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 
     public init(id: Int64, clusterID: String, type: String, state: TaskState, payload: JSONValue,

@@ -77,19 +77,43 @@ struct APIRoutes: Sendable {
                                      maximumDepth: store.configuration.limits.jsonDepth + 64)
     }
 
+    /// Ready when, within a second, a pooled connection can be had, the migrations are applied and the
+    /// tasks table can be read (not locked away by a migration or a manual LOCK).
     private func ready() async throws -> Response {
-        do {
-            let pending = try await store.pendingMigrations()
-            guard pending.isEmpty else {
-                throw APIError(.serviceUnavailable, code: "not_migrated",
-                               message: "the database lacks migrations \(pending.joined(separator: ", ")); run taskyard migrate")
+        let store = self.store
+        let outcome = await withTaskGroup(of: Result<[String], any Error>?.self) { group in
+            group.addTask {
+                do {
+                    let pending = try await store.pendingMigrations()
+                    if pending.isEmpty { try await store.probeTasks() }
+                    return .success(pending)
+                } catch {
+                    return .failure(error)
+                }
             }
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached")
+            group.addTask {
+                try? await Task.sleep(for: .seconds(1))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
-        return try jsonResponse(["status": "ready"])
+        var error: APIError
+        switch outcome {
+        case .success(let pending) where pending.isEmpty:
+            return try jsonResponse(["status": "ready"])
+        case .success(let pending):
+            error = APIError(.serviceUnavailable, code: "not_migrated",
+                             message: "the database lacks migrations \(pending.joined(separator: ", ")); run taskyard migrate")
+        case .failure:
+            error = APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached or read")
+        case nil:
+            error = APIError(.serviceUnavailable, code: "database_unavailable",
+                             message: "no database connection could be had and used within a second")
+        }
+        error.headers[.retryAfter] = "1"
+        throw error
     }
 }
 

@@ -17,6 +17,20 @@ public struct ServerConfiguration: Sendable {
     /// agent's default `--participant-timeout`), a rollback after them, and clock differences. Default 900 s.
     public var grantExtraSeconds = 900.0
     public var authentication = AuthenticationConfiguration()
+    /// Longest a statement of the server may run before PostgreSQL cancels it (503). Default 30 s.
+    public var statementTimeout: Duration = .seconds(30)
+    /// Longest a statement waits for a lock held by someone else (a manual `LOCK`, a migration) before
+    /// it gives up (503): requests fail fast instead of hanging. Default 5 s.
+    public var lockTimeout: Duration = .seconds(5)
+    /// A connection left idle inside a transaction this long is closed by PostgreSQL. Default 60 s.
+    public var idleInTransactionTimeout: Duration = .seconds(60)
+
+    /// The settings that put these bounds on every connection of the server's pool.
+    public var databaseSessionSettings: [String: String] {
+        func milliseconds(_ duration: Duration) -> String { "\(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)ms" }
+        return ["statement_timeout": milliseconds(statementTimeout), "lock_timeout": milliseconds(lockTimeout),
+                "idle_in_transaction_session_timeout": milliseconds(idleInTransactionTimeout)]
+    }
     /// Most reports one `…/states` request may carry. Default 1000.
     public var maximumReportBatch = 1000
     /// Longest `wait` a poll may ask for, in seconds (the contract's maximum). Default 60.

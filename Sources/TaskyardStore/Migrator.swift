@@ -36,6 +36,16 @@ public struct Migrator: Sendable {
     public func migrate(_ pool: PostgresPool, progress: @escaping @Sendable (Migration) -> Void = { _ in }) async throws -> Outcome {
         let migrations = self.migrations
         return try await pool.withConnection { connection in
+            // Migrations may wait for locks and run long (an index on a large table): the server's bounds on
+            // its own statements do not apply to them. They are restored for the connection's next user.
+            let bounds = try connection.query("SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock").single()
+            let statementTimeout: String = try bounds.decode("statement")
+            let lockTimeout: String = try bounds.decode("lock")
+            try connection.execute("SET statement_timeout = 0; SET lock_timeout = 0")
+            defer {
+                _ = try? connection.query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+                                          [statementTimeout, lockTimeout])
+            }
             try connection.query(SchemaMigrationsSQL.lock, [Self.advisoryLockKey])
             defer { _ = try? connection.query(SchemaMigrationsSQL.unlock, [Self.advisoryLockKey]) }
             try connection.execute(SchemaMigrationsSQL.createTable)

@@ -66,6 +66,7 @@ extension TaskRecord {
             receivedAt: try row.decode("received_at"),
             finishedAt: try row.decode("finished_at"),
             updatedAt: try row.decode("updated_at"))
+        isParticipantOutcome = try row.decode("outcome")
     }
 
     static func all(_ rows: PostgresRows) throws(PostgresError) -> [TaskRecord] {

@@ -547,6 +547,11 @@ public struct TaskStore: Sendable {
 
     // MARK: - Schema
 
+    /// Reads a row of `tasks`: fails (after the lock timeout) while someone holds the table locked.
+    public func probeTasks() async throws {
+        _ = try await pool.query(TasksSQL.probe)
+    }
+
     /// Names of the bundled migrations the database has not applied.
     public func pendingMigrations() async throws -> [String] {
         let applied = Set(try await pool.withConnection { connection in
@@ -572,6 +577,7 @@ public struct TaskStore: Sendable {
                 return try TaskRecord(row: row)
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
+            try Self.refuseOutcome(task, "cancelled")
             if task.state.isTerminal {
                 throw TaskyardError(.conflict, code: "already_finished",
                                     message: "task \(taskID) is already \(task.state.rawValue)")
@@ -592,7 +598,9 @@ public struct TaskStore: Sendable {
             if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {
                 return try TaskRecord(row: row)
             }
-            let state = try Self.existingTask(cluster, taskID, on: connection).state
+            let task = try Self.existingTask(cluster, taskID, on: connection)
+            try Self.refuseOutcome(task, "retried")
+            let state = task.state
             throw TaskyardError(.conflict, code: "not_retryable",
                                 message: "task \(taskID) is \(state.rawValue); only failed or cancelled tasks can be retried")
         }
@@ -602,7 +610,9 @@ public struct TaskStore: Sendable {
     public func delete(cluster: String, taskID: Int64) async throws {
         try await pool.withConnection { connection in
             if !(try connection.query(TasksSQL.delete, [cluster, taskID]).isEmpty) { return }
-            let state = try Self.existingTask(cluster, taskID, on: connection).state
+            let task = try Self.existingTask(cluster, taskID, on: connection)
+            try Self.refuseOutcome(task, "deleted")
+            let state = task.state
             throw TaskyardError(.conflict, code: "not_finished",
                                 message: state.isTerminal
                                     ? "task \(taskID) has descendants that are still running"
@@ -617,6 +627,13 @@ public struct TaskStore: Sendable {
                                      on connection: isolated PostgresConnection) throws -> TaskRecord {
         guard let row = try connection.query(TasksSQL.get, [cluster, id]).first else { throw unknownTask(cluster, id) }
         return try TaskRecord(row: row)
+    }
+
+    /// 409 for a participant's outcome row: it is part of its parent's history, and goes with its parent.
+    private static func refuseOutcome(_ task: TaskRecord, _ verb: String) throws(TaskyardError) {
+        guard task.isParticipantOutcome, let parent = task.parentID else { return }
+        throw TaskyardError(.conflict, code: "participant_outcome",
+                            message: "task \(task.id) records node \(task.assignedNode)'s part in attempt \(task.attempt) of task \(parent); it is not \(verb) alone: act on task \(parent)")
     }
 
     private static func requireCluster(_ cluster: String, on connection: isolated PostgresConnection) throws {

@@ -23,7 +23,7 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at
+        created_at, received_at, finished_at, updated_at, outcome
         """
 
     /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
@@ -114,6 +114,10 @@ enum TasksSQL {
     static let leaseMatches = PostgresStatement("tasks.lease_matches", """
         SELECT t.id FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
           JOIN tasks t ON t.cluster_id = $1 AND t.id = r.id AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
+        """)
+
+    static let probe = PostgresStatement("tasks.probe", """
+        SELECT 1 AS one FROM tasks LIMIT 1
         """)
 
     static let get = PostgresStatement("tasks.get", """
@@ -236,10 +240,10 @@ enum TasksSQL {
         ), children AS (
             INSERT INTO tasks (cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id,
                                attempt, max_attempts, budget_start, priority, opaque_id, internal, abortable,
-                               result, error, received_at, finished_at)
-            SELECT r.cluster_id, r.type, p.state, r.payload, p.node, ARRAY[p.node], r.id,
+                               result, error, received_at, finished_at, outcome)
+            SELECT r.cluster_id, r.type, p.state, '{}', p.node, ARRAY[p.node], r.id,
                    r.attempt, r.max_attempts, r.budget_start, r.priority, r.opaque_id, r.internal, false,
-                   p.result::jsonb, p.error, p.started_at, coalesce(p.finished_at, now())
+                   p.result::jsonb, p.error, p.started_at, coalesce(p.finished_at, now()), true
               FROM reported r JOIN participants p ON p.item = r.item
              ORDER BY r.item, p.position
             RETURNING cluster_id, id, state, assigned_node, attempt
@@ -331,7 +335,7 @@ enum TasksSQL {
     static let retry = PostgresStatement("tasks.retry", """
         WITH target AS (
             SELECT cluster_id, id, state FROM tasks
-             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
+             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled') AND NOT outcome
                FOR UPDATE
         ), retried AS (
             UPDATE tasks t
@@ -354,7 +358,7 @@ enum TasksSQL {
     /// when nothing in the tree is still live.
     static let delete = PostgresStatement("tasks.delete", """
         WITH RECURSIVE tree AS (
-            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2
+            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2 AND NOT outcome
             UNION ALL
             SELECT t.cluster_id, t.id, t.state
               FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
@@ -365,7 +369,7 @@ enum TasksSQL {
              WHERE (SELECT ok FROM finished) AND e.cluster_id = tree.cluster_id AND e.task_id = tree.id
         )
         DELETE FROM tasks
-         WHERE cluster_id = $1 AND id = $2 AND (SELECT ok FROM finished)
+         WHERE cluster_id = $1 AND id = $2 AND NOT outcome AND (SELECT ok FROM finished)
         RETURNING id
         """)
 
@@ -502,6 +506,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, get, getMany, children, list, poll,
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, probe, get, getMany, children, list, poll,
                       report, cancel, retry, delete]
 }
