@@ -15,6 +15,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var maxAttempts: Int
     public var priority: Int
     public var runAfter: Date?
+    /// How long an attempt may run before its agent stops it and reports it failed; nil: no limit.
+    public var timeoutSeconds: Int?
     public var leaseExpiresAt: Date?
     public var orderingKey: String?
     public var idempotencyKey: String?
@@ -33,7 +35,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress
         case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
-        case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after"
+        case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after", timeoutSeconds = "timeout_seconds"
         case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
         case opaqueID = "opaque_id", cancelRequested = "cancel_requested", createdAt = "created_at"
         case receivedAt = "received_at", finishedAt = "finished_at", updatedAt = "updated_at"
@@ -52,6 +54,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         maxAttempts = task.maxAttempts
         priority = task.priority
         runAfter = task.runAfter
+        timeoutSeconds = task.timeoutSeconds
         leaseExpiresAt = task.leaseExpiresAt
         orderingKey = task.orderingKey
         idempotencyKey = task.idempotencyKey
@@ -83,6 +86,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         try container.encode(maxAttempts, forKey: .maxAttempts)
         try container.encode(priority, forKey: .priority)
         try container.encode(runAfter, forKey: .runAfter)
+        try container.encode(timeoutSeconds, forKey: .timeoutSeconds)
         try container.encode(leaseExpiresAt, forKey: .leaseExpiresAt)
         try container.encode(orderingKey, forKey: .orderingKey)
         try container.encode(idempotencyKey, forKey: .idempotencyKey)

@@ -86,7 +86,9 @@ struct ExecutableHandler: TaskHandler {
         }
     }
 
-    /// Runs the process to its end; SIGTERM on cancellation, SIGKILL after the grace period.
+    /// Runs the process to its end; on cancellation SIGTERM, then SIGKILL after the grace period, each to
+    /// the handler's whole process group (Foundation starts every process as the leader of its own), so a
+    /// shell's children stop with it rather than running on as orphans.
     private func run(_ process: Process) async throws -> Int32 {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -97,13 +99,14 @@ struct ExecutableHandler: TaskHandler {
                 }
             }
         } onCancel: {
-            guard process.isRunning else { return }
-            process.terminate()
+            let group = process.processIdentifier
+            guard group > 0 else { return }
+            kill(-group, SIGTERM)
             let grace = terminationGrace
-            let pid = process.processIdentifier
             Task {
                 try? await Task.sleep(for: grace)
-                if process.isRunning { kill(pid, SIGKILL) }
+                // The group outlives its leader while any member runs; ESRCH once all are gone.
+                kill(-group, SIGKILL)
             }
         }
     }

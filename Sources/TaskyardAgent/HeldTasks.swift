@@ -12,6 +12,8 @@ enum StopReason: Sendable, Equatable {
     case lost
     /// The agent is shutting down past its grace period: stop, report nothing (the lease expires).
     case abandoned
+    /// The attempt ran past the task's `timeout_seconds`: stop the participants, report it failed.
+    case timedOut(seconds: Int)
 }
 
 /// The tasks this agent holds as initiator, with what heartbeats need to renew their leases.

@@ -211,7 +211,7 @@ public final class NodeAgent: Service, Sendable {
         held.add(task)
         let job = Task {
             let report = await self.fanOut(task)
-            if let reason = self.held.cancellation(of: task.task.id), reason != .cancelRequested {
+            if let reason = self.held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
                 self.logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
                 self.held.remove(task.task.id)
                 return
@@ -236,32 +236,43 @@ public final class NodeAgent: Service, Sendable {
         // Only the participant calls are cancelled when the task is stopped; telling the participants and
         // reporting come after, and must not be cancelled with them.
         let calls = Task { () -> [ParticipantOutcome] in
-            await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
-                for (index, node) in task.participatingNodes.enumerated() {
-                    group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
-                }
-                var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
-                var done = 0
-                for await (index, outcome) in group {
-                    outcomes[index] = outcome
-                    done += 1
-                    self.held.setParticipantsDone(task.id, done)
-                    // The last one needs no early heartbeat: the report follows at once.
-                    self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
-                                          announce: done < outcomes.count)
-                }
-                return outcomes.compactMap { $0 }
+            // The moment the task is stopped (a cancel request, a lost lease), every participant is told
+            // to stop, all at once, rather than after the calls come back.
+            await withTaskCancellationHandler {
+                await self.callAll(claimed, endpoints: endpoints)
+            } onCancel: {
+                Task { await self.notifyCancel(claimed, endpoints: endpoints) }
             }
         }
         held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         held.attach(task.id, calls: calls)
         let watcher = Task { await self.followParticipantProgress(claimed, endpoints: endpoints) }
+        // `timeout_seconds` bounds the attempt: past it, the participants are stopped as for a cancel and
+        // the attempt is reported failed (and retried while attempts remain).
+        let timer = task.timeoutSeconds.map { seconds in
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                if !Task.isCancelled { self.held.cancel(task.id, reason: .timedOut(seconds: seconds)) }
+            }
+        }
         var outcomes = await calls.value
         watcher.cancel()
+        timer?.cancel()
+        var timeout: String?
         if let reason = held.cancellation(of: task.id) {
+            if case .timedOut(let seconds) = reason {
+                let message = "timed out after \(seconds) s"
+                timeout = message
+                outcomes = outcomes.map { outcome in
+                    guard outcome.state != .completed else { return outcome }
+                    var stopped = outcome
+                    stopped.state = .failed
+                    stopped.error = message
+                    return stopped
+                }
+            }
             if reason == .cancelRequested {
-                await notifyCancel(claimed, endpoints: endpoints)
                 return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .cancelled, error: "cancelled on request",
                                   participants: outcomes.map { (outcome: ParticipantOutcome) -> ParticipantOutcome in
                                       var outcome = outcome
@@ -280,10 +291,31 @@ public final class NodeAgent: Service, Sendable {
             return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .completed, result: .object(results),
                               participants: outcomes)
         }
-        var error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
+        var error = timeout ?? failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
         let rolledBack = outcomes.filter { $0.result?["rollback"]?["state"] == "completed" }.map(\.node)
         if !rolledBack.isEmpty { error += " (rolled back on \(rolledBack.joined(separator: ", ")))" }
         return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .failed, error: error, participants: outcomes)
+    }
+
+    /// Every participant's call at once; outcomes in the order of the task's participating nodes.
+    private func callAll(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+        let task = claimed.task
+        return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for (index, node) in task.participatingNodes.enumerated() {
+                group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
+            }
+            var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
+            var done = 0
+            for await (index, outcome) in group {
+                outcomes[index] = outcome
+                done += 1
+                self.held.setParticipantsDone(task.id, done)
+                // The last one needs no early heartbeat: the report follows at once.
+                self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
+                                      announce: done < outcomes.count)
+            }
+            return outcomes.compactMap { $0 }
+        }
     }
 
     /// One participant call: 2xx with a participant result is success; anything else, or no answer, is failure.
@@ -300,14 +332,16 @@ public final class NodeAgent: Service, Sendable {
             // Stopping the task stops the handler, as a cancel would.
             let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
                                           initiator: configuration.node, payload: task.payload)
-            let answer = await withTaskCancellationHandler {
-                await participant.perform(type: task.type, body)
-            } onCancel: {
+            // Once stopped, the outcome is "stopped" at once: the handler gets its signals and grace period
+            // in the background, and the report does not wait for it.
+            let work = Task { await participant.perform(type: task.type, body) }
+            let answer = await firstOf(work) {
                 Task { await self.participant.running.cancel(taskID: task.id) }
             }
             switch answer {
-            case .completed(let result): return outcome(.completed, result: result)
-            case .failed(_, _, let message): return outcome(.failed, error: message)
+            case .completed(let result)?: return outcome(.completed, result: result)
+            case .failed(_, _, let message)?: return outcome(.failed, error: message)
+            case nil: return outcome(.cancelled, error: "stopped")
             }
         }
         guard let endpoint else { return outcome(.failed, error: "node \(node) has no valid registered endpoint") }
@@ -385,5 +419,65 @@ public final class NodeAgent: Service, Sendable {
                 group.addTask { await self.participants.cancel(claimed, at: endpoint) }
             }
         }
+    }
+}
+
+/// The value of `work`, or nil as soon as the calling task is cancelled (`onCancel` runs then), whichever
+/// comes first: a caller that is stopped does not wait for work that is slow to stop.
+func firstOf<T: Sendable>(_ work: Task<T, Never>, onCancel: @escaping @Sendable () -> Void) async -> T? {
+    let waiter = OnceContinuation<T?>()
+    return await withTaskCancellationHandler {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            waiter.set(continuation)
+            if Task.isCancelled { waiter.resume(nil) }
+            Task { waiter.resume(await work.value) }
+        }
+    } onCancel: {
+        onCancel()
+        waiter.resume(nil)
+    }
+}
+
+/// A continuation resumed by whichever of several parties comes first; the others find it gone.
+final class OnceContinuation<T: Sendable>: Sendable {
+    private enum State {
+        case waitingForContinuation
+        case waiting(CheckedContinuation<T, Never>)
+        /// Resumed before the continuation was set: delivered when it is.
+        case early(T)
+        case done
+    }
+    private let state = Mutex(State.waitingForContinuation)
+
+    func set(_ continuation: CheckedContinuation<T, Never>) {
+        let early: T? = state.withLock { state in
+            switch state {
+            case .waitingForContinuation:
+                state = .waiting(continuation)
+                return nil
+            case .early(let value):
+                state = .done
+                return value
+            case .waiting, .done:
+                return nil
+            }
+        }
+        if let early { continuation.resume(returning: early) }
+    }
+
+    func resume(_ value: T) {
+        let waiting: CheckedContinuation<T, Never>? = state.withLock { state in
+            switch state {
+            case .waitingForContinuation:
+                state = .early(value)
+                return nil
+            case .waiting(let continuation):
+                state = .done
+                return continuation
+            case .early, .done:
+                return nil
+            }
+        }
+        waiting?.resume(returning: value)
     }
 }

@@ -44,6 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts for one task type when a task does not ask, TYPE=N; repeat for several. Others get 3.", valueName: "type=n"))
     var maxAttemptsByType: [String] = []
 
+    @Option(name: .customLong("timeout"), help: ArgumentHelp("An execution timeout for one task type when a task does not set timeout_seconds, TYPE=SECONDS; repeat for several. Others run without one.", valueName: "type=seconds"))
+    var timeoutsByType: [String] = []
+
     @Option(help: ArgumentHelp("First retry delay after a failed attempt, doubled per attempt. Default 2.", valueName: "seconds"))
     var retryBackoffBase = 2.0
 
@@ -109,6 +112,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--lease takes TYPE=SECONDS, e.g. --lease backup=600 (got \(entry))")
             }
             storeConfiguration.leaseSecondsByType[String(parts[0])] = seconds
+        }
+        for entry in timeoutsByType {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let seconds = Int(parts[1]), TaskSubmission.Limits.timeoutSeconds.contains(seconds) else {
+                throw ValidationError("--timeout takes TYPE=SECONDS with SECONDS from 1 to 604800, e.g. --timeout backup=3600 (got \(entry))")
+            }
+            storeConfiguration.timeoutSecondsByType[String(parts[0])] = seconds
         }
         for entry in limits {
             do { try storeConfiguration.limits.set(entry) } catch { throw ValidationError("--limit: \(error.message)") }

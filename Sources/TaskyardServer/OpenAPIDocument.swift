@@ -250,7 +250,7 @@ enum OpenAPIDocument {
             "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "type": {"type": "string"}, "state": {"$ref": "#/components/schemas/TaskState"},
             "payload": {}, "assigned_node": {"type": "string"}, "participating_nodes": {"type": "array", "items": {"type": "string"}},
             "parent_id": {"type": ["integer", "null"]}, "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"}, "priority": {"type": "integer"},
-            "run_after": {"type": ["string", "null"], "format": "date-time"}, "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "run_after": {"type": ["string", "null"], "format": "date-time"}, "timeout_seconds": {"type": ["integer", "null"]}, "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
             "ordering_key": {"type": ["string", "null"]}, "idempotency_key": {"type": ["string", "null"]}, "opaque_id": {"type": ["string", "null"]},
             "result": {}, "error": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
             "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},

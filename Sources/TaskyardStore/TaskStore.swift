@@ -22,6 +22,13 @@ public struct TaskStore: Sendable {
         /// Attempts per task type for tasks that do not ask for a number; other types get
         /// `defaultMaxAttempts`.
         public var maxAttemptsByType: [String: Int] = [:]
+        /// Execution timeouts per task type, for tasks that do not set `timeout_seconds`.
+        public var timeoutSecondsByType: [String: Int] = [:]
+
+        /// The execution timeout of a submission: its own, else its type's, else none.
+        func timeoutSeconds(for submission: TaskSubmission) -> Int? {
+            submission.timeoutSeconds ?? timeoutSecondsByType[submission.type]
+        }
         /// Sizes and shapes of what may be stored; checked before any statement runs.
         public var limits = InputLimits.default
 
@@ -110,7 +117,7 @@ public struct TaskStore: Sendable {
             let rows = try connection.query(TasksSQL.insert, [
                 cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
                 submission.parentID, maxAttempts, submission.priority,
-                submission.runAfter, submission.timeoutSeconds, submission.orderingKey, submission.idempotencyKey,
+                submission.runAfter, configuration.timeoutSeconds(for: submission), submission.orderingKey, submission.idempotencyKey,
                 submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
                 digest,
             ])
@@ -168,7 +175,7 @@ public struct TaskStore: Sendable {
                 submissions.map { configuration.maxAttempts(for: $0) },
                 submissions.map(\.priority),
                 submissions.map(\.runAfter),
-                submissions.map(\.timeoutSeconds),
+                submissions.map { configuration.timeoutSeconds(for: $0) },
                 submissions.map(\.orderingKey),
                 submissions.map(\.opaqueID),
                 submissions.map(\.affinity.rawValue),
