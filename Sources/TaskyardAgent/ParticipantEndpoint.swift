@@ -143,8 +143,15 @@ final class ParticipantEndpoint: Sendable {
                                    progressSink: { completed, total in
                                        Task { await running.setProgress(taskID: body.taskID, completed: completed, total: total) }
                                    })
-        let job = Task { try await handler.run(work) }
+        // The handler starts once its run is registered: progress it reports at once, or a cancel that
+        // comes at once, must find it.
+        let (registered, started) = AsyncStream<Void>.makeStream()
+        let job = Task {
+            for await _ in registered { break }
+            return try await handler.run(work)
+        }
         await running.add(taskID: body.taskID, job: job)
+        started.finish()
         defer { Task { await running.remove(taskID: body.taskID, job: job) } }
         do {
             return .completed(try await job.value)

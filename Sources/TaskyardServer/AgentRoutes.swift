@@ -18,15 +18,26 @@ extension APIRoutes {
         let deadline = clock.now + .milliseconds(Int(wait * 1000))
         let topic = Wakeups.Topic.work(cluster: cluster, node: node)
         let signer = try await grants.signer(cluster: cluster)
+        let seat = wakeups.takePollSeat(topic)
+        defer { wakeups.leavePollSeat(topic, seat) }
+        // The first look records the node's heartbeat; re-checks while waiting do not write it again.
+        var first = true
         while true {
             let ticket = wakeups.register(topic)
+            // A newer poll of this node took over: answer empty, claiming nothing for a client that left.
+            guard first || wakeups.holdsPollSeat(topic, seat) else {
+                wakeups.forget(ticket)
+                return try jsonResponse(PollResponse(tasks: [], cancel: []))
+            }
             let outcome: PollOutcome
             do {
-                outcome = try await store.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds)
+                outcome = try await store.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds,
+                                               recordHeartbeat: first)
             } catch {
                 wakeups.forget(ticket)
                 throw error
             }
+            first = false
             // A server shutting down answers waiting polls now rather than holding its exit for them.
             if !outcome.tasks.isEmpty || !outcome.cancel.isEmpty || clock.now >= deadline || Task.isCancelled
                 || Task.isShuttingDownGracefully {

@@ -38,6 +38,8 @@ final class Wakeups: Service, Sendable {
     }
 
     private let slots = Mutex<[Topic: [Int: Slot]]>([:])
+    /// The newest poll of each node on this server: an older one still waiting is superseded.
+    private let pollSeats = Mutex<[Topic: Int]>([:])
     private let counter = Atomic<Int>(0)
     private let database: PostgresConfiguration
     private let logger: Logger
@@ -64,6 +66,28 @@ final class Wakeups: Service, Sendable {
                                metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(2))
             }
+        }
+    }
+
+    /// Makes this poll the node's current one and wakes the one before it, which then answers at once
+    /// without claiming: a node has at most one waiting poll here, so an agent that gave up on a poll
+    /// (a client timeout, a restart) does not leave it claiming tasks for nobody. Returns the seat.
+    func takePollSeat(_ topic: Topic) -> Int {
+        let seat = counter.add(1, ordering: .relaxed).newValue
+        pollSeats.withLock { $0[topic] = seat }
+        fire(topic)
+        return seat
+    }
+
+    /// True while no newer poll of the node has taken its seat.
+    func holdsPollSeat(_ topic: Topic, _ seat: Int) -> Bool {
+        pollSeats.withLock { $0[topic] == seat }
+    }
+
+    /// Gives the seat up when the poll answers (a newer one may have taken it already).
+    func leavePollSeat(_ topic: Topic, _ seat: Int) {
+        pollSeats.withLock { seats in
+            if seats[topic] == seat { seats[topic] = nil }
         }
     }
 
@@ -118,7 +142,8 @@ final class Wakeups: Service, Sendable {
         }
     }
 
-    private func fire(_ topic: Topic) {
+    /// Wakes every request waiting on `topic` now (also what a notification does).
+    func fire(_ topic: Topic) {
         let waiting = slots.withLock { slots -> [CheckedContinuation<Void, Never>] in
             guard var entries = slots[topic] else { return [] }
             var resumed: [CheckedContinuation<Void, Never>] = []

@@ -335,12 +335,13 @@ public struct TaskStore: Sendable {
     /// A poll, in one statement: records that the node is alive, takes up to `limit` of its queued tasks
     /// whose `run_after` has passed, best priority first, marking them received with the next attempt
     /// number and a lease of `leaseSeconds`, and lists the tasks it holds whose cancel was requested.
-    public func poll(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> PollOutcome {
+    public func poll(cluster: String, node: String, limit: Int, leaseSeconds: Double,
+                     recordHeartbeat: Bool = true) async throws -> PollOutcome {
         guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
         guard leaseSeconds > 0 else { throw TaskyardError.invalid("lease", "must be positive") }
         let overrides = configuration.leaseSecondsByType.sorted { $0.key < $1.key }
         let rows = try await pool.query(TasksSQL.poll, [
-            cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value),
+            cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value), recordHeartbeat,
         ])
         guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
         guard try header.decode("node_found", as: Bool.self) else {

@@ -6,6 +6,14 @@ import TaskyardTestSupport
 
 @Suite("Cancels reach every participant at once")
 struct CancelReachTests {
+    /// The pids the handlers of n1 and n2 wrote (their working child's), as far as they have.
+    static func handlerPIDs(in folder: URL) -> [Int32] {
+        ["n1", "n2"].compactMap { node in
+            (try? String(contentsOf: folder.appending(path: node), encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
     /// Running, not a zombie waiting to be reaped (a container's first process may never reap orphans).
     static func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -29,9 +37,7 @@ struct CancelReachTests {
             var running: [Int32] = []
             let deadline = ContinuousClock.now + .seconds(10)
             while running.count < 2, ContinuousClock.now < deadline {
-                running = ["n1", "n2"].compactMap { node in
-                    (try? String(contentsOf: pids.appending(path: node), encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-                }
+                running = Self.handlerPIDs(in: pids)
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(running.count == 2, "both handlers started")
@@ -75,9 +81,7 @@ struct CancelReachTests {
             #expect(finished.task.state == .failed)
             #expect(finished.task.error?.contains("timed out after 2 s") == true, "\(finished.task.error ?? "")")
             #expect(clock.now - started < .seconds(5), "ended after \(clock.now - started)")
-            let handlers = ["n1", "n2"].compactMap { node in
-                (try? String(contentsOf: pids.appending(path: node), encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            }
+            let handlers = Self.handlerPIDs(in: pids)
             #expect(handlers.count == 2)
             var alive = handlers
             while !alive.isEmpty, clock.now - started < .seconds(8) {

@@ -17,6 +17,33 @@ struct LongPollAndBatchReportTests {
         }
     }
 
+    @Test("a node has one waiting poll: a newer one answers the older at once, empty, and alone claims what comes; re-checks do not rewrite last_seen_at")
+    func newerPollSupersedesOlder() async throws {
+        try await Deployment.run(nodes: [], serverSettings: { $0.pollRecheckInterval = .milliseconds(20) }) { deployment in
+            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            let clock = ContinuousClock()
+            // An agent's poll it gave up on (say its client timed out): still waiting on the server.
+            let abandoned = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: 20, limit: 16) }
+            try await Task.sleep(for: .milliseconds(300))
+            func lastSeen() async throws -> Date? {
+                try await deployment.client.nodes(cluster: "c1").first { $0.id == "n1" }?.lastSeenAt
+            }
+            let seenWhileWaiting = try await lastSeen()
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await lastSeen() == seenWhileWaiting, "25 re-checks, no heartbeat write")
+            // The agent polls again: the abandoned poll answers at once, empty.
+            let current = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: 10, limit: 16) }
+            let superseded = clock.now
+            let old = try await abandoned.value
+            #expect(old.tasks.isEmpty)
+            #expect(clock.now - superseded < .seconds(2), "answered after \(clock.now - superseded)")
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            let claimed = try await current.value
+            #expect(claimed.tasks.map(\.id) == [task.id])
+            #expect(claimed.tasks.first?.attempt == 1)
+        }
+    }
+
     @Test("a waiting poll wakes on a submit for its node, not on one for another node, and returns empty when its wait ends")
     func pollWakesOnSubmit() async throws {
         try await Self.withServer { deployment in

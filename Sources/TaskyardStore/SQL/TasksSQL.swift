@@ -157,10 +157,15 @@ enum TasksSQL {
     /// locking read returned (the locks keep them current): no second index lookup for the planner to
     /// get wrong on a table whose statistics lag.
     static let poll = PostgresStatement("tasks.poll", """
-        WITH seen AS (
+        WITH touched AS (
+            -- $7: record the node's heartbeat (the first look of a poll request; its re-checks do not).
             UPDATE nodes SET last_seen_at = now(), status = 'online'
-             WHERE cluster_id = $1 AND id = $2
+             WHERE cluster_id = $1 AND id = $2 AND $7::boolean
             RETURNING id
+        ), seen AS (
+            SELECT id FROM touched
+            UNION ALL
+            SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT $7::boolean
         ), picked AS (
             SELECT t.ctid, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
               FROM tasks t
