@@ -15,6 +15,8 @@ public actor PostgresConnection {
     private var preparedStatements: Set<String> = []
     private let broken = Atomic<Bool>(false)
     public nonisolated let configuration: PostgresConfiguration
+    /// When the connection was opened (a pool retires old ones).
+    public nonisolated let openedAt = ContinuousClock.now
 
     /// True once the connection failed or was closed; a pool replaces such a connection.
     public nonisolated var isBroken: Bool { broken.load(ordering: .acquiring) }

@@ -22,6 +22,10 @@ public final class PostgresListener: Sendable {
     private let state = Mutex(State())
     /// How long one wait on the socket lasts before the loop looks at `closed` again.
     private static let pollMilliseconds: Int32 = 200
+    /// A listening connection only reads, so a peer that vanished without a word (a half-open TCP
+    /// connection, a failed-over server) would go unnoticed: it asks the server something this often,
+    /// and reconnects when the answer does not come.
+    private static let pingInterval: Duration = .seconds(15)
 
     /// Connects, LISTENs to `channels`, and starts delivering.
     public static func start(configuration: PostgresConfiguration, channels: [String] = [],
@@ -80,9 +84,17 @@ public final class PostgresListener: Sendable {
 
     private func run(firstConnection: PostgresConnection) async {
         var connection: PostgresConnection? = firstConnection
+        var lastPing = ContinuousClock.now
         while !isClosed {
             do {
-                if connection == nil { connection = try await connectAndListen() }
+                if connection == nil {
+                    connection = try await connectAndListen()
+                    lastPing = .now
+                }
+                if ContinuousClock.now - lastPing >= Self.pingInterval {
+                    try await connection!.perform { connection in _ = try connection.query("SELECT 1 AS alive") }
+                    lastPing = .now
+                }
                 let batch = try await connection!.waitForNotifications(timeoutMilliseconds: Self.pollMilliseconds)
                 for notification in batch { continuation.yield(notification) }
             } catch {

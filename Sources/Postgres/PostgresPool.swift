@@ -15,10 +15,16 @@ public final class PostgresPool: Sendable {
         /// How long a checkout waits for a free connection. Default 10 s: longer than any statement on
         /// the hot path should take, short enough that an exhausted pool surfaces as an error.
         public var checkoutTimeout: Duration = .seconds(10)
+        /// A connection older than this is closed when it comes back, and a new one opened in its place
+        /// on demand: server-side memory a long session accumulates is returned, and after a failover or
+        /// a configuration change every connection is fresh within this time. Default 30 minutes.
+        public var maximumConnectionLifetime: Duration = .seconds(1800)
 
-        public init(maximumConnections: Int = 10, checkoutTimeout: Duration = .seconds(10)) {
+        public init(maximumConnections: Int = 10, checkoutTimeout: Duration = .seconds(10),
+                    maximumConnectionLifetime: Duration = .seconds(1800)) {
             self.maximumConnections = maximumConnections
             self.checkoutTimeout = checkoutTimeout
+            self.maximumConnectionLifetime = maximumConnectionLifetime
         }
     }
 
@@ -166,6 +172,11 @@ public final class PostgresPool: Sendable {
 
     private func release(_ connection: PostgresConnection) {
         if connection.isBroken {
+            releaseSlot()
+            return
+        }
+        if ContinuousClock.now - connection.openedAt > options.maximumConnectionLifetime {
+            Task { await connection.close() }
             releaseSlot()
             return
         }

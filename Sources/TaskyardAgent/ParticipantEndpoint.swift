@@ -57,9 +57,9 @@ final class ParticipantEndpoint: Sendable {
             return Response(status: .accepted)
         }
         let server: HTTPServerBuilder = if let tls {
-            try .tls(.http1(), tlsConfiguration: tls.serverConfiguration())
+            try .tls(.http1(configuration: Self.http1), tlsConfiguration: tls.serverConfiguration())
         } else {
-            .http1()
+            .http1(configuration: Self.http1)
         }
         return Application(router: router, server: server,
                            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "taskyard-agent"),
@@ -87,6 +87,8 @@ final class ParticipantEndpoint: Sendable {
     /// A participant request carries one payload, which the server took in a body of at most its
     /// `--max-body-bytes` (1 MiB by default): twice that leaves room for the envelope.
     static let maximumBodyBytes = 2 << 20
+    /// Connections idle (or stalled mid-request) for a minute are closed; a handler's run is not idle.
+    static let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(60))
 
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it

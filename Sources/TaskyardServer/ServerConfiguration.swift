@@ -9,6 +9,9 @@ public struct ServerConfiguration: Sendable {
     /// Certificate and key to serve HTTPS with; nil serves plain HTTP (fine on loopback only: tokens and
     /// grants are bearer credentials).
     public var tls: TLSFiles?
+    /// A client connection idle this long between requests, or stalled this long while sending one, is
+    /// closed (slow or vanished clients do not hold connections forever). Default 60 s.
+    public var idleTimeout: Duration = .seconds(60)
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.

@@ -40,10 +40,13 @@ public enum TaskyardHTTPServer {
                 return try await route.handler(&request, context, caller)
             }
         }
+        // A connection idle between requests (or stalled mid-request) is closed; a request being handled,
+        // a long poll included, is not idle.
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
         let server: HTTPServerBuilder = if let tls = configuration.tls {
-            try .tls(.http1(), tlsConfiguration: tls.serverConfiguration())
+            try .tls(.http1(configuration: http1), tlsConfiguration: tls.serverConfiguration())
         } else {
-            .http1()
+            .http1(configuration: http1)
         }
         return Application(
             router: router,

@@ -103,3 +103,24 @@ struct PoolHygieneTests {
         }
     }
 }
+
+extension PoolTests {
+    @Test("a connection past its lifetime is closed when it comes back, and the next checkout opens a fresh one")
+    func connectionsRetireWithAge() async throws {
+        try await TestDatabase.withDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration,
+                                    options: .init(maximumConnections: 1, maximumConnectionLifetime: .milliseconds(200)))
+            let pid: () async throws -> Int32 = {
+                try await pool.withConnection { connection in
+                    try connection.query("SELECT pg_backend_pid() AS pid").single().decode("pid")
+                }
+            }
+            let first = try await pid()
+            #expect(try await pid() == first, "young: reused")
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await pid()  // comes back past its lifetime
+            #expect(try await pid() != first, "old: replaced")
+            await pool.close()
+        }
+    }
+}

@@ -38,6 +38,7 @@ public final class MaintenanceLeader: Service, Sendable {
     }
 
     private static let tryLock = PostgresStatement("maintenance.try_lock", "SELECT pg_try_advisory_lock($1::bigint) AS locked")
+    private static let ping = PostgresStatement("maintenance.ping", "SELECT 1 AS one")
 
     public func run() async throws {
         await cancelWhenGracefulShutdown { await self.loop() }
@@ -70,6 +71,10 @@ public final class MaintenanceLeader: Service, Sendable {
                 if isLeader {
                     let now = ContinuousClock.now
                     for duty in duties where (nextRun[duty.name] ?? now) <= now {
+                        // The lock lives as long as its session: a session that still answers still holds
+                        // it. Asked before each duty, so that a replica whose connection died during a long
+                        // duty does not start the next one beside the new leader.
+                        try await lockConnection.perform { connection in _ = try connection.query(Self.ping) }
                         do { try await duty.run(context) } catch {
                             logger.error("maintenance duty failed", metadata: ["duty": "\(duty.name)", "error": "\(error)"])
                         }
