@@ -222,5 +222,17 @@ public struct EventObject: Codable, Sendable, Hashable {
 
 public struct EventList: Codable, Sendable {
     public var events: [EventObject]
-    public init(events: [EventObject]) { self.events = events }
+    /// The cursor of the next page; nil on the last.
+    public var next: String?
+    public init(events: [EventObject], next: String? = nil) {
+        self.events = events
+        self.next = next
+    }
+
+    /// Writes `next` as null on the last page, as task lists do.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(events, forKey: .events)
+        try container.encode(next, forKey: .next)
+    }
 }

@@ -106,13 +106,30 @@ public struct TaskyardClient: Sendable {
         return (try APIJSON.decode(TaskObject.self, from: answer.body), answer.status == 408)
     }
 
-    /// The task and all its descendants, breadth first.
+    /// The task and all its descendants, breadth first (every page).
     public func tree(cluster: String, id: Int64) async throws -> [TaskObject] {
-        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], as: TaskBatch.self).tasks
+        var tasks: [TaskObject] = []
+        var query: [String: String] = [:]
+        while true {
+            let page = try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], query: query,
+                                      as: TaskList.self)
+            tasks += page.tasks
+            guard let next = page.next else { return tasks }
+            query["after"] = next
+        }
     }
 
+    /// The task's whole history (every page).
     public func events(cluster: String, id: Int64) async throws -> [EventObject] {
-        try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "events"], as: EventList.self).events
+        var events: [EventObject] = []
+        var query: [String: String] = [:]
+        while true {
+            let page = try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "events"], query: query,
+                                      as: EventList.self)
+            events += page.events
+            guard let next = page.next else { return events }
+            query["after"] = next
+        }
     }
 
     public func cancel(cluster: String, id: Int64, reason: String? = nil) async throws -> TaskObject {

@@ -80,3 +80,26 @@ public struct TaskPage: Sendable, Hashable {
         self.next = next
     }
 }
+
+/// Where the next page of a task tree starts: the depth and id of the last task of the page (trees are
+/// listed breadth first, by depth then id). Written `depth.id`.
+public struct TreeCursor: Sendable, Hashable, CustomStringConvertible {
+    public let depth: Int
+    public let lastID: Int64
+
+    public init(depth: Int, lastID: Int64) {
+        self.depth = depth
+        self.lastID = lastID
+    }
+
+    public init(_ text: String) throws(TaskyardError) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let depth = Int(parts[0]), depth >= 0, depth <= Int(Int32.max),
+              let id = Int64(parts[1]), id > 0
+        else { throw .invalid("after", "is not a cursor from a previous page") }
+        self.depth = depth
+        lastID = id
+    }
+
+    public var description: String { "\(depth).\(lastID)" }
+}

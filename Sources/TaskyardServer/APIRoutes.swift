@@ -55,8 +55,8 @@ struct APIRoutes: Sendable {
         route(.post, "/api/v1/clusters/:cluster_id/tasks/batch", .client(.submit)) { request, context, _ in try await submitBatch(&request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks", .client(.read)) { request, context, _ in try await listTasks(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, _ in try await getTask(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { _, context, _ in try await events(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { _, context, _ in try await tree(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, _ in try await events(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, _ in try await tree(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(request, context) }

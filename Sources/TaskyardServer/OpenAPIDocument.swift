@@ -160,12 +160,16 @@ enum OpenAPIDocument {
                      "responses": {"204": {"description": "deleted"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/events": {
-          "get": {"summary": "The task's history", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
-                  "responses": {"200": {"description": "{\"events\": [{\"at\", \"from\", \"to\", \"node\", \"attempt\", \"detail\"}]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+          "get": {"summary": "The task's history, a page at a time", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
+                                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}},
+                                 {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}, "description": "the cursor of the last page"}],
+                  "responses": {"200": {"description": "{\"events\": [{\"at\", \"from\", \"to\", \"node\", \"attempt\", \"detail\"}], \"next\": cursor or null}"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/tree": {
-          "get": {"summary": "The task and all its descendants, breadth first", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
-                  "responses": {"200": {"description": "{\"tasks\": [...]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+          "get": {"summary": "The task and all its descendants, breadth first, a page at a time", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
+                                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}},
+                                 {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,9}\\.[1-9][0-9]{0,17}$"}, "description": "the cursor of the last page"}],
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}; a page also ends early past page_bytes"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/wait": {
           "get": {"summary": "Wait for the task to finish", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},

@@ -66,16 +66,31 @@ extension APIRoutes {
         return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
     }
 
-    func events(_ context: BasicRequestContext) async throws -> Response {
+    func events(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        return try jsonResponse(EventList(events: try await store.events(cluster: cluster, taskID: id).map(EventObject.init)))
+        let limit = try request.queryInt("limit", in: TaskFilter.limitRange) ?? TaskFilter.limitRange.upperBound
+        var after: Int64 = 0
+        if let text = request.query("after") {
+            guard let id = Int64(text), id > 0 else { throw APIError.badRequest("after is not a cursor from a previous page", field: "after") }
+            after = id
+        }
+        let page = try await store.events(cluster: cluster, taskID: id, after: after, limit: limit)
+        return try jsonResponse(EventList(events: page.events.map(EventObject.init), next: page.next.map(String.init)))
     }
 
-    func tree(_ context: BasicRequestContext) async throws -> Response {
+    func tree(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        return try jsonResponse(TaskBatch(tasks: try await store.tree(cluster: cluster, id: id).map(TaskObject.init)))
+        let limit = try request.queryInt("limit", in: TaskFilter.limitRange) ?? TaskFilter.limitRange.upperBound
+        var after: TreeCursor?
+        if let text = request.query("after") {
+            do { after = try TreeCursor(text) } catch { throw APIError.badRequest(error.message, field: "after") }
+        }
+        let page = try await store.tree(cluster: cluster, id: id, after: after, limit: limit)
+        return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 
     /// 200 with the task once it is terminal; 408 with the task as it stands when `timeout` passes first.

@@ -275,7 +275,8 @@ public struct TaskStore: Sendable {
         return try TaskRecord(row: row)
     }
 
-    /// The task's direct children, oldest first: participant outcomes and sub-tasks.
+    /// The task's first 1000 direct children, oldest first: participant outcomes and sub-tasks (the rest
+    /// page through a task list filtered by parent).
     public func children(cluster: String, of id: Int64) async throws -> [TaskRecord] {
         try TaskRecord.all(try await pool.query(TasksSQL.children, [cluster, id]))
     }
@@ -295,39 +296,63 @@ public struct TaskStore: Sendable {
             if rows.isEmpty { try Self.requireCluster(cluster, on: connection) }
             return rows
         }
-        var tasks = try TaskRecord.all(rows)
+        let tasks = capped(Array(try TaskRecord.all(rows).prefix(filter.limit)))
         var next: TaskCursor?
-        if tasks.count > filter.limit { tasks.removeLast() }
-        // A page is capped by bytes as well as by count: a thousand large payloads would be a response no
-        // client wants at once.
-        var bytes = 0
-        if let cut = tasks.firstIndex(where: { task in
-            bytes += task.payload.shape().bytes + (task.result?.shape().bytes ?? 0) + (task.error?.utf8.count ?? 0) + 512
-            return bytes > configuration.limits.pageBytes
-        }) {
-            tasks.removeSubrange(max(cut, 1)...)
-        }
         if tasks.count < rows.count { next = TaskCursor(lastID: tasks[tasks.count - 1].id) }
         return TaskPage(tasks: tasks, next: next)
     }
 
     /// The task and all its descendants, breadth first.
-    public func tree(cluster: String, id: Int64) async throws -> [TaskRecord] {
-        let tasks = try TaskRecord.all(try await pool.query(TasksSQL.tree, [cluster, id]))
-        guard !tasks.isEmpty else { throw unknownTask(cluster, id) }
-        return tasks
+    /// One page of the tree: up to `limit` tasks after `after` (a cursor from the previous page), capped
+    /// by bytes like task lists; `next` is nil on the last page.
+    public func tree(cluster: String, id: Int64, after: TreeCursor? = nil,
+                     limit: Int = 1000) async throws -> (tasks: [TaskRecord], next: TreeCursor?) {
+        let rows = try await pool.withConnection { connection in
+            let rows = try connection.query(TasksSQL.tree, [cluster, id, after?.depth ?? -1, after?.lastID ?? 0, limit + 1])
+            if rows.isEmpty, try connection.query(TasksSQL.get, [cluster, id]).isEmpty { throw unknownTask(cluster, id) }
+            return rows
+        }
+        let depths = try rows.map { row throws(PostgresError) in try row.decode("depth", as: Int.self) }
+        let tasks = capped(Array(try TaskRecord.all(rows).prefix(limit)))
+        guard tasks.count < rows.count, let last = tasks.last else { return (tasks, nil) }
+        return (tasks, TreeCursor(depth: depths[tasks.count - 1], lastID: last.id))
     }
 
-    /// The task's history, oldest first.
-    public func events(cluster: String, taskID: Int64) async throws -> [TaskEvent] {
+    /// One page of the task's history, oldest first: up to `limit` events after event id `after`.
+    public func events(cluster: String, taskID: Int64, after: Int64 = 0,
+                       limit: Int = 1000) async throws -> (events: [TaskEvent], next: Int64?) {
         let rows = try await pool.withConnection { connection in
-            let rows = try connection.query(TaskEventsSQL.list, [cluster, taskID])
+            let rows = try connection.query(TaskEventsSQL.list, [cluster, taskID, after, limit + 1])
             if rows.isEmpty, try connection.query(TasksSQL.get, [cluster, taskID]).isEmpty {
                 throw unknownTask(cluster, taskID)
             }
             return rows
         }
-        return try rows.map { row throws(PostgresError) in try TaskEvent(row: row) }
+        let events = try rows.prefix(limit).map { row throws(PostgresError) in try TaskEvent(row: row) }
+        return (events, rows.count > limit ? events.last?.id : nil)
+    }
+
+    /// The task's whole history, oldest first.
+    public func events(cluster: String, taskID: Int64) async throws -> [TaskEvent] {
+        var all: [TaskEvent] = []
+        var after: Int64 = 0
+        while true {
+            let page = try await events(cluster: cluster, taskID: taskID, after: after)
+            all += page.events
+            guard let next = page.next else { return all }
+            after = next
+        }
+    }
+
+    /// A page cut short once its payloads, results and errors pass `page_bytes` (never below one task):
+    /// a thousand large payloads are a response no client wants at once.
+    private func capped(_ tasks: [TaskRecord]) -> [TaskRecord] {
+        var bytes = 0
+        guard let cut = tasks.firstIndex(where: { task in
+            bytes += task.payload.shape().bytes + (task.result?.shape().bytes ?? 0) + (task.error?.utf8.count ?? 0) + 512
+            return bytes > configuration.limits.pageBytes
+        }) else { return tasks }
+        return Array(tasks.prefix(max(cut, 1)))
     }
 
     // MARK: - The agent's side

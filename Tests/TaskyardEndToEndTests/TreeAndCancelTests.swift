@@ -98,4 +98,45 @@ struct TreeAndCancelTests {
             try await eventually("both handlers stopped") { stopped.withLock { Set($0) } == ["n1", "n2"] }
         }
     }
+
+    @Test("trees and events page with a cursor, breadth first and oldest first, and the client follows every page")
+    func treesAndEventsPage() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            let root = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "backup", participatingNodes: ["n1"]))
+            var children: [Int64] = []
+            for _ in 0..<3 {
+                children.append(try await deployment.client.submit(cluster: "c1",
+                    SubmitTaskRequest(type: "snapshot", participatingNodes: ["n1"], parentID: root.id)).id)
+            }
+            var seen: [Int64] = []
+            var after: String?
+            var pages = 0
+            repeat {
+                let answer = try await APIContractTests.send(deployment, "GET",
+                    "/api/v1/clusters/c1/tasks/\(root.id)/tree?limit=2" + (after.map { "&after=\($0)" } ?? ""))
+                #expect(answer.status == 200)
+                let page = try APIJSON.decode(TaskList.self, from: answer.body)
+                #expect(page.tasks.count <= 2)
+                seen += page.tasks.map(\.id)
+                after = page.next
+                pages += 1
+            } while after != nil && pages < 10
+            #expect(seen == [root.id] + children)
+            #expect(pages == 2)
+            #expect(try await deployment.client.tree(cluster: "c1", id: root.id).map(\.id) == [root.id] + children)
+
+            _ = try await deployment.client.cancel(cluster: "c1", id: root.id)
+            let first = try await APIContractTests.send(deployment, "GET", "/api/v1/clusters/c1/tasks/\(root.id)/events?limit=1")
+            let page = try APIJSON.decode(EventList.self, from: first.body)
+            #expect(page.events.map(\.to) == [.queued])
+            let next = try #require(page.next)
+            let rest = try APIJSON.decode(EventList.self, from: try await APIContractTests.send(deployment, "GET",
+                "/api/v1/clusters/c1/tasks/\(root.id)/events?after=\(next)").body)
+            #expect(rest.events.map(\.to) == [.cancelled])
+            #expect(rest.next == nil)
+            #expect(try await deployment.client.events(cluster: "c1", id: root.id).map(\.to) == [.queued, .cancelled])
+            #expect(try await APIContractTests.send(deployment, "GET", "/api/v1/clusters/c1/tasks/\(root.id)/tree?after=x").status == 400)
+        }
+    }
 }

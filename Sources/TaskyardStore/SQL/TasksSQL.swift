@@ -125,7 +125,7 @@ enum TasksSQL {
         """)
 
     static let children = PostgresStatement("tasks.children", """
-        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id
+        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
         """)
 
     /// One page, oldest first, after the cursor. Every filter is optional (NULL: no filter).
@@ -289,7 +289,10 @@ enum TasksSQL {
             SELECT c.*, tree.depth + 1 FROM tasks c
               JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
         )
-        SELECT \(columns), depth FROM tree ORDER BY depth, id
+        SELECT \(columns), depth FROM tree
+         WHERE (depth, id) > ($3::integer, $4::bigint)
+         ORDER BY depth, id
+         LIMIT $5
         """)
 
     /// Cancels a task and its descendants (Elasticsearch's cancelTaskAndDescendants): each queued one ends
