@@ -256,45 +256,12 @@ public final class NodeAgent: Service, Sendable {
                 if !Task.isCancelled { self.held.cancel(task.id, reason: .timedOut(seconds: seconds)) }
             }
         }
-        var outcomes = await calls.value
+        let outcomes = await calls.value
         watcher.cancel()
         timer?.cancel()
-        var timeout: String?
-        if let reason = held.cancellation(of: task.id) {
-            if case .timedOut(let seconds) = reason {
-                let message = "timed out after \(seconds) s"
-                timeout = message
-                outcomes = outcomes.map { outcome in
-                    guard outcome.state != .completed else { return outcome }
-                    var stopped = outcome
-                    stopped.state = .failed
-                    stopped.error = message
-                    return stopped
-                }
-            }
-            if reason == .cancelRequested {
-                return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .cancelled, error: "cancelled on request",
-                                  participants: outcomes.map { (outcome: ParticipantOutcome) -> ParticipantOutcome in
-                                      var outcome = outcome
-                                      if outcome.state == .failed { outcome.state = .cancelled }
-                                      return outcome
-                                  })
-            }
-        }
-        let failed = outcomes.filter { $0.state != .completed }
-        if !failed.isEmpty, failed.count < outcomes.count {
-            outcomes = await rollBack(claimed, outcomes: outcomes, endpoints: endpoints)
-        }
-        if failed.isEmpty {
-            var results: [String: JSONValue] = [:]
-            for outcome in outcomes { results[outcome.node] = outcome.result ?? .null }
-            return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .completed, result: .object(results),
-                              participants: outcomes)
-        }
-        var error = timeout ?? failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
-        let rolledBack = outcomes.filter { $0.result?["rollback"]?["state"] == "completed" }.map(\.node)
-        if !rolledBack.isEmpty { error += " (rolled back on \(rolledBack.joined(separator: ", ")))" }
-        return TaskReport(attempt: task.attempt, lease: claimed.lease, state: .failed, error: error, participants: outcomes)
+        let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
+        let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
+        return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
     }
 
     /// Every participant's call at once; outcomes in the order of the task's participating nodes.
