@@ -23,11 +23,16 @@ struct TaskyardProcess {
     /// `taskyard agent` for a node of cluster c1 with a node token of its own (in a 0600 file), answering
     /// quickly enough for short test leases.
     static func agent(_ deployment: Deployment, node: String, port: Int, heartbeat: Double = 0.5) async throws -> TaskyardProcess {
-        let token = try await deployment.store.mintNodeToken(cluster: "c1", node: node)
+        try await agent(store: deployment.store, server: deployment.serverURL, node: node, port: port, heartbeat: heartbeat)
+    }
+
+    /// The same against any server of the store's database.
+    static func agent(store: TaskStore, server: String, node: String, port: Int, heartbeat: Double = 0.5) async throws -> TaskyardProcess {
+        let token = try await store.mintNodeToken(cluster: "c1", node: node)
         let tokenFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-token-\(UUID().uuidString.prefix(8))")
         guard FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
         else { throw DeploymentError("cannot write \(tokenFile.path)") }
-        return try start(["agent", "--server", deployment.serverURL, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
+        return try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
                           "--token-file", tokenFile.path, "--heartbeat-interval", String(heartbeat), "--poll-wait", "1",
                           "--log-level", "info"], name: "agent-\(node)")
     }
