@@ -84,23 +84,34 @@ public final class NodeAgent: Service, Sendable {
                 logger.warning("cannot fetch the cluster's signing keys yet", metadata: ["error": "\(error)"])
             }
             logger.info("agent ready", metadata: ["endpoint": "\(advertised)", "server": "\(configuration.server)"])
-            // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
-            let heartbeats = Task { await self.heartbeatLoop() }
-            defer { heartbeats.cancel() }
-            // Reports go on through the drain too: a held task is released once its report is sent.
-            let reporting = Task { await self.reports.run() }
-            defer { reports.finish() }
-            // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
-            // fan-outs in flight are not, and get the grace period in drain().
-            await withGracefulShutdownHandler {
-                await cancelWhenGracefulShutdown { await self.pollLoop() }
-            } onGracefulShutdown: {
-                self.held.stopPolling()
+            // Everything the agent runs is a child of this group: heartbeats, the report sender, the poll
+            // loop and one child per held task. Leaving it means all of it has ended.
+            await withDiscardingTaskGroup { agent in
+                // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
+                agent.addTask { await self.heartbeatLoop() }
+                // Reports go on through the drain too: a held task is released once its report is sent.
+                agent.addTask { await self.reports.run() }
+                await withDiscardingTaskGroup { work in
+                    let (claims, claimed) = AsyncStream<ClaimedTaskObject>.makeStream()
+                    // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
+                    // fan-outs in flight are not, and get the grace period in drain().
+                    work.addTask {
+                        await withGracefulShutdownHandler {
+                            await cancelWhenGracefulShutdown { await self.pollLoop(claiming: claimed) }
+                        } onGracefulShutdown: {
+                            self.held.stopPolling()
+                        }
+                        claimed.finish()
+                    }
+                    for await task in claims {
+                        work.addTask { await self.run(held: task) }
+                    }
+                    await self.drain()
+                }
+                reports.finish()
+                await reports.waitUntilDone()
+                agent.cancelAll()
             }
-            await drain()
-            reports.finish()
-            await reporting.value
-            heartbeats.cancel()
             await endpointGroup.triggerGracefulShutdown()
             try await endpoint.value
         } onCancel: {
@@ -133,7 +144,8 @@ public final class NodeAgent: Service, Sendable {
         }
     }
 
-    private func pollLoop() async {
+    /// Polls while there are free slots; each claimed task is held here, then handed on to run.
+    private func pollLoop(claiming claimed: AsyncStream<ClaimedTaskObject>.Continuation) async {
         var delay = Duration.milliseconds(200)
         while !held.isStopping, !Task.isCancelled {
             let free = held.free(limit: configuration.concurrency)
@@ -145,7 +157,10 @@ public final class NodeAgent: Service, Sendable {
                 let answer = try await client.poll(cluster: configuration.cluster, node: configuration.node,
                                                    wait: configuration.pollWaitSeconds, limit: free)
                 delay = .milliseconds(200)
-                for task in answer.tasks { start(task) }
+                for task in answer.tasks {
+                    held.add(task)
+                    claimed.yield(task)
+                }
                 for id in answer.cancel { held.cancel(id, reason: .cancelRequested) }
             } catch {
                 if held.isStopping || Task.isCancelled { break }
@@ -207,21 +222,18 @@ public final class NodeAgent: Service, Sendable {
 
     // MARK: - One task
 
-    private func start(_ task: ClaimedTaskObject) {
-        held.add(task)
-        let job = Task {
-            let report = await self.fanOut(task)
-            if let reason = self.held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
-                self.logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
-                self.held.remove(task.task.id)
-                return
-            }
-            // The task stays held (its lease renewed) until the server has the report, but the next
-            // claim need not wait for that round trip.
-            self.held.markReporting(task.task.id)
-            self.reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
+    /// One held task, from fan-out to report.
+    private func run(held task: ClaimedTaskObject) async {
+        let report = await fanOut(task)
+        if let reason = held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
+            logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
+            held.remove(task.task.id)
+            return
         }
-        _ = job
+        // The task stays held (its lease renewed) until the server has the report, but the next claim need
+        // not wait for that round trip.
+        held.markReporting(task.task.id)
+        reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
     }
 
     private func fanOut(_ claimed: ClaimedTaskObject) async -> TaskReport {

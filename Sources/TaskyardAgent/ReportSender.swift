@@ -16,6 +16,8 @@ final class ReportSender: Sendable {
     private let queue = Mutex<[Pending]>([])
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
+    private let ended: AsyncStream<Void>
+    private let end: AsyncStream<Void>.Continuation
     private let client: TaskyardClient
     private let cluster: String
     private let node: String
@@ -29,6 +31,7 @@ final class ReportSender: Sendable {
         self.node = node
         self.logger = logger
         (signals, signal) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        (ended, end) = AsyncStream.makeStream()
     }
 
     /// Queues a report; `done` runs once the server took it, refused it, or it was given up on.
@@ -38,8 +41,9 @@ final class ReportSender: Sendable {
         signal.yield()
     }
 
-    /// Sends batches until cancelled.
+    /// Sends batches until `finish` (or cancellation).
     func run() async {
+        defer { end.finish() }
         for await _ in signals {
             while true {
                 let batch = queue.withLock { queue -> [Pending] in
@@ -55,6 +59,11 @@ final class ReportSender: Sendable {
 
     /// Stops taking signals; a batch in flight finishes.
     func finish() { signal.finish() }
+
+    /// Returns once `run` has ended: everything queued before `finish` was sent or given up on.
+    func waitUntilDone() async {
+        for await _ in ended {}
+    }
 
     /// Sends one batch; see `send`.
     private func deliver(_ batch: [Pending]) async {
