@@ -22,14 +22,14 @@ struct APIRoutes: Sendable {
         let access: Access
         /// Gets the caller's token only where the route's answer depends on more than the path (token
         /// management, the cluster list); nil on open routes.
-        let handler: @Sendable (inout Request, BasicRequestContext, APIToken?) async throws -> Response
+        let handler: @Sendable (inout Request, TaskyardRequestContext, APIToken?) async throws -> Response
     }
 
     /// Every route of the contract.
     func routes() -> [Route] {
         var all: [Route] = []
         func route(_ method: HTTPRequest.Method, _ path: String, _ access: Access,
-                   _ handler: @escaping @Sendable (inout Request, BasicRequestContext, APIToken?) async throws -> Response) {
+                   _ handler: @escaping @Sendable (inout Request, TaskyardRequestContext, APIToken?) async throws -> Response) {
             all.append(Route(method: method, path: path, access: access, handler: handler))
         }
         route(.get, "/healthz", .open) { _, _, _ in
@@ -119,7 +119,7 @@ struct APIRoutes: Sendable {
 
 // MARK: - Path and query parameters
 
-extension BasicRequestContext {
+extension TaskyardRequestContext {
     /// A cluster or node id from the path. One that breaks the id rules names nothing: 404, as for an id
     /// that could exist but does not.
     func pathIdentifier(_ name: String) throws -> String {

@@ -8,7 +8,7 @@ extension APIRoutes {
     /// notification says the node has work (a submit, a retry, a lost lease, a cancel request), or the
     /// wait ends; a re-check every `pollRecheckInterval` covers a lost notification and delayed tasks
     /// coming due. Each look at the database is one statement, which also records the node's heartbeat.
-    func poll(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func poll(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
@@ -20,12 +20,14 @@ extension APIRoutes {
         let signer = try await grants.signer(cluster: cluster)
         let seat = wakeups.takePollSeat(topic)
         defer { wakeups.leavePollSeat(topic, seat) }
+        let watcher = wait > 0 ? await context.clientWatcher() : nil
         // The first look records the node's heartbeat; re-checks while waiting do not write it again.
         var first = true
         while true {
             let ticket = wakeups.register(topic)
-            // A newer poll of this node took over: answer empty, claiming nothing for a client that left.
-            guard first || wakeups.holdsPollSeat(topic, seat) else {
+            // A newer poll of this node took over, or the client has gone: answer empty, claiming nothing
+            // for a client that left.
+            guard first || (wakeups.holdsPollSeat(topic, seat) && watcher?.clientIsGone != true) else {
                 wakeups.forget(ticket)
                 return try jsonResponse(PollResponse(tasks: [], cancel: []))
             }
@@ -58,7 +60,7 @@ extension APIRoutes {
         (store.configuration.leaseSecondsByType[task.type] ?? configuration.leaseSeconds) + configuration.grantExtraSeconds
     }
 
-    func heartbeat(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func heartbeat(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(HeartbeatRequest.self, &request)
@@ -86,7 +88,7 @@ extension APIRoutes {
         return try jsonResponse(HeartbeatResponse(cancel: outcome.cancel, lost: outcome.lost))
     }
 
-    func report(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func report(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let id = try context.taskID(cluster: cluster)
@@ -97,7 +99,7 @@ extension APIRoutes {
 
     /// Many reports written with one statement; each item gets the status the single-task route would
     /// have answered, so a stale or invalid item is refused alone.
-    func reportBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func reportBatch(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(StateReportBatchRequest.self, &request)

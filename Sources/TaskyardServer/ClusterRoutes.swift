@@ -18,7 +18,7 @@ extension APIRoutes {
         return try jsonResponse(ClusterList(clusters: clusters.map(ClusterObject.init)))
     }
 
-    func registerNode(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func registerNode(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(RegisterNodeRequest.self, &request)
@@ -27,7 +27,7 @@ extension APIRoutes {
         return try jsonResponse(NodeObject(registered))
     }
 
-    func listNodes(_ context: BasicRequestContext) async throws -> Response {
+    func listNodes(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         return try jsonResponse(NodeList(nodes: try await store.nodes(cluster: cluster).map(NodeObject.init)))
     }

@@ -3,7 +3,7 @@ import TaskyardAPI
 import TaskyardDomain
 
 extension APIRoutes {
-    func submit(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func submit(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitTaskRequest.self, &request)
         let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey] ?? body.idempotencyKey,
@@ -12,7 +12,7 @@ extension APIRoutes {
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
     }
 
-    func submitBatch(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func submitBatch(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitBatchRequest.self, &request)
         let opaqueID = request.headers[.opaqueID]
@@ -23,7 +23,7 @@ extension APIRoutes {
                                 status: results.contains(where: \.created) ? .created : .ok)
     }
 
-    func listTasks(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func listTasks(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         var filter = TaskFilter()
@@ -58,7 +58,7 @@ extension APIRoutes {
         return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 
-    func getTask(_ context: BasicRequestContext) async throws -> Response {
+    func getTask(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         let task = try await store.task(cluster: cluster, id: id)
@@ -66,7 +66,7 @@ extension APIRoutes {
         return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
     }
 
-    func events(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func events(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -80,7 +80,7 @@ extension APIRoutes {
         return try jsonResponse(EventList(events: page.events.map(EventObject.init), next: page.next.map(String.init)))
     }
 
-    func tree(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func tree(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -95,7 +95,7 @@ extension APIRoutes {
 
     /// 200 with the task once it is terminal; 408 with the task as it stands when `timeout` passes first.
     /// Woken by the notification of its finish, not by polling.
-    func wait(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func wait(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -123,7 +123,7 @@ extension APIRoutes {
         }
     }
 
-    func cancel(_ request: inout Request, _ context: BasicRequestContext) async throws -> Response {
+    func cancel(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         // The body is optional: a bare POST cancels without a reason.
@@ -135,13 +135,13 @@ extension APIRoutes {
         return try jsonResponse(TaskObject(task))
     }
 
-    func retry(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func retry(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.headers[.opaqueID])))
     }
 
-    func delete(_ context: BasicRequestContext) async throws -> Response {
+    func delete(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         try await store.delete(cluster: cluster, taskID: id)

@@ -30,7 +30,7 @@ public enum TaskyardHTTPServer {
                                configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: TaskyardRequestContext.self)
         // Middleware applies to the routes registered after it.
         router.middlewares.add(APIErrorMiddleware(routes: table))
         for route in routes {
@@ -42,7 +42,8 @@ public enum TaskyardHTTPServer {
         }
         // A connection idle between requests (or stalled mid-request) is closed; a request being handled,
         // a long poll included, is not idle.
-        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientWatcher()],
+                                               idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
         let server: HTTPServerBuilder = if let tls = configuration.tls {
             try .tls(.http1(configuration: http1), tlsConfiguration: tls.serverConfiguration())
         } else {
@@ -62,7 +63,7 @@ public enum TaskyardHTTPServer {
     /// The caller's token, when the route's rule lets it in: 401 without a valid token, 403 when the
     /// token may not call this route on this path. Decided before the body is read: a refused request
     /// writes nothing.
-    private static func authorize(_ access: Access, _ request: Request, _ context: BasicRequestContext,
+    private static func authorize(_ access: Access, _ request: Request, _ context: TaskyardRequestContext,
                                   _ authenticator: Authenticator) async throws -> APIToken? {
         if case .open = access { return nil }
         let token = try await authenticator.authenticate(request)

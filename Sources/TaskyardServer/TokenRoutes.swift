@@ -24,7 +24,7 @@ extension APIRoutes {
     }
 
     /// Revokes a token: every replica refuses it within the authentication cache's lifetime (2 s).
-    func revokeToken(_ context: BasicRequestContext, _ caller: APIToken) async throws -> Response {
+    func revokeToken(_ context: TaskyardRequestContext, _ caller: APIToken) async throws -> Response {
         let text = context.parameters.get("token_id") ?? ""
         let notFound = APIError(.notFound, code: "token_not_found", message: "token \(text) does not exist")
         guard let id = Int64(text), id > 0, let token = try await credentials.token(id: id) else { throw notFound }
@@ -35,7 +35,7 @@ extension APIRoutes {
     }
 
     /// The cluster's public keys; the first request for a cluster without one makes it.
-    func signingKeys(_ context: BasicRequestContext) async throws -> Response {
+    func signingKeys(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let keys = try await grants.publicKeys(cluster: cluster)
         return try jsonResponse(SigningKeyList(keys: keys.map { key in

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Testing
 import TaskyardAPI
@@ -39,6 +40,28 @@ struct LongPollAndBatchReportTests {
             #expect(clock.now - superseded < .seconds(2), "answered after \(clock.now - superseded)")
             let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
             let claimed = try await current.value
+            #expect(claimed.tasks.map(\.id) == [task.id])
+            #expect(claimed.tasks.first?.attempt == 1)
+        }
+    }
+
+    @Test("an abandoned poll (its client gives up after 1 s) claims nothing: a task submitted next is claimed by the next real poll, attempt 1")
+    func abandonedPollClaimsNothing() async throws {
+        try await Self.withServer { deployment in
+            var request = HTTPClientRequest(url: deployment.serverURL + "/api/v1/tasks/c1/n1?wait=20&limit=16")
+            request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
+            // A dedicated client whose timed-out request closes its connection, as an agent's would.
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                _ = try await client.execute(request, timeout: .seconds(1))
+                Issue.record("the poll should have timed out on the client")
+            } catch {}
+            try await client.shutdown()
+            try await Task.sleep(for: .milliseconds(200))
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await deployment.client.task(cluster: "c1", id: task.id).task.state == .queued, "nobody claimed it")
+            let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 5, limit: 16)
             #expect(claimed.tasks.map(\.id) == [task.id])
             #expect(claimed.tasks.first?.attempt == 1)
         }
