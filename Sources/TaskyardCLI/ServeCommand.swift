@@ -74,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A database connection idle inside a transaction this long is closed. Default 60.", valueName: "seconds"))
     var idleInTransactionTimeout = 60.0
 
+    @Option(help: ArgumentHelp("Client connections open at once; more are closed as they arrive. Default 4096.", valueName: "n"))
+    var maxConnections = 4096
+
     @Flag(help: "Never run maintenance (lease expiry, node monitor, retention) on this replica.")
     var noMaintenance = false
 
@@ -133,6 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
         guard statementTimeout > 0, lockTimeout > 0, idleInTransactionTimeout > 0 else {
             throw ValidationError("--statement-timeout, --lock-timeout and --idle-in-transaction-timeout must be positive")
         }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        configuration.maximumConnections = maxConnections
         configuration.statementTimeout = .milliseconds(Int(statementTimeout * 1000))
         configuration.lockTimeout = .milliseconds(Int(lockTimeout * 1000))
         configuration.idleInTransactionTimeout = .milliseconds(Int(idleInTransactionTimeout * 1000))

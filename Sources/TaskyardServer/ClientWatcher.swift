@@ -7,11 +7,38 @@ import Synchronization
 /// dropped network usually end in a FIN) or the connection closed. Hummingbird keeps half-closed
 /// connections open, so without this a handler waiting for work (a long poll) cannot tell that nobody is
 /// left to receive its answer.
+///
+/// It also keeps the server's count of open connections, and closes a new one past the cap at once: a
+/// flood of idle connections cannot take every file descriptor the server has.
 final class ClientWatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     // Reads pass through untouched (never unwrapped), so their type does not matter here.
     typealias InboundIn = Any
 
+    /// Open connections of one server, shared by the watchers of its connections.
+    final class Connections: Sendable {
+        let maximum: Int
+        fileprivate let open = Atomic(0)
+        init(maximum: Int) { self.maximum = maximum }
+        var count: Int { open.load(ordering: .relaxed) }
+    }
+
     private let gone = Atomic(false)
+    private let counted = Atomic(false)
+    private let connections: Connections
+
+    init(connections: Connections) {
+        self.connections = connections
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let open = connections.open.add(1, ordering: .relaxed).newValue
+        counted.store(true, ordering: .relaxed)
+        if open > connections.maximum { context.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if counted.exchange(false, ordering: .relaxed) { connections.open.subtract(1, ordering: .relaxed) }
+    }
 
     var clientIsGone: Bool { gone.load(ordering: .relaxed) }
 

@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     /// A client connection idle this long between requests, or stalled this long while sending one, is
     /// closed (slow or vanished clients do not hold connections forever). Default 60 s.
     public var idleTimeout: Duration = .seconds(60)
+    /// Client connections open at once; one more is closed as soon as it is accepted. Default 4096 (a
+    /// long poll per agent holds one, and each client a few).
+    public var maximumConnections = 4096
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.

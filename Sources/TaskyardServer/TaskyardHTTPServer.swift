@@ -42,7 +42,8 @@ public enum TaskyardHTTPServer {
         }
         // A connection idle between requests (or stalled mid-request) is closed; a request being handled,
         // a long poll included, is not idle.
-        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientWatcher()],
+        let connections = ClientWatcher.Connections(maximum: configuration.maximumConnections)
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientWatcher(connections: connections)],
                                                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
         let server: HTTPServerBuilder = if let tls = configuration.tls {
             try .tls(.http1(configuration: http1), tlsConfiguration: tls.serverConfiguration())

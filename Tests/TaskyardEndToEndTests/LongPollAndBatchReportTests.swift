@@ -4,6 +4,8 @@ import Testing
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
+import TaskyardTestSupport
+import TaskyardServer
 
 @Suite("Long-poll and batched reports")
 struct LongPollAndBatchReportTests {
@@ -64,6 +66,44 @@ struct LongPollAndBatchReportTests {
             let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 5, limit: 16)
             #expect(claimed.tasks.map(\.id) == [task.id])
             #expect(claimed.tasks.first?.attempt == 1)
+        }
+    }
+
+    @Test("past the cap on open connections a new one is closed at once; once one closes, a new one is served")
+    func connectionCap() async throws {
+        try await Self.withServer { deployment in
+            // A replica of its own with room for one connection, reached only by the clients below.
+            let (ports, announce) = AsyncStream<Int>.makeStream()
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.maintenanceEnabled = false
+            configuration.maximumConnections = 1
+            let capped = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,
+                                                            logger: Deployment.quietLogger) { announce.yield($0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await capped.runService() }
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                func request(_ path: String) -> HTTPClientRequest {
+                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)" + path)
+                    request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
+                    return request
+                }
+                let holder = HTTPClient(eventLoopGroupProvider: .singleton)
+                let other = HTTPClient(eventLoopGroupProvider: .singleton)
+                let held = Task { try await holder.execute(request("/api/v1/tasks/c1/n1?wait=2"), timeout: .seconds(10)).status.code }
+                try await Task.sleep(for: .milliseconds(500))
+                await #expect(throws: (any Error).self, "the second connection is closed at once") {
+                    _ = try await other.execute(request("/healthz"), timeout: .seconds(5))
+                }
+                #expect(try await held.value == 200, "the first connection is served as ever")
+                try await holder.shutdown()
+                try await eventually("a connection is served again once the first is gone", within: .seconds(10)) {
+                    (try? await other.execute(request("/healthz"), timeout: .seconds(5)))?.status == .ok
+                }
+                try await other.shutdown()
+                group.cancelAll()
+            }
         }
     }
 
