@@ -108,26 +108,23 @@ public struct TaskyardClient: Sendable {
 
     /// The task and all its descendants, breadth first (every page).
     public func tree(cluster: String, id: Int64) async throws -> [TaskObject] {
-        var tasks: [TaskObject] = []
-        var query: [String: String] = [:]
-        while true {
-            let page = try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], query: query,
-                                      as: TaskList.self)
-            tasks += page.tasks
-            guard let next = page.next else { return tasks }
-            query["after"] = next
-        }
+        try await allPages(["api", "v1", "clusters", cluster, "tasks", String(id), "tree"], as: TaskList.self) { ($0.tasks, $0.next) }
     }
 
     /// The task's whole history (every page).
     public func events(cluster: String, id: Int64) async throws -> [EventObject] {
-        var events: [EventObject] = []
+        try await allPages(["api", "v1", "clusters", cluster, "tasks", String(id), "events"], as: EventList.self) { ($0.events, $0.next) }
+    }
+
+    /// Every item of a paged route, following each page's `next` cursor to the last page.
+    private func allPages<Page: Decodable, Item>(_ path: [String], as page: Page.Type,
+                                                 _ split: (Page) -> (items: [Item], next: String?)) async throws -> [Item] {
+        var items: [Item] = []
         var query: [String: String] = [:]
         while true {
-            let page = try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "events"], query: query,
-                                      as: EventList.self)
-            events += page.events
-            guard let next = page.next else { return events }
+            let (pageItems, next) = split(try await send(.GET, path, query: query, as: page))
+            items += pageItems
+            guard let next else { return items }
             query["after"] = next
         }
     }
