@@ -20,6 +20,9 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     /// The agent reports a failure (attempts left or not) after a cancel was requested: the cancel takes
     /// effect, and the task is never claimed again (River's `should_cancel`).
     case failAfterCancel
+    /// A claim whose answer never reached its agent (the poll's client was gone): queued again at once, its
+    /// attempt given back, instead of waiting out a lease nobody holds.
+    case releaseUndelivered
     /// Its lease ran out (agent or node lost) while attempts remain: queued again for another attempt.
     case expireLease
     /// Its lease ran out on the last attempt: failed for good.
@@ -56,6 +59,7 @@ public enum TaskStateMachine {
         TaskTransition(from: .received, action: .acknowledgeCancel, to: .cancelled),
         TaskTransition(from: .received, action: .failWithAttemptsLeft, to: .queued),
         TaskTransition(from: .received, action: .failAfterCancel, to: .cancelled),
+        TaskTransition(from: .received, action: .releaseUndelivered, to: .queued),
         TaskTransition(from: .received, action: .expireLease, to: .queued),
         TaskTransition(from: .received, action: .expireLeaseOnLastAttempt, to: .failed),
         TaskTransition(from: .received, action: .expireLeaseAfterCancel, to: .cancelled),

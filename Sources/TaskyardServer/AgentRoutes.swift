@@ -40,6 +40,13 @@ extension APIRoutes {
                 throw error
             }
             first = false
+            // Claimed while the client went away: nobody will get these, so they go back now, not after
+            // their leases.
+            if watcher?.clientIsGone == true, !outcome.tasks.isEmpty {
+                wakeups.forget(ticket)
+                try await store.releaseUndelivered(outcome.tasks, cluster: cluster, node: node)
+                return try jsonResponse(PollResponse(tasks: [], cancel: []))
+            }
             // A server shutting down answers waiting polls now rather than holding its exit for them.
             if !outcome.tasks.isEmpty || !outcome.cancel.isEmpty || clock.now >= deadline || Task.isCancelled
                 || Task.isShuttingDownGracefully {

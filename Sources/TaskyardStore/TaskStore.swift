@@ -380,6 +380,14 @@ public struct TaskStore: Sendable {
         return outcome
     }
 
+    /// Puts back claims whose answer never reached the agent: queued at once, their attempts given back.
+    /// A claim under another lease (already reported, expired and claimed again) is left alone.
+    @discardableResult
+    public func releaseUndelivered(_ claims: [ClaimedTask], cluster: String, node: String) async throws -> [TaskRecord] {
+        guard !claims.isEmpty else { return [] }
+        return try TaskRecord.all(try await pool.query(TasksSQL.releaseUndelivered, [cluster, node, claims.map(\.task.id), claims.map(\.lease)]))
+    }
+
     /// The tasks of a poll, without the cancel requests.
     public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [ClaimedTask] {
         try await poll(cluster: cluster, node: node, limit: limit, leaseSeconds: leaseSeconds).tasks

@@ -114,6 +114,12 @@ struct StateMachineAgreementTests {
                 try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: .failed),
                                        cluster: cluster, node: node, taskID: taskID)
             }
+        case .releaseUndelivered:
+            guard let task else { return nil }
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
+            }
+            return try await store.releaseUndelivered([ClaimedTask(task: task, lease: "agreement")], cluster: cluster, node: node).first
         case .cancel:
             let before = try await store.snapshot()
             let result = try await refusedOnConflict { try await store.cancel(cluster: cluster, taskID: taskID) }

@@ -319,3 +319,29 @@ struct TaskLifecycleTests {
         }
     }
 }
+
+extension TaskLifecycleTests {
+    @Test("a claim that never reached its agent goes back at once with its attempt given back, and its lease is worth nothing after")
+    func undeliveredClaimComesBack() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster()
+            let task = try await store.submit(on: ["n1"])
+            let lost = try #require(try await store.claimOne("n1"))
+            #expect(lost.attempt == 1)
+            let released = try await store.releaseUndelivered([lost], cluster: TaskStore.cluster, node: "n1")
+            #expect(released.map(\.id) == [task.id])
+            #expect(released.first?.state == .queued)
+            #expect(released.first?.attempt == 0)
+            #expect(try await store.events(of: task).last?.detail == ["reason": "not delivered"])
+            let again = try #require(try await store.claimOne("n1"))
+            #expect(again.id == task.id && again.attempt == 1)
+            // The first claim's lease no longer counts, though its attempt number came round again.
+            await #expect(throws: TaskyardError.self) {
+                _ = try await store.report(TaskReport(attempt: 1, lease: lost.lease, state: .completed),
+                                           cluster: TaskStore.cluster, node: "n1", taskID: task.id)
+            }
+            #expect(try await store.releaseUndelivered([lost], cluster: TaskStore.cluster, node: "n1").isEmpty,
+                    "a stale claim releases nothing")
+        }
+    }
+}

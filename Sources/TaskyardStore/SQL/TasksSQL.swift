@@ -110,6 +110,27 @@ enum TasksSQL {
         SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted ORDER BY id
         """)
 
+    /// received → queued for claims that never reached their agent: each only under the lease the claim
+    /// made, its attempt given back (the lease, not the attempt number, is what makes a later report stale).
+    static let releaseUndelivered = PostgresStatement("tasks.release_undelivered", """
+        WITH released AS (
+            UPDATE tasks t
+               SET state = 'queued', attempt = t.attempt - 1, received_at = NULL, lease_expires_at = NULL,
+                   lease_hash = NULL, updated_at = now()
+              FROM unnest($3::bigint[], $4::text[]) AS r (id, lease)
+             WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.id = r.id AND t.state = 'received'
+               AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
+            RETURNING t.*
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
+              FROM released
+        ), woken AS (
+            \(notifyNodes(dueNodes("released")))
+        )
+        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM released ORDER BY id
+        """)
+
     /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
     static let leaseMatches = PostgresStatement("tasks.lease_matches", """
         SELECT t.id FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
@@ -514,6 +535,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, probe, get, getMany, children, list, poll,
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, list, poll,
                       report, cancel, retry, delete]
 }
