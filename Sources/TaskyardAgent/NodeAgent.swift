@@ -154,9 +154,21 @@ public final class NodeAgent: Service, Sendable {
                 continue
             }
             do {
+                let asked = ContinuousClock.now
                 let answer = try await client.poll(cluster: configuration.cluster, node: configuration.node,
                                                    wait: configuration.pollWaitSeconds, limit: free)
-                delay = .milliseconds(200)
+                // An empty answer long before the wait ended means another poll of this node took over
+                // (a second agent for the same node, misconfigured): back off rather than take turns with
+                // it as fast as the network allows.
+                let early = answer.tasks.isEmpty && answer.cancel.isEmpty && configuration.pollWaitSeconds >= 1
+                    && ContinuousClock.now - asked < .milliseconds(Int(configuration.pollWaitSeconds * 100))
+                if early {
+                    logger.warning("poll answered empty at once; is another agent polling for this node?", metadata: ["in": "\(delay)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(5))
+                } else {
+                    delay = .milliseconds(200)
+                }
                 for task in answer.tasks {
                     held.add(task)
                     claimed.yield(task)
