@@ -109,29 +109,17 @@ struct ServeCommand: AsyncParsableCommand {
         var storeConfiguration = TaskStore.Configuration()
         storeConfiguration.retryBackoffBase = retryBackoffBase
         storeConfiguration.retryBackoffCap = retryBackoffCap
-        for entry in leasesByType {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let seconds = Double(parts[1]), seconds > 0 else {
-                throw ValidationError("--lease takes TYPE=SECONDS, e.g. --lease backup=600 (got \(entry))")
-            }
-            storeConfiguration.leaseSecondsByType[String(parts[0])] = seconds
+        storeConfiguration.leaseSecondsByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS, e.g. --lease backup=600") {
+            Double($0).flatMap { $0 > 0 ? $0 : nil }
         }
-        for entry in timeoutsByType {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let seconds = Int(parts[1]), TaskSubmission.Limits.timeoutSeconds.contains(seconds) else {
-                throw ValidationError("--timeout takes TYPE=SECONDS with SECONDS from 1 to 604800, e.g. --timeout backup=3600 (got \(entry))")
-            }
-            storeConfiguration.timeoutSecondsByType[String(parts[0])] = seconds
-        }
+        storeConfiguration.timeoutSecondsByType = try perType(
+            timeoutsByType, rule: "--timeout takes TYPE=SECONDS with SECONDS from 1 to 604800, e.g. --timeout backup=3600"
+        ) { Int($0).flatMap { TaskSubmission.Limits.timeoutSeconds.contains($0) ? $0 : nil } }
+        storeConfiguration.maxAttemptsByType = try perType(
+            maxAttemptsByType, rule: "--max-attempts takes TYPE=N with N from 1 to 100, e.g. --max-attempts volume_create=5"
+        ) { Int($0).flatMap { TaskSubmission.Limits.maxAttempts.contains($0) ? $0 : nil } }
         for entry in limits {
             do { try storeConfiguration.limits.set(entry) } catch { throw ValidationError("--limit: \(error.message)") }
-        }
-        for entry in maxAttemptsByType {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let attempts = Int(parts[1]), TaskSubmission.Limits.maxAttempts.contains(attempts) else {
-                throw ValidationError("--max-attempts takes TYPE=N with N from 1 to 100, e.g. --max-attempts volume_create=5 (got \(entry))")
-            }
-            storeConfiguration.maxAttemptsByType[String(parts[0])] = attempts
         }
         guard statementTimeout > 0, lockTimeout > 0, idleInTransactionTimeout > 0 else {
             throw ValidationError("--statement-timeout, --lock-timeout and --idle-in-transaction-timeout must be positive")
@@ -152,6 +140,17 @@ struct ServeCommand: AsyncParsableCommand {
         try await Runtime.run([app], logger: logger)
         await store.pool.close()
     }
+}
+
+/// Per-type settings given as repeated `TYPE=VALUE` flags; `parse` returns nil for a value out of range.
+func perType<Value>(_ entries: [String], rule: String, _ parse: (String) -> Value?) throws -> [String: Value] {
+    var values: [String: Value] = [:]
+    for entry in entries {
+        let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let value = parse(parts[1]) else { throw ValidationError("\(rule) (got \(entry))") }
+        values[parts[0]] = value
+    }
+    return values
 }
 
 /// A numeric flag, else the environment variable, else nil; a malformed variable is an error.

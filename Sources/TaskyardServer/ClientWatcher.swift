@@ -19,7 +19,6 @@ final class ClientWatcher: ChannelInboundHandler, RemovableChannelHandler, Senda
         let maximum: Int
         fileprivate let open = Atomic(0)
         init(maximum: Int) { self.maximum = maximum }
-        var count: Int { open.load(ordering: .relaxed) }
     }
 
     private let gone = Atomic(false)
