@@ -23,7 +23,7 @@ public enum TaskyardHTTPServer {
                      RetentionCleaner(configuration: configuration.retention),
                      StatisticsKeeper(configuration: configuration.statistics)],
             configuration: configuration.maintenanceLeader, logger: logger)
-        let wakeups = Wakeups(database: store.pool.configuration, logger: logger)
+        let wakeups = Wakeups(signals: store.signals, database: store.pool.configuration, logger: logger)
         let credentials = CredentialStore(pool: store.pool)
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
         let routes = APIRoutes(store: store, credentials: credentials, grants: GrantIssuer(credentials: credentials),

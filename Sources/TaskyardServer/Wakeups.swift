@@ -5,25 +5,14 @@ import Synchronization
 import TaskyardStore
 
 /// Wakes the requests waiting for something to happen in the database — a task to finish, work for a
-/// node — from PostgreSQL notifications: one listening connection per server process, whatever the
-/// number of waiters. A notification nobody waits for costs a dictionary lookup, so a storm of
-/// thousands of submits wakes each waiting poll once.
+/// node: at once for a change this process made (the store's `TaskSignals`), and from PostgreSQL
+/// notifications for changes other replicas made (one listening connection per process, whatever the
+/// number of waiters). It also runs the store's publisher, which tells the other replicas about this
+/// process's changes. A signal nobody waits for costs a dictionary lookup, so a storm of thousands of
+/// submits wakes each waiting poll once.
 final class Wakeups: Service, Sendable {
-    /// What a request waits for: a notification on `channel` with exactly this payload.
-    struct Topic: Hashable, Sendable {
-        let channel: String
-        let payload: String
-
-        /// A task reaching a terminal state.
-        static func finished(cluster: String, task: Int64) -> Topic {
-            Topic(channel: StoreStatements.taskFinishedChannel, payload: "\(cluster) \(task)")
-        }
-
-        /// New work for a node: a task it can claim now, or a cancel request for one it holds.
-        static func work(cluster: String, node: String) -> Topic {
-            Topic(channel: StoreStatements.nodeWorkChannel, payload: "\(cluster) \(node)")
-        }
-    }
+    /// What a request waits for.
+    typealias Topic = TaskSignal
 
     private enum Slot {
         case pending
@@ -42,23 +31,40 @@ final class Wakeups: Service, Sendable {
     private let pollSeats = Mutex<[Topic: Int]>([:])
     private let counter = Atomic<Int>(0)
     private let database: PostgresConfiguration
+    private let signals: TaskSignals
     private let logger: Logger
 
-    init(database: PostgresConfiguration, logger: Logger) {
+    init(signals: TaskSignals, database: PostgresConfiguration, logger: Logger) {
+        self.signals = signals
         self.database = database
         self.logger = logger
+        signals.observe { [weak self] signal in self?.fire(signal) }
     }
 
     func run() async throws {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    await self.signals.publish(configuration: self.database) { error in
+                        self.logger.warning("cannot publish wake-ups to other replicas; their waiting requests fall back to re-checking",
+                                            metadata: ["error": "\(error)"])
+                    }
+                }
+                group.addTask { await self.listen() }
+            }
+        }
+    }
+
+    /// Fires the topics of other replicas' notifications (this process's own come back too: skipped, as
+    /// their waiters were woken when they were sent).
+    private func listen() async {
+        while !Task.isCancelled {
             do {
                 let listener = try await PostgresListener.start(
-                    configuration: database,
-                    channels: [StoreStatements.taskFinishedChannel, StoreStatements.nodeWorkChannel])
-                await cancelWhenGracefulShutdown {
-                    for await notification in listener.notifications {
-                        self.fire(Topic(channel: notification.channel, payload: notification.payload))
-                    }
+                    configuration: database, channels: [TaskSignals.taskFinishedChannel, TaskSignals.nodeWorkChannel])
+                // The stream ends when this task is cancelled.
+                for await notification in listener.notifications where !signals.isOwn(notification) {
+                    if let topic = Topic(channel: notification.channel, payload: notification.payload) { fire(topic) }
                 }
                 await listener.close()
             } catch {

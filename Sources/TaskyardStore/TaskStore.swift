@@ -42,10 +42,29 @@ public struct TaskStore: Sendable {
 
     public let pool: PostgresPool
     public let configuration: Configuration
+    /// What the store's committed changes mean to waiting polls and waits, sent after each commit.
+    public let signals: TaskSignals
 
-    public init(pool: PostgresPool, configuration: Configuration = Configuration()) {
+    public init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals()) {
         self.pool = pool
         self.configuration = configuration
+        self.signals = signals
+    }
+
+    /// Sends the signals of tasks as a committed statement left them: work for their node when they can be
+    /// claimed now (a delayed task is found by the poll's re-check when its time comes), finished when they
+    /// ended.
+    private func signal(_ tasks: some Sequence<TaskRecord>, extra: some Sequence<TaskSignal> = []) {
+        var signals = Set(extra)
+        let now = Date()
+        for task in tasks {
+            if task.state == .queued, task.runAfter.map({ $0 <= now }) ?? true {
+                signals.insert(.work(cluster: task.clusterID, node: task.assignedNode))
+            } else if task.state.isTerminal {
+                signals.insert(.finished(cluster: task.clusterID, task: task.id))
+            }
+        }
+        self.signals.send(signals)
     }
 
     // MARK: - Clusters
@@ -112,7 +131,7 @@ public struct TaskStore: Sendable {
         try submission.validate(limits: configuration.limits)
         let maxAttempts = configuration.maxAttempts(for: submission)
         let digest = submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
-        return try await pool.withConnection { connection in
+        let submitted: (task: TaskRecord, created: Bool) = try await pool.withConnection { connection in
             let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
             let rows = try connection.query(TasksSQL.insert, [
                 cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
@@ -133,6 +152,8 @@ public struct TaskStore: Sendable {
             throw TaskyardError(.conflict, code: "submission_changed",
                                 message: "a participating node or the parent task changed while the task was submitted; submit it again")
         }
+        if submitted.created { signal([submitted.task]) }
+        return submitted
     }
 
     /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none. Items may
@@ -159,7 +180,7 @@ public struct TaskStore: Sendable {
             submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
         }
         let configuration = self.configuration
-        return try await pool.transaction { connection in
+        let submitted = try await pool.transaction { connection in
             try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
             var initiators: [String] = []
             for submission in submissions {
@@ -208,6 +229,8 @@ public struct TaskStore: Sendable {
             }
             return results.map { $0! }
         }
+        signal(submitted.filter(\.created).map(\.task))
+        return submitted
     }
 
     /// The tasks made earlier with these keys, by position in `keys`; a key used by a different request is
@@ -385,7 +408,9 @@ public struct TaskStore: Sendable {
     @discardableResult
     public func releaseUndelivered(_ claims: [ClaimedTask], cluster: String, node: String) async throws -> [TaskRecord] {
         guard !claims.isEmpty else { return [] }
-        return try TaskRecord.all(try await pool.query(TasksSQL.releaseUndelivered, [cluster, node, claims.map(\.task.id), claims.map(\.lease)]))
+        let released = try TaskRecord.all(try await pool.query(TasksSQL.releaseUndelivered, [cluster, node, claims.map(\.task.id), claims.map(\.lease)]))
+        signal(released)
+        return released
     }
 
     /// The tasks of a poll, without the cancel requests.
@@ -449,11 +474,16 @@ public struct TaskStore: Sendable {
         ]
         let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
+            var unblocked: [TaskSignal] = []
             if !items.isEmpty {
                 for row in try connection.query(TasksSQL.report, parameters) {
                     written[accepted[Int(try row.decode("item", as: Int64.self)) - 1]] = try TaskRecord(row: row)
+                    for node in try row.decode("unblocked_nodes", as: [String].self) {
+                        unblocked.append(.work(cluster: cluster, node: node))
+                    }
                 }
             }
+            signal(written.values, extra: unblocked)
             // The items that changed nothing: say why, from their tasks as they stand.
             let refused = accepted.filter { written[$0] == nil }
             guard !refused.isEmpty else { return (written, [] as [TaskRecord], Set<Int64>()) }
@@ -541,7 +571,9 @@ public struct TaskStore: Sendable {
     /// Ends up to `limit` received tasks whose lease ran out: queued again while attempts remain, failed
     /// after the last, cancelled when a cancel was asked. Returns them as they are now.
     public func expireLeases(limit: Int = 500) async throws -> [TaskRecord] {
-        try TaskRecord.all(try await pool.query(TasksSQL.expireLeases, [limit]))
+        let ended = try TaskRecord.all(try await pool.query(TasksSQL.expireLeases, [limit]))
+        signal(ended)
+        return ended
     }
 
     /// Marks offline the nodes not seen for `seconds`; returns them as (cluster, node).
@@ -553,7 +585,11 @@ public struct TaskStore: Sendable {
 
     /// Moves up to `limit` queued tasks off offline nodes (affinity any) to an online participant.
     public func reassignFromOfflineNodes(limit: Int = 500) async throws -> [(taskID: Int64, from: String, to: String)] {
-        try await pool.query(TasksSQL.reassignFromOfflineNodes, [limit]).map { row throws(PostgresError) in
+        let rows = try await pool.query(TasksSQL.reassignFromOfflineNodes, [limit])
+        signal([TaskRecord](), extra: try rows.map { row throws(PostgresError) in
+            TaskSignal.work(cluster: try row.decode("cluster_id"), node: try row.decode("new_node"))
+        })
+        return try rows.map { row throws(PostgresError) in
             (try row.decode("id", as: Int64.self), try row.decode("old_node", as: String.self),
              try row.decode("new_node", as: String.self))
         }
@@ -615,6 +651,9 @@ public struct TaskStore: Sendable {
         let eventDetail: JSONValue? = detail.isEmpty ? nil : .object(detail)
         return try await pool.withConnection { connection in
             if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
+                let finished = try row.decode("finished_ids", as: [Int64].self).map { TaskSignal.finished(cluster: cluster, task: $0) }
+                let holders = try row.decode("holder_nodes", as: [String].self).map { TaskSignal.work(cluster: cluster, node: $0) }
+                signal([TaskRecord](), extra: finished + holders)
                 return try TaskRecord(row: row)
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
@@ -637,7 +676,9 @@ public struct TaskStore: Sendable {
         let detail: JSONValue? = opaqueID.map { ["opaque_id": .string($0)] }
         return try await pool.withConnection { connection in
             if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {
-                return try TaskRecord(row: row)
+                let task = try TaskRecord(row: row)
+                signal([task])
+                return task
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
             try Self.refuseOutcome(task, "retried")

@@ -6,6 +6,7 @@ import TaskyardClient
 import TaskyardDomain
 import TaskyardTestSupport
 import TaskyardServer
+import TaskyardStore
 
 @Suite("Long-poll and batched reports")
 struct LongPollAndBatchReportTests {
@@ -102,6 +103,42 @@ struct LongPollAndBatchReportTests {
                     (try? await other.execute(request("/healthz"), timeout: .seconds(5)))?.status == .ok
                 }
                 try await other.shutdown()
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test("a submit through replica A wakes a poll waiting on replica B within milliseconds (B never re-checks on its own)")
+    func submitWakesPollOnAnotherReplica() async throws {
+        try await Self.withServer { deployment in
+            // Replica B: its own store (so its own signals), the same database.
+            let (ports, announce) = AsyncStream<Int>.makeStream()
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.maintenanceEnabled = false
+            configuration.pollRecheckInterval = .seconds(3600)
+            let storeB = TaskStore(pool: deployment.store.pool, configuration: deployment.store.configuration)
+            let replicaB = try TaskyardHTTPServer.application(store: storeB, configuration: configuration,
+                                                              logger: Deployment.quietLogger) { announce.yield($0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await replicaB.runService() }
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                let clientB = TaskyardClient(baseURL: "http://127.0.0.1:\(port)", token: deployment.adminToken)
+                let clock = ContinuousClock()
+                var delays: [Duration] = []
+                for _ in 0..<5 {
+                    let waiting = Task { try await clientB.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+                    // Until the poll is waiting, a submit would simply be claimed by its first look.
+                    try await Task.sleep(for: .milliseconds(300))
+                    let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                    let submitted = clock.now
+                    let answer = try await waiting.value
+                    delays.append(clock.now - submitted)
+                    #expect(answer.tasks.map(\.id) == [task.id])
+                }
+                let median = delays.sorted()[delays.count / 2]
+                #expect(median < .milliseconds(100), "replica B woke \(delays) after the submit returned")
                 group.cancelAll()
             }
         }

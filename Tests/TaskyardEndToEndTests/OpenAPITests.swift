@@ -23,7 +23,7 @@ struct OpenAPITests {
                                    configuration: ServerConfiguration(),
                                    maintenance: MaintenanceLeader(store: deployment.store, duties: [],
                                                                   logger: Deployment.quietLogger),
-                                   wakeups: Wakeups(database: deployment.store.pool.configuration, logger: Deployment.quietLogger))
+                                   wakeups: Wakeups(signals: TaskSignals(), database: deployment.store.pool.configuration, logger: Deployment.quietLogger))
                 .routes()
             // `:name` in the router is `{name}` in OpenAPI.
             let registered = Set(routes.map { route in

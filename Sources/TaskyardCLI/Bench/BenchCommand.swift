@@ -255,7 +255,7 @@ struct BenchTokens {
             _ = try await credentials.createToken(TokenRequest(kind: .node, name: "bench \(node)", clusterID: cluster, nodeID: node),
                                                   secretHash: TokenSecret.hash(secret))
             let file = folder.appending(path: "token-\(node)")
-            FileManager.default.createFile(atPath: file.path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: file.path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
             files[node] = file.path
         }
         return BenchTokens(admin: admin, nodeFiles: files)

@@ -5,18 +5,8 @@ import Postgres
 /// guards on the state it leaves (`WHERE state = …`), so two servers or a stale agent can never both win.
 /// The guards implement `TaskStateMachine.transitions`; `StateMachineAgreementTests` holds them to it.
 enum TasksSQL {
-    /// Every transition into a terminal state notifies this channel, in its own statement (so a
-    /// rolled-back transition wakes nobody), with the payload `<cluster_id> <task id>`.
-    static let finishedChannel = "taskyard_task_finished"
-    /// Every statement that gives a node work it can take now notifies this channel with the payload
-    /// `<cluster_id> <node>`, in the statement itself, so that its waiting poll wakes at once. Identical
-    /// notifications in one transaction are delivered once, so a batch of a thousand wakes a node once.
-    static let nodeWorkChannel = "taskyard_node_work"
-
-    /// The notifications for the nodes of `relation`'s rows (columns `cluster_id` and `node`).
-    private static func notifyNodes(_ relation: String) -> String {
-        "SELECT pg_notify('\(nodeWorkChannel)', w.cluster_id || ' ' || w.node) FROM (\(relation)) AS w"
-    }
+    // No statement notifies: the store sends `TaskSignal`s from the rows a statement returns, after it
+    // commits (see `TaskSignals` for why).
 
     /// The columns of a task object, in every statement that returns tasks.
     static let columns = """
@@ -56,20 +46,9 @@ enum TasksSQL {
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        ), woken AS (
-            \(notifyNodes(dueNodes("inserted")))
         )
-        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted
+        SELECT \(columns) FROM inserted
         """)
-
-    /// The nodes of the tasks in `relation` that can be claimed now (a delayed task is found by the
-    /// poll's periodic re-check when its time comes).
-    private static func dueNodes(_ relation: String) -> String {
-        """
-        SELECT DISTINCT cluster_id, assigned_node AS node FROM \(relation)
-         WHERE state = 'queued' AND (run_after IS NULL OR run_after <= now())
-        """
-    }
 
     /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
     /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
@@ -104,10 +83,8 @@ enum TasksSQL {
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        ), woken AS (
-            \(notifyNodes(dueNodes("inserted")))
         )
-        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM inserted ORDER BY id
+        SELECT \(columns) FROM inserted ORDER BY id
         """)
 
     /// received → queued for claims that never reached their agent: each only under the lease the claim
@@ -125,10 +102,8 @@ enum TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
               FROM released
-        ), woken AS (
-            \(notifyNodes(dueNodes("released")))
         )
-        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM released ORDER BY id
+        SELECT \(columns) FROM released ORDER BY id
         """)
 
     /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
@@ -282,19 +257,15 @@ enum TasksSQL {
               FROM reported
             UNION ALL
             SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
-        ), finished AS (
-            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM reported
-             WHERE state IN ('completed', 'failed', 'cancelled')
-        ), unblocked AS (
-            \(notifyNodes("""
-                SELECT DISTINCT n.cluster_id, n.assigned_node AS node
-                  FROM reported r JOIN tasks n ON n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
-                 WHERE r.ordering_key IS NOT NULL AND r.state <> 'queued' AND n.state = 'queued'
-                """))
         )
+        -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
         SELECT \(columns), item,
-               (SELECT count(*) FROM finished) + (SELECT count(*) FROM unblocked) AS notified
-          FROM reported ORDER BY item
+               CASE WHEN r.ordering_key IS NOT NULL AND r.state <> 'queued'
+                    THEN ARRAY(SELECT DISTINCT n.assigned_node FROM tasks n
+                                WHERE n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
+                                  AND n.state = 'queued')
+                    ELSE '{}' END AS unblocked_nodes
+          FROM reported r ORDER BY item
         """)
 
     /// The tasks with these ids, to explain the items of a report that changed nothing.
@@ -350,12 +321,11 @@ enum TasksSQL {
                    CASE WHEN id = $2 THEN $4::jsonb
                         ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
               FROM cancelled
-        ), finished AS (
-            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM cancelled WHERE state = 'cancelled'
-        ), holders AS (
-            \(notifyNodes("SELECT DISTINCT cluster_id, assigned_node AS node FROM cancelled WHERE state = 'received'"))
         )
-        SELECT \(columns), (SELECT count(*) FROM finished) + (SELECT count(*) FROM holders) AS notified
+        -- finished_ids: the tasks of the tree it ended; holder_nodes: the nodes told to stop theirs.
+        SELECT \(columns),
+               ARRAY(SELECT id FROM cancelled WHERE state = 'cancelled') AS finished_ids,
+               ARRAY(SELECT DISTINCT assigned_node FROM cancelled WHERE state = 'received') AS holder_nodes
           FROM cancelled WHERE id = $2
         """)
 
@@ -377,10 +347,8 @@ enum TasksSQL {
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $3::jsonb FROM retried
-        ), woken AS (
-            \(notifyNodes(dueNodes("retried")))
         )
-        SELECT \(columns), (SELECT count(*) FROM woken) AS notified FROM retried
+        SELECT \(columns) FROM retried
         """)
 
     /// Removes a finished task with its descendants (the parent key cascades) and all their events, only
@@ -461,13 +429,8 @@ enum TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
-        ), finished AS (
-            SELECT pg_notify('\(finishedChannel)', cluster_id || ' ' || id) FROM ended WHERE state IN ('failed', 'cancelled')
-        ), woken AS (
-            \(notifyNodes(dueNodes("ended")))
         )
-        SELECT \(columns), (SELECT count(*) FROM finished) + (SELECT count(*) FROM woken) AS notified
-          FROM ended ORDER BY id
+        SELECT \(columns) FROM ended ORDER BY id
         """)
 
     /// Queued tasks of offline nodes move to the first online participating node, unless their affinity
@@ -495,10 +458,8 @@ enum TasksSQL {
             SELECT cluster_id, id, 'queued', 'queued', new_node, attempt,
                    jsonb_build_object('reason', 'reassigned after node loss', 'from', old_node, 'to', new_node)
               FROM moved
-        ), woken AS (
-            \(notifyNodes("SELECT DISTINCT cluster_id, new_node AS node FROM moved"))
         )
-        SELECT cluster_id, id, old_node, new_node, (SELECT count(*) FROM woken) AS notified FROM moved ORDER BY id
+        SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
         """)
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
