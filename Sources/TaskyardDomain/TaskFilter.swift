@@ -55,18 +55,37 @@ public struct TaskFilter: Sendable, Hashable {
     }
 }
 
-/// Where the next page of a task list starts. Opaque to clients: today the last id of the page.
+/// Where the next page of a task list starts: the creation time (in microseconds since 1970, as
+/// PostgreSQL keeps it) and id of the last task of the page, as lists are read oldest first by
+/// (created_at, id). Written `micros.id`; a bare id (the form of earlier versions) is read as that
+/// task's place in the list.
 public struct TaskCursor: Sendable, Hashable, CustomStringConvertible {
+    public let createdMicros: Int64?
     public let lastID: Int64
 
-    public init(lastID: Int64) { self.lastID = lastID }
+    public init(createdMicros: Int64?, lastID: Int64) {
+        self.createdMicros = createdMicros
+        self.lastID = lastID
+    }
 
     public init(_ text: String) throws(TaskyardError) {
-        guard let id = Int64(text), id > 0 else { throw .invalid("after", "is not a cursor from a previous page") }
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let id = Int64(parts[parts.count - 1]), id > 0 else {
+            throw .invalid("after", "is not a cursor from a previous page")
+        }
+        if parts.count == 2 {
+            // Years 1–9999, the times a task can have.
+            guard let micros = Int64(parts[0]), (-62_135_596_800_000_000...253_402_300_799_999_999).contains(micros) else {
+                throw .invalid("after", "is not a cursor from a previous page")
+            }
+            createdMicros = micros
+        } else {
+            createdMicros = nil
+        }
         lastID = id
     }
 
-    public var description: String { String(lastID) }
+    public var description: String { createdMicros.map { "\($0).\(lastID)" } ?? String(lastID) }
 }
 
 /// One page of a task list.

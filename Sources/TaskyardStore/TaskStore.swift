@@ -307,22 +307,45 @@ public struct TaskStore: Sendable {
     /// One page of tasks, oldest first.
     public func tasks(cluster: String, filter: TaskFilter = TaskFilter()) async throws -> TaskPage {
         try filter.validate()
-        let parentID: Int64? = if case .task(let id) = filter.parent { id } else { nil }
-        let rootsOnly: Bool = if case .roots = filter.parent { true } else { false }
-        let parameters: [any PostgresEncodable] = [
-            cluster, filter.states.map { $0.map(\.rawValue) }, filter.type, filter.node, filter.since,
-            filter.until, rootsOnly, parentID, filter.opaqueID, filter.includeInternal,
-            filter.after?.lastID ?? 0, filter.limit + 1,
-        ]
         let rows = try await pool.withConnection { connection in
-            let rows = try connection.query(TasksSQL.list, parameters)
+            var start: (micros: Int64, id: Int64)?
+            if let cursor = filter.after {
+                var micros = cursor.createdMicros
+                if micros == nil {
+                    micros = try connection.query(TasksSQL.cursorOfID, [cluster, cursor.lastID]).first?.decode("created_micros")
+                }
+                // No task at or after that id: nothing follows it (9999-12-31, the last time a task can have).
+                start = (micros ?? 253_402_300_799_999_999, cursor.lastID)
+            }
+            let query = Self.listQuery(cluster: cluster, filter: filter, after: start)
+            // Planned for its values each time (not prepared): a generic plan, with the page size and the
+            // filters unknown, reads the whole range and sorts it.
+            let rows = try connection.query(query.statement.sql, query.parameters)
             if rows.isEmpty { try Self.requireCluster(cluster, on: connection) }
             return rows
         }
         let tasks = capped(Array(try TaskRecord.all(rows).prefix(filter.limit)))
         var next: TaskCursor?
-        if tasks.count < rows.count { next = TaskCursor(lastID: tasks[tasks.count - 1].id) }
+        if tasks.count < rows.count {
+            next = TaskCursor(createdMicros: try rows[tasks.count - 1].decode("created_micros"), lastID: tasks[tasks.count - 1].id)
+        }
         return TaskPage(tasks: tasks, next: next)
+    }
+
+    /// The statement and parameters of a list page starting after `after` (creation time in µs, id;
+    /// nil: from the first task), one more row than the page holds. Public for the plan tests and the bench.
+    public static func listQuery(cluster: String, filter: TaskFilter,
+                                 after: (micros: Int64, id: Int64)?) -> (statement: PostgresStatement, parameters: [any PostgresEncodable]) {
+        let parentID: Int64? = if case .task(let id) = filter.parent { id } else { nil }
+        let rootsOnly: Bool = if case .roots = filter.parent { true } else { false }
+        // `since` is a lower bound like the cursor's: created_at ≥ since is (created_at, id) > (since, 0).
+        var start = filter.since.map { (micros: Int64(($0.timeIntervalSince1970 * 1_000_000).rounded(.up)), id: Int64(0)) }
+        if let after, start.map({ (after.micros, after.id) > ($0.micros, $0.id) }) ?? true { start = after }
+        return (TasksSQL.list[TasksSQL.ListPath.choose(for: filter)]!, [
+            cluster, filter.states.map { $0.map(\.rawValue) }, filter.type, filter.node, start?.micros,
+            filter.until, rootsOnly, parentID, filter.opaqueID, filter.includeInternal,
+            start?.id ?? 0, filter.limit + 1,
+        ])
     }
 
     /// The task and all its descendants, breadth first.

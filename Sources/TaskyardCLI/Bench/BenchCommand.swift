@@ -17,13 +17,16 @@ struct BenchCommand: AsyncParsableCommand {
             A real workload, not a micro-benchmark. Starts PostgreSQL in a temporary folder (or uses --database-url), a server and one agent per node as processes of their own (or uses --server), and runs the noop handler. Each run measures:
               - idle pick-up: tasks submitted one at a time to waiting agents; submit → received and submit → completed, from the moment the client sent the submit;
               - throughput: --tasks tasks submitted in batches (or one by one), tasks/s from the first submit to the last finish, and submit → completed under that load;
-              - the raw SQL ceiling: the same insert, claim and report statements run straight through libpq, without HTTP, on the same database.
+              - the raw SQL ceiling: the same insert, claim and report statements run straight through libpq, without HTTP, on the same database;
+              - the physical ceiling: the same work (insert, claim, complete, each with an event row) in 100-row batched SQL from 4 connections on bare tables: how far PostgreSQL itself goes here;
+              - with --rate R: one submit per request at R a second for --duration seconds, and submit → received and submit → completed under that steady load.
             It reports medians over --runs, the server's peak resident memory and the agents' memory idle and under load. With --preload-history N it first COPYs N finished tasks into the table and compares the raw claim-and-complete rate with and without them, and prints the plans of the hot statements. Build in release mode for numbers worth quoting.
 
             Example:
               swift run -c release taskyard bench
               swift run -c release taskyard bench --tasks 50000 --agents 3 --participants 1 --runs 3 --json
               swift run -c release taskyard bench --preload-history 10000000 --runs 1
+              swift run -c release taskyard bench --submit single --rate 1500 --duration 60 --servers 2
             """
     )
 
@@ -36,6 +39,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("A running Taskyard server to use instead of starting one (needs --database-url, the server's database).", valueName: "url"))
     var server: String?
+
+    @Option(help: "Servers (replicas of one deployment), each a process of its own: agent i polls server i mod N, the bench's requests take turns.")
+    var servers = 1
 
     @Option(help: "Agents (nodes), each a process of its own.")
     var agents = 3
@@ -58,6 +64,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Tasks submitted one at a time to idle agents, per run, for the pick-up latency.")
     var samples = 200
 
+    @Option(help: ArgumentHelp("Steady load: also submit one task per request at this many a second for --duration seconds, and measure latency under it.", valueName: "tasks/s"))
+    var rate: Double?
+
+    @Option(help: ArgumentHelp("Seconds of the steady load of --rate.", valueName: "seconds"))
+    var duration = 60.0
+
     @Option(help: "Runs; the table shows medians.")
     var runs = 3
 
@@ -76,9 +88,12 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        guard agents >= 1, tasks >= 1, runs >= 1, samples >= 1, concurrency >= 1, preloadHistory >= 0 else {
-            throw ValidationError("--agents, --tasks, --runs, --samples and --concurrency must be at least 1; --preload-history at least 0")
+        guard agents >= 1, servers >= 1, tasks >= 1, runs >= 1, samples >= 1, concurrency >= 1, preloadHistory >= 0 else {
+            throw ValidationError("--agents, --servers, --tasks, --runs, --samples and --concurrency must be at least 1; --preload-history at least 0")
         }
+        if let rate, !(rate > 0 && rate <= 100_000) { throw ValidationError("--rate must be from 1 to 100000 tasks/s") }
+        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be from 1 to 3600 seconds") }
+        if server != nil, servers > 1 { throw ValidationError("--servers starts servers; it does not go with --server") }
         guard (1...agents).contains(participants) else { throw ValidationError("--participants must be from 1 to --agents (\(agents))") }
         guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 1000") }
         if server != nil, databaseURL == nil {
@@ -143,9 +158,9 @@ struct BenchCommand: AsyncParsableCommand {
                            memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30),
                            postgres: try settings.decode("version"), synchronousCommit: try settings.decode("synchronous_commit"),
                            fsync: try settings.decode("fsync")),
-            agents: agents, tasks: tasks, participants: participants, submit: submit.rawValue, runs: [])
+            servers: server == nil ? servers : 1, agents: agents, tasks: tasks, participants: participants, submit: submit.rawValue, runs: [])
 
-        let workload = BenchWorkload(store: store, client: TaskyardClient(baseURL: server ?? "http://127.0.0.1:1", token: tokens.admin),
+        let workload = BenchWorkload(store: store, clients: [TaskyardClient(baseURL: server ?? "http://127.0.0.1:1", token: tokens.admin)],
                                      cluster: cluster, nodes: nodes, participants: participants, progress: progress)
         if preloadHistory > 0 {
             let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
@@ -161,16 +176,16 @@ struct BenchCommand: AsyncParsableCommand {
             let finishedRows = try await store.pool.query(BenchSQL.finishedRows).single().decode("rows", as: Int.self)
             report.history = .init(finishedRows: finishedRows, claimAndCompleteEmpty: before.claimAndCompletePerSecond,
                                    claimAndCompleteWithHistory: after.claimAndCompletePerSecond,
-                                   plans: try await BenchHistory.scans(cluster: cluster, node: nodes[0], pool: store.pool))
+                                   plans: try await BenchHistory.scans(cluster: cluster, node: nodes[0], pool: store.pool),
+                                   lists: try await BenchHistory.listTimings(cluster: historyCluster, node: "history", pool: store.pool))
         }
 
         progress.finish("starting the server and \(agents) agents …")
-        let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, cluster: cluster, nodes: nodes,
+        let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, serverCount: servers, cluster: cluster, nodes: nodes,
                                                        agentConcurrency: concurrency, logFolder: folder,
                                                        adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles)
-        let client = TaskyardClient(baseURL: processes.serverURL, token: tokens.admin)
-        let measured = BenchWorkload(store: store, client: client, cluster: cluster, nodes: nodes, participants: participants,
-                                     progress: progress)
+        let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
+                                     cluster: cluster, nodes: nodes, participants: participants, progress: progress)
         func agentBytes() -> Int { processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0 }
         do {
             try await Task.sleep(for: .seconds(1))
@@ -188,10 +203,15 @@ struct BenchCommand: AsyncParsableCommand {
                 // The agents are idle while the raw SQL runs: their memory after it is their idle memory after a burst.
                 let raw = try await measured.rawCeiling(rawCluster: "bench-raw-\(stamp)-\(run)", count: tasks, batchSize: batchSize,
                                                         claimBatch: concurrency, label: "\(label), raw SQL")
+                let physical = try await measured.physicalCeiling(count: tasks, connections: 4, label: "\(label), physical ceiling")
+                var steady: BenchWorkload.Steady?
+                if let rate {
+                    steady = try await measured.steady(rate: rate, seconds: duration, label: "\(label), steady \(Int(rate)) tasks/s")
+                }
                 try await Task.sleep(for: .seconds(2))
                 let idleAgentBytes = agentBytes()
                 let result = BenchReport.Run(
-                    tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw,
+                    tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw, physical: physical, steady: steady,
                     idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
                     serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent)
                 report.runs.append(result)
@@ -199,7 +219,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
         } catch {
             await processes.stop()
-            for child in [processes.server].compactMap({ $0 }) + processes.agents {
+            for child in processes.servers + processes.agents {
                 let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
                 let lines = log.split(separator: "\n")
                 // A crash prints its reason first and a long backtrace after: show the reason.
@@ -226,11 +246,11 @@ final class MemoryPeaks: Sendable {
 
     init(_ processes: BenchProcesses) { self.processes = processes }
 
-    var server: Int? { processes.server == nil ? nil : peaks.withLock { $0.server } }
+    var server: Int? { processes.servers.isEmpty ? nil : peaks.withLock { $0.server } }
     var agent: Int { peaks.withLock { $0.agent } }
 
     func sample() {
-        let server = processes.server.flatMap { BenchProcesses.residentBytes(of: $0.pid) } ?? 0
+        let server = processes.servers.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
         let agent = processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
         peaks.withLock { peaks in
             peaks.server = max(peaks.server, server)

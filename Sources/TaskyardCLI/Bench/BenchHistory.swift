@@ -1,11 +1,14 @@
 import Foundation
 import Postgres
+import TaskyardDomain
 import TaskyardStore
 
 /// Finished history for `taskyard bench --preload-history`, and the plans of the hot statements over it.
 enum BenchHistory {
-    /// COPYs `count` completed tasks into `cluster` (which must exist), finished over the last six days
+    /// COPYs `count` finished tasks into `cluster` (which must exist), finished over the last six days
     /// (inside the default 30-day retention, so that the server's cleaner leaves them), then ANALYZEs.
+    /// Like a real history it is mostly alike: 2% failed, 1% cancelled, 0.5% of a rare type, 20 nodes
+    /// (`<node>-1` … `<node>-20`), every 500th with an X-Opaque-Id; the list filters are timed on it.
     static func preload(_ count: Int, cluster: String, node: String, pool: PostgresPool, progress: BenchProgress) async throws {
         let chunkRows = 20_000
         let now = Date()
@@ -14,7 +17,7 @@ enum BenchHistory {
             var written = 0
             try connection.copyIn("""
                 COPY tasks (cluster_id, type, state, assigned_node, participating_nodes, attempt, result,
-                            created_at, received_at, finished_at, updated_at) FROM STDIN
+                            opaque_id, created_at, received_at, finished_at, updated_at) FROM STDIN
                 """) {
                 guard written < count else { return nil }
                 let rows = min(chunkRows, count - written)
@@ -25,7 +28,11 @@ enum BenchHistory {
                     let created = finished.addingTimeInterval(-0.004).postgresText ?? ""
                     let received = finished.addingTimeInterval(-0.002).postgresText ?? ""
                     let end = finished.postgresText ?? ""
-                    chunk += "\(cluster)\tnoop\tcompleted\t\(node)\t{\(node)}\t1\t{}\t\(created)\t\(received)\t\(end)\t\(end)\n"
+                    let type = index % 200 == 53 ? "rare" : "noop"
+                    let state = index % 50 == 3 ? "failed" : index % 100 == 5 ? "cancelled" : "completed"
+                    let host = "\(node)-\(1 + index % 20)"
+                    let opaque = index % 500 == 11 ? "op-\(index % 5000 / 500)" : "\\N"
+                    chunk += "\(cluster)\t\(type)\t\(state)\t\(host)\t{\(host)}\t1\t{}\t\(opaque)\t\(created)\t\(received)\t\(end)\t\(end)\n"
                 }
                 written += rows
                 progress.update("preloading history: \(written)/\(count) finished tasks")
@@ -36,28 +43,68 @@ enum BenchHistory {
         }
     }
 
-    /// The scan nodes of the plans of the poll, report and list statements, as PostgreSQL would run them now.
+    /// The scan nodes of the plans of the poll and report statements, as PostgreSQL would run them now.
     static func scans(cluster: String, node: String, pool: PostgresPool) async throws -> [String: [String]] {
         let none: String? = nil
         let noDate: Date? = nil
         let statements: [(String, [any PostgresEncodable])] = [
-            ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double]()]),
+            ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double](), true]),
             ("tasks.report", [cluster, node, [Int64(1)], [1], ["completed"], [none], [none], [none], [1.0], [Int64(1)],
-                              [node], ["completed"], [none], [none], [noDate], [noDate]]),
-            ("tasks.list", [cluster, [String]?.none, none, none, noDate, noDate, false, Int64?.none, none, false, Int64(0), 51]),
+                              [node], ["completed"], [none], [none], [noDate], [noDate], ["lease"]]),
         ]
         return try await pool.withConnection { connection in
             var plans: [String: [String]] = [:]
             for (name, parameters) in statements {
                 guard let statement = StoreStatements.all.first(where: { $0.name == name }) else { continue }
-                let lines = try connection.query("EXPLAIN " + statement.sql, parameters)
-                    .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
-                plans[name] = lines.filter { $0.contains("Scan") && $0.contains(" on ") }.map { line in
-                    line.replacingOccurrences(of: "->", with: "")
-                        .components(separatedBy: "  (cost").first!.trimmingCharacters(in: .whitespaces)
-                }
+                plans[name] = scanLines(try connection.query("EXPLAIN " + statement.sql, parameters)
+                    .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) })
             }
             return plans
+        }
+    }
+
+    /// A 100-row page of each list filter over the history cluster: the median time of 5 executions (as the
+    /// API runs it: planned with its values) and the scans of its plan.
+    static func listTimings(cluster: String, node: String, pool: PostgresPool) async throws -> [BenchReport.ListTiming] {
+        let now = Date()
+        let cases: [(String, TaskFilter)] = [
+            ("no filter", TaskFilter()),
+            ("since=10 minutes ago", TaskFilter(since: now.addingTimeInterval(-600))),
+            ("since=3 days ago&until=+1 hour", TaskFilter(since: now.addingTimeInterval(-3 * 86_400), until: now.addingTimeInterval(-3 * 86_400 + 3600))),
+            ("until=5 days ago", TaskFilter(until: now.addingTimeInterval(-5 * 86_400))),
+            ("state=failed", TaskFilter(states: [.failed])),
+            ("state=failed,cancelled", TaskFilter(states: [.failed, .cancelled])),
+            ("state=completed", TaskFilter(states: [.completed])),
+            ("type=rare", TaskFilter(type: "rare")),
+            ("node=\(node)-7", TaskFilter(node: "\(node)-7")),
+            ("parent_id=none", TaskFilter(parent: .roots)),
+            ("opaque_id=op-3", TaskFilter(opaqueID: "op-3")),
+            ("state=failed&type=rare", TaskFilter(states: [.failed], type: "rare")),
+            ("type=rare&node=\(node)-14", TaskFilter(type: "rare", node: "\(node)-14")),
+        ]
+        return try await pool.withConnection { connection in
+            var timings: [BenchReport.ListTiming] = []
+            for (name, filter) in cases {
+                let query = TaskStore.listQuery(cluster: cluster, filter: filter, after: nil)
+                var times: [Double] = []
+                var rows = 0
+                for _ in 0..<5 {
+                    let started = ContinuousClock.now
+                    rows = try connection.query(query.statement.sql, query.parameters).count
+                    times.append((ContinuousClock.now - started).seconds * 1000)
+                }
+                let plan = try connection.query("EXPLAIN " + query.statement.sql, query.parameters)
+                    .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
+                timings.append(.init(filter: name, milliseconds: BenchReport.median(times), rows: min(rows, filter.limit),
+                                     scans: scanLines(plan)))
+            }
+            return timings
+        }
+    }
+
+    private static func scanLines(_ plan: [String]) -> [String] {
+        plan.filter { $0.contains("Scan") && $0.contains(" on ") }.map { line in
+            line.replacingOccurrences(of: "->", with: "").components(separatedBy: "  (cost").first!.trimmingCharacters(in: .whitespaces)
         }
     }
 }

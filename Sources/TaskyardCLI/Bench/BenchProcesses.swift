@@ -11,30 +11,38 @@ final class BenchProcesses: Sendable {
         let log: URL
     }
 
-    let serverURL: String
-    let server: Child?
+    /// Every server's URL; agent i uses server i mod the count, the bench's requests take turns.
+    let serverURLs: [String]
+    /// The servers the bench started (none when it uses a running one).
+    let servers: [Child]
     let agents: [Child]
 
-    /// Starts the server (unless `serverURL` names a running one) and one agent per node.
+    /// Starts `serverCount` servers (unless `serverURL` names a running one) and one agent per node.
     /// `adminToken` is what the bench's own client uses; `nodeTokenFiles` holds each agent's token.
-    static func start(databaseURL: String, serverURL: String?, cluster: String, nodes: [String],
+    static func start(databaseURL: String, serverURL: String?, serverCount: Int, cluster: String, nodes: [String],
                       agentConcurrency: Int, logFolder: URL, adminToken: String,
                       nodeTokenFiles: [String: String]) async throws -> BenchProcesses {
         let binary = try Self.ownBinary()
-        var server: Child?
-        let url: String
+        var servers: [Child] = []
+        var urls: [String] = []
         if let serverURL {
-            url = serverURL
+            urls = [serverURL]
         } else {
-            let port = LocalPorts.free(1)[0]
-            url = "http://127.0.0.1:\(port)"
-            let log = logFolder.appending(path: "server.log")
-            let pid = try Subprocess.spawn(binary, ["serve", "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
-                                                    "--no-migrate", "--log-level", "warning"], outputPath: log.path)
-            server = Child(role: "server", pid: pid, log: log)
+            for (index, port) in LocalPorts.free(serverCount).enumerated() {
+                urls.append("http://127.0.0.1:\(port)")
+                let log = logFolder.appending(path: serverCount == 1 ? "server.log" : "server-\(index + 1).log")
+                let pid = try Subprocess.spawn(binary, ["serve", "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
+                                                        "--no-migrate", "--log-level", "warning"], outputPath: log.path)
+                servers.append(Child(role: serverCount == 1 ? "server" : "server \(index + 1)", pid: pid, log: log))
+            }
         }
-        let client = TaskyardClient(baseURL: url, token: adminToken)
-        try await waitFor("the server at \(url) to be ready", child: server) { (try? await client.health("readyz")) == 200 }
+        for (index, url) in urls.enumerated() {
+            let client = TaskyardClient(baseURL: url, token: adminToken)
+            try await waitFor("the server at \(url) to be ready", child: servers.indices.contains(index) ? servers[index] : nil) {
+                (try? await client.health("readyz")) == 200
+            }
+        }
+        let client = TaskyardClient(baseURL: urls[0], token: adminToken)
 
         // Agents run as nodes run them: the lean taskyard-agent built next to this binary, else `taskyard agent`.
         let leanAgent = URL(fileURLWithPath: binary).deletingLastPathComponent().appending(path: "taskyard-agent").path
@@ -42,16 +50,16 @@ final class BenchProcesses: Sendable {
             ? (leanAgent, [String]()) : (binary, ["agent"])
         let ports = LocalPorts.free(nodes.count)
         var agents: [Child] = []
-        for (node, port) in zip(nodes, ports) {
+        for (index, (node, port)) in zip(nodes, ports).enumerated() {
             let log = logFolder.appending(path: "agent-\(node).log")
             let pid = try Subprocess.spawn(agentBinary, agentCommand + [
-                "--server", url, "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
+                "--server", urls[index % urls.count], "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
                 "--token-file", nodeTokenFiles[node] ?? "",
                 "--concurrency", String(agentConcurrency), "--log-level", "warning",
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))
         }
-        let processes = BenchProcesses(serverURL: url, server: server, agents: agents)
+        let processes = BenchProcesses(serverURLs: urls, servers: servers, agents: agents)
         try await waitFor("\(nodes.count) agents to register", child: nil) {
             guard processes.agents.allSatisfy({ Self.isRunning($0.pid) }) else {
                 throw BenchError("an agent exited at start; see the logs in \(logFolder.path)")
@@ -62,15 +70,15 @@ final class BenchProcesses: Sendable {
         return processes
     }
 
-    private init(serverURL: String, server: Child?, agents: [Child]) {
-        self.serverURL = serverURL
-        self.server = server
+    private init(serverURLs: [String], servers: [Child], agents: [Child]) {
+        self.serverURLs = serverURLs
+        self.servers = servers
         self.agents = agents
     }
 
     /// SIGTERM to every child, then SIGKILL to any still there after 10 s.
     func stop() async {
-        let children = agents + (server.map { [$0] } ?? [])
+        let children = agents + servers
         for child in children { kill(child.pid, SIGTERM) }
         for child in children where await Subprocess.wait(child.pid, timeout: .seconds(10)) == nil {
             kill(child.pid, SIGKILL)

@@ -15,6 +15,9 @@ struct BenchReport: Codable, Sendable {
         var tasksPerSecond: Double
         var failed: Int
         var raw: BenchWorkload.RawCeiling
+        /// Batched SQL on bare tables: what PostgreSQL itself does with the same work.
+        var physical: Double
+        var steady: BenchWorkload.Steady?
         var idlePickUp: BenchWorkload.Percentiles
         var idleCompletion: BenchWorkload.Percentiles
         var loadedCompletion: BenchWorkload.Percentiles
@@ -30,10 +33,20 @@ struct BenchReport: Codable, Sendable {
         var claimAndCompleteWithHistory: Double
         /// The scan nodes of each hot statement's plan.
         var plans: [String: [String]]
+        /// A page of each list filter over the history.
+        var lists: [ListTiming] = []
+    }
+
+    struct ListTiming: Codable, Sendable {
+        var filter: String
+        var milliseconds: Double
+        var rows: Int
+        var scans: [String]
     }
 
     var command: String
     var machine: Machine
+    var servers: Int
     var agents: Int
     var tasks: Int
     var participants: Int
@@ -67,16 +80,15 @@ struct BenchReport: Codable, Sendable {
             let runs = values.count > 1 ? "   (runs: " + values.map(format).joined(separator: ", ") + ")" : ""
             return name.padding(toLength: 40, withPad: " ", startingAt: 0) + format(Self.median(values)) + runs
         }
-        func percentiles(_ name: String, _ pick: (Run) -> BenchWorkload.Percentiles) -> String {
-            let p50 = Self.median(runs.map { pick($0).p50 }), p95 = Self.median(runs.map { pick($0).p95 })
-            let p99 = Self.median(runs.map { pick($0).p99 })
+        func percentiles(_ name: String, _ values: [BenchWorkload.Percentiles]) -> String {
+            let p50 = Self.median(values.map(\.p50)), p95 = Self.median(values.map(\.p95)), p99 = Self.median(values.map(\.p99))
             return name.padding(toLength: 40, withPad: " ", startingAt: 0)
                 + "p50 \(Self.ms(p50)) · p95 \(Self.ms(p95)) · p99 \(Self.ms(p99))"
         }
         let endToEnd = runs.map(\.tasksPerSecond)
         let raw = runs.map(\.raw.tasksPerSecond)
         var lines = [
-            "Taskyard bench: \(agents) agents, \(tasks.formatted()) tasks × \(participants) participant\(participants == 1 ? "" : "s"), \(submit) submit, medians of \(runs.count) run\(runs.count == 1 ? "" : "s")",
+            "Taskyard bench: \(servers) server\(servers == 1 ? "" : "s"), \(agents) agents, \(tasks.formatted()) tasks × \(participants) participant\(participants == 1 ? "" : "s"), \(submit) submit, medians of \(runs.count) run\(runs.count == 1 ? "" : "s")",
             "machine: \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, PostgreSQL \(machine.postgres), synchronous_commit \(machine.synchronousCommit), fsync \(machine.fsync)",
             "command: \(command)",
             "",
@@ -84,10 +96,21 @@ struct BenchReport: Codable, Sendable {
             row("raw SQL ceiling, tasks/s", raw, Self.rate),
             row("raw SQL claim + complete only, tasks/s", runs.map(\.raw.claimAndCompletePerSecond), Self.rate),
             row("end to end / raw SQL", zip(endToEnd, raw).map { $0 / $1 * 100 }) { String(format: "%.0f%%", $0) },
-            percentiles("pick-up, idle (submit → received)", \.idlePickUp),
-            percentiles("submit → completed, idle", \.idleCompletion),
-            percentiles("submit → completed, under load", \.loadedCompletion),
+            row("physical ceiling (batched SQL), tasks/s", runs.map(\.physical), Self.rate),
+            row("end to end / physical ceiling", zip(endToEnd, runs.map(\.physical)).map { $0 / $1 * 100 }) { String(format: "%.0f%%", $0) },
+            percentiles("pick-up, idle (submit → received)", runs.map(\.idlePickUp)),
+            percentiles("submit → completed, idle", runs.map(\.idleCompletion)),
+            percentiles("submit → completed, under load", runs.map(\.loadedCompletion)),
         ]
+        let steadyRuns = runs.compactMap(\.steady)
+        if let first = steadyRuns.first {
+            lines += [
+                "steady load: \(Self.rate(first.rate)) tasks/s asked, one POST each, \(Int(first.seconds)) s"
+                    + " (submitted: " + steadyRuns.map { Self.rate($0.submittedPerSecond) }.joined(separator: ", ") + " tasks/s)",
+                percentiles("  pick-up (submit → received)", steadyRuns.map(\.pickUp)),
+                percentiles("  submit → completed", steadyRuns.map(\.completion)),
+            ]
+        }
         if runs.allSatisfy({ $0.serverPeakBytes != nil }) {
             lines.append(row("server resident memory, peak", runs.map { Double($0.serverPeakBytes ?? 0) }) { Self.megabytes(Int($0)) })
         }
@@ -105,6 +128,11 @@ struct BenchReport: Codable, Sendable {
             ]
             for (statement, scans) in history.plans.sorted(by: { $0.key < $1.key }) {
                 lines.append("plan of \(statement): " + scans.joined(separator: "; "))
+            }
+            if !history.lists.isEmpty { lines += ["", "a page of the task list over the history (GET …/tasks?<filter>&limit=100):"] }
+            for list in history.lists {
+                lines.append("  " + list.filter.padding(toLength: 34, withPad: " ", startingAt: 0)
+                             + String(format: "%7.2f ms  %3d rows  ", list.milliseconds, list.rows) + list.scans.joined(separator: "; "))
             }
         }
         return lines.joined(separator: "\n")

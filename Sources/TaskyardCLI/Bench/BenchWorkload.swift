@@ -12,7 +12,8 @@ import TaskyardStore
 /// sent the submit; nothing is timed inside the server.
 struct BenchWorkload: Sendable {
     let store: TaskStore
-    let client: TaskyardClient
+    /// One client per server; requests go round-robin.
+    let clients: [TaskyardClient]
     let cluster: String
     let nodes: [String]
     let participants: Int
@@ -39,6 +40,9 @@ struct BenchWorkload: Sendable {
         }
     }
 
+    /// The client of the `index`th request: the servers take turns.
+    func client(_ index: Int) -> TaskyardClient { clients[index % clients.count] }
+
     /// The participating nodes of the `index`th task: `participants` nodes, starting at a rotating one.
     func participatingNodes(_ index: Int) -> [String] {
         (0..<participants).map { nodes[(index + $0) % nodes.count] }
@@ -52,9 +56,9 @@ struct BenchWorkload: Sendable {
         var sentAt: [Int64: Date] = [:]
         for index in 0..<samples {
             let sent = Date()
-            let task = try await client.submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
+            let task = try await client(index).submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
             sentAt[task.id] = sent
-            _ = try await client.wait(cluster: cluster, id: task.id, timeout: 30)
+            _ = try await client(index).wait(cluster: cluster, id: task.id, timeout: 30)
             // Let the agent get back into its long-poll: the next submit must find it waiting.
             try await Task.sleep(for: .milliseconds(5))
             progress.update("idle pick-up: \(index + 1)/\(samples)")
@@ -105,9 +109,9 @@ struct BenchWorkload: Sendable {
                             guard index < chunks.count else { return }
                             let requests = chunks[index].map { SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes($0)) }
                             if bulk {
-                                _ = try await client.submitBatch(cluster: cluster, requests)
+                                _ = try await client(index).submitBatch(cluster: cluster, requests)
                             } else {
-                                _ = try await client.submit(cluster: cluster, requests[0])
+                                _ = try await client(index).submit(cluster: cluster, requests[0])
                             }
                             submitted.add(requests.count)
                         }
@@ -138,6 +142,73 @@ struct BenchWorkload: Sendable {
             tasksPerSecond: Double(count) / lastFinished.timeIntervalSince(started),
             completion: Percentiles(p50: try summary.decode("p50"), p95: try summary.decode("p95"), p99: try summary.decode("p99")),
             failed: try summary.decode("failed"))
+    }
+
+    // MARK: - Steady rate
+
+    struct Steady: Codable, Sendable {
+        /// Tasks per second asked for and submitted.
+        var rate: Double
+        var submittedPerSecond: Double
+        var seconds: Double
+        var tasks: Int
+        /// From the moment the client sent the submit.
+        var pickUp: Percentiles
+        var completion: Percentiles
+        var failed: Int
+    }
+
+    /// Submits one task per request at `rate` a second for `seconds` (open loop: a submit is sent at its
+    /// time whether or not the ones before it were answered, up to 512 in flight), waits for all to
+    /// finish, and measures submit → received and submit → completed from the moment each was sent.
+    func steady(rate: Double, seconds: Double, label: String) async throws -> Steady {
+        let count = max(1, Int(rate * seconds))
+        let sentAt = SendTimes()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let startedDate = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for index in 0..<count {
+                let due = started + .seconds(Double(index) / rate)
+                if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+                if inFlight >= 512 {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                inFlight += 1
+                group.addTask {
+                    let sent = Date()
+                    let task = try await client(index).submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
+                    sentAt.record(task.id, sent)
+                }
+                if index % 100 == 0 { progress.update("\(label): submitted \(index)/\(count)") }
+            }
+            try await group.waitForAll()
+        }
+        let submitSeconds = Date().timeIntervalSince(startedDate)
+        let sent = sentAt.all
+        let ids = Array(sent.keys)
+        let deadline = clock.now + .seconds(120)
+        while true {
+            let finished = try await store.pool.query(BenchSQL.finishedOf, [cluster, ids]).single().decode("finished", as: Int.self)
+            progress.update("\(label): finished \(finished)/\(count)")
+            if finished == ids.count { break }
+            guard clock.now < deadline else { throw BenchError("\(count - finished) tasks of the steady run did not finish within 120 s") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        var pickUp: [Double] = []
+        var completion: [Double] = []
+        var failed = 0
+        for row in try await store.pool.query(BenchSQL.times, [cluster, ids]) {
+            guard let sentTime = sent[try row.decode("id", as: Int64.self)], let received: Date = try row.decode("received_at"),
+                  let finished: Date = try row.decode("finished_at") else { continue }
+            if try row.decode("state", as: String.self) != "completed" { failed += 1 }
+            pickUp.append(received.timeIntervalSince(sentTime) * 1000)
+            completion.append(finished.timeIntervalSince(sentTime) * 1000)
+        }
+        return Steady(rate: rate, submittedPerSecond: Double(count) / submitSeconds, seconds: seconds, tasks: count,
+                      pickUp: Percentiles(pickUp), completion: Percentiles(completion), failed: failed)
     }
 
     // MARK: - The raw SQL ceiling
@@ -190,6 +261,98 @@ struct BenchWorkload: Sendable {
         return RawCeiling(tasksPerSecond: Double(count) / (finished - started).seconds,
                           claimAndCompletePerSecond: Double(count) / (finished - claiming).seconds)
     }
+}
+
+extension BenchWorkload {
+    /// What PostgreSQL itself does here with the same work, the physical ceiling: each task inserted,
+    /// claimed (`FOR UPDATE SKIP LOCKED`) and completed, each step with its event row, 100 tasks per
+    /// statement and commit, from `connections` connections at once, on tables of their own with the
+    /// same durability. Tasks/s.
+    func physicalCeiling(count: Int, connections: Int, label: String) async throws -> Double {
+        try await store.pool.withConnection { connection in
+            try connection.execute(PhysicalCeilingSQL.create)
+        }
+        let done = SubmitCounter()
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<connections {
+                group.addTask {
+                    let node = "node-\(worker)"
+                    let share = count / connections + (worker < count % connections ? 1 : 0)
+                    try await store.pool.withConnection { connection in
+                        var remaining = share
+                        while remaining > 0 {
+                            let batch = min(100, remaining)
+                            try connection.query(PhysicalCeilingSQL.insert, [node, batch])
+                            let claimed = try connection.query(PhysicalCeilingSQL.claim, [node, batch])
+                                .map { row throws(PostgresError) in try row.decode("id", as: Int64.self) }
+                            try connection.query(PhysicalCeilingSQL.complete, [claimed])
+                            remaining -= batch
+                        }
+                    }
+                    done.add(1)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        try await store.pool.withConnection { connection in try connection.execute(PhysicalCeilingSQL.drop) }
+        progress.finish("\(label): \(Int(Double(count) / seconds)) tasks/s")
+        return Double(count) / seconds
+    }
+}
+
+/// The physical ceiling's own tables and statements: a task row and an event row per step, no more.
+enum PhysicalCeilingSQL {
+    static let create = """
+        DROP TABLE IF EXISTS bench_physical_events, bench_physical_tasks;
+        CREATE TABLE bench_physical_tasks (
+            id bigserial PRIMARY KEY, node text NOT NULL, state text NOT NULL, payload jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(), received_at timestamptz, finished_at timestamptz);
+        CREATE INDEX bench_physical_claim ON bench_physical_tasks (node, id) WHERE state = 'queued';
+        CREATE TABLE bench_physical_events (
+            id bigserial PRIMARY KEY, task_id bigint NOT NULL, to_state text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+        """
+    static let drop = "DROP TABLE IF EXISTS bench_physical_events, bench_physical_tasks"
+
+    static let insert = PostgresStatement("bench.physical_insert", """
+        WITH inserted AS (
+            INSERT INTO bench_physical_tasks (node, state, payload)
+            SELECT $1, 'queued', '{}' FROM generate_series(1, $2::integer)
+            RETURNING id
+        )
+        INSERT INTO bench_physical_events (task_id, to_state) SELECT id, 'queued' FROM inserted
+        """)
+
+    static let claim = PostgresStatement("bench.physical_claim", """
+        WITH picked AS (
+            SELECT id FROM bench_physical_tasks WHERE node = $1 AND state = 'queued'
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE bench_physical_tasks t SET state = 'received', received_at = now()
+              FROM picked WHERE t.id = picked.id
+            RETURNING t.id
+        ), events AS (
+            INSERT INTO bench_physical_events (task_id, to_state) SELECT id, 'received' FROM claimed
+        )
+        SELECT id FROM claimed
+        """)
+
+    static let complete = PostgresStatement("bench.physical_complete", """
+        WITH completed AS (
+            UPDATE bench_physical_tasks SET state = 'completed', finished_at = now()
+             WHERE id = ANY ($1::bigint[]) AND state = 'received'
+            RETURNING id
+        )
+        INSERT INTO bench_physical_events (task_id, to_state) SELECT id, 'completed' FROM completed
+        """)
+}
+
+/// When each task's submit was sent, recorded by concurrent submitters.
+final class SendTimes: Sendable {
+    private let times = Mutex<[Int64: Date]>([:])
+    var all: [Int64: Date] { times.withLock { $0 } }
+    func record(_ id: Int64, _ sent: Date) { times.withLock { $0[id] = sent } }
 }
 
 /// A counter shared by concurrent submitters.
@@ -255,7 +418,11 @@ enum BenchSQL {
         """)
 
     static let times = PostgresStatement("bench.times", """
-        SELECT id, received_at, finished_at FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        SELECT id, state, received_at, finished_at FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        """)
+
+    static let finishedOf = PostgresStatement("bench.finished_of", """
+        SELECT count(*) AS finished FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[]) AND finished_at IS NOT NULL
         """)
 
     static let settings = PostgresStatement("bench.settings", """

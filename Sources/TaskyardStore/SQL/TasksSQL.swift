@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import TaskyardDomain
 
 /// Every statement on `tasks`. Each transition writes its `task_events` row in the same statement, and
 /// guards on the state it leaves (`WHERE state = …`), so two servers or a stale agent can never both win.
@@ -124,22 +125,73 @@ enum TasksSQL {
         SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
         """)
 
-    /// One page, oldest first, after the cursor. Every filter is optional (NULL: no filter).
-    static let list = PostgresStatement("tasks.list", """
-        SELECT \(columns) FROM tasks
-         WHERE cluster_id = $1
-           AND ($2::text[] IS NULL OR state = ANY ($2::text[]))
-           AND ($3::text IS NULL OR type = $3::text)
-           AND ($4::text IS NULL OR assigned_node = $4::text)
-           AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
-           AND ($6::timestamptz IS NULL OR created_at < $6::timestamptz)
-           AND (NOT $7::boolean OR parent_id IS NULL)
-           AND ($8::bigint IS NULL OR parent_id = $8::bigint)
-           AND ($9::text IS NULL OR opaque_id = $9::text)
-           AND ($10::boolean OR NOT internal)
-           AND id > $11::bigint
-         ORDER BY id
-         LIMIT $12
+    /// Which index a task list reads: the one for its most selective filter, each ordered as the page is
+    /// read (created_at, id), so a page is a walk of `limit` entries from the cursor, not of the history.
+    enum ListPath: String, CaseIterable, Sendable {
+        case created, type, node, parent, opaqueID = "opaque_id", states
+
+        /// The path for a filter: an exact key first, then rare states, then type, then node.
+        static func choose(for filter: TaskFilter) -> ListPath {
+            if filter.opaqueID != nil { return .opaqueID }
+            if case .task = filter.parent { return .parent }
+            if let states = filter.states, !states.isEmpty, !states.contains(.completed) { return .states }
+            if filter.type != nil { return .type }
+            if filter.node != nil { return .node }
+            return .created
+        }
+    }
+
+    /// One page of a task list, oldest first by (created_at, id). Parameters: $1 cluster, $2 states,
+    /// $3 type, $4 node, $5 the creation time (µs since 1970) and $11 the id the page starts after (the
+    /// cursor, or `since` with id 0), $6 until, $7 roots only, $8 parent, $9 opaque id, $10 internal too,
+    /// $12 limit. Every filter is also written in full so that any path gives the same rows; the path adds
+    /// the equality its index starts with. Each row carries `created_micros`, for the next cursor. Run
+    /// unprepared, so that each page is planned with its own values (a generic plan does not know the
+    /// page size and sorts the whole range).
+    static let list: [ListPath: PostgresStatement] = Dictionary(uniqueKeysWithValues: ListPath.allCases.map { path in
+        (path, PostgresStatement("tasks.list.\(path.rawValue)", listSQL(path)))
+    })
+
+    private static func listSQL(_ path: ListPath) -> String {
+        let filters = """
+            t.cluster_id = $1
+               AND ($2::text[] IS NULL OR t.state = ANY ($2::text[]))
+               AND ($3::text IS NULL OR t.type = $3::text)
+               AND ($4::text IS NULL OR t.assigned_node = $4::text)
+               AND (t.created_at, t.id) > (coalesce(to_timestamp($5::bigint / 1000000) + ($5::bigint % 1000000) * interval '1 microsecond',
+                                                    '-infinity'), $11::bigint)
+               AND t.created_at < coalesce($6::timestamptz, 'infinity')
+               AND (NOT $7::boolean OR t.parent_id IS NULL)
+               AND ($8::bigint IS NULL OR t.parent_id = $8::bigint)
+               AND ($9::text IS NULL OR t.opaque_id = $9::text)
+               AND ($10::boolean OR NOT t.internal)
+            """
+        let select = "SELECT \(columns), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros FROM tasks t"
+        let page = "ORDER BY t.created_at, t.id LIMIT $12"
+        switch path {
+        case .states:
+            // One short walk per asked state, merged: a single walk over several states is not in page order.
+            return """
+                SELECT l.* FROM unnest($2::text[]) AS s (state)
+                 CROSS JOIN LATERAL (
+                     \(select)
+                      WHERE t.state = s.state AND t.state <> 'completed' AND \(filters)
+                      \(page)) AS l
+                 ORDER BY l.created_at, l.id LIMIT $12
+                """
+        case .created: return "\(select) WHERE \(filters) \(page)"
+        case .type: return "\(select) WHERE t.type = $3::text AND \(filters) \(page)"
+        case .node: return "\(select) WHERE t.assigned_node = $4::text AND \(filters) \(page)"
+        case .parent: return "\(select) WHERE t.parent_id = $8::bigint AND \(filters) \(page)"
+        case .opaqueID: return "\(select) WHERE t.opaque_id = $9::text AND \(filters) \(page)"
+        }
+    }
+
+    /// Where a cursor of the bare-id form starts: the creation time of that task (or, if it is gone, of
+    /// the next one).
+    static let cursorOfID = PostgresStatement("tasks.cursor_of_id", """
+        SELECT (extract(epoch FROM created_at) * 1000000)::bigint AS created_micros FROM tasks
+         WHERE cluster_id = $1 AND id >= $2 ORDER BY id LIMIT 1
         """)
 
     /// A poll: records that the node is alive, takes up to $3 of its queued tasks whose run_after has
@@ -496,6 +548,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, list, poll,
-                      report, cancel, retry, delete]
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+                      report, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
