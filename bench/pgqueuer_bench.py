@@ -53,7 +53,7 @@ async def drain(dsn, jobs, batch_size, worker_batch):
     await connection.close()
 
     worker = await asyncpg.connect(dsn)
-    manager = QueueManager(AsyncpgDriver(worker))
+    manager = QueueManager(Queries(AsyncpgDriver(worker)))
     done = 0
 
     @manager.entrypoint("noop")
@@ -95,7 +95,7 @@ async def single_enqueue(dsn, jobs, clients):
 async def idle_pickup(dsn, samples):
     await reinstall(dsn)
     worker = await asyncpg.connect(dsn)
-    manager = QueueManager(AsyncpgDriver(worker))
+    manager = QueueManager(Queries(AsyncpgDriver(worker)))
     started_at = {}
     arrived = asyncio.Event()
 
