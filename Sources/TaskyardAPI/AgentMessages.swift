@@ -187,3 +187,70 @@ public struct ParticipantResult: Codable, Sendable, Hashable {
         try container.encode(result, forKey: .result)
     }
 }
+
+/// `POST {node endpoint}/api/v1/participant-calls`: many participant calls to one node in one request,
+/// each with its own grant. The initiator gathers the calls it has for a node while its previous batch to
+/// that node is on its way.
+public struct ParticipantBatchRequest: Codable, Sendable, Hashable {
+    public var calls: [ParticipantCall]
+    public init(calls: [ParticipantCall]) { self.calls = calls }
+}
+
+/// One call of a batch: what `POST …/tasks/{type}` (or `…/{type}/rollback`) takes, with the task's
+/// type and grant in the body.
+public struct ParticipantCall: Codable, Sendable, Hashable {
+    public var type: String
+    /// The type's rollback rather than its handler.
+    public var rollback: Bool?
+    public var grant: String
+    public var taskID: Int64
+    public var clusterID: String
+    public var attempt: Int
+    public var initiator: String
+    public var payload: JSONValue
+
+    enum CodingKeys: String, CodingKey {
+        case type, rollback, grant, attempt, initiator, payload, taskID = "task_id", clusterID = "cluster_id"
+    }
+
+    public init(type: String, rollback: Bool, grant: String, request: ParticipantRequest) {
+        self.type = type
+        self.rollback = rollback ? true : nil
+        self.grant = grant
+        taskID = request.taskID
+        clusterID = request.clusterID
+        attempt = request.attempt
+        initiator = request.initiator
+        payload = request.payload
+    }
+
+    public var request: ParticipantRequest {
+        ParticipantRequest(taskID: taskID, clusterID: clusterID, attempt: attempt, initiator: initiator, payload: payload)
+    }
+}
+
+/// One line of a batch's answer (`application/x-ndjson`), sent the moment its call ends, so a slow
+/// handler holds up no other call of its batch: `index` is the call's position in the batch, `status`
+/// what the single route would answer, with its `result` (2xx) or its `error`.
+public struct ParticipantBatchLine: Codable, Sendable, Equatable {
+    public var index: Int
+    public var status: Int
+    public var result: JSONValue?
+    public var error: ErrorBody.Detail?
+
+    public init(index: Int, status: Int, result: JSONValue? = nil, error: ErrorBody.Detail? = nil) {
+        self.index = index
+        self.status = status
+        self.result = result
+        self.error = error
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(index, forKey: .index)
+        try container.encode(status, forKey: .status)
+        // A success always carries `result` (null included), as the single route's body does.
+        if (200..<300).contains(status) { try container.encode(result, forKey: .result) }
+        try container.encodeIfPresent(error, forKey: .error)
+    }
+}

@@ -48,6 +48,13 @@ public final class NodeAgent: Service, Sendable {
         reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node, logger: logger)
     }
 
+    /// What this agent's participant endpoint has served: batches of calls, the calls they held, and
+    /// calls that came alone (`POST …/tasks/{type}`).
+    public var participantCalls: (batches: Int, batchedCalls: Int, singleCalls: Int) {
+        (participant.counts.batches.load(ordering: .relaxed), participant.counts.batchedCalls.load(ordering: .relaxed),
+         participant.counts.singleCalls.load(ordering: .relaxed))
+    }
+
     public func run() async throws {
         let (listening, announce) = AsyncStream<Int>.makeStream()
         let app = try participant.application(host: configuration.listenHost, port: configuration.listenPort,
@@ -91,6 +98,8 @@ public final class NodeAgent: Service, Sendable {
                 agent.addTask { await self.heartbeatLoop() }
                 // Reports go on through the drain too: a held task is released once its report is sent.
                 agent.addTask { await self.reports.run() }
+                // Participant calls go in batches per node while fan-outs (and their rollbacks) run.
+                agent.addTask { await self.participants.batcher.run() }
                 await withDiscardingTaskGroup { work in
                     let (claims, claimed) = AsyncStream<ClaimedTaskObject>.makeStream()
                     // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);

@@ -13,6 +13,14 @@ struct ParticipantClient: Sendable {
     let transport: HTTPTransport
     /// Longest a run or rollback may take.
     let timeout: Duration
+    /// Gathers the runs and rollbacks for each node into one request (while its `run` loop runs).
+    let batcher: ParticipantBatcher
+
+    init(transport: HTTPTransport, timeout: Duration) {
+        self.transport = transport
+        self.timeout = timeout
+        batcher = ParticipantBatcher(transport: transport, timeout: timeout)
+    }
 
     enum Answer: Sendable, Equatable {
         case completed(JSONValue?)
@@ -21,19 +29,28 @@ struct ParticipantClient: Sendable {
         case noRollback
     }
 
-    /// Runs the task's handler on the participant (`rollback`: its rollback). Throws only on cancellation.
+    /// Runs the task's handler on the participant (`rollback`: its rollback), in a batch with the other
+    /// calls to that node. Throws only on cancellation.
     func run(_ task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint, initiator: String,
              rollback: Bool = false) async throws -> Answer {
-        let body = ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID, attempt: task.task.attempt,
-                                      initiator: initiator, payload: task.task.payload)
-        var path = ["api", "v1", "tasks", task.task.type]
+        let call = ParticipantCall(type: task.task.type, rollback: rollback, grant: task.grant,
+                                   request: ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID,
+                                                               attempt: task.task.attempt, initiator: initiator,
+                                                               payload: task.task.payload))
+        return try await batcher.call(call, node: node, at: endpoint) { try await runAlone(call, on: node, at: endpoint) }
+    }
+
+    /// One call in a request of its own (`POST …/tasks/{type}`): for a participant that serves no batches.
+    func runAlone(_ call: ParticipantCall, on node: String, at endpoint: NodeEndpoint) async throws -> Answer {
+        let rollback = call.rollback ?? false
+        var path = ["api", "v1", "tasks", call.type]
         if rollback { path.append("rollback") }
         var request = HTTPClientRequest(url: endpoint.url(path))
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        request.headers.add(name: "Authorization", value: "Bearer \(call.grant)")
         do {
-            request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(body)))
+            request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(call.request)))
             let response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
             let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
             let status = Int(response.status.code)
@@ -44,16 +61,21 @@ struct ParticipantClient: Sendable {
                 }
                 return .completed(result == .null ? nil : result)
             }
-            let error = (try? APIJSON.decode(ErrorBody.self, from: data))?.error
-            if rollback, status == 404, error?.code == "no_rollback" { return .noRollback }
-            if let message = error?.message { return .failed(Self.sanitized(message)) }
-            return .failed("node \(node) answered HTTP \(status)")
+            return Self.answer(status: status, error: (try? APIJSON.decode(ErrorBody.self, from: data))?.error,
+                               node: node, rollback: rollback)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             if Task.isCancelled { throw CancellationError() }
             return .failed("cannot reach node \(node) at \(endpoint): \(Self.sanitized(String(describing: error)))")
         }
+    }
+
+    /// A participant's failure as the initiator records it.
+    static func answer(status: Int, error: ErrorBody.Detail?, node: String, rollback: Bool) -> Answer {
+        if rollback, status == 404, error?.code == "no_rollback" { return .noRollback }
+        if let message = error?.message { return .failed(sanitized(message)) }
+        return .failed("node \(node) answered HTTP \(status)")
     }
 
     /// How far the participant's handler for the task is; nil when it has not said.

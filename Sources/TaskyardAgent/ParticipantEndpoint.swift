@@ -8,6 +8,7 @@ import NIOCore
 import TaskyardAPI
 import TaskyardDomain
 import TaskyardSecurity
+import Synchronization
 
 /// The participant side of an agent: `POST /api/v1/tasks/{type}` runs the handler for the type,
 /// `POST /api/v1/tasks/{task_id}/cancel` stops the work for a task if it runs here. Every route but
@@ -17,6 +18,8 @@ final class ParticipantEndpoint: Sendable {
     let node: String
     let gate: GrantGate
     let running = RunningWork()
+    /// Batches served and the calls they held, and calls that came alone.
+    let counts = CallCounts()
     /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
     let handlerTimeout: Duration
 
@@ -31,6 +34,11 @@ final class ParticipantEndpoint: Sendable {
                      onListening: @escaping @Sendable (Int) async -> Void) throws -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        // Many calls at once, each with its own grant; answers stream back as each call ends.
+        router.post("/api/v1/participant-calls") { request, _ in
+            var request = request
+            return await self.runBatch(request: &request)
+        }
         // One parameter name at one position: the router requires it. It is a task type here…
         router.post("/api/v1/tasks/:target") { request, context in
             var request = request
@@ -91,6 +99,7 @@ final class ParticipantEndpoint: Sendable {
     static let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(60))
 
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
+        counts.singleCalls.add(1, ordering: .relaxed)
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
         // collect megabytes.
         let grant: Grant
@@ -122,6 +131,70 @@ final class ParticipantEndpoint: Sendable {
             return Self.json(ParticipantResult(result: result))
         case .failed(let status, let code, let message):
             return Self.error(HTTPResponse.Status(code: status), code: code, message)
+        }
+    }
+
+    /// Most calls in one batch, and most bytes: an initiator packs its calls to a node well under both.
+    static let maximumBatchCalls = 256
+    static let maximumBatchBodyBytes = 16 << 20
+
+    /// `POST …/participant-calls`. The header's grant (the first call's) must be one this node trusts
+    /// before the body is read; then every call is checked against its own grant and runs at once, and
+    /// each call's line is written the moment it ends.
+    private func runBatch(request: inout Request) async -> Response {
+        do throws(GrantGate.Refusal) {
+            _ = try await gate.verify(authorization: request.headers[.authorization])
+        } catch {
+            return Self.response(refusing: error)
+        }
+        let batch: ParticipantBatchRequest
+        do {
+            let buffer = try await request.collectBody(upTo: Self.maximumBatchBodyBytes)
+            batch = try APIJSON.decode(ParticipantBatchRequest.self, from: Data(buffer.readableBytesView))
+        } catch is NIOTooManyBytesError {
+            return Self.error(.contentTooLarge, code: "body_too_large", "a batch of participant calls is at most \(Self.maximumBatchBodyBytes) bytes")
+        } catch {
+            return Self.error(.badRequest, code: "bad_request", "the batch of participant calls cannot be read: \(error)")
+        }
+        guard (1...Self.maximumBatchCalls).contains(batch.calls.count) else {
+            return Self.error(.badRequest, code: "bad_request", "a batch holds 1 to \(Self.maximumBatchCalls) calls, not \(batch.calls.count)")
+        }
+        counts.batches.add(1, ordering: .relaxed)
+        counts.batchedCalls.add(batch.calls.count, ordering: .relaxed)
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            try await withThrowingTaskGroup(of: ParticipantBatchLine.self) { group in
+                for (index, call) in batch.calls.enumerated() {
+                    group.addTask { await self.answer(call, index: index) }
+                }
+                for try await line in group {
+                    var bytes = (try? APIJSON.encode(line)) ?? Data()
+                    bytes.append(UInt8(ascii: "\n"))
+                    try await writer.write(ByteBuffer(bytes: bytes))
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// One call of a batch, checked against its own grant as the single route checks its header's.
+    private func answer(_ call: ParticipantCall, index: Int) async -> ParticipantBatchLine {
+        func refused(_ refusal: GrantGate.Refusal) -> ParticipantBatchLine {
+            let (status, code, message) = refusal.response
+            return ParticipantBatchLine(index: index, status: Int(status.code), error: .init(code: code, message: message))
+        }
+        do throws(GrantGate.Refusal) {
+            let grant = try await gate.verify(authorization: "Bearer " + call.grant)
+            if grant.type != call.type { throw .forbidden("the grant is for task type \(grant.type), not \(call.type)") }
+            try gate.match(grant, taskID: call.taskID, attempt: call.attempt, type: call.type, initiator: call.initiator,
+                           payload: call.payload, clusterID: call.clusterID)
+        } catch {
+            return refused(error)
+        }
+        switch await perform(type: call.type, rollback: call.rollback ?? false, call.request) {
+        case .completed(let result):
+            return ParticipantBatchLine(index: index, status: 200, result: result)
+        case .failed(let status, let code, let message):
+            return ParticipantBatchLine(index: index, status: status, error: .init(code: code, message: message))
         }
     }
 
@@ -179,6 +252,13 @@ final class ParticipantEndpoint: Sendable {
     static func error(_ status: HTTPResponse.Status, code: String, _ message: String) -> Response {
         json(ErrorBody(code: code, message: message), status: status)
     }
+}
+
+/// What the participant endpoint has served.
+final class CallCounts: Sendable {
+    let batches = Atomic<Int>(0)
+    let batchedCalls = Atomic<Int>(0)
+    let singleCalls = Atomic<Int>(0)
 }
 
 /// Handler runs in progress on this node, by task id, so that a cancel can stop them, and with their

@@ -19,6 +19,8 @@ struct Deployment: Sendable {
     /// A client with an admin token for every cluster.
     let client: TaskyardClient
     let adminToken: String
+    /// The node agents, by node.
+    var agents: [String: NodeAgent] = [:]
 
     /// What the `taskyard` command line needs to act as this deployment's admin.
     var cliEnvironment: [String: String] { ["TASKYARD_TOKEN": adminToken] }
@@ -80,6 +82,7 @@ struct Deployment: Sendable {
             guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
             let serverURL = "\(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(port)"
             let transport = try HTTPTransport.trusting(caFile: caFile)
+            var agents: [String: NodeAgent] = [:]
             for node in nodes {
                 var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
                 agentConfiguration.listenPort = 0
@@ -88,6 +91,7 @@ struct Deployment: Sendable {
                 agentConfiguration.caFile = caFile
                 agentSettings(&agentConfiguration)
                 let agent = try NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
+                agents[node] = agent
                 group.addTask { try await agent.run(); return nil }
             }
             let client = TaskyardClient(baseURL: serverURL, token: adminToken, transport: transport)
@@ -96,7 +100,8 @@ struct Deployment: Sendable {
                 guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            let result = try await body(Deployment(serverURL: serverURL, store: store, client: client, adminToken: adminToken))
+            let result = try await body(Deployment(serverURL: serverURL, store: store, client: client, adminToken: adminToken,
+                                                   agents: agents))
             group.cancelAll()
             return result
         }

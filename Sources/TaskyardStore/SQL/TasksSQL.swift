@@ -269,6 +269,8 @@ enum TasksSQL {
             SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
                                  $15::timestamptz[], $16::timestamptz[])
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, position)
+        ), locked AS MATERIALIZED (
+            \(lockInIDOrder("$3"))
         ), decided AS (
             -- A failure after a cancel was requested ends the task cancelled, attempts left or not: a cancel
             -- racing a failure is never lost to a retry.
@@ -277,6 +279,7 @@ enum TasksSQL {
                    CASE WHEN i.state = 'failed' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state
               FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id AND t.id = ANY ($3::bigint[])
+              JOIN locked l ON l.id = i.id
         ), reported AS (
             UPDATE tasks t
                SET state = CASE WHEN d.retry THEN 'queued' ELSE d.final_state END,
@@ -355,6 +358,8 @@ enum TasksSQL {
                AND EXISTS (SELECT 1 FROM tasks root
                             WHERE root.cluster_id = $1 AND root.id = $2 AND root.abortable
                               AND (root.state = 'queued' OR (root.state = 'received' AND root.cancel_requested_at IS NULL)))
+             -- In id order, as reports and heartbeats lock theirs: no deadlock between them.
+             ORDER BY t.id
                FOR UPDATE OF t
         ), cancelled AS (
             UPDATE tasks t
@@ -435,16 +440,31 @@ enum TasksSQL {
             .joined(separator: ", ")
     }
 
+    /// Locks the node's ($2) tasks among the ids in `ids` in id order, before a statement updates them. A
+    /// report and a heartbeat of one node touch the same rows; each updating them in its own plan's order,
+    /// they deadlocked under load (each deadlock a second's stall and a retry: 3-participant tasks fell
+    /// from 1,271 to under 200 a second).
+    private static func lockInIDOrder(_ ids: String) -> String {
+        """
+        SELECT t.id FROM tasks t
+                 WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
+                 ORDER BY t.id
+                   FOR NO KEY UPDATE
+        """
+    }
+
     /// A heartbeat: renews the lease (and records progress) of each task the node still holds at the
     /// attempt and under the lease ($7) it names; the others are lost to it.
     static let renewLeases = PostgresStatement("tasks.renew_leases", """
         WITH held AS (
             SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $7::text[]) AS h (id, attempt, progress, lease)
+        ), locked AS MATERIALIZED (
+            \(lockInIDOrder("$3"))
         ), renewed AS (
             UPDATE tasks t
                SET lease_expires_at = now() + make_interval(secs => $6::double precision),
                    progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
-              FROM held
+              FROM held JOIN locked l ON l.id = held.id
              WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = held.id AND t.assigned_node = $2
                AND t.attempt = held.attempt AND t.state = 'received'
                AND t.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
