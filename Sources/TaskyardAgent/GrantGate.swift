@@ -5,6 +5,7 @@ import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
 import TaskyardSecurity
+import Synchronization
 
 /// The participant endpoint's check: a call runs nothing unless its `Authorization: Bearer <grant>`
 /// verifies with a key of this node's cluster, has not expired, names this node, and matches the call.
@@ -14,7 +15,13 @@ actor GrantGate {
     private let client: TaskyardClient
     private let cluster: String
     private let node: String
-    private var verifier = GrantVerifier(keys: [:])
+    /// Read by every call at once, outside the actor (which only fetches keys): verifying is a tenth of a
+    /// busy agent's CPU, and one actor verifying every call in turn held all of them up.
+    private let verifier = Mutex(GrantVerifier(keys: [:]))
+    /// Grants verified already, with their expiry: a batch's header grant is its first call's, and
+    /// progress and cancel calls repeat a grant. Dropped whole when full.
+    private let verified = Mutex<[String: Grant]>([:])
+    private static let verifiedLimit = 4096
     private var lastFetch: ContinuousClock.Instant?
 
     init(client: TaskyardClient, cluster: String, node: String) {
@@ -45,30 +52,38 @@ actor GrantGate {
         for key in keys where key.algorithm == "ed25519" {
             if let data = Data(base64Encoded: key.publicKey) { raw[key.id] = data }
         }
-        verifier = GrantVerifier(keys: raw)
+        verifier.withLock { $0 = GrantVerifier(keys: raw) }
+        // A grant verified with a key no longer listed must be verified again.
+        verified.withLock { $0.removeAll() }
     }
 
     /// The grant in `authorization` (the header's value), once its signature verifies with a key of this
     /// cluster, it has not expired, and it names this node as a participant: all that can be known before
     /// the request's body is read.
-    func verify(authorization: String?) async throws(Refusal) -> Grant {
+    nonisolated func verify(authorization: String?) async throws(Refusal) -> Grant {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
             throw .unauthenticated("a participant call needs Authorization: Bearer <grant>")
         }
         let token = String(authorization.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
-        if let keyID = GrantVerifier.keyID(of: token), !verifier.knows(keyID: keyID) {
-            // A key made or rotated since the last fetch. Fetches are at most one a second (made-up key
-            // ids must not turn into a flood of requests to the server): a call that comes sooner waits.
-            if let lastFetch, ContinuousClock.now - lastFetch < .seconds(1) {
-                try? await Task.sleep(until: lastFetch + .seconds(1))
-            }
-            if !verifier.knows(keyID: keyID) { try? await refreshKeys() }
-        }
         let grant: Grant
-        do {
-            grant = try verifier.verify(token)
-        } catch {
-            throw .unauthenticated(error.description)
+        if let known = verified.withLock({ $0[token] }), Double(known.expiresAt) + 30 >= Date().timeIntervalSince1970 {
+            grant = known
+        } else {
+            do {
+                do {
+                    grant = try verifier.withLock { $0 }.verify(token)
+                } catch .unknownKey(let keyID) {
+                    // A key made or rotated since the last fetch.
+                    await refreshKeys(unlessKnown: keyID)
+                    grant = try verifier.withLock { $0 }.verify(token)
+                }
+            } catch {
+                throw .unauthenticated(error.description)
+            }
+            verified.withLock { verified in
+                if verified.count >= Self.verifiedLimit { verified.removeAll(keepingCapacity: true) }
+                verified[token] = grant
+            }
         }
         if let mismatch = grant.mismatch(with: Grant.Call(cluster: cluster, taskID: grant.taskID, node: node)) {
             throw .forbidden(mismatch)
@@ -76,8 +91,18 @@ actor GrantGate {
         return grant
     }
 
+    /// Fetches the keys when `keyID` is still unknown. Fetches are at most one a second (made-up key ids
+    /// must not turn into a flood of requests to the server): a call that comes sooner waits.
+    private func refreshKeys(unlessKnown keyID: String) async {
+        guard !verifier.withLock({ $0.knows(keyID: keyID) }) else { return }
+        if let lastFetch, ContinuousClock.now - lastFetch < .seconds(1) {
+            try? await Task.sleep(until: lastFetch + .seconds(1))
+        }
+        if !verifier.withLock({ $0.knows(keyID: keyID) }) { try? await refreshKeys() }
+    }
+
     /// The grant in `authorization`, once it also matches the call field for field.
-    func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
+    nonisolated func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
                payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
         let grant = try await verify(authorization: authorization)
         try match(grant, taskID: taskID, attempt: attempt, type: type, initiator: initiator, payload: payload, clusterID: clusterID)

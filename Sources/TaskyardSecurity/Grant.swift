@@ -177,14 +177,6 @@ public struct GrantVerifier: Sendable {
         guard Double(grant.expiresAt) + leeway >= now.timeIntervalSince1970 else { throw .expired }
         return grant
     }
-
-    /// The key id a grant claims, before anything is verified (to fetch an unknown key).
-    public static func keyID(of token: String) -> String? {
-        guard let first = token.split(separator: ".").first, let claims = base64URLDecode(String(first)),
-              let grant = try? JSONDecoder().decode(Grant.self, from: claims)
-        else { return nil }
-        return grant.keyID
-    }
 }
 
 /// A new Ed25519 key pair, with an id derived from its public key.
@@ -238,9 +230,30 @@ public enum Hex {
 }
 
 func base64URLDecode(_ text: String) -> Data? {
-    guard text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 })
-    else { return nil }
-    var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-    while base64.count % 4 != 0 { base64 += "=" }
-    return Data(base64Encoded: base64)
+    // By hand, byte by byte: Foundation's string replacing and padding took a tenth of an agent's CPU
+    // under load (every participant call verifies a grant).
+    var out = Data()
+    out.reserveCapacity(text.utf8.count * 3 / 4)
+    var accumulator: UInt32 = 0
+    var bits = 0
+    for byte in text.utf8 {
+        let value: UInt32
+        switch byte {
+        case 65...90: value = UInt32(byte - 65)
+        case 97...122: value = UInt32(byte - 97 + 26)
+        case 48...57: value = UInt32(byte - 48 + 52)
+        case 45: value = 62
+        case 95: value = 63
+        default: return nil
+        }
+        accumulator = (accumulator << 6) | value
+        bits += 6
+        if bits >= 8 {
+            bits -= 8
+            out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        }
+    }
+    // A length of 1 mod 4 cannot come from base64; leftover bits must be zero, as the encoder writes them.
+    guard bits < 6, accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+    return out
 }
