@@ -17,6 +17,18 @@ public enum Subprocess {
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 
+    /// Stops `children` (SIGTERM, then SIGKILL 5 s later) once `parent` has exited, however it exited: a
+    /// watcher of its own, so that a parent killed hard leaves no children behind.
+    public static func stopWhenProcessExits(_ parent: pid_t, children: [pid_t]) throws {
+        guard !children.isEmpty else { return }
+        let pids = children.map(String.init).joined(separator: " ")
+        let script = """
+            while kill -0 \(parent) 2>/dev/null; do sleep 0.5; done
+            kill -TERM \(pids) 2>/dev/null; sleep 5; kill -KILL \(pids) 2>/dev/null
+            """
+        try spawn("/usr/bin/setsid", ["sh", "-c", script])
+    }
+
     /// Starts a program and returns at once; its output goes to `outputPath`. The caller never waits for it.
     @discardableResult
     public static func spawn(_ executable: String, _ arguments: [String], outputPath: String = "/dev/null") throws -> pid_t {

@@ -59,6 +59,8 @@ final class BenchProcesses: Sendable {
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))
         }
+        // A bench killed hard (Ctrl-C twice, kill -9) must not leave its server and agents polling on.
+        try Subprocess.stopWhenProcessExits(getpid(), children: (servers + agents).map(\.pid))
         let processes = BenchProcesses(serverURLs: urls, servers: servers, agents: agents)
         try await waitFor("\(nodes.count) agents to register", child: nil) {
             guard processes.agents.allSatisfy({ Self.isRunning($0.pid) }) else {
