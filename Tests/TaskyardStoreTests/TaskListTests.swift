@@ -25,6 +25,12 @@ struct TaskListTests {
             } while cursor != nil
             #expect(pages == 3)
             #expect(seen == submitted.map(\.id))
+            // A bare id, the cursor of earlier versions, still starts after that task…
+            let legacy = try await store.tasks(cluster: cluster, filter: TaskFilter(limit: 5, after: try TaskCursor(String(submitted[9].id))))
+            #expect(legacy.tasks.map(\.id) == submitted[10..<15].map(\.id))
+            // …and one past every task ends the list.
+            let beyond = try await store.tasks(cluster: cluster, filter: TaskFilter(after: TaskCursor(createdMicros: nil, lastID: submitted[24].id + 1000)))
+            #expect(beyond.tasks.isEmpty && beyond.next == nil)
         }
     }
 
