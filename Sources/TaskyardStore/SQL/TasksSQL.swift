@@ -206,14 +206,18 @@ enum TasksSQL {
     /// get wrong on a table whose statistics lag.
     static let poll = PostgresStatement("tasks.poll", """
         WITH touched AS (
-            -- $7: record the node's heartbeat (the first look of a poll request; its re-checks do not).
+            -- $7: record the node's heartbeat (the first look of a poll request; its re-checks do not),
+            -- unless it was recorded less than a second ago: a look that claims nothing then writes
+            -- nothing, and commits without waiting for a WAL flush (under a trickle of submits, every
+            -- poll's first look was a write of its own).
             UPDATE nodes SET last_seen_at = now(), status = 'online'
              WHERE cluster_id = $1 AND id = $2 AND $7::boolean
+               AND (status <> 'online' OR last_seen_at IS NULL OR last_seen_at < now() - interval '1 second')
             RETURNING id
         ), seen AS (
             SELECT id FROM touched
             UNION ALL
-            SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT $7::boolean
+            SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM touched)
         ), picked AS (
             SELECT t.ctid, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
               FROM tasks t
