@@ -183,8 +183,8 @@ final class ParticipantEndpoint: Sendable {
             return ParticipantBatchLine(index: index, status: Int(status.code), error: .init(code: code, message: message))
         }
         do throws(GrantGate.Refusal) {
+            // The body is read already: one match checks every field, the type included.
             let grant = try await gate.verify(authorization: "Bearer " + call.grant)
-            if grant.type != call.type { throw .forbidden("the grant is for task type \(grant.type), not \(call.type)") }
             try gate.match(grant, taskID: call.taskID, attempt: call.attempt, type: call.type, initiator: call.initiator,
                            payload: call.payload, clusterID: call.clusterID)
         } catch {

@@ -609,9 +609,9 @@ public struct TaskStore: Sendable {
     /// Moves up to `limit` queued tasks off offline nodes (affinity any) to an online participant.
     public func reassignFromOfflineNodes(limit: Int = 500) async throws -> [(taskID: Int64, from: String, to: String)] {
         let rows = try await pool.query(TasksSQL.reassignFromOfflineNodes, [limit])
-        signal([TaskRecord](), extra: try rows.map { row throws(PostgresError) in
+        signals.send(Set(try rows.map { row throws(PostgresError) in
             TaskSignal.work(cluster: try row.decode("cluster_id"), node: try row.decode("new_node"))
-        })
+        }))
         return try rows.map { row throws(PostgresError) in
             (try row.decode("id", as: Int64.self), try row.decode("old_node", as: String.self),
              try row.decode("new_node", as: String.self))
@@ -676,7 +676,7 @@ public struct TaskStore: Sendable {
             if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
                 let finished = try row.decode("finished_ids", as: [Int64].self).map { TaskSignal.finished(cluster: cluster, task: $0) }
                 let holders = try row.decode("holder_nodes", as: [String].self).map { TaskSignal.work(cluster: cluster, node: $0) }
-                signal([TaskRecord](), extra: finished + holders)
+                signals.send(Set(finished + holders))
                 return try TaskRecord(row: row)
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
