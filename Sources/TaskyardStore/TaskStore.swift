@@ -44,11 +44,13 @@ public struct TaskStore: Sendable {
     public let configuration: Configuration
     /// What the store's committed changes mean to waiting polls and waits, sent after each commit.
     public let signals: TaskSignals
+    private let submitGroups: SubmitGroups
 
     public init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals()) {
         self.pool = pool
         self.configuration = configuration
         self.signals = signals
+        submitGroups = SubmitGroups(maximumGroupSize: configuration.maximumBatchSize)
     }
 
     /// Sends the signals of tasks as a committed statement left them: work for their node when they can be
@@ -125,26 +127,91 @@ public struct TaskStore: Sendable {
 
     /// Writes one task as `queued`. With an idempotency key already used in the cluster by the same
     /// request, returns the task created then and `created: false`, and writes nothing; used by another
-    /// request, refuses it (422 `idempotency_key_reused`). The happy path is one statement; the checks that
-    /// explain a refusal run only when the insert wrote nothing.
+    /// request, refuses it (422 `idempotency_key_reused`). Submits that arrive while others are being
+    /// written share their statement and commit (`SubmitGroups`), each task still on its own: one refused
+    /// submit does not refuse the others of its group.
     public func submit(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
         try submission.validate(limits: configuration.limits)
-        let maxAttempts = configuration.maxAttempts(for: submission)
-        let digest = submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
-        let submitted: (task: TaskRecord, created: Bool) = try await pool.withConnection { connection in
-            let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
-            let rows = try connection.query(TasksSQL.insert, [
-                cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
-                submission.parentID, maxAttempts, submission.priority,
-                submission.runAfter, configuration.timeoutSeconds(for: submission), submission.orderingKey, submission.idempotencyKey,
-                submission.opaqueID, submission.affinity.rawValue, submission.abortable, submission.isInternal,
-                digest,
-            ])
-            if let row = rows.first { return (try TaskRecord(row: row), true) }
+        let submitted = try await submitGroups.submit(SubmitGroups.Item(cluster: cluster, submission: submission)) { items in
+            await writeGroup(items)
+        }
+        if submitted.created { signal([submitted.task]) }
+        return submitted
+    }
+
+    /// Writes a group of single submits, one statement per cluster; an item the statement skipped is
+    /// written again alone, which tells an earlier request's task from a refusal and says which.
+    private func writeGroup(_ items: [SubmitGroups.Item]) async -> [SubmitGroups.Outcome] {
+        var outcomes = [SubmitGroups.Outcome?](repeating: nil, count: items.count)
+        var groups: [String: [Int]] = [:]
+        var keys: [String: Set<String>] = [:]
+        var alone: [Int] = []
+        for (index, item) in items.enumerated() {
+            // Two submits with one key in one statement would both look inserted; the second goes alone.
+            if let key = item.submission.idempotencyKey, !keys[item.cluster, default: []].insert(key).inserted {
+                alone.append(index)
+            } else {
+                groups[item.cluster, default: []].append(index)
+            }
+        }
+        for (cluster, indices) in groups {
+            do {
+                let written = try await insertGroup(indices.map { items[$0].submission }, cluster: cluster)
+                for (position, index) in indices.enumerated() {
+                    if let task = written[position] { outcomes[index] = .success((task, true)) } else { alone.append(index) }
+                }
+            } catch {
+                for index in indices { outcomes[index] = .failure(error) }
+            }
+        }
+        for index in alone {
+            do {
+                outcomes[index] = .success(try await submitAlone(items[index].submission, cluster: items[index].cluster))
+            } catch {
+                outcomes[index] = .failure(error)
+            }
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// One statement inserting the submissions that pass their checks: the task of each, by position, or
+    /// nil for one that was skipped.
+    private func insertGroup(_ submissions: [TaskSubmission], cluster: String) async throws -> [TaskRecord?] {
+        let configuration = self.configuration
+        let digests = Self.digests(of: submissions)
+        let rows = try await pool.withConnection { connection in
+            var initiators: [String] = []
+            for submission in submissions {
+                initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
+            }
+            return try connection.query(TasksSQL.insertGroup,
+                                        Self.insertParameters(submissions, cluster: cluster, initiators: initiators,
+                                                              digests: digests, configuration: configuration))
+        }
+        var written = [TaskRecord?](repeating: nil, count: submissions.count)
+        guard let first = rows.first else { return written }
+        var inserted = try TaskRecord.all(rows).makeIterator()
+        var next = inserted.next()
+        for position in try first.decode("accepted_positions", as: [Int64].self).map({ Int($0) - 1 }) {
+            guard let task = next else { break }
+            // A keyed item a conflict skipped has no row; every other accepted item has the next one.
+            if let key = submissions[position].idempotencyKey, task.idempotencyKey != key { continue }
+            written[position] = task
+            next = inserted.next()
+        }
+        return written
+    }
+
+    /// A submit the group statement skipped, written by itself: its task, the task an earlier request
+    /// made with its key, or the refusal that says why.
+    private func submitAlone(_ submission: TaskSubmission, cluster: String) async throws -> (task: TaskRecord, created: Bool) {
+        if let task = try await insertGroup([submission], cluster: cluster)[0] { return (task, true) }
+        return try await pool.withConnection { connection in
             // The key was used before (maybe by a request racing this one; its task is committed now)…
-            if let key = submission.idempotencyKey, let digest,
-               let existing = try Self.idempotentMatches(keys: [key], digests: [digest], fieldPrefix: { _ in "" },
-                                                         cluster: cluster, on: connection).first {
+            if let key = submission.idempotencyKey,
+               let digest = Self.digests(of: [submission])[0],
+               let existing = try Self.idempotentMatches(keys: [key], digests: [digest],
+                                                         fieldPrefix: { _ in "" }, cluster: cluster, on: connection).first {
                 return (existing.value, false)
             }
             // …or a check failed: say which.
@@ -152,8 +219,35 @@ public struct TaskStore: Sendable {
             throw TaskyardError(.conflict, code: "submission_changed",
                                 message: "a participating node or the parent task changed while the task was submitted; submit it again")
         }
-        if submitted.created { signal([submitted.task]) }
-        return submitted
+    }
+
+    /// What tells a repeated request from a new one under the same idempotency key; nil for unkeyed items.
+    private static func digests(of submissions: [TaskSubmission]) -> [String?] {
+        submissions.map { submission in submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) } }
+    }
+
+    /// The parameters of `insertBatch` and `insertGroup`: arrays aligned by position.
+    private static func insertParameters(_ submissions: [TaskSubmission], cluster: String, initiators: [String],
+                                         digests: [String?], configuration: Configuration) -> [any PostgresEncodable] {
+        [
+            cluster,
+            submissions.map(\.type),
+            submissions.map(\.payload.jsonText),
+            initiators,
+            submissions.map { $0.participatingNodes.postgresText },
+            submissions.map(\.parentID),
+            submissions.map { configuration.maxAttempts(for: $0) },
+            submissions.map(\.priority),
+            submissions.map(\.runAfter),
+            submissions.map { configuration.timeoutSeconds(for: $0) },
+            submissions.map(\.orderingKey),
+            submissions.map(\.opaqueID),
+            submissions.map(\.affinity.rawValue),
+            submissions.map(\.abortable),
+            submissions.map(\.isInternal),
+            submissions.map(\.idempotencyKey),
+            digests,
+        ]
     }
 
     /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none. Items may
@@ -176,9 +270,7 @@ public struct TaskStore: Sendable {
                 throw TaskyardError.invalid("tasks[\(index)].idempotency_key", "is used by another task of this batch")
             }
         }
-        let digests = submissions.map { submission in
-            submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) }
-        }
+        let digests = Self.digests(of: submissions)
         let configuration = self.configuration
         let submitted = try await pool.transaction { connection in
             try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
@@ -186,25 +278,9 @@ public struct TaskStore: Sendable {
             for submission in submissions {
                 initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
             }
-            let inserted = try TaskRecord.all(try connection.query(TasksSQL.insertBatch, [
-                cluster,
-                submissions.map(\.type),
-                submissions.map(\.payload.jsonText),
-                initiators,
-                submissions.map { $0.participatingNodes.postgresText },
-                submissions.map(\.parentID),
-                submissions.map { configuration.maxAttempts(for: $0) },
-                submissions.map(\.priority),
-                submissions.map(\.runAfter),
-                submissions.map { configuration.timeoutSeconds(for: $0) },
-                submissions.map(\.orderingKey),
-                submissions.map(\.opaqueID),
-                submissions.map(\.affinity.rawValue),
-                submissions.map(\.abortable),
-                submissions.map(\.isInternal),
-                submissions.map(\.idempotencyKey),
-                digests,
-            ]))
+            let inserted = try TaskRecord.all(try connection.query(TasksSQL.insertBatch,
+                                                                   Self.insertParameters(submissions, cluster: cluster, initiators: initiators,
+                                                                                         digests: digests, configuration: configuration)))
             // Inserted rows come in id order, which is the order of the items that were inserted; the others
             // are the items whose key was already used.
             let insertedKeys = Set(inserted.compactMap(\.idempotencyKey))

@@ -45,7 +45,7 @@ struct ChaosSoakTests {
             let store = TaskStore(pool: pool)
             _ = try await store.createCluster(id: "c1", name: "soak")
             let url = database.configuration().parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let ports = TestEnvironment.freePorts(6)
+            let ports = TestEnvironment.freePorts(5)
             func serve(_ port: Int) throws -> TaskyardProcess {
                 try TaskyardProcess.start(["serve", "--database-url", url, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2",
                                            "--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--log-level", "warning"],
@@ -65,104 +65,113 @@ struct ChaosSoakTests {
                 agents[node] = try await TaskyardProcess.agent(store: store, server: urls[index % 2], node: node, port: ports[2 + index],
                                                                heartbeat: 0.5)
             }
-            try await eventually("three nodes register", within: .seconds(60)) { try await clients[0].nodes(cluster: "c1").count == 3 }
+            // A failing check must not leave the processes running after the test.
+            do {
+                try await eventually("three nodes register", within: .seconds(60)) { try await clients[0].nodes(cluster: "c1").count == 3 }
 
-            // The load: tasks of 1 to 3 participants, each sent until answered (with its Idempotency-Key), to
-            // the two servers in turn.
-            let total = 600
-            let accepted = Accepted()
-            let submitter = Task { try await Self.submit(total, to: clients, recording: accepted) }
+                // The load: tasks of 1 to 3 participants, each sent until answered (with its Idempotency-Key), to
+                // the two servers in turn.
+                let total = 600
+                let accepted = Accepted()
+                let submitter = Task { try await Self.submit(total, to: clients, recording: accepted) }
 
-            // The faults, one after another while the load runs.
-            var faults: [String] = []
-            func progress(_ share: Int) async throws {
-                try await eventually("\(share)% of the load is in", within: .seconds(120)) { accepted.ids.withLock { $0.count } >= total * share / 100 }
-            }
-            try await progress(15)
-            await agents["n1"]!.stop(SIGKILL)
-            faults.append("kill -9 agent n1")
-            try await Task.sleep(for: .seconds(2))
-            agents["n1"] = try await TaskyardProcess.agent(store: store, server: urls[0], node: "n1", port: ports[5], heartbeat: 0.5)
-            faults.append("restart agent n1")
-            try await progress(35)
-            agents["n2"]!.signal(SIGSTOP)
-            faults.append("SIGSTOP agent n2")
-            try await Task.sleep(for: .seconds(4))  // twice its lease
-            agents["n2"]!.signal(SIGCONT)
-            faults.append("SIGCONT agent n2")
-            try await progress(55)
-            var leader: Int?
-            try await eventually("a server leads maintenance", within: .seconds(30)) {
-                for (index, client) in clients.enumerated() where (try? await client.healthBody())?.maintenanceLeader == true {
-                    leader = index
+                // The faults, one after another while the load runs.
+                var faults: [String] = []
+                func progress(_ share: Int) async throws {
+                    try await eventually("\(share)% of the load is in", within: .seconds(120)) { accepted.ids.withLock { $0.count } >= total * share / 100 }
                 }
-                return leader != nil
-            }
-            await servers[leader!].stop(SIGKILL)
-            faults.append("kill -9 the maintenance leader")
-            try await Task.sleep(for: .seconds(1))
-            servers[leader!] = try serve(ports[leader!])
-            faults.append("restart that server")
-            try await progress(75)
-            try database.stop(mode: .fast)
-            try await Task.sleep(for: .milliseconds(500))
-            try database.start()
-            faults.append("restart PostgreSQL")
-            try await submitter.value
-
-            // Every accepted task ends.
-            let ids = accepted.ids.withLock { $0 }
-            try await eventually("every accepted task is finished", within: .seconds(180)) {
-                let live: Int = try await pool.withConnection { connection in
-                    try connection.query("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')")
-                        .single().decode("n")
+                try await progress(15)
+                await agents["n1"]!.stop(SIGKILL)
+                faults.append("kill -9 agent n1")
+                try await Task.sleep(for: .seconds(2))
+                // Port 0: a port picked earlier may have gone to an outgoing connection since (a run failed so).
+                agents["n1"] = try await TaskyardProcess.agent(store: store, server: urls[0], node: "n1", port: 0, heartbeat: 0.5)
+                faults.append("restart agent n1")
+                try await progress(35)
+                agents["n2"]!.signal(SIGSTOP)
+                faults.append("SIGSTOP agent n2")
+                try await Task.sleep(for: .seconds(4))  // twice its lease
+                agents["n2"]!.signal(SIGCONT)
+                faults.append("SIGCONT agent n2")
+                try await progress(55)
+                var leader: Int?
+                try await eventually("a server leads maintenance", within: .seconds(30)) {
+                    for (index, client) in clients.enumerated() where (try? await client.healthBody())?.maintenanceLeader == true {
+                        leader = index
+                    }
+                    return leader != nil
                 }
-                return live == 0
-            }
-            let queries: [String: String] = [
-                    "roots": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL"),
-                    "completed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'completed'"),
-                    "failed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'failed'"),
-                    "stuck": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')"),
-                    // A task reaching a terminal state more than once.
-                    "doubled": ("""
-                        SELECT count(*) AS n FROM (
-                            SELECT e.task_id FROM task_events e JOIN tasks t ON t.cluster_id = e.cluster_id AND t.id = e.task_id
-                             WHERE t.parent_id IS NULL AND e.to_state IN ('completed', 'failed', 'cancelled')
-                             GROUP BY e.task_id HAVING count(*) > 1) d
-                        """),
-                    // A move out of received at another attempt than the claim just before it: a stale report.
-                    "stale": ("""
-                        SELECT count(*) AS n FROM (
-                            SELECT from_state, attempt, lag(to_state) OVER w AS previous_to, lag(attempt) OVER w AS previous_attempt
-                              FROM task_events WINDOW w AS (PARTITION BY cluster_id, task_id ORDER BY id)) e
-                         WHERE from_state = 'received' AND (previous_to IS DISTINCT FROM 'received' OR previous_attempt <> attempt)
-                        """),
-                    // A completed task lacking a completed outcome of its final attempt from one of its nodes.
-                    "unrun": ("""
-                        SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
-                         WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
-                               SELECT 1 FROM tasks c WHERE c.cluster_id = t.cluster_id AND c.parent_id = t.id
-                                  AND c.assigned_node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
-                        """),
-                    "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
-            ]
-            let counts: [String: Int] = try await pool.withConnection { connection in
-                var counts: [String: Int] = [:]
-                for (name, sql) in queries { counts[name] = try connection.query(sql).single().decode("n") }
-                return counts
-            }
-            print("chaos soak: \(ids.count) tasks accepted of \(total); faults: \(faults.joined(separator: ", ")); "
-                  + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-            #expect(ids.count == total)
-            #expect(Set(ids).count == total, "an accepted task was answered twice with different ids")
-            #expect(counts["roots"] == total, "lost or duplicated tasks")
-            #expect(counts["stuck"] == 0)
-            #expect(counts["doubled"] == 0)
-            #expect(counts["stale"] == 0)
-            #expect(counts["unrun"] == 0)
-            #expect(counts["completed"]! + counts["failed"]! == total)
+                await servers[leader!].stop(SIGKILL)
+                faults.append("kill -9 the maintenance leader")
+                try await Task.sleep(for: .seconds(1))
+                servers[leader!] = try serve(ports[leader!])
+                faults.append("restart that server")
+                try await progress(75)
+                try database.stop(mode: .fast)
+                try await Task.sleep(for: .milliseconds(500))
+                try database.start()
+                faults.append("restart PostgreSQL")
+                try await submitter.value
 
+                // Every accepted task ends.
+                let ids = accepted.ids.withLock { $0 }
+                try await eventually("every accepted task is finished", within: .seconds(180)) {
+                    let live: Int = try await pool.withConnection { connection in
+                        try connection.query("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')")
+                            .single().decode("n")
+                    }
+                    return live == 0
+                }
+                let queries: [String: String] = [
+                        "roots": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL"),
+                        "completed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'completed'"),
+                        "failed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'failed'"),
+                        "stuck": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')"),
+                        // A task reaching a terminal state more than once.
+                        "doubled": ("""
+                            SELECT count(*) AS n FROM (
+                                SELECT e.task_id FROM task_events e JOIN tasks t ON t.cluster_id = e.cluster_id AND t.id = e.task_id
+                                 WHERE t.parent_id IS NULL AND e.to_state IN ('completed', 'failed', 'cancelled')
+                                 GROUP BY e.task_id HAVING count(*) > 1) d
+                            """),
+                        // A move out of received at another attempt than the claim just before it: a stale report.
+                        "stale": ("""
+                            SELECT count(*) AS n FROM (
+                                SELECT from_state, attempt, lag(to_state) OVER w AS previous_to, lag(attempt) OVER w AS previous_attempt
+                                  FROM task_events WINDOW w AS (PARTITION BY cluster_id, task_id ORDER BY id)) e
+                             WHERE from_state = 'received' AND (previous_to IS DISTINCT FROM 'received' OR previous_attempt <> attempt)
+                            """),
+                        // A completed task lacking a completed outcome of its final attempt from one of its nodes.
+                        "unrun": ("""
+                            SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
+                             WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
+                                   SELECT 1 FROM tasks c WHERE c.cluster_id = t.cluster_id AND c.parent_id = t.id
+                                      AND c.assigned_node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
+                            """),
+                        "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
+                ]
+                let counts: [String: Int] = try await pool.withConnection { connection in
+                    var counts: [String: Int] = [:]
+                    for (name, sql) in queries { counts[name] = try connection.query(sql).single().decode("n") }
+                    return counts
+                }
+                print("chaos soak: \(ids.count) tasks accepted of \(total); faults: \(faults.joined(separator: ", ")); "
+                      + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                #expect(ids.count == total)
+                #expect(Set(ids).count == total, "an accepted task was answered twice with different ids")
+                #expect(counts["roots"] == total, "lost or duplicated tasks")
+                #expect(counts["stuck"] == 0)
+                #expect(counts["doubled"] == 0)
+                #expect(counts["stale"] == 0)
+                #expect(counts["unrun"] == 0)
+                #expect(counts["completed"]! + counts["failed"]! == total)
+
+            } catch {
+                for agent in agents.values { await agent.stop() }
+                for server in servers { await server.stop() }
+                await pool.close()
+                throw error
+            }
             for agent in agents.values { await agent.stop(SIGTERM) }
             for server in servers { await server.stop(SIGTERM) }
             await pool.close()

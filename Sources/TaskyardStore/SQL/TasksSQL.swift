@@ -27,28 +27,44 @@ enum TasksSQL {
                         AND state IN ('queued', 'received') AND cancel_requested_at IS NULL) AS live_parents
         """)
 
-    /// ∅ → queued, for one task, in one round trip: only when every participating node is registered in
-    /// the cluster (so the cluster exists) and the parent, if any, is live; an idempotency key already used
-    /// in the cluster inserts nothing. No row back: the caller finds out which (`submissionContext`).
-    static let insert = PostgresStatement("tasks.insert", """
-        WITH inserted AS (
-            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
-                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest)
-            SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17
-             WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
-               AND ($6::bigint IS NULL OR EXISTS (
+    /// ∅ → queued for the single submits that arrived together (`SubmitGroups`): one statement and one
+    /// commit for all of them, each task on its own — an item whose nodes are not all registered, whose
+    /// parent no longer takes children, or whose idempotency key was used is skipped, not the group.
+    /// `accepted_positions` (on every row) lists the items that passed the checks, in order; inserted rows
+    /// come in id order, which is that order minus the keyed items a conflict skipped.
+    static let insertGroup = PostgresStatement("tasks.insert_group", """
+        WITH input AS (
+            SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
+                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[])
+                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
+                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                                         opaque_id, affinity, abortable, internal, idempotency_key,
+                                         idempotency_digest, position)
+        ), accepted AS MATERIALIZED (
+            SELECT * FROM input i
+             WHERE (SELECT count(*) FROM nodes
+                     WHERE cluster_id = $1 AND id = ANY (i.participating_nodes::text[])) = cardinality(i.participating_nodes::text[])
+               AND (i.parent_id IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
-                        WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
+                        WHERE p.cluster_id = $1 AND p.id = i.parent_id AND p.state IN ('queued', 'received')
                           AND p.cancel_requested_at IS NULL))
+        ), inserted AS (
+            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                               affinity, abortable, internal, idempotency_key, idempotency_digest)
+            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
+                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                   affinity, abortable, internal, idempotency_key, idempotency_digest
+              FROM accepted ORDER BY position
             ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
-        ), event AS (
+        ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
         )
-        SELECT \(columns) FROM inserted
+        SELECT \(columns), (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
+          FROM inserted ORDER BY id
         """)
 
     /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
@@ -572,6 +588,6 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
                       report, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
