@@ -21,7 +21,7 @@ public final class NodeAgent: Service, Sendable {
     private let client: TaskyardClient
     private let participant: ParticipantEndpoint
     private let logger: Logger
-    private let held = HeldTasks()
+    private let held: HeldTasks
     private let endpoints = EndpointCache()
     private let reports: ReportSender
     private let participants: ParticipantClient
@@ -39,13 +39,18 @@ public final class NodeAgent: Service, Sendable {
         var registry = handlers ?? .builtins()
         if registry.directory == nil { registry.directory = configuration.handlersDirectory }
         registry.passedEnvironment += configuration.handlerEnvironment
+        let held = HeldTasks()
+        self.held = held
         participant = ParticipantEndpoint(handlers: registry, node: configuration.node,
                                           gate: GrantGate(client: client, cluster: configuration.cluster, node: configuration.node),
-                                          handlerTimeout: configuration.participantTimeout)
+                                          handlerTimeout: configuration.participantTimeout,
+                                          scrapes: ScrapeGate(client: client, cluster: configuration.cluster),
+                                          heldTasks: { held.count })
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
         self.logger = logger
-        reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node, logger: logger)
+        reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node,
+                               metrics: participant.metrics, logger: logger)
     }
 
     /// What this agent's participant endpoint has served: batches of calls, the calls they held, and

@@ -22,18 +22,41 @@ final class ParticipantEndpoint: Sendable {
     let counts = CallCounts()
     /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
     let handlerTimeout: Duration
+    let metrics = AgentMetrics()
+    /// Who may read `GET /metrics`, and what it shows beside `metrics`.
+    private let scrapes: ScrapeGate
+    private let heldTasks: @Sendable () -> Int
 
-    init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration) {
+    init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration, scrapes: ScrapeGate,
+         heldTasks: @escaping @Sendable () -> Int) {
         self.handlers = handlers
         self.node = node
         self.gate = gate
         self.handlerTimeout = handlerTimeout
+        self.scrapes = scrapes
+        self.heldTasks = heldTasks
     }
 
     func application(host: String, port: Int, tls: TLSFiles?, logger: Logger,
                      onListening: @escaping @Sendable (Int) async -> Void) throws -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        // For a client token with `read` on this agent's cluster, as the server judges it.
+        router.get("/metrics") { request, _ in
+            switch await self.scrapes.check(authorization: request.headers[.authorization]) {
+            case .allowed:
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.exposition(heldTasks: self.heldTasks()))))
+            case .refused(let status):
+                var response = switch status {
+                case 401: Self.error(.unauthorized, code: "unauthenticated", "a client token with read on cluster \(self.scrapes.cluster) is needed")
+                case 403: Self.error(.forbidden, code: "forbidden", "this token may not read cluster \(self.scrapes.cluster)")
+                default: Self.error(.serviceUnavailable, code: "server_unavailable", "the server that vouches for tokens cannot be reached")
+                }
+                if status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
+                return response
+            }
+        }
         // Many calls at once, each with its own grant; answers stream back as each call ends.
         router.post("/api/v1/participant-calls") { request, _ in
             var request = request
@@ -107,6 +130,7 @@ final class ParticipantEndpoint: Sendable {
             grant = try await gate.verify(authorization: request.headers[.authorization])
             if grant.type != type { throw .forbidden("the grant is for task type \(grant.type), not \(type)") }
         } catch {
+            metrics.participantCall(route: "single", refused: true)
             return Self.response(refusing: error)
         }
         let body: ParticipantRequest
@@ -124,8 +148,10 @@ final class ParticipantEndpoint: Sendable {
             try gate.match(grant, taskID: body.taskID, attempt: body.attempt, type: type, initiator: body.initiator,
                            payload: body.payload, clusterID: body.clusterID)
         } catch {
+            metrics.participantCall(route: "single", refused: true)
             return Self.response(refusing: error)
         }
+        metrics.participantCall(route: "single", refused: false)
         switch await perform(type: type, rollback: rollback, body) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))
@@ -161,6 +187,7 @@ final class ParticipantEndpoint: Sendable {
         }
         counts.batches.add(1, ordering: .relaxed)
         counts.batchedCalls.add(batch.calls.count, ordering: .relaxed)
+        metrics.participantBatch()
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             try await withThrowingTaskGroup(of: ParticipantBatchLine.self) { group in
                 for (index, call) in batch.calls.enumerated() {
@@ -188,8 +215,10 @@ final class ParticipantEndpoint: Sendable {
             try gate.match(grant, taskID: call.taskID, attempt: call.attempt, type: call.type, initiator: call.initiator,
                            payload: call.payload, clusterID: call.clusterID)
         } catch {
+            metrics.participantCall(route: "batch", refused: true)
             return refused(error)
         }
+        metrics.participantCall(route: "batch", refused: false)
         switch await perform(type: call.type, rollback: call.rollback ?? false, call.request) {
         case .completed(let result):
             return ParticipantBatchLine(index: index, status: 200, result: result)
@@ -208,10 +237,22 @@ final class ParticipantEndpoint: Sendable {
     /// the agent also calls directly when its own node is a participant of the task it initiates.
     func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest) async -> Answer {
         guard let handler = rollback ? handlers.rollbackHandler(for: type) : handlers.handler(for: type) else {
+            metrics.handlerRun(type: "unknown", outcome: rollback ? "no_rollback" : "unknown_type", duration: nil)
             return rollback
                 ? .failed(status: 404, code: "no_rollback", message: "task type \(type) declares no rollback on node \(node)")
                 : .failed(status: 404, code: "unknown_task_type", message: "node \(node) has no handler for task type \(type)")
         }
+        let started = ContinuousClock.now
+        let answer = await run(handler, type: type, body)
+        let outcome = switch answer {
+        case .completed: "completed"
+        case .failed(_, let code, _): code == "handler_failed" ? "failed" : code
+        }
+        metrics.handlerRun(type: type, outcome: rollback ? "rollback_" + outcome : outcome, duration: ContinuousClock.now - started)
+        return answer
+    }
+
+    private func run(_ handler: any TaskHandler, type: String, _ body: ParticipantRequest) async -> Answer {
         let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
                                    initiator: body.initiator, node: node, payload: body.payload,

@@ -21,12 +21,14 @@ final class ReportSender: Sendable {
     private let client: TaskyardClient
     private let cluster: String
     private let node: String
+    private let metrics: AgentMetrics
     private let logger: Logger
     /// The most reports one request carries (the server's default limit).
     static let maximumBatch = 1000
 
-    init(client: TaskyardClient, cluster: String, node: String, logger: Logger) {
+    init(client: TaskyardClient, cluster: String, node: String, metrics: AgentMetrics, logger: Logger) {
         self.client = client
+        self.metrics = metrics
         self.cluster = cluster
         self.node = node
         self.logger = logger
@@ -81,6 +83,7 @@ final class ReportSender: Sendable {
         for _ in 0..<8 {
             do {
                 let answer = try await client.reportBatch(cluster: cluster, node: node, StateReportBatchRequest(reports: items))
+                metrics.reportBatch(size: items.count)
                 var resend: [StateReportBatchRequest.Item] = []
                 for (item, result) in zip(items, answer.results) where result.status != 200 {
                     logger.warning("report refused", metadata: [

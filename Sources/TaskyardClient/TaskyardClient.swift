@@ -26,10 +26,40 @@ public struct TaskyardClient: Sendable {
         public let status: Int
         public let error: ErrorBody?
         public let rawBody: String
+        /// The server that answered.
+        public var server = ""
 
         public var description: String {
             if let error { return "\(error.error.message) (HTTP \(status), \(error.error.code))" }
             return "HTTP \(status): \(rawBody.prefix(300))"
+        }
+    }
+
+    /// No answer from the server at all: not running, not reachable, the TLS handshake failed, or the
+    /// answer did not come in time.
+    public struct Unreachable: Error, Sendable, CustomStringConvertible {
+        public let server: String
+        public let reason: String
+
+        public var description: String { "cannot reach the Taskyard server at \(server): \(reason)" }
+
+        /// What a person can act on, from a transport error: NIO's own descriptions name errno values.
+        static func reason(of error: any Error) -> String {
+            let text = String(describing: error)
+            if text.contains("errno: 111") || text.contains("Connection refused") { return "connection refused (nothing listens there)" }
+            if text.contains("errno: 113") || text.contains("errno: 101") { return "no route to the host" }
+            if let client = error as? HTTPClientError {
+                switch client {
+                case .connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout: return "no answer in time"
+                case .remoteConnectionClosed: return "the server closed the connection"
+                default: break
+                }
+            }
+            if text.lowercased().contains("ssl") || text.lowercased().contains("tls") || text.contains("handshake") {
+                return "the TLS handshake failed (\(text)); check --ca-file and that the URL's scheme is the server's"
+            }
+            if text.contains("getaddrinfo") || text.contains("lookup") { return "the host name does not resolve" }
+            return text
         }
     }
 
@@ -101,7 +131,7 @@ public struct TaskyardClient: Sendable {
                                    query: ["timeout": String(timeout)], extraTimeout: timeout, acceptingErrors: true)
         guard answer.status == 200 || answer.status == 408 else {
             throw Failure(status: answer.status, error: try? APIJSON.decode(ErrorBody.self, from: answer.body),
-                          rawBody: String(decoding: answer.body, as: UTF8.self))
+                          rawBody: String(decoding: answer.body, as: UTF8.self), server: baseURL)
         }
         return (try APIJSON.decode(TaskObject.self, from: answer.body), answer.status == 408)
     }
@@ -209,13 +239,21 @@ public struct TaskyardClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
-        let response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
-        let buffer = try await response.body.collect(upTo: 256 << 20)
+        let buffer: ByteBuffer
+        let response: HTTPClientResponse
+        do {
+            response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))
+            buffer = try await response.body.collect(upTo: 256 << 20)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Unreachable(server: baseURL, reason: Unreachable.reason(of: error))
+        }
         let data = Data(buffer.readableBytesView)
         let status = Int(response.status.code)
         guard (200..<300).contains(status) || acceptingErrors else {
             throw Failure(status: status, error: try? APIJSON.decode(ErrorBody.self, from: data),
-                          rawBody: String(decoding: data, as: UTF8.self))
+                          rawBody: String(decoding: data, as: UTF8.self), server: baseURL)
         }
         return (status, data)
     }

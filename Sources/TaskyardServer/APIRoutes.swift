@@ -14,6 +14,7 @@ struct APIRoutes: Sendable {
     let configuration: ServerConfiguration
     let maintenance: MaintenanceLeader
     let wakeups: Wakeups
+    let metrics: ServerMetrics
 
     /// One route of the contract, with who may call it.
     struct Route: Sendable {
@@ -39,6 +40,12 @@ struct APIRoutes: Sendable {
         route(.get, "/openapi.json", .open) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+
+        // A token bound to a cluster sees that cluster's series only.
+        route(.get, "/metrics", .client(.read)) { _, _, caller in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: try await metrics.exposition(cluster: caller!.clusterID))))
         }
 
         route(.post, "/api/v1/tokens", .client(.admin)) { request, context, caller in try await createToken(&request, caller!) }

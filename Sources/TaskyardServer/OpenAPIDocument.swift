@@ -91,6 +91,7 @@ enum OpenAPIDocument {
         "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "status, and whether this replica runs maintenance"}}}},
         "/readyz": {"get": {"summary": "The database is reachable and migrated", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (read; a token bound to a cluster sees that cluster's series)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [

@@ -26,12 +26,15 @@ public enum TaskyardHTTPServer {
         let wakeups = Wakeups(signals: store.signals, database: store.pool.configuration, logger: logger)
         let credentials = CredentialStore(pool: store.pool)
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
+        let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance)
         let routes = APIRoutes(store: store, credentials: credentials, grants: GrantIssuer(credentials: credentials),
-                               configuration: configuration, maintenance: maintenance, wakeups: wakeups).routes()
+                               configuration: configuration, maintenance: maintenance, wakeups: wakeups,
+                               metrics: metrics).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: TaskyardRequestContext.self)
         // Middleware applies to the routes registered after it.
+        router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(APIErrorMiddleware(routes: table))
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in

@@ -30,6 +30,8 @@ final class Wakeups: Service, Sendable {
     /// The newest poll of each node on this server: an older one still waiting is superseded.
     private let pollSeats = Mutex<[Topic: Int]>([:])
     private let counter = Atomic<Int>(0)
+    private let waitingPolls = Atomic<Int>(0)
+    private let waitingWaits = Atomic<Int>(0)
     private let database: PostgresConfiguration
     private let signals: TaskSignals
     private let logger: Logger
@@ -105,8 +107,16 @@ final class Wakeups: Service, Sendable {
         return ticket
     }
 
+    /// Requests waiting now: polls for work, waits for a task to finish.
+    var waiting: (polls: Int, waits: Int) {
+        (waitingPolls.load(ordering: .relaxed), waitingWaits.load(ordering: .relaxed))
+    }
+
     /// Returns when the topic is notified (at once if it was since `register`) or `timeout` passes.
     func wait(_ ticket: Ticket, timeout: Duration) async {
+        let isPoll = if case .work = ticket.topic { true } else { false }
+        if isPoll { waitingPolls.add(1, ordering: .relaxed) } else { waitingWaits.add(1, ordering: .relaxed) }
+        defer { if isPoll { waitingPolls.subtract(1, ordering: .relaxed) } else { waitingWaits.subtract(1, ordering: .relaxed) } }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskCancellationHandler {

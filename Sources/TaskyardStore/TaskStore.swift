@@ -44,19 +44,24 @@ public struct TaskStore: Sendable {
     public let configuration: Configuration
     /// What the store's committed changes mean to waiting polls and waits, sent after each commit.
     public let signals: TaskSignals
+    /// What the store's committed changes did to tasks, for the metrics that count it.
+    public let activity: TaskActivity
     private let submitGroups: SubmitGroups
 
-    public init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals()) {
+    public init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
+                activity: TaskActivity = TaskActivity()) {
         self.pool = pool
         self.configuration = configuration
         self.signals = signals
+        self.activity = activity
         submitGroups = SubmitGroups(maximumGroupSize: configuration.maximumBatchSize)
     }
 
     /// Sends the signals of tasks as a committed statement left them: work for their node when they can be
     /// claimed now (a delayed task is found by the poll's re-check when its time comes), finished when they
-    /// ended.
-    private func signal(_ tasks: some Sequence<TaskRecord>, extra: some Sequence<TaskSignal> = []) {
+    /// ended (and tells `activity` of those).
+    private func signal(_ tasks: some Collection<TaskRecord>, extra: some Sequence<TaskSignal> = []) {
+        activity.finished(tasks)
         var signals = Set(extra)
         let now = Date()
         for task in tasks {
@@ -135,7 +140,10 @@ public struct TaskStore: Sendable {
         let submitted = try await submitGroups.submit(SubmitGroups.Item(cluster: cluster, submission: submission)) { items in
             await writeGroup(items)
         }
-        if submitted.created { signal([submitted.task]) }
+        if submitted.created {
+            signal([submitted.task])
+            activity.submitted([submitted.task])
+        }
         return submitted
     }
 
@@ -305,7 +313,9 @@ public struct TaskStore: Sendable {
             }
             return results.map { $0! }
         }
-        signal(submitted.filter(\.created).map(\.task))
+        let created = submitted.filter(\.created).map(\.task)
+        signal(created)
+        activity.submitted(created)
         return submitted
     }
 
@@ -499,6 +509,7 @@ public struct TaskStore: Sendable {
         for row in rows where try row.decode("id", as: Int64?.self) != nil {
             outcome.tasks.append(ClaimedTask(task: try TaskRecord(row: row), lease: try row.decode("lease")))
         }
+        activity.claimed(outcome.tasks.map(\.task))
         return outcome
     }
 
@@ -665,6 +676,32 @@ public struct TaskStore: Sendable {
         return renewal
     }
 
+    // MARK: - Metrics
+
+    public struct LiveCount: Sendable, Equatable {
+        public var cluster: String
+        public var node: String
+        public var state: TaskState
+        public var count: Int
+        /// Seconds since the oldest due task of a queued count could first be claimed.
+        public var oldestQueuedAge: Double?
+    }
+
+    /// Queued and received tasks by cluster and node, from the partial indexes of live tasks.
+    public func liveTaskCounts() async throws -> [LiveCount] {
+        try await pool.query(TasksSQL.liveCounts).map { row throws(PostgresError) in
+            LiveCount(cluster: try row.decode("cluster_id"), node: try row.decode("node"),
+                      state: try row.decode("state"), count: try row.decode("tasks"), oldestQueuedAge: try row.decode("oldest_age"))
+        }
+    }
+
+    /// Registered nodes by cluster and status (`online`, `offline`).
+    public func nodeCounts() async throws -> [(cluster: String, status: String, count: Int)] {
+        try await pool.query(NodesSQL.countsByStatus).map { row throws(PostgresError) in
+            (try row.decode("cluster_id"), try row.decode("status"), try row.decode("nodes"))
+        }
+    }
+
     // MARK: - Maintenance
 
     /// Ends up to `limit` received tasks whose lease ran out: queued again while attempts remain, failed
@@ -750,9 +787,14 @@ public struct TaskStore: Sendable {
         let eventDetail: JSONValue? = detail.isEmpty ? nil : .object(detail)
         return try await pool.withConnection { connection in
             if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
-                let finished = try row.decode("finished_ids", as: [Int64].self).map { TaskSignal.finished(cluster: cluster, task: $0) }
+                let finishedIDs = try row.decode("finished_ids", as: [Int64].self)
+                let finished = finishedIDs.map { TaskSignal.finished(cluster: cluster, task: $0) }
                 let holders = try row.decode("holder_nodes", as: [String].self).map { TaskSignal.work(cluster: cluster, node: $0) }
                 signals.send(Set(finished + holders))
+                // Cancelled while queued: they never ran.
+                activity.record(try row.decode("finished_types", as: [String].self).map {
+                    .finished(cluster: cluster, type: $0, state: .cancelled, ran: nil)
+                })
                 return try TaskRecord(row: row)
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)

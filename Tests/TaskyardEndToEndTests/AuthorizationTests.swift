@@ -32,6 +32,7 @@ struct AuthorizationTests {
     }
 
     static let routes: [Route] = [
+        Route(method: "GET", path: "/metrics", body: nil, rule: .read),
         Route(method: "GET", path: "/api/v1/clusters", body: nil, rule: .read),
         Route(method: "POST", path: "/api/v1/clusters", body: #"{"id": "c9"}"#, rule: .admin),
         Route(method: "PUT", path: "/api/v1/clusters/c1/nodes/n1", body: #"{"endpoint": "http://127.0.0.1:9"}"#, rule: .nodeN1),
@@ -70,7 +71,9 @@ struct AuthorizationTests {
             case .adminC2:
                 // Bound to c2: nothing of c1, no new cluster c9; it may list (its own) clusters and tokens,
                 // and DELETE of a token id it cannot see is a 404.
-                return route.method == "GET" && (route.path == "/api/v1/clusters" || route.path == "/api/v1/tokens")
+                // It may read the metrics too: its own cluster's series.
+                return route.method == "GET" && (route.path == "/api/v1/clusters" || route.path == "/api/v1/tokens"
+                                                 || route.path == "/metrics")
                     || route.path == "/api/v1/tokens/999999"
             case .readC1: return rule == .read || rule == .readOrClusterNode
             case .submitC1: return rule == .submit

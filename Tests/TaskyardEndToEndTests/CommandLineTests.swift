@@ -5,6 +5,31 @@ import TaskyardTestSupport
 
 @Suite("The taskyard command against a running server")
 struct CommandLineTests {
+    @Test("no server, or a token it refuses: one line naming the server and what to do, exit 69 or 77")
+    func errorsAPersonCanActOn() async throws {
+        let nowhere = "http://127.0.0.1:\(TestEnvironment.freePorts(1)[0])"
+        let unreachable = try await TestEnvironment.runTaskyardAsync(["task", "list", "--cluster", "c1", "--server", nowhere],
+                                                                     environment: ["TASKYARD_TOKEN": "whatever"])
+        #expect(unreachable.status == 69, "\(unreachable.output)")
+        let line = unreachable.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!line.contains("\n"), "one line: \(line)")
+        #expect(line.contains("cannot reach the Taskyard server at \(nowhere): connection refused"), "\(line)")
+        #expect(line.contains("taskyard dev") && line.contains("--server"), "\(line)")
+
+        try await Deployment.run(nodes: []) { deployment in
+            let refused = try await TestEnvironment.runTaskyardAsync(["task", "list", "--cluster", "c1", "--server", deployment.serverURL],
+                                                                     environment: ["TASKYARD_TOKEN": "not-a-token"])
+            #expect(refused.status == 77, "\(refused.output)")
+            #expect(refused.output.contains("at \(deployment.serverURL) refused the token") && refused.output.contains("--token"), "\(refused.output)")
+            let readOnly = try await deployment.store.mintToken(scopes: [.read])
+            let forbidden = try await TestEnvironment.runTaskyardAsync(["task", "submit", "noop", "--nodes", "n1", "--cluster", "c1",
+                                                                        "--server", deployment.serverURL],
+                                                                       environment: ["TASKYARD_TOKEN": readOnly])
+            #expect(forbidden.status == 77, "\(forbidden.output)")
+            #expect(forbidden.output.contains("does not let this token do that"), "\(forbidden.output)")
+        }
+    }
+
     @Test("task submit, list, show and events print what a person needs; --json prints the API's JSON")
     func taskCommands() async throws {
         try await Deployment.run { deployment in

@@ -19,11 +19,11 @@ struct OpenAPITests {
             let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
 
             let credentials = CredentialStore(pool: deployment.store.pool)
+            let maintenance = MaintenanceLeader(store: deployment.store, duties: [], logger: Deployment.quietLogger)
+            let wakeups = Wakeups(signals: TaskSignals(), database: deployment.store.pool.configuration, logger: Deployment.quietLogger)
             let routes = APIRoutes(store: deployment.store, credentials: credentials, grants: GrantIssuer(credentials: credentials),
-                                   configuration: ServerConfiguration(),
-                                   maintenance: MaintenanceLeader(store: deployment.store, duties: [],
-                                                                  logger: Deployment.quietLogger),
-                                   wakeups: Wakeups(signals: TaskSignals(), database: deployment.store.pool.configuration, logger: Deployment.quietLogger))
+                                   configuration: ServerConfiguration(), maintenance: maintenance, wakeups: wakeups,
+                                   metrics: ServerMetrics(store: deployment.store, wakeups: wakeups, maintenance: maintenance))
                 .routes()
             // `:name` in the router is `{name}` in OpenAPI.
             let registered = Set(routes.map { route in

@@ -24,9 +24,13 @@ public final class MaintenanceLeader: Service, Sendable {
     private let configuration: Configuration
     private let logger: Logger
     private let leading = Atomic<Bool>(false)
+    private let runs = Mutex<[String: (ok: Int, failed: Int)]>([:])
 
     /// True while this replica holds the lock and runs the duties.
     public var isLeader: Bool { leading.load(ordering: .relaxed) }
+
+    /// The duties' runs on this replica so far, by duty.
+    public var dutyRuns: [String: (ok: Int, failed: Int)] { runs.withLock { $0 } }
 
     public init(store: TaskStore, duties: [any MaintenanceDuty], configuration: Configuration = Configuration(),
                 logger: Logger) {
@@ -75,7 +79,11 @@ public final class MaintenanceLeader: Service, Sendable {
                         // it. Asked before each duty, so that a replica whose connection died during a long
                         // duty does not start the next one beside the new leader.
                         try await lockConnection.perform { connection in _ = try connection.query(Self.ping) }
-                        do { try await duty.run(context) } catch {
+                        do {
+                            try await duty.run(context)
+                            runs.withLock { $0[duty.name, default: (0, 0)].ok += 1 }
+                        } catch {
+                            runs.withLock { $0[duty.name, default: (0, 0)].failed += 1 }
                             logger.error("maintenance duty failed", metadata: ["duty": "\(duty.name)", "error": "\(error)"])
                         }
                         nextRun[duty.name] = ContinuousClock.now + duty.interval

@@ -58,5 +58,10 @@ enum NodesSQL {
         SELECT cluster_id, id FROM gone ORDER BY cluster_id, id
         """)
 
-    static let all = [upsert, heartbeat, list, leastLoaded, markOffline]
+    /// Nodes by cluster and status (the metrics' scrape).
+    static let countsByStatus = PostgresStatement("nodes.counts_by_status", """
+        SELECT cluster_id, status, count(*) AS nodes FROM nodes GROUP BY cluster_id, status ORDER BY cluster_id, status
+        """)
+
+    static let all = [upsert, heartbeat, list, leastLoaded, markOffline, countsByStatus]
 }

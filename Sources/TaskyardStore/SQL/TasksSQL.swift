@@ -399,9 +399,11 @@ enum TasksSQL {
                         ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
               FROM cancelled
         )
-        -- finished_ids: the tasks of the tree it ended; holder_nodes: the nodes told to stop theirs.
+        -- finished_ids (and their types): the tasks of the tree it ended, participant outcomes apart;
+        -- holder_nodes: the nodes told to stop theirs.
         SELECT \(columns),
                ARRAY(SELECT id FROM cancelled WHERE state = 'cancelled') AS finished_ids,
+               ARRAY(SELECT type FROM cancelled WHERE state = 'cancelled' AND NOT outcome) AS finished_types,
                ARRAY(SELECT DISTINCT assigned_node FROM cancelled WHERE state = 'received') AS holder_nodes
           FROM cancelled WHERE id = $2
         """)
@@ -588,6 +590,20 @@ enum TasksSQL {
         RETURNING t.id
         """)
 
-    static let all = [prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+    /// Live tasks by cluster, node and state, and the age of the oldest queued task that is due (the
+    /// metrics' scrape): each half reads only its state's partial index (`tasks_claim_idx`,
+    /// `tasks_held_idx`), never the finished history.
+    static let liveCounts = PostgresStatement("tasks.live_counts", """
+        SELECT cluster_id, assigned_node AS node, 'queued' AS state, count(*) AS tasks,
+               extract(epoch FROM now() - min(greatest(created_at, coalesce(run_after, created_at)))
+                                       FILTER (WHERE run_after IS NULL OR run_after <= now()))::float8 AS oldest_age
+          FROM tasks WHERE state = 'queued' GROUP BY cluster_id, assigned_node
+        UNION ALL
+        SELECT cluster_id, assigned_node, 'received', count(*), NULL
+          FROM tasks WHERE state = 'received' GROUP BY cluster_id, assigned_node
+        ORDER BY 1, 2, 3
+        """)
+
+    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
                       report, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }

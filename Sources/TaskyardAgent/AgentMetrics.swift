@@ -1,0 +1,105 @@
+import Foundation
+import Prometheus
+import Synchronization
+import TaskyardClient
+import TaskyardSecurity
+
+/// What `GET /metrics` on the agent's endpoint shows, in Prometheus' text format: tasks held, participant
+/// calls served, handler runs by type and outcome with their durations, report batches and their sizes.
+/// Its own registry, not swift-metrics' process-wide backend: an agent may share its process with a
+/// server (`taskyard dev`, tests) and must show only its own work.
+final class AgentMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+
+    /// A call that came to the participant endpoint: `route` single or batch; `outcome` answered (the
+    /// handler ran, whatever it answered) or refused (its grant did not let it in).
+    func participantCall(route: String, refused: Bool) {
+        registry.makeCounter(name: "taskyard_agent_participant_calls_total",
+                             labels: [("route", route), ("outcome", refused ? "refused" : "answered")],
+                             help: "Participant calls served by this agent's endpoint.").increment()
+    }
+
+    func participantBatch() {
+        registry.makeCounter(name: "taskyard_agent_participant_batches_total",
+                             help: "Batches of participant calls served by this agent's endpoint.").increment()
+    }
+
+    /// A handler run on this node (for a call from another agent or for this agent's own fan-out).
+    /// `type` is a type this node has a handler for, or `unknown`: a bounded set.
+    func handlerRun(type: String, outcome: String, duration: Duration?) {
+        registry.makeCounter(name: "taskyard_agent_handler_runs_total", labels: [("type", type), ("outcome", outcome)],
+                             help: "Handler runs on this node, by task type and outcome.").increment()
+        if let duration {
+            registry.makeDurationHistogram(name: "taskyard_agent_handler_duration_seconds", labels: [("type", type)],
+                                           buckets: Self.durationBuckets,
+                                           help: "How long handler runs took, by task type.").record(duration)
+        }
+    }
+
+    /// A batch of reports the server took.
+    func reportBatch(size: Int) {
+        registry.makeCounter(name: "taskyard_agent_report_batches_total",
+                             help: "Report batches the server took.").increment()
+        registry.makeValueHistogram(name: "taskyard_agent_report_batch_size", buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+                                    help: "Reports per batch.").record(Double(size))
+    }
+
+    private static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
+                                                      .milliseconds(250), .seconds(1), .seconds(5), .seconds(15), .seconds(60),
+                                                      .seconds(300), .seconds(900), .seconds(3600)]
+
+    func exposition(heldTasks: Int) -> String {
+        String(decoding: registry.emitToBuffer(), as: UTF8.self)
+            + "# HELP taskyard_agent_tasks_held Tasks this agent holds now (claimed, not yet reported).\n"
+            + "# TYPE taskyard_agent_tasks_held gauge\ntaskyard_agent_tasks_held \(heldTasks)\n"
+    }
+}
+
+/// Who may scrape an agent: a client token with `read` on the agent's cluster, as the server decides it
+/// (the agent holds no client tokens; it asks the server once and keeps the answer for `lifetime`, so a
+/// revocation reaches it within that time).
+final class ScrapeGate: Sendable {
+    enum Verdict: Sendable, Equatable {
+        case allowed
+        case refused(status: Int)
+    }
+
+    static let lifetime: Duration = .seconds(10)
+    static let remembered = 64
+
+    private let client: TaskyardClient
+    let cluster: String
+    private let verdicts = Mutex<[String: (verdict: Verdict, until: ContinuousClock.Instant)]>([:])
+
+    init(client: TaskyardClient, cluster: String) {
+        self.client = client
+        self.cluster = cluster
+    }
+
+    /// The verdict for an `Authorization` header: 401 without a bearer token, the server's 401 or 403,
+    /// or 503 when the server cannot be asked.
+    func check(authorization: String?) async -> Verdict {
+        guard let authorization, authorization.hasPrefix("Bearer "), authorization.count > 7 else { return .refused(status: 401) }
+        let token = String(authorization.dropFirst(7))
+        let key = TokenSecret.hash(token)
+        let now = ContinuousClock.now
+        if let known = verdicts.withLock({ $0[key] }), known.until > now { return known.verdict }
+        var asking = client
+        asking.token = token
+        let verdict: Verdict
+        do {
+            // The cheapest read of the cluster that needs `read` (node tokens may not list tasks).
+            _ = try await asking.tasks(cluster: cluster, query: ["limit": "1"])
+            verdict = .allowed
+        } catch let failure as TaskyardClient.Failure where failure.status == 401 || failure.status == 403 {
+            verdict = .refused(status: failure.status)
+        } catch {
+            return .refused(status: 503)
+        }
+        verdicts.withLock { verdicts in
+            if verdicts.count >= Self.remembered { verdicts = verdicts.filter { $0.value.until > now } }
+            if verdicts.count < Self.remembered { verdicts[key] = (verdict, now + Self.lifetime) }
+        }
+        return verdict
+    }
+}
