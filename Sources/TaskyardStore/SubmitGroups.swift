@@ -42,16 +42,28 @@ final class SubmitGroups: Sendable {
 
     /// Submits `item` in a group, `write` writing each group: one outcome per item, in order.
     func submit(_ item: Item, write: @Sendable ([Item]) async -> [Outcome]) async throws -> (task: TaskRecord, created: Bool) {
-        let turn: Turn = await withCheckedContinuation { continuation in
-            let leads = state.withLock { state in
-                if state.running {
-                    state.waiting.append(Waiter(item: item, continuation: continuation))
-                    return false
+        // Alone (the idle case): lead at once, without suspending.
+        let leadsAtOnce = state.withLock { state -> Bool in
+            guard !state.running else { return false }
+            state.running = true
+            return true
+        }
+        let turn: Turn
+        if leadsAtOnce {
+            turn = .lead([])
+        } else {
+            turn = await withCheckedContinuation { continuation in
+                // The group in flight may have ended since the look above: then lead.
+                let leads = state.withLock { state in
+                    if state.running {
+                        state.waiting.append(Waiter(item: item, continuation: continuation))
+                        return false
+                    }
+                    state.running = true
+                    return true
                 }
-                state.running = true
-                return true
+                if leads { continuation.resume(returning: .lead([])) }
             }
-            if leads { continuation.resume(returning: .lead([])) }
         }
         switch turn {
         case .done(let outcome):

@@ -183,10 +183,23 @@ public struct TaskStore: Sendable {
     }
 
     /// One statement inserting the submissions that pass their checks: the task of each, by position, or
-    /// nil for one that was skipped.
+    /// nil for one that was skipped. One submission alone goes through the single-row statement.
     private func insertGroup(_ submissions: [TaskSubmission], cluster: String) async throws -> [TaskRecord?] {
         let configuration = self.configuration
         let digests = Self.digests(of: submissions)
+        if submissions.count == 1, let submission = submissions.first {
+            let rows = try await pool.withConnection { connection in
+                let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
+                return try connection.query(TasksSQL.insert, [
+                    cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
+                    submission.parentID, configuration.maxAttempts(for: submission), submission.priority,
+                    submission.runAfter, configuration.timeoutSeconds(for: submission), submission.orderingKey,
+                    submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue, submission.abortable,
+                    submission.isInternal, digests[0],
+                ])
+            }
+            return [try rows.first.map { row throws(PostgresError) in try TaskRecord(row: row) }]
+        }
         let rows = try await pool.withConnection { connection in
             var initiators: [String] = []
             for submission in submissions {

@@ -27,6 +27,32 @@ enum TasksSQL {
                         AND state IN ('queued', 'received') AND cancel_requested_at IS NULL) AS live_parents
         """)
 
+    /// ∅ → queued, for one task, in one round trip: only when every participating node is registered in
+    /// the cluster (so the cluster exists) and the parent, if any, is live; an idempotency key already used
+    /// in the cluster inserts nothing. No row back: the caller finds out which (`submissionContext`). A submit that arrives alone
+    /// (`SubmitGroups`) is written by it: cheaper to plan than the group statement, and an idle server's
+    /// pick-up latency is mostly this statement.
+    static let insert = PostgresStatement("tasks.insert", """
+        WITH inserted AS (
+            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest)
+            SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
+                   $12, $13, $14, $15, $16, $17
+             WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
+               AND ($6::bigint IS NULL OR EXISTS (
+                       SELECT 1 FROM tasks p
+                        WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
+                          AND p.cancel_requested_at IS NULL))
+            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING *
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        SELECT \(columns) FROM inserted
+        """)
+
     /// ∅ → queued for the single submits that arrived together (`SubmitGroups`): one statement and one
     /// commit for all of them, each task on its own — an item whose nodes are not all registered, whose
     /// parent no longer takes children, or whose idempotency key was used is skipped, not the group.
@@ -604,6 +630,6 @@ enum TasksSQL {
         ORDER BY 1, 2, 3
         """)
 
-    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
                       report, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
