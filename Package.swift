@@ -77,7 +77,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]
+            ],
+            // The dashboard (/ui): plain files, compiled into the binary; no build step, no Node.
+            resources: [.embedInCode("Dashboard/index.html"), .embedInCode("Dashboard/app.js"), .embedInCode("Dashboard/app.css")]
         ),
         // The node agent: polls its node's tasks, fans them out, serves the participant endpoint.
         .target(

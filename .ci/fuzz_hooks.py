@@ -39,6 +39,13 @@ def before_call(ctx, case, **kwargs):
     query = case.query
     if case.operation.path.endswith("/wait"):
         query.setdefault("timeout", 0)  # the route's default is 30 s
+    if case.operation.path.endswith("/changes"):
+        # The change stream lasts until its timeout (default: until the client goes): end it at once.
+        try:
+            if "timeout" not in query or 0 <= float(query["timeout"]) <= 86400:
+                query["timeout"] = 0
+        except (TypeError, ValueError):
+            pass
     for name in ("wait", "timeout"):
         try:
             seconds = float(query[name]) if name in query and not isinstance(query[name], bool) else None

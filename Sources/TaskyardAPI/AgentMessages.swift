@@ -163,17 +163,22 @@ public struct ParticipantRequest: Codable, Sendable, Hashable {
     public var attempt: Int
     public var initiator: String
     public var payload: JSONValue
+    /// The task's W3C trace context: sent as the `traceparent` header of a single call (not in its body),
+    /// as a field of a batched one.
+    public var traceparent: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case attempt, initiator, payload, taskID = "task_id", clusterID = "cluster_id"
     }
 
-    public init(taskID: Int64, clusterID: String, attempt: Int, initiator: String, payload: JSONValue) {
+    public init(taskID: Int64, clusterID: String, attempt: Int, initiator: String, payload: JSONValue,
+                traceparent: String? = nil) {
         self.taskID = taskID
         self.clusterID = clusterID
         self.attempt = attempt
         self.initiator = initiator
         self.payload = payload
+        self.traceparent = traceparent
     }
 }
 
@@ -208,9 +213,10 @@ public struct ParticipantCall: Codable, Sendable, Hashable {
     public var attempt: Int
     public var initiator: String
     public var payload: JSONValue
+    public var traceparent: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, rollback, grant, attempt, initiator, payload, taskID = "task_id", clusterID = "cluster_id"
+        case type, rollback, grant, attempt, initiator, payload, traceparent, taskID = "task_id", clusterID = "cluster_id"
     }
 
     public init(type: String, rollback: Bool, grant: String, request: ParticipantRequest) {
@@ -222,10 +228,12 @@ public struct ParticipantCall: Codable, Sendable, Hashable {
         attempt = request.attempt
         initiator = request.initiator
         payload = request.payload
+        traceparent = request.traceparent
     }
 
     public var request: ParticipantRequest {
-        ParticipantRequest(taskID: taskID, clusterID: clusterID, attempt: attempt, initiator: initiator, payload: payload)
+        ParticipantRequest(taskID: taskID, clusterID: clusterID, attempt: attempt, initiator: initiator, payload: payload,
+                           traceparent: traceparent)
     }
 }
 

@@ -119,12 +119,14 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         self.idempotencyKey = idempotencyKey
     }
 
-    public func submission(idempotencyKey: String?, opaqueID: String?) -> TaskSubmission {
+    /// The submission this body asks for, with what its request's headers add.
+    public func submission(idempotencyKey: String?, opaqueID: String?, traceparent: String? = nil) -> TaskSubmission {
         TaskSubmission(type: type, participatingNodes: participatingNodes, payload: payload ?? [:],
                        priority: priority ?? 0, runAfter: runAfter, maxAttempts: maxAttempts,
                        timeoutSeconds: timeoutSeconds, orderingKey: orderingKey, assign: assign ?? .first,
                        affinity: affinity ?? .any, parentID: parentID, abortable: abortable ?? true,
-                       isInternal: `internal` ?? false, idempotencyKey: idempotencyKey, opaqueID: opaqueID)
+                       isInternal: `internal` ?? false, idempotencyKey: idempotencyKey, opaqueID: opaqueID,
+                       traceparent: traceparent)
     }
 }
 

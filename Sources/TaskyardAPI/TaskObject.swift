@@ -21,6 +21,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var orderingKey: String?
     public var idempotencyKey: String?
     public var opaqueID: String?
+    /// The W3C `traceparent` the task was submitted with.
+    public var traceparent: String?
     public var result: JSONValue?
     public var error: String?
     public var cancelRequested: Bool
@@ -37,7 +39,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
         case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after", timeoutSeconds = "timeout_seconds"
         case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
-        case opaqueID = "opaque_id", cancelRequested = "cancel_requested", createdAt = "created_at"
+        case opaqueID = "opaque_id", traceparent, cancelRequested = "cancel_requested", createdAt = "created_at"
         case receivedAt = "received_at", finishedAt = "finished_at", updatedAt = "updated_at"
     }
 
@@ -59,6 +61,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         orderingKey = task.orderingKey
         idempotencyKey = task.idempotencyKey
         opaqueID = task.opaqueID
+        traceparent = task.traceparent
         result = task.result
         error = task.error
         cancelRequested = task.cancelRequested
@@ -91,6 +94,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         try container.encode(orderingKey, forKey: .orderingKey)
         try container.encode(idempotencyKey, forKey: .idempotencyKey)
         try container.encode(opaqueID, forKey: .opaqueID)
+        try container.encode(traceparent, forKey: .traceparent)
         try container.encode(result, forKey: .result)
         try container.encode(error, forKey: .error)
         try container.encode(cancelRequested, forKey: .cancelRequested)

@@ -45,6 +45,7 @@ struct ExecutableHandler: TaskHandler {
         environment["TASKYARD_CLUSTER"] = work.clusterID
         environment["TASKYARD_NODE"] = work.node
         environment["TASKYARD_TASK_TYPE"] = work.type
+        if let traceparent = work.traceparent { environment["TRACEPARENT"] = traceparent }
 
         var (process, status) = (Process(), Int32(0))
         for attempt in 1...20 {

@@ -336,7 +336,7 @@ public final class NodeAgent: Service, Sendable {
             // an HTTP round trip to itself (nor a grant to check: the claim came from the server itself).
             // Stopping the task stops the handler, as a cancel would.
             let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
-                                          initiator: configuration.node, payload: task.payload)
+                                          initiator: configuration.node, payload: task.payload, traceparent: task.traceparent)
             // Once stopped, the outcome is "stopped" at once: the handler gets its signals and grace period
             // in the background, and the report does not wait for it.
             let work = Task { await participant.perform(type: task.type, body) }

@@ -36,7 +36,7 @@ struct ParticipantClient: Sendable {
         let call = ParticipantCall(type: task.task.type, rollback: rollback, grant: task.grant,
                                    request: ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID,
                                                                attempt: task.task.attempt, initiator: initiator,
-                                                               payload: task.task.payload))
+                                                               payload: task.task.payload, traceparent: task.task.traceparent))
         return try await batcher.call(call, node: node, at: endpoint) { try await runAlone(call, on: node, at: endpoint) }
     }
 
@@ -49,6 +49,7 @@ struct ParticipantClient: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Authorization", value: "Bearer \(call.grant)")
+        if let traceparent = call.traceparent { request.headers.add(name: "traceparent", value: traceparent) }
         do {
             request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(call.request)))
             let response = try await transport.client.execute(request, timeout: .milliseconds(timeout.wholeMilliseconds))

@@ -133,10 +133,11 @@ final class ParticipantEndpoint: Sendable {
             metrics.participantCall(route: "single", refused: true)
             return Self.response(refusing: error)
         }
-        let body: ParticipantRequest
+        var body: ParticipantRequest
         do {
             let buffer = try await request.collectBody(upTo: Self.maximumBodyBytes)
             body = try APIJSON.decode(ParticipantRequest.self, from: Data(buffer.readableBytesView))
+            body.traceparent = request.headers[HTTPField.Name("traceparent")!]
         } catch is NIOTooManyBytesError {
             return Self.error(.contentTooLarge, code: "body_too_large",
                               "a participant request is at most \(Self.maximumBodyBytes) bytes")
@@ -256,6 +257,8 @@ final class ParticipantEndpoint: Sendable {
         let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
                                    initiator: body.initiator, node: node, payload: body.payload,
+                                   // An invalid one is dropped, as W3C trace context asks of a receiver.
+                                   traceparent: body.traceparent.flatMap { try? TaskSubmission.validateTraceparent($0) == () ? $0 : nil },
                                    progressSink: { completed, total in
                                        Task { await running.setProgress(taskID: body.taskID, completed: completed, total: total) }
                                    })

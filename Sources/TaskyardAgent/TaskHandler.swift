@@ -14,6 +14,8 @@ public struct ParticipantWork: Sendable {
     /// This node.
     public let node: String
     public let payload: JSONValue
+    /// The task's W3C trace context, when it was submitted with one.
+    public var traceparent: String?
     let progressSink: @Sendable (Double, Double) -> Void
 
     /// Tells how far the work is: the task's initiator folds it into the task's progress.

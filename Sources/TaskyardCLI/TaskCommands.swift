@@ -11,7 +11,7 @@ struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",
         abstract: "Submit, list, inspect, cancel and retry tasks.",
-        subcommands: [Submit.self, List.self, Show.self, Tree.self, Wait.self, Events.self, Cancel.self, Retry.self, Delete.self,
+        subcommands: [Submit.self, List.self, Show.self, Tree.self, Wait.self, Watch.self, Events.self, Cancel.self, Retry.self, Delete.self,
                       Prune.self]
     )
 
@@ -189,7 +189,7 @@ struct TaskCommand: AsyncParsableCommand {
                              : "task \(task.id) \(task.state.rawValue)\(task.error.map { ": \($0)" } ?? "")")
             }
             if timedOut { throw ExitCode(124) }
-            return try exit(for: task)
+            return try exitStatus(for: task)
         }
 
         /// On a terminal, waits in one-second steps and redraws a progress bar between them; otherwise
@@ -212,11 +212,44 @@ struct TaskCommand: AsyncParsableCommand {
             }
         }
 
-        private func exit(for task: TaskObject) throws {
-            switch task.state {
-            case .completed: return
-            case .failed: throw ExitCode(1)
-            default: throw ExitCode(2)
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a task's participants, one row per node, redrawn until the task ends.",
+            discussion: """
+                On a terminal the matrix is redrawn in place; otherwise a new one is printed each time it changes. Woken by the task's end at once, refreshed every --interval seconds meanwhile.
+
+                Exit status as task wait: 0 completed, 1 failed, 2 cancelled, 124 --timeout passed first; other errors exit 64 or more.
+
+                Example:
+                  taskyard task watch 42
+                """
+        )
+        @OptionGroup var target: TaskTarget
+        @Option(help: "Seconds between redraws while the task runs. Default 1.") var interval = 1.0
+        @Option(help: "Give up after this many seconds (exit 124). Default: watch until the task ends.") var timeout: Double?
+
+        func run() async throws {
+            guard interval >= 0.1, interval <= 60 else { throw ValidationError("--interval must be 0.1–60 seconds") }
+            if let timeout, timeout < 0 { throw ValidationError("--timeout must not be negative") }
+            let client = try target.client()
+            let onTerminal = isatty(STDOUT_FILENO) == 1
+            let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
+            var drawn: [String] = []
+            while true {
+                let detail = try await client.task(cluster: target.cluster, id: target.id)
+                let lines = ParticipantMatrix(detail).lines
+                if lines != drawn {
+                    // Up over the last drawing and clear to the end of the screen, then draw anew.
+                    let erase = onTerminal && !drawn.isEmpty ? "\u{1B}[\(drawn.count)A\u{1B}[J" : (drawn.isEmpty ? "" : "\n")
+                    FileHandle.standardOutput.write(Data((erase + lines.joined(separator: "\n") + "\n").utf8))
+                    drawn = lines
+                }
+                if detail.task.state.isTerminal { return try exitStatus(for: detail.task) }
+                if let deadline, ContinuousClock.now >= deadline { throw ExitCode(124) }
+                let remaining = deadline.map { Double(($0 - ContinuousClock.now).wholeMilliseconds) / 1000 } ?? interval
+                _ = try await client.wait(cluster: target.cluster, id: target.id, timeout: max(0, min(interval, remaining)))
             }
         }
     }
@@ -322,6 +355,15 @@ struct TaskCommand: AsyncParsableCommand {
             try await target.client().delete(cluster: target.cluster, id: target.id)
             say("task \(target.id) deleted")
         }
+    }
+}
+
+/// `task wait` and `task watch`: 0 completed, 1 failed, 2 cancelled.
+private func exitStatus(for task: TaskObject) throws {
+    switch task.state {
+    case .completed: return
+    case .failed: throw ExitCode(1)
+    default: throw ExitCode(2)
     }
 }
 

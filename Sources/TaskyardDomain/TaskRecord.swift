@@ -38,6 +38,8 @@ public struct TaskRecord: Sendable, Hashable {
     /// A participant's outcome row (a record of one node's part in its parent's attempt), not a task of
     /// its own: it is never retried, cancelled or deleted alone, and its payload is its parent's.
     public var isParticipantOutcome = false
+    /// The W3C `traceparent` it was submitted with.
+    public var traceparent: String?
 
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 

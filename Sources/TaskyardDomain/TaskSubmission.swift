@@ -20,12 +20,14 @@ public struct TaskSubmission: Sendable, Hashable {
     public var idempotencyKey: String?
     /// From the `X-Opaque-Id` header.
     public var opaqueID: String?
+    /// From the W3C `traceparent` header: passed on to participant calls and handlers.
+    public var traceparent: String?
 
     public init(type: String, participatingNodes: [String], payload: JSONValue = .object([:]), priority: Int = 0,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil,
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
-                idempotencyKey: String? = nil, opaqueID: String? = nil) {
+                idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -41,6 +43,7 @@ public struct TaskSubmission: Sendable, Hashable {
         self.isInternal = isInternal
         self.idempotencyKey = idempotencyKey
         self.opaqueID = opaqueID
+        self.traceparent = traceparent
     }
 
     /// What makes two requests the same for an `Idempotency-Key`: every field of the body, as given (an
@@ -63,6 +66,23 @@ public struct TaskSubmission: Sendable, Hashable {
     public static func validateOpaqueID(_ opaqueID: String, field: String = "X-Opaque-Id") throws(TaskyardError) {
         guard Limits.opaqueIDLength.contains(opaqueID.unicodeScalars.count) else { throw .invalid(field, "must be 1–1024 characters") }
         try InputLimits.checkNoNUL(opaqueID, field: field)
+    }
+
+    /// A W3C trace context `traceparent`: `version-traceid-parentid-flags` in lowercase hex, version 00 exactly
+    /// so; a later version may append fields after a dash. Version ff and all-zero ids are invalid.
+    public static func validateTraceparent(_ value: String, field: String = "traceparent") throws(TaskyardError) {
+        let bytes = Array(value.utf8)
+        func isHex(_ range: Range<Int>) -> Bool {
+            bytes[range].allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+        }
+        func isZero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == 48 } }
+        let shaped = bytes.count >= 55 && bytes.count <= 512 && bytes[2] == 45 && bytes[35] == 45 && bytes[52] == 45
+            && isHex(0..<2) && isHex(3..<35) && isHex(36..<52) && isHex(53..<55)
+        guard shaped, !(bytes[0] == 102 && bytes[1] == 102), !isZero(3..<35), !isZero(36..<52),
+              bytes.count == 55 || (!isZero(0..<2) && bytes[55] == 45)
+        else {
+            throw .invalid(field, "must be a W3C trace context such as 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        }
     }
 
     public enum Limits {
@@ -114,6 +134,7 @@ public struct TaskSubmission: Sendable, Hashable {
             try InputLimits.checkNoNUL(idempotencyKey, field: field)
         }
         if let opaqueID { try Self.validateOpaqueID(opaqueID) }
+        if let traceparent { try Self.validateTraceparent(traceparent) }
         if let runAfter { try DateRange.check(runAfter, field: prefix + "run_after") }
         if let parentID, parentID <= 0 {
             throw .invalid(prefix + "parent_id", "must be a positive task id")

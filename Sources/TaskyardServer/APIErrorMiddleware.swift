@@ -38,6 +38,8 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension HTTPField.Name {
     static let opaqueID = HTTPField.Name("X-Opaque-Id")!
+    /// W3C trace context, stored with a submitted task and passed on to its participants.
+    static let traceparent = HTTPField.Name("traceparent")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
 }
 

@@ -42,6 +42,11 @@ struct APIRoutes: Sendable {
                      body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
 
+        // The dashboard's files: open (they hold no data; the page asks for a token and calls the API with it).
+        for (path, asset) in DashboardAsset.all {
+            route(.get, path, .open) { _, _, _ in asset.response() }
+        }
+
         // A token bound to a cluster sees that cluster's series only.
         route(.get, "/metrics", .client(.read)) { _, _, caller in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -64,6 +69,7 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, _ in try await getTask(context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, _ in try await events(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, _ in try await tree(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, _ in try changes(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(request, context) }

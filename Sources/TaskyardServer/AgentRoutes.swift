@@ -51,6 +51,7 @@ extension APIRoutes {
             if !outcome.tasks.isEmpty || !outcome.cancel.isEmpty || clock.now >= deadline || Task.isCancelled
                 || Task.isShuttingDownGracefully {
                 wakeups.forget(ticket)
+                if !outcome.tasks.isEmpty { wakeups.tellWatchers(.work(cluster: cluster, node: node)) }
                 let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantSeconds)
                 let tasks = zip(outcome.tasks, signed).map { claim, grant in
                     ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grant: grant)

@@ -91,6 +91,12 @@ enum OpenAPIDocument {
         "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "status, and whether this replica runs maintenance"}}}},
         "/readyz": {"get": {"summary": "The database is reachable and migrated", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/ui": {"get": {"summary": "The dashboard (a page that asks for a token, then calls this API)", "security": [], "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/ui/app.js": {"get": {"summary": "The dashboard's script", "security": [], "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+        "/ui/app.css": {"get": {"summary": "The dashboard's styles", "security": [], "responses": {"200": {"description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}}}},
+        "/api/v1/clusters/{cluster_id}/changes": {"get": {"summary": "Server-sent events: a `work` event (data: node) or `finished` event (data: task_id) for each change of the cluster's tasks",
+          "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 86400}, "description": "end the stream after this many seconds (default: when the client goes)"}],
+          "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (read; a token bound to a cluster sees that cluster's series)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
@@ -133,7 +139,8 @@ enum OpenAPIDocument {
           "post": {"summary": "Submit a task (written as queued)",
                    "parameters": [{"$ref": "#/components/parameters/cluster_id"},
                                   {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}, "description": "the same key with another request: 422 idempotency_key_reused"},
-                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}],
+                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}},
+                                  {"$ref": "#/components/parameters/traceparent"}],
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskSubmission"}}}},
                    "responses": {"201": {"$ref": "#/components/responses/Task"}, "200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
           "get": {"summary": "List tasks, oldest first",
@@ -150,7 +157,7 @@ enum OpenAPIDocument {
                   "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}; a page also ends early, with a cursor, past page_bytes of payloads and results"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/batch": {
-          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}],
+          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}, {"$ref": "#/components/parameters/traceparent"}],
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/TaskSubmission"}, {"type": "object", "properties": {"idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}}}]}}}}}}},
                    "responses": {"201": {"description": "{\"tasks\": [...]}"}, "200": {"description": "every item's idempotency key matched an earlier request: nothing created"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
@@ -215,7 +222,9 @@ enum OpenAPIDocument {
         "parameters": {
           "cluster_id": {"name": "cluster_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "node_id": {"name": "node_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
-          "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}}
+          "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}},
+          "traceparent": {"name": "traceparent", "in": "header", "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$"},
+                          "description": "W3C trace context: kept with the task, sent on to its participant calls and handlers (TRACEPARENT); 422 when malformed"}
         },
         "requestBodies": {
           "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string", "minLength": 1, "maxLength": "@name_length", "pattern": "^[^\\u0000]*$"}}}}}},
@@ -257,6 +266,7 @@ enum OpenAPIDocument {
             "parent_id": {"type": ["integer", "null"]}, "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"}, "priority": {"type": "integer"},
             "run_after": {"type": ["string", "null"], "format": "date-time"}, "timeout_seconds": {"type": ["integer", "null"]}, "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
             "ordering_key": {"type": ["string", "null"]}, "idempotency_key": {"type": ["string", "null"]}, "opaque_id": {"type": ["string", "null"]},
+            "traceparent": {"type": ["string", "null"]},
             "result": {}, "error": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
             "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},

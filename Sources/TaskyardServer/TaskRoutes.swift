@@ -1,4 +1,5 @@
 import Hummingbird
+import ServiceLifecycle
 import TaskyardAPI
 import TaskyardDomain
 
@@ -7,7 +8,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitTaskRequest.self, &request)
         let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey] ?? body.idempotencyKey,
-                                         opaqueID: request.headers[.opaqueID])
+                                         opaqueID: request.headers[.opaqueID], traceparent: request.headers[.traceparent])
         let (task, created) = try await store.submit(submission, cluster: cluster)
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
     }
@@ -16,8 +17,9 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitBatchRequest.self, &request)
         let opaqueID = request.headers[.opaqueID]
-        let results = try await store.submit(batch: body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID) },
-                                                  cluster: cluster)
+        let traceparent = request.headers[.traceparent]
+        let submissions = body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent) }
+        let results = try await store.submit(batch: submissions, cluster: cluster)
         // 200 when every item was made before (all keys matched): the batch created nothing.
         return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),
                                 status: results.contains(where: \.created) ? .created : .ok)
@@ -120,6 +122,58 @@ extension APIRoutes {
                 return try jsonResponse(TaskObject(task), status: .requestTimeout)
             }
             await wakeups.wait(ticket, timeout: min(remaining, configuration.waitRecheckInterval))
+        }
+    }
+
+    /// `GET …/changes`: a server-sent event for each change of the cluster's tasks, as this server learns
+    /// of it (its own and other replicas'): `work` with the node that has tasks to take or just took them,
+    /// `finished` with the task that ended; a comment every 15 s keeps the stream open through proxies.
+    /// The dashboard re-reads what it shows on each; the events say "look again", not what changed.
+    /// With `timeout` (seconds) the stream ends then; without, when the client goes.
+    func changes(_ request: Request, _ context: TaskyardRequestContext) throws -> Response {
+        try request.rejectEmptyQueryValues()
+        let cluster = try context.pathIdentifier("cluster_id")
+        let timeout = try request.queryDouble("timeout", in: 0...86_400)
+        let (changes, watcher) = wakeups.watch(cluster: cluster)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            // Ends the watch (its entry in `wakeups` holds the stream open until then).
+            defer { watcher.finish() }
+            try await writer.write(ByteBuffer(string: "retry: 2000\n: watching cluster \(cluster)\n\n"))
+            // Until the client goes (a write fails) or the server shuts down (the page then reconnects).
+            try await withGracefulShutdownHandler {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: .seconds(15))
+                            watcher.yield(.keepAlive)
+                        }
+                    }
+                    if let timeout {
+                        group.addTask {
+                            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                            watcher.finish()
+                        }
+                    }
+                    for await watched in changes {
+                        try await writer.write(ByteBuffer(string: Self.serverSentEvent(watched)))
+                    }
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                watcher.finish()
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    private static func serverSentEvent(_ watched: Wakeups.Watched) -> String {
+        switch watched {
+        case .change(.work(_, let node)): "event: work\ndata: {\"node\": \"\(node)\"}\n\n"
+        case .change(.finished(_, let task)): "event: finished\ndata: {\"task_id\": \(task)}\n\n"
+        case .keepAlive: ": keep-alive\n\n"
         }
     }
 

@@ -30,6 +30,14 @@ final class Wakeups: Service, Sendable {
     /// The newest poll of each node on this server: an older one still waiting is superseded.
     private let pollSeats = Mutex<[Topic: Int]>([:])
     private let counter = Atomic<Int>(0)
+    /// Streams of every topic of a cluster (the dashboard's live updates), by stream.
+    private let watchers = Mutex<[Int: (cluster: String, continuation: AsyncStream<Watched>.Continuation)]>([:])
+
+    /// What a watcher of a cluster reads: a change, or a keep-alive its own timer put in.
+    enum Watched: Sendable {
+        case change(Topic)
+        case keepAlive
+    }
     private let waitingPolls = Atomic<Int>(0)
     private let waitingWaits = Atomic<Int>(0)
     private let database: PostgresConfiguration
@@ -40,7 +48,7 @@ final class Wakeups: Service, Sendable {
         self.signals = signals
         self.database = database
         self.logger = logger
-        signals.observe { [weak self] signal in self?.fire(signal) }
+        signals.observe { [weak self] signal in self?.announce(signal) }
     }
 
     func run() async throws {
@@ -66,7 +74,7 @@ final class Wakeups: Service, Sendable {
                     configuration: database, channels: [TaskSignals.taskFinishedChannel, TaskSignals.nodeWorkChannel])
                 // The stream ends when this task is cancelled.
                 for await notification in listener.notifications where !signals.isOwn(notification) {
-                    if let topic = Topic(channel: notification.channel, payload: notification.payload) { fire(topic) }
+                    if let topic = Topic(channel: notification.channel, payload: notification.payload) { announce(topic) }
                 }
                 await listener.close()
             } catch {
@@ -158,7 +166,31 @@ final class Wakeups: Service, Sendable {
         }
     }
 
-    /// Wakes every request waiting on `topic` now (also what a notification does).
+    /// Every topic of `cluster` fired from now on (this replica's changes and other replicas'), until the
+    /// stream is dropped. A slow reader loses the oldest: each topic only says "look again".
+    func watch(cluster: String) -> (stream: AsyncStream<Watched>, continuation: AsyncStream<Watched>.Continuation) {
+        let id = counter.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream<Watched>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        continuation.onTermination = { [weak self] _ in _ = self?.watchers.withLock { $0.removeValue(forKey: id) } }
+        watchers.withLock { $0[id] = (cluster, continuation) }
+        return (stream, continuation)
+    }
+
+    /// A change in the database, this replica's or another's: wakes its waiters and tells the watchers.
+    private func announce(_ topic: Topic) {
+        fire(topic)
+        tellWatchers(topic)
+    }
+
+    /// Tells the watchers of a change no request waits for (a claim: its tasks are now received).
+    func tellWatchers(_ topic: Topic) {
+        let cluster = switch topic {
+        case .work(let cluster, _), .finished(let cluster, _): cluster
+        }
+        for watcher in watchers.withLock({ $0.values.filter { $0.cluster == cluster } }) { watcher.continuation.yield(.change(topic)) }
+    }
+
+    /// Wakes every request waiting on `topic` now.
     func fire(_ topic: Topic) {
         let waiting = slots.withLock { slots -> [CheckedContinuation<Void, Never>] in
             guard var entries = slots[topic] else { return [] }

@@ -67,6 +67,7 @@ extension TaskRecord {
             finishedAt: try row.decode("finished_at"),
             updatedAt: try row.decode("updated_at"))
         isParticipantOutcome = try row.decode("outcome")
+        traceparent = try row.decode("traceparent")
     }
 
     static func all(_ rows: PostgresRows) throws(PostgresError) -> [TaskRecord] {

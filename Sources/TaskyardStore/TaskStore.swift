@@ -195,7 +195,7 @@ public struct TaskStore: Sendable {
                     submission.parentID, configuration.maxAttempts(for: submission), submission.priority,
                     submission.runAfter, configuration.timeoutSeconds(for: submission), submission.orderingKey,
                     submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue, submission.abortable,
-                    submission.isInternal, digests[0],
+                    submission.isInternal, digests[0], submission.traceparent,
                 ])
             }
             return [try rows.first.map { row throws(PostgresError) in try TaskRecord(row: row) }]
@@ -268,6 +268,7 @@ public struct TaskStore: Sendable {
             submissions.map(\.isInternal),
             submissions.map(\.idempotencyKey),
             digests,
+            submissions.map(\.traceparent),
         ]
     }
 

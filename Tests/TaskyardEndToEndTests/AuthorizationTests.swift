@@ -42,6 +42,7 @@ struct AuthorizationTests {
         Route(method: "POST", path: "/api/v1/clusters/c1/tasks/batch",
               body: #"{"tasks": [{"type": "noop", "participating_nodes": ["n1"]}]}"#, rule: .submit),
         Route(method: "GET", path: "/api/v1/clusters/c1/tasks", body: nil, rule: .read),
+        Route(method: "GET", path: "/api/v1/clusters/c1/changes?timeout=0", body: nil, rule: .read),
         Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1", body: nil, rule: .read),
         Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1/events", body: nil, rule: .read),
         Route(method: "GET", path: "/api/v1/clusters/c1/tasks/1/tree", body: nil, rule: .read),
@@ -140,7 +141,7 @@ struct AuthorizationTests {
                 }
             }
             // The routes anyone may call.
-            for path in ["/healthz", "/readyz", "/openapi.json"] {
+            for path in ["/healthz", "/readyz", "/openapi.json", "/ui", "/ui/app.js", "/ui/app.css"] {
                 #expect(try await APIContractTests.send(deployment, "GET", path, authorized: false).status == 200, "\(path)")
             }
         }

@@ -5,6 +5,36 @@ import TaskyardTestSupport
 
 @Suite("The taskyard command against a running server")
 struct CommandLineTests {
+    @Test("task watch draws one row per participant until the task ends, then exits as task wait does")
+    func watch() async throws {
+        try await Deployment.run { deployment in
+            let slow = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "sleep", participatingNodes: ["n1", "n2", "n3"],
+                                                                                           payload: ["seconds": 0.6]))
+            let watched = try await TestEnvironment.runTaskyardAsync(["task", "watch", String(slow.id), "--cluster", "c1",
+                                                                      "--server", deployment.serverURL, "--interval", "0.2"],
+                                                                     environment: deployment.cliEnvironment)
+            #expect(watched.status == 0, "\(watched.output)")
+            let drawings = watched.output.components(separatedBy: "Task \(slow.id)  sleep  ")
+            // Not a terminal: a new matrix each time it changed — first running (or waiting), last completed.
+            #expect(drawings.count >= 3, "\(watched.output)")
+            #expect(drawings[1].contains("running") || drawings[1].contains("waiting"), "\(watched.output)")
+            let last = try #require(drawings.last)
+            #expect(last.hasPrefix("COMPLETED"), "\(last)")
+            for node in ["n1", "n2", "n3"] {
+                #expect(last.split(separator: "\n").contains { $0.hasPrefix(node) && $0.contains("completed") }, "\(last)")
+            }
+
+            let failing = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2"],
+                                                                                              payload: ["message": "disk full"], maxAttempts: 1))
+            let failed = try await TestEnvironment.runTaskyardAsync(["task", "watch", String(failing.id), "--cluster", "c1",
+                                                                     "--server", deployment.serverURL],
+                                                                    environment: deployment.cliEnvironment)
+            #expect(failed.status == 1, "\(failed.output)")
+            #expect(failed.output.split(separator: "\n").contains { $0.hasPrefix("n2") && $0.contains("failed") && $0.contains("disk full") },
+                    "\(failed.output)")
+        }
+    }
+
     @Test("no server, or a token it refuses: one line naming the server and what to do, exit 69 or 77")
     func errorsAPersonCanActOn() async throws {
         let nowhere = "http://127.0.0.1:\(TestEnvironment.freePorts(1)[0])"

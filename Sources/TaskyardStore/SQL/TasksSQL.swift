@@ -14,7 +14,7 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at, outcome
+        created_at, received_at, finished_at, updated_at, outcome, traceparent
         """
 
     /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
@@ -36,9 +36,10 @@ enum TasksSQL {
         WITH inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest)
+                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
+                               traceparent)
             SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17
+                   $12, $13, $14, $15, $16, $17, $18
              WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
                AND ($6::bigint IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
@@ -62,11 +63,11 @@ enum TasksSQL {
         WITH input AS (
             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[])
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, position)
+                                         idempotency_digest, traceparent, position)
         ), accepted AS MATERIALIZED (
             SELECT * FROM input i
              WHERE (SELECT count(*) FROM nodes
@@ -78,10 +79,10 @@ enum TasksSQL {
         ), inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest)
+                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
             SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
               FROM accepted ORDER BY position
             ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
@@ -108,18 +109,18 @@ enum TasksSQL {
         WITH input AS (
             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[])
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, position)
+                                         idempotency_digest, traceparent, position)
         ), inserted AS (
             INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest)
+                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
             SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
               FROM input ORDER BY position
             ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser: headless Chromium (Debian's chromium and chromium-driver) driven by
+selenium, against a `taskyard dev` of its own (its own data folder and ports).
+
+It signs in with the admin token, submits a 3-node task through the API and watches the task page's
+participant matrix go from waiting/running to completed without the page being reloaded, sees a failed
+participant's error on that participant's row, and cancels a running task with the page's button.
+With --screenshots DIR it saves the overview and a task page there (the README's pictures).
+
+Usage: python3 .ci/browser_test.py [--taskyard PATH] [--screenshots docs]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+PORT, PG_PORT, AGENT_PORT = 18190, 5497, 17201
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+def api(method, path, token, body=None):
+    request = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def start_dev(taskyard, work):
+    log = open(os.path.join(work, "dev.log"), "w")
+    dev = subprocess.Popen([taskyard, "dev", "--data-dir", os.path.join(work, "data"), "--reset", "--port", str(PG_PORT),
+                            "--listen", f"127.0.0.1:{PORT}", "--agent-port", str(AGENT_PORT), "--log-level", "warning"],
+                           stdout=log, stderr=subprocess.STDOUT)
+    token_file = os.path.join(work, "data", "admin-token")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if dev.poll() is not None:
+            sys.exit(f"taskyard dev exited: {open(log.name).read()}")
+        try:
+            urllib.request.urlopen(BASE + "/readyz", timeout=2)
+            if os.path.exists(token_file) and os.path.getsize(token_file) > 0:
+                token = open(token_file).read().strip()
+                if len(api("GET", "/api/v1/clusters/dev/nodes", token)["nodes"]) == 3:
+                    return dev, token
+        except Exception:
+            pass
+        time.sleep(0.5)
+    dev.kill()
+    sys.exit(f"taskyard dev did not get ready: {open(log.name).read()}")
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,860", "--disable-gpu"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def matrix(driver):
+    """{node: (state, result / error)} of the task page's participant matrix."""
+    rows = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, "#matrix tr[data-node]"):
+        cells = row.find_elements(By.TAG_NAME, "td")
+        rows[row.get_attribute("data-node")] = (cells[1].text.strip(), cells[5].text.strip())
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--taskyard", default=None)
+    parser.add_argument("--screenshots", default=None)
+    arguments = parser.parse_args()
+    taskyard = arguments.taskyard or os.path.join(
+        subprocess.run(["swift", "build", "--show-bin-path"], capture_output=True, text=True, check=True).stdout.strip(), "taskyard")
+    work = tempfile.mkdtemp()
+    os.chmod(work, 0o755)  # initdb runs as the postgres user when this runs as root
+    dev, token = start_dev(taskyard, work)
+    driver = browser()
+    checks = 0
+    try:
+        wait = WebDriverWait(driver, 30, poll_frequency=0.1)
+        driver.get(BASE + "/ui")
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "use-token").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node]")) == 3)
+        wait.until(lambda d: all("online" in row.text for row in d.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node]")))
+        loaded_at = driver.execute_script("return window.taskyardLoadedAt")
+        checks += 1
+
+        # A 3-node task, watched on its page until it completes: the matrix changes without a reload.
+        task = api("POST", "/api/v1/clusters/dev/tasks", token,
+                   {"type": "sleep", "participating_nodes": ["n1", "n2", "n3"], "payload": {"seconds": 2}})
+        driver.execute_script(f"location.hash = '#/c/dev/tasks/{task['id']}'")
+        wait.until(lambda d: set(matrix(d)) == {"n1", "n2", "n3"})
+        first = matrix(driver)
+        assert all(state in ("waiting", "running") for state, _ in first.values()), f"before it ends: {first}"
+        wait.until(lambda d: all(state == "completed" for state, _ in matrix(d).values()))
+        assert driver.find_element(By.ID, "task-state").text == "completed"
+        assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
+        checks += 1
+
+        # A failed participant: its error on its own row (n3 has 50 GB free in the example handler).
+        failing = api("POST", "/api/v1/clusters/dev/tasks", token,
+                      {"type": "volume_create", "participating_nodes": ["n1", "n2", "n3"],
+                       "payload": {"name": "browser-vol", "size_gb": 100}, "max_attempts": 1})
+        driver.execute_script(f"location.hash = '#/c/dev/tasks/{failing['id']}'")
+        wait.until(lambda d: matrix(d).get("n3", ("", ""))[0] == "failed")
+        rows = matrix(driver)
+        assert "not enough space" in rows["n3"][1], rows
+        assert rows["n1"][0] == "completed" and rows["n2"][0] == "completed", rows
+        assert driver.find_element(By.ID, "task-state").text == "failed"
+        checks += 1
+        if arguments.screenshots:
+            os.makedirs(arguments.screenshots, exist_ok=True)
+            driver.save_screenshot(os.path.join(arguments.screenshots, "dashboard-task.png"))
+
+        # Cancel from the page.
+        long = api("POST", "/api/v1/clusters/dev/tasks", token,
+                   {"type": "sleep", "participating_nodes": ["n1", "n2"], "payload": {"seconds": 60}})
+        driver.execute_script(f"location.hash = '#/c/dev/tasks/{long['id']}'")
+        wait.until(lambda d: all(state == "running" for state, _ in matrix(d).values()) and d.find_elements(By.ID, "cancel"))
+        driver.find_element(By.ID, "cancel").click()
+        wait.until(lambda d: d.find_element(By.ID, "task-state").text == "cancelled")
+        assert api("GET", f"/api/v1/clusters/dev/tasks/{long['id']}", token)["state"] == "cancelled"
+        assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
+        checks += 1
+
+        if arguments.screenshots:
+            driver.execute_script("location.hash = '#/c/dev'")
+            wait.until(lambda d: d.find_elements(By.ID, "count-completed"))
+            time.sleep(1)
+            driver.save_screenshot(os.path.join(arguments.screenshots, "dashboard-overview.png"))
+        print(f"browser test: {checks} passed, 0 failed")
+    except Exception:
+        print(f"browser test: {checks} passed, 1 failed")
+        print("page:", driver.page_source[:3000], file=sys.stderr)
+        print("dev log:", open(os.path.join(work, "dev.log")).read()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        driver.quit()
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+// The Taskyard dashboard: plain JavaScript over the JSON API, no build step. The token lives in this
+// tab's sessionStorage only. Pages re-read what they show when the cluster's change stream
+// (GET …/changes, server-sent events) says something happened, never by reloading.
+"use strict";
+
+const state = { token: sessionStorage.getItem("taskyard-token"), cluster: null, clusters: [], stream: null, refresh: null, lastFinished: null };
+window.taskyardLoadedAt = Date.now(); // a test's proof that the page was never reloaded
+
+const $ = (selector) => document.querySelector(selector);
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+const badge = (text) => el("span", { class: `state ${text}` }, text);
+const time = (value) => value ? new Date(value).toISOString().replace("T", " ").slice(0, 19) : "–";
+const compact = (value) => value === null || value === undefined ? "" : JSON.stringify(value);
+
+class APIError extends Error {
+  constructor(status, body) { super(body?.error?.message || `HTTP ${status}`); this.status = status; this.body = body; }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { Authorization: `Bearer ${state.token}`, ...(options.body ? { "Content-Type": "application/json" } : {}), ...(options.headers || {}) } });
+  const text = await response.text();
+  const body = text && (response.headers.get("content-type") || "").includes("json") ? JSON.parse(text) : text;
+  if (response.status === 401) { signOut("The server does not accept this token (401)."); throw new APIError(401, body); }
+  if (!response.ok) throw new APIError(response.status, body);
+  return body;
+}
+
+function showError(error) {
+  const banner = $("#banner");
+  if (!error) { banner.hidden = true; return; }
+  banner.textContent = error.status === 403 ? `This token may not do that: ${error.message}` : String(error.message || error);
+  banner.hidden = false;
+}
+
+function signOut(message) {
+  sessionStorage.removeItem("taskyard-token");
+  state.token = null;
+  state.stream?.abort();
+  route();
+  if (message) showError(new Error(message));
+}
+
+// MARK: - Live updates
+
+/// The cluster's change stream, read with fetch (EventSource cannot send a token); reconnects on its own.
+async function watch(cluster) {
+  state.stream?.abort();
+  const controller = new AbortController();
+  state.stream = controller;
+  const live = $("#live");
+  while (!controller.signal.aborted && state.token) {
+    try {
+      const response = await fetch(`/api/v1/clusters/${encodeURIComponent(cluster)}/changes`, { headers: { Authorization: `Bearer ${state.token}` }, signal: controller.signal });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      live.textContent = "● live"; live.className = "on";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const message = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (/^event: /m.test(message)) changed();
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    live.textContent = "○ reconnecting"; live.className = "";
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+/// Something changed: re-read the page's data, at most a few times a second.
+let pending = null;
+function changed() {
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; state.refresh?.(); }, 250);
+}
+
+// MARK: - Routing
+
+function link(path, text) { return el("a", { href: `#/c/${encodeURIComponent(state.cluster)}${path}` }, text); }
+
+async function route() {
+  showError(null);
+  clearInterval(state.timer);
+  state.refresh = null;
+  const main = $("#main");
+  $("#forget").hidden = !state.token;
+  if (!state.token) {
+    main.replaceChildren($("#login") || loginForm());
+    $("#nav").replaceChildren();
+    return;
+  }
+  try {
+    if (!state.clusters.length) state.clusters = (await api("/api/v1/clusters")).clusters;
+  } catch (error) { showError(error); return; }
+  const parts = location.hash.replace(/^#\/?/, "").split("?")[0].split("/").filter(Boolean).map(decodeURIComponent);
+  const query = new URLSearchParams(location.hash.split("?")[1] || "");
+  let cluster = parts[0] === "c" ? parts[1] : null;
+  if (!cluster || !state.clusters.some((c) => c.id === cluster)) {
+    cluster = state.clusters[0]?.id;
+    if (!cluster) { main.replaceChildren(el("p", {}, "No cluster yet: create one with taskyard cluster create.")); return; }
+    location.hash = `#/c/${encodeURIComponent(cluster)}`;
+    return;
+  }
+  if (cluster !== state.cluster) { state.cluster = cluster; watch(cluster); }
+  const select = $("#cluster");
+  select.replaceChildren(...state.clusters.map((c) => el("option", { value: c.id, selected: c.id === cluster }, c.name ? `${c.id} — ${c.name}` : c.id)));
+  const page = parts[2] || "";
+  $("#nav").replaceChildren(
+    el("a", { href: `#/c/${encodeURIComponent(cluster)}`, class: page === "" ? "here" : null }, "Overview"),
+    el("a", { href: `#/c/${encodeURIComponent(cluster)}/tasks`, class: page === "tasks" ? "here" : null }, "Tasks"));
+  let render;
+  if (page === "tasks" && parts[3]) render = () => taskPage(Number(parts[3]));
+  else if (page === "tasks") render = () => taskList(query);
+  else if (page === "nodes" && parts[3]) render = () => nodePage(parts[3]);
+  else render = () => overview();
+  state.refresh = async () => { try { await render(); } catch (error) { showError(error); } };
+  await state.refresh();
+  // Progress and leases change without a change event: a slow re-read keeps them current.
+  state.timer = setInterval(() => state.refresh?.(), 5000);
+}
+
+function loginForm() {
+  const form = el("form", { id: "login" },
+    el("h1", {}, "Sign in"),
+    el("p", {}, "Paste a client token with read (and operate to cancel and retry). It is kept in this tab only, until you close it."),
+    el("input", { id: "token", type: "password", autocomplete: "off", placeholder: "token", required: true }),
+    el("button", { id: "use-token", type: "submit" }, "Use token"));
+  form.addEventListener("submit", signIn);
+  return form;
+}
+
+function signIn(event) {
+  event.preventDefault();
+  const token = $("#token").value.trim();
+  if (!token) return;
+  sessionStorage.setItem("taskyard-token", token);
+  state.token = token;
+  route();
+}
+
+// MARK: - Pages
+
+/// Sums of `family{cluster="…",…}` samples by one label, from Prometheus text.
+function samples(text, family, cluster) {
+  const rows = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(family + "{")) continue;
+    const close = line.lastIndexOf("}");
+    const labels = Object.fromEntries([...line.slice(family.length + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (labels.cluster !== cluster) continue;
+    rows.push({ labels, value: Number(line.slice(close + 1)) });
+  }
+  return rows;
+}
+
+async function overview() {
+  const cluster = state.cluster;
+  const [metrics, nodes] = await Promise.all([api("/metrics"), api(`/api/v1/clusters/${encodeURIComponent(cluster)}/nodes`)]);
+  const count = (family, stateName) => samples(metrics, family, cluster).filter((s) => !stateName || s.labels.state === stateName).reduce((sum, s) => sum + s.value, 0);
+  const finished = count("taskyard_tasks_finished_total");
+  const now = Date.now();
+  let rate = "–";
+  if (state.lastFinished && state.lastFinished.cluster === cluster && now > state.lastFinished.at) {
+    rate = ((finished - state.lastFinished.value) / ((now - state.lastFinished.at) / 1000)).toFixed(1);
+  }
+  state.lastFinished = { cluster, value: finished, at: now };
+  const oldest = Math.max(0, ...samples(metrics, "taskyard_oldest_queued_task_age_seconds", cluster).map((s) => s.value));
+  const card = (n, label, id) => el("div", { class: "card", id }, el("div", { class: "n" }, n), el("div", { class: "l" }, label));
+  $("#main").replaceChildren(
+    el("h1", {}, `Cluster ${cluster}`),
+    el("div", { class: "cards" },
+      card(count("taskyard_tasks", "queued"), "queued now", "count-queued"),
+      card(count("taskyard_tasks", "received"), "running now", "count-received"),
+      card(count("taskyard_tasks_finished_total", "completed"), "completed*", "count-completed"),
+      card(count("taskyard_tasks_finished_total", "failed"), "failed*", "count-failed"),
+      card(count("taskyard_tasks_finished_total", "cancelled"), "cancelled*", "count-cancelled"),
+      card(rate, "finished per second", "throughput"),
+      card(oldest ? `${oldest.toFixed(1)} s` : "–", "oldest queued task", "oldest-queued")),
+    el("p", { class: "muted" }, "* since this server started; live counts are read from the database."),
+    el("h2", {}, "Nodes"),
+    el("table", { id: "nodes" },
+      el("tr", {}, el("th", {}, "Node"), el("th", {}, "Status"), el("th", {}, "Last seen"), el("th", {}, "Holds"), el("th", {}, "Endpoint")),
+      nodes.nodes.map((node) => el("tr", { dataset: { node: node.id } },
+        el("td", {}, link(`/nodes/${encodeURIComponent(node.id)}`, node.id)), el("td", {}, badge(node.status)), el("td", {}, time(node.last_seen_at)),
+        el("td", {}, node.held_tasks ?? 0), el("td", { class: "muted" }, node.endpoint)))));
+}
+
+async function taskList(query) {
+  const cluster = state.cluster;
+  const params = new URLSearchParams();
+  for (const key of ["state", "type", "node", "after"]) if (query.get(key)) params.set(key, query.get(key));
+  params.set("limit", "50");
+  const page = await api(`/api/v1/clusters/${encodeURIComponent(cluster)}/tasks?${params}`);
+  const filters = el("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const key of ["state", "type", "node"]) { const value = event.target.elements[key].value.trim(); if (value) next.set(key, value); }
+    location.hash = `#/c/${encodeURIComponent(cluster)}/tasks?${next}`;
+  } },
+    el("select", { name: "state" }, ["", "queued", "received", "completed", "failed", "cancelled"].map((s) => el("option", { value: s, selected: query.get("state") === s }, s || "any state"))),
+    el("input", { name: "type", placeholder: "type", value: query.get("type") || "" }),
+    el("input", { name: "node", placeholder: "node", value: query.get("node") || "" }),
+    el("button", { type: "submit" }, "Filter"));
+  const nextQuery = new URLSearchParams(query);
+  if (page.next) nextQuery.set("after", page.next);
+  $("#main").replaceChildren(
+    el("h1", {}, "Tasks"), filters,
+    el("table", { id: "tasks" },
+      el("tr", {}, ["Task", "Type", "State", "Node", "Attempt", "Progress", "Created"].map((h) => el("th", {}, h))),
+      page.tasks.map((task) => el("tr", { dataset: { task: task.id } },
+        el("td", {}, link(`/tasks/${task.id}`, task.id)), el("td", {}, task.type), el("td", {}, badge(task.state)),
+        el("td", {}, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node)), el("td", {}, `${task.attempt}/${task.max_attempts}`),
+        el("td", {}, progressBar(task)), el("td", {}, time(task.created_at))))),
+    el("div", { class: "pager" },
+      query.get("after") ? el("a", { href: `#/c/${encodeURIComponent(cluster)}/tasks` }, "first page") : null,
+      page.next ? el("a", { href: `#/c/${encodeURIComponent(cluster)}/tasks?${nextQuery}`, id: "next-page" }, "next page") : null));
+}
+
+function progressBar(task) {
+  const p = task.progress;
+  if (!p || !(p.total > 0) || ["completed", "failed", "cancelled"].includes(task.state)) return "";
+  const share = Math.min(1, p.completed / p.total);
+  const fill = el("i");
+  fill.style.width = `${(share * 100).toFixed(0)}%`; // CSSOM, which the page's CSP allows (a style attribute it does not)
+  return el("span", {}, el("span", { class: "bar" }, fill), ` ${p.completed}/${p.total}${p.units ? " " + p.units : ""}`);
+}
+
+/// One row per participating node: its outcome of the current attempt once reported, else the task's
+/// own state (waiting while queued, running while received).
+function matrixRows(detail) {
+  const task = detail.task;
+  const current = detail.children.filter((child) => child.attempt === task.attempt && child.type === task.type);
+  const running = task.state === "queued" ? "waiting" : task.state === "received" ? (task.cancel_requested ? "stopping" : "running") : task.state;
+  return task.participating_nodes.map((node) => {
+    const outcome = current.filter((child) => child.assigned_node === node).pop();
+    return outcome
+      ? { node, state: outcome.state, attempt: outcome.attempt, started: outcome.received_at, finished: outcome.finished_at, result: outcome.error ?? compact(outcome.result) }
+      : { node, state: running, attempt: task.attempt, started: task.received_at, finished: null, result: "" };
+  });
+}
+
+async function taskPage(id) {
+  const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/tasks/${id}`;
+  const [detail, events, tree] = await Promise.all([api(base), api(`${base}/events`), api(`${base}/tree?limit=200`)]);
+  const task = detail.task;
+  const terminal = ["completed", "failed", "cancelled"].includes(task.state);
+  const act = (verb) => async () => {
+    try { await api(`${base}/${verb}`, { method: "POST" }); showError(null); await state.refresh(); } catch (error) { showError(error); }
+  };
+  const children = new Map();
+  for (const t of tree.tasks) { if (!children.has(t.parent_id)) children.set(t.parent_id, []); children.get(t.parent_id).push(t); }
+  const drawTree = (t) => el("li", {}, t.id === task.id ? el("b", {}, `${t.id} ${t.type}`) : link(`/tasks/${t.id}`, `${t.id} ${t.type}`), " ", badge(t.state), ` on ${t.assigned_node}`,
+    children.has(t.id) ? el("ul", {}, children.get(t.id).map(drawTree)) : null);
+  $("#main").replaceChildren(
+    el("h1", {}, `Task ${task.id} · ${task.type} `, el("span", { id: "task-state", class: `state ${task.state}` }, task.state)),
+    el("p", { class: "muted" }, `attempt ${task.attempt} of ${task.max_attempts} · assigned to `, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node),
+      ` · created ${time(task.created_at)}`, task.traceparent ? ` · traceparent ${task.traceparent}` : "", " ", progressBar(task)),
+    task.error ? el("p", { id: "task-error", class: "state failed" }, task.error) : null,
+    el("div", { class: "actions" },
+      !terminal && task.abortable && !task.cancel_requested ? el("button", { id: "cancel", class: "danger", onclick: act("cancel") }, "Cancel") : null,
+      ["failed", "cancelled"].includes(task.state) && !task.parent_id ? el("button", { id: "retry", onclick: act("retry") }, "Retry") : null),
+    el("h2", {}, "Participants"),
+    el("table", { class: "matrix", id: "matrix" },
+      el("tr", {}, ["Node", "State", "Attempt", "Started", "Finished", "Result / error"].map((h) => el("th", {}, h))),
+      matrixRows(detail).map((row) => el("tr", { dataset: { node: row.node } },
+        el("td", {}, link(`/nodes/${encodeURIComponent(row.node)}`, row.node)), el("td", { class: "state-cell" }, badge(row.state)),
+        el("td", {}, row.attempt), el("td", {}, time(row.started)), el("td", {}, time(row.finished)), el("td", { class: "result" }, row.result)))),
+    el("h2", {}, "Events"),
+    el("ul", { class: "timeline", id: "events" }, events.events.map((e) =>
+      el("li", {}, `${time(e.at)}  `, e.from ? badge(e.from) : "∅", " → ", badge(e.to), e.node ? ` on ${e.node}` : "", ` · attempt ${e.attempt}`, e.detail ? el("span", { class: "muted" }, ` ${compact(e.detail)}`) : null))),
+    el("h2", {}, "Tree"),
+    el("ul", { class: "tree" }, (children.get(task.parent_id ?? null) || tree.tasks.slice(0, 1)).filter((t) => t.id === task.id).map(drawTree)));
+}
+
+async function nodePage(node) {
+  const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/tasks`;
+  const since = new Date(Date.now() - 3600 * 1000).toISOString();
+  const [held, queued, recent] = await Promise.all([
+    api(`${base}?node=${encodeURIComponent(node)}&state=received&limit=100`),
+    api(`${base}?node=${encodeURIComponent(node)}&state=queued&limit=100`),
+    api(`${base}?node=${encodeURIComponent(node)}&state=completed,failed,cancelled&since=${encodeURIComponent(since)}&limit=100&internal=true`)]);
+  const rows = (tasks) => el("table", {},
+    el("tr", {}, ["Task", "Type", "State", "Attempt", "Created", "Finished"].map((h) => el("th", {}, h))),
+    tasks.map((task) => el("tr", {}, el("td", {}, link(`/tasks/${task.id}`, task.id)), el("td", {}, task.type), el("td", {}, badge(task.state)),
+      el("td", {}, `${task.attempt}/${task.max_attempts}`), el("td", {}, time(task.created_at)), el("td", {}, time(task.finished_at)))));
+  $("#main").replaceChildren(
+    el("h1", {}, `Node ${node}`),
+    el("h2", {}, `Holds now (${held.tasks.length})`), rows(held.tasks),
+    el("h2", {}, `Queued for it (${queued.tasks.length})`), rows(queued.tasks),
+    el("h2", {}, "Finished in the last hour (first 100, its parts in tasks of other nodes included)"), rows(recent.tasks));
+}
+
+// MARK: - Start
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", () => {
+  $("#login")?.addEventListener("submit", signIn);
+  $("#forget").addEventListener("click", () => signOut());
+  $("#cluster").addEventListener("change", (event) => { location.hash = `#/c/${encodeURIComponent(event.target.value)}`; });
+  route();
+});
