@@ -21,6 +21,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -68,12 +69,26 @@ def browser():
 
 
 def matrix(driver):
-    """{node: (state, result / error)} of the task page's participant matrix."""
-    rows = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, "#matrix tr[data-node]"):
-        cells = row.find_elements(By.TAG_NAME, "td")
-        rows[row.get_attribute("data-node")] = (cells[1].text.strip(), cells[5].text.strip())
-    return rows
+    """{node: [state, result / error]} of the task page's participant matrix, read in one go (the page
+    redraws itself as the task changes)."""
+    return driver.execute_script("""
+        return Object.fromEntries([...document.querySelectorAll('#matrix tr[data-node]')].map(
+            (row) => [row.dataset.node, [row.cells[1].innerText.trim(), row.cells[5].innerText.trim()]]));""")
+
+
+def click(driver, element_id):
+    """A real click on the element, found again if the page redrew it in between."""
+    for _ in range(20):
+        try:
+            driver.find_element(By.ID, element_id).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"#{element_id} kept being redrawn")
+
+
+def text(driver, element_id):
+    return driver.execute_script(f"return document.getElementById('{element_id}')?.innerText.trim() ?? null")
 
 
 def main():
@@ -94,7 +109,8 @@ def main():
         driver.find_element(By.ID, "token").send_keys(token)
         driver.find_element(By.ID, "use-token").click()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node]")) == 3)
-        wait.until(lambda d: all("online" in row.text for row in d.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node]")))
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#nodes tr[data-node]')].every((row) => row.innerText.includes('online'))"))
         loaded_at = driver.execute_script("return window.taskyardLoadedAt")
         checks += 1
 
@@ -106,7 +122,7 @@ def main():
         first = matrix(driver)
         assert all(state in ("waiting", "running") for state, _ in first.values()), f"before it ends: {first}"
         wait.until(lambda d: all(state == "completed" for state, _ in matrix(d).values()))
-        assert driver.find_element(By.ID, "task-state").text == "completed"
+        assert text(driver, "task-state") == "completed"
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1
 
@@ -115,11 +131,11 @@ def main():
                       {"type": "volume_create", "participating_nodes": ["n1", "n2", "n3"],
                        "payload": {"name": "browser-vol", "size_gb": 100}, "max_attempts": 1})
         driver.execute_script(f"location.hash = '#/c/dev/tasks/{failing['id']}'")
-        wait.until(lambda d: matrix(d).get("n3", ("", ""))[0] == "failed")
+        wait.until(lambda d: matrix(d).get("n3", ["", ""])[0] == "failed")
         rows = matrix(driver)
         assert "not enough space" in rows["n3"][1], rows
         assert rows["n1"][0] == "completed" and rows["n2"][0] == "completed", rows
-        assert driver.find_element(By.ID, "task-state").text == "failed"
+        assert text(driver, "task-state") == "failed"
         checks += 1
         if arguments.screenshots:
             os.makedirs(arguments.screenshots, exist_ok=True)
@@ -129,9 +145,9 @@ def main():
         long = api("POST", "/api/v1/clusters/dev/tasks", token,
                    {"type": "sleep", "participating_nodes": ["n1", "n2"], "payload": {"seconds": 60}})
         driver.execute_script(f"location.hash = '#/c/dev/tasks/{long['id']}'")
-        wait.until(lambda d: all(state == "running" for state, _ in matrix(d).values()) and d.find_elements(By.ID, "cancel"))
-        driver.find_element(By.ID, "cancel").click()
-        wait.until(lambda d: d.find_element(By.ID, "task-state").text == "cancelled")
+        wait.until(lambda d: matrix(d) and all(state == "running" for state, _ in matrix(d).values()) and text(d, "cancel"))
+        click(driver, "cancel")
+        wait.until(lambda d: text(d, "task-state") == "cancelled")
         assert api("GET", f"/api/v1/clusters/dev/tasks/{long['id']}", token)["state"] == "cancelled"
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1

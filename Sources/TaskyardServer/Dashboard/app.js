@@ -245,7 +245,7 @@ function progressBar(task) {
 /// One row per participating node: its outcome of the current attempt once reported, else the task's
 /// own state (waiting while queued, running while received).
 function matrixRows(detail) {
-  const task = detail.task;
+  const task = detail; // GET …/tasks/{id}: the task's fields, plus children
   const current = detail.children.filter((child) => child.attempt === task.attempt && child.type === task.type);
   const running = task.state === "queued" ? "waiting" : task.state === "received" ? (task.cancel_requested ? "stopping" : "running") : task.state;
   return task.participating_nodes.map((node) => {
@@ -259,7 +259,7 @@ function matrixRows(detail) {
 async function taskPage(id) {
   const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/tasks/${id}`;
   const [detail, events, tree] = await Promise.all([api(base), api(`${base}/events`), api(`${base}/tree?limit=200`)]);
-  const task = detail.task;
+  const task = detail;
   const terminal = ["completed", "failed", "cancelled"].includes(task.state);
   const act = (verb) => async () => {
     try { await api(`${base}/${verb}`, { method: "POST" }); showError(null); await state.refresh(); } catch (error) { showError(error); }
