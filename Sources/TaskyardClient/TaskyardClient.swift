@@ -209,6 +209,11 @@ public struct TaskyardClient: Sendable {
         try await send(.GET, ["healthz"])
     }
 
+    /// `GET /metrics`: the Prometheus text the token may see.
+    public func metrics() async throws -> String {
+        String(decoding: try await raw(.GET, ["metrics"]).body, as: UTF8.self)
+    }
+
     private struct NoBody: Encodable {}
 
     private func send<Response: Decodable>(

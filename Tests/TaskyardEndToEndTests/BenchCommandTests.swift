@@ -13,10 +13,14 @@ struct BenchCommandTests {
         // Started like `taskyard dev` in its test, not through Foundation's Process: the bench's PostgreSQL
         // would inherit the pipe Process reads from and hold it open.
         let log = "/tmp/taskyard-bench-test-\(UUID().uuidString.prefix(8)).json"
-        defer { try? FileManager.default.removeItem(atPath: log) }
+        let scrape = "/tmp/taskyard-bench-test-\(UUID().uuidString.prefix(8)).prom"
+        defer {
+            try? FileManager.default.removeItem(atPath: log)
+            try? FileManager.default.removeItem(atPath: scrape)
+        }
         let pid = try Subprocess.spawn(binary.path, [
             "bench", "--tasks", "300", "--agents", "2", "--participants", "2", "--samples", "5", "--runs", "1",
-            "--batch-size", "100", "--concurrency", "64", "--json", "--log-level", "warning",
+            "--batch-size", "100", "--concurrency", "64", "--json", "--log-level", "warning", "--metrics-out", scrape,
         ], outputPath: log)
         let status = await Subprocess.wait(pid, timeout: .seconds(300))
         if status == nil { kill(pid, SIGKILL) }
@@ -38,6 +42,12 @@ struct BenchCommandTests {
         let raw = try #require(first["raw"] as? [String: Any])
         #expect((raw["tasks_per_second"] as? Double ?? 0) > 0)
         #expect((first["server_peak_bytes"] as? Int ?? 0) > 0 && (report["agent_fresh_bytes"] as? Int ?? 0) > 0)
+        // The server's metrics as the run left them, and what a scrape costs.
+        let metrics = try #require(report["metrics"] as? [String: Any])
+        #expect((metrics["families"] as? Int ?? 0) >= 15)
+        #expect((metrics["database_read_milliseconds"] as? Double ?? 0) > 0)
+        let text = try String(contentsOfFile: scrape, encoding: .utf8)
+        #expect(text.contains("taskyard_tasks_submitted_total{cluster=\"bench-"), "\(text.prefix(2000))")
     }
 
     @Test("refuses more participants than agents, naming the flag")

@@ -82,6 +82,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("postgres-setting"), help: ArgumentHelp("A setting for the PostgreSQL the bench starts, NAME=VALUE; repeat for several (e.g. shared_buffers=1GB).", valueName: "name=value"))
     var postgresSettings: [String] = []
 
+    @Option(help: ArgumentHelp("Save the server's GET /metrics, scraped during the last run, to this file.", valueName: "path"))
+    var metricsOut: String?
+
     @Flag(help: "Keep the temporary folder (PostgreSQL's data, the server's and agents' logs) and say where it is.")
     var keep = false
 
@@ -197,7 +200,16 @@ struct BenchCommand: AsyncParsableCommand {
                 let idle = try await measured.idleLatency(samples: samples)
                 let peaks = MemoryPeaks(processes)
                 let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
+                // What an operator's Prometheus would see while the last run works.
+                let scrape: Task<String?, Never>? = run == runs ? Task {
+                    try? await Task.sleep(for: .seconds(1))
+                    return try? await measured.client(0).metrics()
+                } : nil
                 let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
+                if let text = await scrape?.value {
+                    if let metricsOut { try text.write(toFile: metricsOut, atomically: true, encoding: .utf8) }
+                    report.metrics = try await measured.scrapeCost(families: text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.count)
+                }
                 sampler.cancel()
                 peaks.sample()
                 // The agents are idle while the raw SQL runs: their memory after it is their idle memory after a burst.

@@ -37,6 +37,16 @@ struct BenchReport: Codable, Sendable {
         var lists: [ListTiming] = []
     }
 
+    /// `GET /metrics` of the server under the bench's last run, and what a scrape costs after it.
+    struct MetricsScrape: Codable, Sendable {
+        /// Metric families in the scrape taken during the last run.
+        var families: Int
+        /// A scrape that reads the database (the live-task counts, not cached), median of 5.
+        var databaseReadMilliseconds: Double
+        /// A scrape within the 2 s the database read is kept, median of 5.
+        var cachedMilliseconds: Double
+    }
+
     struct ListTiming: Codable, Sendable {
         var filter: String
         var milliseconds: Double
@@ -44,6 +54,7 @@ struct BenchReport: Codable, Sendable {
         var scans: [String]
     }
 
+    var metrics: MetricsScrape?
     var command: String
     var machine: Machine
     var servers: Int
@@ -117,6 +128,11 @@ struct BenchReport: Codable, Sendable {
         lines.append("agent resident memory, fresh".padding(toLength: 40, withPad: " ", startingAt: 0) + Self.megabytes(agentFreshBytes))
         lines.append(row("agent resident memory, idle after a run", runs.map { Double($0.agentIdleBytes) }) { Self.megabytes(Int($0)) })
         lines.append(row("agent resident memory, peak", runs.map { Double($0.agentPeakBytes) }) { Self.megabytes(Int($0)) })
+        if let metrics {
+            lines.append("GET /metrics".padding(toLength: 40, withPad: " ", startingAt: 0)
+                         + "\(metrics.families) families · \(String(format: "%.1f", metrics.databaseReadMilliseconds)) ms reading the database"
+                         + " · \(String(format: "%.1f", metrics.cachedMilliseconds)) ms cached")
+        }
         let failed = runs.map(\.failed).reduce(0, +)
         if failed > 0 { lines.append("tasks that did not complete: \(failed)") }
         if let history {

@@ -144,6 +144,26 @@ struct BenchWorkload: Sendable {
             failed: try summary.decode("failed"))
     }
 
+    // MARK: - Metrics
+
+    /// What `GET /metrics` costs: five scrapes each after the server's 2 s cache of the database read ran
+    /// out, and five right after one (cached).
+    func scrapeCost(families: Int) async throws -> BenchReport.MetricsScrape {
+        var reading: [Double] = [], cached: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<5 {
+            try await Task.sleep(for: .milliseconds(2100))
+            let started = clock.now
+            _ = try await client(0).metrics()
+            reading.append((clock.now - started).seconds * 1000)
+            let again = clock.now
+            _ = try await client(0).metrics()
+            cached.append((clock.now - again).seconds * 1000)
+        }
+        return .init(families: families, databaseReadMilliseconds: BenchReport.median(reading),
+                     cachedMilliseconds: BenchReport.median(cached))
+    }
+
     // MARK: - Steady rate
 
     struct Steady: Codable, Sendable {
