@@ -54,6 +54,37 @@ enum TasksSQL {
         SELECT \(columns) FROM inserted
         """)
 
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$18 are arrays aligned by position.
+    private static let manyInput = """
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
+                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
+                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
+                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                                         opaque_id, affinity, abortable, internal, idempotency_key,
+                                         idempotency_digest, traceparent, position)
+        """
+
+    /// Inserts the rows of `source` in position order (a used idempotency key skips its row), as the CTE
+    /// `inserted`, with their first event: the rest of a `WITH` after `source`.
+    private static func manyInsert(from source: String) -> String {
+        """
+        INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
+            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
+                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
+              FROM \(source) ORDER BY position
+            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING *
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        """
+    }
+
     /// ∅ → queued for the single submits that arrived together (`SubmitGroups`): one statement and one
     /// commit for all of them, each task on its own — an item whose nodes are not all registered, whose
     /// parent no longer takes children, or whose idempotency key was used is skipped, not the group.
@@ -61,13 +92,7 @@ enum TasksSQL {
     /// come in id order, which is that order minus the keyed items a conflict skipped.
     static let insertGroup = PostgresStatement("tasks.insert_group", """
         WITH input AS (
-            SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
-                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
-                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
-                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                                         opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, traceparent, position)
+            \(manyInput)
         ), accepted AS MATERIALIZED (
             SELECT * FROM input i
              WHERE (SELECT count(*) FROM nodes
@@ -77,19 +102,7 @@ enum TasksSQL {
                         WHERE p.cluster_id = $1 AND p.id = i.parent_id AND p.state IN ('queued', 'received')
                           AND p.cancel_requested_at IS NULL))
         ), inserted AS (
-            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
-                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
-            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
-                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
-              FROM accepted ORDER BY position
-            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING *
-        ), events AS (
-            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
-            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        )
+            \(manyInsert(from: "accepted"))
         SELECT \(columns), (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
           FROM inserted ORDER BY id
         """)
@@ -107,27 +120,9 @@ enum TasksSQL {
     /// `participating_nodes` are array literals, one per task.
     static let insertBatch = PostgresStatement("tasks.insert_batch", """
         WITH input AS (
-            SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
-                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
-                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
-                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                                         opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, traceparent, position)
+            \(manyInput)
         ), inserted AS (
-            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
-                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
-            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
-                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
-              FROM input ORDER BY position
-            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING *
-        ), events AS (
-            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
-            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        )
+            \(manyInsert(from: "input"))
         SELECT \(columns) FROM inserted ORDER BY id
         """)
 
