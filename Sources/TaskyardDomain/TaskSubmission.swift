@@ -66,6 +66,17 @@ public struct TaskSubmission: Sendable, Hashable {
     public static func validateOpaqueID(_ opaqueID: String, field: String = "X-Opaque-Id") throws(TaskyardError) {
         guard Limits.opaqueIDLength.contains(opaqueID.unicodeScalars.count) else { throw .invalid(field, "must be 1–1024 characters") }
         try InputLimits.checkNoNUL(opaqueID, field: field)
+        try checkNoEdgeWhiteSpace(opaqueID, field: field)
+    }
+
+    /// Keys that may come as HTTP headers must not start or end with a space or tab: a header loses them on
+    /// the way (HTTP trims field values), so the same key would mean one thing in a body and another in a header.
+    static func checkNoEdgeWhiteSpace(_ value: String, field: String) throws(TaskyardError) {
+        let edges: Set<Unicode.Scalar> = [" ", "\t"]
+        guard let first = value.unicodeScalars.first, let last = value.unicodeScalars.last,
+              !edges.contains(first), !edges.contains(last) else {
+            throw .invalid(field, "must not start or end with a space or tab")
+        }
     }
 
     /// A W3C trace context `traceparent`: `version-traceid-parentid-flags` in lowercase hex, version 00 exactly
@@ -132,6 +143,7 @@ public struct TaskSubmission: Sendable, Hashable {
             let field = prefix.isEmpty ? "Idempotency-Key" : prefix + "idempotency_key"
             guard Limits.keyLength.contains(idempotencyKey.unicodeScalars.count) else { throw .invalid(field, "must be 1–255 characters") }
             try InputLimits.checkNoNUL(idempotencyKey, field: field)
+            try Self.checkNoEdgeWhiteSpace(idempotencyKey, field: field)
         }
         if let opaqueID { try Self.validateOpaqueID(opaqueID) }
         if let traceparent { try Self.validateTraceparent(traceparent) }

@@ -36,7 +36,14 @@ enum OpenAPIDocument {
         }
         document["paths"] = .object(paths)
         if case .object(var components) = document["components"], case .object(var schemas) = components["schemas"] {
-            for name in ["TaskSubmission", "StateReport", "ParticipantOutcome", "Progress"] {
+            // A batch item is a submission with its own idempotency key: one flat schema (the fuzzer read an
+            // allOf of the two as forbidding what the second member allows).
+            if case .object(var item)? = schemas["TaskSubmission"], case .object(var properties)? = item["properties"] {
+                properties["idempotency_key"] = schemas["IdempotencyKey"]
+                item["properties"] = .object(properties)
+                schemas["BatchTaskSubmission"] = .object(item)
+            }
+            for name in ["TaskSubmission", "BatchTaskSubmission", "StateReport", "ParticipantOutcome", "Progress"] {
                 schemas[name] = schemas[name].map(nullableOptionals)
             }
             components["schemas"] = .object(schemas)
@@ -96,7 +103,7 @@ enum OpenAPIDocument {
         "/ui/app.css": {"get": {"summary": "The dashboard's styles", "security": [], "responses": {"200": {"description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}}}},
         "/api/v1/clusters/{cluster_id}/changes": {"get": {"summary": "Server-sent events: a `work` event (data: node) or `finished` event (data: task_id) for each change of the cluster's tasks",
           "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 86400}, "description": "end the stream after this many seconds (default: when the client goes)"}],
-          "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}},
+          "responses": {"200": {"description": "text/event-stream: each event as a fuzzer reads it", "content": {"text/event-stream": {"schema": {"type": "object", "properties": {"event": {"enum": ["work", "finished"]}, "data": {"type": "string"}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (read; a token bound to a cluster sees that cluster's series)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
@@ -138,8 +145,8 @@ enum OpenAPIDocument {
         "/api/v1/clusters/{cluster_id}/tasks": {
           "post": {"summary": "Submit a task (written as queued)",
                    "parameters": [{"$ref": "#/components/parameters/cluster_id"},
-                                  {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}, "description": "the same key with another request: 422 idempotency_key_reused"},
-                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}},
+                                  {"name": "Idempotency-Key", "in": "header", "schema": {"$ref": "#/components/schemas/IdempotencyKeyHeader"}, "description": "the same key with another request: 422 idempotency_key_reused"},
+                                  {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueIDHeader"}},
                                   {"$ref": "#/components/parameters/traceparent"}],
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskSubmission"}}}},
                    "responses": {"201": {"$ref": "#/components/responses/Task"}, "200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
@@ -157,8 +164,8 @@ enum OpenAPIDocument {
                   "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}; a page also ends early, with a cursor, past page_bytes of payloads and results"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/batch": {
-          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueID"}}, {"$ref": "#/components/parameters/traceparent"}],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"allOf": [{"$ref": "#/components/schemas/TaskSubmission"}, {"type": "object", "properties": {"idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}}}]}}}}}}},
+          "post": {"summary": "Submit up to 1000 tasks, all or nothing", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "X-Opaque-Id", "in": "header", "schema": {"$ref": "#/components/schemas/OpaqueIDHeader"}}, {"$ref": "#/components/parameters/traceparent"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/components/schemas/BatchTaskSubmission"}}}}}}},
                    "responses": {"201": {"description": "{\"tasks\": [...]}"}, "200": {"description": "every item's idempotency key matched an earlier request: nothing created"}, "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}": {
@@ -244,7 +251,10 @@ enum OpenAPIDocument {
             "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "token": {"type": "string"}}},
           "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
           "TokenName": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
-          "OpaqueID": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000]*$"},
+          "OpaqueID": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000 \\t]([^\\u0000]*[^\\u0000 \\t])?$", "description": "no NUL, and no space or tab at either end (HTTP trims them from headers)"},
+          "OpaqueIDHeader": {"type": "string", "description": "as OpaqueID: 1–1024 characters, no NUL (422 otherwise); empty is none; HTTP trims spaces and tabs around a header value, so the limits apply to what arrives"},
+          "IdempotencyKeyHeader": {"type": "string", "description": "as IdempotencyKey: 1–255 characters, no NUL (422 otherwise); empty is none; HTTP trims spaces and tabs around a header value, so the limits apply to what arrives"},
+          "IdempotencyKey": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000 \\t]([^\\u0000]*[^\\u0000 \\t])?$", "description": "no NUL, and no space or tab at either end (HTTP trims them from headers)"},
           "Attempt": {"type": "integer", "minimum": 1, "maximum": 2147483647},
           "TaskID": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
           "Lease": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000]*$", "description": "what the claim returned"},

@@ -1,14 +1,24 @@
+import Foundation
+import HTTPTypes
 import Hummingbird
 import ServiceLifecycle
 import TaskyardAPI
 import TaskyardDomain
 
+extension Request {
+    /// A header's value, nil when it is absent or empty: an empty `traceparent`, `X-Opaque-Id` or
+    /// `Idempotency-Key` carries nothing (W3C asks a receiver to ignore an empty trace context), not a bad value.
+    func header(_ name: HTTPField.Name) -> String? {
+        headers[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+    }
+}
+
 extension APIRoutes {
     func submit(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitTaskRequest.self, &request)
-        let submission = body.submission(idempotencyKey: request.headers[.idempotencyKey] ?? body.idempotencyKey,
-                                         opaqueID: request.headers[.opaqueID], traceparent: request.headers[.traceparent])
+        let submission = body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
+                                         opaqueID: request.header(.opaqueID), traceparent: request.header(.traceparent))
         let (task, created) = try await store.submit(submission, cluster: cluster)
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
     }
@@ -16,8 +26,8 @@ extension APIRoutes {
     func submitBatch(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitBatchRequest.self, &request)
-        let opaqueID = request.headers[.opaqueID]
-        let traceparent = request.headers[.traceparent]
+        let opaqueID = request.header(.opaqueID)
+        let traceparent = request.header(.traceparent)
         let submissions = body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent) }
         let results = try await store.submit(batch: submissions, cluster: cluster)
         // 200 when every item was made before (all keys matched): the batch created nothing.
@@ -185,14 +195,14 @@ extension APIRoutes {
         if request.headers[.contentType] != nil {
             reason = try await decode(CancelRequest.self, &request).reason
         }
-        let task = try await store.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.headers[.opaqueID])
+        let task = try await store.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.header(.opaqueID))
         return try jsonResponse(TaskObject(task))
     }
 
     func retry(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.headers[.opaqueID])))
+        return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.header(.opaqueID))))
     }
 
     func delete(_ context: TaskyardRequestContext) async throws -> Response {

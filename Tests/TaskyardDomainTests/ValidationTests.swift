@@ -26,6 +26,25 @@ struct ValidationTests {
         #expect(!Identifier.isValid("nœud"))
     }
 
+    @Test("keys that travel as headers may not start or end with a space or tab (HTTP would trim them)")
+    func headerKeysKeepTheirEdges() {
+        let base = TaskSubmission(type: "noop", participatingNodes: ["n1"])
+        for bad in [" k", "k ", "\tk", "k\t"] {
+            var keyed = base
+            keyed.idempotencyKey = bad
+            #expect(field(of: keyed) == "Idempotency-Key", "\(bad.debugDescription)")
+            #expect(field(of: keyed, prefix: "tasks[0].") == "tasks[0].idempotency_key")
+            var opaque = base
+            opaque.opaqueID = bad
+            #expect(field(of: opaque) == "X-Opaque-Id", "\(bad.debugDescription)")
+        }
+        var inner = base
+        inner.idempotencyKey = "a b"
+        inner.opaqueID = "ticket 7"
+        #expect(field(of: inner) == nil)
+        #expect(throws: TaskyardError.self) { try TaskFilter(opaqueID: " x").validate() }
+    }
+
     @Test("a valid submission passes")
     func valid() {
         #expect(field(of: TaskSubmission(type: "volume_create", participatingNodes: ["n1", "n2"],

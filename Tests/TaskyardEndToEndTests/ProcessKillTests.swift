@@ -13,6 +13,8 @@ import TaskyardTestSupport
 struct TaskyardProcess {
     let pid: pid_t
     let log: URL
+    /// Files made for it (its token), removed with its log when it is stopped.
+    var files: [URL] = []
 
     static func start(_ arguments: [String], name: String) throws -> TaskyardProcess {
         let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
@@ -32,9 +34,11 @@ struct TaskyardProcess {
         let tokenFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-token-\(UUID().uuidString.prefix(8))")
         guard FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
         else { throw DeploymentError("cannot write \(tokenFile.path)") }
-        return try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
-                          "--token-file", tokenFile.path, "--heartbeat-interval", String(heartbeat), "--poll-wait", "1",
-                          "--log-level", "info"], name: "agent-\(node)")
+        var agent = try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
+                               "--token-file", tokenFile.path, "--heartbeat-interval", String(heartbeat), "--poll-wait", "1",
+                               "--log-level", "info"], name: "agent-\(node)")
+        agent.files.append(tokenFile)
+        return agent
     }
 
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
@@ -47,7 +51,7 @@ struct TaskyardProcess {
         kill(pid, number)
         let status = await Subprocess.wait(pid, timeout: .seconds(30))
         if status == nil { kill(pid, SIGKILL); _ = await Subprocess.wait(pid, timeout: .seconds(5)) }
-        try? FileManager.default.removeItem(at: log)
+        for file in [log] + files { try? FileManager.default.removeItem(at: file) }
         return status
     }
 }

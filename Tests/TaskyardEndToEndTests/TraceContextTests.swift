@@ -56,6 +56,10 @@ struct TraceContextTests {
                 #expect(refused.status == 422, "\(bad)")
                 #expect(try APIJSON.decode(ErrorBody.self, from: refused.body).error.field == "traceparent", "\(bad)")
             }
+            // An empty header is no trace context.
+            let empty = try await APIContractTests.send(deployment, "POST", "/api/v1/clusters/c1/tasks", body: body, headers: ["traceparent": ""])
+            #expect(empty.status == 201)
+            #expect(try APIJSON.decode(TaskObject.self, from: empty.body).traceparent == nil)
             // A later version may add fields.
             let later = try await APIContractTests.send(deployment, "POST", "/api/v1/clusters/c1/tasks", body: body,
                                                         headers: ["traceparent": "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later"])
