@@ -141,6 +141,7 @@ struct DevCommand: AsyncParsableCommand {
                    -d '{"type": "echo", "participating_nodes": ["n1", "n2", "n3"], "payload": {"name": "vol1"}}'
             Watch it:
               swift run taskyard task list
+              \(serverURL)/ui   (the dashboard: paste the admin token)
             Ask the history:
               psql -h 127.0.0.1 -p \(port) -U postgres taskyard
 
