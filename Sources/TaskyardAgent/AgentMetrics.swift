@@ -11,17 +11,37 @@ import TaskyardSecurity
 final class AgentMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
 
-    /// A call that came to the participant endpoint: `route` single or batch; `outcome` answered (the
-    /// handler ran, whatever it answered) or refused (its grant did not let it in).
-    func participantCall(route: String, refused: Bool) {
-        registry.makeCounter(name: "taskyard_agent_participant_calls_total",
-                             labels: [("route", route), ("outcome", refused ? "refused" : "answered")],
-                             help: "Participant calls served by this agent's endpoint.").increment()
+    /// The participant calls this endpoint served, by route and outcome, and the batches: kept here, not in
+    /// the registry, so that the agent can tell them too (`NodeAgent.participantCalls`).
+    private struct Served {
+        var single = (answered: 0, refused: 0)
+        var batch = (answered: 0, refused: 0)
+        var batches = 0
+    }
+    private let served = Mutex(Served())
+
+    /// A call that came to the participant endpoint: `route` single or batch; refused when its grant (or
+    /// its body) did not let it in, else answered (the handler ran, whatever it answered).
+    func participantCall(route: Route, refused: Bool) {
+        served.withLock { served in
+            switch (route, refused) {
+            case (.single, false): served.single.answered += 1
+            case (.single, true): served.single.refused += 1
+            case (.batch, false): served.batch.answered += 1
+            case (.batch, true): served.batch.refused += 1
+            }
+        }
     }
 
+    enum Route { case single, batch }
+
     func participantBatch() {
-        registry.makeCounter(name: "taskyard_agent_participant_batches_total",
-                             help: "Batches of participant calls served by this agent's endpoint.").increment()
+        served.withLock { $0.batches += 1 }
+    }
+
+    /// Batches served, the calls they held, and the calls that came alone.
+    var participantCalls: (batches: Int, batchedCalls: Int, singleCalls: Int) {
+        served.withLock { ($0.batches, $0.batch.answered + $0.batch.refused, $0.single.answered + $0.single.refused) }
     }
 
     /// A handler run on this node (for a call from another agent or for this agent's own fan-out).
@@ -49,9 +69,19 @@ final class AgentMetrics: Sendable {
                                                       .seconds(300), .seconds(900), .seconds(3600)]
 
     func exposition(heldTasks: Int) -> String {
-        String(decoding: registry.emitToBuffer(), as: UTF8.self)
+        let served = self.served.withLock { $0 }
+        return String(decoding: registry.emitToBuffer(), as: UTF8.self)
             + "# HELP taskyard_agent_tasks_held Tasks this agent holds now (claimed, not yet reported).\n"
             + "# TYPE taskyard_agent_tasks_held gauge\ntaskyard_agent_tasks_held \(heldTasks)\n"
+            + "# HELP taskyard_agent_participant_calls_total Participant calls served by this agent's endpoint.\n"
+            + "# TYPE taskyard_agent_participant_calls_total counter\n"
+            + "taskyard_agent_participant_calls_total{route=\"single\",outcome=\"answered\"} \(served.single.answered)\n"
+            + "taskyard_agent_participant_calls_total{route=\"single\",outcome=\"refused\"} \(served.single.refused)\n"
+            + "taskyard_agent_participant_calls_total{route=\"batch\",outcome=\"answered\"} \(served.batch.answered)\n"
+            + "taskyard_agent_participant_calls_total{route=\"batch\",outcome=\"refused\"} \(served.batch.refused)\n"
+            + "# HELP taskyard_agent_participant_batches_total Batches of participant calls served by this agent's endpoint.\n"
+            + "# TYPE taskyard_agent_participant_batches_total counter\n"
+            + "taskyard_agent_participant_batches_total \(served.batches)\n"
     }
 }
 

@@ -56,8 +56,7 @@ public final class NodeAgent: Service, Sendable {
     /// What this agent's participant endpoint has served: batches of calls, the calls they held, and
     /// calls that came alone (`POST …/tasks/{type}`).
     public var participantCalls: (batches: Int, batchedCalls: Int, singleCalls: Int) {
-        (participant.counts.batches.load(ordering: .relaxed), participant.counts.batchedCalls.load(ordering: .relaxed),
-         participant.counts.singleCalls.load(ordering: .relaxed))
+        participant.metrics.participantCalls
     }
 
     public func run() async throws {

@@ -18,8 +18,6 @@ final class ParticipantEndpoint: Sendable {
     let node: String
     let gate: GrantGate
     let running = RunningWork()
-    /// Batches served and the calls they held, and calls that came alone.
-    let counts = CallCounts()
     /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
     let handlerTimeout: Duration
     let metrics = AgentMetrics()
@@ -122,7 +120,6 @@ final class ParticipantEndpoint: Sendable {
     static let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(60))
 
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
-        counts.singleCalls.add(1, ordering: .relaxed)
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
         // collect megabytes.
         let grant: Grant
@@ -130,7 +127,7 @@ final class ParticipantEndpoint: Sendable {
             grant = try await gate.verify(authorization: request.headers[.authorization])
             if grant.type != type { throw .forbidden("the grant is for task type \(grant.type), not \(type)") }
         } catch {
-            metrics.participantCall(route: "single", refused: true)
+            metrics.participantCall(route: .single, refused: true)
             return Self.response(refusing: error)
         }
         var body: ParticipantRequest
@@ -139,9 +136,11 @@ final class ParticipantEndpoint: Sendable {
             body = try APIJSON.decode(ParticipantRequest.self, from: Data(buffer.readableBytesView))
             body.traceparent = request.headers[HTTPField.Name("traceparent")!]
         } catch is NIOTooManyBytesError {
+            metrics.participantCall(route: .single, refused: true)
             return Self.error(.contentTooLarge, code: "body_too_large",
                               "a participant request is at most \(Self.maximumBodyBytes) bytes")
         } catch {
+            metrics.participantCall(route: .single, refused: true)
             return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
         }
         // The rest of the match needs the body; the signature was verified once, above.
@@ -149,10 +148,10 @@ final class ParticipantEndpoint: Sendable {
             try gate.match(grant, taskID: body.taskID, attempt: body.attempt, type: type, initiator: body.initiator,
                            payload: body.payload, clusterID: body.clusterID)
         } catch {
-            metrics.participantCall(route: "single", refused: true)
+            metrics.participantCall(route: .single, refused: true)
             return Self.response(refusing: error)
         }
-        metrics.participantCall(route: "single", refused: false)
+        metrics.participantCall(route: .single, refused: false)
         switch await perform(type: type, rollback: rollback, body) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))
@@ -186,8 +185,6 @@ final class ParticipantEndpoint: Sendable {
         guard (1...Self.maximumBatchCalls).contains(batch.calls.count) else {
             return Self.error(.badRequest, code: "bad_request", "a batch holds 1 to \(Self.maximumBatchCalls) calls, not \(batch.calls.count)")
         }
-        counts.batches.add(1, ordering: .relaxed)
-        counts.batchedCalls.add(batch.calls.count, ordering: .relaxed)
         metrics.participantBatch()
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             try await withThrowingTaskGroup(of: ParticipantBatchLine.self) { group in
@@ -216,10 +213,10 @@ final class ParticipantEndpoint: Sendable {
             try gate.match(grant, taskID: call.taskID, attempt: call.attempt, type: call.type, initiator: call.initiator,
                            payload: call.payload, clusterID: call.clusterID)
         } catch {
-            metrics.participantCall(route: "batch", refused: true)
+            metrics.participantCall(route: .batch, refused: true)
             return refused(error)
         }
-        metrics.participantCall(route: "batch", refused: false)
+        metrics.participantCall(route: .batch, refused: false)
         switch await perform(type: call.type, rollback: call.rollback ?? false, call.request) {
         case .completed(let result):
             return ParticipantBatchLine(index: index, status: 200, result: result)
@@ -296,13 +293,6 @@ final class ParticipantEndpoint: Sendable {
     static func error(_ status: HTTPResponse.Status, code: String, _ message: String) -> Response {
         json(ErrorBody(code: code, message: message), status: status)
     }
-}
-
-/// What the participant endpoint has served.
-final class CallCounts: Sendable {
-    let batches = Atomic<Int>(0)
-    let batchedCalls = Atomic<Int>(0)
-    let singleCalls = Atomic<Int>(0)
 }
 
 /// Handler runs in progress on this node, by task id, so that a cancel can stop them, and with their
