@@ -61,9 +61,19 @@ public struct StateReportRequest: Codable, Sendable {
         public var error: String?
         public var startedAt: Date?
         public var finishedAt: Date?
+        /// How the rollback of this success went, where one ran.
+        public var rollback: Rollback?
+        /// This outcome settled the task under its completion policy.
+        public var decided: Bool?
+
+        public struct Rollback: Codable, Sendable, Hashable {
+            public var state: ReportedState
+            public var result: JSONValue?
+            public var error: String?
+        }
 
         enum CodingKeys: String, CodingKey {
-            case node, state, result, error, startedAt = "started_at", finishedAt = "finished_at"
+            case node, state, result, error, rollback, decided, startedAt = "started_at", finishedAt = "finished_at"
         }
 
         public init(_ outcome: ParticipantOutcome) {
@@ -73,11 +83,15 @@ public struct StateReportRequest: Codable, Sendable {
             error = outcome.error
             startedAt = outcome.startedAt
             finishedAt = outcome.finishedAt
+            rollback = outcome.rollback.map { Rollback(state: $0.state, result: $0.result, error: $0.error) }
+            decided = outcome.decided ? true : nil
         }
 
         public var outcome: ParticipantOutcome {
             ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: startedAt,
-                               finishedAt: finishedAt)
+                               finishedAt: finishedAt,
+                               rollback: rollback.map { ParticipantRollback(state: $0.state, result: $0.result, error: $0.error) },
+                               decided: decided ?? false)
         }
     }
 

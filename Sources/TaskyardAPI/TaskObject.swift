@@ -29,13 +29,24 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var abortable: Bool
     public var `internal`: Bool
     public var progress: JSONValue?
+    /// When the task counts as done: every task waits for all of its participants today.
+    public var completeWhen: JSONValue
+    public var concurrencyKey: String?
+    public var concurrencyLimit: Int?
+    /// The saturated or offline nodes a queued task waits on (gang admission); nil: none.
+    public var waitingFor: [String]?
+    public var scheduleID: String?
+    /// One entry per participating node: its latest outcome, with the attempt it came from.
+    public var participants: [ParticipantObject]
     public var createdAt: Date
     public var receivedAt: Date?
     public var finishedAt: Date?
     public var updatedAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress
+        case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress, participants
+        case completeWhen = "complete_when", concurrencyKey = "concurrency_key", concurrencyLimit = "concurrency_limit"
+        case waitingFor = "waiting_for", scheduleID = "schedule_id"
         case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
         case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after", timeoutSeconds = "timeout_seconds"
         case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
@@ -68,6 +79,12 @@ public struct TaskObject: Codable, Sendable, Hashable {
         abortable = task.abortable
         `internal` = task.isInternal
         progress = task.progress
+        completeWhen = "all"
+        concurrencyKey = nil
+        concurrencyLimit = nil
+        waitingFor = nil
+        scheduleID = nil
+        participants = task.participantViews.map(ParticipantObject.init)
         createdAt = task.createdAt
         receivedAt = task.receivedAt
         finishedAt = task.finishedAt
@@ -101,11 +118,71 @@ public struct TaskObject: Codable, Sendable, Hashable {
         try container.encode(abortable, forKey: .abortable)
         try container.encode(`internal`, forKey: .internal)
         try container.encode(progress, forKey: .progress)
+        try container.encode(completeWhen, forKey: .completeWhen)
+        try container.encode(concurrencyKey, forKey: .concurrencyKey)
+        try container.encode(concurrencyLimit, forKey: .concurrencyLimit)
+        try container.encode(waitingFor, forKey: .waitingFor)
+        try container.encode(scheduleID, forKey: .scheduleID)
+        try container.encode(participants, forKey: .participants)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(receivedAt, forKey: .receivedAt)
         try container.encode(finishedAt, forKey: .finishedAt)
         try container.encode(updatedAt, forKey: .updatedAt)
     }
+}
+
+/// A participating node's place in a task: its latest outcome and the attempt it came from.
+public struct ParticipantObject: Codable, Sendable, Hashable {
+    public var node: String
+    public var attempt: Int
+    public var state: ParticipantState
+    public var result: JSONValue?
+    public var error: String?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// `{"state", "result"?, "error"?}` of the rollback that undid this success, else nil.
+    public var rollback: JSONValue?
+    /// This outcome settled the task under its completion policy.
+    public var decided: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case node, attempt, state, result, error, rollback, decided
+        case startedAt = "started_at", finishedAt = "finished_at"
+    }
+
+    public init(_ view: ParticipantView) {
+        node = view.node
+        attempt = view.attempt
+        state = view.state
+        result = view.result
+        error = view.error
+        startedAt = view.startedAt
+        finishedAt = view.finishedAt
+        rollback = view.rollback?.json
+        decided = view.decided
+    }
+
+    public init(_ record: ParticipantRecord) { self.init(ParticipantView(record)) }
+
+    /// Writes every field, null included.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(node, forKey: .node)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(state, forKey: .state)
+        try container.encode(result, forKey: .result)
+        try container.encode(error, forKey: .error)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+        try container.encode(rollback, forKey: .rollback)
+        try container.encode(decided, forKey: .decided)
+    }
+}
+
+/// `GET …/tasks/{id}/participants`: every attempt's outcomes, oldest attempt first.
+public struct ParticipantList: Codable, Sendable {
+    public var participants: [ParticipantObject]
+    public init(participants: [ParticipantObject]) { self.participants = participants }
 }
 
 /// `GET …/tasks/{id}`: the task plus summaries of its children.
@@ -132,7 +209,7 @@ public struct TaskDetail: Codable, Sendable, Hashable {
     }
 }
 
-/// A child task in a parent's detail: enough to see which participant did what.
+/// A child task (a sub-task a client submitted) in a parent's detail.
 public struct TaskSummary: Codable, Sendable, Hashable {
     public var id: Int64
     public var type: String

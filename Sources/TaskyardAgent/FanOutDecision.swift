@@ -1,3 +1,4 @@
+import Foundation
 import TaskyardDomain
 
 /// What a fan-out's participant outcomes mean, decided without any I/O: whether the participants that
@@ -35,10 +36,25 @@ struct FanOutDecision: Sendable, Equatable {
         return failed > 0 && failed < outcomes.count
     }
 
-    /// The report of the attempt, given the outcomes after any rollback (each participant's `result` then
-    /// carries a `rollback` entry where one ran).
+    /// The outcome that settled the attempt under the policy every task has today (`all`): the last
+    /// success of a completed attempt, the first failure of a failed one; none when it was cancelled.
+    var decidingNode: String? {
+        guard stop != .cancelRequested, !outcomes.isEmpty else { return nil }
+        func finished(_ outcome: ParticipantOutcome) -> Date { outcome.finishedAt ?? .distantFuture }
+        let failed = outcomes.filter { $0.state != .completed }
+        if failed.isEmpty { return outcomes.max { finished($0) < finished($1) }?.node }
+        return failed.min { finished($0) < finished($1) }?.node
+    }
+
+    /// The report of the attempt, given the outcomes after any rollback (each participant's `rollback`
+    /// set where one ran).
     func report(attempt: Int, lease: String, afterRollback rolledBackOutcomes: [ParticipantOutcome]? = nil) -> TaskReport {
-        let outcomes = rolledBackOutcomes ?? self.outcomes
+        let decider = decidingNode
+        let outcomes = (rolledBackOutcomes ?? self.outcomes).map { outcome in
+            var outcome = outcome
+            outcome.decided = outcome.node == decider
+            return outcome
+        }
         if stop == .cancelRequested {
             return TaskReport(attempt: attempt, lease: lease, state: .cancelled, error: "cancelled on request",
                               participants: outcomes.map { outcome in
@@ -59,7 +75,7 @@ struct FanOutDecision: Sendable, Equatable {
         } else {
             error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
         }
-        let rolledBack = outcomes.filter { $0.result?["rollback"]?["state"] == "completed" }.map(\.node)
+        let rolledBack = outcomes.filter { $0.rollback?.state == .completed }.map(\.node)
         if !rolledBack.isEmpty { error += " (rolled back on \(rolledBack.joined(separator: ", ")))" }
         return TaskReport(attempt: attempt, lease: lease, state: .failed, error: error, participants: outcomes)
     }

@@ -385,28 +385,26 @@ public final class NodeAgent: Service, Sendable {
     }
 
     /// Calls the rollback of the task's type on each participant that succeeded. A participant whose type
-    /// declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes get a
-    /// `rollback` entry with its state and result or error, next to the original `result`.
+    /// declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes get their
+    /// `rollback`: its state and result or error.
     private func rollBack(_ claimed: ClaimedTaskObject, outcomes: [ParticipantOutcome],
                           endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
         await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
             for (index, outcome) in outcomes.enumerated() {
                 guard outcome.state == .completed, let endpoint = endpoints[outcome.node] else { continue }
                 group.addTask {
-                    let rollback: [String: JSONValue]
+                    var updated = outcome
                     switch try? await self.participants.run(claimed, on: outcome.node, at: endpoint,
                                                             initiator: self.configuration.node, rollback: true) {
                     case .noRollback?:
                         return (index, outcome)
                     case .completed(let result)?:
-                        rollback = ["state": "completed", "result": result ?? .null]
+                        updated.rollback = ParticipantRollback(state: .completed, result: result ?? .null)
                     case .failed(let reason)?:
-                        rollback = ["state": "failed", "error": .string(reason)]
+                        updated.rollback = ParticipantRollback(state: .failed, error: reason)
                     case nil:
-                        rollback = ["state": "failed", "error": "stopped"]
+                        updated.rollback = ParticipantRollback(state: .failed, error: "stopped")
                     }
-                    var updated = outcome
-                    updated.result = ["result": outcome.result ?? .null, "rollback": .object(rollback)]
                     return (index, updated)
                 }
             }

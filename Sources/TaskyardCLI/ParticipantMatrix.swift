@@ -2,9 +2,8 @@ import Foundation
 import TaskyardAPI
 import TaskyardDomain
 
-/// The task × participant matrix: one row per participating node, what its part of the current attempt
-/// is. A node's own outcome is known once the attempt is reported (its outcome row); until then every
-/// node's part stands as the task does — waiting while queued, running while received.
+/// The task × participant matrix: one row per participating node, its part in the task as the task
+/// object's `participants` says — waiting while queued, running while the attempt is out, then its outcome.
 struct ParticipantMatrix {
     struct Row: Equatable {
         var node: String
@@ -18,22 +17,30 @@ struct ParticipantMatrix {
     let task: TaskObject
     let rows: [Row]
 
-    init(_ detail: TaskDetail) {
-        task = detail.task
-        let current = detail.children.filter { $0.attempt == detail.task.attempt && $0.type == detail.task.type }
-        let running: String = switch detail.task.state {
-        case .queued: "waiting"
-        case .received: detail.task.cancelRequested ? "stopping" : "running"
-        default: detail.task.state.rawValue
-        }
-        rows = detail.task.participatingNodes.map { node in
-            if let outcome = current.last(where: { $0.assignedNode == node }) {
-                return Row(node: node, state: outcome.state.rawValue, attempt: outcome.attempt, started: outcome.receivedAt,
-                           finished: outcome.finishedAt, outcome: outcome.error ?? compact(outcome.result))
+    init(_ detail: TaskDetail) { self.init(detail.task) }
+
+    init(_ task: TaskObject) {
+        self.task = task
+        rows = task.participants.map { participant in
+            let state: String = switch participant.state {
+            case .pending: "waiting"
+            case .running: task.cancelRequested ? "stopping" : "running"
+            default: participant.state.rawValue
             }
-            return Row(node: node, state: running, attempt: detail.task.attempt, started: detail.task.receivedAt,
-                       finished: nil, outcome: "")
+            return Row(node: participant.node, state: state, attempt: participant.attempt, started: participant.startedAt,
+                       finished: participant.finishedAt, outcome: ParticipantMatrix.outcome(of: participant))
         }
+    }
+
+    /// A participant's result or error in one cell, with its rollback where one ran.
+    static func outcome(of participant: ParticipantObject) -> String {
+        var text = participant.error ?? (participant.result.map(compact) ?? "")
+        if let rollback = participant.rollback, case .string(let state)? = rollback["state"] {
+            text += " (rollback \(state)"
+            if case .string(let error)? = rollback["error"] { text += ": \(error)" }
+            text += ")"
+        }
+        return text
     }
 
     var lines: [String] {

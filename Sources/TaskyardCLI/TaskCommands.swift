@@ -79,7 +79,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: "Only tasks assigned to this node.") var node: String?
         @Option(help: ArgumentHelp("Created at or after this RFC 3339 time.", valueName: "time")) var since: String?
         @Option(help: "Most tasks to print. Default 100.") var limit = 100
-        @Flag(help: "Include child tasks (participant outcomes).") var children = false
+        @Flag(help: "Include sub-tasks (tasks submitted with a parent).") var children = false
         @OptionGroup var serverOptions: ServerOptions
         @OptionGroup var clusterOption: ClusterOption
         @Flag(help: "Print the API's JSON.") var json = false
@@ -141,20 +141,27 @@ struct TaskCommand: AsyncParsableCommand {
             if let result = task.result { lines.append("  result        \(compact(result))") }
             if let error = task.error { lines.append("  error         \(error)") }
             say(lines.joined(separator: "\n"))
-            guard !detail.children.isEmpty else { return }
             say("\nParticipants")
-            var table = Table("Task ID", "Node", "Attempt", "State", "Finished", "Result / error")
-            for child in detail.children {
-                table.add(String(child.id), child.assignedNode, String(child.attempt), child.state.rawValue,
-                          shortTime(child.finishedAt), child.error ?? compact(child.result))
+            var table = Table("Node", "Attempt", "State", "Finished", "Result / error")
+            for participant in task.participants {
+                table.add(participant.node, String(participant.attempt), participant.state.rawValue,
+                          shortTime(participant.finishedAt), ParticipantMatrix.outcome(of: participant))
             }
             say(table.rendered)
+            guard !detail.children.isEmpty else { return }
+            say("\nSub-tasks")
+            var children = Table("Task ID", "Type", "State", "Assigned To", "Attempt", "Finished")
+            for child in detail.children {
+                children.add(String(child.id), child.type, child.state.rawValue, child.assignedNode, String(child.attempt),
+                             shortTime(child.finishedAt))
+            }
+            say(children.rendered)
         }
     }
 
     struct Tree: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Draw a task and all its descendants (sub-tasks and participant outcomes) with their states.",
+            abstract: "Draw a task and all its descendants (sub-tasks), each with its participants' states.",
             discussion: "Example:\n  taskyard task tree 42"
         )
         @OptionGroup var target: TaskTarget
@@ -390,6 +397,10 @@ struct TreeDrawing {
         func label(_ task: TaskObject) -> String {
             var text = "\(task.id) \(task.type) \(task.state.rawValue) on \(task.assignedNode) (attempt \(task.attempt))"
             if task.cancelRequested && !task.state.isTerminal { text += ", cancel requested" }
+            // Its participants once it has run: `[n1 completed, n2 failed]`.
+            if task.participants.contains(where: { $0.state != .pending }) {
+                text += " [" + task.participants.map { "\($0.node) \($0.state.rawValue)" }.joined(separator: ", ") + "]"
+            }
             if let error = task.error { text += ": \(error)" }
             return text
         }

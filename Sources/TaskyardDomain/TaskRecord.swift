@@ -35,9 +35,8 @@ public struct TaskRecord: Sendable, Hashable {
     public var finishedAt: Date?
     public var updatedAt: Date
 
-    /// A participant's outcome row (a record of one node's part in its parent's attempt), not a task of
-    /// its own: it is never retried, cancelled or deleted alone, and its payload is its parent's.
-    public var isParticipantOutcome = false
+    /// The latest recorded outcome of each participating node that has one (from any attempt).
+    public var participants: [ParticipantRecord] = []
     /// The W3C `traceparent` it was submitted with.
     public var traceparent: String?
 
@@ -160,3 +159,54 @@ public struct Node: Sendable, Hashable {
         self.heldTasks = heldTasks
     }
 }
+
+/// One participating node's place in a task, as the task object shows it.
+public struct ParticipantView: Sendable, Hashable {
+    public var node: String
+    public var attempt: Int
+    public var state: ParticipantState
+    public var result: JSONValue?
+    public var error: String?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var rollback: ParticipantRollback?
+    public var decided: Bool
+
+    public init(node: String, attempt: Int, state: ParticipantState, result: JSONValue? = nil, error: String? = nil,
+                startedAt: Date? = nil, finishedAt: Date? = nil, rollback: ParticipantRollback? = nil, decided: Bool = false) {
+        self.node = node
+        self.attempt = attempt
+        self.state = state
+        self.result = result
+        self.error = error
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.rollback = rollback
+        self.decided = decided
+    }
+
+    public init(_ record: ParticipantRecord) {
+        let outcome = record.outcome
+        self.init(node: outcome.node, attempt: record.attempt, state: ParticipantState(rawValue: outcome.state.rawValue)!,
+                  result: outcome.result, error: outcome.error, startedAt: outcome.startedAt,
+                  finishedAt: outcome.finishedAt, rollback: outcome.rollback, decided: outcome.decided)
+    }
+}
+
+extension TaskRecord {
+    /// One entry per participating node, in their order: while an attempt is out (`received`), a node
+    /// not yet reported for it is `running`; otherwise its latest recorded outcome, with the attempt it came
+    /// from, or `pending` when it has none.
+    public var participantViews: [ParticipantView] {
+        var latest: [String: ParticipantRecord] = [:]
+        for record in participants where record.attempt >= latest[record.outcome.node]?.attempt ?? Int.min {
+            latest[record.outcome.node] = record
+        }
+        return participatingNodes.map { node in
+            if let record = latest[node], state != .received || record.attempt >= attempt { return ParticipantView(record) }
+            if state == .received { return ParticipantView(node: node, attempt: attempt, state: .running, startedAt: receivedAt) }
+            return ParticipantView(node: node, attempt: attempt, state: .pending)
+        }
+    }
+}
+

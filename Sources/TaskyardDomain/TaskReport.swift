@@ -14,18 +14,9 @@ public enum ReportedState: String, Sendable, Hashable, CaseIterable, Codable {
         case .cancelled: .acknowledgeCancel
         }
     }
-
-    /// The transition that records a participant with this outcome as a child task.
-    public var participantAction: TaskAction {
-        switch self {
-        case .completed: .recordParticipantCompleted
-        case .failed: .recordParticipantFailed
-        case .cancelled: .recordParticipantCancelled
-        }
-    }
 }
 
-/// What one participating node did for the task.
+/// What one participating node did for the task in one attempt: a record of the attempt, not a task.
 public struct ParticipantOutcome: Sendable, Hashable {
     public var node: String
     public var state: ReportedState
@@ -33,16 +24,70 @@ public struct ParticipantOutcome: Sendable, Hashable {
     public var error: String?
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The rollback that undid this participant's success, when the attempt failed elsewhere.
+    public var rollback: ParticipantRollback?
+    /// This outcome settled the task under its completion policy (the initiator's `FanOutDecision` says).
+    public var decided: Bool
 
     public init(node: String, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
-                startedAt: Date? = nil, finishedAt: Date? = nil) {
+                startedAt: Date? = nil, finishedAt: Date? = nil, rollback: ParticipantRollback? = nil,
+                decided: Bool = false) {
         self.node = node
         self.state = state
         self.result = result
         self.error = error
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.rollback = rollback
+        self.decided = decided
     }
+}
+
+/// How a participant's rollback went: `completed` with the rollback handler's result, or `failed` with why.
+public struct ParticipantRollback: Sendable, Hashable {
+    public var state: ReportedState
+    public var result: JSONValue?
+    public var error: String?
+
+    public init(state: ReportedState, result: JSONValue? = nil, error: String? = nil) {
+        self.state = state
+        self.result = result
+        self.error = error
+    }
+
+    /// As stored in `task_participants.rollback` and shown on the task object.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["state": .string(state.rawValue)]
+        if let result { object["result"] = result }
+        if let error { object["error"] = .string(error) }
+        return .object(object)
+    }
+
+    public init?(json: JSONValue?) {
+        guard case .string(let text)? = json?["state"], let state = ReportedState(rawValue: text) else { return nil }
+        self.init(state: state, result: json?["result"],
+                  error: { if case .string(let error)? = json?["error"] { return error } else { return nil } }())
+    }
+}
+
+/// A participant's outcome as recorded, with the attempt it came from.
+public struct ParticipantRecord: Sendable, Hashable {
+    public var attempt: Int
+    public var outcome: ParticipantOutcome
+
+    public init(attempt: Int, outcome: ParticipantOutcome) {
+        self.attempt = attempt
+        self.outcome = outcome
+    }
+}
+
+/// Where a participant stands in a task, as the task object shows it.
+public enum ParticipantState: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Not run yet in the task's current attempt (the task is queued, or was never claimed).
+    case pending
+    /// The task's current attempt is out with its initiator, and this participant has not been reported.
+    case running
+    case completed, failed, cancelled
 }
 
 /// The body of `POST /api/v1/tasks/{cluster}/{node}/{task}/state`.
@@ -85,6 +130,13 @@ public struct TaskReport: Sendable, Hashable {
             }
             if let result = participant.result { try limits.check(result, field: field + ".result", bytes: limits.resultBytes) }
             if let error = participant.error { try limits.check(error, field: field + ".error", length: limits.errorLength) }
+            if let rollback = participant.rollback {
+                guard participant.state == .completed else {
+                    throw .invalid(field + ".rollback", "only a participant that completed is rolled back")
+                }
+                if let result = rollback.result { try limits.check(result, field: field + ".rollback.result", bytes: limits.resultBytes) }
+                if let error = rollback.error { try limits.check(error, field: field + ".rollback.error", length: limits.errorLength) }
+            }
             if let startedAt = participant.startedAt { try DateRange.check(startedAt, field: field + ".started_at") }
             if let finishedAt = participant.finishedAt { try DateRange.check(finishedAt, field: field + ".finished_at") }
             if state == .completed, participant.state != .completed {
@@ -185,6 +237,13 @@ extension TaskReport {
         for index in report.participants.indices {
             var participant = report.participants[index]
             participant.error = participant.error.map { cleanedReportText($0, maximumBytes: errorBytes) }
+            if var rollback = participant.rollback {
+                rollback.error = rollback.error.map { cleanedReportText($0, maximumBytes: errorBytes) }
+                if let result = rollback.result, (try? limits.check(result, field: "result", bytes: limits.resultBytes)) == nil {
+                    rollback.result = nil
+                }
+                participant.rollback = rollback
+            }
             if let result = participant.result {
                 do {
                     try limits.check(result, field: "result", bytes: limits.resultBytes)

@@ -31,10 +31,6 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     case expireLeaseAfterCancel
     /// Its initiator went offline: a queued task moves to another online participating node.
     case reassign
-    /// A participant's outcome is recorded as a child task, born terminal.
-    case recordParticipantCompleted
-    case recordParticipantFailed
-    case recordParticipantCancelled
 }
 
 /// One allowed move: `from` nil means the task does not exist yet.
@@ -66,9 +62,6 @@ public enum TaskStateMachine {
         TaskTransition(from: .queued, action: .reassign, to: .queued),
         TaskTransition(from: .failed, action: .retry, to: .queued),
         TaskTransition(from: .cancelled, action: .retry, to: .queued),
-        TaskTransition(from: nil, action: .recordParticipantCompleted, to: .completed),
-        TaskTransition(from: nil, action: .recordParticipantFailed, to: .failed),
-        TaskTransition(from: nil, action: .recordParticipantCancelled, to: .cancelled),
     ]
 
     /// The state after `action`, or nil when the action is not allowed from `state`.

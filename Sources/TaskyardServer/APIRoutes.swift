@@ -68,6 +68,7 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/tasks", .client(.read)) { request, context, _ in try await listTasks(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, _ in try await getTask(context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, _ in try await events(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/participants", .client(.read)) { request, context, _ in try await participants(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, _ in try await tree(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, _ in try changes(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }

@@ -174,6 +174,12 @@ enum OpenAPIDocument {
           "delete": {"summary": "Delete a finished task, its descendants and their events", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
                      "responses": {"204": {"description": "deleted"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
         },
+        "/api/v1/clusters/{cluster_id}/tasks/{task_id}/participants": {
+          "get": {"summary": "Every attempt's participant outcomes (or one attempt's), oldest attempt first", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
+                                 {"name": "attempt", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}],
+                  "responses": {"200": {"description": "the outcomes", "content": {"application/json": {"schema": {"type": "object", "required": ["participants"], "properties": {"participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}}}}},
+                                "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/events": {
           "get": {"summary": "The task's history, a page at a time", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
                                  {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}},
@@ -278,9 +284,17 @@ enum OpenAPIDocument {
             "ordering_key": {"type": ["string", "null"]}, "idempotency_key": {"type": ["string", "null"]}, "opaque_id": {"type": ["string", "null"]},
             "traceparent": {"type": ["string", "null"]},
             "result": {}, "error": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
-            "progress": {}, "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
+            "progress": {}, "complete_when": {"anyOf": [{"type": "string", "enum": ["all", "any", "quorum"]}, {"type": "object", "properties": {"at_least": {"type": "integer"}}}]},
+            "concurrency_key": {"type": ["string", "null"]}, "concurrency_limit": {"type": ["integer", "null"]}, "waiting_for": {"type": ["array", "null"], "items": {"type": "string"}},
+            "schedule_id": {"type": ["string", "null"]}, "participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}, "description": "one per participating node, its latest outcome"},
+            "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
-            "children": {"type": "array", "items": {"type": "object"}, "description": "in GET …/tasks/{task_id} only"}}},
+            "children": {"type": "array", "items": {"type": "object"}, "description": "in GET …/tasks/{task_id} only: sub-tasks"}}},
+          "Participant": {"type": "object", "required": ["node", "attempt", "state", "result", "error", "started_at", "finished_at", "rollback", "decided"], "properties": {
+              "node": {"type": "string"}, "attempt": {"type": "integer"}, "state": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},
+              "result": {}, "error": {"type": ["string", "null"]}, "started_at": {"type": ["string", "null"], "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"},
+              "rollback": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["state"], "properties": {"state": {"type": "string", "enum": ["completed", "failed"]}, "result": {}, "error": {"type": "string"}}}]},
+              "decided": {"type": "boolean"}}},
           "StateReport": {"anyOf": [
             {"type": "object", "required": ["attempt", "lease", "state"], "properties": {
               "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "state": {"type": "string", "enum": ["failed", "cancelled"]},
@@ -294,7 +308,9 @@ enum OpenAPIDocument {
             "description": "result and each participant's result: at most result_bytes as JSON, json_depth deep, no NUL; each participant once"},
           "ParticipantOutcome": {"type": "object", "required": ["node", "state"], "properties": {
               "node": {"$ref": "#/components/schemas/Identifier"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
-              "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}}
+              "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"},
+              "rollback": {"type": "object", "required": ["state"], "description": "only on a participant that completed: how its rollback went", "properties": {"state": {"type": "string", "enum": ["completed", "failed"]}, "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"}}},
+              "decided": {"type": "boolean", "description": "this outcome settled the task under its completion policy"}}}
         }
       }
     }

@@ -78,6 +78,16 @@ extension APIRoutes {
         return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
     }
 
+    /// Every attempt's participant outcomes (`?attempt=N`: that attempt's), oldest attempt first.
+    func participants(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+        try request.rejectEmptyQueryValues()
+        let cluster = try context.pathIdentifier("cluster_id")
+        let id = try context.taskID(cluster: cluster)
+        let attempt = try request.queryInt("attempt", in: 1...Int(Int32.max))
+        let records = try await store.participantOutcomes(cluster: cluster, taskID: id, attempt: attempt)
+        return try jsonResponse(ParticipantList(participants: records.map(ParticipantObject.init)))
+    }
+
     func events(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")

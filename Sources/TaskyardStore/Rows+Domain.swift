@@ -66,8 +66,8 @@ extension TaskRecord {
             receivedAt: try row.decode("received_at"),
             finishedAt: try row.decode("finished_at"),
             updatedAt: try row.decode("updated_at"))
-        isParticipantOutcome = try row.decode("outcome")
         traceparent = try row.decode("traceparent")
+        participants = try ParticipantRecord.latest(from: row.decode("participants", as: PostgresJSON.self))
     }
 
     static func all(_ rows: PostgresRows) throws(PostgresError) -> [TaskRecord] {
@@ -100,5 +100,46 @@ extension Node {
                   labels: try row.decode("labels"), capacity: try row.decode("capacity"),
                   registeredAt: try row.decode("registered_at"), lastSeenAt: try row.decode("last_seen_at"),
                   heldTasks: try row.decode("held_tasks"))
+    }
+}
+
+extension ParticipantRecord {
+    /// The `participants` column of a task row (`TasksSQL.participants(of:)`): a jsonb array, times in µs.
+    static func latest(from json: PostgresJSON) throws(PostgresError) -> [ParticipantRecord] {
+        // Most rows (every task not yet reported) hold none: no JSON parse for them.
+        if json.text == "[]" { return [] }
+        let items: JSONValue
+        do {
+            items = try json.decode(JSONValue.self)
+        } catch {
+            throw PostgresError(kind: .decoding, message: "column \"participants\" holds JSON that cannot be read: \(error)")
+        }
+        guard case .array(let array) = items else { return [] }
+        return array.compactMap { item in
+            guard case .string(let node)? = item["node"], case .integer(let attempt)? = item["attempt"],
+                  case .string(let stateText)? = item["state"], let state = ReportedState(rawValue: stateText)
+            else { return nil }
+            func date(_ key: String) -> Date? {
+                guard case .integer(let micros)? = item[key] else { return nil }
+                return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+            }
+            let error: String? = if case .string(let text)? = item["error"] { text } else { nil }
+            let result: JSONValue? = if let value = item["result"], value != .null { value } else { nil }
+            return ParticipantRecord(attempt: Int(attempt), outcome: ParticipantOutcome(
+                node: node, state: state, result: result, error: error, startedAt: date("started_us"),
+                finishedAt: date("finished_us"), rollback: ParticipantRollback(json: item["rollback"]),
+                decided: item["decided"] == .bool(true)))
+        }
+    }
+
+    /// A row of `TasksSQL.participantOutcomes`.
+    init(row: PostgresRow) throws(PostgresError) {
+        let state: String = try row.decode("state")
+        let rollback: JSONValue? = try row.decode("rollback")
+        self.init(attempt: try row.decode("attempt"), outcome: ParticipantOutcome(
+            node: try row.decode("node"), state: ReportedState(rawValue: state) ?? .failed,
+            result: try row.decode("result"), error: try row.decode("error"), startedAt: try row.decode("started_at"),
+            finishedAt: try row.decode("finished_at"), rollback: ParticipantRollback(json: rollback),
+            decided: try row.decode("decided")))
     }
 }

@@ -39,9 +39,9 @@ public final class TaskActivity: Sendable {
         })
     }
 
-    /// The tasks among `tasks` that ended (participant outcomes are parts of a task, not tasks of their own).
+    /// The tasks among `tasks` that ended.
     func finished(_ tasks: some Sequence<TaskRecord>) {
-        record(tasks.filter { $0.state.isTerminal && !$0.isParticipantOutcome }.map { task in
+        record(tasks.filter { $0.state.isTerminal }.map { task in
             let ran = task.receivedAt.flatMap { received in task.finishedAt.map { max(0, $0.timeIntervalSince(received)) } }
             return .finished(cluster: task.clusterID, type: task.type, state: task.state, ran: ran)
         })

@@ -398,10 +398,19 @@ public struct TaskStore: Sendable {
         return try TaskRecord(row: row)
     }
 
-    /// The task's first 1000 direct children, oldest first: participant outcomes and sub-tasks (the rest
-    /// page through a task list filtered by parent).
+    /// The task's first 1000 direct children (sub-tasks), oldest first (the rest page through a task list
+    /// filtered by parent).
     public func children(cluster: String, of id: Int64) async throws -> [TaskRecord] {
         try TaskRecord.all(try await pool.query(TasksSQL.children, [cluster, id]))
+    }
+
+    /// Every recorded participant outcome of the task (or of one attempt), oldest attempt first.
+    public func participantOutcomes(cluster: String, taskID: Int64, attempt: Int? = nil) async throws -> [ParticipantRecord] {
+        try await pool.withConnection { connection in
+            let rows = try connection.query(TasksSQL.participantOutcomes, [cluster, taskID, attempt])
+            if rows.isEmpty { _ = try Self.existingTask(cluster, taskID, on: connection) }
+            return try rows.map { row throws(PostgresError) in try ParticipantRecord(row: row) }
+        }
     }
 
     /// One page of tasks, oldest first.
@@ -549,7 +558,7 @@ public struct TaskStore: Sendable {
         return capped * Double.random(in: 0.5...1.0)
     }
 
-    /// Ends a received task as its agent reports, recording each participant's outcome as a child task.
+    /// Ends a received task as its agent reports, recording each participant's outcome in `task_participants`.
     /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
     public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
         try await reportBatch([(taskID, report)], cluster: cluster, node: node)[0].get()
@@ -577,9 +586,21 @@ public struct TaskStore: Sendable {
         let items = accepted.map { reports[$0] }
         var participantItems: [Int64] = []
         var participants: [ParticipantOutcome] = []
-        for (position, item) in items.enumerated() {
-            participantItems += Array(repeating: Int64(position + 1), count: item.report.participants.count)
-            participants += item.report.participants
+        // Stamped here rather than by the database, and to the microsecond as stored, so that the task
+        // this answers with shows the times stored.
+        func stored(_ date: Date) -> Date { Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000) }
+        let now = Date()
+        let reported = items.map { item in
+            item.report.participants.map { outcome in
+                var outcome = outcome
+                outcome.startedAt = outcome.startedAt.map(stored)
+                outcome.finishedAt = stored(outcome.finishedAt ?? now)
+                return outcome
+            }
+        }
+        for (position, outcomes) in reported.enumerated() {
+            participantItems += Array(repeating: Int64(position + 1), count: outcomes.count)
+            participants += outcomes
         }
         let details: [String?] = items.map { item in
             var detail: [String: JSONValue] = [:]
@@ -595,13 +616,20 @@ public struct TaskStore: Sendable {
             participantItems, participants.map(\.node), participants.map(\.state.rawValue),
             participants.map { $0.result?.jsonText }, participants.map(\.error), participants.map(\.startedAt),
             participants.map(\.finishedAt), items.map(\.report.lease),
+            participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
         ]
         let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
             var unblocked: [TaskSignal] = []
             if !items.isEmpty {
                 for row in try connection.query(TasksSQL.report, parameters) {
-                    written[accepted[Int(try row.decode("item", as: Int64.self)) - 1]] = try TaskRecord(row: row)
+                    let position = Int(try row.decode("item", as: Int64.self)) - 1
+                    var task = try TaskRecord(row: row)
+                    // The statement's snapshot holds the outcomes recorded before it: add the ones it wrote.
+                    let nodes = Set(reported[position].map(\.node))
+                    task.participants = task.participants.filter { !nodes.contains($0.outcome.node) }
+                        + reported[position].map { ParticipantRecord(attempt: task.attempt, outcome: $0) }
+                    written[accepted[position]] = task
                     for node in try row.decode("unblocked_nodes", as: [String].self) {
                         unblocked.append(.work(cluster: cluster, node: node))
                     }
@@ -812,7 +840,6 @@ public struct TaskStore: Sendable {
                 return try TaskRecord(row: row)
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
-            try Self.refuseOutcome(task, "cancelled")
             if task.state.isTerminal {
                 throw TaskyardError(.conflict, code: "already_finished",
                                     message: "task \(taskID) is already \(task.state.rawValue)")
@@ -836,7 +863,6 @@ public struct TaskStore: Sendable {
                 return task
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
-            try Self.refuseOutcome(task, "retried")
             let state = task.state
             throw TaskyardError(.conflict, code: "not_retryable",
                                 message: "task \(taskID) is \(state.rawValue); only failed or cancelled tasks can be retried")
@@ -848,7 +874,6 @@ public struct TaskStore: Sendable {
         try await pool.withConnection { connection in
             if !(try connection.query(TasksSQL.delete, [cluster, taskID]).isEmpty) { return }
             let task = try Self.existingTask(cluster, taskID, on: connection)
-            try Self.refuseOutcome(task, "deleted")
             let state = task.state
             throw TaskyardError(.conflict, code: "not_finished",
                                 message: state.isTerminal
@@ -864,13 +889,6 @@ public struct TaskStore: Sendable {
                                      on connection: isolated PostgresConnection) throws -> TaskRecord {
         guard let row = try connection.query(TasksSQL.get, [cluster, id]).first else { throw unknownTask(cluster, id) }
         return try TaskRecord(row: row)
-    }
-
-    /// 409 for a participant's outcome row: it is part of its parent's history, and goes with its parent.
-    private static func refuseOutcome(_ task: TaskRecord, _ verb: String) throws(TaskyardError) {
-        guard task.isParticipantOutcome, let parent = task.parentID else { return }
-        throw TaskyardError(.conflict, code: "participant_outcome",
-                            message: "task \(task.id) records node \(task.assignedNode)'s part in attempt \(task.attempt) of task \(parent); it is not \(verb) alone: act on task \(parent)")
     }
 
     private static func requireCluster(_ cluster: String, on connection: isolated PostgresConnection) throws {

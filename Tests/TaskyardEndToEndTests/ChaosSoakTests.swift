@@ -145,8 +145,8 @@ struct ChaosSoakTests {
                         "unrun": ("""
                             SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
                              WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
-                                   SELECT 1 FROM tasks c WHERE c.cluster_id = t.cluster_id AND c.parent_id = t.id
-                                      AND c.assigned_node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
+                                   SELECT 1 FROM task_participants c WHERE c.cluster_id = t.cluster_id AND c.task_id = t.id
+                                      AND c.node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
                             """),
                         "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
                 ]

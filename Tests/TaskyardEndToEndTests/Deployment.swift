@@ -107,14 +107,20 @@ struct Deployment: Sendable {
         }
     }
 
-    /// Waits until the task is terminal (polling; `wait` arrives with a later issue).
+    /// Waits until the task is terminal.
     func finished(_ id: Int64, cluster: String = Deployment.cluster, within limit: Duration = .seconds(30)) async throws -> TaskDetail {
+        try await detail(id, cluster: cluster, within: limit, until: "terminal") { $0.task.state.isTerminal }
+    }
+
+    /// Polls the task until `condition` holds of it.
+    func detail(_ id: Int64, cluster: String = Deployment.cluster, within limit: Duration = .seconds(30), until what: String,
+                _ condition: (TaskDetail) -> Bool) async throws -> TaskDetail {
         let deadline = ContinuousClock.now + limit
         while true {
             let detail = try await client.task(cluster: cluster, id: id)
-            if detail.task.state.isTerminal { return detail }
+            if condition(detail) { return detail }
             guard ContinuousClock.now < deadline else {
-                throw DeploymentError("task \(id) still \(detail.task.state) after \(limit)")
+                throw DeploymentError("task \(id) still not \(what) after \(limit): \(detail.task.state)")
             }
             try await Task.sleep(for: .milliseconds(25))
         }

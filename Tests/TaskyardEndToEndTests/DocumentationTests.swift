@@ -20,13 +20,13 @@ struct DocumentationTests {
         let recipes = Self.sqlBlocks(in: readme)
         #expect(recipes.count >= 5)
         try await Deployment.run(cluster: "dev") { deployment in
-            // The history of the README's example: a task that completes, then task 5, which fails.
+            // The history of the README's example: a task that completes, then task 2, which fails.
             let ok = try await deployment.client.submit(cluster: "dev",
                 SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2", "n3"], payload: ["name": "vol1"]))
             _ = try await deployment.finished(ok.id, cluster: "dev")
             let bad = try await deployment.client.submit(cluster: "dev",
                 SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2", "n3"], maxAttempts: 1))
-            #expect(bad.id == 5, "the README's story uses task 5")
+            #expect(bad.id == 2, "the README's story uses task 2")
             _ = try await deployment.finished(bad.id, cluster: "dev")
             let rowCounts: [Int] = try await deployment.store.pool.withConnection { connection in
                 try recipes.map { sql in try connection.query(sql).count }
@@ -35,7 +35,7 @@ struct DocumentationTests {
             #expect(rowCounts[1] == 3, "failures per type and node: fail on n1, n2, n3")
             #expect(rowCounts[2] == 2, "durations: echo and fail")
             #expect(rowCounts[3] == 0, "nothing stuck")
-            #expect(rowCounts[4] == 6, "task 5's story: 3 events of its own, one per participant")
+            #expect(rowCounts[4] == 6, "task 2's story: 3 events of its own, one outcome per participant")
         }
     }
 

@@ -37,13 +37,13 @@ struct ExecutableHandlerTests {
 
             let created = try await deployment.finished(json.id)
             #expect(created.task.state == .completed)
-            let n2 = try #require(created.children.first { $0.assignedNode == "n2" })
+            let n2 = try #require(created.task.participants.first { $0.node == "n2" })
             #expect(n2.result == ["received": ["name": "vol1"], "task": .string(String(json.id)), "attempt": "1",
                                   "cluster": "c1", "node": "n2"])
 
             let silent = try await deployment.finished(quiet.id)
             #expect(silent.task.state == .completed)
-            #expect(silent.children.first?.result == nil)
+            #expect(silent.task.participants.first?.result == nil)
 
             let failed = try await deployment.finished(broken.id)
             #expect(failed.task.state == .failed)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TaskyardAgent
 import TaskyardDomain
@@ -24,12 +25,14 @@ struct FanOutDecisionTests {
         let decision = FanOutDecision(outcomes: [Self.outcome("n1", .completed, result: ["v": 1]),
                                                  Self.outcome("n2", .failed, error: "disk full")], stop: nil)
         #expect(decision.needsRollback)
-        let rolledBack = [Self.outcome("n1", .completed, result: ["result": ["v": 1], "rollback": ["state": "completed"]]),
-                          Self.outcome("n2", .failed, error: "disk full")]
+        var undone = Self.outcome("n1", .completed, result: ["v": 1])
+        undone.rollback = ParticipantRollback(state: .completed, result: ["released": true])
+        let rolledBack = [undone, Self.outcome("n2", .failed, error: "disk full")]
         let report = decision.report(attempt: 1, lease: "l", afterRollback: rolledBack)
         #expect(report.state == .failed)
         #expect(report.error == "n2: disk full (rolled back on n1)")
-        #expect(report.participants == rolledBack)
+        #expect(report.participants.map(\.rollback) == [undone.rollback, nil])
+        #expect(report.participants.map(\.decided) == [false, true], "the failure decided the attempt")
     }
 
     @Test("all failed: nothing to roll back")
@@ -59,5 +62,24 @@ struct FanOutDecisionTests {
         let report = decision.report(attempt: 1, lease: "l")
         #expect(report.state == .failed)
         #expect(report.error == "timed out after 7 s")
+    }
+
+    @Test("under `all`, the last success decides a completed attempt, the first failure a failed one, nothing a cancelled one")
+    func decidingOutcome() {
+        func at(_ seconds: Double, _ outcome: ParticipantOutcome) -> ParticipantOutcome {
+            var outcome = outcome
+            outcome.finishedAt = Date(timeIntervalSince1970: seconds)
+            return outcome
+        }
+        let completed = FanOutDecision(outcomes: [at(3, Self.outcome("n1", .completed)), at(9, Self.outcome("n2", .completed)),
+                                                  at(5, Self.outcome("n3", .completed))], stop: nil)
+        #expect(completed.decidingNode == "n2")
+        #expect(completed.report(attempt: 1, lease: "l").participants.map(\.decided) == [false, true, false])
+        let failed = FanOutDecision(outcomes: [at(1, Self.outcome("n1", .completed)), at(8, Self.outcome("n2", .failed)),
+                                               at(4, Self.outcome("n3", .failed))], stop: nil)
+        #expect(failed.decidingNode == "n3")
+        let cancelled = FanOutDecision(outcomes: [at(1, Self.outcome("n1", .failed))], stop: .cancelRequested)
+        #expect(cancelled.decidingNode == nil)
+        #expect(cancelled.report(attempt: 1, lease: "l").participants.allSatisfy { !$0.decided })
     }
 }

@@ -83,7 +83,7 @@ struct HardeningTests {
                         SubmitTaskRequest(type: type, participatingNodes: ["n1", "n2"], maxAttempts: 1))
                     let detail = try await deployment.finished(task.id)
                     #expect(detail.task.state == .failed, "\(type)")
-                    let n2 = try #require(detail.children.first { $0.assignedNode == "n2" })
+                    let n2 = try #require(detail.task.participants.first { $0.node == "n2" })
                     #expect(n2.state == .failed)
                     #expect(n2.error?.contains(expected) == true, "\(type): \(n2.error ?? "")")
                     #expect(detail.task.error?.contains("SECRET") == false && n2.error?.contains("SECRET") == false)

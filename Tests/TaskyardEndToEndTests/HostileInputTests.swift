@@ -258,9 +258,9 @@ struct HostileInputTests {
             #expect(error.contains("exited with status 4"), "\(error.prefix(300))")
             #expect(error.utf8.count <= 16 << 10)
             #expect(!error.unicodeScalars.contains { $0.value == 0 })
-            for child in failed.children {
-                #expect((child.error?.utf8.count ?? 0) <= 4096)
-                #expect(child.error?.contains("before after") == true || child.error?.contains("exited with status 4") == true)
+            for participant in failed.task.participants {
+                #expect((participant.error?.utf8.count ?? 0) <= 4096)
+                #expect(participant.error?.contains("before after") == true || participant.error?.contains("exited with status 4") == true)
             }
             let refused = try await deployment.finished(nul.id)
             #expect(refused.task.state == .failed)

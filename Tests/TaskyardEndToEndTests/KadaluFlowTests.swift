@@ -8,7 +8,7 @@ import TaskyardDomain
 
 @Suite("The Kadalu flow, end to end")
 struct KadaluFlowTests {
-    @Test("300 tasks with 1–3 participants all complete; every participant ran; children and events agree")
+    @Test("300 tasks with 1–3 participants all complete; every participant ran; outcomes and events agree")
     func manyTasks() async throws {
         let counter = InvocationCounter()
         try await Deployment.run(handlers: { _ in
@@ -34,8 +34,9 @@ struct KadaluFlowTests {
             for task in submitted {
                 let detail = try await deployment.finished(task.id, within: .seconds(60))
                 #expect(detail.task.state == .completed, "task \(task.id): \(detail.task.error ?? "")")
-                #expect(Set(detail.children.map(\.assignedNode)) == Set(task.participatingNodes))
-                #expect(detail.children.allSatisfy { $0.state == .completed && $0.attempt == 1 })
+                #expect(detail.task.participants.map(\.node) == task.participatingNodes)
+                #expect(detail.task.participants.allSatisfy { $0.state == .completed && $0.attempt == 1 })
+                #expect(detail.children.isEmpty)
                 #expect(detail.task.result?[task.participatingNodes[0]] == ["node": .string(task.participatingNodes[0])])
             }
             let expectedCalls = requests.map(\.participatingNodes.count).reduce(0, +)
@@ -76,7 +77,7 @@ struct KadaluFlowTests {
             let lost = try await deployment.finished(unreachable.id)
             #expect(lost.task.state == .failed)
             #expect(lost.task.error?.contains("n9") == true)
-            let byNode = Dictionary(uniqueKeysWithValues: lost.children.map { ($0.assignedNode, $0) })
+            let byNode = Dictionary(uniqueKeysWithValues: lost.task.participants.map { ($0.node, $0) })
             #expect(byNode["n1"]?.state == .completed)
             #expect(byNode["n1"]?.result == ["k": "v"])
             #expect(byNode["n9"]?.state == .failed)

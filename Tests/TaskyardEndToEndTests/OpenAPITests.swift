@@ -67,7 +67,8 @@ extension OpenAPITests {
                                                maxAttempts: 1, timeoutSeconds: 1, orderingKey: "k", assign: .first, affinity: .any,
                                                parentID: 1, abortable: true, internal: false, idempotencyKey: "i")
             #expect(try Self.keys(submission) == properties(schemas["TaskSubmission"]!).union(["idempotency_key"]))
-            let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date())
+            let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date(),
+                                                 rollback: ParticipantRollback(state: .completed), decided: true)
             let report = StateReportRequest(TaskReport(attempt: 1, lease: "l", state: .completed, result: [:], error: "e", participants: [participant]))
             #expect(try Self.keys(report) == properties(schemas["StateReport"]!))
             #expect(try Self.keys(report.participants![0]) == properties(schemas["ParticipantOutcome"]!))
@@ -79,6 +80,7 @@ extension OpenAPITests {
             #expect(try Self.keys(node) == properties(schemas["Node"]!))
             let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
             #expect(try Self.keys(task) == properties(schemas["Task"]!).subtracting(["children"]))
+            #expect(try Self.keys(task.participants[0]) == properties(schemas["Participant"]!))
             let cluster = try await deployment.client.createCluster(id: "c2")
             #expect(try Self.keys(cluster) == properties(schemas["Cluster"]!))
             let token = try await deployment.client.createToken(TokenRequest(kind: .client, name: "t", scopes: [.read]))

@@ -70,7 +70,7 @@ struct OrderingAndNodeLossTests {
             // n2 ran the fan-out; n9, still a participant, could not be reached.
             #expect(moved.task.assignedNode == "n2")
             #expect(moved.task.state == .failed)
-            #expect(moved.children.first { $0.assignedNode == "n2" }?.state == .completed)
+            #expect(moved.task.participants.first { $0.node == "n2" }?.state == .completed)
             #expect(moved.task.error?.contains("n9") == true)
             let events = try await deployment.client.events(cluster: Deployment.cluster, id: movable.id)
             #expect(events.contains { $0.detail == ["reason": "reassigned after node loss", "from": "n9", "to": "n2"] })

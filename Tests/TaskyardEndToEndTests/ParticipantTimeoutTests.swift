@@ -13,7 +13,7 @@ struct ParticipantTimeoutTests {
             let detail = try await deployment.finished(task.id, within: .seconds(20))
             #expect(ContinuousClock.now - started < .seconds(20), "not the handlers' 60 s")
             #expect(detail.task.state == .failed)
-            #expect(detail.children.count == 2 && detail.children.allSatisfy { $0.state == .failed })
+            #expect(detail.task.participants.count == 2 && detail.task.participants.allSatisfy { $0.state == .failed })
             // n1 ran its part in-process, n2 behind its endpoint: both stopped by their own agent.
             #expect(detail.task.error?.contains("n1: the sleep handler on n1 ran longer than") == true, "\(detail.task.error ?? "")")
             #expect(detail.task.error?.contains("n2:") == true, "\(detail.task.error ?? "")")

@@ -95,7 +95,9 @@ struct ProcessKillTests {
             let story = events.map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
             #expect(story == ["->queued@0", "queued>received@1", "received>queued@1", "queued>received@2", "received>completed@2"])
             #expect(events[2].detail?["reason"] == "lease expired")
-            #expect(done.children.map(\.attempt) == [2], "attempt 1 never reported")
+            #expect(done.task.participants.map(\.attempt) == [2], "attempt 1 never reported")
+            let outcomes = try await APIContractTests.send(deployment, "GET", "/api/v1/clusters/c1/tasks/\(task.id)/participants")
+            #expect(try APIJSON.decode(ParticipantList.self, from: outcomes.body).participants.map(\.attempt) == [2])
             await second.stop(SIGTERM)
         }
     }

@@ -58,7 +58,7 @@ struct TLSTests {
                 SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2", "n3"], payload: ["name": "vol1"]))
             let detail = try await deployment.finished(task.id)
             #expect(detail.task.state == .completed, "\(detail.task.error ?? "")")
-            #expect(detail.children.map(\.state) == [.completed, .completed, .completed])
+            #expect(detail.task.participants.map(\.state) == [.completed, .completed, .completed])
             #expect(detail.task.result?["n2"] == ["name": "vol1"], "n2 ran over https")
 
             // A client that does not trust the CA cannot talk to the server, nor can plain HTTP.

@@ -33,9 +33,9 @@ struct TraceContextTests {
             #expect(detail.task.state == .completed)
             #expect(detail.task.traceparent == Self.traceparent)
             // n1 ran its part in-process, n2 and n3 through their endpoints.
-            #expect(detail.children.count == 3)
-            for child in detail.children {
-                #expect(child.result == ["traceparent": .string(Self.traceparent), "set": true], "\(child.assignedNode): \(String(describing: child.result))")
+            #expect(detail.task.participants.count == 3)
+            for participant in detail.task.participants {
+                #expect(participant.result == ["traceparent": .string(Self.traceparent), "set": true], "\(participant.node): \(String(describing: participant.result))")
             }
 
             // Batches carry it to each task; a task without one has none, and its handlers see none.
@@ -46,7 +46,7 @@ struct TraceContextTests {
             let plain = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "traced", participatingNodes: ["n1", "n2"]))
             #expect(plain.traceparent == nil)
             let untraced = try await deployment.finished(plain.id)
-            #expect(untraced.children.allSatisfy { $0.result == ["traceparent": "", "set": false] }, "\(untraced.children.map(\.result))")
+            #expect(untraced.task.participants.allSatisfy { $0.result == ["traceparent": "", "set": false] }, "\(untraced.task.participants.map(\.result))")
 
             for bad in ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
                         "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",

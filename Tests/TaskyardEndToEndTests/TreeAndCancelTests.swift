@@ -93,8 +93,8 @@ struct TreeAndCancelTests {
             let done = try await deployment.finished(task.id, within: .seconds(10))
             #expect(clock.now - asked < .seconds(5))
             #expect(done.task.state == .cancelled, "a cancelled task is never reported as completed")
-            #expect(done.children.count == 2)
-            #expect(done.children.allSatisfy { $0.state == .cancelled }, "\(done.children)")
+            #expect(done.task.participants.count == 2)
+            #expect(done.task.participants.allSatisfy { $0.state == .cancelled }, "\(done.task.participants)")
             try await eventually("both handlers stopped") { stopped.withLock { Set($0) } == ["n1", "n2"] }
         }
     }

@@ -108,4 +108,53 @@ struct MigrationTests {
         }
     }
 
+
+    @Test("0011 moves participant outcome rows out of tasks: marked and older ones, rollbacks apart; sub-tasks stay")
+    func participantOutcomesMove() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
+            try await Migrator(migrations: try Migration.bundled().filter { $0.version < 11 }).migrate(pool)
+            try await pool.withConnection { connection in
+                try connection.execute("""
+                    INSERT INTO clusters (id) VALUES ('c1');
+                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, attempt, finished_at)
+                         OVERRIDING SYSTEM VALUE VALUES ('c1', 'provision', 'failed', 'n1', '{n1,n2}', 1, now());
+                    -- A marked outcome with a rollback inside its result, an older unmarked one (born failed),
+                    -- and a sub-task a client submitted (born queued).
+                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt,
+                                       result, received_at, finished_at, outcome)
+                         VALUES ('c1', 'provision', 'completed', 'n1', '{n1}', 1, 1,
+                                 '{"result": {"provisioned": "n1"}, "rollback": {"state": "completed", "result": {"released": "n1"}}}',
+                                 now() - interval '1 minute', now(), true);
+                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt, error, finished_at)
+                         VALUES ('c1', 'provision', 'failed', 'n2', '{n2}', 1, 1, 'disk full', now());
+                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id)
+                         VALUES ('c1', 'cleanup', 'queued', 'n2', '{n2}', 1);
+                    INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+                         SELECT cluster_id, id, NULL, CASE WHEN id = 1 OR type = 'cleanup' THEN 'queued' ELSE state END, assigned_node, attempt
+                           FROM tasks;
+                    """)
+            }
+            try await Migrator.bundled().migrate(pool)
+            try await pool.withConnection { connection in
+                let tasks = try connection.query("SELECT id, type FROM tasks ORDER BY id").map { row throws(PostgresError) in
+                    "\(try row.decode("id", as: Int64.self)) \(try row.decode("type", as: String.self))"
+                }
+                #expect(tasks == ["1 provision", "4 cleanup"])
+                let events: Int = try connection.query("SELECT count(*) AS n FROM task_events").single().decode("n")
+                #expect(events == 2, "the outcome rows' events went with them")
+                let outcomes = try connection.query("""
+                    SELECT node || ' ' || attempt || ' ' || state || ' ' || coalesce(result::text, '-') || ' ' ||
+                           coalesce(error, '-') || ' ' || coalesce(rollback::text, '-') || ' ' || (started_at IS NOT NULL) AS line
+                      FROM task_participants WHERE cluster_id = 'c1' AND task_id = 1 ORDER BY node
+                    """).map { row throws(PostgresError) in try row.decode("line", as: String.self) }
+                #expect(outcomes == [
+                    #"n1 1 completed {"provisioned": "n1"} - {"state": "completed", "result": {"released": "n1"}} true"#,
+                    "n2 1 failed - disk full - false",
+                ])
+            }
+            await pool.close()
+        }
+    }
 }
+

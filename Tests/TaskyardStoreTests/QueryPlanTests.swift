@@ -44,7 +44,7 @@ struct QueryPlanTests {
                     TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in "completed" }, ids.map { _ in none },
                     ids.map { _ in none }, ids.map { _ in none }, ids.map { _ in 1.0 }, ids.indices.map { Int64($0 + 1) },
                     ids.map { _ in "n1" }, ids.map { _ in "completed" }, ids.map { _ in none }, ids.map { _ in none },
-                    ids.map { _ in noDate }, ids.map { _ in noDate }, leases,
+                    ids.map { _ in noDate }, ids.map { _ in noDate }, leases, ids.map { _ in none }, ids.map { _ in false },
                 ]),
                 ("tasks.renew_leases", [TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in none }, 30.0, leases]),
                 ("tasks.expire_leases", [500]),

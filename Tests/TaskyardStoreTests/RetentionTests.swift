@@ -8,7 +8,7 @@ import TaskyardTestSupport
 struct RetentionTests {
     let cluster = TaskStore.cluster
 
-    /// A root task finished `daysAgo` days ago in `state`, with one child per participant.
+    /// A root task finished `daysAgo` days ago in `state`, with an outcome per participant.
     func finishedTree(_ store: TaskStore, state: ReportedState, daysAgo: Int, node: String = "n1") async throws -> TaskRecord {
         let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n3"], maxAttempts: 1), cluster: cluster).task
         let claimed = try #require(try await store.claimOne(node))
@@ -30,18 +30,23 @@ struct RetentionTests {
         try await store.tasks(cluster: cluster, filter: TaskFilter(parent: .roots, includeInternal: true)).tasks.map(\.id)
     }
 
-    func rows(_ store: TaskStore, of id: Int64) async throws -> (tasks: Int, events: Int) {
+    /// The rows a tree leaves: its tasks (the root and its sub-tasks), their events and participant outcomes.
+    func rows(_ store: TaskStore, of id: Int64) async throws -> (tasks: Int, events: Int, outcomes: Int) {
         try await store.pool.withConnection { connection in
             let tasks: Int = try connection.query("SELECT count(*) AS n FROM tasks WHERE id = $1 OR parent_id = $1", [id]).single().decode("n")
             let events: Int = try connection.query("""
-                SELECT count(*) AS n FROM task_events e JOIN tasks t ON t.cluster_id = e.cluster_id AND t.id = e.task_id
-                 WHERE t.id = $1 OR t.parent_id = $1
+                SELECT count(*) AS n FROM task_events e
+                 WHERE e.task_id = $1 OR e.task_id IN (SELECT id FROM tasks WHERE parent_id = $1)
                 """, [id]).single().decode("n")
-            return (tasks, events)
+            let outcomes: Int = try connection.query("""
+                SELECT count(*) AS n FROM task_participants p
+                 WHERE p.task_id = $1 OR p.task_id IN (SELECT id FROM tasks WHERE parent_id = $1)
+                """, [id]).single().decode("n")
+            return (tasks, events, outcomes)
         }
     }
 
-    @Test("deletes exactly the finished trees older than the cut-off, with their children and events, and nothing else")
+    @Test("deletes exactly the finished trees older than the cut-off, with their sub-tasks, events and outcomes, and nothing else")
     func exactCutOff() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
@@ -55,7 +60,7 @@ struct RetentionTests {
             let claim = try #require(try await store.claimOne("n1"))
             _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed), cluster: cluster, node: "n1", taskID: busy.id)
             try await age(store, busy.id, daysAgo: 30)
-            #expect(try await rows(store, of: oldCompleted.id) == (3, 5))
+            #expect(try await rows(store, of: oldCompleted.id) == (1, 3, 2))
 
             let byState = try await store.pruneFinished(olderThan: 7 * 86_400, states: [.failed])
             #expect(byState == 1)
@@ -64,8 +69,8 @@ struct RetentionTests {
             let deleted = try await store.pruneFinished(olderThan: 7 * 86_400)
             #expect(deleted == 1)
             #expect(try await rootIDs(store) == [recent.id, live.id, busy.id])
-            #expect(try await rows(store, of: oldCompleted.id) == (0, 0), "children and events go with the root")
-            #expect(try await rows(store, of: oldFailed.id) == (0, 0))
+            #expect(try await rows(store, of: oldCompleted.id) == (0, 0, 0), "events and outcomes go with the root")
+            #expect(try await rows(store, of: oldFailed.id) == (0, 0, 0))
             #expect(try await store.reload(running).state == .queued)
             #expect(try await store.pruneFinished(olderThan: 7 * 86_400) == 0, "reading or pruning again removes nothing more")
             let orphans: Int = try await store.pool.withConnection { connection in

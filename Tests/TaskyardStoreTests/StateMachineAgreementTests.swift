@@ -136,18 +136,6 @@ struct StateMachineAgreementTests {
             }
             let moved = try await store.reassignFromOfflineNodes().first { $0.taskID == taskID }
             return try await moved.asyncMap { _ in try await store.task(cluster: cluster, id: taskID) }
-        case .recordParticipantCompleted, .recordParticipantFailed, .recordParticipantCancelled:
-            // Participant outcomes are born with the report of a received parent; there is no task before.
-            guard task == nil else { return nil }
-            let outcome: ReportedState = action == .recordParticipantCompleted ? .completed
-                : action == .recordParticipantFailed ? .failed : .cancelled
-            let parent = try await store.submit(on: [node])
-            let claimed = try #require(try await store.claimOne(node))
-            #expect(claimed.id == parent.id)
-            let report = TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: outcome == .completed ? .completed : .failed,
-                                    participants: [ParticipantOutcome(node: node, state: outcome)])
-            _ = try await store.report(report, cluster: cluster, node: node, taskID: claimed.id)
-            return try await store.children(cluster: cluster, of: parent.id).first
         }
     }
 }

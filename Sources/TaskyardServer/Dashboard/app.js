@@ -242,17 +242,14 @@ function progressBar(task) {
   return el("span", {}, el("span", { class: "bar" }, fill), ` ${p.completed}/${p.total}${p.units ? " " + p.units : ""}`);
 }
 
-/// One row per participating node: its outcome of the current attempt once reported, else the task's
-/// own state (waiting while queued, running while received).
-function matrixRows(detail) {
-  const task = detail; // GET …/tasks/{id}: the task's fields, plus children
-  const current = detail.children.filter((child) => child.attempt === task.attempt && child.type === task.type);
-  const running = task.state === "queued" ? "waiting" : task.state === "received" ? (task.cancel_requested ? "stopping" : "running") : task.state;
-  return task.participating_nodes.map((node) => {
-    const outcome = current.filter((child) => child.assigned_node === node).pop();
-    return outcome
-      ? { node, state: outcome.state, attempt: outcome.attempt, started: outcome.received_at, finished: outcome.finished_at, result: outcome.error ?? compact(outcome.result) }
-      : { node, state: running, attempt: task.attempt, started: task.received_at, finished: null, result: "" };
+/// One row per participating node, from the task's `participants`: waiting while queued, running while
+/// its attempt is out, then its outcome (with its rollback, where one ran).
+function matrixRows(task) {
+  const shown = { pending: "waiting", running: task.cancel_requested ? "stopping" : "running" };
+  return task.participants.map((p) => {
+    let result = p.error ?? compact(p.result);
+    if (p.rollback) result += ` (rollback ${p.rollback.state}${p.rollback.error ? ": " + p.rollback.error : ""})`;
+    return { node: p.node, state: shown[p.state] ?? p.state, attempt: p.attempt, started: p.started_at, finished: p.finished_at, result, decided: p.decided };
   });
 }
 
@@ -281,7 +278,7 @@ async function taskPage(id) {
       el("tr", {}, ["Node", "State", "Attempt", "Started", "Finished", "Result / error"].map((h) => el("th", {}, h))),
       matrixRows(detail).map((row) => el("tr", { dataset: { node: row.node } },
         el("td", {}, link(`/nodes/${encodeURIComponent(row.node)}`, row.node)), el("td", { class: "state-cell" }, badge(row.state)),
-        el("td", {}, row.attempt), el("td", {}, time(row.started)), el("td", {}, time(row.finished)), el("td", { class: "result" }, row.result)))),
+        el("td", {}, row.attempt, row.decided ? " · decided" : ""), el("td", {}, time(row.started)), el("td", {}, time(row.finished)), el("td", { class: "result" }, row.result)))),
     el("h2", {}, "Events"),
     el("ul", { class: "timeline", id: "events" }, events.events.map((e) =>
       el("li", {}, `${time(e.at)}  `, e.from ? badge(e.from) : "∅", " → ", badge(e.to), e.node ? ` on ${e.node}` : "", ` · attempt ${e.attempt}`, e.detail ? el("span", { class: "muted" }, ` ${compact(e.detail)}`) : null))),

@@ -14,8 +14,27 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at, outcome, traceparent
+        created_at, received_at, finished_at, updated_at, traceparent
         """
+
+    /// The latest recorded outcome of each participating node of the task row `relation` names (any
+    /// attempt), as a jsonb array, times in µs since 1970: the task object's `participants` column, beside
+    /// `columns` in every statement that returns tasks. An index walk of the task's few outcome rows.
+    static func participants(of relation: String) -> String {
+        """
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'node', p.node, 'attempt', p.attempt, 'state', p.state, 'result', p.result, 'error', p.error,
+                    'started_us', (extract(epoch FROM p.started_at) * 1000000)::bigint,
+                    'finished_us', (extract(epoch FROM p.finished_at) * 1000000)::bigint,
+                    'rollback', p.rollback, 'decided', p.decided)), '[]'::jsonb)
+           FROM (SELECT DISTINCT ON (q.node) q.* FROM task_participants q
+                  WHERE q.cluster_id = \(relation).cluster_id AND q.task_id = \(relation).id
+                  ORDER BY q.node, q.attempt DESC) p) AS participants
+        """
+    }
+
+    /// A task just inserted has no outcomes yet.
+    static let noParticipants = "'[]'::jsonb AS participants"
 
     /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
     /// which of the parents are live.
@@ -51,7 +70,7 @@ enum TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
         )
-        SELECT \(columns) FROM inserted
+        SELECT \(columns), \(noParticipants) FROM inserted
         """)
 
     /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$18 are arrays aligned by position.
@@ -103,14 +122,15 @@ enum TasksSQL {
                           AND p.cancel_requested_at IS NULL))
         ), inserted AS (
             \(manyInsert(from: "accepted"))
-        SELECT \(columns), (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
+        SELECT \(columns), \(noParticipants),
+               (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
           FROM inserted ORDER BY id
         """)
 
     /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
     /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
     static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
-        SELECT \(columns), k.position,
+        SELECT \(columns), \(participants(of: "t")), k.position,
                (t.idempotency_digest IS NULL OR t.idempotency_digest = k.digest) AS same_request
           FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k (key, digest, position)
           JOIN tasks t ON t.cluster_id = $1 AND t.idempotency_key = k.key
@@ -123,7 +143,7 @@ enum TasksSQL {
             \(manyInput)
         ), inserted AS (
             \(manyInsert(from: "input"))
-        SELECT \(columns) FROM inserted ORDER BY id
+        SELECT \(columns), \(noParticipants) FROM inserted ORDER BY id
         """)
 
     /// received → queued for claims that never reached their agent: each only under the lease the claim
@@ -142,7 +162,7 @@ enum TasksSQL {
             SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
               FROM released
         )
-        SELECT \(columns) FROM released ORDER BY id
+        SELECT \(columns), \(participants(of: "released")) FROM released ORDER BY id
         """)
 
     /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
@@ -156,11 +176,11 @@ enum TasksSQL {
         """)
 
     static let get = PostgresStatement("tasks.get", """
-        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND id = $2
+        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND id = $2
         """)
 
     static let children = PostgresStatement("tasks.children", """
-        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
+        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
         """)
 
     /// Which index a task list reads: the one for its most selective filter, each ordered as the page is
@@ -204,7 +224,7 @@ enum TasksSQL {
                AND ($9::text IS NULL OR t.opaque_id = $9::text)
                AND ($10::boolean OR NOT t.internal)
             """
-        let select = "SELECT \(columns), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros FROM tasks t"
+        let select = "SELECT \(columns), \(participants(of: "t")), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros FROM tasks t"
         let page = "ORDER BY t.created_at, t.id LIMIT $12"
         switch path {
         case .states:
@@ -290,7 +310,8 @@ enum TasksSQL {
                             AND cancel_requested_at IS NOT NULL
                           ORDER BY id) AS cancel
         )
-        SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed"))
+        SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
+               \(participants(of: "claimed"))
           FROM header LEFT JOIN claimed ON true
          ORDER BY claimed.priority DESC, claimed.id
         """)
@@ -298,10 +319,11 @@ enum TasksSQL {
     /// Reports, many in one statement: received → completed | failed | cancelled, each only by the node
     /// holding it at that attempt (a stale item changes nothing and the others go ahead); a failure with
     /// attempts left goes back to queued, not before its backoff. Each participant's outcome becomes a
-    /// child task (∅ → its state), with events for all of them. Items: $3 ids, $4 attempts, $5 states,
+    /// `task_participants` row of the attempt, all in one insert. Items: $3 ids, $4 attempts, $5 states,
     /// $6 results, $7 errors, $8 event details, $9 backoffs, $17 leases (the secret each claim returned);
     /// participants: $10 item (1-based), $11 node, $12 state, $13 result, $14 error, $15 started,
-    /// $16 finished. Returns the reported tasks with `item`.
+    /// $16 finished, $18 rollback, $19 decided. Returns the reported tasks with `item`; their
+    /// `participants` are those recorded before this report (the statement's snapshot).
     static let report = PostgresStatement("tasks.report", """
         WITH input AS (
             SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -309,8 +331,9 @@ enum TasksSQL {
                    WITH ORDINALITY AS i (id, attempt, state, result, error, detail, backoff, lease, item)
         ), participants AS (
             SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
-                                 $15::timestamptz[], $16::timestamptz[])
-                   WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, position)
+                                 $15::timestamptz[], $16::timestamptz[], $18::text[], $19::boolean[])
+                   WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, rollback,
+                                         decided, position)
         ), locked AS MATERIALIZED (
             \(lockInIDOrder("$3"))
         ), decided AS (
@@ -335,16 +358,12 @@ enum TasksSQL {
                AND t.lease_hash = sha256(convert_to(d.lease, 'UTF8'))
                AND ARRAY(SELECT p.node FROM participants p WHERE p.item = d.item) <@ t.participating_nodes
             RETURNING t.*, d.item, d.detail
-        ), children AS (
-            INSERT INTO tasks (cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id,
-                               attempt, max_attempts, budget_start, priority, opaque_id, internal, abortable,
-                               result, error, received_at, finished_at, outcome)
-            SELECT r.cluster_id, r.type, p.state, '{}', p.node, ARRAY[p.node], r.id,
-                   r.attempt, r.max_attempts, r.budget_start, r.priority, r.opaque_id, r.internal, false,
-                   p.result::jsonb, p.error, p.started_at, coalesce(p.finished_at, now()), true
+        ), outcomes AS (
+            INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
+                                           finished_at, rollback, decided)
+            SELECT r.cluster_id, r.id, p.node, r.attempt, p.state, p.result::jsonb, p.error, p.started_at,
+                   coalesce(p.finished_at, now()), p.rollback::jsonb, coalesce(p.decided, false)
               FROM reported r JOIN participants p ON p.item = r.item
-             ORDER BY r.item, p.position
-            RETURNING cluster_id, id, state, assigned_node, attempt
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
@@ -352,11 +371,9 @@ enum TasksSQL {
                         THEN coalesce(detail::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
                         ELSE detail::jsonb END
               FROM reported
-            UNION ALL
-            SELECT cluster_id, id, NULL, state, assigned_node, attempt, NULL FROM children
         )
         -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
-        SELECT \(columns), item,
+        SELECT \(columns), \(participants(of: "r")), item,
                CASE WHEN r.ordering_key IS NOT NULL AND r.state <> 'queued'
                     THEN ARRAY(SELECT DISTINCT n.assigned_node FROM tasks n
                                 WHERE n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
@@ -367,7 +384,17 @@ enum TasksSQL {
 
     /// The tasks with these ids, to explain the items of a report that changed nothing.
     static let getMany = PostgresStatement("tasks.get_many", """
-        SELECT \(columns) FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        """)
+
+    /// Every recorded participant outcome of a task ($3: of one attempt only), oldest attempt first, then
+    /// in the order of the task's participating nodes.
+    static let participantOutcomes = PostgresStatement("tasks.participant_outcomes", """
+        SELECT p.node, p.attempt, p.state, p.result, p.error, p.started_at, p.finished_at, p.rollback, p.decided
+          FROM tasks t
+          JOIN task_participants p ON p.cluster_id = t.cluster_id AND p.task_id = t.id
+         WHERE t.cluster_id = $1 AND t.id = $2 AND ($3::integer IS NULL OR p.attempt = $3::integer)
+         ORDER BY p.attempt, array_position(t.participating_nodes, p.node), p.node
         """)
 
     /// The task and all its descendants, breadth first.
@@ -378,7 +405,7 @@ enum TasksSQL {
             SELECT c.*, tree.depth + 1 FROM tasks c
               JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
         )
-        SELECT \(columns), depth FROM tree
+        SELECT \(columns), \(participants(of: "tree")), depth FROM tree
          WHERE (depth, id) > ($3::integer, $4::bigint)
          ORDER BY depth, id
          LIMIT $5
@@ -421,11 +448,11 @@ enum TasksSQL {
                         ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
               FROM cancelled
         )
-        -- finished_ids (and their types): the tasks of the tree it ended, participant outcomes apart;
+        -- finished_ids (and their types): the tasks of the tree it ended;
         -- holder_nodes: the nodes told to stop theirs.
-        SELECT \(columns),
+        SELECT \(columns), \(participants(of: "cancelled")),
                ARRAY(SELECT id FROM cancelled WHERE state = 'cancelled') AS finished_ids,
-               ARRAY(SELECT type FROM cancelled WHERE state = 'cancelled' AND NOT outcome) AS finished_types,
+               ARRAY(SELECT type FROM cancelled WHERE state = 'cancelled') AS finished_types,
                ARRAY(SELECT DISTINCT assigned_node FROM cancelled WHERE state = 'received') AS holder_nodes
           FROM cancelled WHERE id = $2
         """)
@@ -435,7 +462,7 @@ enum TasksSQL {
     static let retry = PostgresStatement("tasks.retry", """
         WITH target AS (
             SELECT cluster_id, id, state FROM tasks
-             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled') AND NOT outcome
+             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
                FOR UPDATE
         ), retried AS (
             UPDATE tasks t
@@ -449,14 +476,14 @@ enum TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $3::jsonb FROM retried
         )
-        SELECT \(columns) FROM retried
+        SELECT \(columns), \(participants(of: "retried")) FROM retried
         """)
 
-    /// Removes a finished task with its descendants (the parent key cascades) and all their events, only
-    /// when nothing in the tree is still live.
+    /// Removes a finished task with its descendants (the parent key cascades) and all their events and
+    /// participant outcomes, only when nothing in the tree is still live.
     static let delete = PostgresStatement("tasks.delete", """
         WITH RECURSIVE tree AS (
-            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2 AND NOT outcome
+            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2
             UNION ALL
             SELECT t.cluster_id, t.id, t.state
               FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
@@ -465,9 +492,12 @@ enum TasksSQL {
         ), events AS (
             DELETE FROM task_events e USING tree
              WHERE (SELECT ok FROM finished) AND e.cluster_id = tree.cluster_id AND e.task_id = tree.id
+        ), outcomes AS (
+            DELETE FROM task_participants p USING tree
+             WHERE (SELECT ok FROM finished) AND p.cluster_id = tree.cluster_id AND p.task_id = tree.id
         )
         DELETE FROM tasks
-         WHERE cluster_id = $1 AND id = $2 AND NOT outcome AND (SELECT ok FROM finished)
+         WHERE cluster_id = $1 AND id = $2 AND (SELECT ok FROM finished)
         RETURNING id
         """)
 
@@ -546,7 +576,7 @@ enum TasksSQL {
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
         )
-        SELECT \(columns) FROM ended ORDER BY id
+        SELECT \(columns), \(participants(of: "ended")) FROM ended ORDER BY id
         """)
 
     /// Queued tasks of offline nodes move to the first online participating node, unless their affinity
@@ -580,7 +610,7 @@ enum TasksSQL {
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
     /// and the cluster $4, when given), with their descendants (the parent key cascades) and all their
-    /// events. A tree with a live descendant stays. Each batch is one short statement.
+    /// events and participant outcomes. A tree with a live descendant stays. Each batch is one short statement.
     static let prune = PostgresStatement("tasks.prune", """
         WITH RECURSIVE doomed AS (
             SELECT t.cluster_id, t.id FROM tasks t
@@ -606,6 +636,8 @@ enum TasksSQL {
             SELECT c.cluster_id, c.id FROM tasks c JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
         ), events AS (
             DELETE FROM task_events e USING tree WHERE e.cluster_id = tree.cluster_id AND e.task_id = tree.id
+        ), outcomes AS (
+            DELETE FROM task_participants p USING tree WHERE p.cluster_id = tree.cluster_id AND p.task_id = tree.id
         )
         DELETE FROM tasks t USING doomed
          WHERE t.cluster_id = doomed.cluster_id AND t.id = doomed.id
@@ -627,5 +659,5 @@ enum TasksSQL {
         """)
 
     static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
-                      report, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
+                      report, participantOutcomes, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
