@@ -306,7 +306,9 @@ enum OpenAPIDocument {
               "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
               "participants": {"type": "array", "maxItems": 256, "items": {"allOf": [{"$ref": "#/components/schemas/ParticipantOutcome"}, {"type": "object", "properties": {"state": {"const": "completed"}}}]}}}}],
             "description": "result and each participant's result: at most result_bytes as JSON, json_depth deep, no NUL; each participant once"},
-          "ParticipantOutcome": {"type": "object", "required": ["node", "state"], "properties": {
+          "ParticipantOutcome": {"type": "object", "required": ["node", "state"],
+            "if": {"required": ["rollback"], "properties": {"rollback": {"type": "object"}}}, "then": {"properties": {"state": {"const": "completed"}}},
+            "properties": {
               "node": {"$ref": "#/components/schemas/Identifier"}, "state": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
               "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"},
               "rollback": {"type": "object", "required": ["state"], "description": "only on a participant that completed: how its rollback went", "properties": {"state": {"type": "string", "enum": ["completed", "failed"]}, "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"}}},
