@@ -58,8 +58,10 @@ struct QueryPlanTests {
                          try connection.explain(name, parameters, generic: true)]
                     }
                 }
+                // Never the history; the live side is the queue, which the planner may read whole when small.
                 for plan in plans {
-                    #expect(!plan.contains("Seq Scan on tasks"), "\(name): \(plan)")
+                    #expect(!plan.contains("Seq Scan on tasks_finished") && !plan.contains("Seq Scan on tasks "), "\(name): \(plan)")
+                    #expect(!plan.contains("tasks_finished"), "\(name) reads the history: \(plan)")
                 }
                 if name == "tasks.poll" {
                     #expect(plans.allSatisfy { $0.contains("tasks_claim_idx") && $0.contains("Tid Scan on tasks") }, "\(plans)")
@@ -133,7 +135,7 @@ extension QueryPlanTests {
                     let plan = try await store.pool.withConnection { connection in
                         try connection.explain(query.statement, query.parameters, generic: false, analyze: true)
                     }
-                    #expect(!plan.contains("Seq Scan on tasks"), "\(name): \(plan)")
+                    #expect(!plan.contains("Seq Scan on tasks_finished"), "\(name): \(plan)")
                     let read = Self.rowsRead(plan)
                     #expect(read <= 1_000, "\(name)\(start == nil ? "" : ", page 2"): read \(read) rows\n\(plan)")
                 }

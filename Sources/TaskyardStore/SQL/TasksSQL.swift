@@ -52,19 +52,25 @@ enum TasksSQL {
     /// (`SubmitGroups`) is written by it: cheaper to plan than the group statement, and an idle server's
     /// pick-up latency is mostly this statement.
     static let insert = PostgresStatement("tasks.insert", """
-        WITH inserted AS (
-            INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
-                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
-                               traceparent)
-            SELECT $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18
+        WITH candidate AS (
+            SELECT nextval('tasks_id_seq') AS id
              WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
                AND ($6::bigint IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
                         WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
                           AND p.cancel_requested_at IS NULL))
-            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        ), keyed AS (
+            \(claimKeys(from: "SELECT id, $12::text AS idempotency_key FROM candidate"))
+        ), inserted AS (
+            INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
+                               traceparent)
+            OVERRIDING SYSTEM VALUE
+            SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
+                   $12, $13, $14, $15, $16, $17, $18
+              FROM candidate c
+             WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
             RETURNING *
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -84,18 +90,38 @@ enum TasksSQL {
                                          idempotency_digest, traceparent, position)
         """
 
+    /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`) for their tasks,
+    /// in `task_idempotency_keys`; returns the task ids whose key was free. The key table is the arbiter
+    /// across the live and finished sides of `tasks`, which no unique index can span.
+    private static func claimKeys(from source: String) -> String {
+        """
+        INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id)
+            SELECT $1, k.idempotency_key, k.id FROM (\(source)) AS k WHERE k.idempotency_key IS NOT NULL
+            ON CONFLICT DO NOTHING
+            RETURNING task_id
+        """
+    }
+
     /// Inserts the rows of `source` in position order (a used idempotency key skips its row), as the CTE
-    /// `inserted`, with their first event: the rest of a `WITH` after `source`.
+    /// `inserted`, with their first event: the rest of a `WITH` after `source`. Ids are drawn in position
+    /// order before the keys are taken, so inserted rows come in id order.
     private static func manyInsert(from source: String) -> String {
         """
-        INSERT INTO tasks (cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+        numbered AS MATERIALIZED (
+            SELECT s.*, nextval('tasks_id_seq') AS id FROM (SELECT * FROM \(source) ORDER BY position) AS s
+        ), keyed AS (
+            \(claimKeys(from: "SELECT id, idempotency_key FROM numbered"))
+        ), inserted AS (
+            INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                                affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
-            SELECT $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
+            OVERRIDING SYSTEM VALUE
+            SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                    affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
-              FROM \(source) ORDER BY position
-            ON CONFLICT (cluster_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+              FROM numbered
+             WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
+             ORDER BY position
             RETURNING *
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -120,8 +146,7 @@ enum TasksSQL {
                        SELECT 1 FROM tasks p
                         WHERE p.cluster_id = $1 AND p.id = i.parent_id AND p.state IN ('queued', 'received')
                           AND p.cancel_requested_at IS NULL))
-        ), inserted AS (
-            \(manyInsert(from: "accepted"))
+        ), \(manyInsert(from: "accepted"))
         SELECT \(columns), \(noParticipants),
                (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
           FROM inserted ORDER BY id
@@ -130,10 +155,11 @@ enum TasksSQL {
     /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
     /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
     static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
-        SELECT \(columns), \(participants(of: "t")), k.position,
+        SELECT \(prefixed(columns, with: "t")), \(participants(of: "t")), k.position,
                (t.idempotency_digest IS NULL OR t.idempotency_digest = k.digest) AS same_request
           FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k (key, digest, position)
-          JOIN tasks t ON t.cluster_id = $1 AND t.idempotency_key = k.key
+          JOIN task_idempotency_keys ik ON ik.cluster_id = $1 AND ik.idempotency_key = k.key
+          JOIN tasks t ON t.cluster_id = $1 AND t.id = ik.task_id
         """)
 
     /// ∅ → queued, for many tasks in one statement: all or nothing. Arrays are aligned by position;
@@ -141,8 +167,7 @@ enum TasksSQL {
     static let insertBatch = PostgresStatement("tasks.insert_batch", """
         WITH input AS (
             \(manyInput)
-        ), inserted AS (
-            \(manyInsert(from: "input"))
+        ), \(manyInsert(from: "input"))
         SELECT \(columns), \(noParticipants) FROM inserted ORDER BY id
         """)
 
@@ -298,7 +323,8 @@ enum TasksSQL {
                        $4::double precision)),
                    lease_hash = sha256(convert_to(p.lease, 'UTF8'))
               FROM picked p
-             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND t.ctid = p.ctid
+             -- The state names the partition the ctids are of (a ctid is unique within one partition only).
+             WHERE t.state = 'queued' AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND t.ctid = p.ctid
             RETURNING t.*, p.lease
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
@@ -344,6 +370,7 @@ enum TasksSQL {
                    CASE WHEN i.state = 'failed' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state
               FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id AND t.id = ANY ($3::bigint[])
+                                      AND t.state = 'received'
               JOIN locked l ON l.id = i.id
         ), reported AS (
             UPDATE tasks t
@@ -479,8 +506,9 @@ enum TasksSQL {
         SELECT \(columns), \(participants(of: "retried")) FROM retried
         """)
 
-    /// Removes a finished task with its descendants (the parent key cascades) and all their events and
-    /// participant outcomes, only when nothing in the tree is still live.
+    /// Removes a finished task with its descendants and all their events, participant outcomes and
+    /// idempotency keys, only when nothing in the tree is still live. Rows back: the tree's, none when
+    /// nothing was deleted.
     static let delete = PostgresStatement("tasks.delete", """
         WITH RECURSIVE tree AS (
             SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2
@@ -495,10 +523,13 @@ enum TasksSQL {
         ), outcomes AS (
             DELETE FROM task_participants p USING tree
              WHERE (SELECT ok FROM finished) AND p.cluster_id = tree.cluster_id AND p.task_id = tree.id
+        ), keys AS (
+            DELETE FROM task_idempotency_keys k USING tree
+             WHERE (SELECT ok FROM finished) AND k.cluster_id = tree.cluster_id AND k.task_id = tree.id
         )
-        DELETE FROM tasks
-         WHERE cluster_id = $1 AND id = $2 AND (SELECT ok FROM finished)
-        RETURNING id
+        DELETE FROM tasks t USING tree
+         WHERE (SELECT ok FROM finished) AND t.cluster_id = tree.cluster_id AND t.id = tree.id
+        RETURNING t.id
         """)
 
     /// Tasks the node holds whose cancel was requested: the agent is to stop them.
@@ -569,7 +600,7 @@ enum TasksSQL {
                    finished_at = CASE WHEN t.cancel_requested_at IS NOT NULL
                                         OR t.attempt - t.budget_start >= t.max_attempts THEN now() END,
                    lease_expires_at = NULL, lease_hash = NULL, updated_at = now()
-             WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM expired))
+             WHERE t.state = 'received' AND t.ctid = ANY (ARRAY(SELECT ctid FROM expired))
             RETURNING t.*
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
@@ -609,12 +640,12 @@ enum TasksSQL {
         """)
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
-    /// and the cluster $4, when given), with their descendants (the parent key cascades) and all their
+    /// and the cluster $4, when given), with their descendants and all their
     /// events and participant outcomes. A tree with a live descendant stays. Each batch is one short statement.
     static let prune = PostgresStatement("tasks.prune", """
         WITH RECURSIVE doomed AS (
             SELECT t.cluster_id, t.id FROM tasks t
-             WHERE t.parent_id IS NULL AND t.finished_at IS NOT NULL
+             WHERE t.parent_id IS NULL AND t.state IN ('completed', 'failed', 'cancelled')
                AND t.finished_at < now() - make_interval(secs => $1::double precision)
                AND ($2::text[] IS NULL OR t.state = ANY ($2::text[]))
                AND ($4::text IS NULL OR t.cluster_id = $4::text)
@@ -638,10 +669,13 @@ enum TasksSQL {
             DELETE FROM task_events e USING tree WHERE e.cluster_id = tree.cluster_id AND e.task_id = tree.id
         ), outcomes AS (
             DELETE FROM task_participants p USING tree WHERE p.cluster_id = tree.cluster_id AND p.task_id = tree.id
+        ), keys AS (
+            DELETE FROM task_idempotency_keys k USING tree WHERE k.cluster_id = tree.cluster_id AND k.task_id = tree.id
+        ), removed AS (
+            DELETE FROM tasks t USING tree WHERE t.cluster_id = tree.cluster_id AND t.id = tree.id
+            RETURNING t.cluster_id, t.id
         )
-        DELETE FROM tasks t USING doomed
-         WHERE t.cluster_id = doomed.cluster_id AND t.id = doomed.id
-        RETURNING t.id
+        SELECT r.id FROM removed r JOIN doomed d ON d.cluster_id = r.cluster_id AND d.id = r.id
         """)
 
     /// Live tasks by cluster, node and state, and the age of the oldest queued task that is due (the
