@@ -105,7 +105,8 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func postgresSettingsByName() throws -> [String: String] {
-        var settings: [String: String] = [:]
+        // Statement times for the report's statement table; a --postgres-setting may say otherwise.
+        var settings: [String: String] = ["shared_preload_libraries": "pg_stat_statements"]
         for entry in postgresSettings {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else {
@@ -195,9 +196,21 @@ struct BenchCommand: AsyncParsableCommand {
             report.agentFreshBytes = agentBytes()
             // Steady state, not a cold start: some traffic through every part first.
             _ = try await measured.throughput(count: min(tasks, 2 * batchSize), bulk: true, batchSize: batchSize, label: "warm-up")
+            // Statement times where the server loads pg_stat_statements (the bench's own PostgreSQL does).
+            let statementTimes = (try? await store.pool.withConnection { connection in
+                try connection.execute(BenchSQL.enableStatementTimes)
+            }) != nil
             for run in 1...runs {
                 let label = "run \(run)/\(runs)"
                 let idle = try await measured.idleLatency(samples: samples)
+                var countersBefore: DatabaseCounters?
+                if run == runs {
+                    // Backends report their table counters when idle, at most 10 s late (PostgreSQL 15): what
+                    // came before must be in before the run starts, and the run's own in after it.
+                    try await Task.sleep(for: .seconds(11))
+                    countersBefore = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes)
+                }
+                let cpuBefore = CPUSnapshot(processes)
                 let peaks = MemoryPeaks(processes)
                 let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
                 // What an operator's Prometheus would see while the last run works.
@@ -206,6 +219,13 @@ struct BenchCommand: AsyncParsableCommand {
                     return try? await measured.client(0).metrics()
                 } : nil
                 let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
+                let cpu = CPUSnapshot(processes).perTask(since: cpuBefore, tasks: tasks)
+                if let countersBefore {
+                    try await Task.sleep(for: .seconds(11))
+                    if let after = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes) {
+                        report.database = after.perTask(since: countersBefore, tasks: tasks)
+                    }
+                }
                 if let text = await scrape?.value {
                     if let metricsOut { try text.write(toFile: metricsOut, atomically: true, encoding: .utf8) }
                     report.metrics = try await measured.scrapeCost(families: text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.count)
@@ -225,7 +245,7 @@ struct BenchCommand: AsyncParsableCommand {
                 let result = BenchReport.Run(
                     tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw, physical: physical, steady: steady,
                     idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
-                    serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent)
+                    serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent, cpu: cpu)
                 report.runs.append(result)
                 progress.finish("\(label): \(Int(result.tasksPerSecond)) tasks/s end to end, raw SQL \(Int(raw.tasksPerSecond)) tasks/s, pick-up p50 \(BenchReport.ms(idle.pickUp.p50))")
             }

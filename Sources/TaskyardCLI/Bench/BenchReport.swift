@@ -25,6 +25,41 @@ struct BenchReport: Codable, Sendable {
         var serverPeakBytes: Int?
         var agentIdleBytes: Int
         var agentPeakBytes: Int
+        /// CPU of each process per task, over the throughput run.
+        var cpu: CPUPerTask?
+    }
+
+    /// Milliseconds of CPU per task: the servers together, the agents together, every PostgreSQL process,
+    /// and the bench's own client (which submits and polls for the finish).
+    struct CPUPerTask: Codable, Sendable {
+        var server: Double
+        var agents: Double
+        var postgres: Double
+        var bench: Double
+    }
+
+    /// What the database did per task in the last throughput run.
+    struct DatabaseCosts: Codable, Sendable {
+        var statements: [StatementCost]
+        var tables: [TableWrites]
+    }
+
+    struct StatementCost: Codable, Sendable {
+        var statement: String
+        var callsPerTask: Double
+        var millisecondsPerTask: Double
+        var meanMilliseconds: Double
+    }
+
+    struct TableWrites: Codable, Sendable {
+        var table: String
+        var insertsPerTask: Double
+        var updatesPerTask: Double
+        var hotUpdatesPerTask: Double
+        var deletesPerTask: Double
+        var indexes: Int
+        /// Index entries written per task: each insert and non-HOT update writes into each index (at most).
+        var indexEntriesPerTask: Double
     }
 
     struct History: Codable, Sendable {
@@ -55,6 +90,8 @@ struct BenchReport: Codable, Sendable {
     }
 
     var metrics: MetricsScrape?
+    /// Nil when the last run could not read the counters.
+    var database: DatabaseCosts?
     var command: String
     var machine: Machine
     var servers: Int
@@ -133,8 +170,32 @@ struct BenchReport: Codable, Sendable {
                          + "\(metrics.families) families · \(String(format: "%.1f", metrics.databaseReadMilliseconds)) ms reading the database"
                          + " · \(String(format: "%.1f", metrics.cachedMilliseconds)) ms cached")
         }
+        let cpuRuns = runs.compactMap(\.cpu)
+        if !cpuRuns.isEmpty {
+            func ms(_ values: [Double]) -> String { String(format: "%.3f ms", Self.median(values)) }
+            lines.append("CPU per task (throughput run)".padding(toLength: 40, withPad: " ", startingAt: 0)
+                         + "server \(ms(cpuRuns.map(\.server))) · agents \(ms(cpuRuns.map(\.agents)))"
+                         + " · PostgreSQL \(ms(cpuRuns.map(\.postgres))) · bench client \(ms(cpuRuns.map(\.bench)))")
+        }
         let failed = runs.map(\.failed).reduce(0, +)
         if failed > 0 { lines.append("tasks that did not complete: \(failed)") }
+        if let database {
+            if !database.statements.isEmpty {
+                lines += ["", "statements per task (last throughput run, pg_stat_statements):",
+                          "  " + "statement".padding(toLength: 34, withPad: " ", startingAt: 0) + "   calls/task   ms/task   mean ms"]
+                for cost in database.statements.prefix(12) {
+                    lines.append("  " + cost.statement.padding(toLength: 34, withPad: " ", startingAt: 0)
+                                 + String(format: "%11.3f %9.3f %9.3f", cost.callsPerTask, cost.millisecondsPerTask, cost.meanMilliseconds))
+                }
+            }
+            lines += ["", "row writes per task (last throughput run, pg_stat_user_tables):",
+                      "  " + "table".padding(toLength: 24, withPad: " ", startingAt: 0) + " inserts  updates      HOT  deletes  indexes  index entries (at most)"]
+            for table in database.tables {
+                lines.append("  " + table.table.padding(toLength: 24, withPad: " ", startingAt: 0)
+                             + String(format: "%8.2f %8.2f %8.2f %8.2f %8d %14.1f", table.insertsPerTask, table.updatesPerTask,
+                                      table.hotUpdatesPerTask, table.deletesPerTask, table.indexes, table.indexEntriesPerTask))
+            }
+        }
         if let history {
             let ratio = history.claimAndCompleteWithHistory / history.claimAndCompleteEmpty * 100
             lines += [

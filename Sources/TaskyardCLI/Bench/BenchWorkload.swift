@@ -427,7 +427,7 @@ enum BenchSQL {
     /// with the work they measure (a count over every task of the run took 25 ms at 20,000 tasks).
     static let finishedCount = PostgresStatement("bench.finished_count", """
         SELECT count(*) AS finished FROM tasks
-         WHERE parent_id IS NULL AND finished_at IS NOT NULL AND finished_at >= $3::timestamptz
+         WHERE parent_id IS NULL AND state IN ('completed', 'failed', 'cancelled') AND finished_at >= $3::timestamptz
            AND cluster_id = $1 AND id > $2
         """)
 
@@ -445,7 +445,7 @@ enum BenchSQL {
         """)
 
     static let finishedOf = PostgresStatement("bench.finished_of", """
-        SELECT count(*) AS finished FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[]) AND finished_at IS NOT NULL
+        SELECT count(*) AS finished FROM tasks_finished WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
         """)
 
     static let settings = PostgresStatement("bench.settings", """
@@ -454,6 +454,23 @@ enum BenchSQL {
         """)
 
     static let finishedRows = PostgresStatement("bench.finished_rows", """
-        SELECT count(*) AS rows FROM tasks WHERE finished_at IS NOT NULL
+        SELECT count(*) AS rows FROM tasks_finished
         """)
+
+    /// Each statement's calls and time so far in this database (pg_stat_statements).
+    static let statementTimes = PostgresStatement("bench.statement_times", """
+        SELECT query, calls::float8 AS calls, total_exec_time AS milliseconds FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """)
+
+    /// Row writes so far of the tables in $1, and how many indexes each has.
+    static let tableWrites = PostgresStatement("bench.table_writes", """
+        SELECT s.relname AS name, s.n_tup_ins::float8 AS inserts, s.n_tup_upd::float8 AS updates,
+               s.n_tup_hot_upd::float8 AS hot_updates, s.n_tup_del::float8 AS deletes,
+               (SELECT count(*)::integer FROM pg_index i WHERE i.indrelid = s.relid) AS indexes
+          FROM pg_stat_user_tables s WHERE s.relname = ANY ($1::text[])
+        """)
+
+    /// Whether pg_stat_statements can be read here (loaded by the server, and created in this database).
+    static let enableStatementTimes = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 }
