@@ -128,8 +128,8 @@ struct MigrationTests {
                                  now() - interval '1 minute', now(), true);
                     INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt, error, finished_at)
                          VALUES ('c1', 'provision', 'failed', 'n2', '{n2}', 1, 1, 'disk full', now());
-                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id)
-                         VALUES ('c1', 'cleanup', 'queued', 'n2', '{n2}', 1);
+                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, idempotency_key)
+                         VALUES ('c1', 'cleanup', 'queued', 'n2', '{n2}', 1, 'k1');
                     INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
                          SELECT cluster_id, id, NULL, CASE WHEN id = 1 OR type = 'cleanup' THEN 'queued' ELSE state END, assigned_node, attempt
                            FROM tasks;
@@ -141,6 +141,14 @@ struct MigrationTests {
                     "\(try row.decode("id", as: Int64.self)) \(try row.decode("type", as: String.self))"
                 }
                 #expect(tasks == ["1 provision", "4 cleanup"])
+                // 0012: the rows are on their sides, the key in the key table, and ids go on after the last.
+                let sides = try connection.query("SELECT tableoid::regclass::text AS side FROM tasks ORDER BY id")
+                    .map { row throws(PostgresError) in try row.decode("side", as: String.self) }
+                #expect(sides == ["tasks_finished", "tasks_live"])
+                let keyed: Int64 = try connection.query("SELECT task_id FROM task_idempotency_keys WHERE idempotency_key = 'k1'").single().decode("task_id")
+                #expect(keyed == 4)
+                let next: Int64 = try connection.query("SELECT nextval('tasks_id_seq') AS id").single().decode("id")
+                #expect(next == 5)
                 let events: Int = try connection.query("SELECT count(*) AS n FROM task_events").single().decode("n")
                 #expect(events == 2, "the outcome rows' events went with them")
                 let outcomes = try connection.query("""

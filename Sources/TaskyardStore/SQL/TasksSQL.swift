@@ -361,18 +361,24 @@ enum TasksSQL {
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, rollback,
                                          decided, position)
         ), locked AS MATERIALIZED (
-            \(lockInIDOrder("$3"))
+            -- FOR UPDATE, not NO KEY: finishing moves the row to the other partition (a delete), and a lock
+            -- upgraded from a weaker one while a heartbeat waits on it deadlocks.
+            \(lockInIDOrder("$3", strength: "UPDATE"))
         ), decided AS (
-            -- A failure after a cancel was requested ends the task cancelled, attempts left or not: a cancel
-            -- racing a failure is never lost to a retry.
-            SELECT i.*, i.state = 'failed' AND t.attempt - t.budget_start < t.max_attempts
-                        AND t.cancel_requested_at IS NULL AS retry,
-                   CASE WHEN i.state = 'failed' AND t.cancel_requested_at IS NOT NULL THEN 'cancelled'
+            -- Each item against its row as locked: held by this node at this attempt under this lease, its
+            -- participants among the task's. A failure after a cancel was requested ends the task
+            -- cancelled, attempts left or not: a cancel racing a failure is never lost to a retry.
+            SELECT i.*, i.state = 'failed' AND l.attempt - l.budget_start < l.max_attempts
+                        AND l.cancel_requested_at IS NULL AS retry,
+                   CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state
-              FROM input i JOIN tasks t ON t.cluster_id = $1 AND t.id = i.id AND t.id = ANY ($3::bigint[])
-                                      AND t.state = 'received'
-              JOIN locked l ON l.id = i.id
+              FROM input i JOIN locked l ON l.id = i.id
+             WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
+               AND ARRAY(SELECT p.node FROM participants p WHERE p.item = i.item) <@ l.participating_nodes
         ), reported AS (
+            -- By id, not by the tuple id the lock returned: a row a heartbeat updated after this
+            -- statement's snapshot has a tuple id the snapshot cannot see; found by id, its update follows
+            -- the row to the version locked above. One scan of the live side for all the items.
             UPDATE tasks t
                SET state = CASE WHEN d.retry THEN 'queued' ELSE d.final_state END,
                    result = d.result::jsonb, error = d.error,
@@ -380,10 +386,7 @@ enum TasksSQL {
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
                    updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
-             WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = d.id AND t.assigned_node = $2
-               AND t.attempt = d.attempt AND t.state = 'received'
-               AND t.lease_hash = sha256(convert_to(d.lease, 'UTF8'))
-               AND ARRAY(SELECT p.node FROM participants p WHERE p.item = d.item) <@ t.participating_nodes
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY (ARRAY(SELECT id FROM decided)) AND t.id = d.id
             RETURNING t.*, d.item, d.detail
         ), outcomes AS (
             INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
@@ -549,12 +552,15 @@ enum TasksSQL {
     /// report and a heartbeat of one node touch the same rows; each updating them in its own plan's order,
     /// they deadlocked under load (each deadlock a second's stall and a retry: 3-participant tasks fell
     /// from 1,271 to under 200 a second).
-    private static func lockInIDOrder(_ ids: String) -> String {
+    /// With the columns the statements then check (as locked: current).
+    private static func lockInIDOrder(_ ids: String, strength: String = "NO KEY UPDATE") -> String {
         """
-        SELECT t.id FROM tasks t
+        SELECT t.id, t.attempt, t.budget_start, t.max_attempts, t.cancel_requested_at, t.lease_hash,
+                       t.participating_nodes
+                  FROM tasks t
                  WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
                  ORDER BY t.id
-                   FOR NO KEY UPDATE
+                   FOR \(strength)
         """
     }
 
@@ -570,9 +576,8 @@ enum TasksSQL {
                SET lease_expires_at = now() + make_interval(secs => $6::double precision),
                    progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
               FROM held JOIN locked l ON l.id = held.id
-             WHERE t.cluster_id = $1 AND t.id = ANY ($3::bigint[]) AND t.id = held.id AND t.assigned_node = $2
-               AND t.attempt = held.attempt AND t.state = 'received'
-               AND t.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY (ARRAY(SELECT id FROM locked)) AND t.id = l.id
+               AND l.attempt = held.attempt AND l.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
             RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
         )
         SELECT h.id, r.id IS NOT NULL AS held, coalesce(r.cancel, false) AS cancel
