@@ -108,6 +108,26 @@ public actor PostgresConnection {
         }
     }
 
+    /// Runs a named statement in a transaction of its own that first applies `settings` (planner
+    /// settings, `SET LOCAL`: gone at its end), retried whole on a lost conflict like a lone statement.
+    /// `settings` are constant text of the program, never input.
+    @discardableResult
+    public func query(_ statement: PostgresStatement, _ parameters: [any PostgresEncodable] = [],
+                      settings: [String]) throws -> PostgresRows {
+        var tries = 0
+        while true {
+            do {
+                return try transaction { connection in
+                    try connection.execute(settings.map { "SET LOCAL \($0)" }.joined(separator: "; "))
+                    return try connection.query(statement, parameters)
+                }
+            } catch let error as PostgresError where error.isRetryable && tries < 3 {
+                tries += 1
+                usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
+            }
+        }
+    }
+
     /// Prepares a named statement on this connection unless it already is: the server parses and
     /// checks it against the schema now.
     public func prepare(_ statement: PostgresStatement) throws(PostgresError) {

@@ -360,6 +360,8 @@ enum TasksSQL {
                                  $15::timestamptz[], $16::timestamptz[], $18::text[], $19::boolean[])
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, rollback,
                                          decided, position)
+        ), reported_nodes AS (
+            SELECT item, array_agg(node) AS nodes FROM participants GROUP BY item
         ), locked AS MATERIALIZED (
             -- FOR UPDATE, not NO KEY: finishing moves the row to the other partition (a delete), and a lock
             -- upgraded from a weaker one while a heartbeat waits on it deadlocks.
@@ -372,13 +374,13 @@ enum TasksSQL {
                         AND l.cancel_requested_at IS NULL AS retry,
                    CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state
-              FROM input i JOIN locked l ON l.id = i.id
+              FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
              WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
-               AND ARRAY(SELECT p.node FROM participants p WHERE p.item = i.item) <@ l.participating_nodes
+               AND coalesce(n.nodes, '{}') <@ l.participating_nodes
         ), reported AS (
             -- By id, not by the tuple id the lock returned: a row a heartbeat updated after this
             -- statement's snapshot has a tuple id the snapshot cannot see; found by id, its update follows
-            -- the row to the version locked above. One scan of the live side for all the items.
+            -- the row to the version locked above. Run without nested loops (`TaskStore.robustPlan`).
             UPDATE tasks t
                SET state = CASE WHEN d.retry THEN 'queued' ELSE d.final_state END,
                    result = d.result::jsonb, error = d.error,
@@ -386,7 +388,7 @@ enum TasksSQL {
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
                    updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
-             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY (ARRAY(SELECT id FROM decided)) AND t.id = d.id
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = d.id
             RETURNING t.*, d.item, d.detail
         ), outcomes AS (
             INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
@@ -576,7 +578,7 @@ enum TasksSQL {
                SET lease_expires_at = now() + make_interval(secs => $6::double precision),
                    progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
               FROM held JOIN locked l ON l.id = held.id
-             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY (ARRAY(SELECT id FROM locked)) AND t.id = l.id
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = l.id
                AND l.attempt = held.attempt AND l.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
             RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
         )
