@@ -21,6 +21,7 @@ struct BenchCommandTests {
         let pid = try Subprocess.spawn(binary.path, [
             "bench", "--tasks", "300", "--agents", "2", "--participants", "2", "--samples", "5", "--runs", "1",
             "--batch-size", "100", "--concurrency", "64", "--json", "--log-level", "warning", "--metrics-out", scrape,
+            "--preload-history", "500",
         ], outputPath: log)
         let status = await Subprocess.wait(pid, timeout: .seconds(300))
         if status == nil { kill(pid, SIGKILL) }
@@ -42,6 +43,19 @@ struct BenchCommandTests {
         let raw = try #require(first["raw"] as? [String: Any])
         #expect((raw["tasks_per_second"] as? Double ?? 0) > 0)
         #expect((first["server_peak_bytes"] as? Int ?? 0) > 0 && (report["agent_fresh_bytes"] as? Int ?? 0) > 0)
+        // CPU per task of each process, and what the database wrote per task: each task one row in and one out
+        // of the live side, one into the finished side, two participant outcomes.
+        let cpu = try #require(first["cpu"] as? [String: Double])
+        #expect((cpu["server"] ?? 0) > 0 && (cpu["agents"] ?? 0) > 0 && (cpu["postgres"] ?? 0) > 0, "\(cpu)")
+        let database = try #require(report["database"] as? [String: Any])
+        let tables = Dictionary(uniqueKeysWithValues: (database["tables"] as? [[String: Any]] ?? []).map { ($0["table"] as? String ?? "", $0) })
+        #expect(tables["tasks_finished"]?["inserts_per_task"] as? Double == 1, "\(tables)")
+        #expect(tables["task_participants"]?["inserts_per_task"] as? Double == 2, "\(tables)")
+        let statements = (database["statements"] as? [[String: Any]] ?? []).compactMap { $0["statement"] as? String }
+        #expect(statements.contains("tasks.report") && statements.contains("tasks.poll"), "\(statements)")
+        // The history's plans were read for every hot statement.
+        let history = try #require(report["history"] as? [String: Any])
+        #expect(Set((history["plans"] as? [String: Any] ?? [:]).keys).isSuperset(of: ["tasks.poll", "tasks.report"]))
         // The server's metrics as the run left them, and what a scrape costs.
         let metrics = try #require(report["metrics"] as? [String: Any])
         #expect((metrics["families"] as? Int ?? 0) >= 15)

@@ -50,7 +50,7 @@ enum BenchHistory {
         let statements: [(String, [any PostgresEncodable])] = [
             ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double](), true]),
             ("tasks.report", [cluster, node, [Int64(1)], [1], ["completed"], [none], [none], [none], [1.0], [Int64(1)],
-                              [node], ["completed"], [none], [none], [noDate], [noDate], ["lease"]]),
+                              [node], ["completed"], [none], [none], [noDate], [noDate], ["lease"], [none], [false]]),
         ]
         return try await pool.withConnection { connection in
             var plans: [String: [String]] = [:]
