@@ -136,6 +136,15 @@ public struct SubmitBatchRequest: Codable, Sendable {
     public init(tasks: [SubmitTaskRequest]) { self.tasks = tasks }
 }
 
+/// `POST …/tasks/{task_id}/retry`: which participants the next attempt runs. `failed` (the default) or `all`;
+/// this version runs every participant either way (re-drive is an open issue), and refuses other values.
+public struct RetryRequest: Codable, Sendable {
+    public var participants: String?
+    public init(participants: String? = nil) { self.participants = participants }
+
+    public static let choices = ["failed", "all"]
+}
+
 /// `POST …/tasks/{task_id}/cancel`
 public struct CancelRequest: Codable, Sendable {
     public var reason: String?

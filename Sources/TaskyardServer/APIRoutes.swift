@@ -73,7 +73,7 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, _ in try changes(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
-        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(request, context) }
+        route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(&request, context) }
         route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.operate)) { _, context, _ in try await delete(context) }
 
         route(.get, "/api/v1/tasks/:cluster_id/:node_id", .pathNode) { request, context, _ in try await poll(request, context) }

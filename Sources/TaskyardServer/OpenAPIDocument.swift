@@ -204,7 +204,8 @@ enum OpenAPIDocument {
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/retry": {
           "post": {"summary": "Queue a failed or cancelled task again with a fresh attempt budget", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],
-                   "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}
+                   "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"participants": {"type": "string", "enum": ["failed", "all"]}}}}}},
+                   "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}": {
           "get": {"summary": "Poll: claim up to limit of the node's tasks, waiting up to wait seconds for one; also the node's heartbeat",

@@ -209,9 +209,14 @@ extension APIRoutes {
         return try jsonResponse(TaskObject(task))
     }
 
-    func retry(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func retry(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
+        // The body is optional: a bare POST retries with the default.
+        if request.headers[.contentType] != nil, let participants = try await decode(RetryRequest.self, &request).participants,
+           !RetryRequest.choices.contains(participants) {
+            throw TaskyardError.invalid("participants", "must be \"failed\" or \"all\"")
+        }
         return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.header(.opaqueID))))
     }
 

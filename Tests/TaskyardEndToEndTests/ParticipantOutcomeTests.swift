@@ -50,7 +50,13 @@ struct ParticipantOutcomeTests {
                 // The list shows the same participants; a retry keeps the history; delete removes it.
                 let listed = try await deployment.client.tasks(cluster: "c1", query: [:])
                 #expect(listed.tasks.first?.participants == latest)
-                let retried = try await deployment.client.retry(cluster: "c1", id: task.id)
+                let path = "/api/v1/clusters/c1/tasks/\(task.id)/retry"
+                let refused = try await APIContractTests.send(deployment, "POST", path, body: #"{"participants": "some"}"#)
+                #expect(refused.status == 422)
+                #expect(try APIJSON.decode(ErrorBody.self, from: refused.body).error.field == "participants")
+                let answer = try await APIContractTests.send(deployment, "POST", path, body: #"{"participants": "all"}"#)
+                #expect(answer.status == 200)
+                let retried = try APIJSON.decode(TaskObject.self, from: answer.body)
                 #expect(retried.state == .queued && retried.participants == latest, "a queued task shows the last outcomes until it runs again")
                 _ = try await deployment.finished(task.id)
                 try await deployment.client.delete(cluster: "c1", id: task.id)
