@@ -105,8 +105,13 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func postgresSettingsByName() throws -> [String: String] {
-        // Statement times for the report's statement table; a --postgres-setting may say otherwise.
-        var settings: [String: String] = ["shared_preload_libraries": "pg_stat_statements"]
+        // Statement times for the report's statement table, where the server binaries have the module (a
+        // PostgreSQL told to preload a module it lacks does not start); a --postgres-setting may say otherwise.
+        var settings: [String: String] = [:]
+        if let bin = try? EmbeddedPostgres.findBinDirectory(),
+           FileManager.default.fileExists(atPath: bin.deletingLastPathComponent().appending(path: "lib/pg_stat_statements.so").path) {
+            settings["shared_preload_libraries"] = "pg_stat_statements"
+        }
         for entry in postgresSettings {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else {
