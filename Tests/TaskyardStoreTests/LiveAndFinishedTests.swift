@@ -39,6 +39,10 @@ struct LiveAndFinishedTests {
                                                 cluster: TaskStore.cluster)
             let ids = [task.id] + others.map(\.task.id)
             #expect(Set(ids).count == ids.count && ids == ids.sorted())
+            // Claimed again: its participant runs in the new attempt, whatever earlier attempts recorded.
+            let again = try #require(try await store.claimOne())
+            #expect(again.id == task.id && again.attempt == 2)
+            #expect(again.task.participantViews.map(\.state) == [.running] && again.task.participantViews.map(\.attempt) == [2])
         }
     }
 

@@ -33,7 +33,9 @@ enum TasksSQL {
         """
     }
 
-    /// A task just inserted has no outcomes yet.
+    /// A task just inserted has no outcomes yet; one just claimed has none of its new attempt, and the task
+    /// object shows every participant of a received task without an outcome of its attempt as running: no
+    /// earlier attempt's outcome can change that, so a claim reads none (one index walk a claim saved).
     static let noParticipants = "'[]'::jsonb AS participants"
 
     /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
@@ -337,7 +339,7 @@ enum TasksSQL {
                           ORDER BY id) AS cancel
         )
         SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
-               \(participants(of: "claimed"))
+               \(noParticipants)
           FROM header LEFT JOIN claimed ON true
          ORDER BY claimed.priority DESC, claimed.id
         """)
