@@ -91,9 +91,9 @@ public actor PostgresConnection {
         }
     }
 
-    /// Runs a statement again when it lost a deadlock or a serialization conflict, up to three times, but
-    /// only outside a transaction: alone, a statement that failed so did nothing, while inside a
-    /// transaction everything before it is gone too and only the caller can redo it.
+    /// Runs a statement (or a transaction of its own) again when it lost a deadlock or a serialization
+    /// conflict, up to three times, but only when started outside a transaction: alone, what failed did
+    /// nothing, while inside a transaction everything before it is gone too and only the caller can redo it.
     private func retryingConflicts(_ run: () throws(PostgresError) -> PostgresRows) throws(PostgresError) -> PostgresRows {
         let autocommit = handle.map { PQtransactionStatus($0) == PQTRANS_IDLE } ?? false
         var tries = 0
@@ -108,22 +108,19 @@ public actor PostgresConnection {
         }
     }
 
-    /// Runs a named statement in a transaction of its own that first applies `settings` (planner
-    /// settings, `SET LOCAL`: gone at its end), retried whole on a lost conflict like a lone statement.
-    /// `settings` are constant text of the program, never input.
+    /// Runs a named statement in a transaction of its own under `settings` (`SET LOCAL`: planner settings
+    /// gone at its end), retried whole on a lost conflict as a lone statement is.
     @discardableResult
     public func query(_ statement: PostgresStatement, _ parameters: [any PostgresEncodable] = [],
-                      settings: [String]) throws -> PostgresRows {
-        var tries = 0
-        while true {
+                      settings: [String]) throws(PostgresError) -> PostgresRows {
+        try retryingConflicts { () throws(PostgresError) -> PostgresRows in
             do {
-                return try transaction { connection in
-                    try connection.execute(settings.map { "SET LOCAL \($0)" }.joined(separator: "; "))
-                    return try connection.query(statement, parameters)
-                }
-            } catch let error as PostgresError where error.isRetryable && tries < 3 {
-                tries += 1
-                usleep(UInt32.random(in: 1_000...(5_000 * UInt32(tries))))
+                return try transaction(settings: settings) { connection in try connection.query(statement, parameters) }
+            } catch let error as PostgresError {
+                throw error
+            } catch {
+                // The body throws only PostgresError; `transaction` is untyped for its other callers.
+                throw PostgresError(kind: .server, message: "\(error)")
             }
         }
     }
@@ -195,7 +192,13 @@ public actor PostgresConnection {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ body: (isolated PostgresConnection) throws -> T) throws -> T {
-        try execute("BEGIN")
+        try transaction(settings: [], body)
+    }
+
+    /// The same, under `settings` (`SET LOCAL`, constant text of the program, never input), sent with the
+    /// `BEGIN` in one round trip.
+    public func transaction<T>(settings: [String], _ body: (isolated PostgresConnection) throws -> T) throws -> T {
+        try execute((["BEGIN"] + settings.map { "SET LOCAL \($0)" }).joined(separator: "; "))
         let value: T
         do {
             value = try body(self)

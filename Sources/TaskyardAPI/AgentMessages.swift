@@ -62,15 +62,9 @@ public struct StateReportRequest: Codable, Sendable {
         public var startedAt: Date?
         public var finishedAt: Date?
         /// How the rollback of this success went, where one ran.
-        public var rollback: Rollback?
+        public var rollback: ParticipantRollback?
         /// This outcome settled the task under its completion policy.
         public var decided: Bool?
-
-        public struct Rollback: Codable, Sendable, Hashable {
-            public var state: ReportedState
-            public var result: JSONValue?
-            public var error: String?
-        }
 
         enum CodingKeys: String, CodingKey {
             case node, state, result, error, rollback, decided, startedAt = "started_at", finishedAt = "finished_at"
@@ -83,14 +77,14 @@ public struct StateReportRequest: Codable, Sendable {
             error = outcome.error
             startedAt = outcome.startedAt
             finishedAt = outcome.finishedAt
-            rollback = outcome.rollback.map { Rollback(state: $0.state, result: $0.result, error: $0.error) }
+            rollback = outcome.rollback
             decided = outcome.decided ? true : nil
         }
 
         public var outcome: ParticipantOutcome {
             ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: startedAt,
                                finishedAt: finishedAt,
-                               rollback: rollback.map { ParticipantRollback(state: $0.state, result: $0.result, error: $0.error) },
+                               rollback: rollback,
                                decided: decided ?? false)
         }
     }

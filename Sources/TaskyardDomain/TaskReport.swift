@@ -44,7 +44,8 @@ public struct ParticipantOutcome: Sendable, Hashable {
 }
 
 /// How a participant's rollback went: `completed` with the rollback handler's result, or `failed` with why.
-public struct ParticipantRollback: Sendable, Hashable {
+/// Its JSON (`{"state", "result"?, "error"?}`) is what a report carries.
+public struct ParticipantRollback: Sendable, Hashable, Codable {
     public var state: ReportedState
     public var result: JSONValue?
     public var error: String?
