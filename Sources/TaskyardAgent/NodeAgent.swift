@@ -128,7 +128,14 @@ public final class NodeAgent: Service, Sendable {
             await endpointGroup.triggerGracefulShutdown()
             try await endpoint.value
         } onCancel: {
-            endpoint.cancel()
+            // Cancelling the endpoint's serve loop outright can drop a connection it has accepted but not yet
+            // served, which traps in swift-nio ("Deinited NIOAsyncWriter without calling finish()",
+            // apple/swift-nio#3481). Its listener is closed first; what still runs a second later is cancelled.
+            Task {
+                await endpointGroup.triggerGracefulShutdown()
+                try? await Task.sleep(for: .seconds(1))
+                endpoint.cancel()
+            }
         }
     }
 

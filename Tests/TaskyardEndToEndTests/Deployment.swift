@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import ServiceLifecycle
 import TaskyardAgent
 import TaskyardAPI
 import TaskyardClient
@@ -77,7 +78,7 @@ struct Deployment: Sendable {
             announce.yield($0)
         }
         return try await withThrowingTaskGroup(of: T?.self) { group -> T in
-            group.addTask { try await app.runService(); return nil }
+            group.addTask { try await app.serveUntilCancelled(); return nil }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw DeploymentError("the server did not start") }
             let serverURL = "\(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(port)"
@@ -137,4 +138,24 @@ actor InvocationCounter {
     private(set) var calls: [String: Int] = [:]
     func record(_ work: ParticipantWork) { calls["\(work.node)/\(work.taskID)", default: 0] += 1 }
     var total: Int { calls.values.reduce(0, +) }
+}
+
+extension Service {
+    /// Runs this server until the calling task is cancelled, then shuts it down gracefully. Cancelling
+    /// Hummingbird's serve loop outright can drop a connection it has accepted but not yet served, which traps
+    /// in swift-nio ("Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#3481); a graceful
+    /// shutdown closes the listener first, and what still runs two seconds later is cancelled.
+    func serveUntilCancelled() async throws {
+        var configuration = ServiceGroupConfiguration(services: [self], logger: Deployment.quietLogger)
+        configuration.maximumGracefulShutdownDuration = .seconds(2)
+        let group = ServiceGroup(configuration: configuration)
+        // Unstructured, so that the caller's cancellation reaches it only as the graceful shutdown below.
+        let serving = Task { try await group.run() }
+        await withTaskCancellationHandler {
+            _ = await serving.result
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
+        try await serving.value
+    }
 }

@@ -68,7 +68,7 @@ struct HardeningTests {
         let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                                onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await fake.runService() }
+            group.addTask { try await fake.serveUntilCancelled() }
             var iterator = ports.makeAsyncIterator()
             let port = try #require(await iterator.next())
             try await Deployment.run(nodes: ["n1"], handlers: { _ in
@@ -141,7 +141,7 @@ struct HardeningTests {
             let second = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,
                                                             logger: Deployment.quietLogger) { announce.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await second.runService() }
+                group.addTask { try await second.serveUntilCancelled() }
                 var iterator = ports.makeAsyncIterator()
                 let port = try #require(await iterator.next())
                 let created = try await deployment.client.createToken(TokenRequest(kind: .client, name: "ops", scopes: [.read]))

@@ -82,7 +82,7 @@ struct LongPollAndBatchReportTests {
             let capped = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,
                                                             logger: Deployment.quietLogger) { announce.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await capped.runService() }
+                group.addTask { try await capped.serveUntilCancelled() }
                 var iterator = ports.makeAsyncIterator()
                 let port = try #require(await iterator.next())
                 func request(_ path: String) -> HTTPClientRequest {
@@ -121,7 +121,7 @@ struct LongPollAndBatchReportTests {
             let replicaB = try TaskyardHTTPServer.application(store: storeB, configuration: configuration,
                                                               logger: Deployment.quietLogger) { announce.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await replicaB.runService() }
+                group.addTask { try await replicaB.serveUntilCancelled() }
                 var iterator = ports.makeAsyncIterator()
                 let port = try #require(await iterator.next())
                 let clientB = TaskyardClient(baseURL: "http://127.0.0.1:\(port)", token: deployment.adminToken)
