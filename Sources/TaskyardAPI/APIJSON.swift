@@ -28,38 +28,20 @@ public enum APIJSON {
         return decoder
     }
 
-    public static func encode<T: Encodable>(_ value: T) throws -> Data { try encoder().encode(value) }
+    /// The hot messages are written by `JSONWriter` (the same bytes), the rest by Foundation's encoder.
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        if let writable = value as? any JSONWritable { return Data(writable.jsonBytes) }
+        return try encoder().encode(value)
+    }
 
+    /// The hot messages are read by hand where they can be (see `JSONReadable`); the rest, and whatever the
+    /// hand reading leaves (anything unusual, every error), by Foundation's decoder.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try decoder().decode(type, from: data)
-    }
-}
-
-/// RFC 3339 times: written as UTC with milliseconds (`2026-11-23T10:15:30.123Z`), read with or without
-/// fractional seconds and with any offset.
-public enum RFC3339 {
-    public static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
-
-    /// nil unless `text` is an RFC 3339 time in the years 1 to 9999.
-    public static func parse(_ text: String) -> Date? {
-        guard let date = parseAnyYear(text), DateRange.contains(date) else { return nil }
-        return date
-    }
-
-    private static func parseAnyYear(_ text: String) -> Date? {
-        // Four-digit years only: the formatters below also read "+10000-…" and "0000-…".
-        let bytes = Array(text.utf8.prefix(5))
-        guard bytes.count == 5, bytes[0..<4].allSatisfy({ $0 >= 48 && $0 <= 57 }), bytes[4] == 45 else { return nil }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
-        // Offsets other than Z.
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        if let readable = T.self as? any JSONReadable.Type,
+           let value = data.withUnsafeBytes({ readable.read(bytes: $0.bindMemory(to: UInt8.self)) }) as? T {
+            return value
+        }
+        return try decoder().decode(type, from: data)
     }
 }
 

@@ -15,7 +15,7 @@ extension Request {
                            message: "send the body as JSON with Content-Type: application/json")
         }
         let buffer = try await collectBody(upTo: limit)
-        if let path = JSONNesting.firstTooDeep(in: buffer.readableBytesView, maximumDepth: maximumDepth) {
+        if let path = buffer.withUnsafeReadableBytes({ JSONNesting.firstTooDeep(in: $0, maximumDepth: maximumDepth) }) {
             let field = path.count > 200 ? String(path.prefix(200)) + "…" : path
             throw APIError(.unprocessableContent, code: "too_deep",
                            message: "\(field) nests deeper than the server reads (\(maximumDepth) levels in a body)", field: field)

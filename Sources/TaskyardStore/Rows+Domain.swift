@@ -4,6 +4,9 @@ import TaskyardDomain
 
 extension JSONValue: PostgresDecodable, PostgresEncodable {
     public static func decode(from cell: PostgresCell) throws(PostgresError) -> JSONValue {
+        if cell.type == .jsonb || cell.type == .json, let bytes = cell.bytes, let value = JSONParser.parse(bytes) {
+            return value
+        }
         let json = try PostgresJSON.decode(from: cell)
         do {
             return try json.decode(JSONValue.self)
@@ -16,8 +19,9 @@ extension JSONValue: PostgresDecodable, PostgresEncodable {
     public var postgresText: String? { jsonText }
 
     public var jsonText: String {
-        // Encoding a JSONValue cannot fail: it holds only JSON types (non-finite doubles become null).
-        (try? PostgresJSON(encoding: self).text) ?? "null"
+        var json = JSONWriter(capacity: 64)
+        json.value(self)
+        return String(decoding: json.bytes, as: UTF8.self)
     }
 }
 
