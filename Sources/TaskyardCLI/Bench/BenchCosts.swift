@@ -10,10 +10,13 @@ enum ProcessCPU {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")")
         else { return nil }
-        // After "pid (comm)": state, ppid, …; utime and stime are fields 14 and 15 of the line.
+        // After "pid (comm)": state, ppid, …; utime and stime are fields 14 and 15 of the line, and cutime and
+        // cstime (16, 17) those of its children that ended: PostgreSQL's backends that exit during a run
+        // are counted in their postmaster's, and would otherwise take their CPU with them.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / ticksPerSecond
+        guard fields.count > 14 else { return nil }
+        let ticks = fields[11...14].compactMap { Double($0) }
+        return ticks.count == 4 ? ticks.reduce(0, +) / ticksPerSecond : nil
     }
 
     /// Every PostgreSQL process of this machine (its backends and background processes): the bench's
