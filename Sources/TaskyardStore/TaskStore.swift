@@ -622,7 +622,7 @@ public struct TaskStore: Sendable {
             var written: [Int: TaskRecord] = [:]
             var unblocked: [TaskSignal] = []
             if !items.isEmpty {
-                for row in try connection.query(TasksSQL.report, parameters, settings: Self.robustPlan(forItems: items.count)) {
+                for row in try connection.query(TasksSQL.report, parameters, settings: Self.robustPlan) {
                     let position = Int(try row.decode("item", as: Int64.self)) - 1
                     var task = try TaskRecord(row: row)
                     // The statement's snapshot holds the outcomes recorded before it: add the ones it wrote.
@@ -691,10 +691,10 @@ public struct TaskStore: Sendable {
     /// heartbeats): no nested loops. The live side's statistics lag its size by a burst (autovacuum finds
     /// it empty between bursts); planned as one row, a report of 1,000 items joined them in a nested loop
     /// over all of them, 1,000,000 comparisons (measured: 400 of a report's 550 ms). Hash joins do not
-    /// care how wrong the estimate is.
-    /// A few items are where the one-row estimate is right, and a nested loop over them is the cheapest plan
-    /// (and needs no transaction for its setting): measured, a 3-item report took 0.9 ms under hash joins.
-    static func robustPlan(forItems count: Int) -> [String] { count > 64 ? ["enable_nestloop = off"] : [] }
+    /// care how wrong the estimate is. Small reports too: the planner's nested loop for three items probed the node's held-task index once
+    /// per item, over every task the node holds, and under a bulk drain took 4 to 25 s (measured with
+    /// auto_explain, 2026-12-02).
+    static let robustPlan = ["enable_nestloop = off"]
 
     /// Ids of the tasks the node holds whose cancel was requested.
     public func cancelRequested(cluster: String, node: String) async throws -> [Int64] {
@@ -719,7 +719,7 @@ public struct TaskStore: Sendable {
             tasks.map(\.lease),
         ]
         let rows = try await pool.withConnection { connection in
-            try connection.query(TasksSQL.renewLeases, parameters, settings: Self.robustPlan(forItems: tasks.count))
+            try connection.query(TasksSQL.renewLeases, parameters, settings: Self.robustPlan)
         }
         var renewal = LeaseRenewal(cancel: [], lost: [])
         for row in rows {
