@@ -242,8 +242,16 @@ public final class NodeAgent: Service, Sendable {
             let tasks = held.snapshot
             guard !tasks.isEmpty else { continue }
             do {
-                let answer = try await client.heartbeat(cluster: configuration.cluster, node: configuration.node,
+                let answer: HeartbeatResponse
+                do {
+                    answer = try await client.heartbeat(cluster: configuration.cluster, node: configuration.node,
                                                         HeartbeatRequest(tasks: tasks))
+                } catch let refused as TaskyardClient.Failure where refused.status == 422 {
+                    // A progress the server will not take costs no task its lease: renew them without progress.
+                    logger.warning("heartbeat refused; renewing the leases without progress", metadata: ["error": "\(refused)"])
+                    answer = try await client.heartbeat(cluster: configuration.cluster, node: configuration.node,
+                                                        HeartbeatRequest(tasks: tasks.map { HeartbeatRequest.HeldTask(id: $0.id, attempt: $0.attempt, lease: $0.lease) }))
+                }
                 for id in answer.lost { held.cancel(id, reason: .lost) }
                 for id in answer.cancel { held.cancel(id, reason: .cancelRequested) }
             } catch {
@@ -382,7 +390,9 @@ public final class NodeAgent: Service, Sendable {
                 guard let endpoint = endpoints[node], let progress = await participants.progress(of: claimed, at: endpoint),
                       let of = progress.total, of > 0
                 else { continue }
-                fractions += progress.completed / of
+                // A participant's word is clamped to its share: a negative or overfull answer from one peer
+                // must not make this agent's heartbeat one the server refuses (every held lease with it).
+                fractions += min(max(progress.completed / of, 0), 1)
                 reported = true
             }
             guard reported, let done = held.participantsDone(of: task.id) else { continue }

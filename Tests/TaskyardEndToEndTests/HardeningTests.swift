@@ -94,6 +94,59 @@ struct HardeningTests {
         }
     }
 
+    @Test("a participant answering a negative progress harms no task: its initiator's heartbeats go on, another task keeps its lease")
+    func negativeProgressFromAPeer() async throws {
+        let (ports, announce) = AsyncStream<Int>.makeStream()
+        let router = Router()
+        // A participant that works for three seconds and says, meanwhile, that it is at -5 of 1.
+        router.post("/api/v1/tasks/:target") { _, _ -> Response in
+            try await Task.sleep(for: .seconds(3))
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"result": null}"#)))
+        }
+        router.get("/api/v1/tasks/:target/progress") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"completed": -5, "total": 1}"#)))
+        }
+        let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                               onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fake.serveUntilCancelled() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            try await Deployment.run(nodes: ["n1"], handlers: { _ in
+                var registry = HandlerRegistry.builtins()
+                registry.register("probe", ClosureHandler { _ in nil })
+                registry.register("slow", ClosureHandler { _ in
+                    try await Task.sleep(for: .seconds(4))
+                    return nil
+                })
+                return registry
+            }, agentSettings: { $0.heartbeatInterval = .milliseconds(200) },
+               serverSettings: { $0.leaseSeconds = 1.5; $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
+                _ = try await deployment.client.registerNode(cluster: "c1", node: "n2",
+                                                             RegisterNodeRequest(endpoint: "http://127.0.0.1:\(port)"))
+                let probe = try await deployment.client.submit(cluster: "c1",
+                    SubmitTaskRequest(type: "probe", participatingNodes: ["n1", "n2"], maxAttempts: 1))
+                let slow = try await deployment.client.submit(cluster: "c1",
+                    SubmitTaskRequest(type: "slow", participatingNodes: ["n1"], maxAttempts: 1))
+                var lowest = 0.0
+                while try await deployment.client.task(cluster: "c1", id: probe.id).task.state.isTerminal == false {
+                    if let completed = ProgressTests.number(try await deployment.client.task(cluster: "c1", id: probe.id).task.progress?["completed"]) {
+                        lowest = min(lowest, completed)
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(lowest >= 0, "the peer's negative progress reached the task")
+                #expect(try await deployment.finished(probe.id).task.state == .completed)
+                let other = try await deployment.finished(slow.id).task
+                #expect(other.state == .completed, "\(other.error ?? "")")
+                #expect(other.attempt == 1, "the other task lost its lease while its agent's heartbeats were refused")
+            }
+            group.cancelAll()
+        }
+    }
+
     @Test("an executable handler sees no agent secret: a minimal environment, --handler-env on purpose, files in a 0700 folder removed after")
     func handlerHygiene() async throws {
         // The agent runs in this process: its environment is this process's. One of its variables is passed
