@@ -64,7 +64,12 @@ actor GrantGate {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
             throw .unauthenticated("a participant call needs Authorization: Bearer <grant>")
         }
-        let token = String(authorization.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        // Blanks trimmed by hand: Foundation's trimming bridges through NSString, a few percent of an
+        // agent's CPU in a fan-out (one call per participant).
+        var blanked = authorization.dropFirst("Bearer ".count)
+        while blanked.first == " " || blanked.first == "\t" { blanked.removeFirst() }
+        while blanked.last == " " || blanked.last == "\t" { blanked.removeLast() }
+        let token = String(blanked)
         let grant: Grant
         if let known = verified.withLock({ $0[token] }), Double(known.expiresAt) + 30 >= Date().timeIntervalSince1970 {
             grant = known
