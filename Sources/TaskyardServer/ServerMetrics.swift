@@ -16,8 +16,8 @@ import TaskyardStore
 /// - HTTP requests, counted by Hummingbird's `MetricsMiddleware` through swift-metrics.
 ///
 /// Label values come from bounded sets: clusters and nodes are registered by administrators and agents,
-/// and task types, which any submitter names, are kept for the first `typeLimit` seen, the rest counted
-/// as `other`.
+/// and task types, which any submitter names, are kept for the first `typeLimit` seen in each cluster, the
+/// rest counted as `other` (one cluster's submitters cannot spend another's budget).
 final class ServerMetrics: Sendable {
     /// The backend of swift-metrics for this process (HTTP requests), with names in Prometheus' style.
     /// swift-metrics takes one backend per process: servers in one process (tests) share it.
@@ -44,7 +44,7 @@ final class ServerMetrics: Sendable {
     static let otherType = "other"
 
     private let registry = PrometheusCollectorRegistry()
-    private let knownTypes = Mutex<Set<String>>([])
+    private let knownTypes = Mutex<[String: Set<String>]>([:])
     private let store: TaskStore
     private let wakeups: Wakeups
     private let maintenance: MaintenanceLeader
@@ -64,10 +64,10 @@ final class ServerMetrics: Sendable {
         for change in changes {
             switch change {
             case .submitted(let cluster, let type):
-                registry.makeCounter(name: "taskyard_tasks_submitted_total", labels: [("cluster", cluster), ("type", label(type))],
+                registry.makeCounter(name: "taskyard_tasks_submitted_total", labels: [("cluster", cluster), ("type", label(type, in: cluster))],
                                      help: "Tasks written as queued.").increment()
             case .claimed(let cluster, let type, let waited):
-                registry.makeCounter(name: "taskyard_tasks_claimed_total", labels: [("cluster", cluster), ("type", label(type))],
+                registry.makeCounter(name: "taskyard_tasks_claimed_total", labels: [("cluster", cluster), ("type", label(type, in: cluster))],
                                      help: "Tasks claimed by their node (each attempt).").increment()
                 registry.makeDurationHistogram(name: "taskyard_task_pickup_seconds", labels: [("cluster", cluster)],
                                                buckets: Self.pickupBuckets,
@@ -75,11 +75,11 @@ final class ServerMetrics: Sendable {
                     .record(.milliseconds(waited * 1000))
             case .finished(let cluster, let type, let state, let ran):
                 registry.makeCounter(name: "taskyard_tasks_finished_total",
-                                     labels: [("cluster", cluster), ("type", label(type)), ("state", state.rawValue)],
+                                     labels: [("cluster", cluster), ("type", label(type, in: cluster)), ("state", state.rawValue)],
                                      help: "Tasks that reached a final state.").increment()
                 if let ran {
                     registry.makeDurationHistogram(name: "taskyard_task_run_seconds",
-                                                   labels: [("cluster", cluster), ("type", label(type))],
+                                                   labels: [("cluster", cluster), ("type", label(type, in: cluster))],
                                                    buckets: Self.runBuckets,
                                                    help: "From the claim of a task's last attempt to its end.")
                         .record(.milliseconds(ran * 1000))
@@ -96,12 +96,12 @@ final class ServerMetrics: Sendable {
                                                  .milliseconds(500), .seconds(1), .seconds(5), .seconds(15), .seconds(60),
                                                  .seconds(300), .seconds(900), .seconds(3600)]
 
-    /// The type as a label value: itself while fewer than `typeLimit` types were seen, else `other`.
-    private func label(_ type: String) -> String {
+    /// The type as a label value: itself while fewer than `typeLimit` types were seen in its cluster, else `other`.
+    private func label(_ type: String, in cluster: String) -> String {
         knownTypes.withLock { known in
-            if known.contains(type) { return type }
-            guard known.count < Self.typeLimit else { return Self.otherType }
-            known.insert(type)
+            if known[cluster]?.contains(type) == true { return type }
+            guard known[cluster, default: []].count < Self.typeLimit else { return Self.otherType }
+            known[cluster, default: []].insert(type)
             return type
         }
     }

@@ -108,6 +108,27 @@ struct MetricsTests {
         }
     }
 
+    @Test("task types are labelled per cluster: past 200 in one cluster its new types count as other, and another cluster's still show")
+    func typeBudgetPerCluster() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            _ = try await deployment.client.createCluster(id: "c2")
+            // A node no agent serves in each cluster: the tasks stay queued.
+            for cluster in ["c1", "c2"] {
+                _ = try await deployment.client.registerNode(cluster: cluster, node: "idle", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            }
+            // The server keeps 200 types a cluster (ServerMetrics.typeLimit); c1's submitters name 201.
+            let flood = (0...200).map { SubmitTaskRequest(type: "flood-\($0)", participatingNodes: ["idle"]) }
+            _ = try await deployment.client.submitBatch(cluster: "c1", flood)
+            _ = try await deployment.client.submit(cluster: "c2", SubmitTaskRequest(type: "fresh", participatingNodes: ["idle"]))
+            let scrape = try await Self.scrape(deployment.serverURL, token: deployment.adminToken)
+            #expect(scrape.text.contains(#"taskyard_tasks_submitted_total{cluster="c1",type="flood-199"} 1"#))
+            #expect(!scrape.text.contains(#"type="flood-200""#), "c1's 201st type has a series of its own")
+            #expect(scrape.text.contains(#"taskyard_tasks_submitted_total{cluster="c1",type="other"} 1"#))
+            #expect(scrape.text.contains(#"taskyard_tasks_submitted_total{cluster="c2",type="fresh"} 1"#),
+                    "c1's submitters spent c2's budget")
+        }
+    }
+
     @Test("each agent's endpoint shows its handler runs, calls served, reports and held tasks, to a read token of its cluster")
     func agentMetrics() async throws {
         try await Deployment.run(nodes: ["n1", "n2"]) { deployment in
