@@ -93,24 +93,27 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = address.port
         configuration.tls = try tls.files()
         if let bytes = try number(maxBodyBytes, "TASKYARD_MAX_BODY_BYTES", Int.self) { configuration.maximumBodyBytes = bytes }
-        if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) { configuration.leaseSeconds = seconds }
+        if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) {
+            configuration.leaseSeconds = try checkedSeconds(seconds, "--lease-seconds")
+        }
         let poolSize = try number(poolSize, "TASKYARD_POOL_SIZE", Int.self) ?? 10
-        guard configuration.maximumBodyBytes > 0, configuration.leaseSeconds > 0, poolSize > 0 else {
-            throw ValidationError("--max-body-bytes, --lease-seconds and --pool-size must be positive")
+        guard configuration.maximumBodyBytes > 0, poolSize > 0 else {
+            throw ValidationError("--max-body-bytes and --pool-size must be positive")
         }
         configuration.maintenanceEnabled = !noMaintenance
-        guard nodeTimeout > 0, retryBackoffBase > 0, retryBackoffCap >= retryBackoffBase else {
-            throw ValidationError("--node-timeout and --retry-backoff-base must be positive, --retry-backoff-cap at least the base")
+        let retryBackoffBase = try checkedSeconds(self.retryBackoffBase, "--retry-backoff-base")
+        guard try checkedSeconds(retryBackoffCap, "--retry-backoff-cap") >= retryBackoffBase else {
+            throw ValidationError("--retry-backoff-cap must be at least --retry-backoff-base")
         }
-        configuration.nodeMonitor.nodeTimeoutSeconds = nodeTimeout
+        configuration.nodeMonitor.nodeTimeoutSeconds = try checkedSeconds(nodeTimeout, "--node-timeout")
         if let retention = setting(retention, "TASKYARD_RETENTION") {
             configuration.retention.retentionSeconds = try parseDuration(retention, option: "--retention")
         }
         var storeConfiguration = TaskStore.Configuration()
         storeConfiguration.retryBackoffBase = retryBackoffBase
         storeConfiguration.retryBackoffCap = retryBackoffCap
-        storeConfiguration.leaseSecondsByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS, e.g. --lease backup=600") {
-            Double($0).flatMap { $0 > 0 ? $0 : nil }
+        storeConfiguration.leaseSecondsByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS with SECONDS above 0 and at most 604800, e.g. --lease backup=600") {
+            Double($0).flatMap { $0 > 0 && $0 <= 604_800 ? $0 : nil }
         }
         storeConfiguration.timeoutSecondsByType = try perType(
             timeoutsByType, rule: "--timeout takes TYPE=SECONDS with SECONDS from 1 to 604800, e.g. --timeout backup=3600"
@@ -121,14 +124,11 @@ struct ServeCommand: AsyncParsableCommand {
         for entry in limits {
             do { try storeConfiguration.limits.set(entry) } catch { throw ValidationError("--limit: \(error.message)") }
         }
-        guard statementTimeout > 0, lockTimeout > 0, idleInTransactionTimeout > 0 else {
-            throw ValidationError("--statement-timeout, --lock-timeout and --idle-in-transaction-timeout must be positive")
-        }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         configuration.maximumConnections = maxConnections
-        configuration.statementTimeout = .milliseconds(Int(statementTimeout * 1000))
-        configuration.lockTimeout = .milliseconds(Int(lockTimeout * 1000))
-        configuration.idleInTransactionTimeout = .milliseconds(Int(idleInTransactionTimeout * 1000))
+        configuration.statementTimeout = try checkedDuration(statementTimeout, "--statement-timeout")
+        configuration.lockTimeout = try checkedDuration(lockTimeout, "--lock-timeout")
+        configuration.idleInTransactionTimeout = try checkedDuration(idleInTransactionTimeout, "--idle-in-transaction-timeout")
         var database = try PostgresConfiguration(databaseURL)
         database.sessionSettings = configuration.databaseSessionSettings
         let store = try await Runtime.openStore(database: database, poolSize: poolSize,

@@ -62,9 +62,11 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
         let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
-        guard concurrency > 0, pollWait >= 0, pollWait <= 60, participantTimeout > 0, heartbeatInterval > 0, shutdownGrace >= 0 else {
-            throw ValidationError("--concurrency, --participant-timeout and --heartbeat-interval must be positive, --poll-wait 0–60")
-        }
+        guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
+        let pollWait = try checkedSeconds(self.pollWait, "--poll-wait", allowZero: true, atMost: 60)
+        let participantTimeout = try checkedDuration(self.participantTimeout, "--participant-timeout")
+        let heartbeatInterval = try checkedDuration(self.heartbeatInterval, "--heartbeat-interval", atMost: 3600)
+        let shutdownGrace = try checkedDuration(self.shutdownGrace, "--shutdown-grace", allowZero: true)
         var configuration = AgentConfiguration(server: serverOptions.url, cluster: clusterOption.id, node: node)
         // An agent never falls back to the dev admin token: it speaks with its node's token only.
         guard let token = try serverOptions.credentials.token(fallbackFile: nil) else {
@@ -80,9 +82,9 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.handlersDirectory = setting(handlers, "TASKYARD_HANDLERS").map { URL(fileURLWithPath: $0) }
         configuration.concurrency = concurrency
         configuration.pollWaitSeconds = pollWait
-        configuration.participantTimeout = .milliseconds(Int(participantTimeout * 1000))
-        configuration.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
-        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
+        configuration.participantTimeout = participantTimeout
+        configuration.heartbeatInterval = heartbeatInterval
+        configuration.shutdownGrace = shutdownGrace
         let logger = try logging.makeLogger("taskyard.agent")
         ProcessMemory.limitArenas()
         try await runUntilSignalled([try NodeAgent(configuration: configuration, logger: logger)], logger: logger)

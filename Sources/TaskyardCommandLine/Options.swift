@@ -142,6 +142,21 @@ public func setting(_ flag: String?, _ variable: String, default fallback: Strin
     return fallback
 }
 
+/// A flag given in seconds, checked: finite, above zero (or zero where `allowZero`), at most `limit` (a week
+/// by default). An infinite lease or a timeout of 1e16 s is no setting anyone means (and the latter overflowed
+/// the conversion to a Duration and crashed the agent).
+public func checkedSeconds(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Double {
+    guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= limit else {
+        throw ValidationError("\(option) takes seconds, \(allowZero ? "0" : "more than 0") to \(Int(limit)) (got \(value))")
+    }
+    return value
+}
+
+/// The same, as a Duration.
+public func checkedDuration(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Duration {
+    .milliseconds(Int((try checkedSeconds(value, option, allowZero: allowZero, atMost: limit) * 1000).rounded()))
+}
+
 /// `30d`, `12h`, `90m`, `45s` or a number of seconds, as seconds.
 public func parseDuration(_ text: String, option: String) throws -> Double {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]

@@ -103,4 +103,22 @@ struct CommandLineTests {
             #expect(missing.output.contains("task 99 does not exist in cluster c1"))
         }
     }
+
+    @Test("duration flags refuse infinite and absurd values with a clear error, before anything starts")
+    func absurdDurations() throws {
+        let serve = ["serve", "--database-url", "postgres://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0"]
+        let agent = ["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1", "--listen", "127.0.0.1:0"]
+        for (arguments, option) in [(serve + ["--lease-seconds", "inf"], "--lease-seconds"),
+                                    (serve + ["--lease-seconds", "1e16"], "--lease-seconds"),
+                                    (serve + ["--statement-timeout", "1e16"], "--statement-timeout"),
+                                    (serve + ["--node-timeout", "nan"], "--node-timeout"),
+                                    (agent + ["--participant-timeout", "1e16"], "--participant-timeout"),
+                                    (agent + ["--heartbeat-interval", "inf"], "--heartbeat-interval"),
+                                    (agent + ["--shutdown-grace=-1"], "--shutdown-grace")] {
+            let run = try TestEnvironment.runTaskyard(arguments)
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.output.contains("\(option) takes seconds"), "\(arguments): \(run.output)")
+            #expect(!run.output.contains("Fatal error"), "\(arguments): \(run.output)")
+        }
+    }
 }
