@@ -43,10 +43,22 @@ struct HardeningTests {
         }
     }
 
+    /// Serves `router` on a loopback port of its own (a fake node) while `body` runs with that port.
+    static func serving(_ router: Router<BasicRequestContext>, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let (ports, announce) = AsyncStream<Int>.makeStream()
+        let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                               onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fake.serveUntilCancelled() }
+            var iterator = ports.makeAsyncIterator()
+            try await body(try #require(await iterator.next()))
+            group.cancelAll()
+        }
+    }
+
     @Test("a participant's redirect is not followed, a 2xx that is no participant result is a failure, and its raw body never reaches the task")
     func untrustedAnswers() async throws {
         let trapped = Mutex(0)
-        let (ports, announce) = AsyncStream<Int>.makeStream()
         let router = Router()
         router.post("/api/v1/tasks/:type") { _, context -> Response in
             switch context.parameters.get("type") {
@@ -65,12 +77,7 @@ struct HardeningTests {
             trapped.withLock { $0 += 1 }
             return .ok
         }
-        let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                               onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await fake.serveUntilCancelled() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
+        try await Self.serving(router) { port in
             try await Deployment.run(nodes: ["n1"], handlers: { _ in
                 var registry = HandlerRegistry.builtins()
                 for type in ["redirect", "html", "leak"] { registry.register(type, ClosureHandler { _ in nil }) }
@@ -90,13 +97,11 @@ struct HardeningTests {
                 }
                 #expect(trapped.withLock { $0 } == 0, "the redirect was followed")
             }
-            group.cancelAll()
         }
     }
 
     @Test("a participant answering a negative progress harms no task: its initiator's heartbeats go on, another task keeps its lease")
     func negativeProgressFromAPeer() async throws {
-        let (ports, announce) = AsyncStream<Int>.makeStream()
         let router = Router()
         // A participant that works for three seconds and says, meanwhile, that it is at -5 of 1.
         router.post("/api/v1/tasks/:target") { _, _ -> Response in
@@ -108,12 +113,7 @@ struct HardeningTests {
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"completed": -5, "total": 1}"#)))
         }
-        let fake = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                               onServerRunning: { announce.yield($0.localAddress?.port ?? 0) }, logger: Deployment.quietLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await fake.serveUntilCancelled() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
+        try await Self.serving(router) { port in
             try await Deployment.run(nodes: ["n1"], handlers: { _ in
                 var registry = HandlerRegistry.builtins()
                 registry.register("probe", ClosureHandler { _ in nil })
@@ -143,7 +143,6 @@ struct HardeningTests {
                 #expect(other.state == .completed, "\(other.error ?? "")")
                 #expect(other.attempt == 1, "the other task lost its lease while its agent's heartbeats were refused")
             }
-            group.cancelAll()
         }
     }
 
