@@ -13,6 +13,16 @@ public enum TokenSecret {
         return prefix + base64URL(bytes)
     }
 
+    /// Whether `secret` has the shape every issued secret has (`tyd_` and 43 base64url characters): one
+    /// that does not is refused without a lookup, and without a place in the token cache.
+    public static func isWellFormed(_ secret: String) -> Bool {
+        guard secret.hasPrefix(prefix), secret.utf8.count == prefix.utf8.count + 43 else { return false }
+        return secret.utf8.dropFirst(prefix.utf8.count).allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+    }
+
     /// The digest stored and looked up: hex of SHA-256 over the secret's UTF-8 bytes.
     public static func hash(_ secret: String) -> String {
         hexString(SHA256.hash(data: Data(secret.utf8)))

@@ -41,8 +41,12 @@ final class Authenticator: Service, Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= 512 else {
             throw APIError.unauthenticated("the Authorization header must be Bearer <token>")
         }
-        let digest = TokenSecret.hash(String(parts[1]).trimmingCharacters(in: .whitespaces))
-        let token = try await record(digest: digest)
+        let secret = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        // No issued token looks otherwise: no query, and no entry to push the real tokens out of the cache.
+        guard TokenSecret.isWellFormed(secret) else {
+            throw APIError.unauthenticated("the token is unknown, expired or revoked")
+        }
+        let token = try await record(digest: TokenSecret.hash(secret))
         guard let token, token.isValid() else {
             throw APIError.unauthenticated("the token is unknown, expired or revoked")
         }
