@@ -109,12 +109,11 @@ public actor PostgresConnection {
     }
 
     /// Runs a named statement in a transaction of its own under `settings` (`SET LOCAL`: planner settings
-    /// gone at its end), retried whole on a lost conflict as a lone statement is. No settings: no transaction.
+    /// gone at its end), retried whole on a lost conflict as a lone statement is.
     @discardableResult
     public func query(_ statement: PostgresStatement, _ parameters: [any PostgresEncodable] = [],
                       settings: [String]) throws(PostgresError) -> PostgresRows {
-        if settings.isEmpty { return try query(statement, parameters) }
-        return try retryingConflicts { () throws(PostgresError) -> PostgresRows in
+        try retryingConflicts { () throws(PostgresError) -> PostgresRows in
             do {
                 return try transaction(settings: settings) { connection in try connection.query(statement, parameters) }
             } catch let error as PostgresError {

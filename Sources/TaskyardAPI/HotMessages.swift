@@ -174,7 +174,7 @@ extension TaskObject: JSONReadable {
         concurrencyLimit = try fields.optional("concurrency_limit", F.int)
         waitingFor = try fields.optional("waiting_for", F.strings)
         scheduleID = try fields.optional("schedule_id", F.string)
-        participants = try fields.required("participants") { (json) throws(JSONUnreadable) in try F.array(json, ParticipantObject.read) }
+        participants = try fields.requiredArray("participants", ParticipantObject.read)
         createdAt = try fields.required("created_at", F.date)
         receivedAt = try fields.optional("received_at", F.date)
         finishedAt = try fields.optional("finished_at", F.date)
@@ -209,8 +209,8 @@ extension ClaimedTaskObject: JSONReadable {
 extension PollResponse: JSONReadable {
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> PollResponse {
         let fields = try JSONFields(json)
-        return PollResponse(tasks: try fields.required("tasks") { (json) throws(JSONUnreadable) in try F.array(json, ClaimedTaskObject.read) },
-                            cancel: try fields.required("cancel") { (json) throws(JSONUnreadable) in try F.array(json, F.int64) })
+        return PollResponse(tasks: try fields.requiredArray("tasks", ClaimedTaskObject.read),
+                            cancel: try fields.requiredArray("cancel", F.int64))
     }
 }
 
@@ -230,7 +230,7 @@ extension SubmitTaskRequest: JSONReadable {
 
 extension SubmitBatchRequest: JSONReadable {
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> SubmitBatchRequest {
-        SubmitBatchRequest(tasks: try JSONFields(json).required("tasks") { (json) throws(JSONUnreadable) in try F.array(json, SubmitTaskRequest.read) })
+        SubmitBatchRequest(tasks: try JSONFields(json).requiredArray("tasks", SubmitTaskRequest.read))
     }
 }
 
@@ -260,17 +260,15 @@ extension StateReportRequest: JSONReadable {
         state = try fields.required("state", F.enumeration)
         result = try fields.optional("result", F.value)
         error = try fields.optional("error", F.string)
-        participants = try fields.optional("participants") { (json) throws(JSONUnreadable) in try F.array(json, Participant.read) }
+        participants = try fields.optionalArray("participants", Participant.read)
     }
 }
 
 extension StateReportBatchRequest: JSONReadable {
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportBatchRequest {
-        StateReportBatchRequest(reports: try JSONFields(json).required("reports") { (json) throws(JSONUnreadable) in
-            try F.array(json) { (json) throws(JSONUnreadable) in
-                let fields = try JSONFields(json)
-                return Item(taskID: try fields.required("task_id", F.int64), report: try StateReportRequest(fields))
-            }
+        StateReportBatchRequest(reports: try JSONFields(json).requiredArray("reports") { (json) throws(JSONUnreadable) in
+            let fields = try JSONFields(json)
+            return Item(taskID: try fields.required("task_id", F.int64), report: try StateReportRequest(fields))
         })
     }
 }
@@ -356,12 +354,10 @@ extension StateReportBatchResponse: JSONWritable, JSONReadable {
     }
 
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportBatchResponse {
-        StateReportBatchResponse(results: try JSONFields(json).required("results") { (json) throws(JSONUnreadable) in
-            try F.array(json) { (json) throws(JSONUnreadable) in
-                let fields = try JSONFields(json)
-                return Result(taskID: try fields.required("task_id", F.int64), status: try fields.required("status", F.int),
-                              state: try fields.optional("state", F.enumeration), error: try fields.optional("error", ErrorBody.Detail.read))
-            }
+        StateReportBatchResponse(results: try JSONFields(json).requiredArray("results") { (json) throws(JSONUnreadable) in
+            let fields = try JSONFields(json)
+            return Result(taskID: try fields.required("task_id", F.int64), status: try fields.required("status", F.int),
+                          state: try fields.optional("state", F.enumeration), error: try fields.optional("error", ErrorBody.Detail.read))
         })
     }
 }
@@ -423,7 +419,7 @@ extension ParticipantBatchRequest: JSONWritable, JSONReadable {
     }
 
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantBatchRequest {
-        ParticipantBatchRequest(calls: try JSONFields(json).required("calls") { (json) throws(JSONUnreadable) in try F.array(json, ParticipantCall.read) })
+        ParticipantBatchRequest(calls: try JSONFields(json).requiredArray("calls", ParticipantCall.read))
     }
 }
 

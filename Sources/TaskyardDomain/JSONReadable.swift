@@ -41,6 +41,16 @@ public struct JSONFields {
         return try read(value)
     }
 
+    /// A required array, each element read by `element`.
+    public func requiredArray<T>(_ key: String, _ element: (JSONValue) throws(JSONUnreadable) -> T) throws(JSONUnreadable) -> [T] {
+        try required(key) { (json) throws(JSONUnreadable) in try Self.array(json, element) }
+    }
+
+    /// An optional array, each element read by `element`.
+    public func optionalArray<T>(_ key: String, _ element: (JSONValue) throws(JSONUnreadable) -> T) throws(JSONUnreadable) -> [T]? {
+        try optional(key) { (json) throws(JSONUnreadable) in try Self.array(json, element) }
+    }
+
     // Readers of one value, for `required` and `optional`.
 
     public static func string(_ json: JSONValue) throws(JSONUnreadable) -> String {
