@@ -786,10 +786,11 @@ public struct TaskStore: Sendable {
     }
 
     /// Deletes up to `limit` finished root tasks older than `seconds` (optionally only of `states`, or of
-    /// one cluster) with their descendants and history; returns how many roots went.
+    /// one cluster) with their descendants and history; returns how many roots went. Roots with ids below
+    /// `sparing` wait `grace` seconds more (retention drops their ranges whole).
     public func pruneFinished(olderThan seconds: Double, states: [TaskState]? = nil, cluster: String? = nil,
-                              limit: Int = 500) async throws -> Int {
-        try await pool.query(TasksSQL.prune, [seconds, states.map { $0.map(\.rawValue) }, limit, cluster]).count
+                              limit: Int = 500, sparing: Int64? = nil, grace: Double = 0) async throws -> Int {
+        try await pool.query(TasksSQL.prune, [seconds, states.map { $0.map(\.rawValue) }, limit, cluster, sparing, grace]).count
     }
 
     /// ANALYZEs `tasks` and `task_events` when they have grown past twice what the planner believes

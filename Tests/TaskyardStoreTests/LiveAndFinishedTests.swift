@@ -11,7 +11,11 @@ import TaskyardTestSupport
 struct LiveAndFinishedTests {
     static func side(_ store: TaskStore, _ id: Int64) async throws -> String {
         try await store.pool.withConnection { connection in
-            try connection.query("SELECT tableoid::regclass::text AS side FROM tasks WHERE id = $1", [id]).single().decode("side")
+            try connection.query("""
+                SELECT (SELECT a::regclass::text FROM pg_partition_ancestors(tableoid) a
+                         WHERE a IN ('tasks_live'::regclass, 'tasks_finished'::regclass)) AS side
+                  FROM tasks WHERE id = $1
+                """, [id]).single().decode("side")
         }
     }
 

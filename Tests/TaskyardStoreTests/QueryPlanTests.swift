@@ -135,7 +135,7 @@ extension QueryPlanTests {
                     let plan = try await store.pool.withConnection { connection in
                         try connection.explain(query.statement, query.parameters, generic: false, analyze: true)
                     }
-                    #expect(!plan.contains("Seq Scan on tasks_finished"), "\(name): \(plan)")
+                    #expect(Self.seqScansOfRows(plan, on: "tasks_finished").isEmpty, "\(name): \(plan)")
                     let read = Self.rowsRead(plan)
                     #expect(read <= 1_000, "\(name)\(start == nil ? "" : ", page 2"): read \(read) rows\n\(plan)")
                 }
@@ -148,10 +148,21 @@ extension QueryPlanTests {
     }
 
     /// Rows the plan's scans of `tasks` returned plus those their filters dropped.
+    /// The sequential scans of `table`'s partitions that met a row (an empty range's scan costs nothing,
+    /// and is what the planner picks for it).
+    static func seqScansOfRows(_ plan: String, on table: String) -> [String] {
+        let lines = plan.split(separator: "\n").map(String.init)
+        return lines.indices.filter { index in
+            guard lines[index].contains("Seq Scan on \(table)") else { return false }
+            let removed = index + 1 < lines.count && lines[index + 1].contains("Rows Removed by Filter")
+            return !lines[index].contains("(actual rows=0 ") || removed
+        }.map { lines[$0] }
+    }
+
     static func rowsRead(_ plan: String) -> Int {
         var total = 0
         for line in plan.split(separator: "\n") {
-            if line.contains(" on tasks "), let actual = line.range(of: "(actual ") {
+            if line.contains(" on tasks"), let actual = line.range(of: "(actual ") {
                 let text = line[actual.upperBound...]
                 func number(after key: String) -> Int {
                     guard let range = text.range(of: key) else { return 0 }

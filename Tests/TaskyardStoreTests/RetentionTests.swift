@@ -94,4 +94,109 @@ struct RetentionTests {
             #expect(try await rootIDs(store).isEmpty)
         }
     }
+
+    /// Claims every queued task of n1 in id order and completes it, but leaves those in `holding` received;
+    /// returns their claims.
+    @discardableResult
+    func finishAll(_ store: TaskStore, holding: Set<Int64> = []) async throws -> [ClaimedTask] {
+        var held: [ClaimedTask] = []
+        while let claim = try await store.claimOne("n1") {
+            if holding.contains(claim.task.id) { held.append(claim); continue }
+            try await complete(store, claim)
+        }
+        return held
+    }
+
+    func complete(_ store: TaskStore, _ claim: ClaimedTask) async throws {
+        _ = try await store.report(TaskReport(attempt: claim.task.attempt, lease: claim.lease, state: .completed, participants: [
+            ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .completed),
+        ]), cluster: cluster, node: "n1", taskID: claim.task.id)
+    }
+
+    func count(_ store: TaskStore, _ sql: String) async throws -> Int {
+        try await store.pool.withConnection { connection in try connection.query(sql).single().decode("n") }
+    }
+
+    func backdateFinished(_ store: TaskStore) async throws {
+        try await store.pool.withConnection { connection in
+            try connection.query("UPDATE tasks SET finished_at = now() - interval '10 days' WHERE finished_at IS NOT NULL")
+        }
+    }
+
+    @Test("retention drops a whole range of ids — tasks, events, outcomes, idempotency keys and the later members of its trees — once none of it is live")
+    func rangeDrops() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster()
+            // Ranges of four ids from the first one: drop the empty ranges the migration made, make small ones.
+            try await store.pool.withConnection { connection in
+                for range in try connection.query("SELECT lower_id FROM history_partitions WHERE lower_id > 0") {
+                    try connection.query("SELECT taskyard_drop_history_partition($1)", [try range.decode("lower_id", as: Int64.self)])
+                }
+            }
+            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            ranges.minimumSpan = 4
+            ranges.rangesAhead = 3
+            #expect(try await store.extendHistory(ranges) == 3)
+            #expect(Array(try await store.historyRanges().dropFirst()) == [1..<5, 5..<9, 9..<13])
+
+            func submit(parent: Int64? = nil, key: String? = nil) async throws -> Int64 {
+                try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], parentID: parent,
+                                                      idempotencyKey: key), cluster: cluster).task.id
+            }
+            let root1 = try await submit()
+            let child1 = try await submit(parent: root1)
+            let keyed = try await submit(key: "nightly")
+            let root2 = try await submit()
+            let child2 = try await submit(parent: root2)
+            let later = try await submit()
+            #expect([root1, child1, keyed, root2, child2, later] == Array(1...6))
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_events_1") == 4, "each event lands in its task's range")
+
+            let held = try await finishAll(store, holding: [keyed])
+            try await backdateFinished(store)
+            #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_5") == 2)
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_participants_1") == 6)
+            #expect(try await store.retireExpiredHistory(olderThan: 7 * 86_400) == [Int64.min],
+                    "the empty range below the first id goes; the next holds a task still received")
+            #expect(try await count(store, "SELECT count(*) AS n FROM tasks WHERE id < 5") == 4)
+
+            try await complete(store, try #require(held.first))
+            try await backdateFinished(store)
+            #expect(try await store.retireExpiredHistory(olderThan: 7 * 86_400) == [1],
+                    "the range of ids 1–4 goes; 5–8 stays, its ids not all handed out yet")
+            #expect(try await count(store, "SELECT count(*) AS n FROM tasks") == 1, "only the unrelated task 6 is left")
+            #expect(try await store.reload(try await store.task(cluster: cluster, id: later)).id == later)
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_events WHERE task_id <> 6") == 0)
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_participants WHERE task_id <> 6") == 0,
+                    "task 5 went with its root, task 4, from the next range")
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_participants WHERE task_id = 6") == 2)
+            #expect(try await count(store, """
+                SELECT count(*) AS n FROM pg_class
+                 WHERE relname IN ('tasks_finished_1', 'task_events_1', 'task_participants_1')
+                """) == 0, "dropped as tables, not emptied")
+            #expect(try await submit(key: "nightly") == 7, "the idempotency key went with its task")
+        }
+    }
+
+    @Test("ids past every range land in the overflow partitions, and new ranges start above them")
+    func overflow() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster()
+            let top = try #require(try await store.historyRanges().last).upperBound
+            try await store.pool.withConnection { connection in
+                try connection.query("SELECT setval('tasks_id_seq', $1::bigint + 100)", [top])
+            }
+            let task = try await store.submit(on: ["n1", "n2"])
+            #expect(task.id == top + 101)
+            try await finishAll(store)
+            #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_overflow") == 1)
+            #expect(try await count(store, "SELECT count(*) AS n FROM task_events_overflow") == 3)
+            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            ranges.minimumSpan = 10
+            #expect(try await store.extendHistory(ranges) >= 1)
+            let made = try await store.historyRanges().filter { $0.lowerBound >= top }
+            #expect(made.first?.lowerBound == task.id + 1, "\(made)")
+            #expect(try await store.reload(task).state == .completed, "the task is read from the overflow as from any range")
+        }
+    }
 }

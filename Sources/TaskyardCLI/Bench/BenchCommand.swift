@@ -176,6 +176,11 @@ struct BenchCommand: AsyncParsableCommand {
                                                        claimBatch: concurrency, label: "raw SQL, before the history")
             let historyCluster = "bench-history-\(stamp)"
             _ = try await store.createCluster(id: historyCluster, name: "taskyard bench: finished history")
+            // Ranges for the history's ids, made ahead as the maintenance leader would have made them over
+            // the days it spans (about six ranges): the rows land in ranges, not in the overflow.
+            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            ranges.minimumSpan = max(ranges.minimumSpan, Int64(preloadHistory / 6 + 1))
+            try await store.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
             let started = ContinuousClock.now
             try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
             let seconds = (ContinuousClock.now - started).seconds

@@ -465,10 +465,14 @@ enum BenchSQL {
 
     /// Row writes so far of the tables in $1, and how many indexes each has.
     static let tableWrites = PostgresStatement("bench.table_writes", """
-        SELECT s.relname AS name, s.n_tup_ins::float8 AS inserts, s.n_tup_upd::float8 AS updates,
-               s.n_tup_hot_upd::float8 AS hot_updates, s.n_tup_del::float8 AS deletes,
-               (SELECT count(*)::integer FROM pg_index i WHERE i.indrelid = s.relid) AS indexes
-          FROM pg_stat_user_tables s WHERE s.relname = ANY ($1::text[])
+        SELECT n.name, sum(s.n_tup_ins)::float8 AS inserts, sum(s.n_tup_upd)::float8 AS updates,
+               sum(s.n_tup_hot_upd)::float8 AS hot_updates, sum(s.n_tup_del)::float8 AS deletes,
+               max((SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid))::integer AS indexes
+          FROM unnest($1::text[]) n(name)
+          JOIN pg_stat_user_tables s
+            ON s.relname = n.name
+            OR s.relid IN (SELECT relid FROM pg_partition_tree(n.name::regclass) WHERE isleaf)
+         GROUP BY n.name
         """)
 
     /// Whether pg_stat_statements can be read here (loaded by the server, and created in this database).

@@ -651,11 +651,15 @@ enum TasksSQL {
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,
     /// and the cluster $4, when given), with their descendants and all their
     /// events and participant outcomes. A tree with a live descendant stays. Each batch is one short statement.
+    /// Roots with an id below $5 (the complete history ranges, which retention drops whole) are left for
+    /// $6 seconds more: only what a range drop could not take is deleted row by row.
     static let prune = PostgresStatement("tasks.prune", """
         WITH RECURSIVE doomed AS (
             SELECT t.cluster_id, t.id FROM tasks t
              WHERE t.parent_id IS NULL AND t.state IN ('completed', 'failed', 'cancelled')
                AND t.finished_at < now() - make_interval(secs => $1::double precision)
+               AND ($5::bigint IS NULL OR t.id >= $5::bigint
+                    OR t.finished_at < now() - make_interval(secs => $1::double precision + $6::double precision))
                AND ($2::text[] IS NULL OR t.state = ANY ($2::text[]))
                AND ($4::text IS NULL OR t.cluster_id = $4::text)
                AND NOT EXISTS (
