@@ -4,6 +4,7 @@ import TaskyardCommandLine
 @main
 enum TaskyardAgentMain {
     static func main() async {
+        EventLoopExecutor.install()
         await AgentCommand.main()
     }
 }

@@ -17,6 +17,7 @@ struct Taskyard: AsyncParsableCommand {
     /// ArgumentParser's main, with the errors a person can act on said in one line, each with its own
     /// exit status (`CommandLineFailure`).
     static func main() async {
+        EventLoopExecutor.install()
         do {
             var command = try await asyncParseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
