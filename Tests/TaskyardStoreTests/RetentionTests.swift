@@ -199,4 +199,22 @@ struct RetentionTests {
             #expect(try await store.reload(task).state == .completed, "the task is read from the overflow as from any range")
         }
     }
+
+    @Test("a range drop that cannot have its locks at once leaves the range for the next run, without waiting")
+    func dropWaitsForNoOne() async throws {
+        try await TestDatabase.withStore { store in
+            // A reader in the middle of a transaction on the history (a long report, a psql session).
+            let reader = try await PostgresConnection.connect(store.pool.configuration)
+            try await reader.perform { connection in
+                try connection.execute("BEGIN")
+                _ = try connection.query("SELECT count(*) AS n FROM tasks_finished")
+            }
+            let started = ContinuousClock.now
+            #expect(try await store.retireExpiredHistory(olderThan: 86_400).isEmpty, "the empty first range waits")
+            #expect(ContinuousClock.now - started < .seconds(2), "it gave up on the lock at once")
+            try await reader.perform { connection in try connection.execute("ROLLBACK") }
+            await reader.close()
+            #expect(try await store.retireExpiredHistory(olderThan: 86_400) == [Int64.min], "the next run drops it")
+        }
+    }
 }
