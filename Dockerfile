@@ -11,7 +11,7 @@ RUN swift build -c release --product taskyard && swift build -c release --produc
 FROM swift:6.2-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/taskyard taskyard \
- && install -d -o taskyard -m 0700 /tokens
+ && install -d -o taskyard -m 0700 /tokens /keys
 COPY --from=build /out/taskyard /out/taskyard-agent /usr/local/bin/
 COPY examples/handlers /handlers
 USER taskyard

@@ -24,6 +24,9 @@ public struct AgentConfiguration: Sendable {
     public var participantTimeout: Duration = .seconds(300)
     /// How often leases of held tasks are renewed. Default 10 s, a third of the server's 30 s lease.
     public var heartbeatInterval: Duration = .seconds(10)
+    /// How often the cluster's signing keys are read again: a retired key's grants are refused here within
+    /// this time. Default 60 s.
+    public var keyRefreshInterval: Duration = .seconds(60)
     /// On SIGTERM, how long in-flight fan-outs may take to finish; the rest are left to lease expiry.
     /// Default 30 s.
     public var shutdownGrace: Duration = .seconds(30)

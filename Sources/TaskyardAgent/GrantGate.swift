@@ -9,8 +9,10 @@ import Synchronization
 
 /// The participant endpoint's check: a call runs nothing unless its `Authorization: Bearer <grant>`
 /// verifies with a key of this node's cluster, has not expired, names this node, and matches the call.
-/// Keys come from the server (`GET …/signing-keys`): fetched at start, and again when a grant names a key
-/// this node has not seen (a rotation), at most once a second.
+/// Keys come from the server (`GET …/signing-keys`): fetched at start, every `keyRefreshInterval` (so that a
+/// retired key's grants are refused here within that time), and when a grant names a key this node has not
+/// seen (a rotation) — but never for a key id of a shape no key has, nor again within a few seconds of the
+/// last fetch: made-up key ids cost the server no requests beyond one every few seconds.
 actor GrantGate {
     private let client: TaskyardClient
     private let cluster: String
@@ -44,7 +46,7 @@ actor GrantGate {
         }
     }
 
-    /// Loads the cluster's keys; the agent calls it once it is registered.
+    /// Loads the cluster's keys; the agent calls it once it is registered, and then periodically.
     func refreshKeys() async throws {
         lastFetch = .now
         let keys = try await client.signingKeys(cluster: cluster)
@@ -53,8 +55,8 @@ actor GrantGate {
             if let data = Data(base64Encoded: key.publicKey) { raw[key.id] = data }
         }
         verifier.withLock { $0 = GrantVerifier(keys: raw) }
-        // A grant verified with a key no longer listed must be verified again.
-        verified.withLock { $0.removeAll() }
+        // A grant verified with a key no longer listed (retired) is trusted no more.
+        verified.withLock { verified in verified = verified.filter { raw[$0.value.keyID] != nil } }
     }
 
     /// The grant in `authorization` (the header's value), once its signature verifies with a key of this
@@ -96,15 +98,17 @@ actor GrantGate {
         return grant
     }
 
-    /// Fetches the keys when `keyID` is still unknown. Fetches are at most one a second (made-up key ids
-    /// must not turn into a flood of requests to the server): a call that comes sooner waits.
+    /// Fetches the keys when `keyID` is still unknown, has the shape of a key id, and the list was not
+    /// fetched in the last few seconds (a rotation reaches the servers before its first grant can reach
+    /// here). Fetches happen one at a time: the actor runs one refresh at once.
     private func refreshKeys(unlessKnown keyID: String) async {
-        guard !verifier.withLock({ $0.knows(keyID: keyID) }) else { return }
-        if let lastFetch, ContinuousClock.now - lastFetch < .seconds(1) {
-            try? await Task.sleep(until: lastFetch + .seconds(1))
-        }
-        if !verifier.withLock({ $0.knows(keyID: keyID) }) { try? await refreshKeys() }
+        guard SigningKeyPair.isWellFormedID(keyID), !verifier.withLock({ $0.knows(keyID: keyID) }) else { return }
+        if let lastFetch, ContinuousClock.now - lastFetch < Self.unknownKeyRefetchInterval { return }
+        try? await refreshKeys()
     }
+
+    /// A key id unknown to a list fetched this recently is refused without fetching again.
+    static let unknownKeyRefetchInterval: Duration = .seconds(5)
 
     /// The grant in `authorization`, once it also matches the call field for field.
     nonisolated func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,

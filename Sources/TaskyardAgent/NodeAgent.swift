@@ -100,6 +100,7 @@ public final class NodeAgent: Service, Sendable {
             await withDiscardingTaskGroup { agent in
                 // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
                 agent.addTask { await self.heartbeatLoop() }
+                agent.addTask { await self.keyRefreshLoop() }
                 // Reports go on through the drain too: a held task is released once its report is sent.
                 agent.addTask { await self.reports.run() }
                 // Participant calls go in batches per node while fan-outs (and their rollbacks) run.
@@ -223,6 +224,20 @@ public final class NodeAgent: Service, Sendable {
 
     /// Renews the leases every `heartbeatInterval`, and reports progress within a second of a change.
     /// Once a burst of work is over, hands the memory it used back to the system.
+    /// Reads the cluster's signing keys again every `keyRefreshInterval`, so that a retired key's grants
+    /// are refused here within that time.
+    private func keyRefreshLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.keyRefreshInterval)
+            guard !Task.isCancelled else { return }
+            do {
+                try await participant.gate.refreshKeys()
+            } catch {
+                logger.warning("cannot read the cluster's signing keys", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     private func heartbeatLoop() async {
         let step = min(configuration.heartbeatInterval, .seconds(1))
         var last = ContinuousClock.now

@@ -81,7 +81,12 @@ struct DevCommand: AsyncParsableCommand {
 
         try await createDatabaseIfNeeded(database)
         var connection = database.configuration(database: "taskyard")
-        connection.sessionSettings = ServerConfiguration().databaseSessionSettings
+        // The servers' key file, beside the dev tokens: it seals the signing keys in the database.
+        let keyFilePath = folder.appending(path: "server.key").path
+        let keyFile = FileManager.default.fileExists(atPath: keyFilePath)
+            ? try KeyFile.load(path: keyFilePath) : try KeyFile.create(path: keyFilePath)
+        var serverConfiguration = ServerConfiguration(keyFile: keyFile)
+        connection.sessionSettings = serverConfiguration.databaseSessionSettings
         let store = try await Runtime.openStore(database: connection, poolSize: 10, migrate: true, logger: logger)
         do {
             _ = try await store.createCluster(id: Self.cluster, name: "Taskyard dev")
@@ -91,7 +96,6 @@ struct DevCommand: AsyncParsableCommand {
         let adminToken = try await tokens.admin()
 
         var services: [any Service] = []
-        var serverConfiguration = ServerConfiguration()
         serverConfiguration.host = address.host
         serverConfiguration.port = address.port
         let serverURL = "http://\(address.host):\(address.port)"

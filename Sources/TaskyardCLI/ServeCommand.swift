@@ -3,6 +3,7 @@ import TaskyardCommandLine
 import Foundation
 import Postgres
 import TaskyardDomain
+import TaskyardSecurity
 import TaskyardServer
 import TaskyardStore
 
@@ -20,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("PostgreSQL URL or libpq keywords. Default: $TASKYARD_DATABASE_URL.", valueName: "url"))
     var databaseURL: String?
+
+    @Option(help: ArgumentHelp("The servers' key file (every replica the same one; mode 0600), which seals the signing keys in the database: make one with `taskyard keys create-file PATH`. Required. Default: $TASKYARD_KEY_FILE.", valueName: "path"))
+    var keyFile: String?
 
     @Option(help: ArgumentHelp("Address to listen on. Default: $TASKYARD_LISTEN, else 127.0.0.1:8080.", valueName: "host:port"))
     var listen: String?
@@ -87,7 +91,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard let databaseURL = setting(databaseURL, "TASKYARD_DATABASE_URL") else {
             throw ValidationError("no database given: pass --database-url or set TASKYARD_DATABASE_URL")
         }
-        var configuration = ServerConfiguration()
+        guard let keyFilePath = setting(keyFile, "TASKYARD_KEY_FILE") else {
+            throw ValidationError("no key file given: pass --key-file or set TASKYARD_KEY_FILE (make one with `taskyard keys create-file PATH`)")
+        }
+        var configuration = ServerConfiguration(keyFile: try KeyFile.load(path: keyFilePath))
         let address = try ListenAddress(setting(listen, "TASKYARD_LISTEN", default: "127.0.0.1:8080")!, option: "--listen")
         configuration.host = address.host
         configuration.port = address.port

@@ -85,6 +85,16 @@ public struct TaskyardClient: Sendable {
         try await send(.GET, ["api", "v1", "clusters", cluster, "signing-keys"], as: SigningKeyList.self).keys
     }
 
+    /// A new signing key for the cluster, which signs from now on (admin).
+    public func rotateSigningKey(cluster: String) async throws -> SigningKeyList.Key {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "signing-keys"])
+    }
+
+    /// Retires a signing key: agents refuse its grants once they re-read the key list (admin).
+    public func retireSigningKey(cluster: String, id: String) async throws {
+        _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "signing-keys", id])
+    }
+
     // MARK: - Tokens
 
     /// A new token; the answer's `token` is the secret, shown only here.

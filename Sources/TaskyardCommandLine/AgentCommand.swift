@@ -54,6 +54,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds between lease renewals of held tasks; keep it well under the server's lease. Default 10.", valueName: "seconds"))
     var heartbeatInterval = 10.0
 
+    @Option(help: ArgumentHelp("Seconds between readings of the cluster's signing keys: a retired key's grants are refused within this time. Default 60.", valueName: "seconds"))
+    var keyRefreshInterval = 60.0
+
     @Option(help: ArgumentHelp("On SIGTERM, seconds in-flight tasks get to finish before they are left to lease expiry. Default 30.", valueName: "seconds"))
     var shutdownGrace = 30.0
 
@@ -84,6 +87,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.pollWaitSeconds = pollWait
         configuration.participantTimeout = participantTimeout
         configuration.heartbeatInterval = heartbeatInterval
+        configuration.keyRefreshInterval = try checkedDuration(keyRefreshInterval, "--key-refresh-interval", atMost: 3600)
         configuration.shutdownGrace = shutdownGrace
         let logger = try logging.makeLogger("taskyard.agent")
         ProcessMemory.limitArenas()

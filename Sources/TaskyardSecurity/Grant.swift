@@ -185,6 +185,12 @@ public struct SigningKeyPair: Sendable {
     public let publicKeyRaw: Data
     public let privateKeyRaw: Data
 
+    /// Whether `id` has the shape every key id has (`ed25519-` and 16 hex digits).
+    public static func isWellFormedID(_ id: String) -> Bool {
+        id.utf8.count == 24 && id.hasPrefix("ed25519-")
+            && id.utf8.dropFirst(8).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+    }
+
     public static func generate() -> SigningKeyPair {
         let key = Curve25519.Signing.PrivateKey()
         let publicRaw = key.publicKey.rawRepresentation

@@ -62,6 +62,8 @@ struct APIRoutes: Sendable {
         route(.put, "/api/v1/clusters/:cluster_id/nodes/:node_id", .pathNode) { request, context, _ in try await registerNode(&request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/nodes", .clientOrClusterNode(.read)) { _, context, _ in try await listNodes(context) }
         route(.get, "/api/v1/clusters/:cluster_id/signing-keys", .clientOrClusterNode(.read)) { _, context, _ in try await signingKeys(context) }
+        route(.post, "/api/v1/clusters/:cluster_id/signing-keys", .client(.admin)) { _, context, _ in try await rotateSigningKey(context) }
+        route(.delete, "/api/v1/clusters/:cluster_id/signing-keys/:key_id", .client(.admin)) { _, context, _ in try await retireSigningKey(context) }
 
         route(.post, "/api/v1/clusters/:cluster_id/tasks", .client(.submit)) { request, context, _ in try await submit(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/batch", .client(.submit)) { request, context, _ in try await submitBatch(&request, context) }

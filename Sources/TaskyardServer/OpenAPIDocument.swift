@@ -126,7 +126,14 @@ enum OpenAPIDocument {
         },
         "/api/v1/clusters/{cluster_id}/signing-keys": {
           "get": {"summary": "The public keys participants verify grants with (node or read tokens)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
-                  "responses": {"200": {"description": "{\"keys\": [{\"id\", \"algorithm\": \"ed25519\", \"public_key\": base64}]}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+                  "responses": {"200": {"description": "{\"keys\": [{\"id\", \"algorithm\": \"ed25519\", \"public_key\": base64}]}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}},
+          "post": {"summary": "Rotate: a new key that signs from now on (admin)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                   "responses": {"201": {"description": "{\"id\", \"algorithm\": \"ed25519\", \"public_key\": base64}"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/signing-keys/{key_id}": {
+          "delete": {"summary": "Retire a key: its grants are refused once agents re-read the keys (admin)",
+                     "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "key_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}}],
+                     "responses": {"204": {"description": "retired"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters": {
           "post": {"summary": "Create a cluster", "requestBody": {"$ref": "#/components/requestBodies/Cluster"},

@@ -58,5 +58,11 @@ public struct ServerConfiguration: Sendable {
     public var retention = RetentionCleaner.Configuration()
     public var statistics = StatisticsKeeper.Configuration()
 
-    public init() {}
+    /// The servers' key file: it seals the clusters' signing keys in the database. Every replica needs the
+    /// same one; there is no server without it.
+    public var keyFile: KeyFile
+
+    public init(keyFile: KeyFile) {
+        self.keyFile = keyFile
+    }
 }

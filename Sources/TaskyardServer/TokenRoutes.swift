@@ -38,9 +38,25 @@ extension APIRoutes {
     func signingKeys(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let keys = try await grants.publicKeys(cluster: cluster)
-        return try jsonResponse(SigningKeyList(keys: keys.map { key in
-            SigningKeyList.Key(id: key.id, algorithm: key.algorithm,
-                               publicKey: (Hex.decode(key.publicKeyHex) ?? Data()).base64EncodedString())
-        }))
+        return try jsonResponse(SigningKeyList(keys: keys.map(Self.keyObject)))
+    }
+
+    /// A new key that signs the cluster's grants from now on: 201 with its public half.
+    func rotateSigningKey(_ context: TaskyardRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        return try jsonResponse(Self.keyObject(try await grants.rotate(cluster: cluster)), status: .created)
+    }
+
+    /// Retires a key: 204 (again for a key retired before), 404 when the cluster has no such key.
+    func retireSigningKey(_ context: TaskyardRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let notFound = TaskyardError(.notFound, code: "signing_key_not_found", message: "cluster \(cluster) has no such signing key")
+        guard let keyID = try? context.pathIdentifier("key_id") else { throw notFound }
+        guard try await grants.retire(cluster: cluster, keyID: keyID) else { throw notFound }
+        return Response(status: .noContent)
+    }
+
+    static func keyObject(_ key: SigningKeyRecord) -> SigningKeyList.Key {
+        SigningKeyList.Key(id: key.id, algorithm: key.algorithm, publicKey: (Hex.decode(key.publicKeyHex) ?? Data()).base64EncodedString())
     }
 }

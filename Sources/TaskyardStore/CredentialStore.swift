@@ -53,48 +53,61 @@ public struct CredentialStore: Sendable {
 
     // MARK: - Signing keys
 
-    /// A cluster's live keys, newest (the signing one) first.
-    public func liveSigningKeys(cluster: String) async throws -> [SigningKeyRecord] {
-        try await pool.query(CredentialsSQL.liveSigningKeys, [cluster]).map { row throws(PostgresError) in try SigningKeyRecord(row: row) }
+    /// A cluster's live public keys, newest (the signing one) first.
+    public func publicSigningKeys(cluster: String) async throws -> [SigningKeyRecord] {
+        try await pool.query(CredentialsSQL.publicSigningKeys, [cluster]).map { row throws(PostgresError) in try SigningKeyRecord(row: row) }
     }
 
-    /// The cluster's live keys; when it has none, `candidate` is added first. Servers starting together
-    /// make one first key between them, not one each.
-    public func liveSigningKeys(cluster: String, addingIfNone candidate: SigningKeyRecord) async throws -> [SigningKeyRecord] {
-        let rows = try await pool.withConnection { connection in
+    /// The cluster's newest live key, its private half sealed; nil when it has none.
+    public func newestSigningKey(cluster: String) async throws -> SealedSigningKey? {
+        try await pool.query(CredentialsSQL.newestSigningKey, [cluster]).first.map { row throws(PostgresError) in
+            SealedSigningKey(id: try row.decode("id"), sealedPrivateKeyHex: try row.decode("sealed_private_key"))
+        }
+    }
+
+    /// Adds `candidate` as the cluster's newest key — always (a rotation), or only when the cluster has no
+    /// live key (`onlyIfNone`: servers starting together make one first key between them, not one each).
+    /// Throws not-found for an unknown cluster.
+    public func addSigningKey(_ candidate: SigningKeyRecord, sealedPrivateKeyHex: String, cluster: String, onlyIfNone: Bool) async throws {
+        try await pool.withConnection { connection in
             try connection.transaction { connection in
                 _ = try connection.query(CredentialsSQL.lockSigningKeys, [cluster])
-                let live = try connection.query(CredentialsSQL.liveSigningKeys, [cluster])
-                if !live.isEmpty { return live }
+                if onlyIfNone, !(try connection.query(CredentialsSQL.newestSigningKey, [cluster]).isEmpty) { return }
                 guard try connection.query(CredentialsSQL.createSigningKey, [
-                    candidate.id, cluster, candidate.publicKeyHex, candidate.privateKeyHex,
+                    candidate.id, cluster, candidate.publicKeyHex, sealedPrivateKeyHex,
                 ]).count == 1 else { throw unknownCluster(cluster) }
-                return try connection.query(CredentialsSQL.liveSigningKeys, [cluster])
             }
         }
-        return try rows.map { row throws(PostgresError) in try SigningKeyRecord(row: row) }
+    }
+
+    /// Retires a key and erases its private half; false when the cluster has no key with that id.
+    public func retireSigningKey(cluster: String, id: String) async throws -> Bool {
+        try await pool.query(CredentialsSQL.retireSigningKey, [cluster, id]).count == 1
     }
 }
 
-/// A signing key as stored: Ed25519, raw keys in hex.
+/// A signing key's public half as stored: Ed25519, raw key in hex.
 public struct SigningKeyRecord: Sendable, Hashable {
     public var id: String
     public var algorithm: String
     public var publicKeyHex: String
-    public var privateKeyHex: String
 
-    public init(id: String, algorithm: String = "ed25519", publicKeyHex: String, privateKeyHex: String) {
+    public init(id: String, algorithm: String = "ed25519", publicKeyHex: String) {
         self.id = id
         self.algorithm = algorithm
         self.publicKeyHex = publicKeyHex
-        self.privateKeyHex = privateKeyHex
     }
+}
+
+/// A signing key's private half as stored: sealed with the servers' key file (`KeyFile`), in hex.
+public struct SealedSigningKey: Sendable, Hashable {
+    public var id: String
+    public var sealedPrivateKeyHex: String
 }
 
 extension SigningKeyRecord {
     init(row: PostgresRow) throws(PostgresError) {
-        self.init(id: try row.decode("id"), algorithm: try row.decode("algorithm"),
-                  publicKeyHex: try row.decode("public_key"), privateKeyHex: try row.decode("private_key"))
+        self.init(id: try row.decode("id"), algorithm: try row.decode("algorithm"), publicKeyHex: try row.decode("public_key"))
     }
 }
 

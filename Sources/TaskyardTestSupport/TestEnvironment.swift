@@ -1,5 +1,6 @@
 import EmbeddedPostgres
 import Foundation
+import TaskyardSecurity
 
 /// Things tests need from the machine: the built `taskyard` binary, free loopback ports.
 public enum TestEnvironment {
@@ -56,6 +57,19 @@ public enum TestEnvironment {
             guard written == bytes.count else { throw TestEnvironmentError("cannot write \(name)") }
         }
         return folder
+    }
+
+    /// The servers' key file of this test process: every server a test runs (in the process or as a
+    /// `taskyard serve` child, given `--key-file` with `keyFilePath`) seals and opens signing keys with it.
+    public static let keyFilePath: String = {
+        let path = FileManager.default.temporaryDirectory.appending(path: "taskyard-test-\(getpid())-\(UUID().uuidString).key").path
+        _ = try? KeyFile.create(path: path)
+        return path
+    }()
+
+    public static var keyFile: KeyFile {
+        // The file was made above, mode 0600, by this process: it loads.
+        try! KeyFile.load(path: keyFilePath)
     }
 
     /// `count` consecutive TCP ports that are free on 127.0.0.1 right now.

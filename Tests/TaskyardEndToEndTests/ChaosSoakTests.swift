@@ -47,7 +47,7 @@ struct ChaosSoakTests {
             let url = database.configuration().parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let ports = TestEnvironment.freePorts(5)
             func serve(_ port: Int) throws -> TaskyardProcess {
-                try TaskyardProcess.start(["serve", "--database-url", url, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2",
+                try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", url, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2",
                                            "--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--log-level", "warning"],
                                           name: "soak-serve-\(port)")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TaskyardSecurity
 import TaskyardAPI
 import TaskyardTestSupport
 
@@ -106,7 +107,8 @@ struct CommandLineTests {
 
     @Test("duration flags refuse infinite and absurd values with a clear error, before anything starts")
     func absurdDurations() throws {
-        let serve = ["serve", "--database-url", "postgres://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0"]
+        let serve = ["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", "postgres://nobody@127.0.0.1:1/none",
+                     "--listen", "127.0.0.1:0"]
         let agent = ["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1", "--listen", "127.0.0.1:0"]
         for (arguments, option) in [(serve + ["--lease-seconds", "inf"], "--lease-seconds"),
                                     (serve + ["--lease-seconds", "1e16"], "--lease-seconds"),
@@ -119,6 +121,30 @@ struct CommandLineTests {
             #expect(run.status != 0, "\(arguments)")
             #expect(run.output.contains("\(option) takes seconds"), "\(arguments): \(run.output)")
             #expect(!run.output.contains("Fatal error"), "\(arguments): \(run.output)")
+        }
+    }
+
+    @Test("serve refuses to start without a key file, with one other users may read, and with one that holds no key")
+    func keyFileRequired() throws {
+        let serve = ["serve", "--database-url", "postgres://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0"]
+        let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-keys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let open = folder.appending(path: "open.key").path
+        try KeyFile.create(path: open)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: open)
+        let empty = folder.appending(path: "empty.key").path
+        FileManager.default.createFile(atPath: empty, contents: Data("tyk_short\n".utf8), attributes: [.posixPermissions: 0o600])
+        let made = try TestEnvironment.runTaskyard(["keys", "create-file", folder.appending(path: "made.key").path])
+        #expect(made.status == 0, "\(made.output)")
+        let again = try TestEnvironment.runTaskyard(["keys", "create-file", folder.appending(path: "made.key").path])
+        #expect(again.status != 0, "never over an existing file")
+        for (arguments, message) in [(serve, "no key file given"), (serve + ["--key-file", open], "chmod 600"),
+                                     (serve + ["--key-file", empty], "does not hold a key"),
+                                     (serve + ["--key-file", folder.appending(path: "missing.key").path], "cannot be read")] {
+            let run = try TestEnvironment.runTaskyard(arguments, environment: ["TASKYARD_KEY_FILE": ""])
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.output.contains(message), "\(arguments): \(run.output)")
         }
     }
 }

@@ -11,7 +11,7 @@ struct DatabaseBoundsTests {
     @Test("LOCK TABLE tasks held by someone else: requests answer 503 within the lock timeout, /readyz says not ready, then both recover")
     func lockedTable() async throws {
         try await TestDatabase.withPool { testPool in
-            var server = ServerConfiguration()
+            var server = ServerConfiguration(keyFile: TestEnvironment.keyFile)
             server.lockTimeout = .seconds(1)
             var configuration = testPool.configuration
             configuration.sessionSettings = server.databaseSessionSettings

@@ -65,7 +65,7 @@ struct Deployment: Sendable {
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         _ = try await store.createCluster(id: cluster, name: "test")
-        var configuration = ServerConfiguration()
+        var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
         configuration.port = 0
         configuration.pollRecheckInterval = .milliseconds(20)
         configuration.maintenanceLeader.retryInterval = .milliseconds(200)

@@ -187,7 +187,7 @@ struct HardeningTests {
     func revocationAcrossReplicas() async throws {
         try await Deployment.run(nodes: []) { deployment in
             let (ports, announce) = AsyncStream<Int>.makeStream()
-            var configuration = ServerConfiguration()
+            var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
             configuration.port = 0
             configuration.maintenanceEnabled = false
             let second = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,

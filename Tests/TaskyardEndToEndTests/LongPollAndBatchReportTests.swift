@@ -75,7 +75,7 @@ struct LongPollAndBatchReportTests {
         try await Self.withServer { deployment in
             // A replica of its own with room for one connection, reached only by the clients below.
             let (ports, announce) = AsyncStream<Int>.makeStream()
-            var configuration = ServerConfiguration()
+            var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
             configuration.port = 0
             configuration.maintenanceEnabled = false
             configuration.maximumConnections = 1
@@ -113,7 +113,7 @@ struct LongPollAndBatchReportTests {
         try await Self.withServer { deployment in
             // Replica B: its own store (so its own signals), the same database.
             let (ports, announce) = AsyncStream<Int>.makeStream()
-            var configuration = ServerConfiguration()
+            var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
             configuration.port = 0
             configuration.maintenanceEnabled = false
             configuration.pollRecheckInterval = .seconds(3600)

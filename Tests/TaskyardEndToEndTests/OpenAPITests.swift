@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TaskyardTestSupport
 @testable import TaskyardServer
 import TaskyardStore
 import TaskyardAPI
@@ -21,8 +22,8 @@ struct OpenAPITests {
             let credentials = CredentialStore(pool: deployment.store.pool)
             let maintenance = MaintenanceLeader(store: deployment.store, duties: [], logger: Deployment.quietLogger)
             let wakeups = Wakeups(signals: TaskSignals(), database: deployment.store.pool.configuration, logger: Deployment.quietLogger)
-            let routes = APIRoutes(store: deployment.store, credentials: credentials, grants: GrantIssuer(credentials: credentials),
-                                   configuration: ServerConfiguration(), maintenance: maintenance, wakeups: wakeups,
+            let routes = APIRoutes(store: deployment.store, credentials: credentials, grants: GrantIssuer(credentials: credentials, keyFile: TestEnvironment.keyFile),
+                                   configuration: ServerConfiguration(keyFile: TestEnvironment.keyFile), maintenance: maintenance, wakeups: wakeups,
                                    metrics: ServerMetrics(store: deployment.store, wakeups: wakeups, maintenance: maintenance))
                 .routes()
             // `:name` in the router is `{name}` in OpenAPI.

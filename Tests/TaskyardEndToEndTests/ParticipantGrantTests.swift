@@ -70,8 +70,11 @@ struct ParticipantGrantTests {
 
             // The keys a node verifies with, and the private key only the server holds (read here to make
             // grants that are valid in every way but one).
-            let key = try #require(try await CredentialStore(pool: deployment.store.pool).liveSigningKeys(cluster: "c1").first)
-            let serverSigner = try GrantSigner(keyID: key.id, privateKeyRaw: try #require(Hex.decode(key.privateKeyHex)))
+            let credentials = CredentialStore(pool: deployment.store.pool)
+            let key = try #require(try await credentials.publicSigningKeys(cluster: "c1").first)
+            let sealed = try #require(try await credentials.newestSigningKey(cluster: "c1"))
+            let serverSigner = try GrantSigner(keyID: key.id, privateKeyRaw: try TestEnvironment.keyFile.unseal(
+                try #require(Hex.decode(sealed.sealedPrivateKeyHex)), cluster: "c1", keyID: sealed.id))
             let attacker = SigningKeyPair.generate()
             let attackerSigner = try GrantSigner(keyID: key.id, privateKeyRaw: attacker.privateKeyRaw)
             let publicKey = try #require(Hex.decode(key.publicKeyHex))

@@ -148,7 +148,7 @@ struct ProcessKillTests {
                 .joined(separator: " ")
             let ports = TestEnvironment.freePorts(2)
             let servers = try ports.map { port in
-                try TaskyardProcess.start(["serve", "--database-url", database, "--listen", "127.0.0.1:\(port)",
+                try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", database, "--listen", "127.0.0.1:\(port)",
                                            "--lease-seconds", "1", "--log-level", "info"], name: "serve-\(port)")
             }
             let admin = try await store.mintToken(scopes: [.admin])

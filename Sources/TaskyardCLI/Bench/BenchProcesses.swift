@@ -1,5 +1,6 @@
 import EmbeddedPostgres
 import Foundation
+import TaskyardSecurity
 import TaskyardClient
 
 /// The server and agents of a benchmark, each a `taskyard` process of its own (this very binary), so that
@@ -28,10 +29,13 @@ final class BenchProcesses: Sendable {
         if let serverURL {
             urls = [serverURL]
         } else {
+            // The servers' key file, in the bench's folder: every replica seals and opens the keys with it.
+            let keyFile = logFolder.appending(path: "server.key").path
+            if !FileManager.default.fileExists(atPath: keyFile) { try KeyFile.create(path: keyFile) }
             for (index, port) in LocalPorts.free(serverCount).enumerated() {
                 urls.append("http://127.0.0.1:\(port)")
                 let log = logFolder.appending(path: serverCount == 1 ? "server.log" : "server-\(index + 1).log")
-                let pid = try Subprocess.spawn(binary, ["serve", "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
+                let pid = try Subprocess.spawn(binary, ["serve", "--key-file", keyFile, "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
                                                         "--no-migrate", "--log-level", "warning"], outputPath: log.path)
                 servers.append(Child(role: serverCount == 1 ? "server" : "server \(index + 1)", pid: pid, log: log))
             }

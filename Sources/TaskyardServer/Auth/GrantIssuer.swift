@@ -5,8 +5,9 @@ import TaskyardSecurity
 import TaskyardStore
 
 /// Signs a grant for every claim with the newest live key of the task's cluster. Keys live in the
-/// database (made on first use) and are cached here for `refreshSeconds`, so a key rotated by another
-/// replica or by hand signs here within that time.
+/// database (made on first use), their private halves sealed with the servers' key file, and are cached
+/// here for `refreshSeconds`, so a key rotated or retired by another replica stops signing here within
+/// that time (at once on this replica).
 final class GrantIssuer: Sendable {
     private struct Cached {
         let signer: GrantSigner
@@ -14,11 +15,13 @@ final class GrantIssuer: Sendable {
     }
 
     private let credentials: CredentialStore
+    private let keyFile: KeyFile
     private let refreshSeconds: Double
     private let signers = Mutex<[String: Cached]>([:])
 
-    init(credentials: CredentialStore, refreshSeconds: Double = 60) {
+    init(credentials: CredentialStore, keyFile: KeyFile, refreshSeconds: Double = 10) {
         self.credentials = credentials
+        self.keyFile = keyFile
         self.refreshSeconds = refreshSeconds
     }
 
@@ -37,14 +40,34 @@ final class GrantIssuer: Sendable {
 
     /// The cluster's live public keys, newest first; makes the first key when the cluster has none.
     func publicKeys(cluster: String) async throws -> [SigningKeyRecord] {
-        let keys = try await credentials.liveSigningKeys(cluster: cluster)
+        let keys = try await credentials.publicSigningKeys(cluster: cluster)
         if !keys.isEmpty { return keys }
-        return try await credentials.liveSigningKeys(cluster: cluster, addingIfNone: Self.newKey())
+        try await addKey(cluster: cluster, onlyIfNone: true)
+        return try await credentials.publicSigningKeys(cluster: cluster)
     }
 
-    private static func newKey() -> SigningKeyRecord {
+    /// A new key that signs from now on (a rotation); the others stay trusted until retired.
+    func rotate(cluster: String) async throws -> SigningKeyRecord {
+        let record = try await addKey(cluster: cluster, onlyIfNone: false)
+        _ = signers.withLock { $0.removeValue(forKey: cluster) }
+        return record
+    }
+
+    /// Retires a key: it signs nothing more, and agents refuse its grants once they re-read the key list.
+    /// False when the cluster has no key with that id.
+    func retire(cluster: String, keyID: String) async throws -> Bool {
+        let retired = try await credentials.retireSigningKey(cluster: cluster, id: keyID)
+        _ = signers.withLock { $0.removeValue(forKey: cluster) }
+        return retired
+    }
+
+    @discardableResult
+    private func addKey(cluster: String, onlyIfNone: Bool) async throws -> SigningKeyRecord {
         let pair = SigningKeyPair.generate()
-        return SigningKeyRecord(id: pair.id, publicKeyHex: Hex.encode(pair.publicKeyRaw), privateKeyHex: Hex.encode(pair.privateKeyRaw))
+        let record = SigningKeyRecord(id: pair.id, publicKeyHex: Hex.encode(pair.publicKeyRaw))
+        let sealed = try keyFile.seal(pair.privateKeyRaw, cluster: cluster, keyID: pair.id)
+        try await credentials.addSigningKey(record, sealedPrivateKeyHex: Hex.encode(sealed), cluster: cluster, onlyIfNone: onlyIfNone)
+        return record
     }
 
     /// The cluster's signing key now.
@@ -53,11 +76,33 @@ final class GrantIssuer: Sendable {
         if let cached = signers.withLock({ $0[cluster] }), now - cached.loaded < .milliseconds(Int(refreshSeconds * 1000)) {
             return cached.signer
         }
-        guard let newest = try await publicKeys(cluster: cluster).first, let raw = Hex.decode(newest.privateKeyHex) else {
+        var newest = try await credentials.newestSigningKey(cluster: cluster)
+        if newest == nil {
+            try await addKey(cluster: cluster, onlyIfNone: true)
+            newest = try await credentials.newestSigningKey(cluster: cluster)
+        }
+        guard let newest, let sealed = Hex.decode(newest.sealedPrivateKeyHex) else {
             throw TaskyardError(.notFound, code: "cluster_not_found", message: "cluster \(cluster) does not exist")
+        }
+        let raw: Data
+        do {
+            raw = try keyFile.unseal(sealed, cluster: cluster, keyID: newest.id)
+        } catch {
+            // Another key file than the one this key was sealed with: nothing here can sign for the cluster.
+            throw KeyFileMismatch(cluster: cluster, keyID: newest.id)
         }
         let signer = try GrantSigner(keyID: newest.id, privateKeyRaw: raw)
         signers.withLock { $0[cluster] = Cached(signer: signer, loaded: now) }
         return signer
+    }
+}
+
+/// A signing key in the database that this server's key file does not open: the servers were started with
+/// different key files. A misconfiguration, answered 500 and logged, never a grant.
+struct KeyFileMismatch: Error, CustomStringConvertible {
+    let cluster: String
+    let keyID: String
+    var description: String {
+        "signing key \(keyID) of cluster \(cluster) was sealed with another key file than this server's --key-file"
     }
 }

@@ -41,26 +41,45 @@ enum CredentialsSQL {
         """)
 
     /// The live keys of a cluster, newest first: the first signs, all verify.
-    static let liveSigningKeys = PostgresStatement("signing_keys.live", """
-        SELECT id, algorithm, encode(public_key, 'hex') AS public_key, encode(private_key, 'hex') AS private_key
+    /// A cluster's live public keys, newest (the signing one) first: what the key route answers. It never
+    /// reads a private key.
+    static let publicSigningKeys = PostgresStatement("signing_keys.public", """
+        SELECT id, algorithm, encode(public_key, 'hex') AS public_key
           FROM signing_keys
          WHERE cluster_id = $1 AND retired_at IS NULL
          ORDER BY created_at DESC, id
         """)
 
-    /// Serialises the making of a cluster's first key between servers, for the transaction.
+    /// The newest live key of a cluster, its private half sealed with the servers' key file.
+    static let newestSigningKey = PostgresStatement("signing_keys.newest", """
+        SELECT id, encode(sealed_private_key, 'hex') AS sealed_private_key
+          FROM signing_keys
+         WHERE cluster_id = $1 AND retired_at IS NULL
+         ORDER BY created_at DESC, id
+         LIMIT 1
+        """)
+
+    /// Serialises the making of a cluster's keys between servers, for the transaction.
     static let lockSigningKeys = PostgresStatement("signing_keys.lock", """
         SELECT pg_advisory_xact_lock(hashtextextended('taskyard signing keys ' || $1, 0)) IS NOT NULL AS locked
         """)
 
-    /// A new key for the cluster (its first; a rotation inserts one the same way, see the README).
+    /// A new key for the cluster: its first, or a rotation (the newest live key signs).
     static let createSigningKey = PostgresStatement("signing_keys.create", """
-        INSERT INTO signing_keys (id, cluster_id, algorithm, public_key, private_key)
+        INSERT INTO signing_keys (id, cluster_id, algorithm, public_key, sealed_private_key)
         SELECT $1, $2, 'ed25519', decode($3, 'hex'), decode($4, 'hex')
          WHERE EXISTS (SELECT 1 FROM clusters WHERE id = $2)
+        RETURNING id, algorithm, encode(public_key, 'hex') AS public_key
+        """)
+
+    /// Retires a key of the cluster (again: no change) and erases its private half; no row when it has no
+    /// such key.
+    static let retireSigningKey = PostgresStatement("signing_keys.retire", """
+        UPDATE signing_keys SET retired_at = coalesce(retired_at, now()), sealed_private_key = NULL
+         WHERE cluster_id = $1 AND id = $2
         RETURNING id
         """)
 
-    static let all = [createToken, tokenBySecretHash, listTokens, getToken, revokeToken, touchTokens, liveSigningKeys,
-                      lockSigningKeys, createSigningKey]
+    static let all = [createToken, tokenBySecretHash, listTokens, getToken, revokeToken, touchTokens, publicSigningKeys,
+                      newestSigningKey, lockSigningKeys, createSigningKey, retireSigningKey]
 }
