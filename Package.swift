@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "TaskyardEndToEndTests",
             dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport", "EmbeddedPostgres",
-                           "TaskyardSecurity",
+                           "TaskyardSecurity", "TaskyardCommandLine",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "NIOHTTP1", package: "swift-nio"),

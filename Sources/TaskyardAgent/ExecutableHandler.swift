@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TaskyardAPI
 import TaskyardDomain
 
@@ -10,6 +11,7 @@ import TaskyardDomain
 /// variables, and the variables the operator passes on purpose with `--handler-env`), never the agent's
 /// own (its token among them); its files live in a folder only the agent's user can open, removed after.
 struct ExecutableHandler: TaskHandler {
+    static let logger = Logger(label: "taskyard.agent.handler")
     let executable: URL
     /// Names of the agent's environment variables handlers also get.
     var passedEnvironment: [String] = []
@@ -35,7 +37,8 @@ struct ExecutableHandler: TaskHandler {
         let errors = folder.appending(path: "stderr")
         for (file, contents) in [(input, try APIJSON.encode(work.payload)), (output, Data()), (errors, Data())] {
             guard FileManager.default.createFile(atPath: file.path, contents: contents, attributes: [.posixPermissions: 0o600]) else {
-                throw HandlerFailure("cannot write the handler's files in \(folder.path)")
+                Self.logger.error("cannot write a handler's files", metadata: ["type": "\(work.type)", "folder": "\(folder.path)"])
+                throw HandlerFailure("the node cannot prepare the handler of type \(work.type) (its agent's log says why)")
             }
         }
 
@@ -66,7 +69,10 @@ struct ExecutableHandler: TaskHandler {
                 // forked meanwhile still holds it open for writing). It clears quickly.
                 try await Task.sleep(for: .milliseconds(50))
             } catch let error as NSError {
-                throw HandlerFailure("cannot start handler \(executable.path): \(error.localizedDescription) (\(error.code))")
+                // Where the handler lives is the node's business: the path goes to the agent's log only.
+                Self.logger.error("cannot start a handler", metadata: ["type": "\(work.type)", "path": "\(executable.path)",
+                                                                       "error": "\(error.localizedDescription) (\(error.code))"])
+                throw HandlerFailure("cannot start the handler of type \(work.type) (error \(error.code); its agent's log says more)")
             }
         }
         try Task.checkCancellation()

@@ -112,7 +112,10 @@ public struct HandlerRegistry: Sendable {
     private func executable(named name: String) -> (any TaskHandler)? {
         guard let directory, Identifier.isValid(name) else { return nil }
         let executable = directory.appending(path: name)
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
+        // A regular file (a link to one counts), executable: a folder or a device is no handler.
+        var status = stat()
+        guard stat(executable.path, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+              FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
         return ExecutableHandler(executable: executable, passedEnvironment: passedEnvironment)
     }
 }

@@ -51,6 +51,10 @@ struct DevCommand: AsyncParsableCommand {
     @Flag(help: "Delete the data folder first and start from an empty database.")
     var reset = false
 
+    @Flag(name: .customLong("allow-plain-http"),
+          help: "Let --listen name an address other than loopback: the dev server speaks plain HTTP, so tokens cross the network readable.")
+    var allowPlainHTTP = false
+
     @OptionGroup var logging: LoggingOptions
 
     static let cluster = "dev"
@@ -59,6 +63,12 @@ struct DevCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.makeLogger("taskyard.dev")
         let address = try ListenAddress(listen, option: "--listen")
+        if !address.isLoopback {
+            guard allowPlainHTTP else {
+                throw ValidationError("refusing to serve plain HTTP on \(listen), an address other than loopback: tokens would cross the network readable. Listen on 127.0.0.1, or pass --allow-plain-http on a network you trust")
+            }
+            logger.warning("serving plain HTTP on \(listen), an address other than loopback (--allow-plain-http)")
+        }
         let folder = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
             .standardizedFileURL
         if reset, FileManager.default.fileExists(atPath: folder.path) {

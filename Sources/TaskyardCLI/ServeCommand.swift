@@ -98,7 +98,9 @@ struct ServeCommand: AsyncParsableCommand {
         let address = try ListenAddress(setting(listen, "TASKYARD_LISTEN", default: "127.0.0.1:8080")!, option: "--listen")
         configuration.host = address.host
         configuration.port = address.port
-        configuration.tls = try tls.files()
+        let (tlsFiles, plainHTTPWarning) = try tls.files(listeningOn: address)
+        configuration.tls = tlsFiles
+        if let plainHTTPWarning { logger.warning("\(plainHTTPWarning)") }
         if let bytes = try number(maxBodyBytes, "TASKYARD_MAX_BODY_BYTES", Int.self) { configuration.maximumBodyBytes = bytes }
         if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) {
             configuration.leaseSeconds = try checkedSeconds(seconds, "--lease-seconds")

@@ -77,7 +77,8 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         configuration.token = token
         configuration.caFile = serverOptions.caFile
-        configuration.tls = try tls.files()
+        let (tlsFiles, plainHTTPWarning) = try tls.files(listeningOn: address)
+        configuration.tls = tlsFiles
         configuration.handlerEnvironment = handlerEnv
         configuration.listenHost = address.host
         configuration.listenPort = address.port
@@ -90,6 +91,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.keyRefreshInterval = try checkedDuration(keyRefreshInterval, "--key-refresh-interval", atMost: 3600)
         configuration.shutdownGrace = shutdownGrace
         let logger = try logging.makeLogger("taskyard.agent")
+        if let plainHTTPWarning { logger.warning("\(plainHTTPWarning)") }
         ProcessMemory.limitArenas()
         try await runUntilSignalled([try NodeAgent(configuration: configuration, logger: logger)], logger: logger)
     }

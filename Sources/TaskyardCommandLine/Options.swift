@@ -22,10 +22,17 @@ public struct ServerOptions: ParsableArguments {
             ?? "http://127.0.0.1:8080"
     }
 
-    /// A client of the server with the token (when one is given) and the trusted CAs.
+    /// A client of the server with the token (when one is given) and the trusted CAs. The dev folder's
+    /// admin token is sent only to a server on loopback: it is that machine's `taskyard dev`, and a URL
+    /// pointing elsewhere must not receive it.
     public func client() throws -> TaskyardClient {
         let transport = try HTTPTransport.trusting(caFile: caFile)
-        return TaskyardClient(baseURL: url, token: try credentials.token(), transport: transport)
+        let devToken = Self.isLoopback(url) ? ".taskyard/admin-token" : nil
+        return TaskyardClient(baseURL: url, token: try credentials.token(fallbackFile: devToken), transport: transport)
+    }
+
+    static func isLoopback(_ url: String) -> Bool {
+        URLComponents(string: url)?.host.map(isLoopbackHost) ?? false
     }
 }
 
@@ -37,7 +44,7 @@ public struct TokenOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Bearer token. Prefer --token-file or $TASKYARD_TOKEN: a flag shows in the process list.", valueName: "token"))
     public var token: String?
 
-    @Option(help: ArgumentHelp("File holding the bearer token. Default: $TASKYARD_TOKEN, else .taskyard/admin-token when it exists.", valueName: "path"))
+    @Option(help: ArgumentHelp("File holding the bearer token. Default: $TASKYARD_TOKEN, else .taskyard/admin-token when it exists and the server is on loopback.", valueName: "path"))
     public var tokenFile: String?
 
     /// The token, or nil when none is given anywhere.
@@ -69,12 +76,28 @@ public struct TLSOptions: ParsableArguments {
     @Option(help: ArgumentHelp("PEM private key of --tls-cert-file.", valueName: "path"))
     public var tlsKeyFile: String?
 
+    @Flag(name: .customLong("allow-plain-http"),
+          help: "Serve plain HTTP on an address other than loopback: tokens and grants then cross the network readable. Refused without this flag (and logged as a warning with it).")
+    public var allowPlainHTTP = false
+
     public func files() throws -> TLSFiles? {
         do {
             return try TLSFiles.from(certificateFile: tlsCertFile, keyFile: tlsKeyFile)
         } catch {
             throw ValidationError(error.description)
         }
+    }
+
+    /// The TLS files for a listener on `address`. Plain HTTP off loopback is refused unless
+    /// --allow-plain-http; then the returned warning is to be logged at start.
+    public func files(listeningOn address: ListenAddress) throws -> (files: TLSFiles?, warning: String?) {
+        let files = try files()
+        guard files == nil, !address.isLoopback else { return (files, nil) }
+        let exposed = "plain HTTP on \(address.host):\(address.port), an address other than loopback: tokens and grants cross the network readable"
+        guard allowPlainHTTP else {
+            throw ValidationError("refusing to serve \(exposed). Serve HTTPS (--tls-cert-file and --tls-key-file), listen on 127.0.0.1, or pass --allow-plain-http on a network you trust")
+        }
+        return (nil, "serving " + exposed + " (--allow-plain-http)")
     }
 }
 
@@ -133,6 +156,21 @@ public struct ListenAddress: Sendable {
         host = String(text[..<colon])
         self.port = port
     }
+
+    /// Whether only this machine can reach the address.
+    public var isLoopback: Bool { isLoopbackHost(host) }
+}
+
+/// Whether `host` is this machine: 127.0.0.0/8, ::1 (bracketed or not), localhost.
+func isLoopbackHost(_ host: String) -> Bool {
+    let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    if bare == "localhost" { return true }
+    var v4 = in_addr()
+    if inet_pton(AF_INET, bare, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+    var v6 = in6_addr()
+    if inet_pton(AF_INET6, bare, &v6) == 1 { return withUnsafeBytes(of: v6) { Array($0) } == Array(repeating: 0, count: 15) + [1] }
+    // A name (127.0.0.1.example.com too) may resolve anywhere.
+    return false
 }
 
 /// The value of a flag, else an environment variable, else a default.

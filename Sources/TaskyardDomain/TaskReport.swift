@@ -227,7 +227,32 @@ public func cleanedReportText(_ text: String, maximumBytes: Int) -> String {
     return String(scalars)
 }
 
+/// `text` with every control character but newline and tab (C0, DEL, C1: what terminals act on) replaced
+/// by U+FFFD, so that it can be shown anywhere as it is.
+public func withoutControlCharacters(_ text: String) -> String {
+    func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+    }
+    guard text.unicodeScalars.contains(where: isControl) else { return text }
+    return String(String.UnicodeScalarView(text.unicodeScalars.map { isControl($0) ? "\u{FFFD}" : $0 }))
+}
+
 extension TaskReport {
+    /// The same report with its error texts (the task's, each participant's, each rollback's) free of
+    /// control characters.
+    public func withoutControlCharacters() -> TaskReport {
+        var report = self
+        report.error = error.map(TaskyardDomain.withoutControlCharacters)
+        for index in report.participants.indices {
+            report.participants[index].error = report.participants[index].error.map(TaskyardDomain.withoutControlCharacters)
+            if var rollback = report.participants[index].rollback {
+                rollback.error = rollback.error.map(TaskyardDomain.withoutControlCharacters)
+                report.participants[index].rollback = rollback
+            }
+        }
+        return report
+    }
+
     /// The report as an agent sends it: error texts cleaned and cut to fit `limits`, and a completed task
     /// whose results the server could not store reported failed, saying why, rather than refused and lost.
     public func fitted(to limits: InputLimits = .default) -> TaskReport {

@@ -15,6 +15,8 @@ struct APIRoutes: Sendable {
     let maintenance: MaintenanceLeader
     let wakeups: Wakeups
     let metrics: ServerMetrics
+    /// Change streams and waits held open, per token.
+    let streams = StreamSlots()
 
     /// One route of the contract, with who may call it.
     struct Route: Sendable {
@@ -72,8 +74,8 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, _ in try await events(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/participants", .client(.read)) { request, context, _ in try await participants(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, _ in try await tree(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, _ in try changes(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, _ in try await wait(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, caller in try changes(request, context, caller!) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, caller in try await wait(request, context, caller!) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(&request, context) }
         route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.operate)) { _, context, _ in try await delete(context) }

@@ -103,7 +103,7 @@ enum OpenAPIDocument {
         "/ui/app.css": {"get": {"summary": "The dashboard's styles", "security": [], "responses": {"200": {"description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}}}},
         "/api/v1/clusters/{cluster_id}/changes": {"get": {"summary": "Server-sent events: a `work` event (data: node) or `finished` event (data: task_id) for each change of the cluster's tasks",
           "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 86400}, "description": "end the stream after this many seconds (default: when the client goes)"}],
-          "responses": {"200": {"description": "text/event-stream: each event as a fuzzer reads it", "content": {"text/event-stream": {"schema": {"type": "object", "properties": {"event": {"enum": ["work", "finished"]}, "data": {"type": "string"}}}}}}}}},
+          "responses": {"200": {"description": "text/event-stream: each event as a fuzzer reads it", "content": {"text/event-stream": {"schema": {"type": "object", "properties": {"event": {"enum": ["work", "finished"]}, "data": {"type": "string"}}}}}}, "429": {"$ref": "#/components/responses/Error"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (read; a token bound to a cluster sees that cluster's series)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
@@ -202,7 +202,7 @@ enum OpenAPIDocument {
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/wait": {
           "get": {"summary": "Wait for the task to finish", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"},
                                                                         {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 300, "default": 30}}],
-                  "responses": {"200": {"$ref": "#/components/responses/Task"}, "408": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}}}
+                  "responses": {"200": {"$ref": "#/components/responses/Task"}, "408": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "429": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/{task_id}/cancel": {
           "post": {"summary": "Cancel the task and its descendants", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/task_id"}],

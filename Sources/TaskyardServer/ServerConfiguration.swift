@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     /// Client connections open at once; one more is closed as soon as it is accepted. Default 4096 (a
     /// long poll per agent holds one, and each client a few).
     public var maximumConnections = 4096
+    /// Change streams and waits one token may hold open on one server at once; more get 429. Default 8.
+    public var maximumStreamsPerToken = 8
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.

@@ -117,8 +117,10 @@ extension APIRoutes {
 
     /// 200 with the task once it is terminal; 408 with the task as it stands when `timeout` passes first.
     /// Woken by the notification of its finish, not by polling.
-    func wait(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func wait(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken) async throws -> Response {
         try request.rejectEmptyQueryValues()
+        let slot = try streamSlot(for: caller)
+        defer { slot.release() }
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
@@ -150,17 +152,21 @@ extension APIRoutes {
     /// `finished` with the task that ended; a comment every 15 s keeps the stream open through proxies.
     /// The dashboard re-reads what it shows on each; the events say "look again", not what changed.
     /// With `timeout` (seconds) the stream ends then; without, when the client goes.
-    func changes(_ request: Request, _ context: TaskyardRequestContext) throws -> Response {
+    func changes(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken) throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let timeout = try request.queryDouble("timeout", in: 0...86_400)
+        let slot = try streamSlot(for: caller)
         let (changes, watcher) = wakeups.watch(cluster: cluster)
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            // Ends the watch (its entry in `wakeups` holds the stream open until then).
-            defer { watcher.finish() }
+            // Ends the watch (its entry in `wakeups` holds the stream open until then), and frees the slot.
+            defer {
+                watcher.finish()
+                slot.release()
+            }
             try await writer.write(ByteBuffer(string: "retry: 2000\n: watching cluster \(cluster)\n\n"))
             // Until the client goes (a write fails) or the server shuts down (the page then reconnects).
             try await withGracefulShutdownHandler {
@@ -187,6 +193,18 @@ extension APIRoutes {
             }
             try await writer.finish(nil)
         })
+    }
+
+    /// A slot for one more long request of `caller`'s token; 429 when it holds its share already.
+    private func streamSlot(for caller: APIToken) throws -> StreamSlots.Slot {
+        let limit = configuration.maximumStreamsPerToken
+        guard let slot = streams.take(caller.id, limit: limit) else {
+            var error = APIError(.tooManyRequests, code: "too_many_streams",
+                                 message: "this token holds \(limit) change streams and waits open on this server already: close one first")
+            error.headers[.retryAfter] = "1"
+            throw error
+        }
+        return slot
     }
 
     private static func serverSentEvent(_ watched: Wakeups.Watched) -> String {

@@ -583,7 +583,8 @@ public struct TaskStore: Sendable {
             }
         }
         let accepted = acceptedItems
-        let items = accepted.map { reports[$0] }
+        // Stored texts hold no control characters: an agent's error must not become a terminal's escape.
+        let items = accepted.map { (taskID: reports[$0].taskID, report: reports[$0].report.withoutControlCharacters()) }
         var participantItems: [Int64] = []
         var participants: [ParticipantOutcome] = []
         // Stamped here rather than by the database, and to the microsecond as stored, so that the task

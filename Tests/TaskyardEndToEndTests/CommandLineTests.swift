@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import TaskyardCommandLine
 import TaskyardSecurity
 import TaskyardAPI
 import TaskyardTestSupport
@@ -145,6 +146,35 @@ struct CommandLineTests {
             let run = try TestEnvironment.runTaskyard(arguments, environment: ["TASKYARD_KEY_FILE": ""])
             #expect(run.status != 0, "\(arguments)")
             #expect(run.output.contains(message), "\(arguments): \(run.output)")
+        }
+    }
+
+    @Test("plain HTTP on an address other than loopback is refused unless --allow-plain-http, and then warned about")
+    func plainHTTPOffLoopback() throws {
+        let serve = ["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", "postgres://nobody@127.0.0.1:1/none"]
+        let agent = ["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1", "--token", "tyd_x"]
+        for arguments in [serve + ["--listen", "0.0.0.0:0"], agent + ["--listen", "0.0.0.0:0"], ["dev", "--listen", "0.0.0.0:0"]] {
+            let run = try TestEnvironment.runTaskyard(arguments)
+            #expect(run.status != 0, "\(arguments)")
+            #expect(run.output.contains("refusing to serve plain HTTP") && run.output.contains("--allow-plain-http"), "\(arguments): \(run.output)")
+        }
+        // Allowed: it goes on (to fail on the database nobody runs) after a warning.
+        let allowed = try TestEnvironment.runTaskyard(serve + ["--listen", "0.0.0.0:0", "--allow-plain-http"])
+        #expect(!allowed.output.contains("refusing"), "\(allowed.output)")
+        #expect(allowed.output.contains("serving plain HTTP on 0.0.0.0:0"), "\(allowed.output)")
+        for loopback in ["127.0.0.1:0", "[::1]:0", "localhost:0"] {
+            let run = try TestEnvironment.runTaskyard(serve + ["--listen", loopback])
+            #expect(!run.output.contains("plain HTTP"), "\(loopback): \(run.output)")
+        }
+    }
+
+    @Test("the dev folder's admin token goes only to a server on loopback")
+    func devTokenStaysLocal() {
+        for url in ["http://127.0.0.1:8080", "https://localhost:8443", "http://[::1]:8080", "http://127.1.2.3:80"] {
+            #expect(ServerOptions.isLoopback(url), "\(url)")
+        }
+        for url in ["http://10.0.0.5:8080", "https://taskyard.example:8443", "http://[2001:db8::1]:8080", "http://127.0.0.1.example:80", "not a url"] {
+            #expect(!ServerOptions.isLoopback(url), "\(url)")
         }
     }
 }

@@ -55,4 +55,24 @@ struct ExecutableHandlerTests {
             #expect(noJSON.task.error?.contains("not JSON") == true)
         }
     }
+
+    @Test("a folder named as a type is no handler, and a handler that cannot start is named by its type, never by its path")
+    func noPathsInErrors() async throws {
+        let folder = try TestEnvironment.makeExecutables(["nostart": "#!/nonexistent/interpreter\n"])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appending(path: "folder"), withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o755])
+        try await Deployment.run(nodes: ["n1"], agentSettings: { $0.handlersDirectory = folder }) { deployment in
+            for type in ["nostart", "folder"] {
+                let task = try await deployment.client.submit(cluster: Deployment.cluster,
+                    SubmitTaskRequest(type: type, participatingNodes: ["n1"], maxAttempts: 1))
+                let finished = try await deployment.finished(task.id)
+                #expect(finished.task.state == .failed)
+                let error = finished.task.error ?? ""
+                #expect(!error.contains(folder.path) && !error.contains("/tmp"), "\(type): \(error)")
+                if type == "nostart" { #expect(error.contains("cannot start the handler of type nostart"), "\(error)") }
+                if type == "folder" { #expect(!error.contains("cannot start"), "a folder is not run: \(error)") }
+            }
+        }
+    }
 }

@@ -348,4 +348,23 @@ extension TaskLifecycleTests {
                     "a stale claim releases nothing")
         }
     }
+
+    @Test("control characters in reported errors are replaced before they are stored: no escape sequence reaches a terminal")
+    func controlCharactersInErrors() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster()
+            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], maxAttempts: 1),
+                                              cluster: TaskStore.cluster).task
+            let claim = try #require(try await store.claimOne("n1"))
+            let dirty = "disk \u{1B}[2J\u{1B}]0;owned\u{7} full\u{9B}31m\u{7F}\nline two\tend"
+            let clean = "disk \u{FFFD}[2J\u{FFFD}]0;owned\u{FFFD} full\u{FFFD}31m\u{FFFD}\nline two\tend"
+            let done = try await store.report(TaskReport(attempt: claim.task.attempt, lease: claim.lease, state: .failed, error: dirty, participants: [
+                ParticipantOutcome(node: "n1", state: .failed, error: dirty), ParticipantOutcome(node: "n2", state: .completed),
+            ]), cluster: TaskStore.cluster, node: "n1", taskID: task.id)
+            #expect(done.state == .failed)
+            #expect(try await store.reload(task).error == clean)
+            let outcomes = try await store.participantOutcomes(cluster: TaskStore.cluster, taskID: task.id)
+            #expect(outcomes.first { $0.outcome.node == "n1" }?.outcome.error == clean)
+        }
+    }
 }
