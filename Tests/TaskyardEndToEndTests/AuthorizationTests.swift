@@ -7,7 +7,7 @@ import TaskyardClient
 import TaskyardDomain
 import TaskyardSecurity
 import Postgres
-import TaskyardServer
+@testable import TaskyardServer
 import TaskyardStore
 import TaskyardTestSupport
 
@@ -222,5 +222,39 @@ struct AuthorizationTests {
             #expect(refused.status == 401)
             #expect(try await deployment.client.tokens().first { $0.id == created.id }?.revokedAt != nil)
         }
+    }
+}
+
+@Suite("The token cache")
+struct TokenCacheTests {
+    static let token = APIToken(id: 7, kind: .client, name: "ops", scopes: [.read], clusterID: nil, nodeID: nil,
+                                createdAt: Date(), expiresAt: nil, lastUsedAt: nil, revokedAt: nil)
+
+    @Test("a flood of made-up tokens pushes out the least used records, never a token in use")
+    func floodKeepsTokensInUse() {
+        var cache = TokenCache(capacity: 8, maximumAge: .seconds(60))
+        var now = ContinuousClock.now
+        cache.insert(Self.token, for: "real", now: now)
+        for index in 0..<1_000 {
+            now += .milliseconds(1)
+            if index.isMultiple(of: 3) { #expect(cache.lookup("real", now: now) == .some(Self.token), "round \(index)") }
+            cache.insert(nil, for: "made-up-\(index)", now: now)
+            #expect(cache.count <= 8)
+        }
+        #expect(cache.lookup("real", now: now) == .some(Self.token), "still cached: no query for the token in use")
+        #expect(cache.lookup("made-up-999", now: now) == .some(nil), "an unknown token is remembered as unknown")
+        #expect(cache.lookup("made-up-0", now: now) == nil, "the least used went")
+    }
+
+    @Test("records are trusted for the cache's age only, and stale ones make room first")
+    func ageing() {
+        var cache = TokenCache(capacity: 2, maximumAge: .seconds(2))
+        let start = ContinuousClock.now
+        cache.insert(Self.token, for: "a", now: start)
+        cache.insert(nil, for: "b", now: start + .seconds(1))
+        #expect(cache.lookup("a", now: start + .milliseconds(1_999)) == .some(Self.token))
+        #expect(cache.lookup("a", now: start + .seconds(2)) == nil, "a revocation is seen within the cache's age")
+        cache.insert(nil, for: "c", now: start + .milliseconds(2_500))
+        #expect(cache.lookup("b", now: start + .milliseconds(2_500)) == .some(nil), "only the stale record made room")
     }
 }

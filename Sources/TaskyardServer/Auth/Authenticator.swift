@@ -15,21 +15,18 @@ import TaskyardStore
 final class Authenticator: Service, Sendable {
     typealias Configuration = AuthenticationConfiguration
 
-    private struct Entry {
-        let token: APIToken?
-        let fetched: ContinuousClock.Instant
-    }
-
     private let credentials: CredentialStore
     private let configuration: Configuration
     private let logger: Logger
-    private let cache = Mutex<[String: Entry]>([:])
+    private let cache: Mutex<TokenCache>
     private let used = Mutex<Set<Int64>>([])
 
     init(credentials: CredentialStore, configuration: Configuration, logger: Logger) {
         self.credentials = credentials
         self.configuration = configuration
         self.logger = logger
+        cache = Mutex(TokenCache(capacity: configuration.maximumCachedTokens,
+                                 maximumAge: .milliseconds(Int(configuration.cacheSeconds * 1000))))
     }
 
     /// The request's token, valid now; 401 otherwise.
@@ -56,13 +53,9 @@ final class Authenticator: Service, Sendable {
 
     private func record(digest: String) async throws -> APIToken? {
         let now = ContinuousClock.now
-        let maximumAge = Duration.milliseconds(Int(configuration.cacheSeconds * 1000))
-        if let entry = cache.withLock({ $0[digest] }), now - entry.fetched < maximumAge { return entry.token }
+        if let cached = cache.withLock({ $0.lookup(digest, now: now) }) { return cached }
         let token = try await credentials.token(secretHash: digest)
-        cache.withLock { cache in
-            if cache.count >= configuration.maximumCachedTokens { cache.removeAll(keepingCapacity: true) }
-            cache[digest] = Entry(token: token, fetched: now)
-        }
+        cache.withLock { $0.insert(token, for: digest, now: now) }
         return token
     }
 
@@ -97,9 +90,50 @@ public struct AuthenticationConfiguration: Sendable {
     public var cacheSeconds = 2.0
     /// How often `last_used_at` is written. Default 5 s.
     public var touchInterval: Duration = .seconds(5)
-    /// Most records cached; past it the cache starts afresh (unknown tokens are cached too, so that a
-    /// flood of made-up tokens cannot each cost a query). Default 10,000.
+    /// Most records cached (unknown tokens are cached too, so that a flood of made-up tokens cannot each
+    /// cost a query); past it the least recently used go. Default 10,000.
     public var maximumCachedTokens = 10_000
 
     public init() {}
+}
+
+/// Token records by the digest of their secret, each trusted for `maximumAge`, at most `capacity` of them.
+/// When full, the stale ones go first, then the least recently used quarter: a flood of made-up tokens
+/// pushes out the least used records, never the tokens in use.
+struct TokenCache {
+    private struct Entry {
+        let token: APIToken?
+        let fetched: ContinuousClock.Instant
+        var used: ContinuousClock.Instant
+    }
+
+    let capacity: Int
+    let maximumAge: Duration
+    private var entries: [String: Entry] = [:]
+
+    init(capacity: Int, maximumAge: Duration) {
+        self.capacity = max(capacity, 1)
+        self.maximumAge = maximumAge
+    }
+
+    var count: Int { entries.count }
+
+    /// The record (nil inside: no such token) while it is fresh; nil when it must be fetched.
+    mutating func lookup(_ digest: String, now: ContinuousClock.Instant) -> APIToken?? {
+        guard var entry = entries[digest], now - entry.fetched < maximumAge else { return nil }
+        entry.used = now
+        entries[digest] = entry
+        return .some(entry.token)
+    }
+
+    mutating func insert(_ token: APIToken?, for digest: String, now: ContinuousClock.Instant) {
+        if entries[digest] == nil, entries.count >= capacity {
+            entries = entries.filter { now - $0.value.fetched < maximumAge }
+            if entries.count >= capacity {
+                let leastUsed = entries.sorted { $0.value.used < $1.value.used }.prefix(max(1, capacity / 4)).map(\.key)
+                for key in leastUsed { entries[key] = nil }
+            }
+        }
+        entries[digest] = Entry(token: token, fetched: now, used: now)
+    }
 }
