@@ -258,3 +258,22 @@ struct TokenCacheTests {
         #expect(cache.lookup("b", now: start + .milliseconds(2_500)) == .some(nil), "only the stale record made room")
     }
 }
+
+@Suite("Stream slots")
+struct StreamSlotsTests {
+    @Test("each token holds at most its share; other tokens are untouched; a released or dropped slot comes back")
+    func shares() {
+        let slots = StreamSlots()
+        var held = (0..<3).compactMap { _ in slots.take(1, limit: 3) }
+        #expect(held.count == 3)
+        #expect(slots.take(1, limit: 3) == nil, "the fourth of token 1 is refused")
+        #expect(slots.take(2, limit: 3) != nil, "token 2 is untouched")
+        held[0].release()
+        held[0].release()
+        let again = slots.take(1, limit: 3)
+        #expect(again != nil, "a released slot comes back, once")
+        #expect(slots.take(1, limit: 3) == nil)
+        held.removeLast()
+        #expect(slots.take(1, limit: 3) != nil, "a dropped slot comes back too")
+    }
+}
