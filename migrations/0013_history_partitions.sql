@@ -132,6 +132,22 @@ BEGIN
     RETURN made;
 END $$;
 
+-- Whether the range [lower_id, upper_id) must stay: one of its tasks is live, one of its roots finished at or
+-- after `cutoff`, or a live task descends from one of them.
+CREATE FUNCTION taskyard_history_range_must_stay(lower_id bigint, upper_id bigint, cutoff timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM tasks_live WHERE id < upper_id)
+        OR coalesce((SELECT max(finished_at) FROM tasks_finished
+                      WHERE id >= lower_id AND id < upper_id AND parent_id IS NULL) >= cutoff, false)
+        OR EXISTS (WITH RECURSIVE ancestors(cluster_id, id) AS (
+                       SELECT cluster_id, parent_id FROM tasks_live WHERE parent_id IS NOT NULL
+                       UNION
+                       SELECT t.cluster_id, t.parent_id FROM tasks t
+                         JOIN ancestors a ON t.cluster_id = a.cluster_id AND t.id = a.id
+                        WHERE t.parent_id IS NOT NULL)
+                   SELECT 1 FROM ancestors WHERE id < upper_id)
+$$;
+
 -- Drops the oldest range when everything in it may go: every id of it has been handed out, none of its
 -- tasks is live, its root tasks all finished before `cutoff`, and no live task descends from them. Their
 -- trees' later members (in later ranges) go with them, row by row, as retention always removed whole trees.
@@ -143,21 +159,29 @@ DECLARE
     position bigint := (SELECT last_value FROM tasks_id_seq);
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('taskyard_extend_history'));
-    -- Dropping a partition locks its parents: never queue the hot path behind a long read.
-    PERFORM set_config('lock_timeout', '2s', true);
     SELECT * INTO oldest FROM history_partitions h ORDER BY h.lower_id LIMIT 1;
-    IF oldest IS NULL OR oldest.upper_id > position + 1
-       OR EXISTS (SELECT 1 FROM tasks_live WHERE id < oldest.upper_id)
-       OR (SELECT max(finished_at) FROM tasks_finished
-            WHERE id >= oldest.lower_id AND id < oldest.upper_id AND parent_id IS NULL) >= cutoff
-       OR EXISTS (WITH RECURSIVE ancestors(cluster_id, id) AS (
-                      SELECT cluster_id, parent_id FROM tasks_live WHERE parent_id IS NOT NULL
-                      UNION
-                      SELECT t.cluster_id, t.parent_id FROM tasks t
-                        JOIN ancestors a ON t.cluster_id = a.cluster_id AND t.id = a.id
-                       WHERE t.parent_id IS NOT NULL)
-                  SELECT 1 FROM ancestors WHERE id < oldest.upper_id)
-    THEN
+    IF oldest IS NULL OR oldest.upper_id > position + 1 THEN
+        RETURN NULL;
+    END IF;
+    -- Looked at first without locks (almost always the range must stay, and that costs the hot path
+    -- nothing), then again under the locks a drop needs.
+    IF taskyard_history_range_must_stay(oldest.lower_id, oldest.upper_id, cutoff) THEN
+        RETURN NULL;
+    END IF;
+    -- Dropping a partition takes its parent's ACCESS EXCLUSIVE lock. Taken first, for the three parents,
+    -- so that no lock is ever upgraded halfway (a deadlock with the hot path); and only briefly
+    -- waited for, so that the hot path never queues long behind the request: when it is not to be had
+    -- at once, the range waits for the next run. Everything else it writes takes ROW EXCLUSIVE, as the
+    -- hot path does: no conflict.
+    PERFORM set_config('lock_timeout', '100ms', true);
+    BEGIN
+        -- The parents only: every statement passes through them, so holding them holds everything, and
+        -- locking every partition in turn could wait 100 ms at each while holding the ones before.
+        LOCK TABLE ONLY tasks_finished, ONLY task_events, ONLY task_participants IN ACCESS EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN NULL;
+    END;
+    IF taskyard_history_range_must_stay(oldest.lower_id, oldest.upper_id, cutoff) THEN
         RETURN NULL;
     END IF;
     WITH RECURSIVE later_members AS (

@@ -37,5 +37,6 @@ END $$;
 -- Functions are executable by everyone unless said otherwise; these change the schema and are the
 -- maintenance leader's.
 REVOKE EXECUTE ON FUNCTION taskyard_grant_reader(), taskyard_add_history_partition(bigint, bigint),
+    taskyard_history_range_must_stay(bigint, bigint, timestamptz),
     taskyard_extend_history(interval, bigint, integer, bigint), taskyard_retire_history_partition(timestamptz),
     taskyard_drop_history_partition(bigint) FROM PUBLIC;
