@@ -105,34 +105,57 @@ public struct SigningKeyList: Codable, Sendable {
 }
 
 /// A task in a poll's answer: the task object plus what only the claiming node ever sees, the claim's
-/// secret `lease` and the server-signed `grant` its participants verify.
+/// secret `lease` and the server-signed `grants` its participants verify, one per participant by node.
 @dynamicMemberLookup
 public struct ClaimedTaskObject: Codable, Sendable, Hashable {
     public var task: TaskObject
     public var lease: String
-    public var grant: String
+    public var grants: [String: String]
 
-    enum CodingKeys: String, CodingKey { case lease, grant }
+    enum CodingKeys: String, CodingKey { case lease, grants }
 
     public subscript<T>(dynamicMember keyPath: KeyPath<TaskObject, T>) -> T { task[keyPath: keyPath] }
 
-    public init(task: TaskObject, lease: String, grant: String) {
+    public init(task: TaskObject, lease: String, grants: [String: String]) {
         self.task = task
         self.lease = lease
-        self.grant = grant
+        self.grants = grants
     }
 
     public init(from decoder: any Decoder) throws {
         task = try TaskObject(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         lease = try container.decode(String.self, forKey: .lease)
-        grant = try container.decode(String.self, forKey: .grant)
+        grants = try container.decode([String: String].self, forKey: .grants)
     }
 
     public func encode(to encoder: any Encoder) throws {
         try task.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(lease, forKey: .lease)
-        try container.encode(grant, forKey: .grant)
+        try container.encode(grants, forKey: .grants)
     }
+
+    /// The grant the claim carries for `node`'s part; "" when the node is no participant (refused by all).
+    public func grant(for node: String) -> String { grants[node] ?? "" }
+}
+
+/// `POST /api/v1/tasks/{cluster_id}/{node_id}/{task_id}/rollback-grants`: grants to undo what the named
+/// participants did in an attempt the node holds and is about to report failed.
+public struct RollbackGrantsRequest: Codable, Sendable {
+    public var attempt: Int
+    public var lease: String
+    public var nodes: [String]
+
+    public init(attempt: Int, lease: String, nodes: [String]) {
+        self.attempt = attempt
+        self.lease = lease
+        self.nodes = nodes
+    }
+}
+
+/// The answer to `…/rollback-grants`: a rollback grant per node.
+public struct GrantsResponse: Codable, Sendable {
+    public var grants: [String: String]
+    public init(grants: [String: String]) { self.grants = grants }
 }

@@ -19,8 +19,8 @@ extension JSONWritable {
 extension TaskObject: JSONWritable {
     public func write(to json: inout JSONWriter) { write(to: &json, children: nil, claim: nil) }
 
-    /// The task's fields, with a detail's `children` or a claim's `lease` and `grant` in their sorted places.
-    func write(to json: inout JSONWriter, children: [TaskSummary]?, claim: (lease: String, grant: String)?) {
+    /// The task's fields, with a detail's `children` or a claim's `lease` and `grants` in their sorted places.
+    func write(to json: inout JSONWriter, children: [TaskSummary]?, claim: (lease: String, grants: [String: String])?) {
         json.object { json in
             json.field("abortable", abortable)
             json.field("assigned_node", assignedNode)
@@ -37,7 +37,7 @@ extension TaskObject: JSONWritable {
             json.field("created_at", createdAt)
             json.field("error", error)
             json.field("finished_at", finishedAt)
-            if let claim { json.field("grant", claim.grant) }
+            if let claim { json.field("grants", JSONValue.object(claim.grants.mapValues(JSONValue.string))) }
             json.field("id", id)
             json.field("idempotency_key", idempotencyKey)
             json.field("internal", `internal`)
@@ -104,7 +104,7 @@ extension TaskDetail: JSONWritable {
 }
 
 extension ClaimedTaskObject: JSONWritable {
-    public func write(to json: inout JSONWriter) { task.write(to: &json, children: nil, claim: (lease, grant)) }
+    public func write(to json: inout JSONWriter) { task.write(to: &json, children: nil, claim: (lease, grants)) }
 }
 
 extension TaskList: JSONWritable {
@@ -202,7 +202,7 @@ extension ClaimedTaskObject: JSONReadable {
     public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ClaimedTaskObject {
         let fields = try JSONFields(json)
         return ClaimedTaskObject(task: try TaskObject(fields), lease: try fields.required("lease", F.string),
-                                 grant: try fields.required("grant", F.string))
+                                 grants: try fields.required("grants", F.stringsByKey))
     }
 }
 

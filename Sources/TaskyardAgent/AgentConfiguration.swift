@@ -22,6 +22,9 @@ public struct AgentConfiguration: Sendable {
     /// Longest one participant call may take. Default 300 s: longer than most handlers, short enough
     /// to notice a hung node well before a task's lease runs out many times over.
     public var participantTimeout: Duration = .seconds(300)
+    /// Handler runs at once on this node, as participant of any task (its own fan-outs' included); the
+    /// calls past it wait their turn. Default 64.
+    public var maximumHandlerRuns = 64
     /// How often leases of held tasks are renewed. Default 10 s, a third of the server's 30 s lease.
     public var heartbeatInterval: Duration = .seconds(10)
     /// How often the cluster's signing keys are read again: a retired key's grants are refused here within

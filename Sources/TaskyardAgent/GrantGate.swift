@@ -8,7 +8,8 @@ import TaskyardSecurity
 import Synchronization
 
 /// The participant endpoint's check: a call runs nothing unless its `Authorization: Bearer <grant>`
-/// verifies with a key of this node's cluster, has not expired, names this node, and matches the call.
+/// verifies with a key of this node's cluster, has not expired, is for this node and the call's verb, and
+/// matches the call.
 /// Keys come from the server (`GET …/signing-keys`): fetched at start, every `keyRefreshInterval` (so that a
 /// retired key's grants are refused here within that time), and when a grant names a key this node has not
 /// seen (a rotation) — but never for a key id of a shape no key has, nor again within a few seconds of the
@@ -60,7 +61,7 @@ actor GrantGate {
     }
 
     /// The grant in `authorization` (the header's value), once its signature verifies with a key of this
-    /// cluster, it has not expired, and it names this node as a participant: all that can be known before
+    /// cluster, it has not expired, and it is for this node: all that can be known before
     /// the request's body is read.
     nonisolated func verify(authorization: String?) async throws(Refusal) -> Grant {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
@@ -92,7 +93,7 @@ actor GrantGate {
                 verified[token] = grant
             }
         }
-        if let mismatch = grant.mismatch(with: Grant.Call(cluster: cluster, taskID: grant.taskID, node: node)) {
+        if let mismatch = grant.mismatch(with: Grant.Call(cluster: cluster, taskID: grant.taskID, node: node, verb: grant.verb)) {
             throw .forbidden(mismatch)
         }
         return grant
@@ -120,10 +121,10 @@ actor GrantGate {
 
     /// Whether a grant already verified allows the call, field for field.
     nonisolated func match(_ grant: Grant, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
-                           payload: JSONValue? = nil, clusterID: String? = nil) throws(Refusal) {
+                           payload: JSONValue? = nil, clusterID: String? = nil, verb: Grant.Verb = .run) throws(Refusal) {
         if let clusterID, clusterID != cluster { throw .forbidden("this node serves cluster \(cluster), not \(clusterID)") }
         let call = Grant.Call(cluster: cluster, taskID: taskID, attempt: attempt, type: type, initiator: initiator,
-                              payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node)
+                              payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node, verb: verb)
         if let mismatch = grant.mismatch(with: call) { throw .forbidden(mismatch) }
     }
 }

@@ -8,6 +8,7 @@ import Synchronization
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
+import TaskyardSecurity
 
 /// The agent of one node (Kadalu's node agent): serves the participant endpoint, registers the node,
 /// polls the server for the tasks assigned to it, fans each out to the task's participating nodes
@@ -44,6 +45,7 @@ public final class NodeAgent: Service, Sendable {
         participant = ParticipantEndpoint(handlers: registry, node: configuration.node,
                                           gate: GrantGate(client: client, cluster: configuration.cluster, node: configuration.node),
                                           handlerTimeout: configuration.participantTimeout,
+                                          maximumHandlerRuns: configuration.maximumHandlerRuns,
                                           scrapes: ScrapeGate(client: client, cluster: configuration.cluster),
                                           heldTasks: { held.count })
         var logger = logger ?? Logger(label: "taskyard.agent")
@@ -366,9 +368,13 @@ public final class NodeAgent: Service, Sendable {
             // Stopping the task stops the handler, as a cancel would.
             let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
                                           initiator: configuration.node, payload: task.payload, traceparent: task.traceparent)
+            // Recorded under this node's own grant, so that the grant replayed to the endpoint runs nothing.
+            guard let grant = Grant.unverifiedClaims(of: claimed.grant(for: node)) else {
+                return outcome(.failed, error: "the claim carries no grant for node \(node)")
+            }
             // Once stopped, the outcome is "stopped" at once: the handler gets its signals and grace period
             // in the background, and the report does not wait for it.
-            let work = Task { await participant.perform(type: task.type, body) }
+            let work = Task { await participant.perform(type: task.type, body, grant: grant) }
             let answer = await firstOf(work) {
                 Task { await self.participant.running.cancel(taskID: task.id) }
             }
@@ -402,7 +408,7 @@ public final class NodeAgent: Service, Sendable {
             var fractions = 0.0
             var reported = false
             for node in task.participatingNodes {
-                guard let endpoint = endpoints[node], let progress = await participants.progress(of: claimed, at: endpoint),
+                guard let endpoint = endpoints[node], let progress = await participants.progress(of: claimed, on: node, at: endpoint),
                       let of = progress.total, of > 0
                 else { continue }
                 // A participant's word is clamped to its share: a negative or overfull answer from one peer
@@ -416,18 +422,33 @@ public final class NodeAgent: Service, Sendable {
         }
     }
 
-    /// Calls the rollback of the task's type on each participant that succeeded. A participant whose type
-    /// declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes get their
-    /// `rollback`: its state and result or error.
+    /// Calls the rollback of the task's type on each participant that succeeded, with the rollback grants
+    /// the server signs for them (from then on the attempt can only be reported failed). A participant
+    /// whose type declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes
+    /// get their `rollback`: its state and result or error.
     private func rollBack(_ claimed: ClaimedTaskObject, outcomes: [ParticipantOutcome],
                           endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
-        await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
-            for (index, outcome) in outcomes.enumerated() {
-                guard outcome.state == .completed, let endpoint = endpoints[outcome.node] else { continue }
+        let undo = outcomes.indices.filter { outcomes[$0].state == .completed && endpoints[outcomes[$0].node] != nil }
+        guard !undo.isEmpty else { return outcomes }
+        var updated = outcomes
+        let grants: [String: String]
+        do {
+            grants = try await client.rollbackGrants(
+                cluster: configuration.cluster, node: configuration.node, taskID: claimed.task.id,
+                RollbackGrantsRequest(attempt: claimed.task.attempt, lease: claimed.lease, nodes: undo.map { outcomes[$0].node }))
+        } catch {
+            let reason = "no rollback grant from the server: " + ParticipantClient.sanitized(String(describing: error))
+            for index in undo { updated[index].rollback = ParticipantRollback(state: .failed, error: reason) }
+            return updated
+        }
+        return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for index in undo {
+                let outcome = outcomes[index]
+                guard let endpoint = endpoints[outcome.node] else { continue }
                 group.addTask {
                     var updated = outcome
-                    switch try? await self.participants.run(claimed, on: outcome.node, at: endpoint,
-                                                            initiator: self.configuration.node, rollback: true) {
+                    switch try? await self.participants.run(claimed, on: outcome.node, at: endpoint, initiator: self.configuration.node,
+                                                            rollbackGrant: grants[outcome.node] ?? "") {
                     case .noRollback?:
                         return (index, outcome)
                     case .completed(let result)?:
@@ -440,7 +461,6 @@ public final class NodeAgent: Service, Sendable {
                     return (index, updated)
                 }
             }
-            var updated = outcomes
             for await (index, outcome) in group { updated[index] = outcome }
             return updated
         }
@@ -450,7 +470,7 @@ public final class NodeAgent: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for node in claimed.task.participatingNodes {
                 guard let endpoint = endpoints[node] else { continue }
-                group.addTask { await self.participants.cancel(claimed, at: endpoint) }
+                group.addTask { await self.participants.cancel(claimed, on: node, at: endpoint) }
             }
         }
     }

@@ -18,8 +18,8 @@ import TaskyardDomain
 final class ParticipantBatcher: Sendable {
     typealias Answer = ParticipantClient.Answer
 
-    /// Most calls, and most bytes of calls, in one batch.
-    static let maximumCalls = 100
+    /// Most calls, and most bytes of calls, in one batch: within what a participant takes.
+    static let maximumCalls = ParticipantEndpoint.maximumBatchCalls
     static let maximumBytes = 1 << 20
 
     private struct Item: Sendable {

@@ -6,7 +6,7 @@ import TaskyardClient
 import TaskyardDomain
 
 /// The initiator's side of the participant protocol: run, roll back, ask progress, cancel. Every call
-/// carries the task's grant; URLs are built from the endpoint's scheme, host and port only; a redirect is
+/// carries the grant the server signed for that node and verb; URLs are built from the endpoint's scheme, host and port only; a redirect is
 /// an answer, never followed; and what a participant said is never copied raw into a task: a failure is
 /// its error message (cut short, control characters dropped) or the HTTP status.
 struct ParticipantClient: Sendable {
@@ -29,11 +29,12 @@ struct ParticipantClient: Sendable {
         case noRollback
     }
 
-    /// Runs the task's handler on the participant (`rollback`: its rollback), in a batch with the other
-    /// calls to that node. Throws only on cancellation.
+    /// Runs the task's handler on the participant with the claim's run grant for it — or, given a
+    /// rollback grant, its rollback — in a batch with the other calls to that node. Throws only on
+    /// cancellation.
     func run(_ task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint, initiator: String,
-             rollback: Bool = false) async throws -> Answer {
-        let call = ParticipantCall(type: task.task.type, rollback: rollback, grant: task.grant,
+             rollbackGrant: String? = nil) async throws -> Answer {
+        let call = ParticipantCall(type: task.task.type, rollback: rollbackGrant != nil, grant: rollbackGrant ?? task.grant(for: node),
                                    request: ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID,
                                                                attempt: task.task.attempt, initiator: initiator,
                                                                payload: task.task.payload, traceparent: task.task.traceparent))
@@ -80,10 +81,10 @@ struct ParticipantClient: Sendable {
     }
 
     /// How far the participant's handler for the task is; nil when it has not said.
-    func progress(of task: ClaimedTaskObject, at endpoint: NodeEndpoint) async -> HeartbeatRequest.Progress? {
+    func progress(of task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint) async -> HeartbeatRequest.Progress? {
         var request = HTTPClientRequest(url: endpoint.url(["api", "v1", "tasks", String(task.task.id), "progress"]))
         request.method = .GET
-        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        request.headers.add(name: "Authorization", value: "Bearer \(task.grant(for: node))")
         guard let response = try? await transport.client.execute(request, timeout: .seconds(2)), response.status.code == 200,
               let body = try? await response.body.collect(upTo: 1 << 16)
         else { return nil }
@@ -91,10 +92,10 @@ struct ParticipantClient: Sendable {
     }
 
     /// Asks the participant to stop its work for the task.
-    func cancel(_ task: ClaimedTaskObject, at endpoint: NodeEndpoint) async {
+    func cancel(_ task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint) async {
         var request = HTTPClientRequest(url: endpoint.url(["api", "v1", "tasks", String(task.task.id), "cancel"]))
         request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(task.grant)")
+        request.headers.add(name: "Authorization", value: "Bearer \(task.grant(for: node))")
         _ = try? await transport.client.execute(request, timeout: .seconds(5))
     }
 

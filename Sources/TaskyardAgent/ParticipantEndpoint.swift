@@ -21,13 +21,18 @@ final class ParticipantEndpoint: Sendable {
     /// Longest a handler may run; `RunningWork.cancelOverdue` stops it after that.
     let handlerTimeout: Duration
     let metrics = AgentMetrics()
+    /// Each grant runs once: a repeat gets the recorded answer.
+    let ledger = RunLedger()
+    /// Handler runs at once on this node (`--max-handler-runs`).
+    let slots: HandlerSlots
     /// Who may read `GET /metrics`, and what it shows beside `metrics`.
     private let scrapes: ScrapeGate
     private let heldTasks: @Sendable () -> Int
 
-    init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration, scrapes: ScrapeGate,
-         heldTasks: @escaping @Sendable () -> Int) {
+    init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration, maximumHandlerRuns: Int,
+         scrapes: ScrapeGate, heldTasks: @escaping @Sendable () -> Int) {
         self.handlers = handlers
+        slots = HandlerSlots(limit: maximumHandlerRuns)
         self.node = node
         self.gate = gate
         self.handlerTimeout = handlerTimeout
@@ -114,8 +119,9 @@ final class ParticipantEndpoint: Sendable {
     }
 
     /// A participant request carries one payload, which the server took in a body of at most its
-    /// `--max-body-bytes` (1 MiB by default): twice that leaves room for the envelope.
-    static let maximumBodyBytes = 2 << 20
+    /// `--max-body-bytes` (1 MiB by default), and whose compact JSON is at most its `payload_bytes` (256 KiB
+    /// by default): 1 MiB holds it with its envelope.
+    static let maximumBodyBytes = 1 << 20
     /// Connections idle (or stalled mid-request) for a minute are closed; a handler's run is not idle.
     static let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(60))
 
@@ -123,9 +129,11 @@ final class ParticipantEndpoint: Sendable {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
         // collect megabytes.
         let grant: Grant
+        let verb: Grant.Verb = rollback ? .rollback : .run
         do throws(GrantGate.Refusal) {
             grant = try await gate.verify(authorization: request.headers[.authorization])
             if grant.type != type { throw .forbidden("the grant is for task type \(grant.type), not \(type)") }
+            if grant.verb != verb { throw .forbidden("the grant allows \(grant.verb.rawValue), not \(verb.rawValue)") }
         } catch {
             metrics.participantCall(route: .single, refused: true)
             return Self.response(refusing: error)
@@ -146,13 +154,13 @@ final class ParticipantEndpoint: Sendable {
         // The rest of the match needs the body; the signature was verified once, above.
         do throws(GrantGate.Refusal) {
             try gate.match(grant, taskID: body.taskID, attempt: body.attempt, type: type, initiator: body.initiator,
-                           payload: body.payload, clusterID: body.clusterID)
+                           payload: body.payload, clusterID: body.clusterID, verb: verb)
         } catch {
             metrics.participantCall(route: .single, refused: true)
             return Self.response(refusing: error)
         }
         metrics.participantCall(route: .single, refused: false)
-        switch await perform(type: type, rollback: rollback, body) {
+        switch await perform(type: type, rollback: rollback, body, grant: grant) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))
         case .failed(let status, let code, let message):
@@ -160,9 +168,10 @@ final class ParticipantEndpoint: Sendable {
         }
     }
 
-    /// Most calls in one batch, and most bytes: an initiator packs its calls to a node well under both.
-    static let maximumBatchCalls = 256
-    static let maximumBatchBodyBytes = 16 << 20
+    /// Most calls in one batch, and most bytes (a single call's most, times that): what one request can
+    /// set going on this node. An initiator packs its calls to a node under both.
+    static let maximumBatchCalls = 16
+    static let maximumBatchBodyBytes = maximumBodyBytes * maximumBatchCalls
 
     /// `POST …/participant-calls`. The header's grant (the first call's) must be one this node trusts
     /// before the body is read; then every call is checked against its own grant and runs at once, and
@@ -188,7 +197,18 @@ final class ParticipantEndpoint: Sendable {
         metrics.participantBatch()
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             try await withThrowingTaskGroup(of: ParticipantBatchLine.self) { group in
+                // The same (task, attempt, verb) twice in one batch: the first runs, the others are refused.
+                var seen = Set<RunLedger.Key>()
                 for (index, call) in batch.calls.enumerated() {
+                    let key = RunLedger.Key(taskID: call.taskID, attempt: call.attempt, verb: call.rollback == true ? .rollback : .run)
+                    guard seen.insert(key).inserted else {
+                        self.metrics.participantCall(route: .batch, refused: true)
+                        group.addTask {
+                            ParticipantBatchLine(index: index, status: 409, error: .init(
+                                code: "duplicate_call", message: "the batch holds this call (task \(call.taskID), attempt \(call.attempt)) more than once; it runs once"))
+                        }
+                        continue
+                    }
                     group.addTask { await self.answer(call, index: index) }
                 }
                 for try await line in group {
@@ -207,17 +227,18 @@ final class ParticipantEndpoint: Sendable {
             let (status, code, message) = refusal.response
             return ParticipantBatchLine(index: index, status: Int(status.code), error: .init(code: code, message: message))
         }
+        let grant: Grant
         do throws(GrantGate.Refusal) {
-            // The body is read already: one match checks every field, the type included.
-            let grant = try await gate.verify(authorization: "Bearer " + call.grant)
+            // The body is read already: one match checks every field, the type and verb included.
+            grant = try await gate.verify(authorization: "Bearer " + call.grant)
             try gate.match(grant, taskID: call.taskID, attempt: call.attempt, type: call.type, initiator: call.initiator,
-                           payload: call.payload, clusterID: call.clusterID)
+                           payload: call.payload, clusterID: call.clusterID, verb: call.rollback == true ? .rollback : .run)
         } catch {
             metrics.participantCall(route: .batch, refused: true)
             return refused(error)
         }
         metrics.participantCall(route: .batch, refused: false)
-        switch await perform(type: call.type, rollback: call.rollback ?? false, call.request) {
+        switch await perform(type: call.type, rollback: call.rollback ?? false, call.request, grant: grant) {
         case .completed(let result):
             return ParticipantBatchLine(index: index, status: 200, result: result)
         case .failed(let status, let code, let message):
@@ -226,14 +247,22 @@ final class ParticipantEndpoint: Sendable {
     }
 
     /// What a participant call answers: its handler's result, or the status and error the endpoint sends.
-    enum Answer: Sendable {
+    enum Answer: Sendable, Equatable {
         case completed(JSONValue?)
         case failed(status: Int, code: String, message: String)
     }
 
-    /// Runs the handler for `type` (or its rollback) on this node: the work behind the HTTP route, which
-    /// the agent also calls directly when its own node is a participant of the task it initiates.
-    func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest) async -> Answer {
+    /// Runs the handler for `type` (or its rollback) on this node, once for `grant` (a repeat gets the
+    /// recorded answer) and in a handler slot: the work behind the HTTP route, which the agent also calls
+    /// directly when its own node is a participant of the task it initiates.
+    func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest, grant: Grant) async -> Answer {
+        await ledger.once(grant) {
+            await slots.withSlot { await perform(type: type, rollback: rollback, body) }
+                ?? .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node) before its handler started")
+        }
+    }
+
+    private func perform(type: String, rollback: Bool, _ body: ParticipantRequest) async -> Answer {
         guard let handler = rollback ? handlers.rollbackHandler(for: type) : handlers.handler(for: type) else {
             metrics.handlerRun(type: "unknown", outcome: rollback ? "no_rollback" : "unknown_type", duration: nil)
             return rollback

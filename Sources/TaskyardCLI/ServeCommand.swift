@@ -39,6 +39,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a claimed task's lease lasts; agents renew it. Default: $TASKYARD_LEASE_SECONDS, else 30.", valueName: "seconds"))
     var leaseSeconds: Double?
 
+    @Option(help: ArgumentHelp("The agents' --participant-timeout: a grant lives for its claim's lease plus this (or the task's timeout_seconds, when shorter). Default 300.", valueName: "seconds"))
+    var participantTimeout = 300.0
+
     @Option(help: ArgumentHelp("Database connections at most. Default: $TASKYARD_POOL_SIZE, else 10.", valueName: "n"))
     var poolSize: Int?
 
@@ -105,6 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) {
             configuration.leaseSeconds = try checkedSeconds(seconds, "--lease-seconds")
         }
+        configuration.participantTimeoutSeconds = try checkedSeconds(participantTimeout, "--participant-timeout")
         let poolSize = try number(poolSize, "TASKYARD_POOL_SIZE", Int.self) ?? 10
         guard configuration.maximumBodyBytes > 0, poolSize > 0 else {
             throw ValidationError("--max-body-bytes and --pool-size must be positive")

@@ -196,6 +196,13 @@ public struct TaskyardClient: Sendable {
         try await send(.POST, ["api", "v1", "tasks", cluster, node, String(taskID), "state"], body: report)
     }
 
+    /// Rollback grants for participants of an attempt the node holds; the attempt can then only be
+    /// reported failed or cancelled.
+    public func rollbackGrants(cluster: String, node: String, taskID: Int64, _ request: RollbackGrantsRequest) async throws -> [String: String] {
+        let response: GrantsResponse = try await send(.POST, ["api", "v1", "tasks", cluster, node, String(taskID), "rollback-grants"], body: request)
+        return response.grants
+    }
+
     /// Many reports in one request; each item has its own result.
     public func reportBatch(cluster: String, node: String, _ batch: StateReportBatchRequest) async throws -> StateReportBatchResponse {
         try await send(.POST, ["api", "v1", "tasks", cluster, node, "states"], body: batch)

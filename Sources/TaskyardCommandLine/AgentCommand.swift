@@ -51,6 +51,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds one participant call may take. Default 300.", valueName: "seconds"))
     var participantTimeout = 300.0
 
+    @Option(help: ArgumentHelp("Handler runs at once on this node, as participant of any task; more calls wait their turn. Default 64.", valueName: "n"))
+    var maxHandlerRuns = 64
+
     @Option(help: ArgumentHelp("Seconds between lease renewals of held tasks; keep it well under the server's lease. Default 10.", valueName: "seconds"))
     var heartbeatInterval = 10.0
 
@@ -66,6 +69,7 @@ public struct AgentCommand: AsyncParsableCommand {
         guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
         let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
+        guard (1...100_000).contains(maxHandlerRuns) else { throw ValidationError("--max-handler-runs takes 1 to 100000 (got \(maxHandlerRuns))") }
         let pollWait = try checkedSeconds(self.pollWait, "--poll-wait", allowZero: true, atMost: 60)
         let participantTimeout = try checkedDuration(self.participantTimeout, "--participant-timeout")
         let heartbeatInterval = try checkedDuration(self.heartbeatInterval, "--heartbeat-interval", atMost: 3600)
@@ -87,6 +91,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.concurrency = concurrency
         configuration.pollWaitSeconds = pollWait
         configuration.participantTimeout = participantTimeout
+        configuration.maximumHandlerRuns = maxHandlerRuns
         configuration.heartbeatInterval = heartbeatInterval
         configuration.keyRefreshInterval = try checkedDuration(keyRefreshInterval, "--key-refresh-interval", atMost: 3600)
         configuration.shutdownGrace = shutdownGrace

@@ -94,6 +94,15 @@ public struct JSONFields {
         try array(json, string)
     }
 
+    /// An object whose every value is a string.
+    public static func stringsByKey(_ json: JSONValue) throws(JSONUnreadable) -> [String: String] {
+        guard case .object(let members) = json else { throw JSONUnreadable() }
+        var values: [String: String] = [:]
+        values.reserveCapacity(members.count)
+        for (key, value) in members { values[key] = try string(value) }
+        return values
+    }
+
     public static func array<T>(_ json: JSONValue, _ element: (JSONValue) throws(JSONUnreadable) -> T) throws(JSONUnreadable) -> [T] {
         guard case .array(let elements) = json else { throw JSONUnreadable() }
         var values: [T] = []

@@ -2,37 +2,52 @@
 import Foundation
 import TaskyardDomain
 
-/// What the server signs with each claim, so that a participant can tell a fan-out the server ordered
-/// from anything else: the task, its attempt, type and participants, who initiates it, a digest of its
-/// payload, and until when. Written as `<base64url(JSON claims)>.<base64url(Ed25519 signature)>`; the
-/// signature covers the first part's bytes. Nodes hold only public keys: they verify, never mint.
+/// What the server signs for each participant of a claimed attempt, so that a participant can tell a
+/// fan-out the server ordered from anything else: the task, its attempt and type, the one node it is
+/// for, the one thing it allows (`verb`), who initiates it, a digest of its payload, and until when.
+/// Written as `<base64url(JSON claims)>.<base64url(Ed25519 signature)>`; the signature covers the first
+/// part's bytes. Nodes hold only public keys: they verify, never mint.
 public struct Grant: Codable, Sendable, Hashable {
+    /// What a grant allows. A run grant also lets its holder ask the run's progress and cancel it.
+    public enum Verb: String, Codable, Sendable, Hashable {
+        case run
+        /// Issued only for an attempt its initiator has said failed (`POST …/rollback-grants`).
+        case rollback
+    }
+
     /// The signing key's id, to find the public key that verifies it (keys rotate).
     public var keyID: String
     public var cluster: String
     public var taskID: Int64
     public var attempt: Int
     public var type: String
-    public var participants: [String]
+    /// The participant this grant is for: every other node refuses it.
+    public var node: String
+    public var verb: Verb
     public var initiator: String
     /// Hex SHA-256 of the payload's canonical JSON (`PayloadDigest`).
     public var payloadDigest: String
     /// Seconds since 1970: no participant honours it after that.
     public var expiresAt: Int64
+    /// Seconds since 1970 when the server signed it: a participant that had to forget runs older than
+    /// some moment (it remembers a bounded number) refuses grants issued before it.
+    public var issuedAt: Int64
 
     enum CodingKeys: String, CodingKey {
-        case keyID = "kid", cluster, taskID = "task", attempt, type, participants, initiator
-        case payloadDigest = "payload_sha256", expiresAt = "exp"
+        case keyID = "kid", cluster, taskID = "task", attempt, type, node, verb, initiator
+        case payloadDigest = "payload_sha256", expiresAt = "exp", issuedAt = "iat"
     }
 
-    public init(keyID: String, cluster: String, taskID: Int64, attempt: Int, type: String, participants: [String],
-                initiator: String, payloadDigest: String, expiresAt: Int64) {
+    public init(keyID: String, cluster: String, taskID: Int64, attempt: Int, type: String, node: String, verb: Verb,
+                initiator: String, payloadDigest: String, issuedAt: Int64, expiresAt: Int64) {
+        self.issuedAt = issuedAt
         self.keyID = keyID
         self.cluster = cluster
         self.taskID = taskID
         self.attempt = attempt
         self.type = type
-        self.participants = participants
+        self.node = node
+        self.verb = verb
         self.initiator = initiator
         self.payloadDigest = payloadDigest
         self.expiresAt = expiresAt
@@ -48,23 +63,31 @@ public struct Grant: Codable, Sendable, Hashable {
         CanonicalJSON.write(cluster, to: &out)
         out.append(contentsOf: #","exp":"#.utf8)
         out.append(contentsOf: String(expiresAt).utf8)
+        out.append(contentsOf: #","iat":"#.utf8)
+        out.append(contentsOf: String(issuedAt).utf8)
         out.append(contentsOf: #","initiator":"#.utf8)
         CanonicalJSON.write(initiator, to: &out)
         out.append(contentsOf: #","kid":"#.utf8)
         CanonicalJSON.write(keyID, to: &out)
-        out.append(contentsOf: #","participants":["#.utf8)
-        for (index, participant) in participants.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            CanonicalJSON.write(participant, to: &out)
-        }
-        out.append(contentsOf: #"],"payload_sha256":"#.utf8)
+        out.append(contentsOf: #","node":"#.utf8)
+        CanonicalJSON.write(node, to: &out)
+        out.append(contentsOf: #","payload_sha256":"#.utf8)
         CanonicalJSON.write(payloadDigest, to: &out)
         out.append(contentsOf: #","task":"#.utf8)
         out.append(contentsOf: String(taskID).utf8)
         out.append(contentsOf: #","type":"#.utf8)
         CanonicalJSON.write(type, to: &out)
+        out.append(contentsOf: #","verb":"#.utf8)
+        CanonicalJSON.write(verb.rawValue, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
+    }
+
+    /// The claims of `token` as written, without checking its signature: for a grant that came with the
+    /// node's own claim from the server (never for one a caller presents).
+    public static func unverifiedClaims(of token: String) -> Grant? {
+        guard let dot = token.firstIndex(of: "."), let claims = base64URLDecode(String(token[..<dot])) else { return nil }
+        return try? JSONDecoder().decode(Grant.self, from: claims)
     }
 
     /// What a participant call claims to be; a grant must match it field for field.
@@ -78,10 +101,13 @@ public struct Grant: Codable, Sendable, Hashable {
         public var payloadDigest: String?
         /// The node asked to do the work.
         public var node: String
+        /// What the call does: progress and cancel calls take the run grant.
+        public var verb: Verb
 
         public init(cluster: String, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
-                    payloadDigest: String? = nil, node: String) {
+                    payloadDigest: String? = nil, node: String, verb: Verb = .run) {
             self.cluster = cluster
+            self.verb = verb
             self.taskID = taskID
             self.attempt = attempt
             self.type = type
@@ -94,7 +120,8 @@ public struct Grant: Codable, Sendable, Hashable {
     /// Why a valid grant does not allow `call`; nil when it does. Each refusal is a 403.
     public func mismatch(with call: Call) -> String? {
         if cluster != call.cluster { return "the grant is for cluster \(cluster), not \(call.cluster)" }
-        if !participants.contains(call.node) { return "the grant does not name node \(call.node) as a participant" }
+        if node != call.node { return "the grant is for node \(node), not \(call.node)" }
+        if verb != call.verb { return "the grant allows \(verb.rawValue), not \(call.verb.rawValue)" }
         if taskID != call.taskID { return "the grant is for task \(taskID), not \(call.taskID)" }
         if let attempt = call.attempt, attempt != self.attempt { return "the grant is for attempt \(self.attempt), not \(attempt)" }
         if let type = call.type, type != self.type { return "the grant is for task type \(self.type), not \(type)" }
@@ -169,8 +196,7 @@ public struct GrantVerifier: Sendable {
     /// differences between the server and the node).
     public func verify(_ token: String, now: Date = Date(), leeway: TimeInterval = 30) throws(GrantError) -> Grant {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, let claims = base64URLDecode(String(parts[0])), let signature = base64URLDecode(String(parts[1])),
-              let grant = try? JSONDecoder().decode(Grant.self, from: claims)
+        guard parts.count == 2, let grant = Grant.unverifiedClaims(of: token), let signature = base64URLDecode(String(parts[1]))
         else { throw .malformed }
         guard let key = keys[grant.keyID] else { throw .unknownKey(grant.keyID) }
         guard key.isValidSignature(signature, for: Data(parts[0].utf8)) else { throw .badSignature }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import ServiceLifecycle
 import TaskyardAPI
@@ -53,8 +54,8 @@ extension APIRoutes {
                 wakeups.forget(ticket)
                 if !outcome.tasks.isEmpty { wakeups.tellWatchers(.work(cluster: cluster, node: node)) }
                 let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantSeconds)
-                let tasks = zip(outcome.tasks, signed).map { claim, grant in
-                    ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grant: grant)
+                let tasks = zip(outcome.tasks, signed).map { claim, grants in
+                    ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grants: grants)
                 }
                 return try jsonResponse(PollResponse(tasks: tasks, cancel: outcome.cancel))
             }
@@ -62,10 +63,33 @@ extension APIRoutes {
         }
     }
 
-    /// A grant lasts as long as its claim's lease (the type's, else the default), plus the time the
-    /// participant calls and a rollback may take after it.
+    /// A run grant lasts as long as its claim's lease (the type's, else the default), plus the longest a
+    /// participant call may run: the participants' timeout, or the task's own when that is shorter.
     private func grantSeconds(_ task: TaskRecord) -> Double {
-        (store.configuration.leaseSecondsByType[task.type] ?? configuration.leaseSeconds) + configuration.grantExtraSeconds
+        (store.configuration.leaseSecondsByType[task.type] ?? configuration.leaseSeconds) + participantCallSeconds(task)
+    }
+
+    private func participantCallSeconds(_ task: TaskRecord) -> Double {
+        min(configuration.participantTimeoutSeconds, task.timeoutSeconds.map(Double.init) ?? .infinity)
+    }
+
+    /// Rollback grants for the named participants of an attempt the node holds; from now on that attempt
+    /// can only be reported failed or cancelled. Each lives as long as one participant call.
+    func rollbackGrants(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        let node = try context.pathIdentifier("node_id")
+        let id = try context.taskID(cluster: cluster)
+        let body = try await decode(RollbackGrantsRequest.self, &request)
+        for (index, participant) in body.nodes.enumerated() {
+            try Identifier.validate(participant, field: "nodes[\(index)]")
+        }
+        let signer = try await grants.signer(cluster: cluster)
+        let task = try await store.grantRollback(cluster: cluster, node: node, taskID: id, attempt: body.attempt, lease: body.lease,
+                                                 nodes: body.nodes)
+        let now = Date().timeIntervalSince1970
+        let signed = try GrantIssuer.grants(for: task, nodes: body.nodes, verb: .rollback, signer: signer, issuedAt: Int64(now),
+                                            expiresAt: Int64((now + participantCallSeconds(task)).rounded(.up)))
+        return try jsonResponse(GrantsResponse(grants: signed))
     }
 
     func heartbeat(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {

@@ -219,7 +219,7 @@ enum OpenAPIDocument {
                   "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"},
                                  {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 0}},
                                  {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 16}}],
-                  "responses": {"200": {"description": "{\"tasks\": [...], \"cancel\": [ids]}"}, "404": {"$ref": "#/components/responses/Error"}}}
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"cancel\": [ids]}: each claimed task with its lease and grants, one per participant"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/heartbeat": {
           "post": {"summary": "Renew the leases of the tasks the node holds", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
@@ -230,6 +230,13 @@ enum OpenAPIDocument {
           "post": {"summary": "Report a task's outcome", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}, {"$ref": "#/components/parameters/task_id"}],
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StateReport"}}}},
                    "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/tasks/{cluster_id}/{node_id}/{task_id}/rollback-grants": {
+          "post": {"summary": "Rollback grants for participants of an attempt the node holds; the attempt can then only be reported failed or cancelled",
+                   "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}, {"$ref": "#/components/parameters/task_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["attempt", "lease", "nodes"], "properties": {"attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "nodes": {"type": "array", "minItems": 1, "maxItems": 256, "uniqueItems": true, "items": {"$ref": "#/components/schemas/Identifier"}}}}}}},
+                   "responses": {"200": {"description": "a rollback grant per node", "content": {"application/json": {"schema": {"type": "object", "required": ["grants"], "properties": {"grants": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
+                                 "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/states": {
           "post": {"summary": "Report many tasks' outcomes in one statement; each report stands alone (added by issue 7)",

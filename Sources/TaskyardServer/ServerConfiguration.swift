@@ -21,9 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.
     public var leaseSeconds = 30.0
-    /// How long a grant outlives its claim's lease: long enough for the participant calls (300 s by the
-    /// agent's default `--participant-timeout`), a rollback after them, and clock differences. Default 900 s.
-    public var grantExtraSeconds = 900.0
+    /// How long a grant outlives its claim's lease (a rollback grant, its issue): the longest a participant
+    /// call may run, as the agents' `--participant-timeout` says (or the task's `timeout_seconds`, when
+    /// shorter). A grant lets its holder cancel the run and ask its progress for that long. Default 300 s.
+    public var participantTimeoutSeconds = 300.0
     public var authentication = AuthenticationConfiguration()
     /// Longest a statement of the server may run before PostgreSQL cancels it (503). Default 30 s.
     public var statementTimeout: Duration = .seconds(30)

@@ -639,11 +639,9 @@ public struct TaskStore: Sendable {
             signal(written.values, extra: unblocked)
             // The items that changed nothing: say why, from their tasks as they stand.
             let refused = accepted.filter { written[$0] == nil }
-            guard !refused.isEmpty else { return (written, [] as [TaskRecord], Set<Int64>()) }
-            let current = try TaskRecord.all(try connection.query(TasksSQL.getMany, [cluster, refused.map { reports[$0].taskID }]))
-            let leaseMatches = Set(try connection.query(TasksSQL.leaseMatches, [
-                cluster, refused.map { reports[$0].taskID }, refused.map { reports[$0].report.lease },
-            ]).map { row throws(PostgresError) in try row.decode("id", as: Int64.self) })
+            guard !refused.isEmpty else { return (written, [] as [TaskRecord], [:] as [Int64: Bool]) }
+            let (current, leaseMatches) = try Self.claimsAsTheyStand(
+                refused.map { (reports[$0].taskID, reports[$0].report.lease) }, cluster: cluster, on: connection)
             return (written, current, leaseMatches)
         }
         for (index, task) in written { outcomes[index] = .success(task) }
@@ -651,41 +649,95 @@ public struct TaskStore: Sendable {
         for task in current { byID[task.id] = task }
         for index in accepted where outcomes[index] == nil {
             let (taskID, report) = reports[index]
-            outcomes[index] = .failure(Self.refusal(of: report, taskID: taskID, task: byID[taskID],
-                                                    cluster: cluster, node: node, limits: configuration.limits,
-                                                    leaseMatches: leaseMatches.contains(taskID)))
+            let claim = Self.claimRefusal(taskID: taskID, attempt: report.attempt, task: byID[taskID], cluster: cluster,
+                                          node: node, leaseMatches: leaseMatches[taskID] != nil)
+            outcomes[index] = .failure(claim ?? Self.refusal(of: report, task: byID[taskID]!, limits: configuration.limits,
+                                                             rollingBack: leaseMatches[taskID] == true))
         }
         return outcomes.map { $0! }
     }
 
-    /// Why a report changed nothing.
-    private static func refusal(of report: TaskReport, taskID: Int64, task: TaskRecord?, cluster: String,
-                                node: String, limits: InputLimits, leaseMatches: Bool) -> TaskyardError {
+    /// The tasks with these ids as they stand, and of those whose lease is the one given, whether rollback
+    /// grants went out for their current attempt: what explains a request under a claim that changed nothing.
+    private static func claimsAsTheyStand(_ claims: [(taskID: Int64, lease: String)], cluster: String,
+                                          on connection: isolated PostgresConnection) throws -> ([TaskRecord], [Int64: Bool]) {
+        let current = try TaskRecord.all(try connection.query(TasksSQL.getMany, [cluster, claims.map(\.taskID)]))
+        var leaseMatches: [Int64: Bool] = [:]
+        for row in try connection.query(TasksSQL.leaseMatches, [cluster, claims.map(\.taskID), claims.map(\.lease)]) {
+            leaseMatches[try row.decode("id", as: Int64.self)] = try row.decode("rolling_back", as: Bool.self)
+        }
+        return (current, leaseMatches)
+    }
+
+    /// Why a request under a claim (a report, a request for rollback grants) changed nothing, when the claim
+    /// is not the node's any more; nil when it still is.
+    private static func claimRefusal(taskID: Int64, attempt: Int, task: TaskRecord?, cluster: String, node: String,
+                                     leaseMatches: Bool) -> TaskyardError? {
         guard let task else { return unknownTask(cluster, taskID) }
         if task.state != .received {
             return TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
-                                 message: "task \(taskID) is \(task.state.rawValue), not received; the report changes nothing")
+                                 message: "task \(taskID) is \(task.state.rawValue), not received; the request changes nothing")
         }
         if task.assignedNode != node {
             return TaskyardError(.conflict, code: "wrong_node",
                                  message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
         }
-        if task.attempt != report.attempt {
+        if task.attempt != attempt {
             return TaskyardError(.conflict, code: "stale_attempt",
-                                 message: "task \(taskID) is at attempt \(task.attempt); a report for attempt \(report.attempt) changes nothing")
+                                 message: "task \(taskID) is at attempt \(task.attempt); a request for attempt \(attempt) changes nothing")
         }
         guard leaseMatches else {
             return TaskyardError(.conflict, code: "stale_lease",
-                                 message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the report changes nothing",
+                                 message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the request changes nothing",
                                  field: "lease")
         }
-        // The claim is this report's: what is left to refuse is the report itself.
+        return nil
+    }
+
+    /// Why a report under the node's own claim changed nothing.
+    private static func refusal(of report: TaskReport, task: TaskRecord, limits: InputLimits, rollingBack: Bool) -> TaskyardError {
         do {
             try report.validate(participatingNodes: task.participatingNodes, limits: limits)
         } catch {
             return error
         }
-        return TaskyardError(.conflict, code: "report_refused", message: "task \(taskID) changed while the report was written; the report changes nothing")
+        if rollingBack, report.state == .completed {
+            return TaskyardError(.conflict, code: "rolling_back",
+                                 message: "rollback grants were issued for attempt \(task.attempt) of task \(task.id): it can only be reported failed or cancelled",
+                                 field: "state")
+        }
+        return TaskyardError(.conflict, code: "report_refused", message: "task \(task.id) changed while the report was written; the report changes nothing")
+    }
+
+    /// Rollback grants for an attempt the node holds: marks it as rolling back (from now on it can only be
+    /// reported failed or cancelled) and returns the task, so that the caller signs a rollback grant for
+    /// each of `nodes`. Refused as a report would be when the claim is not the node's any more; 422 when a
+    /// node is not a participant.
+    public func grantRollback(cluster: String, node: String, taskID: Int64, attempt: Int, lease: String,
+                              nodes: [String]) async throws -> TaskRecord {
+        guard attempt >= 1, attempt <= Int(Int32.max) else {
+            throw TaskyardError.invalid("attempt", "must be the attempt the task was claimed with (1 or more)")
+        }
+        try TaskReport.checkLease(lease, field: "lease")
+        guard TaskSubmission.Limits.participatingNodes.contains(nodes.count) else {
+            throw TaskyardError.invalid("nodes", "must name 1 to \(TaskSubmission.Limits.participatingNodes.upperBound) participants")
+        }
+        guard Set(nodes).count == nodes.count else { throw TaskyardError.invalid("nodes", "names a node twice") }
+        return try await pool.withConnection { connection in
+            if let row = try connection.query(TasksSQL.grantRollback, [cluster, node, taskID, attempt, lease, nodes]).first {
+                return try TaskRecord(row: row)
+            }
+            let (current, leaseMatches) = try Self.claimsAsTheyStand([(taskID, lease)], cluster: cluster, on: connection)
+            if let refusal = Self.claimRefusal(taskID: taskID, attempt: attempt, task: current.first, cluster: cluster, node: node,
+                                               leaseMatches: leaseMatches[taskID] != nil) {
+                throw refusal
+            }
+            let strangers = nodes.filter { !current[0].participatingNodes.contains($0) }
+            guard strangers.isEmpty else {
+                throw TaskyardError.invalid("nodes", "\(strangers.joined(separator: ", ")) \(strangers.count == 1 ? "is" : "are") not a participant of task \(taskID)")
+            }
+            throw TaskyardError(.conflict, code: "report_refused", message: "task \(taskID) changed while the request was written; it changes nothing")
+        }
     }
 
     /// For the statements that join a batch of items with the rows of `tasks_live` they lock (reports,

@@ -12,7 +12,7 @@ struct JSONWriterTests {
         var random = SystemRandomNumberGenerator()
         for round in 0..<500 {
             let tasks = (0..<Int.random(in: 1...3)).map { _ in Self.randomTask(&random) }
-            let claim = ClaimedTaskObject(task: tasks[0], lease: Self.randomString(&random), grant: "v1.k.abc")
+            let claim = ClaimedTaskObject(task: tasks[0], lease: Self.randomString(&random), grants: ["n1": "v1.k.abc", "n2": "v1.k.def"])
             let detail = TaskDetail(task: tasks[0], children: tasks.dropFirst().map(Self.summary))
             func check<T: JSONWritable>(_ value: T, _ what: String) throws {
                 let encoded = try APIJSON.encode(value)
@@ -52,7 +52,7 @@ struct JSONWriterTests {
         }
         for _ in 0..<300 {
             let task = Self.randomTask(&random)
-            let claim = ClaimedTaskObject(task: task, lease: Self.randomString(&random), grant: "v1.k.abc")
+            let claim = ClaimedTaskObject(task: task, lease: Self.randomString(&random), grants: ["n1": "v1.k.abc", "n2": "v1.k.def"])
             try check(task)
             try check(claim)
             try check(PollResponse(tasks: [claim, claim], cancel: [7]))

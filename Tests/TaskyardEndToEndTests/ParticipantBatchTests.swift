@@ -40,7 +40,7 @@ struct ParticipantBatchTests {
             let claimed = try await initiator.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks
             let byID = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0) })
             func call(_ task: ClaimedTaskObject, grant: String? = nil) -> ParticipantCall {
-                ParticipantCall(type: task.task.type, rollback: false, grant: grant ?? task.grant,
+                ParticipantCall(type: task.task.type, rollback: false, grant: grant ?? task.grant(for: "n2"),
                                 request: ParticipantRequest(taskID: task.task.id, clusterID: "c1", attempt: task.task.attempt,
                                                             initiator: "n1", payload: task.task.payload))
             }
@@ -48,13 +48,13 @@ struct ParticipantBatchTests {
             let batch = ParticipantBatchRequest(calls: [
                 call(slowClaim), call(quickClaim),
                 // Another task's grant: refused alone.
-                call(otherClaim, grant: quickClaim.grant),
+                call(otherClaim, grant: quickClaim.grant(for: "n2")),
             ])
             let endpoint = try #require(try await deployment.client.nodes(cluster: "c1").first { $0.id == "n2" }?.endpoint)
             var request = HTTPClientRequest(url: endpoint + "/api/v1/participant-calls")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "Authorization", value: "Bearer \(slowClaim.grant)")
+            request.headers.add(name: "Authorization", value: "Bearer \(slowClaim.grant(for: "n2"))")
             request.body = .bytes(ByteBuffer(bytes: try APIJSON.encode(batch)))
 
             let clock = ContinuousClock()

@@ -78,7 +78,7 @@ struct ParticipantGrantTests {
             let attacker = SigningKeyPair.generate()
             let attackerSigner = try GrantSigner(keyID: key.id, privateKeyRaw: attacker.privateKeyRaw)
             let publicKey = try #require(Hex.decode(key.publicKeyHex))
-            let claims0 = try GrantVerifier(keys: [key.id: publicKey]).verify(claim.grant)
+            let claims0 = try GrantVerifier(keys: [key.id: publicKey]).verify(claim.grant(for: "n2"))
             var expiredGrant = claims0
             expiredGrant.expiresAt = Int64(Date().timeIntervalSince1970) - 3600
 
@@ -87,7 +87,7 @@ struct ParticipantGrantTests {
                 ("not a grant", "hello"),
                 ("a client token", deployment.adminToken),
                 ("signed with another key under the server's key id", try attackerSigner.sign(claims0)),
-                ("tampered claims", Self.tampered(claim.grant)),
+                ("tampered claims", Self.tampered(claim.grant(for: "n2"))),
                 ("expired", try serverSigner.sign(expiredGrant)),
             ]
             for (what, grant) in unauthenticated {
@@ -102,13 +102,13 @@ struct ParticipantGrantTests {
             otherInitiator.initiator = "n2"
             let forbidden: [(String, String, ParticipantRequest, String)] = [
                 ("a grant that does not name n2", url, ParticipantRequest(taskID: onlyN1.id, clusterID: "c1", attempt: claimN1.attempt,
-                                                                        initiator: "n1", payload: ["volume": "v1"]), claimN1.grant),
-                ("another payload", url, otherPayload, claim.grant),
-                ("another attempt", url, otherAttempt, claim.grant),
-                ("another initiator", url, otherInitiator, claim.grant),
-                ("replayed for another type", endpoint.url(["api", "v1", "tasks", "other"]), body, claim.grant),
+                                                                        initiator: "n1", payload: ["volume": "v1"]), claimN1.grant(for: "n1")),
+                ("another payload", url, otherPayload, claim.grant(for: "n2")),
+                ("another attempt", url, otherAttempt, claim.grant(for: "n2")),
+                ("another initiator", url, otherInitiator, claim.grant(for: "n2")),
+                ("replayed for another type", endpoint.url(["api", "v1", "tasks", "other"]), body, claim.grant(for: "n2")),
                 ("replayed for another task", url, ParticipantRequest(taskID: onlyN1.id, clusterID: "c1", attempt: claim.attempt,
-                                                                      initiator: "n1", payload: ["volume": "v1"]), claim.grant),
+                                                                      initiator: "n1", payload: ["volume": "v1"]), claim.grant(for: "n2")),
             ]
             for (what, target, request, grant) in forbidden {
                 let answer = try await Self.call(target, body: request, grant: grant)
@@ -117,14 +117,14 @@ struct ParticipantGrantTests {
             for path in [["api", "v1", "tasks", String(both.id), "cancel"], ["api", "v1", "tasks", String(both.id), "progress"]] {
                 let method: HTTPMethod = path.last == "cancel" ? .POST : .GET
                 #expect(try await Self.call(endpoint.url(path), method: method, grant: nil).status == 401, "\(path)")
-                #expect(try await Self.call(endpoint.url(path), method: method, grant: claimN1.grant).status == 403, "\(path)")
+                #expect(try await Self.call(endpoint.url(path), method: method, grant: claimN1.grant(for: "n1")).status == 403, "\(path)")
             }
             // A type that names a file other than a handler is no type at all.
-            #expect(try await Self.call(endpoint.url(["api", "v1", "tasks", "count.rollback"]), body: body, grant: claim.grant).status != 200)
+            #expect(try await Self.call(endpoint.url(["api", "v1", "tasks", "count.rollback"]), body: body, grant: claim.grant(for: "n2")).status != 200)
             #expect(await counter.total == 0, "no refused call ran the handler")
 
             // The real grant, for the call it was made for: the handler runs.
-            let accepted = try await Self.call(url, body: body, grant: claim.grant)
+            let accepted = try await Self.call(url, body: body, grant: claim.grant(for: "n2"))
             #expect(accepted.status == 200, "\(accepted.body)")
             #expect(await counter.total == 1)
         }

@@ -4,7 +4,7 @@ import TaskyardDomain
 import TaskyardSecurity
 import TaskyardStore
 
-/// Signs a grant for every claim with the newest live key of the task's cluster. Keys live in the
+/// Signs the grants of every claim (and of rollbacks) with the newest live key of the task's cluster. Keys live in the
 /// database (made on first use), their private halves sealed with the servers' key file, and are cached
 /// here for `refreshSeconds`, so a key rotated or retired by another replica stops signing here within
 /// that time (at once on this replica).
@@ -26,16 +26,29 @@ final class GrantIssuer: Sendable {
     }
 
     /// Grants for tasks just claimed (by `signer`, which the caller gets before it claims, so that a claim
-    /// is never committed without the grants its answer needs), in order.
-    static func grants(for claimed: [ClaimedTask], signer: GrantSigner, validFor seconds: (TaskRecord) -> Double) throws -> [String] {
+    /// is never committed without the grants its answer needs), in order: one run grant per participant,
+    /// by node.
+    static func grants(for claimed: [ClaimedTask], signer: GrantSigner,
+                       validFor seconds: (TaskRecord) -> Double) throws -> [[String: String]] {
         let now = Date().timeIntervalSince1970
         return try claimed.map { claim in
             let task = claim.task
-            return try signer.sign(Grant(
-                keyID: signer.keyID, cluster: task.clusterID, taskID: task.id, attempt: task.attempt, type: task.type,
-                participants: task.participatingNodes, initiator: task.assignedNode,
-                payloadDigest: PayloadDigest.hex(of: task.payload), expiresAt: Int64((now + seconds(task)).rounded(.up))))
+            return try grants(for: task, nodes: task.participatingNodes, verb: .run, signer: signer,
+                              issuedAt: Int64(now), expiresAt: Int64((now + seconds(task)).rounded(.up)))
         }
+    }
+
+    /// One grant of `verb` for each of `nodes`, on the task's current attempt, by node.
+    static func grants(for task: TaskRecord, nodes: [String], verb: Grant.Verb, signer: GrantSigner,
+                       issuedAt: Int64, expiresAt: Int64) throws -> [String: String] {
+        let digest = PayloadDigest.hex(of: task.payload)
+        var grants: [String: String] = [:]
+        for node in nodes {
+            grants[node] = try signer.sign(Grant(
+                keyID: signer.keyID, cluster: task.clusterID, taskID: task.id, attempt: task.attempt, type: task.type,
+                node: node, verb: verb, initiator: task.assignedNode, payloadDigest: digest, issuedAt: issuedAt, expiresAt: expiresAt))
+        }
+        return grants
     }
 
     /// The cluster's live public keys, newest first; makes the first key when the cluster has none.

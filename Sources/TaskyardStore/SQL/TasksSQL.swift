@@ -194,7 +194,8 @@ enum TasksSQL {
 
     /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
     static let leaseMatches = PostgresStatement("tasks.lease_matches", """
-        SELECT t.id FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
+        SELECT t.id, t.rollback_attempt IS NOT DISTINCT FROM t.attempt AS rolling_back
+          FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
           JOIN tasks t ON t.cluster_id = $1 AND t.id = r.id AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
         """)
 
@@ -379,6 +380,8 @@ enum TasksSQL {
               FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
              WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
                AND coalesce(n.nodes, '{}') <@ l.participating_nodes
+               -- Rollback grants went out for this attempt: it is being undone, not completed.
+               AND (i.state <> 'completed' OR l.rollback_attempt IS DISTINCT FROM i.attempt)
         ), reported AS (
             -- By id, not by the tuple id the lock returned: a row a heartbeat updated after this
             -- statement's snapshot has a tuple id the snapshot cannot see; found by id, its update follows
@@ -414,6 +417,16 @@ enum TasksSQL {
                                   AND n.state = 'queued')
                     ELSE '{}' END AS unblocked_nodes
           FROM reported r ORDER BY item
+        """)
+
+    /// Marks a held attempt as rolling back (a `completed` report of it is refused from now on), when the
+    /// node holds it at that attempt ($3 id, $4 attempt) under that lease ($5), and the nodes to roll back
+    /// ($6) are among its participants. Returns the task; no row otherwise.
+    static let grantRollback = PostgresStatement("tasks.grant_rollback", """
+        UPDATE tasks SET rollback_attempt = attempt
+         WHERE cluster_id = $1 AND id = $3 AND assigned_node = $2 AND state = 'received' AND attempt = $4
+           AND lease_hash = sha256(convert_to($5, 'UTF8')) AND $6::text[] <@ participating_nodes
+        RETURNING \(columns), \(noParticipants)
         """)
 
     /// The tasks with these ids, to explain the items of a report that changed nothing.
@@ -560,7 +573,7 @@ enum TasksSQL {
     private static func lockInIDOrder(_ ids: String, strength: String = "NO KEY UPDATE") -> String {
         """
         SELECT t.id, t.attempt, t.budget_start, t.max_attempts, t.cancel_requested_at, t.lease_hash,
-                       t.participating_nodes
+                       t.participating_nodes, t.rollback_attempt
                   FROM tasks t
                  WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
                  ORDER BY t.id
@@ -705,6 +718,6 @@ enum TasksSQL {
         ORDER BY 1, 2, 3
         """)
 
-    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, grantRollback, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
                       report, participantOutcomes, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
