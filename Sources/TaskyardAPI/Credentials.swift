@@ -140,6 +140,20 @@ public struct ClaimedTaskObject: Codable, Sendable, Hashable {
     public func grant(for node: String) -> String { grants[node] ?? "" }
 }
 
+/// `POST /api/v1/tasks/{cluster_id}/{node_id}/scrape-check`: may the token with this SHA-256 read the
+/// node's cluster? How an agent decides a scrape of its `/metrics` without sending the scraper's secret on.
+public struct ScrapeCheckRequest: Codable, Sendable {
+    public var tokenSHA256: String
+    enum CodingKeys: String, CodingKey { case tokenSHA256 = "token_sha256" }
+    public init(tokenSHA256: String) { self.tokenSHA256 = tokenSHA256 }
+}
+
+/// What the agent answers the scrape: 200, or the 401 or 403 the server would have answered the token.
+public struct ScrapeCheckResponse: Codable, Sendable {
+    public var status: Int
+    public init(status: Int) { self.status = status }
+}
+
 /// `POST /api/v1/tasks/{cluster_id}/{node_id}/{task_id}/rollback-grants`: grants to undo what the named
 /// participants did in an attempt the node holds and is about to report failed.
 public struct RollbackGrantsRequest: Codable, Sendable {

@@ -85,9 +85,11 @@ final class AgentMetrics: Sendable {
     }
 }
 
-/// Who may scrape an agent: a client token with `read` on the agent's cluster, as the server decides it
-/// (the agent holds no client tokens; it asks the server once and keeps the answer for `lifetime`, so a
-/// revocation reaches it within that time).
+/// Who may scrape an agent: a client token with `read` on the agent's cluster, as the server decides it.
+/// The scraper's secret never leaves the agent: a token of a shape no issued token has is refused here,
+/// and for the others the agent sends only the token's SHA-256, with its own node token
+/// (`POST …/scrape-check`), and keeps the verdict for `lifetime` (a revocation reaches it within that
+/// time). At most `checksPerSecond` checks a second reach the server; past that a scrape gets 429.
 final class ScrapeGate: Sendable {
     enum Verdict: Sendable, Equatable {
         case allowed
@@ -96,39 +98,47 @@ final class ScrapeGate: Sendable {
 
     static let lifetime: Duration = .seconds(10)
     static let remembered = 64
+    static let checksPerSecond = 5
 
     private let client: TaskyardClient
     let cluster: String
+    private let node: String
     private let verdicts = Mutex<[String: (verdict: Verdict, until: ContinuousClock.Instant)]>([:])
+    /// Checks sent in the current second, and when it began.
+    private let recentChecks = Mutex<(count: Int, since: ContinuousClock.Instant)>((0, .now))
 
-    init(client: TaskyardClient, cluster: String) {
+    init(client: TaskyardClient, cluster: String, node: String) {
         self.client = client
         self.cluster = cluster
+        self.node = node
     }
 
-    /// The verdict for an `Authorization` header: 401 without a bearer token, the server's 401 or 403,
-    /// or 503 when the server cannot be asked.
+    /// The verdict for an `Authorization` header: 401 without a bearer token or for one the server
+    /// refuses, 403 for one that may not read the cluster, 429 past the rate of checks, 503 when the
+    /// server cannot be asked.
     func check(authorization: String?) async -> Verdict {
-        guard let authorization, authorization.hasPrefix("Bearer "), authorization.count > 7 else { return .refused(status: 401) }
+        guard let authorization, authorization.hasPrefix("Bearer ") else { return .refused(status: 401) }
         let token = String(authorization.dropFirst(7))
-        let key = TokenSecret.hash(token)
+        guard TokenSecret.isWellFormed(token) else { return .refused(status: 401) }
+        let digest = TokenSecret.hash(token)
         let now = ContinuousClock.now
-        if let known = verdicts.withLock({ $0[key] }), known.until > now { return known.verdict }
-        var asking = client
-        asking.token = token
+        if let known = verdicts.withLock({ $0[digest] }), known.until > now { return known.verdict }
+        let allowed = recentChecks.withLock { recent in
+            if now - recent.since >= .seconds(1) { recent = (0, now) }
+            recent.count += 1
+            return recent.count <= Self.checksPerSecond
+        }
+        guard allowed else { return .refused(status: 429) }
         let verdict: Verdict
         do {
-            // The cheapest read of the cluster that needs `read` (node tokens may not list tasks).
-            _ = try await asking.tasks(cluster: cluster, query: ["limit": "1"])
-            verdict = .allowed
-        } catch let failure as TaskyardClient.Failure where failure.status == 401 || failure.status == 403 {
-            verdict = .refused(status: failure.status)
+            let status = try await client.scrapeCheck(cluster: cluster, node: node, tokenSHA256: digest)
+            verdict = status == 200 ? .allowed : .refused(status: status == 403 ? 403 : 401)
         } catch {
             return .refused(status: 503)
         }
         verdicts.withLock { verdicts in
             if verdicts.count >= Self.remembered { verdicts = verdicts.filter { $0.value.until > now } }
-            if verdicts.count < Self.remembered { verdicts[key] = (verdict, now + Self.lifetime) }
+            if verdicts.count < Self.remembered { verdicts[digest] = (verdict, now + Self.lifetime) }
         }
         return verdict
     }

@@ -54,6 +54,7 @@ final class ParticipantEndpoint: Sendable {
                 var response = switch status {
                 case 401: Self.error(.unauthorized, code: "unauthenticated", "a client token with read on cluster \(self.scrapes.cluster) is needed")
                 case 403: Self.error(.forbidden, code: "forbidden", "this token may not read cluster \(self.scrapes.cluster)")
+                case 429: Self.error(.tooManyRequests, code: "too_many_requests", "too many scrapes with unknown tokens; try again in a second")
                 default: Self.error(.serviceUnavailable, code: "server_unavailable", "the server that vouches for tokens cannot be reached")
                 }
                 if status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }

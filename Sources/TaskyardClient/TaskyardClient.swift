@@ -196,6 +196,14 @@ public struct TaskyardClient: Sendable {
         try await send(.POST, ["api", "v1", "tasks", cluster, node, String(taskID), "state"], body: report)
     }
 
+    /// Whether the token with this SHA-256 may read the node's cluster: 200, 401 or 403 (the node's own
+    /// token asks).
+    public func scrapeCheck(cluster: String, node: String, tokenSHA256: String) async throws -> Int {
+        let response: ScrapeCheckResponse = try await send(.POST, ["api", "v1", "tasks", cluster, node, "scrape-check"],
+                                                           body: ScrapeCheckRequest(tokenSHA256: tokenSHA256))
+        return response.status
+    }
+
     /// Rollback grants for participants of an attempt the node holds; the attempt can then only be
     /// reported failed or cancelled.
     public func rollbackGrants(cluster: String, node: String, taskID: Int64, _ request: RollbackGrantsRequest) async throws -> [String: String] {

@@ -83,6 +83,9 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/tasks/:cluster_id/:node_id", .pathNode) { request, context, _ in try await poll(request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat", .pathNode) { request, context, _ in try await heartbeat(&request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/states", .pathNode) { request, context, _ in try await reportBatch(&request, context) }
+        route(.post, "/api/v1/tasks/:cluster_id/:node_id/scrape-check", .pathNode) { request, context, _ in
+            try await scrapeCheck(&request, context)
+        }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/:task_id/rollback-grants", .pathNode) { request, context, _ in
             try await rollbackGrants(&request, context)
         }

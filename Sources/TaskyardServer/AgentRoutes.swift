@@ -92,6 +92,26 @@ extension APIRoutes {
         return try jsonResponse(GrantsResponse(grants: signed))
     }
 
+    /// Whether the token whose SHA-256 the agent sends may read the cluster (`read` on it): the verdict on
+    /// a scrape of the agent's `/metrics`, given without the scraper's secret ever leaving the agent.
+    func scrapeCheck(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
+        let cluster = try context.pathIdentifier("cluster_id")
+        _ = try context.pathIdentifier("node_id")
+        let body = try await decode(ScrapeCheckRequest.self, &request)
+        let digest = body.tokenSHA256
+        guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw APIError(.unprocessableContent, code: "invalid_field", message: "token_sha256 is 64 lowercase hex digits",
+                           field: "token_sha256")
+        }
+        let status: Int
+        if let token = try await credentials.token(secretHash: digest), token.isValid() {
+            status = Access.client(.read).allows(token, cluster: cluster, node: nil) ? 200 : 403
+        } else {
+            status = 401
+        }
+        return try jsonResponse(ScrapeCheckResponse(status: status))
+    }
+
     func heartbeat(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")

@@ -231,6 +231,13 @@ enum OpenAPIDocument {
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StateReport"}}}},
                    "responses": {"200": {"$ref": "#/components/responses/Task"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
         },
+        "/api/v1/tasks/{cluster_id}/{node_id}/scrape-check": {
+          "post": {"summary": "Whether the token with this SHA-256 may read the node's cluster: how an agent judges a scrape of its /metrics without sending the scraper's secret on",
+                   "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token_sha256"], "properties": {"token_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}}}},
+                   "responses": {"200": {"description": "{\"status\": 200|401|403}: what the server would answer that token on a read route of the cluster", "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "integer", "enum": [200, 401, 403]}}}}}},
+                                 "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}
+        },
         "/api/v1/tasks/{cluster_id}/{node_id}/{task_id}/rollback-grants": {
           "post": {"summary": "Rollback grants for participants of an attempt the node holds; the attempt can then only be reported failed or cancelled",
                    "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}, {"$ref": "#/components/parameters/task_id"}],

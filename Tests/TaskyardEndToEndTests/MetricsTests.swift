@@ -2,9 +2,11 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Testing
+@testable import TaskyardAgent
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
+import TaskyardSecurity
 import TaskyardTestSupport
 
 /// `GET /metrics` on the server and on each agent's endpoint, as Prometheus scrapes them.
@@ -164,6 +166,33 @@ struct MetricsTests {
             #expect(try await Self.scrape(n1, token: try await deployment.store.mintNodeToken(cluster: "c1", node: "n1")).status == 403)
             _ = try await deployment.client.createCluster(id: "c2")
             #expect(try await Self.scrape(n1, token: try await deployment.store.mintToken(scopes: [.read], cluster: "c2")).status == 403)
+        }
+    }
+
+    @Test("an agent never sends a scraper's secret on: the server sees only its digest, and made-up tokens cost it a few checks a second")
+    func scrapesKeepTheSecret() async throws {
+        try await Deployment.run(nodes: ["n1"], serverSettings: { $0.authentication.touchInterval = .milliseconds(100) }) { deployment in
+            let n1 = try #require(try await deployment.client.nodes(cluster: "c1").first { $0.id == "n1" }?.endpoint)
+            let read = try await deployment.store.mintToken(scopes: [.read], cluster: "c1", name: "scraper")
+            func lastUsed() async throws -> Date? {
+                try #require(try await deployment.client.tokens().first { $0.name == "scraper" }).lastUsedAt
+            }
+            for _ in 0..<3 { #expect(try await Self.scrape(n1, token: read).status == 200) }
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await lastUsed() == nil, "the server never received the scraper's token")
+            // The same token used on the server itself is seen there: the check above can fail.
+            var direct = deployment.client
+            direct.token = read
+            _ = try await direct.tasks(cluster: "c1", query: ["limit": "1"])
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await lastUsed() == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await lastUsed() != nil)
+
+            // Well-formed made-up tokens: refused, and past a few checks a second the agent stops asking.
+            var statuses: [Int] = []
+            for _ in 0..<20 { statuses.append(try await Self.scrape(n1, token: TokenSecret.generate()).status) }
+            #expect(Set(statuses).isSubset(of: [401, 429]), "\(statuses)")
+            #expect(statuses.filter { $0 == 401 }.count <= 2 * ScrapeGate.checksPerSecond, "\(statuses)")
         }
     }
 }
