@@ -117,21 +117,17 @@ extension APIRoutes {
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(HeartbeatRequest.self, &request)
         try await store.recordHeartbeat(cluster: cluster, node: node)
-        let held = try body.tasks.enumerated().map { index, task in
-            let progress: JSONValue? = try task.progress.map { progress in
-                guard progress.completed >= 0, (progress.total ?? 0) >= 0 else {
-                    throw APIError(.unprocessableContent, code: "invalid_field", message: "progress must not be negative",
-                                   field: "tasks[\(index)].progress")
-                }
+        // Progress comes from participants, through the agent: one that makes no sense (negative, units too
+        // long) is dropped, and its task's lease renewed all the same — one bad peer must not cost the node
+        // every lease this heartbeat renews.
+        let held = body.tasks.map { task in
+            let progress: JSONValue? = task.progress.flatMap { progress in
+                guard progress.completed >= 0, (progress.total ?? 0) >= 0, progress.completed.isFinite,
+                      (progress.total ?? 0).isFinite, (progress.units?.unicodeScalars.count ?? 0) <= 64
+                else { return nil }
                 var object: [String: JSONValue] = ["completed": .double(progress.completed)]
                 if let total = progress.total { object["total"] = .double(total) }
-                if let units = progress.units {
-                    guard units.unicodeScalars.count <= 64 else {
-                        throw APIError(.unprocessableContent, code: "invalid_field", message: "progress units are at most 64 characters",
-                                       field: "tasks[\(index)].progress.units")
-                    }
-                    object["units"] = .string(units)
-                }
+                if let units = progress.units { object["units"] = .string(units) }
                 return .object(object)
             }
             return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)

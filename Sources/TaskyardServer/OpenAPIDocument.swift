@@ -289,7 +289,7 @@ enum OpenAPIDocument {
           "ErrorText": {"type": "string", "maxLength": "@error_length", "pattern": "^[^\\u0000]*$"},
           "TaskState": {"type": "string", "enum": ["queued", "received", "completed", "failed", "cancelled"]},
           "ErrorDetail": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
-          "Progress": {"type": "object", "required": ["completed"], "properties": {"completed": {"type": "number", "minimum": 0}, "total": {"type": "number", "minimum": 0}, "units": {"type": "string", "maxLength": 64, "pattern": "^[^\\u0000]*$"}}},
+          "Progress": {"type": "object", "required": ["completed"], "description": "a progress that makes no sense (negative or not finite, units past 64 characters) is dropped and its task's lease renewed all the same; a NUL is refused (422)", "properties": {"completed": {"type": "number"}, "total": {"type": "number"}, "units": {"type": "string", "pattern": "^[^\\u0000]*$"}}},
           "Cluster": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}}},
           "Node": {"type": "object", "properties": {"id": {"type": "string"}, "cluster_id": {"type": "string"}, "endpoint": {"type": "string"}, "status": {"type": "string", "enum": ["online", "offline"]}, "last_seen_at": {"type": "string", "format": "date-time"}, "capacity": {"type": "integer"}, "held_tasks": {"type": "integer"}, "labels": {"type": "object"}}},
           "TaskSubmission": {"type": "object", "required": ["type", "participating_nodes"], "properties": {

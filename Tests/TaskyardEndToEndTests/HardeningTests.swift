@@ -146,6 +146,27 @@ struct HardeningTests {
         }
     }
 
+    @Test("a heartbeat with one senseless progress renews every lease: the bad progress is dropped alone")
+    func heartbeatDropsBadProgressAlone() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            for _ in 0..<2 { _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"])) }
+            let claims = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 10).tasks
+            #expect(claims.count == 2)
+            let items = zip(claims, [#"{"completed": -1, "total": 1}"#, #"{"completed": 1, "total": 2}"#]).map { claim, progress in
+                #"{"id": \#(claim.id), "attempt": \#(claim.attempt), "lease": "\#(claim.lease)", "progress": \#(progress)}"#
+            }
+            let answer = try await APIContractTests.send(deployment, "POST", "/api/v1/tasks/c1/n1/heartbeat",
+                                                         body: #"{"tasks": [\#(items.joined(separator: ", "))]}"#)
+            #expect(answer.status == 200, "\(answer.text)")
+            #expect(answer.json["lost"] == [], "\(answer.text)")
+            let bad = try await deployment.client.task(cluster: "c1", id: claims[0].id).task
+            let good = try await deployment.client.task(cluster: "c1", id: claims[1].id).task
+            #expect(bad.progress == nil && bad.leaseExpiresAt != nil)
+            #expect(ProgressTests.number(good.progress?["completed"]) == 1)
+        }
+    }
+
     @Test("an executable handler sees no agent secret: a minimal environment, --handler-env on purpose, files in a 0700 folder removed after")
     func handlerHygiene() async throws {
         // The agent runs in this process: its environment is this process's. One of its variables is passed
