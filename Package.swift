@@ -50,6 +50,7 @@ let package = Package(
             dependencies: [
                 "TaskyardDomain",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),

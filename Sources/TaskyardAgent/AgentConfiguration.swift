@@ -25,6 +25,9 @@ public struct AgentConfiguration: Sendable {
     /// Handler runs at once on this node, as participant of any task (its own fan-outs' included); the
     /// calls past it wait their turn. Default 64.
     public var maximumHandlerRuns = 64
+    /// Connections the participant endpoint holds open at once; one more is closed as it arrives. Default
+    /// 1024 (each initiator keeps a few).
+    public var maximumConnections = 1024
     /// How often leases of held tasks are renewed. Default 10 s, a third of the server's 30 s lease.
     public var heartbeatInterval: Duration = .seconds(10)
     /// How often the cluster's signing keys are read again: a retired key's grants are refused here within

@@ -46,6 +46,7 @@ public final class NodeAgent: Service, Sendable {
                                           gate: GrantGate(client: client, cluster: configuration.cluster, node: configuration.node),
                                           handlerTimeout: configuration.participantTimeout,
                                           maximumHandlerRuns: configuration.maximumHandlerRuns,
+                                          maximumConnections: configuration.maximumConnections,
                                           scrapes: ScrapeGate(client: client, cluster: configuration.cluster, node: configuration.node),
                                           heldTasks: { held.count })
         var logger = logger ?? Logger(label: "taskyard.agent")

@@ -25,14 +25,17 @@ final class ParticipantEndpoint: Sendable {
     let ledger = RunLedger()
     /// Handler runs at once on this node (`--max-handler-runs`).
     let slots: HandlerSlots
+    /// Connections open at once (`--max-connections`); one more is closed as it arrives.
+    let connections: OpenConnections
     /// Who may read `GET /metrics`, and what it shows beside `metrics`.
     private let scrapes: ScrapeGate
     private let heldTasks: @Sendable () -> Int
 
     init(handlers: HandlerRegistry, node: String, gate: GrantGate, handlerTimeout: Duration, maximumHandlerRuns: Int,
-         scrapes: ScrapeGate, heldTasks: @escaping @Sendable () -> Int) {
+         maximumConnections: Int, scrapes: ScrapeGate, heldTasks: @escaping @Sendable () -> Int) {
         self.handlers = handlers
         slots = HandlerSlots(limit: maximumHandlerRuns)
+        connections = OpenConnections(limit: maximumConnections)
         self.node = node
         self.gate = gate
         self.handlerTimeout = handlerTimeout
@@ -91,10 +94,13 @@ final class ParticipantEndpoint: Sendable {
             await self.running.cancel(taskID: id)
             return Response(status: .accepted)
         }
+        // Connections idle (or stalled mid-request) for a minute are closed; a handler's run is not idle.
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionLimiter(connections: self.connections)],
+                                               idleTimeout: .seconds(60))
         let server: HTTPServerBuilder = if let tls {
-            try .tls(.http1(configuration: Self.http1), tlsConfiguration: tls.serverConfiguration())
+            try .tls(.http1(configuration: http1), tlsConfiguration: tls.serverConfiguration())
         } else {
-            .http1(configuration: Self.http1)
+            .http1(configuration: http1)
         }
         return Application(router: router, server: server,
                            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "taskyard-agent"),
@@ -123,8 +129,6 @@ final class ParticipantEndpoint: Sendable {
     /// `--max-body-bytes` (1 MiB by default), and whose compact JSON is at most its `payload_bytes` (256 KiB
     /// by default): 1 MiB holds it with its envelope.
     static let maximumBodyBytes = 1 << 20
-    /// Connections idle (or stalled mid-request) for a minute are closed; a handler's run is not idle.
-    static let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(60))
 
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it

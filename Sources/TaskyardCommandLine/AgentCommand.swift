@@ -54,6 +54,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Handler runs at once on this node, as participant of any task; more calls wait their turn. Default 64.", valueName: "n"))
     var maxHandlerRuns = 64
 
+    @Option(help: ArgumentHelp("Connections the participant endpoint holds open at once; one more is closed as it arrives. Default 1024.", valueName: "n"))
+    var maxConnections = 1024
+
     @Option(help: ArgumentHelp("Seconds between lease renewals of held tasks; keep it well under the server's lease. Default 10.", valueName: "seconds"))
     var heartbeatInterval = 10.0
 
@@ -92,6 +95,8 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.pollWaitSeconds = pollWait
         configuration.participantTimeout = participantTimeout
         configuration.maximumHandlerRuns = maxHandlerRuns
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        configuration.maximumConnections = maxConnections
         configuration.heartbeatInterval = heartbeatInterval
         configuration.keyRefreshInterval = try checkedDuration(keyRefreshInterval, "--key-refresh-interval", atMost: 3600)
         configuration.shutdownGrace = shutdownGrace

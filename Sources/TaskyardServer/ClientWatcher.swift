@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import Synchronization
+import TaskyardSecurity
 
 /// Notices, per connection, that the client has gone: it closed its side (a client timeout, `kill -9`, a
 /// dropped network usually end in a FIN) or the connection closed. Hummingbird keeps half-closed
@@ -14,30 +15,33 @@ final class ClientWatcher: ChannelInboundHandler, RemovableChannelHandler, Senda
     // Reads pass through untouched (never unwrapped), so their type does not matter here.
     typealias InboundIn = Any
 
-    /// Open connections of one server, shared by the watchers of its connections.
+    /// Open connections of one server, shared by the watchers of its connections: `maximum` for anyone,
+    /// and `nodeReserve` more that only agents' requests (node tokens) may use — while more than `maximum`
+    /// are open, other requests but the open routes get 503, so that clients holding every connection
+    /// cannot stop the agents' polls and reports.
     final class Connections: Sendable {
         let maximum: Int
-        fileprivate let open = Atomic(0)
-        init(maximum: Int) { self.maximum = maximum }
+        fileprivate let open: OpenConnections
+
+        init(maximum: Int, nodeReserve: Int) {
+            self.maximum = maximum
+            open = OpenConnections(limit: maximum + nodeReserve)
+        }
+
+        /// More connections are open than clients may have: only agents are served.
+        var overClientShare: Bool { open.count > maximum }
     }
 
     private let gone = Atomic(false)
-    private let counted = Atomic(false)
-    private let connections: Connections
+    private let limiter: ConnectionLimiter
 
     init(connections: Connections) {
-        self.connections = connections
+        limiter = ConnectionLimiter(connections: connections.open)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        let open = connections.open.add(1, ordering: .relaxed).newValue
-        counted.store(true, ordering: .relaxed)
-        if open > connections.maximum { context.close(promise: nil) }
-    }
+    func handlerAdded(context: ChannelHandlerContext) { limiter.handlerAdded(context: context) }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        if counted.exchange(false, ordering: .relaxed) { connections.open.subtract(1, ordering: .relaxed) }
-    }
+    func handlerRemoved(context: ChannelHandlerContext) { limiter.handlerRemoved(context: context) }
 
     var clientIsGone: Bool { gone.load(ordering: .relaxed) }
 

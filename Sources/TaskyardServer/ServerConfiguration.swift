@@ -15,8 +15,14 @@ public struct ServerConfiguration: Sendable {
     /// Client connections open at once; one more is closed as soon as it is accepted. Default 4096 (a
     /// long poll per agent holds one, and each client a few).
     public var maximumConnections = 4096
+    /// Connections beyond `maximumConnections` that only agents (node tokens) are served on, so that
+    /// clients holding every connection cannot stop polls and reports. Default 256.
+    public var nodeConnectionReserve = 256
     /// Change streams and waits one token may hold open on one server at once; more get 429. Default 8.
     public var maximumStreamsPerToken = 8
+    /// The same per client address, whatever tokens it uses. Default 64 (a proxy in front of many clients
+    /// shows as one address: raise it there).
+    public var maximumStreamsPerAddress = 64
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.

@@ -119,7 +119,7 @@ extension APIRoutes {
     /// Woken by the notification of its finish, not by polling.
     func wait(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken) async throws -> Response {
         try request.rejectEmptyQueryValues()
-        let slot = try streamSlot(for: caller)
+        let slot = try streamSlot(for: caller, context)
         defer { slot.release() }
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -156,7 +156,7 @@ extension APIRoutes {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let timeout = try request.queryDouble("timeout", in: 0...86_400)
-        let slot = try streamSlot(for: caller)
+        let slot = try streamSlot(for: caller, context)
         let (changes, watcher) = wakeups.watch(cluster: cluster)
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
@@ -195,16 +195,21 @@ extension APIRoutes {
         })
     }
 
-    /// A slot for one more long request of `caller`'s token; 429 when it holds its share already.
-    private func streamSlot(for caller: APIToken) throws -> StreamSlots.Slot {
+    /// A slot for one more long request of `caller`'s token from the client's address; 429 when either
+    /// holds its share already.
+    private func streamSlot(for caller: APIToken, _ context: TaskyardRequestContext) throws -> StreamSlots.Slot {
         let limit = configuration.maximumStreamsPerToken
-        guard let slot = streams.take(caller.id, limit: limit) else {
+        let addressLimit = configuration.maximumStreamsPerAddress
+        switch streams.take(caller.id, limit: limit, address: context.channel.remoteAddress?.ipAddress, addressLimit: addressLimit) {
+        case .success(let slot):
+            return slot
+        case .failure(let refusal):
+            let holder = refusal == .token ? "this token holds \(limit)" : "this client address holds \(addressLimit)"
             var error = APIError(.tooManyRequests, code: "too_many_streams",
-                                 message: "this token holds \(limit) change streams and waits open on this server already: close one first")
+                                 message: "\(holder) change streams and waits open on this server already: close one first")
             error.headers[.retryAfter] = "1"
             throw error
         }
-        return slot
     }
 
     private static func serverSentEvent(_ watched: Wakeups.Watched) -> String {

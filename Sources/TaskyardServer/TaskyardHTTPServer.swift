@@ -36,16 +36,23 @@ public enum TaskyardHTTPServer {
         // Middleware applies to the routes registered after it.
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(APIErrorMiddleware(routes: table))
+        let connections = ClientWatcher.Connections(maximum: configuration.maximumConnections,
+                                                    nodeReserve: configuration.nodeConnectionReserve)
         for route in routes {
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 var request = request
                 let caller = try await authorize(route.access, request, context, authenticator)
+                if connections.overClientShare, let caller, caller.kind != .node {
+                    var busy = APIError(.serviceUnavailable, code: "server_busy",
+                                        message: "the server holds more connections than clients may have; the rest are kept for agents: retry shortly")
+                    busy.headers[.retryAfter] = "1"
+                    throw busy
+                }
                 return try await route.handler(&request, context, caller)
             }
         }
         // A connection idle between requests (or stalled mid-request) is closed; a request being handled,
         // a long poll included, is not idle.
-        let connections = ClientWatcher.Connections(maximum: configuration.maximumConnections)
         let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientWatcher(connections: connections)],
                                                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
         let server: HTTPServerBuilder = if let tls = configuration.tls {

@@ -262,18 +262,32 @@ struct TokenCacheTests {
 @Suite("Stream slots")
 struct StreamSlotsTests {
     @Test("each token holds at most its share; other tokens are untouched; a released or dropped slot comes back")
-    func shares() {
+    func shares() throws {
         let slots = StreamSlots()
-        var held = (0..<3).compactMap { _ in slots.take(1, limit: 3) }
+        var held = (0..<3).compactMap { _ in try? slots.take(1, limit: 3).get() }
         #expect(held.count == 3)
-        #expect(slots.take(1, limit: 3) == nil, "the fourth of token 1 is refused")
-        #expect(slots.take(2, limit: 3) != nil, "token 2 is untouched")
+        #expect((try? slots.take(1, limit: 3).get()) == nil, "the fourth of token 1 is refused")
+        #expect((try? slots.take(2, limit: 3).get()) != nil, "token 2 is untouched")
         held[0].release()
         held[0].release()
-        let again = slots.take(1, limit: 3)
+        let again = try? slots.take(1, limit: 3).get()
         #expect(again != nil, "a released slot comes back, once")
-        #expect(slots.take(1, limit: 3) == nil)
+        #expect((try? slots.take(1, limit: 3).get()) == nil)
         held.removeLast()
-        #expect(slots.take(1, limit: 3) != nil, "a dropped slot comes back too")
+        #expect((try? slots.take(1, limit: 3).get()) != nil, "a dropped slot comes back too")
+    }
+
+    @Test("one client address holds at most its share, whatever tokens it uses; other addresses are untouched")
+    func sharesPerAddress() throws {
+        let slots = StreamSlots()
+        let held = (1...4).compactMap { token in try? slots.take(Int64(token), limit: 8, address: "10.0.0.1", addressLimit: 4).get() }
+        #expect(held.count == 4)
+        guard case .failure(.address) = slots.take(5, limit: 8, address: "10.0.0.1", addressLimit: 4) else {
+            Issue.record("a fifth stream from one address with a fresh token was let in")
+            return
+        }
+        #expect((try? slots.take(5, limit: 8, address: "10.0.0.2", addressLimit: 4).get()) != nil)
+        held[0].release()
+        #expect((try? slots.take(6, limit: 8, address: "10.0.0.1", addressLimit: 4).get()) != nil, "a released slot counts for its address")
     }
 }

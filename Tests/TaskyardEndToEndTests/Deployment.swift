@@ -97,7 +97,7 @@ struct Deployment: Sendable {
             }
             let client = TaskyardClient(baseURL: serverURL, token: adminToken, transport: transport)
             let deadline = ContinuousClock.now + .seconds(30)
-            while try await client.nodes(cluster: cluster).count < nodes.count {
+            while !nodes.isEmpty, try await client.nodes(cluster: cluster).count < nodes.count {
                 guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
                 try await Task.sleep(for: .milliseconds(20))
             }

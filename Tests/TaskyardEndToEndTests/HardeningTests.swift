@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 import TaskyardAgent
@@ -234,6 +235,46 @@ struct HardeningTests {
                 #expect(took < .seconds(5), "took \(took)")
                 group.cancelAll()
             }
+        }
+    }
+
+    @Test("past the clients' share of connections only agents are served: a client gets 503 server_busy, a node's poll goes on")
+    func connectionsReservedForAgents() async throws {
+        // A client share of none: every connection is in the agents' reserve.
+        try await Deployment.run(nodes: [], serverSettings: { $0.maximumConnections = 0; $0.nodeConnectionReserve = 64 }) { deployment in
+            let client = try await APIContractTests.send(deployment, "GET", "/api/v1/clusters/c1/tasks")
+            #expect(client.status == 503 && client.json["error"]?["code"] == "server_busy", "\(client.text)")
+            #expect(client.headers["retry-after"] == "1")
+            var node = deployment.client
+            node.token = try await deployment.store.mintNodeToken(cluster: "c1", node: "n1")
+            _ = try await node.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            #expect(try await node.poll(cluster: "c1", node: "n1", wait: 0, limit: 1).tasks.isEmpty)
+            #expect(try await APIContractTests.send(deployment, "GET", "/healthz", authorized: false).status == 200)
+        }
+    }
+
+    @Test("an agent's participant endpoint holds at most --max-connections: one more is closed as it arrives")
+    func participantEndpointConnectionCap() async throws {
+        try await Deployment.run(nodes: ["n1"], agentSettings: { $0.maximumConnections = 2 }) { deployment in
+            let endpoint = try NodeEndpoint(parsing: try #require(try await deployment.client.nodes(cluster: "c1").first?.endpoint))
+            let port = endpoint.port
+            var held: [any Channel] = []
+            defer { for channel in held { channel.close(promise: nil) } }
+            for _ in 0..<2 {
+                held.append(try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get())
+            }
+            let third = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await third.closeFuture.get(); return true }
+                group.addTask { try await Task.sleep(for: .seconds(5)); return false }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            #expect(closed, "the third connection was not closed")
+            try await Task.sleep(for: .milliseconds(200))
+            let stayed = held.allSatisfy { $0.isActive }
+            #expect(stayed, "the first two stay open")
+            third.close(promise: nil)
         }
     }
 
