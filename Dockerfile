@@ -9,9 +9,12 @@ RUN swift build -c release --product taskyard && swift build -c release --produc
  && install -D "$(swift build -c release --show-bin-path)/taskyard-agent" /out/taskyard-agent
 
 FROM swift:6.2-bookworm-slim
+# /tokens/*: the mount points of docker-compose.yml's token volumes, one per service (a new volume takes its
+# owner from its mount point in the image).
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/taskyard taskyard \
- && install -d -o taskyard -m 0700 /tokens /keys
+ && install -d -o taskyard -m 0700 /tokens /keys \
+ && install -d -o taskyard -m 0700 /tokens/admin /tokens/n1 /tokens/n2 /tokens/n3
 COPY --from=build /out/taskyard /out/taskyard-agent /usr/local/bin/
 COPY examples/handlers /handlers
 USER taskyard

@@ -19,11 +19,15 @@ public struct EmbeddedPostgres: Sendable {
     public let settings: [String: String]
     public let binDirectory: URL
     public let superuser = "postgres"
+    /// The superuser's password: with one, every connection (socket and TCP) authenticates with SCRAM;
+    /// without, the server trusts every local connection (fine for a test's private server only).
+    public let password: String?
 
     public var logFile: URL { dataDirectory.deletingLastPathComponent().appending(path: "postgres.log") }
 
     public init(dataDirectory: URL, socketDirectory: URL, port: Int = 5432, listenOnTCP: Bool = false,
-                settings: [String: String] = [:], binDirectory: URL? = nil) throws {
+                settings: [String: String] = [:], password: String? = nil, binDirectory: URL? = nil) throws {
+        self.password = password
         self.dataDirectory = dataDirectory
         self.socketDirectory = socketDirectory
         self.port = port
@@ -52,9 +56,13 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Connection settings for a database on this server, through its socket.
     public func configuration(database: String = "postgres") -> PostgresConfiguration {
-        PostgresConfiguration(parameters: [
-            "host": socketDirectory.path, "port": String(port), "user": superuser, "dbname": database,
-        ])
+        configuration(database: database, password: password)
+    }
+
+    private func configuration(database: String, password: String?) -> PostgresConfiguration {
+        var parameters = ["host": socketDirectory.path, "port": String(port), "user": superuser, "dbname": database]
+        if let password { parameters["password"] = password }
+        return PostgresConfiguration(parameters: parameters)
     }
 
     public var isInitialized: Bool {
@@ -65,8 +73,67 @@ public struct EmbeddedPostgres: Sendable {
     public func initializeIfNeeded() throws {
         guard !isInitialized else { return }
         try prepareDirectory(dataDirectory)
-        try run("initdb", ["-D", dataDirectory.path, "-U", superuser, "--auth=trust", "--encoding=UTF8",
-                           "--locale=C", "--no-sync"])
+        var arguments = ["-D", dataDirectory.path, "-U", superuser, "--encoding=UTF8", "--locale=C", "--no-sync"]
+        // The password goes to initdb in a file only the server's user can read, removed at once.
+        var passwordFile: URL?
+        defer { if let passwordFile { try? FileManager.default.removeItem(at: passwordFile) } }
+        if let password {
+            try prepareDirectory(socketDirectory)
+            let file = socketDirectory.appending(path: "initdb-password")
+            guard FileManager.default.createFile(atPath: file.path, contents: Data((password + "\n").utf8),
+                                                 attributes: [.posixPermissions: 0o600]) else {
+                throw EmbeddedPostgresError("cannot write \(file.path)")
+            }
+            passwordFile = file
+            try handToSuperuser(file, mode: 0o600)
+            arguments += ["--auth=scram-sha-256", "--pwfile=\(file.path)"]
+        } else {
+            arguments += ["--auth=trust"]
+        }
+        try run("initdb", arguments)
+    }
+
+    /// Whether the cluster's `pg_hba.conf` still trusts connections: made by an earlier version, before
+    /// it had a password.
+    public var trustsConnections: Bool {
+        let rules = (try? String(contentsOf: dataDirectory.appending(path: "pg_hba.conf"), encoding: .utf8)) ?? ""
+        return rules.split(separator: "\n").contains { line in
+            !line.hasPrefix("#") && line.split(whereSeparator: \.isWhitespace).last == "trust"
+        }
+    }
+
+    /// Turns a running cluster that trusts every local connection into one that asks for `password`
+    /// (SCRAM): sets the superuser's password while trust still lets it in, then rewrites `pg_hba.conf`
+    /// and reloads it. The password is passed as a statement parameter, never written into SQL text.
+    public func requirePassword() async throws {
+        guard let password else { return }
+        let connection = try await PostgresConnection.connect(configuration(database: "postgres", password: nil))
+        do {
+            try await connection.perform { connection in
+                _ = try connection.query("SELECT set_config('taskyard.new_password', $1, false) AS set", [password])
+                try connection.execute("""
+                    DO $$ BEGIN
+                        EXECUTE format('ALTER ROLE %I PASSWORD %L', current_user, current_setting('taskyard.new_password'));
+                    END $$
+                    """)
+                _ = try connection.query("SELECT set_config('taskyard.new_password', '', false) AS cleared", [])
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+        let rules = """
+            # Written by taskyard: every connection authenticates with the superuser's password (SCRAM).
+            local   all   all                  scram-sha-256
+            host    all   all   127.0.0.1/32   scram-sha-256
+            host    all   all   ::1/128        scram-sha-256
+
+            """
+        let file = dataDirectory.appending(path: "pg_hba.conf")
+        try Data(rules.utf8).write(to: file)
+        try handToSuperuser(file, mode: 0o600)
+        try run("pg_ctl", ["-D", dataDirectory.path, "reload"])
     }
 
     public func start() throws {

@@ -23,8 +23,9 @@ public struct AgentConfiguration: Sendable {
     /// to notice a hung node well before a task's lease runs out many times over.
     public var participantTimeout: Duration = .seconds(300)
     /// Handler runs at once on this node, as participant of any task (its own fan-outs' included); the
-    /// calls past it wait their turn. Default 64.
-    public var maximumHandlerRuns = 64
+    /// calls past it wait their turn. Default 1024: a bound on what peers can set going here, far above
+    /// what agents at their default `concurrency` ask of a node.
+    public var maximumHandlerRuns = 1024
     /// Connections the participant endpoint holds open at once; one more is closed as it arrives. Default
     /// 1024 (each initiator keeps a few).
     public var maximumConnections = 1024

@@ -399,10 +399,13 @@ public final class NodeAgent: Service, Sendable {
 
     /// While the fan-out runs, asks each participant how far its handler is (handlers that report
     /// progress), and reports the task's progress as participants done, counting a running participant
-    /// by the fraction its handler reported.
+    /// by the fraction its handler reported. Only for a fan-out still running after `progressDelay`: most
+    /// end sooner, and asking every participant of every held task each second was, under load, more
+    /// requests than the fan-outs' own calls — work that grew the longer tasks waited, and made them wait.
     private func followParticipantProgress(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
         let task = claimed.task
         let total = Double(task.participatingNodes.count)
+        try? await Task.sleep(for: Self.progressDelay - .seconds(1))
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             if Task.isCancelled { return }
@@ -422,6 +425,9 @@ public final class NodeAgent: Service, Sendable {
             held.setProgress(task.id, .init(completed: min(total, Double(done) + fractions), total: total, units: "participants"))
         }
     }
+
+    /// How long a fan-out runs before its participants are asked how far they are.
+    static let progressDelay: Duration = .seconds(2)
 
     /// Calls the rollback of the task's type on each participant that succeeded, with the rollback grants
     /// the server signs for them (from then on the attempt can only be reported failed). A participant

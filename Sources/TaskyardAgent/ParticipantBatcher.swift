@@ -18,6 +18,9 @@ import TaskyardDomain
 final class ParticipantBatcher: Sendable {
     typealias Answer = ParticipantClient.Answer
 
+    /// Longest answer line read from a participant: a result of the server's largest, and a long error.
+    static let maximumLineBytes = 2 << 20
+
     /// Most calls, and most bytes of calls, in one batch: within what a participant takes.
     static let maximumCalls = ParticipantEndpoint.maximumBatchCalls
     static let maximumBytes = 1 << 20
@@ -35,8 +38,10 @@ final class ParticipantBatcher: Sendable {
 
     private struct State {
         var running = false
-        /// Calls waiting for a batch, by endpoint.
-        var pending: [String: [Item]] = [:]
+        /// Calls waiting for a batch, by endpoint, oldest first. A ring buffer: a batch is taken from the
+        /// front without moving the calls behind it (an array's copy per batch made a busy node's queue
+        /// quadratic — thousands of calls copied per batch of sixteen).
+        var pending: [String: CircularBuffer<Item>] = [:]
         /// Endpoints with a batch on its way.
         var sending: Set<String> = []
         /// Endpoints that answered the batch route 404 or 405.
@@ -110,13 +115,14 @@ final class ParticipantBatcher: Sendable {
         while !Task.isCancelled {
             let batches = state.withLock { state -> [[Item]] in
                 var batches: [[Item]] = []
-                for (key, items) in state.pending where !items.isEmpty && !state.sending.contains(key) {
+                for key in Array(state.pending.keys) where state.pending[key]?.isEmpty == false && !state.sending.contains(key) {
+                    var batch: [Item] = []
                     var bytes = 0
-                    let batch = Array(items.prefix { item in
-                        bytes += item.encoded.count + 1
-                        return bytes <= Self.maximumBytes
-                    }.prefix(Self.maximumCalls))
-                    state.pending[key] = Array(items.dropFirst(batch.count))
+                    while batch.count < Self.maximumCalls, let next = state.pending[key]?.first,
+                          batch.isEmpty || bytes + next.encoded.count + 1 <= Self.maximumBytes {
+                        bytes += next.encoded.count + 1
+                        batch.append(state.pending[key]!.removeFirst())
+                    }
                     state.sending.insert(key)
                     batches.append(batch)
                 }
@@ -208,7 +214,7 @@ final class ParticipantBatcher: Sendable {
                     let item = batch[decoded.index]
                     item.waiter.resume(Self.answer(decoded, item: item))
                 }
-                if buffered.count > ParticipantEndpoint.maximumBodyBytes { break }
+                if buffered.count > Self.maximumLineBytes { break }
             }
         } catch {}
         for (index, item) in batch.enumerated() where !answered.contains(index) {

@@ -125,10 +125,9 @@ final class ParticipantEndpoint: Sendable {
         return response
     }
 
-    /// A participant request carries one payload, which the server took in a body of at most its
-    /// `--max-body-bytes` (1 MiB by default), and whose compact JSON is at most its `payload_bytes` (256 KiB
-    /// by default): 1 MiB holds it with its envelope.
-    static let maximumBodyBytes = 1 << 20
+    /// A participant request carries one payload, whose compact JSON the server took at most its
+    /// `payload_bytes` (256 KiB by default): twice that holds it with its envelope.
+    static let maximumBodyBytes = 512 << 10
 
     private func run(type: String, rollback: Bool = false, request: inout Request) async -> Response {
         // The body is read only for a grant this node can trust, for this type: nobody else makes it
@@ -175,7 +174,7 @@ final class ParticipantEndpoint: Sendable {
 
     /// Most calls in one batch, and most bytes (a single call's most, times that): what one request can
     /// set going on this node. An initiator packs its calls to a node under both.
-    static let maximumBatchCalls = 16
+    static let maximumBatchCalls = 32
     static let maximumBatchBodyBytes = maximumBodyBytes * maximumBatchCalls
 
     /// `POST …/participant-calls`. The header's grant (the first call's) must be one this node trusts

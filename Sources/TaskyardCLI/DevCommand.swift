@@ -75,14 +75,21 @@ struct DevCommand: AsyncParsableCommand {
             say("removing \(folder.path)")
             try FileManager.default.removeItem(at: folder)
         }
+        // PostgreSQL asks every connection, local ones too, for a password kept beside the tokens (0600):
+        // another user of this machine reaches the port but not the data.
         let database = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"),
-                                            socketDirectory: folder.appending(path: "run"), port: port, listenOnTCP: true)
+                                            socketDirectory: folder.appending(path: "run"), port: port, listenOnTCP: true,
+                                            password: try Self.databasePassword(in: folder))
         if !database.isInitialized { say("initialising a new PostgreSQL cluster in \(database.dataDirectory.path) …") }
         try database.initializeIfNeeded()
         if database.isRunning {
             throw ValidationError("PostgreSQL already runs on \(database.dataDirectory.path): is another `taskyard dev` running here?")
         }
         try database.start()
+        if database.trustsConnections {
+            say("giving the PostgreSQL cluster a password (it trusted every local connection before)")
+            try await database.requirePassword()
+        }
         defer {
             say("stopping PostgreSQL …")
             do { try database.stop(mode: .fast) } catch { say("could not stop PostgreSQL: \(error)") }
@@ -126,6 +133,25 @@ struct DevCommand: AsyncParsableCommand {
         await store.pool.close()
     }
 
+    /// The dev database's superuser password, in `postgres-password` (mode 0600) in the data folder: made
+    /// on first use, kept after.
+    static func databasePassword(in folder: URL) throws -> String {
+        let file = folder.appending(path: "postgres-password")
+        if let data = FileManager.default.contents(atPath: file.path) {
+            let password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !password.isEmpty { return password }
+        }
+        // The folder as the cluster's own setup makes it: PostgreSQL's user must pass through it.
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // URL-safe, so that it can stand in a database URL as it is.
+        let password = String(TokenSecret.generate().dropFirst(TokenSecret.prefix.count))
+        try? FileManager.default.removeItem(at: file)
+        guard FileManager.default.createFile(atPath: file.path, contents: Data((password + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600])
+        else { throw ValidationError("cannot write \(file.path)") }
+        return password
+    }
+
     private func createDatabaseIfNeeded(_ server: EmbeddedPostgres) async throws {
         let admin = try await PostgresConnection.connect(server.configuration())
         let exists: Bool = try await admin.perform { connection in
@@ -137,15 +163,19 @@ struct DevCommand: AsyncParsableCommand {
     }
 
     private func banner(serverURL: String, database: EmbeddedPostgres, tokenFile: String) -> String {
-        let shownFile = tokenFile.hasPrefix(FileManager.default.currentDirectoryPath + "/")
-            ? String(tokenFile.dropFirst(FileManager.default.currentDirectoryPath.count + 1)) : tokenFile
+        func shown(_ path: String) -> String {
+            path.hasPrefix(FileManager.default.currentDirectoryPath + "/")
+                ? String(path.dropFirst(FileManager.default.currentDirectoryPath.count + 1)) : path
+        }
+        let shownFile = shown(tokenFile)
+        let shownFolder = shown(URL(fileURLWithPath: tokenFile).deletingLastPathComponent().path)
         let agents = Self.nodes.enumerated().map { "\($1) http://127.0.0.1:\(agentPort + $0)" }.joined(separator: ", ")
         return """
 
             Taskyard dev is up.
               server     \(serverURL)   (health: \(serverURL)/readyz)
               agents     \(agents)   cluster \(Self.cluster)
-              database   postgres://postgres@127.0.0.1:\(port)/taskyard
+              database   postgres://postgres@127.0.0.1:\(port)/taskyard   (password: \(shownFolder)/postgres-password)
               log        \(database.logFile.path)
               admin token \(shownFile)   (mode 0600; the taskyard command line here reads it by itself)
 
@@ -157,7 +187,7 @@ struct DevCommand: AsyncParsableCommand {
               swift run taskyard task list
               \(serverURL)/ui   (the dashboard: paste the admin token)
             Ask the history:
-              psql -h 127.0.0.1 -p \(port) -U postgres taskyard
+              PGPASSWORD=$(cat \(shownFolder)/postgres-password) psql -h 127.0.0.1 -p \(port) -U postgres taskyard
 
             Ctrl-C stops everything.
             """

@@ -155,7 +155,7 @@ extension TokenCommand {
         static let configuration = CommandConfiguration(
             abstract: "Prepare a deployment: migrate, create the cluster, write an admin token and node tokens to files.",
             discussion: """
-                Works straight on the database (the root of trust). Writes DIR/admin and DIR/<node> (mode 0600), keeping any that still hold a valid token, so it can run at every start (docker-compose's setup step runs it).
+                Works straight on the database (the root of trust). Writes DIR/admin and DIR/<node> (mode 0600) — with --folder-per-token, DIR/admin/token and DIR/<node>/token instead, so that each folder can be a volume of its own that only its service mounts — keeping any that still hold a valid token, so it can run at every start (docker-compose's setup step runs it).
 
                 Example:
                   taskyard token bootstrap --database-url postgres://taskyard@db/taskyard --cluster dev --node n1 --node n2 --dir /tokens
@@ -169,6 +169,8 @@ extension TokenCommand {
         var nodes: [String] = []
         @Option(help: ArgumentHelp("Folder for the token files.", valueName: "path"))
         var dir: String
+        @Flag(help: "Write each token as `token` in a folder of its own (DIR/admin/, DIR/<node>/), one volume per service.")
+        var folderPerToken = false
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
@@ -179,13 +181,19 @@ extension TokenCommand {
                 _ = try await store.createCluster(id: cluster, name: cluster)
                 say("created cluster \(cluster)")
             } catch let error as TaskyardError where error.kind == .conflict {}
-            let files = TokenFiles(folder: URL(fileURLWithPath: dir), credentials: CredentialStore(pool: store.pool))
-            try files.prepareFolder()
-            _ = try await files.token(named: "admin", TokenRequest(kind: .client, name: "admin", scopes: [.admin]))
-            for node in nodes {
-                _ = try await files.token(named: node, TokenRequest(kind: .node, name: node, clusterID: cluster, nodeID: node))
+            let credentials = CredentialStore(pool: store.pool)
+            let root = URL(fileURLWithPath: dir)
+            func write(_ name: String, _ request: TokenRequest) async throws {
+                let files = TokenFiles(folder: folderPerToken ? root.appending(path: name) : root, credentials: credentials)
+                try files.prepareFolder()
+                _ = try await files.token(named: folderPerToken ? "token" : name, request)
             }
-            say("tokens in \(dir): admin\(nodes.map { ", \($0)" }.joined())")
+            try await write("admin", TokenRequest(kind: .client, name: "admin", scopes: [.admin]))
+            for node in nodes {
+                try await write(node, TokenRequest(kind: .node, name: node, clusterID: cluster, nodeID: node))
+            }
+            let layout = folderPerToken ? "<name>/token" : "<name>"
+            say("tokens in \(dir) (\(layout)): admin\(nodes.map { ", \($0)" }.joined())")
         }
     }
 }

@@ -51,8 +51,8 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds one participant call may take. Default 300.", valueName: "seconds"))
     var participantTimeout = 300.0
 
-    @Option(help: ArgumentHelp("Handler runs at once on this node, as participant of any task; more calls wait their turn. Default 64.", valueName: "n"))
-    var maxHandlerRuns = 64
+    @Option(help: ArgumentHelp("Handler runs at once on this node, as participant of any task (its own fan-outs' parts included); more calls wait their turn. Give it at least the sum of the agents' --concurrency that fan out to this node. Default 1024.", valueName: "n"))
+    var maxHandlerRuns = 1024
 
     @Option(help: ArgumentHelp("Connections the participant endpoint holds open at once; one more is closed as it arrives. Default 1024.", valueName: "n"))
     var maxConnections = 1024

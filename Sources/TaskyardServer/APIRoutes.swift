@@ -10,6 +10,7 @@ import TaskyardStore
 struct APIRoutes: Sendable {
     let store: TaskStore
     let credentials: CredentialStore
+    let authenticator: Authenticator
     let grants: GrantIssuer
     let configuration: ServerConfiguration
     let maintenance: MaintenanceLeader

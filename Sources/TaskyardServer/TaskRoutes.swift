@@ -157,6 +157,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let timeout = try request.queryDouble("timeout", in: 0...86_400)
         let slot = try streamSlot(for: caller, context)
+        let authorization = request.headers[.authorization]
         let (changes, watcher) = wakeups.watch(cluster: cluster)
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
@@ -183,6 +184,13 @@ extension APIRoutes {
                             watcher.finish()
                         }
                     }
+                    // A stream lasts no longer than its token: revoked or expired, it ends within seconds.
+                    group.addTask {
+                        while await authenticator.stillValid(authorization: authorization) {
+                            try await Task.sleep(for: Self.tokenRecheckInterval)
+                        }
+                        watcher.finish()
+                    }
                     for await watched in changes {
                         try await writer.write(ByteBuffer(string: Self.serverSentEvent(watched)))
                     }
@@ -194,6 +202,9 @@ extension APIRoutes {
             try await writer.finish(nil)
         })
     }
+
+    /// How often an open change stream asks whether its token is still valid.
+    static let tokenRecheckInterval: Duration = .seconds(1)
 
     /// A slot for one more long request of `caller`'s token from the client's address; 429 when either
     /// holds its share already.

@@ -27,7 +27,7 @@ public enum TaskyardHTTPServer {
         let credentials = CredentialStore(pool: store.pool)
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
         let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance)
-        let routes = APIRoutes(store: store, credentials: credentials, grants: GrantIssuer(credentials: credentials, keyFile: configuration.keyFile),
+        let routes = APIRoutes(store: store, credentials: credentials, authenticator: authenticator, grants: GrantIssuer(credentials: credentials, keyFile: configuration.keyFile),
                                configuration: configuration, maintenance: maintenance, wakeups: wakeups,
                                metrics: metrics).routes()
         var table = RouteTable()

@@ -17,6 +17,10 @@ public struct TaskStore: Sendable {
         public var retryBackoffBase = 2.0
         /// Default 300 s: a failing dependency gets minutes to recover, not hours.
         public var retryBackoffCap = 300.0
+        /// How far ahead a queued task's `run_after` may be for it still to hold its ordering key: a retry's
+        /// backoff keeps the order; a task put off further lets the ones behind it go first. The longest
+        /// retry backoff.
+        var orderingHoldSeconds: Double { retryBackoffCap }
         /// Leases per task type, overriding the lease a claim asks for (slow types need longer ones).
         public var leaseSecondsByType: [String: Double] = [:]
         /// Attempts per task type for tasks that do not ask for a number; other types get
@@ -522,6 +526,7 @@ public struct TaskStore: Sendable {
         let overrides = configuration.leaseSecondsByType.sorted { $0.key < $1.key }
         let rows = try await pool.query(TasksSQL.poll, [
             cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value), recordHeartbeat,
+            configuration.orderingHoldSeconds,
         ])
         guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
         guard try header.decode("node_found", as: Bool.self) else {

@@ -37,6 +37,24 @@ struct ComposeFileTests {
         #expect(checked >= 4)
     }
 
+    @Test("each agent mounts its own node token and nothing else secret: no admin token, no other node's, no key file")
+    func eachServiceItsOwnSecret() throws {
+        let text = try String(contentsOf: DocumentationTests.repository.appending(path: "docker-compose.yml"), encoding: .utf8)
+        let services = try #require((try Yams.load(yaml: text) as? [String: Any])?["services"] as? [String: Any])
+        for node in ["n1", "n2", "n3"] {
+            let agent = try #require(services["agent-\(node)"] as? [String: Any])
+            let volumes = (agent["volumes"] as? [String]) ?? []
+            #expect(volumes == ["token-\(node):/tokens/\(node):ro"], "agent-\(node) mounts \(volumes)")
+            let command = try #require(agent["command"] as? [String])
+            let tokenFile = try #require(command.firstIndex(of: "--token-file").map { command[$0 + 1] })
+            #expect(tokenFile.hasPrefix("/tokens/\(node)/"), "agent-\(node) reads its token from \(tokenFile)")
+        }
+        let keyHolders = services.filter { _, value in
+            ((value as? [String: Any])?["volumes"] as? [String] ?? []).contains { $0.hasPrefix("server-key:") }
+        }.keys.sorted()
+        #expect(keyHolders == ["server", "server-key"])
+    }
+
     static func dependencies(of service: [String: Any]) -> [String] {
         if let list = service["depends_on"] as? [String] { return list }
         if let map = service["depends_on"] as? [String: Any] { return Array(map.keys) }

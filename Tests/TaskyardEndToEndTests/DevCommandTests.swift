@@ -1,5 +1,6 @@
 import EmbeddedPostgres
 import Foundation
+import Postgres
 import Testing
 import TaskyardAPI
 import TaskyardClient
@@ -60,6 +61,21 @@ struct DevCommandTests {
         let listed = try await TestEnvironment.runTaskyardAsync(["task", "list", "--cluster", "dev", "--server", anonymous.baseURL],
                                                                 environment: ["TASKYARD_TOKEN": ""], in: folder)
         #expect(listed.status == 0 && listed.output.contains("echo"), "\(listed.output)")
+
+        // PostgreSQL asks for the password kept beside the tokens, over TCP and over its socket alike.
+        let passwordFile = folder.appending(path: ".taskyard/postgres-password").path
+        #expect((try FileManager.default.attributesOfItem(atPath: passwordFile)[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let password = try String(contentsOfFile: passwordFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        for host in ["127.0.0.1", folder.appending(path: ".taskyard/run").path] {
+            var parameters = ["host": host, "port": String(ports[0]), "user": "postgres", "dbname": "taskyard"]
+            await #expect(throws: (any Error).self, "\(host) let a connection in without the password") {
+                let connection = try await PostgresConnection.connect(PostgresConfiguration(parameters: parameters))
+                await connection.close()
+            }
+            parameters["password"] = password
+            let connection = try await PostgresConnection.connect(PostgresConfiguration(parameters: parameters))
+            await connection.close()
+        }
 
         kill(pid, SIGINT)
         let status = await Subprocess.wait(pid, timeout: .seconds(30))

@@ -238,6 +238,36 @@ struct HardeningTests {
         }
     }
 
+    @Test("an open change stream ends within seconds of its token's revocation")
+    func streamEndsOnRevocation() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let created = try await deployment.client.createToken(TokenRequest(kind: .client, name: "watcher", scopes: [.read]))
+            var request = HTTPClientRequest(url: deployment.serverURL + "/api/v1/clusters/c1/changes")
+            request.headers.add(name: "Authorization", value: "Bearer \(try #require(created.token))")
+            let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(60))
+            #expect(response.status == .ok)
+            try await deployment.client.revokeToken(id: created.id)
+            let revoked = ContinuousClock.now
+            // The stream sends nothing more, then ends: the iterator finishes (a keep-alive would come only
+            // after 15 s, past the bound).
+            let ended = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for try await _ in response.body {}
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return false
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            #expect(ended, "the stream outlived its token by 10 s")
+            let took = ContinuousClock.now - revoked
+            #expect(took < .seconds(6), "took \(took)")
+        }
+    }
+
     @Test("past the clients' share of connections only agents are served: a client gets 503 server_busy, a node's poll goes on")
     func connectionsReservedForAgents() async throws {
         // A client share of none: every connection is in the agents' reserve.

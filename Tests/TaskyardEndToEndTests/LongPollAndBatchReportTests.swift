@@ -79,6 +79,7 @@ struct LongPollAndBatchReportTests {
             configuration.port = 0
             configuration.maintenanceEnabled = false
             configuration.maximumConnections = 1
+            configuration.nodeConnectionReserve = 0
             let capped = try TaskyardHTTPServer.application(store: deployment.store, configuration: configuration,
                                                             logger: Deployment.quietLogger) { announce.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -22,7 +22,9 @@ struct OpenAPITests {
             let credentials = CredentialStore(pool: deployment.store.pool)
             let maintenance = MaintenanceLeader(store: deployment.store, duties: [], logger: Deployment.quietLogger)
             let wakeups = Wakeups(signals: TaskSignals(), database: deployment.store.pool.configuration, logger: Deployment.quietLogger)
-            let routes = APIRoutes(store: deployment.store, credentials: credentials, grants: GrantIssuer(credentials: credentials, keyFile: TestEnvironment.keyFile),
+            let routes = APIRoutes(store: deployment.store, credentials: credentials,
+                                   authenticator: Authenticator(credentials: credentials, configuration: .init(), logger: Deployment.quietLogger),
+                                   grants: GrantIssuer(credentials: credentials, keyFile: TestEnvironment.keyFile),
                                    configuration: ServerConfiguration(keyFile: TestEnvironment.keyFile), maintenance: maintenance, wakeups: wakeups,
                                    metrics: ServerMetrics(store: deployment.store, wakeups: wakeups, maintenance: maintenance))
                 .routes()

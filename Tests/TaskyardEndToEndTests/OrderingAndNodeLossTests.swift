@@ -50,6 +50,28 @@ struct OrderingAndNodeLossTests {
         }
     }
 
+    @Test("a task put off past the longest retry backoff does not hold its ordering key; one put off less does")
+    func farFutureHeadOfAKey() async throws {
+        try await Deployment.run(nodes: ["n1"]) { deployment in
+            func submit(_ key: String, runAfter: Date? = nil) async throws -> TaskObject {
+                try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(
+                    type: "noop", participatingNodes: ["n1"], runAfter: runAfter, orderingKey: key))
+            }
+            // Put off to next year: the one behind it runs now.
+            let nextYear = try await submit("far", runAfter: Date().addingTimeInterval(365 * 86_400))
+            let behindFar = try await submit("far")
+            #expect(try await deployment.finished(behindFar.id).task.state == .completed)
+            #expect(try await deployment.client.task(cluster: Deployment.cluster, id: nextYear.id).task.state == .queued)
+            // Put off by two seconds (less than a retry's backoff may be): the one behind it waits its turn.
+            let soon = try await submit("near", runAfter: Date().addingTimeInterval(2))
+            let behindSoon = try await submit("near")
+            let first = try await deployment.finished(soon.id).task
+            let second = try await deployment.finished(behindSoon.id).task
+            #expect(first.state == .completed && second.state == .completed)
+            #expect(try #require(second.receivedAt) >= (try #require(first.finishedAt)), "the task behind ran before its key's head")
+        }
+    }
+
     @Test("a node that stops polling goes offline; its queued tasks move to another participant and run there, a strict one stays and says why")
     func nodeLoss() async throws {
         try await Deployment.run(serverSettings: { configuration in

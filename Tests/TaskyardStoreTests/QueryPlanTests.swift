@@ -39,7 +39,7 @@ struct QueryPlanTests {
             let ids = held.prefix(200).map(\.id)
             let leases = held.prefix(200).map(\.lease)
             var statements: [(String, [any PostgresEncodable])] = [
-                ("tasks.poll", [TaskStore.cluster, "n1", 256, 30.0, [String](), [Double](), true]),
+                ("tasks.poll", [TaskStore.cluster, "n1", 256, 30.0, [String](), [Double](), true, 300.0]),
                 ("tasks.report", [
                     TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in "completed" }, ids.map { _ in none },
                     ids.map { _ in none }, ids.map { _ in none }, ids.map { _ in 1.0 }, ids.indices.map { Int64($0 + 1) },

@@ -48,7 +48,7 @@ enum BenchHistory {
         let none: String? = nil
         let noDate: Date? = nil
         let statements: [(String, [any PostgresEncodable])] = [
-            ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double](), true]),
+            ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double](), true, 300.0]),
             ("tasks.report", [cluster, node, [Int64(1)], [1], ["completed"], [none], [none], [none], [1.0], [Int64(1)],
                               [node], ["completed"], [none], [none], [noDate], [noDate], ["lease"], [none], [false]]),
         ]

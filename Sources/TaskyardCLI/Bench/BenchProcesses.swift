@@ -60,6 +60,9 @@ final class BenchProcesses: Sendable {
                 "--server", urls[index % urls.count], "--cluster", cluster, "--node", node, "--listen", "127.0.0.1:\(port)",
                 "--token-file", nodeTokenFiles[node] ?? "",
                 "--concurrency", String(agentConcurrency), "--log-level", "warning",
+                // Every agent's fan-outs at once may reach each node: a deployment run at this
+                // concurrency gives its handlers as many slots.
+                "--max-handler-runs", String(agentConcurrency * nodes.count),
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))
         }

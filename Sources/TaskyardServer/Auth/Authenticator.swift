@@ -31,7 +31,25 @@ final class Authenticator: Service, Sendable {
 
     /// The request's token, valid now; 401 otherwise.
     func authenticate(_ request: Request) async throws -> APIToken {
-        guard let header = request.headers[.authorization] else {
+        try await authenticate(authorization: request.headers[.authorization])
+    }
+
+    /// Whether the token in `authorization` is still valid, as this server knows it (at most the cache's
+    /// age late): what a long stream asks now and then, so that it ends once its token is revoked or
+    /// expired. A database that cannot be asked ends nothing.
+    func stillValid(authorization: String?) async -> Bool {
+        do {
+            _ = try await authenticate(authorization: authorization)
+            return true
+        } catch let error as APIError {
+            return error.status != .unauthorized
+        } catch {
+            return true
+        }
+    }
+
+    private func authenticate(authorization header: String?) async throws -> APIToken {
+        guard let header else {
             throw APIError.unauthenticated("an Authorization: Bearer <token> header is required")
         }
         let parts = header.split(separator: " ", maxSplits: 1)

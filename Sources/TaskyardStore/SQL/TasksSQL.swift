@@ -283,7 +283,9 @@ enum TasksSQL {
     /// A poll: records that the node is alive, takes up to $3 of its queued tasks whose run_after has
     /// passed, best priority first, skipping rows another claimer holds (queued → received, attempt + 1,
     /// a lease of $4 seconds or of the seconds $6 gives the task's type in $5), and lists the tasks it
-    /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live.
+    /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live —
+    /// but not behind one queued to run more than $8 seconds from now (the longest retry backoff): a task
+    /// put off to next week does not hold up the work behind it until then; it takes its turn when due.
     /// Each claim gets a fresh lease: 244 random bits (`gen_random_uuid` draws from the server's strong
     /// random source), returned once as `lease` and kept only as its SHA-256.
     /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
@@ -312,7 +314,9 @@ enum TasksSQL {
                AND (t.ordering_key IS NULL OR NOT EXISTS (
                        SELECT 1 FROM tasks e
                         WHERE e.cluster_id = t.cluster_id AND e.ordering_key = t.ordering_key AND e.id < t.id
-                          AND e.state IN ('queued', 'received')))
+                          AND e.state IN ('queued', 'received')
+                          AND NOT (e.state = 'queued' AND e.run_after IS NOT NULL
+                                   AND e.run_after > now() + make_interval(secs => $8::double precision))))
                AND EXISTS (SELECT 1 FROM seen)
              ORDER BY t.priority DESC, t.id
              LIMIT $3
@@ -535,8 +539,16 @@ enum TasksSQL {
             UNION ALL
             SELECT t.cluster_id, t.id, t.state
               FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
+        ), locked AS MATERIALIZED (
+            -- The tree as it stands, locked: a retry or a cancel of one of its tasks between this
+            -- statement's snapshot and its delete waits, or is waited for and then seen. Decided from the
+            -- snapshot alone, a task queued again meanwhile could be deleted live.
+            SELECT t.id, t.state FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.id = tree.id
+             ORDER BY t.id
+               FOR UPDATE OF t
         ), finished AS (
-            SELECT NOT EXISTS (SELECT 1 FROM tree WHERE state IN ('queued', 'received')) AS ok
+            SELECT NOT EXISTS (SELECT 1 FROM locked WHERE state IN ('queued', 'received'))
+                   AND (SELECT count(*) FROM locked) = (SELECT count(*) FROM tree) AS ok
         ), events AS (
             DELETE FROM task_events e USING tree
              WHERE (SELECT ok FROM finished) AND e.cluster_id = tree.cluster_id AND e.task_id = tree.id
@@ -687,10 +699,21 @@ enum TasksSQL {
              ORDER BY t.finished_at
              LIMIT $3
                FOR UPDATE SKIP LOCKED
-        ), tree AS (
-            SELECT cluster_id, id FROM doomed
+        ), found AS (
+            SELECT cluster_id, id, id AS root FROM doomed
             UNION ALL
-            SELECT c.cluster_id, c.id FROM tasks c JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
+            SELECT c.cluster_id, c.id, found.root FROM tasks c
+              JOIN found ON c.cluster_id = found.cluster_id AND c.parent_id = found.id
+        ), locked AS MATERIALIZED (
+            -- Every member as it stands, locked (the roots are already): a sub-task retried between the
+            -- snapshot and the delete is seen live here, and its tree is spared this time.
+            SELECT t.cluster_id, t.id, t.state, found.root FROM tasks t
+              JOIN found ON t.cluster_id = found.cluster_id AND t.id = found.id
+             ORDER BY t.id
+               FOR UPDATE OF t
+        ), tree AS (
+            SELECT cluster_id, id FROM locked
+             WHERE root NOT IN (SELECT root FROM locked WHERE state IN ('queued', 'received'))
         ), events AS (
             DELETE FROM task_events e USING tree WHERE e.cluster_id = tree.cluster_id AND e.task_id = tree.id
         ), outcomes AS (
