@@ -164,7 +164,7 @@ final class ParticipantEndpoint: Sendable {
             return Self.response(refusing: error)
         }
         metrics.participantCall(route: .single, refused: false)
-        switch await perform(type: type, rollback: rollback, body, grant: grant) {
+        switch await perform(type: type, rollback: rollback, body, once: RunLedger.Use(grant)) {
         case .completed(let result):
             return Self.json(ParticipantResult(result: result))
         case .failed(let status, let code, let message):
@@ -242,7 +242,7 @@ final class ParticipantEndpoint: Sendable {
             return refused(error)
         }
         metrics.participantCall(route: .batch, refused: false)
-        switch await perform(type: call.type, rollback: call.rollback ?? false, call.request, grant: grant) {
+        switch await perform(type: call.type, rollback: call.rollback ?? false, call.request, once: RunLedger.Use(grant)) {
         case .completed(let result):
             return ParticipantBatchLine(index: index, status: 200, result: result)
         case .failed(let status, let code, let message):
@@ -256,11 +256,11 @@ final class ParticipantEndpoint: Sendable {
         case failed(status: Int, code: String, message: String)
     }
 
-    /// Runs the handler for `type` (or its rollback) on this node, once for `grant` (a repeat gets the
-    /// recorded answer) and in a handler slot: the work behind the HTTP route, which the agent also calls
-    /// directly when its own node is a participant of the task it initiates.
-    func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest, grant: Grant) async -> Answer {
-        await ledger.once(grant) {
+    /// Runs the handler for `type` (or its rollback) on this node, once for the grant `use` stands for (a
+    /// repeat gets the recorded answer) and in a handler slot: the work behind the HTTP route, which the
+    /// agent also calls directly when its own node is a participant of the task it initiates.
+    func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest, once use: RunLedger.Use) async -> Answer {
+        await ledger.once(use) {
             await slots.withSlot { await perform(type: type, rollback: rollback, body) }
                 ?? .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node) before its handler started")
         }

@@ -19,6 +19,28 @@ final class RunLedger: Sendable {
         let verb: Grant.Verb
     }
 
+    /// What a run is remembered by: its key, and the issue and expiry of the grant that allows it.
+    struct Use: Sendable {
+        let key: Key
+        let issuedAt: Int64
+        let expiresAt: Int64
+
+        init(_ grant: Grant) {
+            key = Key(taskID: grant.taskID, attempt: grant.attempt, verb: grant.verb)
+            issuedAt = grant.issuedAt
+            expiresAt = grant.expiresAt
+        }
+
+        /// This node's own part of a fan-out it initiates, run in-process: its grant came with the claim
+        /// and lives as long as the claim's lease plus `callTime` (the participant timeout, or the task's
+        /// shorter one) — known without reading the grant.
+        init(ownPartOf taskID: Int64, attempt: Int, leaseExpiresAt: Date, callTime: Duration) {
+            key = Key(taskID: taskID, attempt: attempt, verb: .run)
+            issuedAt = Int64(Date().timeIntervalSince1970)
+            expiresAt = Int64(leaseExpiresAt.timeIntervalSince1970.rounded(.up)) + callTime.components.seconds + 1
+        }
+    }
+
     typealias Answer = ParticipantEndpoint.Answer
 
     private enum Entry {
@@ -47,7 +69,11 @@ final class RunLedger: Sendable {
     /// What `grant`'s call answers: `run`'s answer the first time, the recorded one after.
     func once(_ grant: Grant, now: Int64 = Int64(Date().timeIntervalSince1970),
               run: () async -> Answer) async -> Answer {
-        let key = Key(taskID: grant.taskID, attempt: grant.attempt, verb: grant.verb)
+        await once(Use(grant), now: now, run: run)
+    }
+
+    func once(_ use: Use, now: Int64 = Int64(Date().timeIntervalSince1970), run: () async -> Answer) async -> Answer {
+        let key = use.key
         enum Next {
             case run
             case answer(Answer)
@@ -59,12 +85,12 @@ final class RunLedger: Sendable {
             case .done(let answer, _)?: return .answer(answer)
             case .running?: return .wait
             case nil:
-                if grant.issuedAt <= state.forgottenUpTo {
+                if use.issuedAt <= state.forgottenUpTo {
                     return .answer(.failed(status: 403, code: "forbidden",
                                            message: "the grant is older than the runs this node remembers; it runs nothing"))
                 }
                 state.entries[key] = .running(waiters: [])
-                state.order.append((key, grant.expiresAt, grant.issuedAt))
+                state.order.append((key, use.expiresAt, use.issuedAt))
                 while state.order.count > capacity, let oldest = state.order.first, forget(&state, oldest.key) {
                     state.order.removeFirst()
                     state.forgottenUpTo = max(state.forgottenUpTo, oldest.issuedAt)

@@ -19,8 +19,14 @@ public enum TestEnvironment {
     public static func runTaskyard(_ arguments: [String], environment: [String: String] = [:],
                                    in directory: URL? = nil) throws -> (status: Int32, output: String) {
         guard let binary = taskyardBinary else { throw TestEnvironmentError("the taskyard executable is not built next to the tests") }
+        return try run(binary, arguments, environment: environment, in: directory)
+    }
+
+    /// Runs any program to completion; its exit status and its output (stdout and stderr).
+    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                           in directory: URL? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
