@@ -13,6 +13,7 @@ FROM swift:6.2-bookworm-slim
 # owner from its mount point in the image); openssl makes the example's certificates.
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates openssl && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/taskyard taskyard \
+ && useradd --system --no-create-home --shell /usr/sbin/nologin taskyard-handler \
  && install -d -o taskyard -m 0700 /tokens /keys \
  && install -d -o taskyard -m 0700 /tokens/admin /tokens/n1 /tokens/n2 /tokens/n3 \
  && install -d -o taskyard -m 0700 /tls /tls/ca-key /tls/server /tls/n1 /tls/n2 /tls/n3

@@ -46,6 +46,8 @@ public struct AgentConfiguration: Sendable {
     /// Names of this agent's environment variables that executable handlers also get (`--handler-env`);
     /// they get no other of its variables.
     public var handlerEnvironment: [String] = []
+    /// The user executable handlers run as (`--handler-user`); nil: the agent's own.
+    public var handlerUser: HandlerUser?
     public var labels: JSONValue = [:]
     public var capacity = 16
 

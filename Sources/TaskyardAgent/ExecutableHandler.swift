@@ -10,11 +10,15 @@ import TaskyardDomain
 /// A handler gets the least it needs: a minimal environment (`PATH`, `HOME`, `LANG`, the `TASKYARD_*`
 /// variables, and the variables the operator passes on purpose with `--handler-env`), never the agent's
 /// own (its token among them); its files live in a folder only the agent's user can open, removed after.
+/// With a `user` (`--handler-user`), it runs as that user (through `setpriv`, which the agent, started as
+/// root, may use), so that it cannot read what only the agent's user may: its token file among them.
 struct ExecutableHandler: TaskHandler {
     static let logger = Logger(label: "taskyard.agent.handler")
     let executable: URL
     /// Names of the agent's environment variables handlers also get.
     var passedEnvironment: [String] = []
+    /// The user it runs as; nil: the agent's.
+    var user: HandlerUser?
     /// After SIGTERM on cancellation, how long the process has before SIGKILL.
     var terminationGrace: Duration = .seconds(5)
 
@@ -31,6 +35,11 @@ struct ExecutableHandler: TaskHandler {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: folder) }
+        // The handler's own folder (its working directory, and its home): only its user may open it.
+        if let user, chown(folder.path, user.uid, user.gid) != 0 {
+            Self.logger.error("cannot hand a handler's folder to its user", metadata: ["type": "\(work.type)", "user": "\(user.name)"])
+            throw HandlerFailure("the node cannot prepare the handler of type \(work.type) (its agent's log says why)")
+        }
         // Files, not pipes: no deadlock however much the handler writes, and nothing to drain.
         let input = folder.appending(path: "stdin.json")
         let output = folder.appending(path: "stdout")
@@ -49,11 +58,18 @@ struct ExecutableHandler: TaskHandler {
         environment["TASKYARD_NODE"] = work.node
         environment["TASKYARD_TASK_TYPE"] = work.type
         if let traceparent = work.traceparent { environment["TRACEPARENT"] = traceparent }
+        if user != nil { environment["HOME"] = folder.path }
 
         var (process, status) = (Process(), Int32(0))
         for attempt in 1...20 {
             process = Process()
-            process.executableURL = executable
+            if let user {
+                // setpriv sets the ids and then execs the handler: the same process, the same group to signal.
+                process.executableURL = HandlerUser.setpriv
+                process.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--", executable.path]
+            } else {
+                process.executableURL = executable
+            }
             process.currentDirectoryURL = folder
             process.environment = environment
             process.standardInput = try FileHandle(forReadingFrom: input)
@@ -136,4 +152,32 @@ struct ExecutableHandler: TaskHandler {
             }
         }
     }
+}
+
+/// A system user executable handlers run as, looked up once when the agent starts.
+public struct HandlerUser: Sendable, Hashable {
+    public let name: String
+    public let uid: uid_t
+    public let gid: gid_t
+
+    static let setpriv = URL(fileURLWithPath: "/usr/bin/setpriv")
+
+    /// `name` as the system knows it; only an agent started as root may hand handlers another user.
+    public init(named name: String) throws(HandlerUserError) {
+        guard let entry = getpwnam(name) else { throw HandlerUserError("there is no user \(name) on this machine") }
+        guard geteuid() == 0 else {
+            throw HandlerUserError("running handlers as \(name) needs the agent to start as root (it gives them that user's ids)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: Self.setpriv.path) else {
+            throw HandlerUserError("running handlers as another user needs \(Self.setpriv.path) (util-linux)")
+        }
+        self.name = name
+        uid = entry.pointee.pw_uid
+        gid = entry.pointee.pw_gid
+    }
+}
+
+public struct HandlerUserError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

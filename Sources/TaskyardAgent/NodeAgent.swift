@@ -40,6 +40,7 @@ public final class NodeAgent: Service, Sendable {
         var registry = handlers ?? .builtins()
         if registry.directory == nil { registry.directory = configuration.handlersDirectory }
         registry.passedEnvironment += configuration.handlerEnvironment
+        if let user = configuration.handlerUser { registry.handlerUser = user }
         let held = HeldTasks()
         self.held = held
         participant = ParticipantEndpoint(handlers: registry, node: configuration.node,

@@ -59,6 +59,8 @@ public struct HandlerRegistry: Sendable {
     public var directory: URL?
     /// Names of the agent's environment variables that executable handlers get too (`--handler-env`).
     public var passedEnvironment: [String] = []
+    /// The user executable handlers run as (`--handler-user`); nil: the agent's own.
+    public var handlerUser: HandlerUser?
 
     public init(directory: URL? = nil) { self.directory = directory }
 
@@ -116,6 +118,6 @@ public struct HandlerRegistry: Sendable {
         var status = stat()
         guard stat(executable.path, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
               FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
-        return ExecutableHandler(executable: executable, passedEnvironment: passedEnvironment)
+        return ExecutableHandler(executable: executable, passedEnvironment: passedEnvironment, user: handlerUser)
     }
 }

@@ -40,6 +40,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("An environment variable of the agent's that executable handlers also get; repeat for several.", valueName: "name"))
     var handlerEnv: [String] = []
 
+    @Option(help: ArgumentHelp("Run executable handlers as this user, so that they cannot read the agent's token file or anything else only the agent's user may (the agent must start as root). Default: the agent's own user.", valueName: "name"))
+    var handlerUser: String?
+
     @OptionGroup var tls: TLSOptions
 
     @Option(help: ArgumentHelp("Tasks run at once as initiator. Default 8.", valueName: "n"))
@@ -87,6 +90,9 @@ public struct AgentCommand: AsyncParsableCommand {
         let (tlsFiles, plainHTTPWarning) = try tls.files(listeningOn: address)
         configuration.tls = tlsFiles
         configuration.handlerEnvironment = handlerEnv
+        if let handlerUser {
+            do { configuration.handlerUser = try HandlerUser(named: handlerUser) } catch { throw ValidationError("--handler-user: \(error)") }
+        }
         configuration.listenHost = address.host
         configuration.listenPort = address.port
         configuration.endpoint = endpoint

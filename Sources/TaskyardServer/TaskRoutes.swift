@@ -127,7 +127,13 @@ extension APIRoutes {
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(timeout * 1000))
         let topic = Wakeups.Topic.finished(cluster: cluster, task: id)
+        var first = true
         while true {
+            // A wait lasts no longer than its token: each re-check first asks whether it is still valid.
+            if !first, await !authenticator.stillValid(authorization: request.headers[.authorization]) {
+                throw APIError.unauthenticated("the token is unknown, expired or revoked")
+            }
+            first = false
             let ticket = wakeups.register(topic)
             let task: TaskRecord
             do { task = try await store.task(cluster: cluster, id: id) } catch {

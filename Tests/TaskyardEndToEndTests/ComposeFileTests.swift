@@ -49,6 +49,7 @@ struct ComposeFileTests {
             #expect(volumes == ["token-\(node):/tokens/\(node):ro", "tls-\(node):/tls/\(node):ro"], "agent-\(node) mounts \(volumes)")
             #expect(command.contains("--tls-cert-file") && command.contains("--ca-file") && !command.contains("--allow-plain-http"),
                     "agent-\(node) speaks HTTPS")
+            #expect(command.contains("--handler-user"), "agent-\(node) runs its handlers as a user that cannot read its token")
             let tokenFile = try #require(command.firstIndex(of: "--token-file").map { command[$0 + 1] })
             #expect(tokenFile.hasPrefix("/tokens/\(node)/"), "agent-\(node) reads its token from \(tokenFile)")
         }

@@ -205,6 +205,36 @@ struct HardeningTests {
         }
     }
 
+    @Test("with --handler-user, an executable handler runs as that user: it cannot read the agent's token file, and works in a folder of its own",
+          .enabled(if: geteuid() == 0, "handing handlers another user needs root"))
+    func handlerUser() async throws {
+        // The agent's token file: readable by the agent's user (root here) only.
+        let secret = FileManager.default.temporaryDirectory.appending(path: "taskyard-token-\(UUID().uuidString)")
+        #expect(FileManager.default.createFile(atPath: secret.path, contents: Data("tyd_secret\n".utf8), attributes: [.posixPermissions: 0o600]))
+        defer { try? FileManager.default.removeItem(at: secret) }
+        let folder = try TestEnvironment.makeExecutables([
+            "whoami": """
+                #!/bin/sh
+                cat > /dev/null
+                if cat '\(secret.path)' >/dev/null 2>&1; then read=true; else read=false; fi
+                if touch ./scratch 2>/dev/null; then wrote=true; else wrote=false; fi
+                printf '{"uid": %s, "read_token": %s, "wrote_own_folder": %s}' "$(id -u)" "$read" "$wrote"
+                """,
+        ])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let nobody = try HandlerUser(named: "nobody")
+        try await Deployment.run(nodes: ["n1"], handlers: { _ in .builtins(directory: folder) },
+                                 agentSettings: { $0.handlerUser = nobody }) { deployment in
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "whoami", participatingNodes: ["n1"]))
+            let detail = try await deployment.finished(task.id)
+            #expect(detail.task.state == .completed, "\(detail.task.error ?? "")")
+            let result = try #require(detail.task.result?["n1"])
+            #expect(result["uid"] == .integer(Int64(nobody.uid)), "\(result)")
+            #expect(result["read_token"] == false, "the handler read the agent's token file")
+            #expect(result["wrote_own_folder"] == true, "\(result)")
+        }
+    }
+
     @Test("a revocation on one server replica is honoured by another within seconds")
     func revocationAcrossReplicas() async throws {
         try await Deployment.run(nodes: []) { deployment in
@@ -238,7 +268,7 @@ struct HardeningTests {
         }
     }
 
-    @Test("an open change stream ends within seconds of its token's revocation")
+    @Test("an open change stream, and a wait, end within seconds of their token's revocation")
     func streamEndsOnRevocation() async throws {
         try await Deployment.run(nodes: []) { deployment in
             let created = try await deployment.client.createToken(TokenRequest(kind: .client, name: "watcher", scopes: [.read]))
@@ -265,6 +295,26 @@ struct HardeningTests {
             #expect(ended, "the stream outlived its token by 10 s")
             let took = ContinuousClock.now - revoked
             #expect(took < .seconds(6), "took \(took)")
+
+            // A wait on a task that will not finish: refused 401 at its next re-check once its token is revoked.
+            _ = try await deployment.client.registerNode(cluster: "c1", node: "n9", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            let stuck = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n9"]))
+            let waiter = try await deployment.client.createToken(TokenRequest(kind: .client, name: "waiter", scopes: [.read]))
+            var waiting = deployment.client
+            waiting.token = waiter.token
+            let started = ContinuousClock.now
+            async let answer: Int = {
+                do {
+                    _ = try await waiting.wait(cluster: "c1", id: stuck.id, timeout: 60)
+                    return 200
+                } catch let failure as TaskyardClient.Failure {
+                    return failure.status
+                }
+            }()
+            try await Task.sleep(for: .milliseconds(300))
+            try await deployment.client.revokeToken(id: waiter.id)
+            #expect(try await answer == 401)
+            #expect(ContinuousClock.now - started < .seconds(15), "the wait outlived its token")
         }
     }
 
