@@ -66,12 +66,7 @@ final class RunLedger: Sendable {
         self.resultBytes = resultBytes
     }
 
-    /// What `grant`'s call answers: `run`'s answer the first time, the recorded one after.
-    func once(_ grant: Grant, now: Int64 = Int64(Date().timeIntervalSince1970),
-              run: () async -> Answer) async -> Answer {
-        await once(Use(grant), now: now, run: run)
-    }
-
+    /// What the call `use` stands for answers: `run`'s answer the first time, the recorded one after.
     func once(_ use: Use, now: Int64 = Int64(Date().timeIntervalSince1970), run: () async -> Answer) async -> Answer {
         let key = use.key
         enum Next {

@@ -223,7 +223,7 @@ struct RunLedgerTests {
         let ledger = RunLedger(capacity: 2)
         let ran = Mutex(0)
         func run(_ grant: Grant) async -> RunLedger.Answer {
-            await ledger.once(grant) {
+            await ledger.once(RunLedger.Use(grant)) {
                 ran.withLock { $0 += 1 }
                 return .completed(["task": .integer(grant.taskID)])
             }
@@ -246,8 +246,8 @@ struct RunLedgerTests {
     func forgetsExpired() async {
         let ledger = RunLedger()
         let now = Int64(Date().timeIntervalSince1970)
-        _ = await ledger.once(Self.grant(task: 1, issuedAt: now - 400, expiresAt: now - RunLedger.expiryMargin - 5)) { .completed(nil) }
-        _ = await ledger.once(Self.grant(task: 2, issuedAt: now, expiresAt: now + 300)) { .completed(nil) }
+        _ = await ledger.once(RunLedger.Use(Self.grant(task: 1, issuedAt: now - 400, expiresAt: now - RunLedger.expiryMargin - 5))) { .completed(nil) }
+        _ = await ledger.once(RunLedger.Use(Self.grant(task: 2, issuedAt: now, expiresAt: now + 300))) { .completed(nil) }
         #expect(ledger.count == 1)
     }
 }
