@@ -134,6 +134,30 @@ struct DeploymentError: Error, CustomStringConvertible {
 }
 
 /// Counts handler invocations per node and task, to prove each participant really ran.
+extension Deployment {
+    /// A deployment whose `agents` are real agents with `handlers` (the built-ins and more), and whose n1 is
+    /// registered by hand and polled by the test, which so holds real claims with real grants to call the
+    /// agents' participant endpoints with: `body` gets each agent's endpoint by node.
+    static func withHandPolledInitiator(
+        agents: [String], handlers: @escaping @Sendable (inout HandlerRegistry) -> Void,
+        agentSettings: @escaping @Sendable (inout AgentConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (Deployment, _ endpoints: [String: NodeEndpoint]) async throws -> Void
+    ) async throws {
+        try await Deployment.run(nodes: agents, handlers: { _ in
+            var registry = HandlerRegistry.builtins()
+            handlers(&registry)
+            return registry
+        }, agentSettings: agentSettings) { deployment in
+            _ = try await deployment.client.registerNode(cluster: cluster, node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+            var endpoints: [String: NodeEndpoint] = [:]
+            for node in try await deployment.client.nodes(cluster: cluster) where agents.contains(node.id) {
+                endpoints[node.id] = try NodeEndpoint(parsing: node.endpoint)
+            }
+            try await body(deployment, endpoints)
+        }
+    }
+}
+
 actor InvocationCounter {
     private(set) var calls: [String: Int] = [:]
     func record(_ work: ParticipantWork) { calls["\(work.node)/\(work.taskID)", default: 0] += 1 }

@@ -26,8 +26,7 @@ struct GrantUseTests {
     /// registered by hand and polled by the test, which so holds real claims with real grants.
     static func withNodes(_ body: @escaping @Sendable (Deployment, _ endpoints: [String: NodeEndpoint], Runs) async throws -> Void) async throws {
         let runs = Runs()
-        try await Deployment.run(nodes: ["n2", "n3"], handlers: { _ in
-            var registry = HandlerRegistry.builtins()
+        try await Deployment.withHandPolledInitiator(agents: ["n2", "n3"], handlers: { registry in
             registry.register("count", ClosureHandler { work in
                 runs.runs.withLock { $0[work.node, default: 0] += 1 }
                 return ["ran_on": .string(work.node)]
@@ -36,13 +35,7 @@ struct GrantUseTests {
                 runs.rollbacks.withLock { $0[work.node, default: 0] += 1 }
                 return ["undone_on": .string(work.node)]
             })
-            return registry
-        }) { deployment in
-            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
-            var endpoints: [String: NodeEndpoint] = [:]
-            for node in try await deployment.client.nodes(cluster: "c1") where node.id != "n1" {
-                endpoints[node.id] = try NodeEndpoint(parsing: node.endpoint)
-            }
+        }) { deployment, endpoints in
             try await body(deployment, endpoints, runs)
         }
     }

@@ -38,8 +38,7 @@ struct ParticipantGrantTests {
         let counter = InvocationCounter()
         // n2 is a real agent whose `count` handler counts its runs; n1 is registered by hand and polled by the
         // test, which thereby holds real claims with real grants.
-        try await Deployment.run(nodes: ["n2"], handlers: { _ in
-            var registry = HandlerRegistry.builtins()
+        try await Deployment.withHandPolledInitiator(agents: ["n2"], handlers: { registry in
             registry.register("count", ClosureHandler { work in
                 await counter.record(work)
                 return ["ran": true]
@@ -48,11 +47,8 @@ struct ParticipantGrantTests {
                 await counter.record(work)
                 return nil
             })
-            return registry
-        }) { deployment in
-            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
-            let n2 = try #require(try await deployment.client.nodes(cluster: "c1").first { $0.id == "n2" })
-            let endpoint = try NodeEndpoint(parsing: n2.endpoint)
+        }) { deployment, endpoints in
+            let endpoint = try #require(endpoints["n2"])
             let both = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "count", participatingNodes: ["n1", "n2"], payload: ["volume": "v1"]))
             let onlyN1 = try await deployment.client.submit(cluster: "c1",

@@ -17,17 +17,13 @@ struct SigningKeyTests {
     static func withNodes(keyRefresh: Duration = .seconds(60),
                           _ body: @escaping @Sendable (Deployment, _ participant: NodeEndpoint, InvocationCounter) async throws -> Void) async throws {
         let counter = InvocationCounter()
-        try await Deployment.run(nodes: ["n2"], handlers: { _ in
-            var registry = HandlerRegistry.builtins()
+        try await Deployment.withHandPolledInitiator(agents: ["n2"], handlers: { registry in
             registry.register("count", ClosureHandler { work in
                 await counter.record(work)
                 return ["ran": true]
             })
-            return registry
-        }, agentSettings: { $0.keyRefreshInterval = keyRefresh }) { deployment in
-            _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
-            let n2 = try #require(try await deployment.client.nodes(cluster: "c1").first { $0.id == "n2" })
-            try await body(deployment, try NodeEndpoint(parsing: n2.endpoint), counter)
+        }, agentSettings: { $0.keyRefreshInterval = keyRefresh }) { deployment, endpoints in
+            try await body(deployment, try #require(endpoints["n2"]), counter)
         }
     }
 
