@@ -57,7 +57,7 @@ public struct StateReportRequest: Codable, Sendable {
     public struct Participant: Codable, Sendable, Hashable {
         public var node: String
         public var state: ReportedState
-        public var result: JSONValue?
+        public var result: RawJSON?
         public var error: String?
         public var startedAt: Date?
         public var finishedAt: Date?
@@ -92,7 +92,7 @@ public struct StateReportRequest: Codable, Sendable {
     public var attempt: Int
     public var lease: String
     public var state: ReportedState
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var participants: [Participant]?
 
@@ -170,7 +170,7 @@ public struct ParticipantRequest: Codable, Sendable, Hashable {
     public var clusterID: String
     public var attempt: Int
     public var initiator: String
-    public var payload: JSONValue
+    public var payload: RawJSON
     /// The task's W3C trace context: sent as the `traceparent` header of a single call (not in its body),
     /// as a field of a batched one.
     public var traceparent: String? = nil
@@ -179,7 +179,7 @@ public struct ParticipantRequest: Codable, Sendable, Hashable {
         case attempt, initiator, payload, taskID = "task_id", clusterID = "cluster_id"
     }
 
-    public init(taskID: Int64, clusterID: String, attempt: Int, initiator: String, payload: JSONValue,
+    public init(taskID: Int64, clusterID: String, attempt: Int, initiator: String, payload: RawJSON,
                 traceparent: String? = nil) {
         self.taskID = taskID
         self.clusterID = clusterID
@@ -192,8 +192,8 @@ public struct ParticipantRequest: Codable, Sendable, Hashable {
 
 /// A participant's answer on success.
 public struct ParticipantResult: Codable, Sendable, Hashable {
-    public var result: JSONValue?
-    public init(result: JSONValue?) { self.result = result }
+    public var result: RawJSON?
+    public init(result: RawJSON?) { self.result = result }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -220,7 +220,7 @@ public struct ParticipantCall: Codable, Sendable, Hashable {
     public var clusterID: String
     public var attempt: Int
     public var initiator: String
-    public var payload: JSONValue
+    public var payload: RawJSON
     public var traceparent: String?
 
     enum CodingKeys: String, CodingKey {
@@ -251,10 +251,10 @@ public struct ParticipantCall: Codable, Sendable, Hashable {
 public struct ParticipantBatchLine: Codable, Sendable, Equatable {
     public var index: Int
     public var status: Int
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: ErrorBody.Detail?
 
-    public init(index: Int, status: Int, result: JSONValue? = nil, error: ErrorBody.Detail? = nil) {
+    public init(index: Int, status: Int, result: RawJSON? = nil, error: ErrorBody.Detail? = nil) {
         self.index = index
         self.status = status
         self.result = result

@@ -142,14 +142,14 @@ extension PollResponse: JSONWritable {
 private typealias F = JSONFields
 
 extension TaskObject: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> TaskObject { try TaskObject(JSONFields(json)) }
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> TaskObject { try TaskObject(JSONFields(json)) }
 
     init(_ fields: JSONFields) throws(JSONUnreadable) {
         id = try fields.required("id", F.int64)
         clusterID = try fields.required("cluster_id", F.string)
         type = try fields.required("type", F.string)
         state = try fields.required("state", F.enumeration)
-        payload = try fields.required("payload", F.value)
+        payload = try fields.required("payload", F.raw)
         assignedNode = try fields.required("assigned_node", F.string)
         participatingNodes = try fields.required("participating_nodes", F.strings)
         parentID = try fields.optional("parent_id", F.int64)
@@ -163,7 +163,7 @@ extension TaskObject: JSONReadable {
         idempotencyKey = try fields.optional("idempotency_key", F.string)
         opaqueID = try fields.optional("opaque_id", F.string)
         traceparent = try fields.optional("traceparent", F.string)
-        result = try fields.optional("result", F.value)
+        result = try fields.optional("result", F.raw)
         error = try fields.optional("error", F.string)
         cancelRequested = try fields.required("cancel_requested", F.bool)
         abortable = try fields.required("abortable", F.bool)
@@ -183,13 +183,13 @@ extension TaskObject: JSONReadable {
 }
 
 extension ParticipantObject: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantObject { try ParticipantObject(JSONFields(json)) }
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ParticipantObject { try ParticipantObject(JSONFields(json)) }
 
     init(_ fields: JSONFields) throws(JSONUnreadable) {
         node = try fields.required("node", F.string)
         attempt = try fields.required("attempt", F.int)
         state = try fields.required("state", F.enumeration)
-        result = try fields.optional("result", F.value)
+        result = try fields.optional("result", F.raw)
         error = try fields.optional("error", F.string)
         startedAt = try fields.optional("started_at", F.date)
         finishedAt = try fields.optional("finished_at", F.date)
@@ -199,7 +199,7 @@ extension ParticipantObject: JSONReadable {
 }
 
 extension ClaimedTaskObject: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ClaimedTaskObject {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ClaimedTaskObject {
         let fields = try JSONFields(json)
         return ClaimedTaskObject(task: try TaskObject(fields), lease: try fields.required("lease", F.string),
                                  grants: try fields.required("grants", F.stringsByKey))
@@ -207,7 +207,7 @@ extension ClaimedTaskObject: JSONReadable {
 }
 
 extension PollResponse: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> PollResponse {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> PollResponse {
         let fields = try JSONFields(json)
         return PollResponse(tasks: try fields.requiredArray("tasks", ClaimedTaskObject.read),
                             cancel: try fields.requiredArray("cancel", F.int64))
@@ -215,11 +215,11 @@ extension PollResponse: JSONReadable {
 }
 
 extension SubmitTaskRequest: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> SubmitTaskRequest {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> SubmitTaskRequest {
         let fields = try JSONFields(json)
         return SubmitTaskRequest(
             type: try fields.required("type", F.string), participatingNodes: try fields.required("participating_nodes", F.strings),
-            payload: try fields.optional("payload", F.value), priority: try fields.optional("priority", F.int),
+            payload: try fields.optional("payload", F.raw), priority: try fields.optional("priority", F.int),
             runAfter: try fields.optional("run_after", F.date), maxAttempts: try fields.optional("max_attempts", F.int),
             timeoutSeconds: try fields.optional("timeout_seconds", F.int), orderingKey: try fields.optional("ordering_key", F.string),
             assign: try fields.optional("assign", F.enumeration), affinity: try fields.optional("affinity", F.enumeration),
@@ -229,20 +229,20 @@ extension SubmitTaskRequest: JSONReadable {
 }
 
 extension SubmitBatchRequest: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> SubmitBatchRequest {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> SubmitBatchRequest {
         SubmitBatchRequest(tasks: try JSONFields(json).requiredArray("tasks", SubmitTaskRequest.read))
     }
 }
 
 extension StateReportRequest.Participant: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportRequest.Participant {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> StateReportRequest.Participant {
         try StateReportRequest.Participant(JSONFields(json))
     }
 
     init(_ fields: JSONFields) throws(JSONUnreadable) {
         node = try fields.required("node", F.string)
         state = try fields.required("state", F.enumeration)
-        result = try fields.optional("result", F.value)
+        result = try fields.optional("result", F.raw)
         error = try fields.optional("error", F.string)
         startedAt = try fields.optional("started_at", F.date)
         finishedAt = try fields.optional("finished_at", F.date)
@@ -252,20 +252,20 @@ extension StateReportRequest.Participant: JSONReadable {
 }
 
 extension StateReportRequest: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportRequest { try StateReportRequest(JSONFields(json)) }
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> StateReportRequest { try StateReportRequest(JSONFields(json)) }
 
     init(_ fields: JSONFields) throws(JSONUnreadable) {
         attempt = try fields.required("attempt", F.int)
         lease = try fields.required("lease", F.string)
         state = try fields.required("state", F.enumeration)
-        result = try fields.optional("result", F.value)
+        result = try fields.optional("result", F.raw)
         error = try fields.optional("error", F.string)
         participants = try fields.optionalArray("participants", Participant.read)
     }
 }
 
 extension StateReportBatchRequest: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportBatchRequest {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> StateReportBatchRequest {
         StateReportBatchRequest(reports: try JSONFields(json).requiredArray("reports") { (json) throws(JSONUnreadable) in
             let fields = try JSONFields(json)
             return Item(taskID: try fields.required("task_id", F.int64), report: try StateReportRequest(fields))
@@ -282,7 +282,7 @@ extension StateReportRequest.Participant: JSONWritable {
             json.fieldIfPresent("error", error) { $0.string($1) }
             json.fieldIfPresent("finished_at", finishedAt) { $0.date($1) }
             json.field("node", node)
-            json.fieldIfPresent("result", result) { $0.value($1) }
+            json.fieldIfPresent("result", result) { $0.raw($1) }
             json.fieldIfPresent("rollback", rollback) { json, rollback in
                 json.object { json in
                     json.fieldIfPresent("error", rollback.error) { $0.string($1) }
@@ -306,7 +306,7 @@ extension StateReportRequest: JSONWritable {
             json.fieldIfPresent("error", error) { $0.string($1) }
             json.field("lease", lease)
             json.fieldIfPresent("participants", participants) { json, participants in json.array(participants) { $1.write(to: &$0) } }
-            json.fieldIfPresent("result", result) { $0.value($1) }
+            json.fieldIfPresent("result", result) { $0.raw($1) }
             json.field("state", state.rawValue)
             json.fieldIfPresent("task_id", taskID) { $0.integer($1) }
         }
@@ -331,7 +331,7 @@ extension ErrorBody.Detail: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ErrorBody.Detail {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ErrorBody.Detail {
         let fields = try JSONFields(json)
         return ErrorBody.Detail(code: try fields.required("code", F.string), message: try fields.required("message", F.string),
                                 field: try fields.optional("field", F.string))
@@ -353,7 +353,7 @@ extension StateReportBatchResponse: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> StateReportBatchResponse {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> StateReportBatchResponse {
         StateReportBatchResponse(results: try JSONFields(json).requiredArray("results") { (json) throws(JSONUnreadable) in
             let fields = try JSONFields(json)
             return Result(taskID: try fields.required("task_id", F.int64), status: try fields.required("status", F.int),
@@ -374,11 +374,11 @@ extension ParticipantRequest: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantRequest {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ParticipantRequest {
         let fields = try JSONFields(json)
         return ParticipantRequest(taskID: try fields.required("task_id", F.int64), clusterID: try fields.required("cluster_id", F.string),
                                   attempt: try fields.required("attempt", F.int), initiator: try fields.required("initiator", F.string),
-                                  payload: try fields.required("payload", F.value))
+                                  payload: try fields.required("payload", F.raw))
     }
 }
 
@@ -397,13 +397,13 @@ extension ParticipantCall: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantCall {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ParticipantCall {
         let fields = try JSONFields(json)
         var call = ParticipantCall(
             type: try fields.required("type", F.string), rollback: false, grant: try fields.required("grant", F.string),
             request: ParticipantRequest(taskID: try fields.required("task_id", F.int64), clusterID: try fields.required("cluster_id", F.string),
                                         attempt: try fields.required("attempt", F.int), initiator: try fields.required("initiator", F.string),
-                                        payload: try fields.required("payload", F.value),
+                                        payload: try fields.required("payload", F.raw),
                                         traceparent: try fields.optional("traceparent", F.string)))
         call.rollback = try fields.optional("rollback", F.bool)
         return call
@@ -418,7 +418,7 @@ extension ParticipantBatchRequest: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantBatchRequest {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ParticipantBatchRequest {
         ParticipantBatchRequest(calls: try JSONFields(json).requiredArray("calls", ParticipantCall.read))
     }
 }
@@ -434,10 +434,10 @@ extension ParticipantBatchLine: JSONWritable, JSONReadable {
         }
     }
 
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> ParticipantBatchLine {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ParticipantBatchLine {
         let fields = try JSONFields(json)
         return ParticipantBatchLine(index: try fields.required("index", F.int), status: try fields.required("status", F.int),
-                                    result: try fields.optional("result", F.value), error: try fields.optional("error", ErrorBody.Detail.read))
+                                    result: try fields.optional("result", F.raw), error: try fields.optional("error", ErrorBody.Detail.read))
     }
 }
 
@@ -453,7 +453,7 @@ extension SubmitTaskRequest: JSONWritable {
             json.fieldIfPresent("ordering_key", orderingKey) { $0.string($1) }
             json.fieldIfPresent("parent_id", parentID) { $0.integer($1) }
             json.field("participating_nodes", participatingNodes)
-            json.fieldIfPresent("payload", payload) { $0.value($1) }
+            json.fieldIfPresent("payload", payload) { $0.raw($1) }
             json.fieldIfPresent("priority", priority) { $0.integer(Int64($1)) }
             json.fieldIfPresent("run_after", runAfter) { $0.date($1) }
             json.fieldIfPresent("timeout_seconds", timeoutSeconds) { $0.integer(Int64($1)) }

@@ -78,7 +78,7 @@ public struct NodeList: Codable, Sendable {
 public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public var type: String
     public var participatingNodes: [String]
-    public var payload: JSONValue?
+    public var payload: RawJSON?
     public var priority: Int?
     public var runAfter: Date?
     public var maxAttempts: Int?
@@ -99,7 +99,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         case idempotencyKey = "idempotency_key"
     }
 
-    public init(type: String, participatingNodes: [String], payload: JSONValue? = nil, priority: Int? = nil,
+    public init(type: String, participatingNodes: [String], payload: RawJSON? = nil, priority: Int? = nil,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil, orderingKey: String? = nil,
                 assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
                 internal: Bool? = nil, idempotencyKey: String? = nil) {
@@ -121,7 +121,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
 
     /// The submission this body asks for, with what its request's headers add.
     public func submission(idempotencyKey: String?, opaqueID: String?, traceparent: String? = nil) -> TaskSubmission {
-        TaskSubmission(type: type, participatingNodes: participatingNodes, payload: payload ?? [:],
+        TaskSubmission(type: type, participatingNodes: participatingNodes, payload: payload ?? .emptyObject,
                        priority: priority ?? 0, runAfter: runAfter, maxAttempts: maxAttempts,
                        timeoutSeconds: timeoutSeconds, orderingKey: orderingKey, assign: assign ?? .first,
                        affinity: affinity ?? .any, parentID: parentID, abortable: abortable ?? true,

@@ -7,7 +7,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var clusterID: String
     public var type: String
     public var state: TaskState
-    public var payload: JSONValue
+    public var payload: RawJSON
     public var assignedNode: String
     public var participatingNodes: [String]
     public var parentID: Int64?
@@ -23,7 +23,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var opaqueID: String?
     /// The W3C `traceparent` the task was submitted with.
     public var traceparent: String?
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var cancelRequested: Bool
     public var abortable: Bool
@@ -136,7 +136,7 @@ public struct ParticipantObject: Codable, Sendable, Hashable {
     public var node: String
     public var attempt: Int
     public var state: ParticipantState
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var startedAt: Date?
     public var finishedAt: Date?
@@ -216,7 +216,7 @@ public struct TaskSummary: Codable, Sendable, Hashable {
     public var state: TaskState
     public var assignedNode: String
     public var attempt: Int
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var receivedAt: Date?
     public var finishedAt: Date?

@@ -30,7 +30,9 @@ struct ExecutableHandler: TaskHandler {
         return environment
     }
 
-    func run(_ work: ParticipantWork) async throws -> JSONValue? {
+    func run(_ work: ParticipantWork) async throws -> JSONValue? { try await runKeepingBytes(work)?.value }
+
+    func runKeepingBytes(_ work: ParticipantWork) async throws -> RawJSON? {
         let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-handler-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -44,7 +46,7 @@ struct ExecutableHandler: TaskHandler {
         let input = folder.appending(path: "stdin.json")
         let output = folder.appending(path: "stdout")
         let errors = folder.appending(path: "stderr")
-        for (file, contents) in [(input, try APIJSON.encode(work.payload)), (output, Data()), (errors, Data())] {
+        for (file, contents) in [(input, Data(work.rawPayload.bytes)), (output, Data()), (errors, Data())] {
             guard FileManager.default.createFile(atPath: file.path, contents: contents, attributes: [.posixPermissions: 0o600]) else {
                 Self.logger.error("cannot write a handler's files", metadata: ["type": "\(work.type)", "folder": "\(folder.path)"])
                 throw HandlerFailure("the node cannot prepare the handler of type \(work.type) (its agent's log says why)")
@@ -101,12 +103,11 @@ struct ExecutableHandler: TaskHandler {
             throw HandlerFailure("handler \(work.type) \(reason)\(tail.isEmpty ? "" : ": \(tail)")")
         }
         if String(decoding: stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return nil }
-        do {
-            return try APIJSON.decode(JSONValue.self, from: stdout)
-        } catch {
+        guard let result = stdout.withUnsafeBytes({ RawJSON(validating: $0.bindMemory(to: UInt8.self)) }) else {
             let text = String(decoding: stdout.prefix(200), as: UTF8.self)
             throw HandlerFailure("handler \(work.type) printed output that is not JSON: \(text)")
         }
+        return result
     }
 
     /// Runs the process to its end; on cancellation SIGTERM, then SIGKILL after the grace period, each to

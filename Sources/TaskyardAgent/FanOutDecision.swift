@@ -65,9 +65,8 @@ struct FanOutDecision: Sendable, Equatable {
         }
         let failed = self.outcomes.filter { $0.state != .completed }
         if failed.isEmpty {
-            var results: [String: JSONValue] = [:]
-            for outcome in outcomes { results[outcome.node] = outcome.result ?? .null }
-            return TaskReport(attempt: attempt, lease: lease, state: .completed, result: .object(results), participants: outcomes)
+            let results = RawJSON(members: outcomes.map { ($0.node, $0.result ?? .null) })
+            return TaskReport(attempt: attempt, lease: lease, state: .completed, result: results, participants: outcomes)
         }
         var error: String
         if case .timedOut(let seconds) = stop {

@@ -113,7 +113,7 @@ actor GrantGate {
 
     /// The grant in `authorization`, once it also matches the call field for field.
     nonisolated func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
-               payload: JSONValue? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
+               payload: RawJSON? = nil, clusterID: String? = nil) async throws(Refusal) -> Grant {
         let grant = try await verify(authorization: authorization)
         try match(grant, taskID: taskID, attempt: attempt, type: type, initiator: initiator, payload: payload, clusterID: clusterID)
         return grant
@@ -121,7 +121,7 @@ actor GrantGate {
 
     /// Whether a grant already verified allows the call, field for field.
     nonisolated func match(_ grant: Grant, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,
-                           payload: JSONValue? = nil, clusterID: String? = nil, verb: Grant.Verb = .run) throws(Refusal) {
+                           payload: RawJSON? = nil, clusterID: String? = nil, verb: Grant.Verb = .run) throws(Refusal) {
         if let clusterID, clusterID != cluster { throw .forbidden("this node serves cluster \(cluster), not \(clusterID)") }
         let call = Grant.Call(cluster: cluster, taskID: taskID, attempt: attempt, type: type, initiator: initiator,
                               payloadDigest: payload.map(PayloadDigest.hex(of:)), node: node, verb: verb)

@@ -360,7 +360,7 @@ public final class NodeAgent: Service, Sendable {
     private func call(_ node: String, at endpoint: NodeEndpoint?, for claimed: ClaimedTaskObject) async -> ParticipantOutcome {
         let task = claimed.task
         let started = Date()
-        func outcome(_ state: ReportedState, result: JSONValue? = nil, error: String? = nil) -> ParticipantOutcome {
+        func outcome(_ state: ReportedState, result: RawJSON? = nil, error: String? = nil) -> ParticipantOutcome {
             ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: started, finishedAt: Date())
         }
         if Task.isCancelled { return outcome(.cancelled, error: "stopped") }
@@ -461,7 +461,7 @@ public final class NodeAgent: Service, Sendable {
                     case .noRollback?:
                         return (index, outcome)
                     case .completed(let result)?:
-                        updated.rollback = ParticipantRollback(state: .completed, result: result ?? .null)
+                        updated.rollback = ParticipantRollback(state: .completed, result: result?.value ?? .null)
                     case .failed(let reason)?:
                         updated.rollback = ParticipantRollback(state: .failed, error: reason)
                     case nil:

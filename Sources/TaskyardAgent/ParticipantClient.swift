@@ -23,7 +23,7 @@ struct ParticipantClient: Sendable {
     }
 
     enum Answer: Sendable, Equatable {
-        case completed(JSONValue?)
+        case completed(RawJSON?)
         case failed(String)
         /// The rollback route said the type declares no rollback.
         case noRollback
@@ -58,10 +58,11 @@ struct ParticipantClient: Sendable {
             let status = Int(response.status.code)
             if (200..<300).contains(status) {
                 // Only a participant's answer counts as success: an object with a `result` key.
-                guard let object = try? APIJSON.decode([String: JSONValue].self, from: data), let result = object["result"] else {
+                guard let answer = data.withUnsafeBytes({ JSONParser.parseMessage($0.bindMemory(to: UInt8.self)) }),
+                      case .object(let fields) = answer, let result = fields["result"] else {
                     return .failed("node \(node) answered HTTP \(status) without a participant result")
                 }
-                return .completed(result == .null ? nil : result)
+                return .completed(result.isNull ? nil : result.raw)
             }
             return Self.answer(status: status, error: (try? APIJSON.decode(ErrorBody.self, from: data))?.error,
                                node: node, rollback: rollback)

@@ -252,7 +252,7 @@ final class ParticipantEndpoint: Sendable {
 
     /// What a participant call answers: its handler's result, or the status and error the endpoint sends.
     enum Answer: Sendable, Equatable {
-        case completed(JSONValue?)
+        case completed(RawJSON?)
         case failed(status: Int, code: String, message: String)
     }
 
@@ -286,7 +286,7 @@ final class ParticipantEndpoint: Sendable {
     private func run(_ handler: any TaskHandler, type: String, _ body: ParticipantRequest) async -> Answer {
         let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
-                                   initiator: body.initiator, node: node, payload: body.payload,
+                                   initiator: body.initiator, node: node, rawPayload: body.payload,
                                    // An invalid one is dropped, as W3C trace context asks of a receiver.
                                    traceparent: body.traceparent.flatMap { try? TaskSubmission.validateTraceparent($0) == () ? $0 : nil },
                                    progressSink: { completed, total in
@@ -297,7 +297,7 @@ final class ParticipantEndpoint: Sendable {
         let (registered, started) = AsyncStream<Void>.makeStream()
         let job = Task {
             for await _ in registered { break }
-            return try await handler.run(work)
+            return try await handler.runKeepingBytes(work)
         }
         await running.add(taskID: body.taskID, job: job)
         started.finish()
@@ -334,13 +334,13 @@ final class ParticipantEndpoint: Sendable {
 /// timers at thousands of tasks a second is memory that looks leaked.)
 actor RunningWork {
     private struct Run {
-        let job: Task<JSONValue?, any Error>
+        let job: Task<RawJSON?, any Error>
         let started: ContinuousClock.Instant
     }
 
     private var runs: [Int64: [Run]] = [:]
     private var progress: [Int64: (completed: Double, total: Double)] = [:]
-    private var overdue: Set<Task<JSONValue?, any Error>> = []
+    private var overdue: Set<Task<RawJSON?, any Error>> = []
 
     func setProgress(taskID: Int64, completed: Double, total: Double) {
         guard runs[taskID] != nil else { return }
@@ -349,11 +349,11 @@ actor RunningWork {
 
     func progress(taskID: Int64) -> (completed: Double, total: Double)? { progress[taskID] }
 
-    func add(taskID: Int64, job: Task<JSONValue?, any Error>) {
+    func add(taskID: Int64, job: Task<RawJSON?, any Error>) {
         runs[taskID, default: []].append(Run(job: job, started: .now))
     }
 
-    func remove(taskID: Int64, job: Task<JSONValue?, any Error>) {
+    func remove(taskID: Int64, job: Task<RawJSON?, any Error>) {
         runs[taskID]?.removeAll { $0.job == job }
         overdue.remove(job)
         if runs[taskID]?.isEmpty == true {
@@ -375,5 +375,5 @@ actor RunningWork {
         }
     }
 
-    func isOverdue(_ job: Task<JSONValue?, any Error>) -> Bool { overdue.contains(job) }
+    func isOverdue(_ job: Task<RawJSON?, any Error>) -> Bool { overdue.contains(job) }
 }

@@ -161,19 +161,11 @@ final class RunLedger: Sendable {
     /// About what an answer holds in memory: its result's or message's size.
     static func estimatedBytes(of answer: Answer) -> Int {
         switch answer {
-        case .completed(let result): 64 + (result.map(estimatedBytes(of:)) ?? 0)
+        case .completed(let result): 64 + (result?.bytes.count ?? 0)
         case .failed(_, let code, let message): 64 + code.utf8.count + message.utf8.count
         }
     }
 
-    static func estimatedBytes(of value: JSONValue) -> Int {
-        switch value {
-        case .null, .bool, .integer, .double: 16
-        case .string(let text): 16 + text.utf8.count
-        case .array(let elements): elements.reduce(16) { $0 + estimatedBytes(of: $1) }
-        case .object(let members): members.reduce(16) { $0 + 16 + $1.key.utf8.count + estimatedBytes(of: $1.value) }
-        }
-    }
 }
 
 /// At most `limit` handler runs on this node at once (`--max-handler-runs`); the calls past it wait their

@@ -13,7 +13,10 @@ public struct ParticipantWork: Sendable {
     public let initiator: String
     /// This node.
     public let node: String
-    public let payload: JSONValue
+    /// The payload as the bytes it came in (an executable handler gets them on stdin as they are).
+    public let rawPayload: RawJSON
+    /// The payload, read from its bytes.
+    public var payload: JSONValue { rawPayload.value }
     /// The task's W3C trace context, when it was submitted with one.
     public var traceparent: String?
     let progressSink: @Sendable (Double, Double) -> Void
@@ -28,6 +31,15 @@ public struct ParticipantWork: Sendable {
 /// What a participant does for one task type: return a result (or nil), or throw to fail.
 public protocol TaskHandler: Sendable {
     func run(_ work: ParticipantWork) async throws -> JSONValue?
+    /// The result as bytes: a handler whose result comes as JSON text (an executable's stdout) gives it
+    /// as it came, checked but not read; the default writes `run`'s value.
+    func runKeepingBytes(_ work: ParticipantWork) async throws -> RawJSON?
+}
+
+extension TaskHandler {
+    public func runKeepingBytes(_ work: ParticipantWork) async throws -> RawJSON? {
+        try await run(work).map(RawJSON.init)
+    }
 }
 
 /// A failure a handler reports, with the HTTP status the participant endpoint answers (default 500;
@@ -51,6 +63,12 @@ public struct ClosureHandler: TaskHandler {
     public func run(_ work: ParticipantWork) async throws -> JSONValue? { try await body(work) }
 }
 
+/// The built-in `echo`: the payload back as the result, the very bytes that came.
+struct EchoHandler: TaskHandler {
+    func run(_ work: ParticipantWork) async throws -> JSONValue? { work.payload }
+    func runKeepingBytes(_ work: ParticipantWork) async throws -> RawJSON? { work.rawPayload }
+}
+
 /// The handlers an agent serves: registered Swift handlers first, then an executable `DIR/<type>` when a
 /// handlers folder is set. An unknown type gets 404 from the participant endpoint.
 public struct HandlerRegistry: Sendable {
@@ -69,7 +87,7 @@ public struct HandlerRegistry: Sendable {
     public static func builtins(directory: URL? = nil) -> HandlerRegistry {
         var registry = HandlerRegistry(directory: directory)
         registry.register("noop", ClosureHandler { _ in nil })
-        registry.register("echo", ClosureHandler { work in work.payload })
+        registry.register("echo", EchoHandler())
         registry.register("sleep", ClosureHandler { work in
             let seconds: Double
             switch work.payload["seconds"] {

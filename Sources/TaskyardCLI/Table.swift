@@ -43,3 +43,6 @@ func compact(_ value: JSONValue?) -> String {
     guard let value else { return "-" }
     return (try? String(decoding: APIJSON.encode(value), as: UTF8.self)) ?? "?"
 }
+
+/// A payload or result on one line, keys sorted: the same text whichever server replica wrote it.
+func compact(_ value: RawJSON) -> String { compact(value.value) }

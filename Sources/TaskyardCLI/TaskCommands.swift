@@ -40,10 +40,9 @@ struct TaskCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let payloadValue: JSONValue? = try payload.map { text in
-                do { return try APIJSON.decode(JSONValue.self, from: Data(text.utf8)) } catch {
-                    throw ValidationError("--payload is not valid JSON: \(text)")
-                }
+            let payloadValue: RawJSON? = try payload.map { text in
+                guard let raw = RawJSON(validating: text) else { throw ValidationError("--payload is not valid JSON: \(text)") }
+                return raw
             }
             let runAfterDate: Date? = try runAfter.map { text in
                 guard let date = RFC3339.parse(text) else { throw ValidationError("--run-after must be an RFC 3339 time") }

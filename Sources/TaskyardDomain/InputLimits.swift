@@ -56,7 +56,15 @@ public struct InputLimits: Sendable, Hashable {
 
     /// A JSON value stored with a task or node: at most `bytes` as compact JSON, at most `jsonDepth` deep.
     public func check(_ value: JSONValue, field: String, bytes: Int) throws(TaskyardError) {
-        let shape = value.shape(maximumDepth: jsonDepth)
+        try check(value.shape(maximumDepth: jsonDepth), field: field, bytes: bytes)
+    }
+
+    /// The same for a payload or result kept as its bytes: measured by the walk that accepted them.
+    public func check(_ value: RawJSON, field: String, bytes: Int) throws(TaskyardError) {
+        try check(value.shape(maximumDepth: jsonDepth), field: field, bytes: bytes)
+    }
+
+    private func check(_ shape: JSONValue.Shape, field: String, bytes: Int) throws(TaskyardError) {
         guard !shape.containsNUL else {
             throw .invalid(field, "must not contain a NUL character (\\u0000) in any string or key")
         }

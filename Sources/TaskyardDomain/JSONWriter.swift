@@ -42,6 +42,13 @@ public struct JSONWriter {
         bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
     }
 
+    /// Starts a field whose name is data (a node's id): escaped as any string is.
+    public mutating func key(escaping name: String) {
+        separate()
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
     private mutating func separate() {
         if atStart { atStart = false } else { bytes.append(UInt8(ascii: ",")) }
     }
@@ -76,6 +83,11 @@ public struct JSONWriter {
     public mutating func field(_ name: StaticString, _ value: JSONValue?) {
         key(name)
         if let value { self.value(value) } else { null() }
+    }
+
+    public mutating func field(_ name: StaticString, _ value: RawJSON?) {
+        key(name)
+        if let value { raw(value) } else { null() }
     }
 
     public mutating func field(_ name: StaticString, _ value: [String]?) {
@@ -166,6 +178,9 @@ public struct JSONWriter {
             bytes.append(UInt8(ascii: "}"))
         }
     }
+
+    /// The bytes as they came: a payload or result is never read and written again.
+    public mutating func raw(_ value: RawJSON) { bytes.append(contentsOf: value.bytes) }
 
     /// `2026-11-23T10:15:30.123Z`: UTC, milliseconds cut (not rounded), as `RFC3339.format` writes.
     public mutating func date(_ value: Date) {

@@ -6,7 +6,7 @@ public struct TaskRecord: Sendable, Hashable {
     public var clusterID: String
     public var type: String
     public var state: TaskState
-    public var payload: JSONValue
+    public var payload: RawJSON
     /// The initiator: the node whose agent claims the task and fans it out.
     public var assignedNode: String
     public var participatingNodes: [String]
@@ -25,7 +25,7 @@ public struct TaskRecord: Sendable, Hashable {
     public var affinity: Affinity
     public var abortable: Bool
     public var isInternal: Bool
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var progress: JSONValue?
     public var cancelRequestedAt: Date?
@@ -42,11 +42,11 @@ public struct TaskRecord: Sendable, Hashable {
 
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 
-    public init(id: Int64, clusterID: String, type: String, state: TaskState, payload: JSONValue,
+    public init(id: Int64, clusterID: String, type: String, state: TaskState, payload: RawJSON,
                 assignedNode: String, participatingNodes: [String], parentID: Int64?, attempt: Int,
                 maxAttempts: Int, priority: Int, runAfter: Date?, timeoutSeconds: Int?, leaseExpiresAt: Date?,
                 orderingKey: String?, idempotencyKey: String?, opaqueID: String?, affinity: Affinity,
-                abortable: Bool, isInternal: Bool, result: JSONValue?, error: String?, progress: JSONValue?,
+                abortable: Bool, isInternal: Bool, result: RawJSON?, error: String?, progress: JSONValue?,
                 cancelRequestedAt: Date?, cancelReason: String?, createdAt: Date, receivedAt: Date?,
                 finishedAt: Date?, updatedAt: Date) {
         self.id = id
@@ -165,14 +165,14 @@ public struct ParticipantView: Sendable, Hashable {
     public var node: String
     public var attempt: Int
     public var state: ParticipantState
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var startedAt: Date?
     public var finishedAt: Date?
     public var rollback: ParticipantRollback?
     public var decided: Bool
 
-    public init(node: String, attempt: Int, state: ParticipantState, result: JSONValue? = nil, error: String? = nil,
+    public init(node: String, attempt: Int, state: ParticipantState, result: RawJSON? = nil, error: String? = nil,
                 startedAt: Date? = nil, finishedAt: Date? = nil, rollback: ParticipantRollback? = nil, decided: Bool = false) {
         self.node = node
         self.attempt = attempt

@@ -20,7 +20,7 @@ public enum ReportedState: String, Sendable, Hashable, CaseIterable, Codable {
 public struct ParticipantOutcome: Sendable, Hashable {
     public var node: String
     public var state: ReportedState
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var startedAt: Date?
     public var finishedAt: Date?
@@ -29,7 +29,7 @@ public struct ParticipantOutcome: Sendable, Hashable {
     /// This outcome settled the task under its completion policy (the initiator's `FanOutDecision` says).
     public var decided: Bool
 
-    public init(node: String, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
+    public init(node: String, state: ReportedState, result: RawJSON? = nil, error: String? = nil,
                 startedAt: Date? = nil, finishedAt: Date? = nil, rollback: ParticipantRollback? = nil,
                 decided: Bool = false) {
         self.node = node
@@ -97,11 +97,11 @@ public struct TaskReport: Sendable, Hashable {
     /// The secret lease the claim returned: without it a report is stale, whatever its attempt.
     public var lease: String
     public var state: ReportedState
-    public var result: JSONValue?
+    public var result: RawJSON?
     public var error: String?
     public var participants: [ParticipantOutcome]
 
-    public init(attempt: Int, lease: String, state: ReportedState, result: JSONValue? = nil, error: String? = nil,
+    public init(attempt: Int, lease: String, state: ReportedState, result: RawJSON? = nil, error: String? = nil,
                 participants: [ParticipantOutcome] = []) {
         self.attempt = attempt
         self.lease = lease

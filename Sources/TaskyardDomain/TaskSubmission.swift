@@ -4,7 +4,7 @@ import Foundation
 public struct TaskSubmission: Sendable, Hashable {
     public var type: String
     public var participatingNodes: [String]
-    public var payload: JSONValue
+    public var payload: RawJSON
     public var priority: Int
     public var runAfter: Date?
     /// nil: the server's default for the type.
@@ -23,7 +23,7 @@ public struct TaskSubmission: Sendable, Hashable {
     /// From the W3C `traceparent` header: passed on to participant calls and handlers.
     public var traceparent: String?
 
-    public init(type: String, participatingNodes: [String], payload: JSONValue = .object([:]), priority: Int = 0,
+    public init(type: String, participatingNodes: [String], payload: RawJSON = .emptyObject, priority: Int = 0,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil,
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
@@ -51,7 +51,7 @@ public struct TaskSubmission: Sendable, Hashable {
     public var requestIdentity: JSONValue {
         var identity: [String: JSONValue] = [
             "type": .string(type), "participating_nodes": .array(participatingNodes.map(JSONValue.string)),
-            "payload": payload, "priority": .integer(Int64(priority)), "assign": .string(assign.rawValue),
+            "payload": payload.value, "priority": .integer(Int64(priority)), "assign": .string(assign.rawValue),
             "affinity": .string(affinity.rawValue), "abortable": .bool(abortable), "internal": .bool(isInternal),
         ]
         if let runAfter { identity["run_after"] = .double(runAfter.timeIntervalSince1970) }

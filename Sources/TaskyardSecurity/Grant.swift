@@ -135,11 +135,18 @@ public struct Grant: Codable, Sendable, Hashable {
     }
 }
 
-/// The SHA-256 of a payload's canonical JSON (`CanonicalJSON`: keys sorted, no whitespace), in hex: the
-/// same JSON value gives the same digest on the server that signs and on the node that verifies.
 public enum PayloadDigest {
-    public static func hex(of payload: JSONValue) -> String {
-        hexString(SHA256.hash(data: CanonicalJSON.bytes(payload)))
+    /// The SHA-256 of a payload's bytes, in hex. The server signs the bytes PostgreSQL gave it and the
+    /// initiator passes those very bytes on (a payload is never read and written again on its way), so the
+    /// node that verifies hashes what the server hashed, without reading the payload either.
+    public static func hex(of payload: RawJSON) -> String {
+        hexString(SHA256.hash(data: payload.bytes))
+    }
+
+    /// The SHA-256 of a value's canonical JSON (`CanonicalJSON`: keys sorted, no whitespace), in hex: the
+    /// same JSON value gives the same digest however it was written.
+    public static func hex(of value: JSONValue) -> String {
+        hexString(SHA256.hash(data: CanonicalJSON.bytes(value)))
     }
 }
 
@@ -302,7 +309,7 @@ func base64URLDecodeBytes(_ text: Substring) -> [UInt8]? {
 }
 
 extension Grant: JSONReadable {
-    public static func read(_ json: JSONValue) throws(JSONUnreadable) -> Grant {
+    public static func read(_ json: JSONNode) throws(JSONUnreadable) -> Grant {
         typealias F = JSONFields
         let fields = try JSONFields(json)
         return Grant(keyID: try fields.required("kid", F.string), cluster: try fields.required("cluster", F.string),

@@ -25,6 +25,19 @@ extension JSONValue: PostgresDecodable, PostgresEncodable {
     }
 }
 
+extension RawJSON: PostgresDecodable, PostgresEncodable {
+    /// jsonb's text as PostgreSQL wrote it: valid JSON, kept as it is.
+    public static func decode(from cell: PostgresCell) throws(PostgresError) -> RawJSON {
+        guard cell.type == .jsonb || cell.type == .json, let bytes = cell.bytes else {
+            throw PostgresError(kind: .decoding, message: "column \"\(cell.column)\" of type \(cell.type) is not JSON")
+        }
+        return RawJSON(trusted: Array(bytes))
+    }
+
+    /// The JSON text, for a `$n::jsonb` parameter.
+    public var postgresText: String? { text }
+}
+
 extension TaskState: PostgresDecodable, PostgresEncodable {
     public static func decode(from cell: PostgresCell) throws(PostgresError) -> TaskState {
         let text = try String.decode(from: cell)
@@ -112,27 +125,27 @@ extension ParticipantRecord {
     static func latest(from json: PostgresJSON) throws(PostgresError) -> [ParticipantRecord] {
         // Most rows (every task not yet reported) hold none: no JSON parse for them.
         if json.text == "[]" { return [] }
-        let items: JSONValue
-        do {
-            items = try json.decode(JSONValue.self)
-        } catch {
-            throw PostgresError(kind: .decoding, message: "column \"participants\" holds JSON that cannot be read: \(error)")
+        var text = json.text
+        // Read as a message: each outcome's `result` stays the bytes PostgreSQL wrote.
+        guard let items = text.withUTF8({ JSONParser.parseMessage($0) }) else {
+            throw PostgresError(kind: .decoding, message: "column \"participants\" holds JSON that cannot be read")
         }
         guard case .array(let array) = items else { return [] }
         return array.compactMap { item in
-            guard case .string(let node)? = item["node"], case .integer(let attempt)? = item["attempt"],
-                  case .string(let stateText)? = item["state"], let state = ReportedState(rawValue: stateText)
+            guard case .object(let fields) = item,
+                  case .scalar(.string(let node))? = fields["node"], case .scalar(.integer(let attempt))? = fields["attempt"],
+                  case .scalar(.string(let stateText))? = fields["state"], let state = ReportedState(rawValue: stateText)
             else { return nil }
             func date(_ key: String) -> Date? {
-                guard case .integer(let micros)? = item[key] else { return nil }
+                guard case .scalar(.integer(let micros))? = fields[key] else { return nil }
                 return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
             }
-            let error: String? = if case .string(let text)? = item["error"] { text } else { nil }
-            let result: JSONValue? = if let value = item["result"], value != .null { value } else { nil }
+            let error: String? = if case .scalar(.string(let text))? = fields["error"] { text } else { nil }
+            let result: RawJSON? = if let value = fields["result"], !value.isNull { value.raw } else { nil }
             return ParticipantRecord(attempt: Int(attempt), outcome: ParticipantOutcome(
                 node: node, state: state, result: result, error: error, startedAt: date("started_us"),
-                finishedAt: date("finished_us"), rollback: ParticipantRollback(json: item["rollback"]),
-                decided: item["decided"] == .bool(true)))
+                finishedAt: date("finished_us"), rollback: ParticipantRollback(json: fields["rollback"]?.value),
+                decided: fields["decided"].map { if case .scalar(.bool(true)) = $0 { true } else { false } } ?? false))
         }
     }
 

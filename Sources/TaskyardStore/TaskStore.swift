@@ -257,7 +257,7 @@ public struct TaskStore: Sendable {
         [
             cluster,
             submissions.map(\.type),
-            submissions.map(\.payload.jsonText),
+            submissions.map(\.payload.text),
             initiators,
             submissions.map { $0.participatingNodes.postgresText },
             submissions.map(\.parentID),
@@ -508,7 +508,7 @@ public struct TaskStore: Sendable {
     private func capped(_ tasks: [TaskRecord]) -> [TaskRecord] {
         var bytes = 0
         guard let cut = tasks.firstIndex(where: { task in
-            bytes += task.payload.shape().bytes + (task.result?.shape().bytes ?? 0) + (task.error?.utf8.count ?? 0) + 512
+            bytes += task.payload.bytes.count + (task.result?.bytes.count ?? 0) + (task.error?.utf8.count ?? 0) + 512
             return bytes > configuration.limits.pageBytes
         }) else { return tasks }
         return Array(tasks.prefix(max(cut, 1)))
@@ -617,10 +617,10 @@ public struct TaskStore: Sendable {
         }
         let parameters: [any PostgresEncodable] = [
             cluster, node, items.map(\.taskID), items.map(\.report.attempt), items.map(\.report.state.rawValue),
-            items.map { $0.report.result?.jsonText }, items.map(\.report.error), details,
+            items.map { $0.report.result?.text }, items.map(\.report.error), details,
             items.map { retryBackoff(afterAttempt: $0.report.attempt) },
             participantItems, participants.map(\.node), participants.map(\.state.rawValue),
-            participants.map { $0.result?.jsonText }, participants.map(\.error), participants.map(\.startedAt),
+            participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
             participants.map(\.finishedAt), items.map(\.report.lease),
             participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
         ]

@@ -44,7 +44,12 @@ struct JSONParserTests {
         #expect(JSONParser.parse("-0.0") == Self.foundation("-0.0"))
         #expect(JSONParser.parse("-0") == Self.foundation("-0"))
         #expect(JSONParser.parse(#" {"a": [1, "x\u00e9\ud83d\ude07", null, true]} "#) == ["a": [1, "xé😇", nil, true]])
-        for refused in ["1e3", "01", "1.", ".5", "+1", "[1,]", "{\"a\":1,}", "{\"a\":1,\"a\":2}", "\"\\ud800\"", "\"\u{1}\"",
+        #expect(JSONParser.parse("1e3") == .integer(1000), "as Foundation reads it into Int64")
+        #expect(JSONParser.parse("2.5e-3") == .double(0.0025))
+        #expect(JSONParser.parse("1e300") == .double(1e300))
+        #expect(JSONParser.parse("1e19") == Self.foundation("1e19"), "past Int64: a Double")
+        #expect(JSONParser.parse("9e18") == nil, "a whole number between 2^53 and Int64's end is left to Foundation")
+        for refused in ["1e", "1e+", "2e400", "01", "1.", ".5", "+1", "[1,]", "{\"a\":1,}", "{\"a\":1,\"a\":2}", "\"\\ud800\"", "\"\u{1}\"",
                         "nul", "[", "", "1 2", "\"\\x\"", "NaN", "Infinity"] {
             #expect(JSONParser.parse(refused) == nil, "\(refused)")
         }
@@ -59,7 +64,8 @@ struct JSONParserTests {
         case 0: return "null"
         case 1: return Bool.random() ? "true" : "false"
         case 2: return String(Int64.random(in: .min ... .max) >> Int64.random(in: 0...62))
-        case 3: return ["0", "-0", "1.5", "-2.25", "0.1", "123456789.125", "3.0", "99999999999999999999", "1.7976931348623157", "0.000001"].randomElement()!
+        case 3: return ["0", "-0", "1.5", "-2.25", "0.1", "123456789.125", "3.0", "99999999999999999999", "1.7976931348623157", "0.000001",
+                          "1e3", "1E+2", "2.5e-3", "1e300", "-0e0", "1.5e1"].randomElement()!
         case 4, 5:
             let pieces = ["a", "é", "😇", "\\n", "\\\"", "\\\\", "\\/", "\\u00e9", "\\u0000", "\\ud83d\\ude07", "\\t", " ", "\\b", "\\f", "\\r", "€"]
             return "\"" + (0..<Int.random(in: 0...6)).map { _ in pieces.randomElement()! }.joined() + "\""

@@ -6,7 +6,7 @@ import TaskyardDomain
 /// The fan-out's conclusions from its participants' answers, without a network.
 @Suite("Fan-out decision")
 struct FanOutDecisionTests {
-    static func outcome(_ node: String, _ state: ReportedState, result: JSONValue? = nil, error: String? = nil) -> ParticipantOutcome {
+    static func outcome(_ node: String, _ state: ReportedState, result: RawJSON? = nil, error: String? = nil) -> ParticipantOutcome {
         ParticipantOutcome(node: node, state: state, result: result, error: error)
     }
 

@@ -57,7 +57,7 @@ struct JSONWriterTests {
             try check(claim)
             try check(PollResponse(tasks: [claim, claim], cancel: [7]))
             let submit = SubmitTaskRequest(
-                type: "t", participatingNodes: ["n1", Self.randomString(&random)], payload: Bool.random() ? Self.randomValue(&random) : nil,
+                type: "t", participatingNodes: ["n1", Self.randomString(&random)], payload: Bool.random() ? Self.randomRaw(&random) : nil,
                 priority: Bool.random() ? Int.random(in: -9...9) : nil, runAfter: Bool.random() ? Self.randomDate(&random) : nil,
                 maxAttempts: Bool.random() ? 3 : nil, timeoutSeconds: Bool.random() ? 60 : nil, orderingKey: Bool.random() ? "k" : nil,
                 assign: Bool.random() ? .leastLoaded : nil, affinity: Bool.random() ? .strict : nil, parentID: Bool.random() ? 12 : nil,
@@ -65,26 +65,26 @@ struct JSONWriterTests {
             try check(submit)
             try check(SubmitBatchRequest(tasks: [submit, submit]))
             let outcome = ParticipantOutcome(
-                node: Self.randomString(&random), state: ReportedState.allCases.randomElement()!, result: Bool.random() ? Self.randomValue(&random) : nil,
+                node: Self.randomString(&random), state: ReportedState.allCases.randomElement()!, result: Bool.random() ? Self.randomRaw(&random) : nil,
                 error: Bool.random() ? Self.randomString(&random) : nil, startedAt: Bool.random() ? Self.randomDate(&random) : nil,
                 finishedAt: Bool.random() ? Self.randomDate(&random) : nil,
                 rollback: Bool.random() ? ParticipantRollback(state: .failed, result: Bool.random() ? ["x": 1] : nil, error: Bool.random() ? "e" : nil) : nil,
                 decided: Bool.random())
             let report = TaskReport(attempt: Int.random(in: 1...5), lease: "l", state: ReportedState.allCases.randomElement()!,
-                                    result: Bool.random() ? Self.randomValue(&random) : nil, error: Bool.random() ? "e" : nil,
+                                    result: Bool.random() ? Self.randomRaw(&random) : nil, error: Bool.random() ? "e" : nil,
                                     participants: Bool.random() ? [outcome, outcome] : [])
             try check(StateReportRequest(report))
             try check(StateReportBatchRequest(reports: [.init(taskID: 5, report: StateReportRequest(report))]))
             let detail = ErrorBody.Detail(code: "c", message: Self.randomString(&random), field: Bool.random() ? "f" : nil)
             try check(detail)
             try check(StateReportBatchResponse(results: [.init(taskID: 1, status: 200, state: .completed), .init(taskID: 2, status: 409, error: detail)]))
-            let request = ParticipantRequest(taskID: 9, clusterID: "c1", attempt: 2, initiator: "n1", payload: Self.randomValue(&random))
+            let request = ParticipantRequest(taskID: 9, clusterID: "c1", attempt: 2, initiator: "n1", payload: Self.randomRaw(&random))
             try check(request)
             let call = ParticipantCall(type: "t", rollback: Bool.random(), grant: "g", request: request)
             try check(call)
             try check(ParticipantBatchRequest(calls: [call, call]))
             try check(ParticipantBatchLine(index: 3, status: [200, 204, 403, 500].randomElement()!,
-                                           result: Bool.random() ? Self.randomValue(&random) : nil, error: Bool.random() ? detail : nil))
+                                           result: Bool.random() ? Self.randomRaw(&random) : nil, error: Bool.random() ? detail : nil))
         }
         #expect(readByHand > checked / 2, "read by hand \(readByHand) of \(checked)")
     }
@@ -121,6 +121,11 @@ struct JSONWriterTests {
         #expect(RFC3339.format(Date(timeIntervalSince1970: 0.0009)) == "1970-01-01T00:00:00.000Z", "cut, not rounded")
         #expect(RFC3339.parse("1300-02-03T04:05:06.007Z").map(RFC3339.format) == "1300-02-03T04:05:06.007Z", "before the Gregorian calendar")
     }
+
+    /// A payload or result as a client's bytes would come: compact, keys sorted, each number as it reads back
+    /// (`-0.0` as `0`), which is what the encoder writes of the value too. Bytes spelled otherwise travel as
+    /// they came: `RawJSONTests` holds that.
+    static func randomRaw(_ random: inout SystemRandomNumberGenerator) -> RawJSON { RawJSON(RawJSON(randomValue(&random)).value) }
 
     static func summary(_ task: TaskObject) -> TaskSummary {
         var summary = try! APIJSON.decode(TaskSummary.self, from: APIJSON.encode(task))
@@ -172,7 +177,7 @@ struct JSONWriterTests {
         task.clusterID = randomString(&random)
         task.type = randomString(&random)
         task.state = TaskState.allCases.randomElement(using: &random)!
-        task.payload = randomValue(&random)
+        task.payload = randomRaw(&random)
         task.participatingNodes = (0..<Int.random(in: 1...3, using: &random)).map { _ in randomString(&random) }
         task.parentID = maybe(Int64.random(in: 1...1000))
         task.attempt = Int.random(in: 0...5, using: &random)
@@ -184,7 +189,7 @@ struct JSONWriterTests {
         task.idempotencyKey = maybe(randomString(&random))
         task.opaqueID = maybe(randomString(&random))
         task.traceparent = maybe("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        task.result = maybe(randomValue(&random))
+        task.result = maybe(randomRaw(&random))
         task.error = maybe(randomString(&random))
         task.cancelRequested = Bool.random(using: &random)
         task.internal = Bool.random(using: &random)
@@ -196,7 +201,7 @@ struct JSONWriterTests {
                 """#.utf8))
             participant.node = node
             participant.state = ParticipantState.allCases.randomElement()!
-            participant.result = maybe(randomValue(&random))
+            participant.result = maybe(randomRaw(&random))
             participant.error = maybe(randomString(&random))
             participant.startedAt = maybe(randomDate(&random))
             participant.finishedAt = maybe(randomDate(&random))

@@ -62,7 +62,9 @@ struct ParticipantGrantTests {
             #expect(!String(decoding: shown.body, as: UTF8.self).contains("grant"))
 
             let url = endpoint.url(["api", "v1", "tasks", "count"])
-            let body = ParticipantRequest(taskID: both.id, clusterID: "c1", attempt: claim.attempt, initiator: "n1", payload: ["volume": "v1"])
+            // The payload as the claim carries it: the grant's digest is of those bytes.
+            #expect(claim.task.payload == ["volume": "v1"])
+            let body = ParticipantRequest(taskID: both.id, clusterID: "c1", attempt: claim.attempt, initiator: "n1", payload: claim.task.payload)
 
             // The keys a node verifies with, and the private key only the server holds (read here to make
             // grants that are valid in every way but one).
@@ -92,19 +94,23 @@ struct ParticipantGrantTests {
             }
             var otherPayload = body
             otherPayload.payload = ["volume": "v2"]
+            var respelled = body
+            respelled.payload = RawJSON(body.payload.value)
+            #expect(respelled.payload.bytes != body.payload.bytes)
             var otherAttempt = body
             otherAttempt.attempt += 1
             var otherInitiator = body
             otherInitiator.initiator = "n2"
             let forbidden: [(String, String, ParticipantRequest, String)] = [
                 ("a grant that does not name n2", url, ParticipantRequest(taskID: onlyN1.id, clusterID: "c1", attempt: claimN1.attempt,
-                                                                        initiator: "n1", payload: ["volume": "v1"]), claimN1.grant(for: "n1")),
+                                                                        initiator: "n1", payload: claimN1.task.payload), claimN1.grant(for: "n1")),
                 ("another payload", url, otherPayload, claim.grant(for: "n2")),
+                ("the same payload spelled otherwise", url, respelled, claim.grant(for: "n2")),
                 ("another attempt", url, otherAttempt, claim.grant(for: "n2")),
                 ("another initiator", url, otherInitiator, claim.grant(for: "n2")),
                 ("replayed for another type", endpoint.url(["api", "v1", "tasks", "other"]), body, claim.grant(for: "n2")),
                 ("replayed for another task", url, ParticipantRequest(taskID: onlyN1.id, clusterID: "c1", attempt: claim.attempt,
-                                                                      initiator: "n1", payload: ["volume": "v1"]), claim.grant(for: "n2")),
+                                                                      initiator: "n1", payload: claim.task.payload), claim.grant(for: "n2")),
             ]
             for (what, target, request, grant) in forbidden {
                 let answer = try await Self.call(target, body: request, grant: grant)
@@ -136,11 +142,18 @@ struct ParticipantGrantTests {
 
 @Suite("Payload digests")
 struct PayloadDigestTests {
+    @Test("a payload's digest is of its bytes, as they travel; a request's identity is of its canonical JSON")
+    func payloadBytes() throws {
+        let payload = try #require(RawJSON(validating: #"{"b": 1,  "a": 2}"#))
+        #expect(PayloadDigest.hex(of: payload) == TokenSecret.hash(#"{"b": 1,  "a": 2}"#))
+        #expect(PayloadDigest.hex(of: payload) != PayloadDigest.hex(of: RawJSON(payload.value)), "another spelling is another digest")
+    }
+
     @Test("the digest is of the canonical JSON: keys sorted, no whitespace, minimal escapes, 2.0 written as 2")
     func canonical() {
         let payload: JSONValue = ["b": [1, 2.5, .string("x\"y\n/")], "a": .null, "c": ["z": true, "y": 2.0]]
         #expect(PayloadDigest.hex(of: payload) == TokenSecret.hash(#"{"a":null,"b":[1,2.5,"x\"y\u000a/"],"c":{"y":2,"z":true}}"#))
-        #expect(PayloadDigest.hex(of: ["a": 1, "b": 2]) == PayloadDigest.hex(of: ["b": 2, "a": 1]))
-        #expect(PayloadDigest.hex(of: ["a": 1]) != PayloadDigest.hex(of: ["a": 2]))
+        #expect(PayloadDigest.hex(of: ["a": 1, "b": 2] as JSONValue) == PayloadDigest.hex(of: ["b": 2, "a": 1] as JSONValue))
+        #expect(PayloadDigest.hex(of: ["a": 1] as JSONValue) != PayloadDigest.hex(of: ["a": 2] as JSONValue))
     }
 }

@@ -16,7 +16,7 @@ struct ParticipantOutcomeTests {
             configuration.retryBackoffCap = 0.1
             try await Deployment.run(on: TaskStore(pool: pool, configuration: configuration)) { deployment in
                 // 200 KB of payload on three nodes, failing three times: nine outcomes, one task row.
-                let payload: JSONValue = ["blob": .string(String(repeating: "p", count: 200_000))]
+                let payload: RawJSON = ["blob": .string(String(repeating: "p", count: 200_000))]
                 let task = try await deployment.client.submit(cluster: "c1",
                     SubmitTaskRequest(type: "fail", participatingNodes: ["n1", "n2", "n3"], payload: payload, maxAttempts: 3))
                 #expect(task.participants.map(\.node) == ["n1", "n2", "n3"])

@@ -29,7 +29,7 @@ struct RollbackTests {
             return registry
         }) { deployment in
             for type in ["provision", "mount", "echo"] {
-                let payload: JSONValue = type == "echo" ? [:] : ["size": 1]
+                let payload: RawJSON = type == "echo" ? [:] : ["size": 1]
                 let participants = type == "echo" ? ["n1", "n9"] : ["n1", "n2", "n3"]
                 if type == "echo" {
                     _ = try await deployment.client.registerNode(cluster: "c1", node: "n9", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))

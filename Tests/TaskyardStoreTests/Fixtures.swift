@@ -14,7 +14,7 @@ extension TaskStore {
         }
     }
 
-    func submit(_ type: String = "noop", on nodes: [String] = ["n1", "n2"], payload: JSONValue = [:],
+    func submit(_ type: String = "noop", on nodes: [String] = ["n1", "n2"], payload: RawJSON = [:],
                 priority: Int = 0) async throws -> TaskRecord {
         try await submit(TaskSubmission(type: type, participatingNodes: nodes, payload: payload, priority: priority),
                          cluster: Self.cluster).task

@@ -55,6 +55,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "bulk: POST …/tasks/batch with --batch-size tasks; single: one POST per task from 32 clients at once.")
     var submit = SubmitMode.bulk
 
+    enum TaskType: String, ExpressibleByArgument, CaseIterable {
+        case noop, echo
+    }
+
+    @Option(name: .customLong("type"), help: "The task type: noop (no result), or echo (each participant returns the payload as its result).")
+    var taskType = TaskType.noop
+
+    @Option(help: ArgumentHelp("Each task's payload, about this many bytes of JSON (volumes with numbers, strings and labels); 0: {}.", valueName: "bytes"))
+    var payloadBytes = 0
+
     @Option(help: "Tasks per bulk submit (1–1000).")
     var batchSize = 1000
 
@@ -99,6 +109,7 @@ struct BenchCommand: AsyncParsableCommand {
         if server != nil, servers > 1 { throw ValidationError("--servers starts servers; it does not go with --server") }
         guard (1...agents).contains(participants) else { throw ValidationError("--participants must be from 1 to --agents (\(agents))") }
         guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 1000") }
+        guard (0...200_000).contains(payloadBytes) else { throw ValidationError("--payload-bytes must be from 0 to 200000 (the server takes 256 KiB)") }
         if server != nil, databaseURL == nil {
             throw ValidationError("--server needs --database-url: the bench reads its timings from the server's database")
         }
@@ -170,7 +181,8 @@ struct BenchCommand: AsyncParsableCommand {
             servers: server == nil ? servers : 1, agents: agents, tasks: tasks, participants: participants, submit: submit.rawValue, runs: [])
 
         let workload = BenchWorkload(store: store, clients: [TaskyardClient(baseURL: server ?? "http://127.0.0.1:1", token: tokens.admin)],
-                                     cluster: cluster, nodes: nodes, participants: participants, progress: progress)
+                                     cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
+                                     payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
         if preloadHistory > 0 {
             let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
                                                        claimBatch: concurrency, label: "raw SQL, before the history")
@@ -199,7 +211,8 @@ struct BenchCommand: AsyncParsableCommand {
                                                        agentConcurrency: concurrency, logFolder: folder,
                                                        adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles)
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
-                                     cluster: cluster, nodes: nodes, participants: participants, progress: progress)
+                                     cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
+                                     payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
         func agentBytes() -> Int { processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0 }
         do {
             try await Task.sleep(for: .seconds(1))

@@ -17,6 +17,10 @@ struct BenchWorkload: Sendable {
     let cluster: String
     let nodes: [String]
     let participants: Int
+    /// The task type every task has (`noop`, or `echo`: each participant returns the payload as its result).
+    let type: String
+    /// Every task's payload.
+    let payload: RawJSON
     let progress: BenchProgress
 
     /// Latencies in milliseconds.
@@ -48,6 +52,25 @@ struct BenchWorkload: Sendable {
         (0..<participants).map { nodes[(index + $0) % nodes.count] }
     }
 
+    func request(_ index: Int) -> SubmitTaskRequest {
+        SubmitTaskRequest(type: type, participatingNodes: participatingNodes(index), payload: payload)
+    }
+
+    /// A payload of about `bytes` bytes that looks like a cluster manager's: a list of volumes, each with
+    /// numbers, strings and a nested object. 0: `{}`.
+    static func payload(bytes: Int) -> RawJSON {
+        guard bytes > 2 else { return .emptyObject }
+        var text = #"{"volumes":["#
+        var index = 0
+        while text.utf8.count < bytes - 2 {
+            if index > 0 { text += "," }
+            text += #"{"id":\#(100_000 + index),"name":"vol-\#(index)","size_bytes":1073741824,"replicas":3,"#
+                + #""zone":"eu-\#(index % 3)a","labels":{"tier":"gold","owner":"team-\#(index % 7)"},"ratio":0.75}"#
+            index += 1
+        }
+        return RawJSON(validating: text + "]}") ?? .emptyObject
+    }
+
     // MARK: - Idle pick-up
 
     /// Submits `samples` tasks one at a time to waiting agents, each after the previous finished:
@@ -56,7 +79,7 @@ struct BenchWorkload: Sendable {
         var sentAt: [Int64: Date] = [:]
         for index in 0..<samples {
             let sent = Date()
-            let task = try await client(index).submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
+            let task = try await client(index).submit(cluster: cluster, request(index))
             sentAt[task.id] = sent
             _ = try await client(index).wait(cluster: cluster, id: task.id, timeout: 30)
             // Let the agent get back into its long-poll: the next submit must find it waiting.
@@ -107,7 +130,7 @@ struct BenchWorkload: Sendable {
                         while true {
                             let index = next.take()
                             guard index < chunks.count else { return }
-                            let requests = chunks[index].map { SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes($0)) }
+                            let requests = chunks[index].map(request)
                             if bulk {
                                 _ = try await client(index).submitBatch(cluster: cluster, requests)
                             } else {
@@ -199,7 +222,7 @@ struct BenchWorkload: Sendable {
                 inFlight += 1
                 group.addTask {
                     let sent = Date()
-                    let task = try await client(index).submit(cluster: cluster, SubmitTaskRequest(type: "noop", participatingNodes: participatingNodes(index)))
+                    let task = try await client(index).submit(cluster: cluster, request(index))
                     sentAt.record(task.id, sent)
                 }
                 if index % 100 == 0 { progress.update("\(label): submitted \(index)/\(count)") }
@@ -248,7 +271,7 @@ struct BenchWorkload: Sendable {
         let started = ContinuousClock.now
         for start in stride(from: 0, to: count, by: batchSize) {
             let submissions = (start..<min(count, start + batchSize)).map { index in
-                TaskSubmission(type: "noop", participatingNodes: participatingNodes(index))
+                TaskSubmission(type: type, participatingNodes: participatingNodes(index), payload: payload)
             }
             _ = try await store.submitBatch(submissions, cluster: rawCluster)
             progress.update("\(label): inserted \(min(count, start + batchSize))/\(count)")
