@@ -67,20 +67,29 @@ public struct PostgresJSON: Sendable, Hashable, PostgresEncodable {
 extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// A one-dimensional array literal (`{"a","b",NULL}`); cast it in SQL (`$1::text[]`).
     public var postgresText: String? {
-        var literal = "{"
+        // Built in bytes: an element may be a 256 KiB payload, and appending it scalar by scalar to a String
+        // cost more than anything else the server did with it.
+        var literal: [UInt8] = [UInt8(ascii: "{")]
         for (index, element) in enumerated() {
-            if index > 0 { literal += "," }
-            guard let text = element.postgresText else {
-                literal += "NULL"
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            guard var text = element.postgresText else {
+                literal.append(contentsOf: "NULL".utf8)
                 continue
             }
-            literal += "\""
-            for character in text.unicodeScalars {
-                if character == "\"" || character == "\\" { literal += "\\" }
-                literal.unicodeScalars.append(character)
+            literal.append(UInt8(ascii: "\""))
+            text.withUTF8 { utf8 in
+                literal.reserveCapacity(literal.count + utf8.count + 8)
+                var clean = utf8.startIndex
+                for position in utf8.indices where utf8[position] == UInt8(ascii: "\"") || utf8[position] == UInt8(ascii: "\\") {
+                    literal.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[clean..<position]))
+                    literal.append(UInt8(ascii: "\\"))
+                    clean = position
+                }
+                literal.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[clean...]))
             }
-            literal += "\""
+            literal.append(UInt8(ascii: "\""))
         }
-        return literal + "}"
+        literal.append(UInt8(ascii: "}"))
+        return String(decoding: literal, as: UTF8.self)
     }
 }

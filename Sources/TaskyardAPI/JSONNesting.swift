@@ -6,7 +6,39 @@ public enum JSONNesting {
     /// The JSON path (`tasks[2].payload.a`) of the first container nested deeper than `maximumDepth`, or nil
     /// when none is. Only the structure is read (strings are skipped, escapes included); malformed text is
     /// left for the decoder to refuse.
-    public static func firstTooDeep(in bytes: some Collection<UInt8>, maximumDepth: Int) -> String? {
+    public static func firstTooDeep(in bytes: UnsafeRawBufferPointer, maximumDepth: Int) -> String? {
+        // Nearly every body is within the limit: a walk that only counts comes first, and the walk that
+        // names the place (a String per key) runs only for the body that is refused.
+        guard nestsDeeper(bytes, than: maximumDepth) else { return nil }
+        return pathOfFirstTooDeep(in: bytes, maximumDepth: maximumDepth)
+    }
+
+    /// Whether any container of the text nests deeper than `maximumDepth`; strings are skipped.
+    static func nestsDeeper(_ bytes: UnsafeRawBufferPointer, than maximumDepth: Int) -> Bool {
+        var depth = 0
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                index += 1
+                while index < count, bytes[index] != UInt8(ascii: "\"") {
+                    index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+                }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > maximumDepth { return true }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            default:
+                break
+            }
+            index += 1
+        }
+        return false
+    }
+
+    private static func pathOfFirstTooDeep(in bytes: UnsafeRawBufferPointer, maximumDepth: Int) -> String? {
         // Per open container: its path so far and whether it is an object, and for arrays the index.
         var path: [String] = []
         var isObject: [Bool] = []
