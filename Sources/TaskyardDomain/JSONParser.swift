@@ -66,13 +66,7 @@ public enum JSONParser {
             }
         }
 
-        mutating func literal(_ word: StaticString) -> Bool {
-            let count = word.utf8CodeUnitCount
-            guard index + count <= bytes.count else { return false }
-            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
-            index += count
-            return true
-        }
+        mutating func literal(_ word: StaticString) -> Bool { JSONLexing.literal(word, in: bytes, at: &index) }
 
         mutating func object(depth: Int) -> Tree? {
             index += 1
@@ -194,23 +188,7 @@ public enum JSONParser {
             return nil
         }
 
-        mutating func hex4() -> UInt32? {
-            guard index + 4 <= bytes.count else { return nil }
-            var value: UInt32 = 0
-            for _ in 0..<4 {
-                let byte = bytes[index]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-                default: return nil
-                }
-                value = value << 4 | UInt32(digit)
-                index += 1
-            }
-            return value
-        }
+        mutating func hex4() -> UInt32? { JSONLexing.hex4(in: bytes, at: &index) }
 
         /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, as the `Decodable` path reads it: Int64 first — digits
         /// that fit, or a fraction or exponent whose Double is whole (`3.0`, `9.999999999999999999`, `1e2`) — then Double. A whole Double past

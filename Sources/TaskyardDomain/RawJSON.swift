@@ -190,11 +190,8 @@ public struct JSONShapeWalk {
     }
 
     private mutating func literal(_ word: StaticString) -> Bool {
-        let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count else { return false }
-        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
-        index += count
-        shape.bytes += count
+        guard JSONLexing.literal(word, in: bytes, at: &index) else { return false }
+        shape.bytes += word.utf8CodeUnitCount
         return true
     }
 
@@ -248,23 +245,7 @@ public struct JSONShapeWalk {
         }
     }
 
-    private mutating func hex4() -> UInt32? {
-        guard index + 4 <= bytes.count else { return nil }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            value = value << 4 | UInt32(digit)
-            index += 1
-        }
-        return value
-    }
+    private mutating func hex4() -> UInt32? { JSONLexing.hex4(in: bytes, at: &index) }
 
     /// One multi-byte UTF-8 sequence at `index`, well formed (no overlong forms, no surrogates, at most U+10FFFF).
     private mutating func utf8Sequence() -> Bool {
@@ -319,5 +300,36 @@ public struct JSONShapeWalk {
 
     private mutating func skipDigits() {
         while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+    }
+}
+
+/// The pieces of JSON's grammar the parser and the walk both read, one way.
+enum JSONLexing {
+    /// `word` at `index` (moved past it), or false with `index` unchanged.
+    static func literal(_ word: StaticString, in bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { return false }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
+        index += count
+        return true
+    }
+
+    /// Four hex digits at `index` (moved past them): the code unit of a `\u` escape.
+    static func hex4(in bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) -> UInt32? {
+        guard index + 4 <= bytes.count else { return nil }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[index]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt32(digit)
+            index += 1
+        }
+        return value
     }
 }

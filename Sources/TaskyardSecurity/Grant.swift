@@ -25,7 +25,7 @@ public struct Grant: Codable, Sendable, Hashable {
     public var node: String
     public var verb: Verb
     public var initiator: String
-    /// Hex SHA-256 of the payload's canonical JSON (`PayloadDigest`).
+    /// Hex SHA-256 of the payload's bytes as the claim carries them (`PayloadDigest`).
     public var payloadDigest: String
     /// Seconds since 1970: no participant honours it after that.
     public var expiresAt: Int64
