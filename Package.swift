@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "TaskyardClient",
             dependencies: [
-                "TaskyardAPI", "TaskyardSecurity",
+                "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "TaskyardServer",
             dependencies: [
-                "TaskyardStore", "TaskyardAPI", "TaskyardSecurity",
+                "TaskyardStore", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "TaskyardAgent",
             dependencies: [
-                "TaskyardClient", "TaskyardAPI", "TaskyardSecurity",
+                "TaskyardClient", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -97,8 +97,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // What the command-line programs share: the options, and the agent command.
@@ -109,6 +107,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The agent alone, for nodes: no server, no PostgreSQL client (and none of libpq's libraries).
@@ -117,7 +117,7 @@ let package = Package(
             name: "TaskyardCLI",
             dependencies: [
                 "TaskyardStore", "EmbeddedPostgres", "TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardCommandLine",
-                "TaskyardSecurity",
+                "TaskyardSecurity", "TaskyardAPI", "TaskyardDomain", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,15 +127,16 @@ let package = Package(
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         // Test databases on a real PostgreSQL server (a private one unless TASKYARD_TEST_DATABASE_URL is set).
-        .target(name: "TaskyardTestSupport", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardStore", "TaskyardSecurity"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TaskyardTestSupport"]),
+        .target(name: "TaskyardTestSupport", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardStore", "TaskyardDomain", "TaskyardSecurity"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardTestSupport"]),
         .testTarget(name: "TaskyardDomainTests", dependencies: ["TaskyardDomain"]),
-        .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardTestSupport"]),
+        .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardDomain", "Postgres", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",
             dependencies: ["TaskyardServer", "TaskyardAgent", "TaskyardClient", "TaskyardTestSupport", "EmbeddedPostgres",
-                           "TaskyardSecurity", "TaskyardCommandLine",
+                           "TaskyardSecurity", "TaskyardCommandLine", "TaskyardAPI", "TaskyardDomain", "TaskyardStore", "Postgres",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
