@@ -325,7 +325,7 @@ extension StateReportBatchRequest: JSONWritable {
 extension ErrorBody.Detail: JSONWritable, JSONReadable {
     public func write(to json: inout JSONWriter) {
         json.object { json in
-            json.field("code", code)
+            json.field("code", code.rawValue)
             json.fieldIfPresent("field", field) { $0.string($1) }
             json.field("message", message)
         }
@@ -333,7 +333,7 @@ extension ErrorBody.Detail: JSONWritable, JSONReadable {
 
     public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ErrorBody.Detail {
         let fields = try JSONFields(json)
-        return ErrorBody.Detail(code: try fields.required("code", F.string), message: try fields.required("message", F.string),
+        return ErrorBody.Detail(code: ErrorCode(rawValue: try fields.required("code", F.string)), message: try fields.required("message", F.string),
                                 field: try fields.optional("field", F.string))
     }
 }

@@ -39,10 +39,10 @@ actor GrantGate {
         /// A valid grant for something else: 403.
         case forbidden(String)
 
-        var response: (status: HTTPResponse.Status, code: String, message: String) {
+        var response: (status: HTTPResponse.Status, code: ErrorCode, message: String) {
             switch self {
-            case .unauthenticated(let message): (.unauthorized, "unauthenticated", message)
-            case .forbidden(let message): (.forbidden, "forbidden", message)
+            case .unauthenticated(let message): (.unauthorized, .unauthenticated, message)
+            case .forbidden(let message): (.forbidden, .forbidden, message)
             }
         }
     }

@@ -154,7 +154,7 @@ public final class NodeAgent: Service, Sendable {
                                                   RegisterNodeRequest(endpoint: endpoint, labels: configuration.labels,
                                                                       capacity: configuration.capacity))
                 return
-            } catch let failure as TaskyardClient.Failure where failure.error?.error.code == "cluster_not_found" {
+            } catch let failure as TaskyardClient.Failure where failure.error?.error.code == .clusterNotFound {
                 // Agents may start before anyone created their cluster (containers, scripts): wait for it.
                 logger.warning("cluster does not exist yet; waiting (create it with `taskyard cluster create \(configuration.cluster)`)")
                 try await Task.sleep(for: delay)

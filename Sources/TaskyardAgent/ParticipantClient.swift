@@ -76,7 +76,7 @@ struct ParticipantClient: Sendable {
 
     /// A participant's failure as the initiator records it.
     static func answer(status: Int, error: ErrorBody.Detail?, node: String, rollback: Bool) -> Answer {
-        if rollback, status == 404, error?.code == "no_rollback" { return .noRollback }
+        if rollback, status == 404, error?.code == .noRollback { return .noRollback }
         if let message = error?.message { return .failed(sanitized(message)) }
         return .failed("node \(node) answered HTTP \(status)")
     }

@@ -55,10 +55,10 @@ final class ParticipantEndpoint: Sendable {
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.exposition(heldTasks: self.heldTasks()))))
             case .refused(let status):
                 var response = switch status {
-                case 401: Self.error(.unauthorized, code: "unauthenticated", "a client token with read on cluster \(self.scrapes.cluster) is needed")
-                case 403: Self.error(.forbidden, code: "forbidden", "this token may not read cluster \(self.scrapes.cluster)")
-                case 429: Self.error(.tooManyRequests, code: "too_many_requests", "too many scrapes with unknown tokens; try again in a second")
-                default: Self.error(.serviceUnavailable, code: "server_unavailable", "the server that vouches for tokens cannot be reached")
+                case 401: Self.error(.unauthorized, code: .unauthenticated, "a client token with read on cluster \(self.scrapes.cluster) is needed")
+                case 403: Self.error(.forbidden, code: .forbidden, "this token may not read cluster \(self.scrapes.cluster)")
+                case 429: Self.error(.tooManyRequests, code: .tooManyRequests, "too many scrapes with unknown tokens; try again in a second")
+                default: Self.error(.serviceUnavailable, code: .serverUnavailable, "the server that vouches for tokens cannot be reached")
                 }
                 if status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
                 return response
@@ -84,7 +84,7 @@ final class ParticipantEndpoint: Sendable {
             let id = context.parameters.get("target").flatMap(Int64.init) ?? 0
             if let refusal = await self.refusal(request, taskID: id) { return refusal }
             guard let progress = await self.running.progress(taskID: id)
-            else { return Self.error(.notFound, code: "no_progress", "no progress reported for that task here") }
+            else { return Self.error(.notFound, code: .noProgress, "no progress reported for that task here") }
             return Self.json(HeartbeatRequest.Progress(completed: progress.completed, total: progress.total))
         }
         // …or a task to stop.
@@ -149,11 +149,11 @@ final class ParticipantEndpoint: Sendable {
             body.traceparent = request.headers[HTTPField.Name("traceparent")!]
         } catch is NIOTooManyBytesError {
             metrics.participantCall(route: .single, refused: true)
-            return Self.error(.contentTooLarge, code: "body_too_large",
+            return Self.error(.contentTooLarge, code: .bodyTooLarge,
                               "a participant request is at most \(Self.maximumBodyBytes) bytes")
         } catch {
             metrics.participantCall(route: .single, refused: true)
-            return Self.error(.badRequest, code: "bad_request", "the participant request cannot be read: \(error)")
+            return Self.error(.badRequest, code: .badRequest, "the participant request cannot be read: \(error)")
         }
         // The rest of the match needs the body; the signature was verified once, above.
         do throws(GrantGate.Refusal) {
@@ -191,12 +191,12 @@ final class ParticipantEndpoint: Sendable {
             let buffer = try await request.collectBody(upTo: Self.maximumBatchBodyBytes)
             batch = try APIJSON.decode(ParticipantBatchRequest.self, from: Data(buffer.readableBytesView))
         } catch is NIOTooManyBytesError {
-            return Self.error(.contentTooLarge, code: "body_too_large", "a batch of participant calls is at most \(Self.maximumBatchBodyBytes) bytes")
+            return Self.error(.contentTooLarge, code: .bodyTooLarge, "a batch of participant calls is at most \(Self.maximumBatchBodyBytes) bytes")
         } catch {
-            return Self.error(.badRequest, code: "bad_request", "the batch of participant calls cannot be read: \(error)")
+            return Self.error(.badRequest, code: .badRequest, "the batch of participant calls cannot be read: \(error)")
         }
         guard (1...Self.maximumBatchCalls).contains(batch.calls.count) else {
-            return Self.error(.badRequest, code: "bad_request", "a batch holds 1 to \(Self.maximumBatchCalls) calls, not \(batch.calls.count)")
+            return Self.error(.badRequest, code: .badRequest, "a batch holds 1 to \(Self.maximumBatchCalls) calls, not \(batch.calls.count)")
         }
         metrics.participantBatch()
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
@@ -209,7 +209,7 @@ final class ParticipantEndpoint: Sendable {
                         self.metrics.participantCall(route: .batch, refused: true)
                         group.addTask {
                             ParticipantBatchLine(index: index, status: 409, error: .init(
-                                code: "duplicate_call", message: "the batch holds this call (task \(call.taskID), attempt \(call.attempt)) more than once; it runs once"))
+                                code: .duplicateCall, message: "the batch holds this call (task \(call.taskID), attempt \(call.attempt)) more than once; it runs once"))
                         }
                         continue
                     }
@@ -253,7 +253,7 @@ final class ParticipantEndpoint: Sendable {
     /// What a participant call answers: its handler's result, or the status and error the endpoint sends.
     enum Answer: Sendable, Equatable {
         case completed(RawJSON?)
-        case failed(status: Int, code: String, message: String)
+        case failed(status: Int, code: ErrorCode, message: String)
     }
 
     /// Runs the handler for `type` (or its rollback) on this node, once for the grant `use` stands for (a
@@ -262,7 +262,7 @@ final class ParticipantEndpoint: Sendable {
     func perform(type: String, rollback: Bool = false, _ body: ParticipantRequest, once use: RunLedger.Use) async -> Answer {
         await ledger.once(use) {
             await slots.withSlot { await perform(type: type, rollback: rollback, body) }
-                ?? .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node) before its handler started")
+                ?? .failed(status: 409, code: .cancelled, message: "task \(body.taskID) was cancelled on \(node) before its handler started")
         }
     }
 
@@ -270,14 +270,14 @@ final class ParticipantEndpoint: Sendable {
         guard let handler = rollback ? handlers.rollbackHandler(for: type) : handlers.handler(for: type) else {
             metrics.handlerRun(type: "unknown", outcome: rollback ? "no_rollback" : "unknown_type", duration: nil)
             return rollback
-                ? .failed(status: 404, code: "no_rollback", message: "task type \(type) declares no rollback on node \(node)")
-                : .failed(status: 404, code: "unknown_task_type", message: "node \(node) has no handler for task type \(type)")
+                ? .failed(status: 404, code: .noRollback, message: "task type \(type) declares no rollback on node \(node)")
+                : .failed(status: 404, code: .unknownTaskType, message: "node \(node) has no handler for task type \(type)")
         }
         let started = ContinuousClock.now
         let answer = await run(handler, type: type, body)
         let outcome = switch answer {
         case .completed: "completed"
-        case .failed(_, let code, _): code == "handler_failed" ? "failed" : code
+        case .failed(_, let code, _): code == .handlerFailed ? "failed" : code.rawValue
         }
         metrics.handlerRun(type: type, outcome: rollback ? "rollback_" + outcome : outcome, duration: ContinuousClock.now - started)
         return answer
@@ -305,15 +305,15 @@ final class ParticipantEndpoint: Sendable {
         do {
             return .completed(try await job.value)
         } catch let failure as HandlerFailure {
-            return .failed(status: failure.status, code: "handler_failed", message: failure.message)
+            return .failed(status: failure.status, code: .handlerFailed, message: failure.message)
         } catch is CancellationError {
             if await running.isOverdue(job) {
-                return .failed(status: 504, code: "timed_out",
+                return .failed(status: 504, code: .timedOut,
                                message: "the \(type) handler on \(node) ran longer than \(handlerTimeout) and was stopped")
             }
-            return .failed(status: 409, code: "cancelled", message: "task \(body.taskID) was cancelled on \(node)")
+            return .failed(status: 409, code: .cancelled, message: "task \(body.taskID) was cancelled on \(node)")
         } catch {
-            return .failed(status: 500, code: "handler_failed", message: "\(error)")
+            return .failed(status: 500, code: .handlerFailed, message: "\(error)")
         }
     }
 
@@ -323,7 +323,7 @@ final class ParticipantEndpoint: Sendable {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func error(_ status: HTTPResponse.Status, code: String, _ message: String) -> Response {
+    static func error(_ status: HTTPResponse.Status, code: ErrorCode, _ message: String) -> Response {
         json(ErrorBody(code: code, message: message), status: status)
     }
 }

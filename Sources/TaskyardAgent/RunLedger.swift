@@ -81,7 +81,7 @@ final class RunLedger: Sendable {
             case .running?: return .wait
             case nil:
                 if use.issuedAt <= state.forgottenUpTo {
-                    return .answer(.failed(status: 403, code: "forbidden",
+                    return .answer(.failed(status: 403, code: .forbidden,
                                            message: "the grant is older than the runs this node remembers; it runs nothing"))
                 }
                 state.entries[key] = .running(waiters: [])
@@ -107,7 +107,7 @@ final class RunLedger: Sendable {
                     case .done(let answer, _)?:
                         return answer
                     case nil:
-                        return .failed(status: 403, code: "forbidden", message: "the grant has expired")
+                        return .failed(status: 403, code: .forbidden, message: "the grant has expired")
                     }
                 }
                 if let recorded { continuation.resume(returning: recorded) }
@@ -121,7 +121,7 @@ final class RunLedger: Sendable {
                     state.entries[key] = .done(answer, bytes: bytes)
                     state.keptResultBytes += bytes
                 } else {
-                    state.entries[key] = .done(.failed(status: 409, code: "already_ran",
+                    state.entries[key] = .done(.failed(status: 409, code: .alreadyRan,
                                                        message: "node ran this call already; its answer is no longer kept"), bytes: 0)
                 }
                 return waiters
@@ -162,7 +162,7 @@ final class RunLedger: Sendable {
     static func estimatedBytes(of answer: Answer) -> Int {
         switch answer {
         case .completed(let result): 64 + (result?.bytes.count ?? 0)
-        case .failed(_, let code, let message): 64 + code.utf8.count + message.utf8.count
+        case .failed(_, let code, let message): 64 + code.rawValue.utf8.count + message.utf8.count
         }
     }
 

@@ -94,8 +94,8 @@ public struct TokenRequest: Sendable, Hashable {
             guard !scopes.isEmpty else { throw .invalid("scopes", "a client token needs at least one of read, submit, operate, admin") }
             if nodeID != nil { throw .invalid("node_id", "only a node token names a node") }
         case .node:
-            guard clusterID != nil else { throw TaskyardError(.invalid, code: "missing_field", message: "cluster_id is required for a node token", field: "cluster_id") }
-            guard let nodeID else { throw TaskyardError(.invalid, code: "missing_field", message: "node_id is required for a node token", field: "node_id") }
+            guard clusterID != nil else { throw TaskyardError(.invalid, code: .missingField, message: "cluster_id is required for a node token", field: "cluster_id") }
+            guard let nodeID else { throw TaskyardError(.invalid, code: .missingField, message: "node_id is required for a node token", field: "node_id") }
             try Identifier.validate(nodeID, field: "node_id")
             if !scopes.isEmpty { throw .invalid("scopes", "a node token has no scopes: it may act only for its node") }
         }

@@ -69,10 +69,10 @@ public struct InputLimits: Sendable, Hashable {
             throw .invalid(field, "must not contain a NUL character (\\u0000) in any string or key")
         }
         guard shape.depth <= jsonDepth else {
-            throw .invalid(field, "nests deeper than \(jsonDepth) levels", code: "too_deep")
+            throw .invalid(field, "nests deeper than \(jsonDepth) levels", code: .tooDeep)
         }
         guard shape.bytes <= bytes else {
-            throw .invalid(field, "is larger than \(bytes) bytes as JSON", code: "too_large")
+            throw .invalid(field, "is larger than \(bytes) bytes as JSON", code: .tooLarge)
         }
     }
 
@@ -80,7 +80,7 @@ public struct InputLimits: Sendable, Hashable {
     /// cannot hold one).
     public func check(_ text: String, field: String, length: Int) throws(TaskyardError) {
         guard text.unicodeScalars.count <= length else {
-            throw .invalid(field, "is longer than \(length) characters", code: "too_large")
+            throw .invalid(field, "is longer than \(length) characters", code: .tooLarge)
         }
         try Self.checkNoNUL(text, field: field)
     }

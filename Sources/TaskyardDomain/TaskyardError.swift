@@ -12,20 +12,20 @@ public struct TaskyardError: Error, Sendable, Equatable, CustomStringConvertible
 
     public var kind: Kind
     /// snake_case, stable: programs match on it.
-    public var code: String
+    public var code: ErrorCode
     /// For a person.
     public var message: String
     /// JSON path of the field at fault, when one is.
     public var field: String?
 
-    public init(_ kind: Kind, code: String, message: String, field: String? = nil) {
+    public init(_ kind: Kind, code: ErrorCode, message: String, field: String? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
         self.field = field
     }
 
-    public static func invalid(_ field: String, _ message: String, code: String = "invalid_field") -> TaskyardError {
+    public static func invalid(_ field: String, _ message: String, code: ErrorCode = .invalidField) -> TaskyardError {
         TaskyardError(.invalid, code: code, message: "\(field): \(message)", field: field)
     }
 

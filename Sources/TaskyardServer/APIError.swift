@@ -13,7 +13,7 @@ struct APIError: HTTPResponseError {
     var body: ErrorBody
     var headers: HTTPFields = [:]
 
-    init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
+    init(_ status: HTTPResponse.Status, code: ErrorCode, message: String, field: String? = nil) {
         self.status = status
         body = ErrorBody(code: code, message: message, field: field)
     }
@@ -27,18 +27,18 @@ struct APIError: HTTPResponseError {
 
     /// 401: no usable credentials. Says how to authenticate, as RFC 6750 asks.
     static func unauthenticated(_ message: String) -> APIError {
-        var error = APIError(.unauthorized, code: "unauthenticated", message: message)
+        var error = APIError(.unauthorized, code: .unauthenticated, message: message)
         error.headers[.wwwAuthenticate] = #"Bearer realm="taskyard""#
         return error
     }
 
     /// 403: the token is valid but may not do this.
     static func forbidden(_ message: String) -> APIError {
-        APIError(.forbidden, code: "forbidden", message: message)
+        APIError(.forbidden, code: .forbidden, message: message)
     }
 
     static func badRequest(_ message: String, field: String? = nil) -> APIError {
-        APIError(.badRequest, code: "bad_request", message: message, field: field)
+        APIError(.badRequest, code: .badRequest, message: message, field: field)
     }
 
     /// Whatever a route threw, as the API reports it.
@@ -56,14 +56,14 @@ struct APIError: HTTPResponseError {
         case let error as DecodingError:
             return from(decoding: error)
         case is NIOTooManyBytesError:
-            return APIError(.contentTooLarge, code: "body_too_large", message: "the request body is larger than the server accepts")
+            return APIError(.contentTooLarge, code: .bodyTooLarge, message: "the request body is larger than the server accepts")
         case let error as PostgresError:
             return from(database: error)
         case let error as HTTPError:
-            return APIError(error.status, code: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"),
+            return APIError(error.status, code: ErrorCode(rawValue: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_")),
                             message: error.body ?? error.status.reasonPhrase)
         default:
-            return APIError(.internalServerError, code: "internal", message: "the server failed to handle the request")
+            return APIError(.internalServerError, code: .internalError, message: "the server failed to handle the request")
         }
     }
 
@@ -71,23 +71,23 @@ struct APIError: HTTPResponseError {
     /// that is busy, locked, read-only or gone is a moment's trouble (503 with `Retry-After`). What is left
     /// is a bug (500).
     static func from(database error: PostgresError) -> APIError {
-        var unavailable = APIError(.serviceUnavailable, code: "database_unavailable",
+        var unavailable = APIError(.serviceUnavailable, code: .databaseUnavailable,
                                    message: "the database cannot serve this right now; retry shortly")
         unavailable.headers[.retryAfter] = "1"
         if [.connection, .poolTimeout, .closed].contains(error.kind) { return unavailable }
         switch error.sqlClass {
         case .invalidValue:
             // PostgreSQL's message names the value's problem, not the schema; the statement stays out.
-            return APIError(.unprocessableContent, code: "invalid_value",
+            return APIError(.unprocessableContent, code: .invalidValue,
                             message: "a value cannot be stored: \(error.message.prefix(200))")
         case .constraint:
-            return APIError(.unprocessableContent, code: "constraint_violation",
+            return APIError(.unprocessableContent, code: .constraintViolation,
                             message: "the request breaks a rule of the stored data: \(error.message.prefix(200))")
         case .transient:
-            unavailable.body = ErrorBody(code: "database_busy", message: "the database is busy (\(error.sqlState ?? "")); retry shortly")
+            unavailable.body = ErrorBody(code: .databaseBusy, message: "the database is busy (\(error.sqlState ?? "")); retry shortly")
             return unavailable
         case .other:
-            return APIError(.internalServerError, code: "internal", message: "the server failed to handle the request")
+            return APIError(.internalServerError, code: .internalError, message: "the server failed to handle the request")
         }
     }
 
@@ -96,24 +96,24 @@ struct APIError: HTTPResponseError {
         switch error {
         case .typeMismatch(let type, let context):
             let field = jsonPath(context.codingPath)
-            return APIError(.unprocessableContent, code: "invalid_type",
+            return APIError(.unprocessableContent, code: .invalidType,
                             message: "\(field.isEmpty ? "the body" : field) must be \(describe(type))", field: field.isEmpty ? nil : field)
         case .valueNotFound(let type, let context):
             let field = jsonPath(context.codingPath)
-            return APIError(.unprocessableContent, code: "missing_field",
+            return APIError(.unprocessableContent, code: .missingField,
                             message: "\(field) must be \(describe(type)), not null", field: field)
         case .keyNotFound(let key, let context):
             let field = jsonPath(context.codingPath + [key])
-            return APIError(.unprocessableContent, code: "missing_field", message: "\(field) is required", field: field)
+            return APIError(.unprocessableContent, code: .missingField, message: "\(field) is required", field: field)
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
-                return APIError(.badRequest, code: "malformed_json", message: "the body is not valid JSON")
+                return APIError(.badRequest, code: .malformedJSON, message: "the body is not valid JSON")
             }
             let field = jsonPath(context.codingPath)
-            return APIError(.unprocessableContent, code: "invalid_field",
+            return APIError(.unprocessableContent, code: .invalidField,
                             message: "\(field): \(context.debugDescription)", field: field)
         @unknown default:
-            return APIError(.badRequest, code: "malformed_json", message: "the body cannot be read")
+            return APIError(.badRequest, code: .malformedJSON, message: "the body cannot be read")
         }
     }
 

@@ -19,9 +19,9 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if apiError.status == .notFound, (error as? HTTPError)?.status == .notFound {
                 let allowed = routes.methods(forPath: request.uri.path)
                 if allowed.isEmpty {
-                    apiError = APIError(.notFound, code: "not_found", message: "no route \(request.method) \(request.uri.path)")
+                    apiError = APIError(.notFound, code: .notFound, message: "no route \(request.method) \(request.uri.path)")
                 } else {
-                    apiError = APIError(.methodNotAllowed, code: "method_not_allowed",
+                    apiError = APIError(.methodNotAllowed, code: .methodNotAllowed,
                                         message: "\(request.uri.path) takes \(allowed.map(\.rawValue).joined(separator: ", "))")
                     apiError.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
                 }

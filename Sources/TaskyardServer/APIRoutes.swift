@@ -129,12 +129,12 @@ struct APIRoutes: Sendable {
         case .success(let pending) where pending.isEmpty:
             return try jsonResponse(["status": "ready"])
         case .success(let pending):
-            error = APIError(.serviceUnavailable, code: "not_migrated",
+            error = APIError(.serviceUnavailable, code: .notMigrated,
                              message: "the database lacks migrations \(pending.joined(separator: ", ")); run taskyard migrate")
         case .failure:
-            error = APIError(.serviceUnavailable, code: "database_unavailable", message: "the database cannot be reached or read")
+            error = APIError(.serviceUnavailable, code: .databaseUnavailable, message: "the database cannot be reached or read")
         case nil:
-            error = APIError(.serviceUnavailable, code: "database_unavailable",
+            error = APIError(.serviceUnavailable, code: .databaseUnavailable,
                              message: "no database connection could be had and used within a second")
         }
         error.headers[.retryAfter] = "1"
@@ -150,8 +150,8 @@ extension TaskyardRequestContext {
     func pathIdentifier(_ name: String) throws -> String {
         guard let value = parameters.get(name) else { throw APIError.badRequest("missing \(name)") }
         guard Identifier.isValid(value) else {
-            let what = name == "node_id" ? "node" : "cluster"
-            throw APIError(.notFound, code: "\(what)_not_found", message: "no \(what) has the id \(String(reflecting: String(value.prefix(80))))")
+            let (what, code): (String, ErrorCode) = name == "node_id" ? ("node", .nodeNotFound) : ("cluster", .clusterNotFound)
+            throw APIError(.notFound, code: code, message: "no \(what) has the id \(String(reflecting: String(value.prefix(80))))")
         }
         return value
     }
@@ -159,7 +159,7 @@ extension TaskyardRequestContext {
     /// A task id from the path; anything but a positive integer names no task.
     func taskID(cluster: String) throws -> Int64 {
         guard let text = parameters.get("task_id"), let id = Int64(text), id > 0 else {
-            throw APIError(.notFound, code: "task_not_found",
+            throw APIError(.notFound, code: .taskNotFound,
                            message: "task \(parameters.get("task_id") ?? "") does not exist in cluster \(cluster)")
         }
         return id

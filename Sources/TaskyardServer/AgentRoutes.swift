@@ -100,7 +100,7 @@ extension APIRoutes {
         let body = try await decode(ScrapeCheckRequest.self, &request)
         let digest = body.tokenSHA256
         guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
-            throw APIError(.unprocessableContent, code: "invalid_field", message: "token_sha256 is 64 lowercase hex digits",
+            throw APIError(.unprocessableContent, code: .invalidField, message: "token_sha256 is 64 lowercase hex digits",
                            field: "token_sha256")
         }
         let status: Int
@@ -152,7 +152,7 @@ extension APIRoutes {
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(StateReportBatchRequest.self, &request)
         guard (1...configuration.maximumReportBatch).contains(body.reports.count) else {
-            throw APIError(.unprocessableContent, code: "invalid_field",
+            throw APIError(.unprocessableContent, code: .invalidField,
                            message: "reports must hold from 1 to \(configuration.maximumReportBatch) items", field: "reports")
         }
         let outcomes = try await store.reportBatch(body.reports.map { ($0.taskID, $0.report.report) }, cluster: cluster, node: node)

@@ -11,13 +11,13 @@ extension Request {
     mutating func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int, maximumDepth: Int) async throws -> T {
         let contentType = headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard contentType == "application/json" || contentType?.hasSuffix("+json") == true else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type",
+            throw APIError(.unsupportedMediaType, code: .unsupportedMediaType,
                            message: "send the body as JSON with Content-Type: application/json")
         }
         let buffer = try await collectBody(upTo: limit)
         if let path = buffer.withUnsafeReadableBytes({ JSONNesting.firstTooDeep(in: $0, maximumDepth: maximumDepth) }) {
             let field = path.count > 200 ? String(path.prefix(200)) + "…" : path
-            throw APIError(.unprocessableContent, code: "too_deep",
+            throw APIError(.unprocessableContent, code: .tooDeep,
                            message: "\(field) nests deeper than the server reads (\(maximumDepth) levels in a body)", field: field)
         }
         let data = Data(buffer.readableBytesView)
@@ -31,10 +31,10 @@ extension Request {
                 return value
             }
             if let field = JSONNesting.firstNonIntegerNumber(in: data) {
-                throw APIError(.unprocessableContent, code: "invalid_type",
+                throw APIError(.unprocessableContent, code: .invalidType,
                                message: "\(field) must be a whole number in range", field: field)
             }
-            throw APIError(.badRequest, code: "malformed_json", message: "the body is not valid JSON")
+            throw APIError(.badRequest, code: .malformedJSON, message: "the body is not valid JSON")
         }
     }
 }

@@ -222,7 +222,7 @@ extension APIRoutes {
             return slot
         case .failure(let refusal):
             let holder = refusal == .token ? "this token holds \(limit)" : "this client address holds \(addressLimit)"
-            var error = APIError(.tooManyRequests, code: "too_many_streams",
+            var error = APIError(.tooManyRequests, code: .tooManyStreams,
                                  message: "\(holder) change streams and waits open on this server already: close one first")
             error.headers[.retryAfter] = "1"
             throw error

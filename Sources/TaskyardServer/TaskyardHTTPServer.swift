@@ -43,7 +43,7 @@ public enum TaskyardHTTPServer {
                 var request = request
                 let caller = try await authorize(route.access, request, context, authenticator)
                 if connections.overClientShare, let caller, caller.kind != .node {
-                    var busy = APIError(.serviceUnavailable, code: "server_busy",
+                    var busy = APIError(.serviceUnavailable, code: .serverBusy,
                                         message: "the server holds more connections than clients may have; the rest are kept for agents: retry shortly")
                     busy.headers[.retryAfter] = "1"
                     throw busy

@@ -26,7 +26,7 @@ extension APIRoutes {
     /// Revokes a token: every replica refuses it within the authentication cache's lifetime (2 s).
     func revokeToken(_ context: TaskyardRequestContext, _ caller: APIToken) async throws -> Response {
         let text = context.parameters.get("token_id") ?? ""
-        let notFound = APIError(.notFound, code: "token_not_found", message: "token \(text) does not exist")
+        let notFound = APIError(.notFound, code: .tokenNotFound, message: "token \(text) does not exist")
         guard let id = Int64(text), id > 0, let token = try await credentials.token(id: id) else { throw notFound }
         // A token bound to a cluster does not learn of other clusters' tokens.
         guard caller.clusterID == nil || token.clusterID == caller.clusterID else { throw notFound }
@@ -50,7 +50,7 @@ extension APIRoutes {
     /// Retires a key: 204 (again for a key retired before), 404 when the cluster has no such key.
     func retireSigningKey(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        let notFound = TaskyardError(.notFound, code: "signing_key_not_found", message: "cluster \(cluster) has no such signing key")
+        let notFound = TaskyardError(.notFound, code: .signingKeyNotFound, message: "cluster \(cluster) has no such signing key")
         guard let keyID = try? context.pathIdentifier("key_id") else { throw notFound }
         guard try await grants.retire(cluster: cluster, keyID: keyID) else { throw notFound }
         return Response(status: .noContent)

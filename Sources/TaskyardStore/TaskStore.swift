@@ -86,7 +86,7 @@ public struct TaskStore: Sendable {
         try configuration.limits.check(name, field: "name", length: configuration.limits.nameLength)
         let rows = try await pool.query(ClustersSQL.create, [id, name])
         guard let row = rows.first else {
-            throw TaskyardError(.conflict, code: "cluster_exists", message: "cluster \(id) already exists", field: "id")
+            throw TaskyardError(.conflict, code: .clusterExists, message: "cluster \(id) already exists", field: "id")
         }
         return try Cluster(row: row)
     }
@@ -119,7 +119,7 @@ public struct TaskStore: Sendable {
     public func recordHeartbeat(cluster: String, node: String) async throws {
         let rows = try await pool.query(NodesSQL.heartbeat, [cluster, node])
         guard rows.affectedRows == 1 else {
-            throw TaskyardError(.notFound, code: "node_not_found",
+            throw TaskyardError(.notFound, code: .nodeNotFound,
                                 message: "node \(node) is not registered in cluster \(cluster)")
         }
     }
@@ -241,7 +241,7 @@ public struct TaskStore: Sendable {
             }
             // …or a check failed: say which.
             try Self.checkSubmissions([submission], cluster: cluster, on: connection)
-            throw TaskyardError(.conflict, code: "submission_changed",
+            throw TaskyardError(.conflict, code: .submissionChanged,
                                 message: "a participating node or the parent task changed while the task was submitted; submit it again")
         }
     }
@@ -324,7 +324,7 @@ public struct TaskStore: Sendable {
             var next = inserted.makeIterator()
             for index in submissions.indices where results[index] == nil {
                 guard let task = next.next() else {
-                    throw TaskyardError(.conflict, code: "submission_changed",
+                    throw TaskyardError(.conflict, code: .submissionChanged,
                                         message: "a task of the batch was submitted by another request at the same time; submit the batch again")
                 }
                 results[index] = (task, true)
@@ -347,7 +347,7 @@ public struct TaskStore: Sendable {
             let position = Int(try row.decode("position", as: Int64.self)) - 1
             guard try row.decode("same_request", as: Bool.self) else {
                 let field = fieldPrefix(position)
-                throw TaskyardError(.invalid, code: "idempotency_key_reused",
+                throw TaskyardError(.invalid, code: .idempotencyKeyReused,
                                     message: "idempotency key \(keys[position]) was used for a different request (task \(try row.decode("id", as: Int64.self))); use a new key for a new request",
                                     field: field.isEmpty ? "Idempotency-Key" : field + "idempotency_key")
             }
@@ -369,12 +369,12 @@ public struct TaskStore: Sendable {
         for (index, submission) in submissions.enumerated() {
             let prefix = batch ? "tasks[\(index)]." : ""
             for (position, node) in submission.participatingNodes.enumerated() where !known.contains(node) {
-                throw TaskyardError(.invalid, code: "unknown_node",
+                throw TaskyardError(.invalid, code: .unknownNode,
                                     message: "node \(node) is not registered in cluster \(cluster)",
                                     field: "\(prefix)participating_nodes[\(position)]")
             }
             if let parent = submission.parentID, !liveParents.contains(parent) {
-                throw TaskyardError(.invalid, code: "invalid_parent",
+                throw TaskyardError(.invalid, code: .invalidParent,
                                     message: "parent task \(parent) does not exist in cluster \(cluster), has finished, or is being cancelled",
                                     field: "\(prefix)parent_id")
             }
@@ -530,7 +530,7 @@ public struct TaskStore: Sendable {
         ])
         guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
         guard try header.decode("node_found", as: Bool.self) else {
-            throw TaskyardError(.notFound, code: "node_not_found",
+            throw TaskyardError(.notFound, code: .nodeNotFound,
                                 message: "node \(node) is not registered in cluster \(cluster)")
         }
         var outcome = PollOutcome(tasks: [], cancel: try header.decode("cancel"))
@@ -680,19 +680,19 @@ public struct TaskStore: Sendable {
                                      leaseMatches: Bool) -> TaskyardError? {
         guard let task else { return unknownTask(cluster, taskID) }
         if task.state != .received {
-            return TaskyardError(.conflict, code: task.state.isTerminal ? "already_finished" : "not_received",
+            return TaskyardError(.conflict, code: task.state.isTerminal ? .alreadyFinished : .notReceived,
                                  message: "task \(taskID) is \(task.state.rawValue), not received; the request changes nothing")
         }
         if task.assignedNode != node {
-            return TaskyardError(.conflict, code: "wrong_node",
+            return TaskyardError(.conflict, code: .wrongNode,
                                  message: "task \(taskID) is held by node \(task.assignedNode), not \(node)")
         }
         if task.attempt != attempt {
-            return TaskyardError(.conflict, code: "stale_attempt",
+            return TaskyardError(.conflict, code: .staleAttempt,
                                  message: "task \(taskID) is at attempt \(task.attempt); a request for attempt \(attempt) changes nothing")
         }
         guard leaseMatches else {
-            return TaskyardError(.conflict, code: "stale_lease",
+            return TaskyardError(.conflict, code: .staleLease,
                                  message: "the lease does not match the claim of task \(taskID) at attempt \(task.attempt); the request changes nothing",
                                  field: "lease")
         }
@@ -707,11 +707,11 @@ public struct TaskStore: Sendable {
             return error
         }
         if rollingBack, report.state == .completed {
-            return TaskyardError(.conflict, code: "rolling_back",
+            return TaskyardError(.conflict, code: .rollingBack,
                                  message: "rollback grants were issued for attempt \(task.attempt) of task \(task.id): it can only be reported failed or cancelled",
                                  field: "state")
         }
-        return TaskyardError(.conflict, code: "report_refused", message: "task \(task.id) changed while the report was written; the report changes nothing")
+        return TaskyardError(.conflict, code: .reportRefused, message: "task \(task.id) changed while the report was written; the report changes nothing")
     }
 
     /// Rollback grants for an attempt the node holds: marks it as rolling back (from now on it can only be
@@ -741,7 +741,7 @@ public struct TaskStore: Sendable {
             guard strangers.isEmpty else {
                 throw TaskyardError.invalid("nodes", "\(strangers.joined(separator: ", ")) \(strangers.count == 1 ? "is" : "are") not a participant of task \(taskID)")
             }
-            throw TaskyardError(.conflict, code: "report_refused", message: "task \(taskID) changed while the request was written; it changes nothing")
+            throw TaskyardError(.conflict, code: .reportRefused, message: "task \(taskID) changed while the request was written; it changes nothing")
         }
     }
 
@@ -912,11 +912,11 @@ public struct TaskStore: Sendable {
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
             if task.state.isTerminal {
-                throw TaskyardError(.conflict, code: "already_finished",
+                throw TaskyardError(.conflict, code: .alreadyFinished,
                                     message: "task \(taskID) is already \(task.state.rawValue)")
             }
             if !task.abortable {
-                throw TaskyardError(.conflict, code: "not_abortable",
+                throw TaskyardError(.conflict, code: .notAbortable,
                                     message: "task \(taskID) was submitted with abortable: false and cannot be cancelled")
             }
             return task
@@ -935,7 +935,7 @@ public struct TaskStore: Sendable {
             }
             let task = try Self.existingTask(cluster, taskID, on: connection)
             let state = task.state
-            throw TaskyardError(.conflict, code: "not_retryable",
+            throw TaskyardError(.conflict, code: .notRetryable,
                                 message: "task \(taskID) is \(state.rawValue); only failed or cancelled tasks can be retried")
         }
     }
@@ -946,7 +946,7 @@ public struct TaskStore: Sendable {
             if !(try connection.query(TasksSQL.delete, [cluster, taskID]).isEmpty) { return }
             let task = try Self.existingTask(cluster, taskID, on: connection)
             let state = task.state
-            throw TaskyardError(.conflict, code: "not_finished",
+            throw TaskyardError(.conflict, code: .notFinished,
                                 message: state.isTerminal
                                     ? "task \(taskID) has descendants that are still running"
                                     : "task \(taskID) is \(state.rawValue); only finished tasks can be deleted")
@@ -970,9 +970,9 @@ public struct TaskStore: Sendable {
 }
 
 func unknownCluster(_ cluster: String) -> TaskyardError {
-    TaskyardError(.notFound, code: "cluster_not_found", message: "cluster \(cluster) does not exist")
+    TaskyardError(.notFound, code: .clusterNotFound, message: "cluster \(cluster) does not exist")
 }
 
 func unknownTask(_ cluster: String, _ id: Int64) -> TaskyardError {
-    TaskyardError(.notFound, code: "task_not_found", message: "task \(id) does not exist in cluster \(cluster)")
+    TaskyardError(.notFound, code: .taskNotFound, message: "task \(id) does not exist in cluster \(cluster)")
 }

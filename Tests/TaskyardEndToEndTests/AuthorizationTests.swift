@@ -128,10 +128,10 @@ struct AuthorizationTests {
                     case nil:
                         #expect(answer.status == 401, "\(what)")
                         #expect(answer.headers["www-authenticate"]?.hasPrefix("Bearer") == true, "\(what)")
-                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code == "unauthenticated", "\(what)")
+                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code.rawValue == "unauthenticated", "\(what)")
                     case false?:
                         #expect(answer.status == 403, "\(what)")
-                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code == "forbidden", "\(what)")
+                        #expect(try APIJSON.decode(ErrorBody.self, from: answer.body).error.code.rawValue == "forbidden", "\(what)")
                     case true?:
                         #expect(answer.status != 401 && answer.status != 403 && answer.status < 500, "\(what)")
                     }

@@ -103,7 +103,7 @@ struct BadInputTests {
             #expect(response.headers.first(name: "Content-Type") == "application/json")
             let error = try APIJSON.decode(ErrorBody.self, from: data)
             #expect(!error.error.message.isEmpty)
-            if let code = badCase.code { #expect(error.error.code == code) }
+            if let code = badCase.code { #expect(error.error.code.rawValue == code) }
             if let field = badCase.field { #expect(error.error.field == field, "\(error.error.message)") }
             #expect(try await Self.rowCounts(deployment) == before, "a refused request must change nothing")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Testing
+import TaskyardDomain
 import TaskyardAPI
 import TaskyardTestSupport
 
@@ -39,6 +40,27 @@ struct DocumentationTests {
             #expect(rowCounts[2] == 2, "durations: echo and fail")
             #expect(rowCounts[3] == 0, "nothing stuck")
             #expect(rowCounts[4] == 6, "task 2's story: 3 events of its own, one outcome per participant")
+        }
+    }
+
+    @Test("docs/API.md's table of error codes is ErrorCode's, one row each, and every code the sources name is in it")
+    func errorCodes() throws {
+        let api = try String(contentsOf: Self.repository.appending(path: "docs/API.md"), encoding: .utf8)
+        let table = try #require(api.range(of: "## Error codes")).upperBound
+        let rows = api[table...].split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `"), let end = line.dropFirst(3).firstIndex(of: "`") else { return nil }
+            return String(line[line.index(line.startIndex, offsetBy: 3)..<end])
+        }
+        #expect(rows == ErrorCode.all.map(\.rawValue), "the table's rows, in ErrorCode.all's order")
+        #expect(Set(rows).count == rows.count)
+        // No code is written as a string in the sources: each is an ErrorCode constant.
+        let sources = Self.repository.appending(path: "Sources")
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)
+        let literal = try Regex(#"code: "[a-z_]+""#)
+        while let file = files?.nextObject() as? URL {
+            guard file.pathExtension == "swift" else { continue }
+            let text = try String(contentsOf: file, encoding: .utf8)
+            #expect(text.firstMatch(of: literal) == nil, "\(file.lastPathComponent) writes an error code as a string")
         }
     }
 

@@ -171,7 +171,7 @@ struct GrantUseTests {
             let batch = try await send(Array(repeating: call, count: 10))
             #expect(batch.status == 200 && batch.lines.count == 10)
             #expect(batch.lines.filter { $0.status == 200 }.map(\.index) == [0])
-            #expect(batch.lines.filter { $0.status == 409 && $0.error?.code == "duplicate_call" }.count == 9)
+            #expect(batch.lines.filter { $0.status == 409 && $0.error?.code.rawValue == "duplicate_call" }.count == 9)
             #expect(runs.ran == ["n2": 1])
             let tooMany = try await send(Array(repeating: call, count: ParticipantEndpoint.maximumBatchCalls + 1))
             #expect(tooMany.status == 400)

@@ -206,7 +206,7 @@ struct HostileInputTests {
                                                         headers: ["Idempotency-Key": "k1"])
             #expect(other.status == 422)
             let error = try APIJSON.decode(ErrorBody.self, from: other.body).error
-            #expect(error.code == "idempotency_key_reused")
+            #expect(error.code.rawValue == "idempotency_key_reused")
             #expect(error.field == "Idempotency-Key")
 
             // A batch: a new key, the same request under k1 (matches), then the batch again (nothing new).

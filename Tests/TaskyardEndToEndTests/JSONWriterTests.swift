@@ -75,7 +75,7 @@ struct JSONWriterTests {
                                     participants: Bool.random() ? [outcome, outcome] : [])
             try check(StateReportRequest(report))
             try check(StateReportBatchRequest(reports: [.init(taskID: 5, report: StateReportRequest(report))]))
-            let detail = ErrorBody.Detail(code: "c", message: Self.randomString(&random), field: Bool.random() ? "f" : nil)
+            let detail = ErrorBody.Detail(code: ErrorCode(rawValue: "c"), message: Self.randomString(&random), field: Bool.random() ? "f" : nil)
             try check(detail)
             try check(StateReportBatchResponse(results: [.init(taskID: 1, status: 200, state: .completed), .init(taskID: 2, status: 409, error: detail)]))
             let request = ParticipantRequest(taskID: 9, clusterID: "c1", attempt: 2, initiator: "n1", payload: Self.randomRaw(&random))

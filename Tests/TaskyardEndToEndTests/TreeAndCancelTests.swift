@@ -61,7 +61,7 @@ struct TreeAndCancelTests {
             let notAbortable = await #expect(throws: TaskyardClient.Failure.self) {
                 _ = try await deployment.client.cancel(cluster: "c1", id: pinned.id)
             }
-            #expect(notAbortable?.error?.error.code == "not_abortable")
+            #expect(notAbortable?.error?.error.code.rawValue == "not_abortable")
         }
     }
 

@@ -189,17 +189,17 @@ struct TaskLifecycleTests {
                 return error
             }
             let stale = try await refusal(TaskReport(attempt: 1, lease: first.lease, state: .completed))
-            #expect(stale.kind == .conflict && stale.code == "stale_attempt")
+            #expect(stale.kind == .conflict && stale.code.rawValue == "stale_attempt")
             let wrongNode = try await refusal(TaskReport(attempt: 2, lease: second.lease, state: .completed), node: "n2")
-            #expect(wrongNode.kind == .conflict && wrongNode.code == "wrong_node")
+            #expect(wrongNode.kind == .conflict && wrongNode.code.rawValue == "wrong_node")
             let unknown = try await refusal(TaskReport(attempt: 1, lease: second.lease, state: .completed), id: 424_242)
             #expect(unknown.kind == .notFound)
 
             let forged = try await refusal(TaskReport(attempt: 2, lease: first.lease, state: .completed))
-            #expect(forged.kind == .conflict && forged.code == "stale_lease", "the right attempt without its claim's lease")
+            #expect(forged.kind == .conflict && forged.code.rawValue == "stale_lease", "the right attempt without its claim's lease")
             _ = try await store.report(TaskReport(attempt: 2, lease: second.lease, state: .completed), cluster: cluster, node: "n1", taskID: task.id)
             let late = try await refusal(TaskReport(attempt: 2, lease: second.lease, state: .failed))
-            #expect(late.kind == .conflict && late.code == "already_finished")
+            #expect(late.kind == .conflict && late.code.rawValue == "already_finished")
             #expect(try await store.reload(task).state == .completed)
         }
     }
@@ -231,13 +231,13 @@ struct TaskLifecycleTests {
             let finished = try await #require(throws: TaskyardError.self) {
                 _ = try await store.cancel(cluster: cluster, taskID: queued.id)
             }
-            #expect(finished.kind == .conflict && finished.code == "already_finished")
+            #expect(finished.kind == .conflict && finished.code.rawValue == "already_finished")
             let pinned = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], abortable: false),
                                                 cluster: cluster).task
             let notAbortable = try await #require(throws: TaskyardError.self) {
                 _ = try await store.cancel(cluster: cluster, taskID: pinned.id)
             }
-            #expect(notAbortable.code == "not_abortable")
+            #expect(notAbortable.code.rawValue == "not_abortable")
             #expect(try await store.reload(pinned).state == .queued)
         }
     }

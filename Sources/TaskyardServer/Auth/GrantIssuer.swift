@@ -95,7 +95,7 @@ final class GrantIssuer: Sendable {
             newest = try await credentials.newestSigningKey(cluster: cluster)
         }
         guard let newest, let sealed = Hex.decode(newest.sealedPrivateKeyHex) else {
-            throw TaskyardError(.notFound, code: "cluster_not_found", message: "cluster \(cluster) does not exist")
+            throw TaskyardError(.notFound, code: .clusterNotFound, message: "cluster \(cluster) does not exist")
         }
         let raw: Data
         do {
