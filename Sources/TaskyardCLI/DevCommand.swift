@@ -106,7 +106,7 @@ struct DevCommand: AsyncParsableCommand {
         connection.sessionSettings = serverConfiguration.databaseSessionSettings
         let store = try await Runtime.openStore(database: connection, poolSize: 10, migrate: true, logger: logger)
         do {
-            _ = try await store.createCluster(id: Self.cluster, name: "Taskyard dev")
+            _ = try await store.clusters.createCluster(id: Self.cluster, name: "Taskyard dev")
         } catch let error as TaskyardError where error.kind == .conflict {}
 
         let tokens = try await DevTokens(folder: folder, credentials: CredentialStore(pool: store.pool))

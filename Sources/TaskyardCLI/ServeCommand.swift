@@ -123,8 +123,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.retention.retentionSeconds = try parseDuration(retention, option: "--retention")
         }
         var storeConfiguration = TaskStore.Configuration()
-        storeConfiguration.retryBackoffBase = retryBackoffBase
-        storeConfiguration.retryBackoffCap = retryBackoffCap
+        storeConfiguration.retry = RetryPolicy(baseSeconds: retryBackoffBase, capSeconds: retryBackoffCap)
         storeConfiguration.leaseSecondsByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS with SECONDS above 0 and at most 604800, e.g. --lease backup=600") {
             Double($0).flatMap { $0 > 0 && $0 <= 604_800 ? $0 : nil }
         }

@@ -293,7 +293,7 @@ struct TaskCommand: AsyncParsableCommand {
             let store = TaskStore(pool: pool)
             var total = 0
             while true {
-                let deleted = try await store.pruneFinished(olderThan: seconds, states: states, cluster: cluster)
+                let deleted = try await store.maintenance.pruneFinished(olderThan: seconds, states: states, cluster: cluster)
                 total += deleted
                 if deleted > 0 { say("deleted \(total) finished tasks so far …") }
                 if deleted < 500 { break }

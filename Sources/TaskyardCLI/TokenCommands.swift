@@ -178,7 +178,7 @@ extension TokenCommand {
                                                     poolSize: 1, migrate: true, logger: try logging.makeLogger("taskyard.token"))
             defer { Task { await store.pool.close() } }
             do {
-                _ = try await store.createCluster(id: cluster, name: cluster)
+                _ = try await store.clusters.createCluster(id: cluster, name: cluster)
                 say("created cluster \(cluster)")
             } catch let error as TaskyardError where error.kind == .conflict {}
             let credentials = CredentialStore(pool: store.pool)

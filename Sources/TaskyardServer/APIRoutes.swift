@@ -109,8 +109,8 @@ struct APIRoutes: Sendable {
         let outcome = await withTaskGroup(of: Result<[String], any Error>?.self) { group in
             group.addTask {
                 do {
-                    let pending = try await store.pendingMigrations()
-                    if pending.isEmpty { try await store.probeTasks() }
+                    let pending = try await store.maintenance.pendingMigrations()
+                    if pending.isEmpty { try await store.maintenance.probeTasks() }
                     return .success(pending)
                 } catch {
                     return .failure(error)

@@ -34,7 +34,7 @@ extension APIRoutes {
             }
             let outcome: PollOutcome
             do {
-                outcome = try await store.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds,
+                outcome = try await store.queue.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds,
                                                recordHeartbeat: first)
             } catch {
                 wakeups.forget(ticket)
@@ -45,7 +45,7 @@ extension APIRoutes {
             // their leases.
             if watcher?.clientIsGone == true, !outcome.tasks.isEmpty {
                 wakeups.forget(ticket)
-                try await store.releaseUndelivered(outcome.tasks, cluster: cluster, node: node)
+                try await store.queue.releaseUndelivered(outcome.tasks, cluster: cluster, node: node)
                 return try jsonResponse(PollResponse(tasks: [], cancel: []))
             }
             // A server shutting down answers waiting polls now rather than holding its exit for them.
@@ -84,7 +84,7 @@ extension APIRoutes {
             try Identifier.validate(participant, field: "nodes[\(index)]")
         }
         let signer = try await grants.signer(cluster: cluster)
-        let task = try await store.grantRollback(cluster: cluster, node: node, taskID: id, attempt: body.attempt, lease: body.lease,
+        let task = try await store.queue.grantRollback(cluster: cluster, node: node, taskID: id, attempt: body.attempt, lease: body.lease,
                                                  nodes: body.nodes)
         let now = Date().timeIntervalSince1970
         let signed = try GrantIssuer.grants(for: task, nodes: body.nodes, verb: .rollback, signer: signer, issuedAt: Int64(now),
@@ -116,7 +116,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(HeartbeatRequest.self, &request)
-        try await store.recordHeartbeat(cluster: cluster, node: node)
+        try await store.clusters.recordHeartbeat(cluster: cluster, node: node)
         // Progress comes from participants, through the agent: one that makes no sense (negative, units too
         // long) is dropped, and its task's lease renewed all the same — one bad peer must not cost the node
         // every lease this heartbeat renews.
@@ -132,7 +132,7 @@ extension APIRoutes {
             }
             return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
         }
-        let outcome = try await store.renewLeases(cluster: cluster, node: node, tasks: held, leaseSeconds: configuration.leaseSeconds)
+        let outcome = try await store.queue.renewLeases(cluster: cluster, node: node, tasks: held, leaseSeconds: configuration.leaseSeconds)
         return try jsonResponse(HeartbeatResponse(cancel: outcome.cancel, lost: outcome.lost))
     }
 
@@ -141,7 +141,7 @@ extension APIRoutes {
         let node = try context.pathIdentifier("node_id")
         let id = try context.taskID(cluster: cluster)
         let body = try await decode(StateReportRequest.self, &request)
-        let task = try await store.report(body.report, cluster: cluster, node: node, taskID: id)
+        let task = try await store.queue.report(body.report, cluster: cluster, node: node, taskID: id)
         return try jsonResponse(TaskObject(task))
     }
 
@@ -155,7 +155,7 @@ extension APIRoutes {
             throw APIError(.unprocessableContent, code: .invalidField,
                            message: "reports must hold from 1 to \(configuration.maximumReportBatch) items", field: "reports")
         }
-        let outcomes = try await store.reportBatch(body.reports.map { ($0.taskID, $0.report.report) }, cluster: cluster, node: node)
+        let outcomes = try await store.queue.reportBatch(body.reports.map { ($0.taskID, $0.report.report) }, cluster: cluster, node: node)
         let results = zip(body.reports.indices, outcomes).map { index, outcome in
             let taskID = body.reports[index].taskID
             switch outcome {

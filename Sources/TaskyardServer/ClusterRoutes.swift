@@ -8,13 +8,13 @@ extension APIRoutes {
         guard caller.covers(cluster: body.id) else {
             throw APIError.forbidden("this token is bound to cluster \(caller.clusterID ?? "")")
         }
-        let cluster = try await store.createCluster(id: body.id, name: body.name ?? body.id)
+        let cluster = try await store.clusters.createCluster(id: body.id, name: body.name ?? body.id)
         return try jsonResponse(ClusterObject(cluster), status: .created)
     }
 
     /// A token bound to one cluster sees that one only.
     func listClusters(_ caller: APIToken) async throws -> Response {
-        let clusters = try await store.clusters().filter { caller.covers(cluster: $0.id) }
+        let clusters = try await store.clusters.all().filter { caller.covers(cluster: $0.id) }
         return try jsonResponse(ClusterList(clusters: clusters.map(ClusterObject.init)))
     }
 
@@ -22,13 +22,13 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(RegisterNodeRequest.self, &request)
-        let registered = try await store.registerNode(cluster: cluster, id: node, endpoint: body.endpoint,
+        let registered = try await store.clusters.registerNode(cluster: cluster, id: node, endpoint: body.endpoint,
                                                       labels: body.labels ?? [:], capacity: body.capacity ?? 16)
         return try jsonResponse(NodeObject(registered))
     }
 
     func listNodes(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        return try jsonResponse(NodeList(nodes: try await store.nodes(cluster: cluster).map(NodeObject.init)))
+        return try jsonResponse(NodeList(nodes: try await store.clusters.nodes(cluster: cluster).map(NodeObject.init)))
     }
 }

@@ -126,8 +126,8 @@ final class ServerMetrics: Sendable {
     private func databaseSnapshot() async throws -> String {
         let now = ContinuousClock.now
         if let cached = snapshot.withLock({ $0 }), now - cached.taken < Self.snapshotLifetime { return cached.text }
-        let live = try await store.liveTaskCounts()
-        let nodes = try await store.nodeCounts()
+        let live = try await store.reads.liveTaskCounts()
+        let nodes = try await store.reads.nodeCounts()
         var text = Family("taskyard_tasks", type: "gauge", help: "Tasks queued or received now, by cluster, node and state.")
         var oldest = Family("taskyard_oldest_queued_task_age_seconds", type: "gauge",
                             help: "Age of the oldest queued task, by cluster and node.")

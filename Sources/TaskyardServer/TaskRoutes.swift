@@ -19,7 +19,7 @@ extension APIRoutes {
         let body = try await decode(SubmitTaskRequest.self, &request)
         let submission = body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
                                          opaqueID: request.header(.opaqueID), traceparent: request.header(.traceparent))
-        let (task, created) = try await store.submit(submission, cluster: cluster)
+        let (task, created) = try await store.submissions.submit(submission, cluster: cluster)
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
     }
 
@@ -29,7 +29,7 @@ extension APIRoutes {
         let opaqueID = request.header(.opaqueID)
         let traceparent = request.header(.traceparent)
         let submissions = body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent) }
-        let results = try await store.submit(batch: submissions, cluster: cluster)
+        let results = try await store.submissions.submit(batch: submissions, cluster: cluster)
         // 200 when every item was made before (all keys matched): the batch created nothing.
         return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),
                                 status: results.contains(where: \.created) ? .created : .ok)
@@ -66,15 +66,15 @@ extension APIRoutes {
         if let after = request.query("after") {
             do { filter.after = try TaskCursor(after) } catch { throw APIError.badRequest(error.message, field: "after") }
         }
-        let page = try await store.tasks(cluster: cluster, filter: filter)
+        let page = try await store.reads.tasks(cluster: cluster, filter: filter)
         return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 
     func getTask(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        let task = try await store.task(cluster: cluster, id: id)
-        let children = try await store.children(cluster: cluster, of: id)
+        let task = try await store.reads.task(cluster: cluster, id: id)
+        let children = try await store.reads.children(cluster: cluster, of: id)
         return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
     }
 
@@ -84,7 +84,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         let attempt = try request.queryInt("attempt", in: 1...Int(Int32.max))
-        let records = try await store.participantOutcomes(cluster: cluster, taskID: id, attempt: attempt)
+        let records = try await store.reads.participantOutcomes(cluster: cluster, taskID: id, attempt: attempt)
         return try jsonResponse(ParticipantList(participants: records.map(ParticipantObject.init)))
     }
 
@@ -98,7 +98,7 @@ extension APIRoutes {
             guard let id = Int64(text), id > 0 else { throw APIError.badRequest("after is not a cursor from a previous page", field: "after") }
             after = id
         }
-        let page = try await store.events(cluster: cluster, taskID: id, after: after, limit: limit)
+        let page = try await store.reads.events(cluster: cluster, taskID: id, after: after, limit: limit)
         return try jsonResponse(EventList(events: page.events.map(EventObject.init), next: page.next.map(String.init)))
     }
 
@@ -111,7 +111,7 @@ extension APIRoutes {
         if let text = request.query("after") {
             do { after = try TreeCursor(text) } catch { throw APIError.badRequest(error.message, field: "after") }
         }
-        let page = try await store.tree(cluster: cluster, id: id, after: after, limit: limit)
+        let page = try await store.reads.tree(cluster: cluster, id: id, after: after, limit: limit)
         return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 
@@ -136,7 +136,7 @@ extension APIRoutes {
             first = false
             let ticket = wakeups.register(topic)
             let task: TaskRecord
-            do { task = try await store.task(cluster: cluster, id: id) } catch {
+            do { task = try await store.reads.task(cluster: cluster, id: id) } catch {
                 wakeups.forget(ticket)
                 throw error
             }
@@ -245,7 +245,7 @@ extension APIRoutes {
         if request.headers[.contentType] != nil {
             reason = try await decode(CancelRequest.self, &request).reason
         }
-        let task = try await store.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.header(.opaqueID))
+        let task = try await store.submissions.cancel(cluster: cluster, taskID: id, reason: reason, opaqueID: request.header(.opaqueID))
         return try jsonResponse(TaskObject(task))
     }
 
@@ -257,13 +257,13 @@ extension APIRoutes {
            !RetryRequest.choices.contains(participants) {
             throw TaskyardError.invalid("participants", "must be \"failed\" or \"all\"")
         }
-        return try jsonResponse(TaskObject(try await store.retry(cluster: cluster, taskID: id, opaqueID: request.header(.opaqueID))))
+        return try jsonResponse(TaskObject(try await store.submissions.retry(cluster: cluster, taskID: id, opaqueID: request.header(.opaqueID))))
     }
 
     func delete(_ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        try await store.delete(cluster: cluster, taskID: id)
+        try await store.submissions.delete(cluster: cluster, taskID: id)
         return Response(status: .noContent)
     }
 }

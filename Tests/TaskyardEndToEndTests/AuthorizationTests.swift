@@ -89,9 +89,9 @@ struct AuthorizationTests {
     func table() async throws {
         try await Deployment.run(nodes: []) { deployment in
             let store = deployment.store
-            _ = try await store.createCluster(id: "c2", name: "other")
+            _ = try await store.clusters.createCluster(id: "c2", name: "other")
             for node in ["n1", "n2"] {
-                _ = try await store.registerNode(cluster: "c1", id: node, endpoint: "http://127.0.0.1:9")
+                _ = try await store.clusters.registerNode(cluster: "c1", id: node, endpoint: "http://127.0.0.1:9")
             }
             // Task 1 finished (for retry and delete); task 2 queued (for cancel).
             _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))

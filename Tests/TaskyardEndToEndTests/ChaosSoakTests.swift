@@ -43,7 +43,7 @@ struct ChaosSoakTests {
             let pool = PostgresPool(configuration: database.configuration(), options: .init(maximumConnections: 4))
             try await Migrator.bundled().migrate(pool)
             let store = TaskStore(pool: pool)
-            _ = try await store.createCluster(id: "c1", name: "soak")
+            _ = try await store.clusters.createCluster(id: "c1", name: "soak")
             let url = database.configuration().parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let ports = TestEnvironment.freePorts(5)
             func serve(_ port: Int) throws -> TaskyardProcess {

@@ -64,7 +64,7 @@ struct Deployment: Sendable {
         caFile: String? = nil,
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
-        _ = try await store.createCluster(id: cluster, name: "test")
+        _ = try await store.clusters.createCluster(id: cluster, name: "test")
         var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
         configuration.port = 0
         configuration.pollRecheckInterval = .milliseconds(20)

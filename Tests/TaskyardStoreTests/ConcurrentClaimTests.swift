@@ -13,7 +13,7 @@ struct ConcurrentClaimTests {
             try await store.makeCluster()
             var submitted: [Int64] = []
             for _ in 0..<2 {
-                submitted += try await store.submitBatch(
+                submitted += try await store.submissions.submitBatch(
                     Array(repeating: TaskSubmission(type: "noop", participatingNodes: ["n1"]), count: 1000),
                     cluster: TaskStore.cluster).map(\.id)
             }
@@ -22,7 +22,7 @@ struct ConcurrentClaimTests {
                     group.addTask {
                         var mine: [TaskRecord] = []
                         while true {
-                            let batch = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30).map(\.task)
+                            let batch = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30).map(\.task)
                             if batch.isEmpty { return mine }
                             mine += batch
                         }
@@ -52,9 +52,9 @@ struct ReportHeartbeatLockOrderTests {
         try await TestDatabase.withPool(maximumConnections: 8) { pool in
             let store = TaskStore(pool: pool)
             try await store.makeCluster()
-            _ = try await store.submitBatch(Array(repeating: TaskSubmission(type: "noop", participatingNodes: ["n1"]), count: 600),
+            _ = try await store.submissions.submitBatch(Array(repeating: TaskSubmission(type: "noop", participatingNodes: ["n1"]), count: 600),
                                             cluster: TaskStore.cluster)
-            let claims = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 600, leaseSeconds: 60)
+            let claims = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 600, leaseSeconds: 60)
             #expect(claims.count == 600)
             func deadlocks() async throws -> Int {
                 try await pool.withConnection { connection in
@@ -71,7 +71,7 @@ struct ReportHeartbeatLockOrderTests {
                     group.addTask {
                         for _ in 0..<10 {
                             // Newest first: the opposite of what an ordered plan would do.
-                            _ = try await store.renewLeases(cluster: TaskStore.cluster, node: "n1", tasks: held.reversed(), leaseSeconds: 60)
+                            _ = try await store.queue.renewLeases(cluster: TaskStore.cluster, node: "n1", tasks: held.reversed(), leaseSeconds: 60)
                         }
                     }
                 }
@@ -82,7 +82,7 @@ struct ReportHeartbeatLockOrderTests {
                                                        participants: [ParticipantOutcome(node: "n1", state: .completed, result: nil,
                                                                                          startedAt: Date(), finishedAt: Date())]))
                         }
-                        _ = try await store.reportBatch(reports, cluster: TaskStore.cluster, node: "n1")
+                        _ = try await store.queue.reportBatch(reports, cluster: TaskStore.cluster, node: "n1")
                     }
                 }
                 try await group.waitForAll()

@@ -8,28 +8,33 @@ extension TaskStore {
     static let cluster = "c1"
 
     func makeCluster(nodes: [String] = ["n1", "n2", "n3"]) async throws {
-        _ = try await createCluster(id: Self.cluster, name: "test cluster")
+        _ = try await clusters.createCluster(id: Self.cluster, name: "test cluster")
         for (index, node) in nodes.enumerated() {
-            _ = try await registerNode(cluster: Self.cluster, id: node, endpoint: "http://127.0.0.1:\(7001 + index)")
+            _ = try await clusters.registerNode(cluster: Self.cluster, id: node, endpoint: "http://127.0.0.1:\(7001 + index)")
         }
     }
+}
 
+extension SubmissionStore {
     func submit(_ type: String = "noop", on nodes: [String] = ["n1", "n2"], payload: RawJSON = [:],
                 priority: Int = 0) async throws -> TaskRecord {
         try await submit(TaskSubmission(type: type, participatingNodes: nodes, payload: payload, priority: priority),
-                         cluster: Self.cluster).task
+                         cluster: TaskStore.cluster).task
     }
+}
 
+extension QueueStore {
     func claimOne(_ node: String = "n1") async throws -> ClaimedTask? {
-        try await claim(cluster: Self.cluster, node: node, limit: 1, leaseSeconds: 30).first
+        try await claim(cluster: TaskStore.cluster, node: node, limit: 1, leaseSeconds: 30).first
     }
+}
 
+extension TaskReads {
     func events(of task: TaskRecord) async throws -> [TaskEvent] {
-        try await events(cluster: Self.cluster, taskID: task.id)
+        try await events(cluster: TaskStore.cluster, taskID: task.id)
     }
 
     func reload(_ task: TaskRecord) async throws -> TaskRecord {
-        try await self.task(cluster: Self.cluster, id: task.id)
+        try await self.task(cluster: TaskStore.cluster, id: task.id)
     }
-
 }

@@ -23,28 +23,28 @@ struct LiveAndFinishedTests {
     func rowsMove() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(on: ["n1"])
+            let task = try await store.submissions.submit(on: ["n1"])
             #expect(try await Self.side(store, task.id) == "tasks_live")
-            let claimed = try #require(try await store.claimOne())
+            let claimed = try #require(try await store.queue.claimOne())
             #expect(try await Self.side(store, task.id) == "tasks_live")
-            let failed = try await store.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .failed, error: "x"),
+            let failed = try await store.queue.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .failed, error: "x"),
                                                 cluster: TaskStore.cluster, node: "n1", taskID: task.id)
             #expect(failed.state == .queued, "attempts left: back to the queue, still live")
             #expect(try await Self.side(store, task.id) == "tasks_live")
-            let cancelled = try await store.cancel(cluster: TaskStore.cluster, taskID: task.id)
+            let cancelled = try await store.submissions.cancel(cluster: TaskStore.cluster, taskID: task.id)
             #expect(cancelled.state == .cancelled)
             #expect(try await Self.side(store, task.id) == "tasks_finished")
-            let retried = try await store.retry(cluster: TaskStore.cluster, taskID: task.id)
+            let retried = try await store.submissions.retry(cluster: TaskStore.cluster, taskID: task.id)
             #expect(retried.state == .queued)
             #expect(try await Self.side(store, task.id) == "tasks_live")
-            #expect(try await store.events(of: task).map(\.to) == [.queued, .received, .queued, .cancelled, .queued])
+            #expect(try await store.reads.events(of: task).map(\.to) == [.queued, .received, .queued, .cancelled, .queued])
 
-            let others = try await store.submit(batch: (0..<50).map { _ in TaskSubmission(type: "noop", participatingNodes: ["n2"]) },
+            let others = try await store.submissions.submit(batch: (0..<50).map { _ in TaskSubmission(type: "noop", participatingNodes: ["n2"]) },
                                                 cluster: TaskStore.cluster)
             let ids = [task.id] + others.map(\.task.id)
             #expect(Set(ids).count == ids.count && ids == ids.sorted())
             // Claimed again: its participant runs in the new attempt, whatever earlier attempts recorded.
-            let again = try #require(try await store.claimOne())
+            let again = try #require(try await store.queue.claimOne())
             #expect(again.id == task.id && again.attempt == 2)
             #expect(again.task.participantViews.map(\.state) == [.running] && again.task.participantViews.map(\.attempt) == [2])
         }
@@ -55,19 +55,19 @@ struct LiveAndFinishedTests {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
             let keyed = TaskSubmission(type: "noop", participatingNodes: ["n1"], idempotencyKey: "nightly-1")
-            let first = try await store.submit(keyed, cluster: TaskStore.cluster)
+            let first = try await store.submissions.submit(keyed, cluster: TaskStore.cluster)
             #expect(first.created)
-            let claimed = try #require(try await store.claimOne())
-            _ = try await store.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .completed),
+            let claimed = try #require(try await store.queue.claimOne())
+            _ = try await store.queue.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .completed),
                                        cluster: TaskStore.cluster, node: "n1", taskID: first.task.id)
             #expect(try await Self.side(store, first.task.id) == "tasks_finished")
-            let again = try await store.submit(keyed, cluster: TaskStore.cluster)
+            let again = try await store.submissions.submit(keyed, cluster: TaskStore.cluster)
             #expect(!again.created && again.task.id == first.task.id && again.task.state == .completed)
-            let batch = try await store.submit(batch: [keyed], cluster: TaskStore.cluster)
+            let batch = try await store.submissions.submit(batch: [keyed], cluster: TaskStore.cluster)
             #expect(batch.map(\.created) == [false] && batch.map(\.task.id) == [first.task.id])
 
-            try await store.delete(cluster: TaskStore.cluster, taskID: first.task.id)
-            let fresh = try await store.submit(keyed, cluster: TaskStore.cluster)
+            try await store.submissions.delete(cluster: TaskStore.cluster, taskID: first.task.id)
+            let fresh = try await store.submissions.submit(keyed, cluster: TaskStore.cluster)
             #expect(fresh.created && fresh.task.id > first.task.id)
         }
     }

@@ -31,7 +31,7 @@ struct QueryPlanTests {
                     SELECT $1, 'noop', 'n1', ARRAY['n1'] FROM generate_series(1, 2000)
                     """, [TaskStore.cluster])
             }
-            let held = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 300, leaseSeconds: 30)
+            let held = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 300, leaseSeconds: 30)
             #expect(held.count == 300)
             try await store.pool.withConnection { connection in try connection.execute("ANALYZE tasks") }
             let none: String? = nil
@@ -67,7 +67,7 @@ struct QueryPlanTests {
                     #expect(plans.allSatisfy { $0.contains("tasks_claim_idx") && $0.contains("Tid Scan on tasks") }, "\(plans)")
                 }
             }
-            let claimed = try await store.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30)
+            let claimed = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30)
             #expect(claimed.count == 16)
         }
     }
@@ -83,7 +83,7 @@ extension QueryPlanTests {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
             let cluster = TaskStore.cluster
-            let root = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"]), cluster: cluster).task
+            let root = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"]), cluster: cluster).task
             try await store.pool.withConnection { connection in
                 // 30,000 finished tasks over six days: 2% failed, 1% cancelled, 0.5% of a rare type, 20 nodes,
                 // every 500th with an opaque id, 150 children of `root`; then 200 live ones now.
@@ -126,11 +126,11 @@ extension QueryPlanTests {
             ]
             for (name, filter) in cases {
                 // The second page too: it starts at the first page's cursor.
-                let first = try await store.tasks(cluster: cluster, filter: filter)
+                let first = try await store.reads.tasks(cluster: cluster, filter: filter)
                 var starts: [(micros: Int64, id: Int64)?] = [nil]
                 if let next = first.next { starts.append((next.createdMicros!, next.lastID)) }
                 for start in starts {
-                    let query = TaskStore.listQuery(cluster: cluster, filter: filter, after: start)
+                    let query = TaskReads.listQuery(cluster: cluster, filter: filter, after: start)
                     // Lists run unprepared: each is planned with its values.
                     let plan = try await store.pool.withConnection { connection in
                         try connection.explain(query.statement, query.parameters, generic: false, analyze: true)

@@ -34,7 +34,7 @@ struct ReaderRoleTests {
     func readsHistoryOnly() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], idempotencyKey: "k"),
+            let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], idempotencyKey: "k"),
                                               cluster: TaskStore.cluster).task
             let refusals = try await asReader(store) { connection in
                 let readable = [

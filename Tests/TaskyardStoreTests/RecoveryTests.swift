@@ -26,26 +26,26 @@ struct RecoveryTests {
     func retriesWithBackoff() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 2),
+            let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 2),
                                               cluster: cluster).task
-            let first = try #require(try await store.claimOne())
-            let requeued = try await store.report(TaskReport(attempt: 1, lease: first.lease, state: .failed, error: "flaky"),
+            let first = try #require(try await store.queue.claimOne())
+            let requeued = try await store.queue.report(TaskReport(attempt: 1, lease: first.lease, state: .failed, error: "flaky"),
                                                   cluster: cluster, node: "n1", taskID: task.id)
             #expect(requeued.state == .queued)
             #expect(requeued.error == "flaky", "the last error stays visible while the task waits")
             let wait = try #require(requeued.runAfter).timeIntervalSince(requeued.updatedAt)
             #expect(wait >= 0.9 && wait <= 2.1, "base 2 s, jittered down by up to half: \(wait)")
-            #expect(try await store.claimOne() == nil, "not before the backoff")
+            #expect(try await store.queue.claimOne() == nil, "not before the backoff")
             try await makeDue(store, task.id)
-            let second = try #require(try await store.claimOne())
+            let second = try #require(try await store.queue.claimOne())
             #expect(second.attempt == first.attempt + 1)
-            let done = try await store.report(TaskReport(attempt: 2, lease: second.lease, state: .failed, error: "still broken"),
+            let done = try await store.queue.report(TaskReport(attempt: 2, lease: second.lease, state: .failed, error: "still broken"),
                                               cluster: cluster, node: "n1", taskID: task.id)
             #expect(done.state == .failed)
-            let events = try await store.events(of: task).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
+            let events = try await store.reads.events(of: task).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
             #expect(events == ["->queued@0", "queued>received@1", "received>queued@1", "queued>received@2", "received>failed@2"])
-            #expect(try await store.participantOutcomes(cluster: cluster, taskID: task.id).isEmpty, "no participants reported here")
-            #expect(store.retryBackoff(afterAttempt: 30) <= 300, "capped")
+            #expect(try await store.reads.participantOutcomes(cluster: cluster, taskID: task.id).isEmpty, "no participants reported here")
+            #expect(store.configuration.retry.delay(afterAttempt: 30) <= 300, "capped")
         }
     }
 
@@ -53,27 +53,27 @@ struct RecoveryTests {
     func leaseExpiry() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let again = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 2), cluster: cluster).task
-            let last = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], maxAttempts: 1), cluster: cluster).task
-            let cancelled = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n3"], maxAttempts: 3), cluster: cluster).task
-            let held = try #require(try await store.claimOne("n1"))
-            _ = try #require(try await store.claimOne("n2"))
-            _ = try #require(try await store.claimOne("n3"))
-            _ = try await store.cancel(cluster: cluster, taskID: cancelled.id)
-            #expect(try await store.expireLeases().isEmpty, "leases still running")
+            let again = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1"], maxAttempts: 2), cluster: cluster).task
+            let last = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], maxAttempts: 1), cluster: cluster).task
+            let cancelled = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n3"], maxAttempts: 3), cluster: cluster).task
+            let held = try #require(try await store.queue.claimOne("n1"))
+            _ = try #require(try await store.queue.claimOne("n2"))
+            _ = try #require(try await store.queue.claimOne("n3"))
+            _ = try await store.submissions.cancel(cluster: cluster, taskID: cancelled.id)
+            #expect(try await store.maintenance.expireLeases().isEmpty, "leases still running")
             for task in [again, last, cancelled] { try await expireLease(store, task.id) }
 
-            let ended = try await store.expireLeases()
+            let ended = try await store.maintenance.expireLeases()
             #expect(ended.map(\.state) == [.queued, .failed, .cancelled])
             #expect(ended[1].error == "lease expired after 1 attempts")
             // The stale holder's report is refused: the task belongs to the next attempt.
             let stale = try await #require(throws: TaskyardError.self) {
-                _ = try await store.report(TaskReport(attempt: held.attempt, lease: held.lease, state: .completed), cluster: cluster, node: "n1", taskID: again.id)
+                _ = try await store.queue.report(TaskReport(attempt: held.attempt, lease: held.lease, state: .completed), cluster: cluster, node: "n1", taskID: again.id)
             }
             #expect(stale.kind == .conflict)
-            let next = try #require(try await store.claimOne("n1"))
+            let next = try #require(try await store.queue.claimOne("n1"))
             #expect(next.id == again.id && next.attempt == 2)
-            let event = try #require(try await store.events(of: again).first { $0.to == .queued && $0.from == .received })
+            let event = try #require(try await store.reads.events(of: again).first { $0.to == .queued && $0.from == .received })
             #expect(event.detail?["reason"] == "lease expired")
         }
     }
@@ -82,16 +82,16 @@ struct RecoveryTests {
     func heartbeats() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let task = try await store.submit(on: ["n1"])
-            let held = try #require(try await store.claim(cluster: cluster, node: "n1", limit: 1, leaseSeconds: 5).first)
-            let renewal = try await store.renewLeases(cluster: cluster, node: "n1",
+            let task = try await store.submissions.submit(on: ["n1"])
+            let held = try #require(try await store.queue.claim(cluster: cluster, node: "n1", limit: 1, leaseSeconds: 5).first)
+            let renewal = try await store.queue.renewLeases(cluster: cluster, node: "n1",
                                                       tasks: [HeldTask(id: task.id, attempt: held.attempt, lease: held.lease, progress: ["completed": 1]),
                                                               HeldTask(id: 4242, attempt: 1, lease: held.lease)], leaseSeconds: 60)
             #expect(renewal.lost == [4242])
-            let renewed = try await store.reload(task)
+            let renewed = try await store.reads.reload(task)
             #expect(try #require(renewed.leaseExpiresAt).timeIntervalSince(try #require(held.leaseExpiresAt)) > 50)
             #expect(renewed.progress == ["completed": 1])
-            let wrongAttempt = try await store.renewLeases(cluster: cluster, node: "n1",
+            let wrongAttempt = try await store.queue.renewLeases(cluster: cluster, node: "n1",
                                                            tasks: [HeldTask(id: task.id, attempt: held.attempt + 1, lease: held.lease)], leaseSeconds: 60)
             #expect(wrongAttempt.lost == [task.id])
         }
@@ -101,28 +101,28 @@ struct RecoveryTests {
     func nodeLoss() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let movable = try await store.submit(on: ["n1", "n2"])
-            let strict = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], affinity: .strict),
+            let movable = try await store.submissions.submit(on: ["n1", "n2"])
+            let strict = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], affinity: .strict),
                                                 cluster: cluster).task
-            let stranded = try await store.submit(on: ["n1"])
+            let stranded = try await store.submissions.submit(on: ["n1"])
             try await store.pool.withConnection { connection in
                 try connection.query("UPDATE nodes SET last_seen_at = now() - interval '5 minutes' WHERE id = $1", ["n1"])
             }
-            let offline = try await store.markOfflineNodes(notSeenFor: 60)
+            let offline = try await store.maintenance.markOfflineNodes(notSeenFor: 60)
             #expect(offline.map(\.node) == ["n1"])
-            let moved = try await store.reassignFromOfflineNodes()
+            let moved = try await store.maintenance.reassignFromOfflineNodes()
             #expect(moved.map(\.taskID) == [movable.id])
             #expect(moved.first?.to == "n2")
-            #expect(try await store.reload(movable).assignedNode == "n2")
-            #expect(try await store.reload(strict).assignedNode == "n1")
-            #expect(try await store.reload(stranded).assignedNode == "n1", "no other participant to move to")
-            let note = try await store.events(of: strict).last?.detail?["reason"]
+            #expect(try await store.reads.reload(movable).assignedNode == "n2")
+            #expect(try await store.reads.reload(strict).assignedNode == "n1")
+            #expect(try await store.reads.reload(stranded).assignedNode == "n1", "no other participant to move to")
+            let note = try await store.reads.events(of: strict).last?.detail?["reason"]
             #expect(note == "awaiting node n1, which is offline: affinity strict keeps the task on it")
-            let reason = try await store.events(of: movable).last?.detail
+            let reason = try await store.reads.events(of: movable).last?.detail
             #expect(reason == ["reason": "reassigned after node loss", "from": "n1", "to": "n2"])
             // The node comes back: its next poll puts it online again.
-            try await store.recordHeartbeat(cluster: cluster, node: "n1")
-            #expect(try await store.nodes(cluster: cluster).first { $0.id == "n1" }?.status == .online)
+            try await store.clusters.recordHeartbeat(cluster: cluster, node: "n1")
+            #expect(try await store.clusters.nodes(cluster: cluster).first { $0.id == "n1" }?.status == .online)
         }
     }
 
@@ -132,17 +132,17 @@ struct RecoveryTests {
             try await store.makeCluster()
             var keyed: [TaskRecord] = []
             for node in ["n1", "n2", "n1"] {
-                keyed.append(try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node], orderingKey: "vol1"),
+                keyed.append(try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node], orderingKey: "vol1"),
                                                     cluster: cluster).task)
             }
-            let free = try await store.submit(on: ["n2"])
-            let firstN2 = try await store.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30)
+            let free = try await store.submissions.submit(on: ["n2"])
+            let firstN2 = try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30)
             #expect(firstN2.map(\.id) == [free.id], "the keyed task on n2 waits for the first one on n1")
-            let first = try await store.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30)
+            let first = try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30)
             #expect(first.map(\.id) == [keyed[0].id], "only the first of the key, not the third")
-            _ = try await store.report(TaskReport(attempt: 1, lease: first[0].lease, state: .completed), cluster: cluster, node: "n1", taskID: keyed[0].id)
-            #expect(try await store.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
-            #expect(try await store.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30).map(\.id) == [keyed[1].id])
+            _ = try await store.queue.report(TaskReport(attempt: 1, lease: first[0].lease, state: .completed), cluster: cluster, node: "n1", taskID: keyed[0].id)
+            #expect(try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
+            #expect(try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30).map(\.id) == [keyed[1].id])
         }
     }
 
@@ -153,11 +153,11 @@ struct RecoveryTests {
             configuration.maxAttemptsByType = ["backup": 7]
             let store = TaskStore(pool: pool, configuration: configuration)
             try await store.makeCluster()
-            #expect(try await store.submit("backup", on: ["n1"]).maxAttempts == 7)
-            #expect(try await store.submit("noop", on: ["n1"]).maxAttempts == 3)
-            let asked = try await store.submit(TaskSubmission(type: "backup", participatingNodes: ["n1"], maxAttempts: 2), cluster: cluster)
+            #expect(try await store.submissions.submit("backup", on: ["n1"]).maxAttempts == 7)
+            #expect(try await store.submissions.submit("noop", on: ["n1"]).maxAttempts == 3)
+            let asked = try await store.submissions.submit(TaskSubmission(type: "backup", participatingNodes: ["n1"], maxAttempts: 2), cluster: cluster)
             #expect(asked.task.maxAttempts == 2)
-            let batch = try await store.submitBatch([TaskSubmission(type: "backup", participatingNodes: ["n1"])], cluster: cluster)
+            let batch = try await store.submissions.submitBatch([TaskSubmission(type: "backup", participatingNodes: ["n1"])], cluster: cluster)
             #expect(batch.map(\.maxAttempts) == [7])
         }
     }
@@ -169,9 +169,9 @@ struct RecoveryTests {
             configuration.leaseSecondsByType = ["backup": 600]
             let store = TaskStore(pool: pool, configuration: configuration)
             try await store.makeCluster()
-            _ = try await store.submit("backup", on: ["n1"])
-            _ = try await store.submit("noop", on: ["n1"])
-            let claimed = try await store.claim(cluster: cluster, node: "n1", limit: 2, leaseSeconds: 30)
+            _ = try await store.submissions.submit("backup", on: ["n1"])
+            _ = try await store.submissions.submit("noop", on: ["n1"])
+            let claimed = try await store.queue.claim(cluster: cluster, node: "n1", limit: 2, leaseSeconds: 30)
             let leases = try claimed.map { try #require($0.leaseExpiresAt).timeIntervalSince(try #require($0.receivedAt)).rounded() }
             #expect(leases == [600, 30])
         }

@@ -10,10 +10,10 @@ struct RetentionTests {
 
     /// A root task finished `daysAgo` days ago in `state`, with an outcome per participant.
     func finishedTree(_ store: TaskStore, state: ReportedState, daysAgo: Int, node: String = "n1") async throws -> TaskRecord {
-        let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n3"], maxAttempts: 1), cluster: cluster).task
-        let claimed = try #require(try await store.claimOne(node))
+        let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n3"], maxAttempts: 1), cluster: cluster).task
+        let claimed = try #require(try await store.queue.claimOne(node))
         #expect(claimed.id == task.id)
-        _ = try await store.report(TaskReport(attempt: 1, lease: claimed.lease, state: state, participants: [
+        _ = try await store.queue.report(TaskReport(attempt: 1, lease: claimed.lease, state: state, participants: [
             ParticipantOutcome(node: node, state: state), ParticipantOutcome(node: "n3", state: state),
         ]), cluster: cluster, node: node, taskID: task.id)
         try await age(store, task.id, daysAgo: daysAgo)
@@ -27,7 +27,7 @@ struct RetentionTests {
     }
 
     func rootIDs(_ store: TaskStore) async throws -> [Int64] {
-        try await store.tasks(cluster: cluster, filter: TaskFilter(parent: .roots, includeInternal: true)).tasks.map(\.id)
+        try await store.reads.tasks(cluster: cluster, filter: TaskFilter(parent: .roots, includeInternal: true)).tasks.map(\.id)
     }
 
     /// The rows a tree leaves: its tasks (the root and its sub-tasks), their events and participant outcomes.
@@ -53,26 +53,26 @@ struct RetentionTests {
             let oldCompleted = try await finishedTree(store, state: .completed, daysAgo: 10)
             let oldFailed = try await finishedTree(store, state: .failed, daysAgo: 9)
             let recent = try await finishedTree(store, state: .completed, daysAgo: 1)
-            let live = try await store.submit(on: ["n2"])
+            let live = try await store.submissions.submit(on: ["n2"])
             // A finished root whose sub-task still runs: the tree stays.
-            let busy = try await store.submit(on: ["n1"])
-            let running = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], parentID: busy.id), cluster: cluster).task
-            let claim = try #require(try await store.claimOne("n1"))
-            _ = try await store.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed), cluster: cluster, node: "n1", taskID: busy.id)
+            let busy = try await store.submissions.submit(on: ["n1"])
+            let running = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], parentID: busy.id), cluster: cluster).task
+            let claim = try #require(try await store.queue.claimOne("n1"))
+            _ = try await store.queue.report(TaskReport(attempt: 1, lease: claim.lease, state: .completed), cluster: cluster, node: "n1", taskID: busy.id)
             try await age(store, busy.id, daysAgo: 30)
             #expect(try await rows(store, of: oldCompleted.id) == (1, 3, 2))
 
-            let byState = try await store.pruneFinished(olderThan: 7 * 86_400, states: [.failed])
+            let byState = try await store.maintenance.pruneFinished(olderThan: 7 * 86_400, states: [.failed])
             #expect(byState == 1)
             #expect(try await rootIDs(store) == [oldCompleted.id, recent.id, live.id, busy.id])
 
-            let deleted = try await store.pruneFinished(olderThan: 7 * 86_400)
+            let deleted = try await store.maintenance.pruneFinished(olderThan: 7 * 86_400)
             #expect(deleted == 1)
             #expect(try await rootIDs(store) == [recent.id, live.id, busy.id])
             #expect(try await rows(store, of: oldCompleted.id) == (0, 0, 0), "events and outcomes go with the root")
             #expect(try await rows(store, of: oldFailed.id) == (0, 0, 0))
-            #expect(try await store.reload(running).state == .queued)
-            #expect(try await store.pruneFinished(olderThan: 7 * 86_400) == 0, "reading or pruning again removes nothing more")
+            #expect(try await store.reads.reload(running).state == .queued)
+            #expect(try await store.maintenance.pruneFinished(olderThan: 7 * 86_400) == 0, "reading or pruning again removes nothing more")
             let orphans: Int = try await store.pool.withConnection { connection in
                 try connection.query("""
                     SELECT count(*) AS n FROM task_events e
@@ -88,9 +88,9 @@ struct RetentionTests {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
             for _ in 0..<5 { _ = try await finishedTree(store, state: .completed, daysAgo: 40) }
-            #expect(try await store.pruneFinished(olderThan: 86_400, limit: 2) == 2)
-            #expect(try await store.pruneFinished(olderThan: 86_400, limit: 2) == 2)
-            #expect(try await store.pruneFinished(olderThan: 86_400, limit: 2) == 1)
+            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 2)
+            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 2)
+            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 1)
             #expect(try await rootIDs(store).isEmpty)
         }
     }
@@ -100,7 +100,7 @@ struct RetentionTests {
     @discardableResult
     func finishAll(_ store: TaskStore, holding: Set<Int64> = []) async throws -> [ClaimedTask] {
         var held: [ClaimedTask] = []
-        while let claim = try await store.claimOne("n1") {
+        while let claim = try await store.queue.claimOne("n1") {
             if holding.contains(claim.task.id) { held.append(claim); continue }
             try await complete(store, claim)
         }
@@ -108,7 +108,7 @@ struct RetentionTests {
     }
 
     func complete(_ store: TaskStore, _ claim: ClaimedTask) async throws {
-        _ = try await store.report(TaskReport(attempt: claim.task.attempt, lease: claim.lease, state: .completed, participants: [
+        _ = try await store.queue.report(TaskReport(attempt: claim.task.attempt, lease: claim.lease, state: .completed, participants: [
             ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .completed),
         ]), cluster: cluster, node: "n1", taskID: claim.task.id)
     }
@@ -133,14 +133,14 @@ struct RetentionTests {
                     try connection.query("SELECT taskyard_drop_history_partition($1)", [try range.decode("lower_id", as: Int64.self)])
                 }
             }
-            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
             ranges.minimumSpan = 4
             ranges.rangesAhead = 3
-            #expect(try await store.extendHistory(ranges) == 3)
-            #expect(Array(try await store.historyRanges().dropFirst()) == [1..<5, 5..<9, 9..<13])
+            #expect(try await store.maintenance.extendHistory(ranges) == 3)
+            #expect(Array(try await store.maintenance.historyRanges().dropFirst()) == [1..<5, 5..<9, 9..<13])
 
             func submit(parent: Int64? = nil, key: String? = nil) async throws -> Int64 {
-                try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], parentID: parent,
+                try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], parentID: parent,
                                                       idempotencyKey: key), cluster: cluster).task.id
             }
             let root1 = try await submit()
@@ -156,16 +156,16 @@ struct RetentionTests {
             try await backdateFinished(store)
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_5") == 2)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_participants_1") == 6)
-            #expect(try await store.retireExpiredHistory(olderThan: 7 * 86_400) == [Int64.min],
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 7 * 86_400) == [Int64.min],
                     "the empty range below the first id goes; the next holds a task still received")
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks WHERE id < 5") == 4)
 
             try await complete(store, try #require(held.first))
             try await backdateFinished(store)
-            #expect(try await store.retireExpiredHistory(olderThan: 7 * 86_400) == [1],
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 7 * 86_400) == [1],
                     "the range of ids 1–4 goes; 5–8 stays, its ids not all handed out yet")
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks") == 1, "only the unrelated task 6 is left")
-            #expect(try await store.reload(try await store.task(cluster: cluster, id: later)).id == later)
+            #expect(try await store.reads.reload(try await store.reads.task(cluster: cluster, id: later)).id == later)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_events WHERE task_id <> 6") == 0)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_participants WHERE task_id <> 6") == 0,
                     "task 5 went with its root, task 4, from the next range")
@@ -182,21 +182,21 @@ struct RetentionTests {
     func overflow() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let top = try #require(try await store.historyRanges().last).upperBound
+            let top = try #require(try await store.maintenance.historyRanges().last).upperBound
             try await store.pool.withConnection { connection in
                 try connection.query("SELECT setval('tasks_id_seq', $1::bigint + 100)", [top])
             }
-            let task = try await store.submit(on: ["n1", "n2"])
+            let task = try await store.submissions.submit(on: ["n1", "n2"])
             #expect(task.id == top + 101)
             try await finishAll(store)
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_overflow") == 1)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_events_overflow") == 3)
-            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
             ranges.minimumSpan = 10
-            #expect(try await store.extendHistory(ranges) >= 1)
-            let made = try await store.historyRanges().filter { $0.lowerBound >= top }
+            #expect(try await store.maintenance.extendHistory(ranges) >= 1)
+            let made = try await store.maintenance.historyRanges().filter { $0.lowerBound >= top }
             #expect(made.first?.lowerBound == task.id + 1, "\(made)")
-            #expect(try await store.reload(task).state == .completed, "the task is read from the overflow as from any range")
+            #expect(try await store.reads.reload(task).state == .completed, "the task is read from the overflow as from any range")
         }
     }
 
@@ -210,11 +210,11 @@ struct RetentionTests {
                 _ = try connection.query("SELECT count(*) AS n FROM tasks_finished")
             }
             let started = ContinuousClock.now
-            #expect(try await store.retireExpiredHistory(olderThan: 86_400).isEmpty, "the empty first range waits")
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 86_400).isEmpty, "the empty first range waits")
             #expect(ContinuousClock.now - started < .seconds(2), "it gave up on the lock at once")
             try await reader.perform { connection in try connection.execute("ROLLBACK") }
             await reader.close()
-            #expect(try await store.retireExpiredHistory(olderThan: 86_400) == [Int64.min], "the next run drops it")
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 86_400) == [Int64.min], "the next run drops it")
         }
     }
 }

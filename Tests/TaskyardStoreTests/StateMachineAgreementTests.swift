@@ -27,7 +27,7 @@ struct StateMachineAgreementTests {
                 let label = "\(source?.rawValue ?? "∅") --\(action.rawValue)-->"
                 #expect(outcome?.state == expected, "\(label) landed in \(outcome?.state.rawValue ?? "refused")")
                 if let outcome, expected != nil {
-                    let events = try await store.events(of: outcome)
+                    let events = try await store.reads.events(of: outcome)
                     #expect(events.last?.from == source, "\(label) event")
                     #expect(events.last?.to == expected, "\(label) event")
                 } else {
@@ -40,30 +40,30 @@ struct StateMachineAgreementTests {
     /// A task in `state` whose initiator is `node`; nil for "no task yet".
     static func task(in state: TaskState?, on node: String, maxAttempts: Int, store: TaskStore) async throws -> TaskRecord? {
         guard let state else { return nil }
-        let task = try await store.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n7"], maxAttempts: maxAttempts),
+        let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n7"], maxAttempts: maxAttempts),
                                           cluster: TaskStore.cluster).task
         switch state {
         case .queued:
             return task
         case .cancelled:
-            return try await store.cancel(cluster: TaskStore.cluster, taskID: task.id)
+            return try await store.submissions.cancel(cluster: TaskStore.cluster, taskID: task.id)
         case .received, .completed, .failed:
-            let claimed = try #require(try await store.claimOne(node))
+            let claimed = try #require(try await store.queue.claimOne(node))
             guard state != .received else { return claimed.task }
             if state == .failed {
                 // Fail every attempt of the budget, so that the task ends failed rather than queued again.
                 var current = claimed
                 while true {
-                    let reported = try await store.report(TaskReport(attempt: current.attempt, lease: current.lease, state: .failed),
+                    let reported = try await store.queue.report(TaskReport(attempt: current.attempt, lease: current.lease, state: .failed),
                                                           cluster: TaskStore.cluster, node: node, taskID: claimed.id)
                     if reported.state == .failed { return reported }
                     try await store.pool.withConnection { connection in
                         try connection.query("UPDATE tasks SET run_after = NULL WHERE id = $1", [claimed.id])
                     }
-                    current = try #require(try await store.claimOne(node))
+                    current = try #require(try await store.queue.claimOne(node))
                 }
             }
-            return try await store.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .completed),
+            return try await store.queue.report(TaskReport(attempt: claimed.attempt, lease: claimed.lease, state: .completed),
                                           cluster: TaskStore.cluster, node: node, taskID: claimed.id)
         }
     }
@@ -85,15 +85,15 @@ struct StateMachineAgreementTests {
                     UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1 AND state = 'received'
                     """, [taskID])
             }
-            return try await store.expireLeases().first { $0.id == taskID }
+            return try await store.maintenance.expireLeases().first { $0.id == taskID }
         }
         switch action {
         case .submit:
             guard task == nil else { return nil }
-            return try await store.submit(on: [node])
+            return try await store.submissions.submit(on: [node])
         case .claim:
             guard let task else { return nil }
-            return try await store.claimOne(task.assignedNode)?.task
+            return try await store.queue.claimOne(task.assignedNode)?.task
         case .complete, .fail, .failWithAttemptsLeft, .acknowledgeCancel:
             let state: ReportedState = action == .complete ? .completed : action == .acknowledgeCancel ? .cancelled : .failed
             // This table is about states, not leases (LeaseTests): whatever lease the task holds is made known.
@@ -101,7 +101,7 @@ struct StateMachineAgreementTests {
                 try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
             }
             return try await refusedOnConflict {
-                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: state),
+                try await store.queue.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: state),
                                        cluster: cluster, node: node, taskID: taskID)
             }
         case .failAfterCancel:
@@ -111,7 +111,7 @@ struct StateMachineAgreementTests {
                 try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
             }
             return try await refusedOnConflict {
-                try await store.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: .failed),
+                try await store.queue.report(TaskReport(attempt: max(task?.attempt ?? 1, 1), lease: "agreement", state: .failed),
                                        cluster: cluster, node: node, taskID: taskID)
             }
         case .releaseUndelivered:
@@ -119,13 +119,13 @@ struct StateMachineAgreementTests {
             try await store.pool.withConnection { connection in
                 try connection.query("UPDATE tasks SET lease_hash = sha256(convert_to('agreement', 'UTF8')) WHERE id = $1 AND lease_hash IS NOT NULL", [taskID])
             }
-            return try await store.releaseUndelivered([ClaimedTask(task: task, lease: "agreement")], cluster: cluster, node: node).first
+            return try await store.queue.releaseUndelivered([ClaimedTask(task: task, lease: "agreement")], cluster: cluster, node: node).first
         case .cancel:
             let before = try await store.snapshot()
-            let result = try await refusedOnConflict { try await store.cancel(cluster: cluster, taskID: taskID) }
+            let result = try await refusedOnConflict { try await store.submissions.cancel(cluster: cluster, taskID: taskID) }
             return try await store.snapshot() == before ? nil : result
         case .retry:
-            return try await refusedOnConflict { try await store.retry(cluster: cluster, taskID: taskID) }
+            return try await refusedOnConflict { try await store.submissions.retry(cluster: cluster, taskID: taskID) }
         case .expireLease, .expireLeaseOnLastAttempt:
             return try await expire(cancelFirst: false)
         case .expireLeaseAfterCancel:
@@ -134,8 +134,8 @@ struct StateMachineAgreementTests {
             try await store.pool.withConnection { connection in
                 try connection.query("UPDATE nodes SET status = 'offline' WHERE id = $1", [node])
             }
-            let moved = try await store.reassignFromOfflineNodes().first { $0.taskID == taskID }
-            return try await moved.asyncMap { _ in try await store.task(cluster: cluster, id: taskID) }
+            let moved = try await store.maintenance.reassignFromOfflineNodes().first { $0.taskID == taskID }
+            return try await moved.asyncMap { _ in try await store.reads.task(cluster: cluster, id: taskID) }
         }
     }
 }

@@ -21,9 +21,9 @@ struct StatisticsTests {
             }
             let plannedBefore = try await Self.plannedRows(store)
             #expect(plannedBefore < 1000)
-            #expect(try await store.refreshStaleStatistics() == ["tasks_finished_1"], "the first range of ids")
+            #expect(try await store.maintenance.refreshStaleStatistics() == ["tasks_finished_1"], "the first range of ids")
             #expect(try await Self.plannedRows(store) >= 4000, "ANALYZE told the planner about the new rows")
-            #expect(try await store.refreshStaleStatistics().isEmpty, "nothing to do until the table doubles again")
+            #expect(try await store.maintenance.refreshStaleStatistics().isEmpty, "nothing to do until the table doubles again")
         }
     }
 

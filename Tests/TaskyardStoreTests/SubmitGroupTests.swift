@@ -19,9 +19,9 @@ struct SubmitGroupTests {
     func groupedSubmits() async throws {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
-            let parent = try await store.submit(on: ["n1"])
-            _ = try await store.cancel(cluster: cluster, taskID: parent.id, reason: nil, opaqueID: nil)
-            let earlier = try await store.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], idempotencyKey: "kept"),
+            let parent = try await store.submissions.submit(on: ["n1"])
+            _ = try await store.submissions.cancel(cluster: cluster, taskID: parent.id, reason: nil, opaqueID: nil)
+            let earlier = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n2"], idempotencyKey: "kept"),
                                                  cluster: cluster).task
 
             // Mostly plain submits, with every kind of item that must not take its group down with it.
@@ -47,7 +47,7 @@ struct SubmitGroupTests {
             let outcomes = await withTaskGroup(of: (Int, Result<(task: TaskRecord, created: Bool), any Error>).self) { group in
                 for (index, (submission, _)) in submissions.enumerated() {
                     group.addTask {
-                        do { return (index, .success(try await store.submit(submission, cluster: cluster))) } catch { return (index, .failure(error)) }
+                        do { return (index, .success(try await store.submissions.submit(submission, cluster: cluster))) } catch { return (index, .failure(error)) }
                     }
                 }
                 return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
@@ -86,7 +86,7 @@ struct SubmitGroupTests {
             let commits = try written.decode("commits", as: Int.self)
             #expect(commits < 120 / 2, "\(commits) commits for 120 tasks submitted at once")
             // Refused items wrote nothing.
-            #expect(try await store.tasks(cluster: cluster, filter: TaskFilter(limit: 500)).tasks.count == 122)
+            #expect(try await store.reads.tasks(cluster: cluster, filter: TaskFilter(limit: 500)).tasks.count == 122)
         }
     }
 }

@@ -169,7 +169,7 @@ struct BenchCommand: AsyncParsableCommand {
         let stamp = String(Int(Date().timeIntervalSince1970))
         let cluster = "bench-\(stamp)"
         let nodes = (1...agents).map { "bench-\($0)" }
-        _ = try await store.createCluster(id: cluster, name: "taskyard bench")
+        _ = try await store.clusters.createCluster(id: cluster, name: "taskyard bench")
         let tokens = try await BenchTokens.make(cluster: cluster, nodes: nodes, folder: folder, credentials: CredentialStore(pool: store.pool))
         let settings = try await store.pool.query(BenchSQL.settings).single()
         var report = BenchReport(
@@ -187,12 +187,12 @@ struct BenchCommand: AsyncParsableCommand {
             let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
                                                        claimBatch: concurrency, label: "raw SQL, before the history")
             let historyCluster = "bench-history-\(stamp)"
-            _ = try await store.createCluster(id: historyCluster, name: "taskyard bench: finished history")
+            _ = try await store.clusters.createCluster(id: historyCluster, name: "taskyard bench: finished history")
             // Ranges for the history's ids, made ahead as the maintenance leader would have made them over
             // the days it spans (about six ranges): the rows land in ranges, not in the overflow.
-            var ranges = TaskStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
             ranges.minimumSpan = max(ranges.minimumSpan, Int64(preloadHistory / 6 + 1))
-            try await store.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
+            try await store.maintenance.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
             let started = ContinuousClock.now
             try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
             let seconds = (ContinuousClock.now - started).seconds

@@ -85,7 +85,7 @@ enum BenchHistory {
         return try await pool.withConnection { connection in
             var timings: [BenchReport.ListTiming] = []
             for (name, filter) in cases {
-                let query = TaskStore.listQuery(cluster: cluster, filter: filter, after: nil)
+                let query = TaskReads.listQuery(cluster: cluster, filter: filter, after: nil)
                 var times: [Double] = []
                 var rows = 0
                 for _ in 0..<5 {

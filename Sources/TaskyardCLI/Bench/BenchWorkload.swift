@@ -266,32 +266,32 @@ struct BenchWorkload: Sendable {
     /// The same statements the server runs — batch insert, poll, batched report — straight through libpq
     /// on `rawCluster`, one claimer per node taking `claimBatch` at a time.
     func rawCeiling(rawCluster: String, count: Int, batchSize: Int, claimBatch: Int, label: String) async throws -> RawCeiling {
-        _ = try await store.createCluster(id: rawCluster, name: "taskyard bench: raw SQL")
-        for node in nodes { _ = try await store.registerNode(cluster: rawCluster, id: node, endpoint: "http://127.0.0.1:9") }
+        _ = try await store.clusters.createCluster(id: rawCluster, name: "taskyard bench: raw SQL")
+        for node in nodes { _ = try await store.clusters.registerNode(cluster: rawCluster, id: node, endpoint: "http://127.0.0.1:9") }
         let started = ContinuousClock.now
         for start in stride(from: 0, to: count, by: batchSize) {
             let submissions = (start..<min(count, start + batchSize)).map { index in
                 TaskSubmission(type: type, participatingNodes: participatingNodes(index), payload: payload)
             }
-            _ = try await store.submitBatch(submissions, cluster: rawCluster)
+            _ = try await store.submissions.submitBatch(submissions, cluster: rawCluster)
             progress.update("\(label): inserted \(min(count, start + batchSize))/\(count)")
         }
         // What the server's statistics keeper does within seconds of such growth.
-        _ = try await store.refreshStaleStatistics()
+        _ = try await store.maintenance.refreshStaleStatistics()
         let claiming = ContinuousClock.now
         let done = SubmitCounter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for node in nodes {
                 group.addTask {
                     while true {
-                        let tasks = try await store.claim(cluster: rawCluster, node: node, limit: claimBatch, leaseSeconds: 30)
+                        let tasks = try await store.queue.claim(cluster: rawCluster, node: node, limit: claimBatch, leaseSeconds: 30)
                         if tasks.isEmpty { return }
                         let reports = tasks.map { task in
                             (task.id, TaskReport(attempt: task.attempt, lease: task.lease, state: .completed, result: [:], participants: task.participatingNodes.map {
                                 ParticipantOutcome(node: $0, state: .completed, result: nil, startedAt: Date(), finishedAt: Date())
                             }))
                         }
-                        let outcomes = try await store.reportBatch(reports, cluster: rawCluster, node: node)
+                        let outcomes = try await store.queue.reportBatch(reports, cluster: rawCluster, node: node)
                         for case .failure(let error) in outcomes { throw error }
                         done.add(tasks.count)
                         progress.update("\(label): completed \(done.value)/\(count)")

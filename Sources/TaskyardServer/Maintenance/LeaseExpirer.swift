@@ -24,7 +24,7 @@ public struct LeaseExpirer: MaintenanceDuty {
     public func run(_ context: MaintenanceContext) async throws {
         let (store, logger) = (context.store, context.logger)
         while true {
-            let ended = try await store.expireLeases(limit: configuration.batchSize)
+            let ended = try await store.maintenance.expireLeases(limit: configuration.batchSize)
             for task in ended {
                 logger.info("lease expired", metadata: [
                     "task": "\(task.id)", "cluster": "\(task.clusterID)", "node": "\(task.assignedNode)",

@@ -24,11 +24,11 @@ public struct NodeMonitor: MaintenanceDuty {
 
     public func run(_ context: MaintenanceContext) async throws {
         let (store, logger) = (context.store, context.logger)
-        for lost in try await store.markOfflineNodes(notSeenFor: configuration.nodeTimeoutSeconds) {
+        for lost in try await store.maintenance.markOfflineNodes(notSeenFor: configuration.nodeTimeoutSeconds) {
             logger.warning("node offline", metadata: ["cluster": "\(lost.cluster)", "node": "\(lost.node)"])
         }
         while true {
-            let moved = try await store.reassignFromOfflineNodes(limit: configuration.batchSize)
+            let moved = try await store.maintenance.reassignFromOfflineNodes(limit: configuration.batchSize)
             for move in moved {
                 logger.info("task reassigned after node loss",
                             metadata: ["task": "\(move.taskID)", "from": "\(move.from)", "to": "\(move.to)"])

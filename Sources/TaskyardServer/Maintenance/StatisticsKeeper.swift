@@ -21,7 +21,7 @@ public struct StatisticsKeeper: MaintenanceDuty {
 
     public func run(_ context: MaintenanceContext) async throws {
         let (store, logger) = (context.store, context.logger)
-        let analyzed = try await store.refreshStaleStatistics()
+        let analyzed = try await store.maintenance.refreshStaleStatistics()
         if !analyzed.isEmpty { logger.info("analyzed fast-growing tables", metadata: ["tables": "\(analyzed.joined(separator: ", "))"]) }
     }
 }

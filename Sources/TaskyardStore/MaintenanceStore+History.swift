@@ -2,7 +2,7 @@ import Postgres
 
 /// The finished history's ranges of task ids: retention drops a whole range (its tasks, events and
 /// participants' outcomes) instead of deleting row by row.
-extension TaskStore {
+extension MaintenanceStore {
     /// How the ranges are sized and how far ahead they are made.
     public struct HistoryRanges: Sendable {
         /// A new range spans the ids handed out during this long (measured since the last range was made).
