@@ -186,7 +186,7 @@ public final class NodeAgent: Service, Sendable {
                 // (a second agent for the same node, misconfigured): back off rather than take turns with
                 // it as fast as the network allows.
                 let early = answer.tasks.isEmpty && answer.cancel.isEmpty && configuration.pollWaitSeconds >= 1
-                    && ContinuousClock.now - asked < .milliseconds(Int(configuration.pollWaitSeconds * 100))
+                    && ContinuousClock.now - asked < .seconds(configuration.pollWaitSeconds / 10)
                 if early {
                     logger.warning("poll answered empty at once; is another agent polling for this node?", metadata: ["in": "\(delay)"])
                     try? await Task.sleep(for: delay)

@@ -97,7 +97,7 @@ public struct HandlerRegistry: Sendable {
             default: throw HandlerFailure("payload.seconds must be a number", status: 422)
             }
             guard seconds >= 0, seconds <= 86_400 else { throw HandlerFailure("payload.seconds must be 0–86400", status: 422) }
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            try await Task.sleep(for: .seconds(seconds))
             return ["slept": .double(seconds)]
         })
         registry.register("fail", ClosureHandler { work in

@@ -204,7 +204,7 @@ struct TaskCommand: AsyncParsableCommand {
             guard !quiet, isatty(STDOUT_FILENO) == 1 else {
                 return try await target.client().wait(cluster: target.cluster, id: target.id, timeout: timeout)
             }
-            let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+            let deadline = ContinuousClock.now + .seconds(timeout)
             while true {
                 let remaining = Double((deadline - ContinuousClock.now).wholeMilliseconds) / 1000
                 let (task, timedOut) = try await target.client().wait(cluster: target.cluster, id: target.id,
@@ -241,7 +241,7 @@ struct TaskCommand: AsyncParsableCommand {
             if let timeout, timeout < 0 { throw ValidationError("--timeout must not be negative") }
             let client = try target.client()
             let onTerminal = isatty(STDOUT_FILENO) == 1
-            let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
+            let deadline = timeout.map { ContinuousClock.now + .seconds($0) }
             var drawn: [String] = []
             while true {
                 let detail = try await client.task(cluster: target.cluster, id: target.id)

@@ -268,7 +268,7 @@ public struct TaskyardClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let timeout = requestTimeout + .milliseconds(Int(extraTimeout * 1000))
+        let timeout = requestTimeout + .seconds(extraTimeout)
         let buffer: ByteBuffer
         let response: HTTPClientResponse
         do {

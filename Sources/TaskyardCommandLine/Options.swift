@@ -192,7 +192,7 @@ public func checkedSeconds(_ value: Double, _ option: String, allowZero: Bool = 
 
 /// The same, as a Duration.
 public func checkedDuration(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Duration {
-    .milliseconds(Int((try checkedSeconds(value, option, allowZero: allowZero, atMost: limit) * 1000).rounded()))
+    .seconds(try checkedSeconds(value, option, allowZero: allowZero, atMost: limit))
 }
 
 /// `30d`, `12h`, `90m`, `45s` or a number of seconds, as seconds.

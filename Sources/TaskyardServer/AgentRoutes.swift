@@ -16,7 +16,7 @@ extension APIRoutes {
         let limit = try request.queryInt("limit", in: 1...1000) ?? 16
         let wait = try request.queryDouble("wait", in: 0...configuration.maximumPollWaitSeconds) ?? 0
         let clock = ContinuousClock()
-        let deadline = clock.now + .milliseconds(Int(wait * 1000))
+        let deadline = clock.now + .seconds(wait)
         let topic = Wakeups.Topic.work(cluster: cluster, node: node)
         let signer = try await grants.signer(cluster: cluster)
         let seat = wakeups.takePollSeat(topic)

@@ -125,7 +125,7 @@ extension APIRoutes {
         let id = try context.taskID(cluster: cluster)
         let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
         let clock = ContinuousClock()
-        let deadline = clock.now + .milliseconds(Int(timeout * 1000))
+        let deadline = clock.now + .seconds(timeout)
         let topic = Wakeups.Topic.finished(cluster: cluster, task: id)
         var first = true
         while true {
@@ -186,7 +186,7 @@ extension APIRoutes {
                     }
                     if let timeout {
                         group.addTask {
-                            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                            try await Task.sleep(for: .seconds(timeout))
                             watcher.finish()
                         }
                     }

@@ -26,7 +26,7 @@ final class Authenticator: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         cache = Mutex(TokenCache(capacity: configuration.maximumCachedTokens,
-                                 maximumAge: .milliseconds(Int(configuration.cacheSeconds * 1000))))
+                                 maximumAge: .seconds(configuration.cacheSeconds)))
     }
 
     /// The request's token, valid now; 401 otherwise.

@@ -86,7 +86,7 @@ final class GrantIssuer: Sendable {
     /// The cluster's signing key now.
     func signer(cluster: String) async throws -> GrantSigner {
         let now = ContinuousClock.now
-        if let cached = signers.withLock({ $0[cluster] }), now - cached.loaded < .milliseconds(Int(refreshSeconds * 1000)) {
+        if let cached = signers.withLock({ $0[cluster] }), now - cached.loaded < .seconds(refreshSeconds) {
             return cached.signer
         }
         var newest = try await credentials.newestSigningKey(cluster: cluster)

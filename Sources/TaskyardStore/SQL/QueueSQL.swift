@@ -1,0 +1,218 @@
+import Foundation
+import Postgres
+import TaskyardDomain
+
+/// The statements of `QueueStore`: poll, report, rollback grants, releasing undelivered claims, leases.
+extension TasksSQL {
+    /// received → queued for claims that never reached their agent: each only under the lease the claim
+    /// made, its attempt given back (the lease, not the attempt number, is what makes a later report stale).
+    static let releaseUndelivered = PostgresStatement("tasks.release_undelivered", """
+        WITH released AS (
+            UPDATE tasks t
+               SET state = 'queued', attempt = t.attempt - 1, received_at = NULL, lease_expires_at = NULL,
+                   lease_hash = NULL, updated_at = now()
+              FROM unnest($3::bigint[], $4::text[]) AS r (id, lease)
+             WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.id = r.id AND t.state = 'received'
+               AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
+            RETURNING t.*
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
+              FROM released
+        )
+        SELECT \(columns), \(participants(of: "released")) FROM released ORDER BY id
+        """)
+
+    /// Which of these tasks are held under these leases (to tell a stale report from an invalid one).
+    static let leaseMatches = PostgresStatement("tasks.lease_matches", """
+        SELECT t.id, t.rollback_attempt IS NOT DISTINCT FROM t.attempt AS rolling_back
+          FROM unnest($2::bigint[], $3::text[]) AS r (id, lease)
+          JOIN tasks t ON t.cluster_id = $1 AND t.id = r.id AND t.lease_hash = sha256(convert_to(r.lease, 'UTF8'))
+        """)
+
+    /// A poll: records that the node is alive, takes up to $3 of its queued tasks whose run_after has
+    /// passed, best priority first, skipping rows another claimer holds (queued → received, attempt + 1,
+    /// a lease of $4 seconds or of the seconds $6 gives the task's type in $5), and lists the tasks it
+    /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live —
+    /// but not behind one queued to run more than $8 seconds from now (the longest retry backoff): a task
+    /// put off to next week does not hold up the work behind it until then; it takes its turn when due.
+    /// Each claim gets a fresh lease: 244 random bits (`gen_random_uuid` draws from the server's strong
+    /// random source), returned once as `lease` and kept only as its SHA-256.
+    /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
+    /// a single row whose task columns are NULL). The claimed rows are updated by the tuple ids the
+    /// locking read returned (the locks keep them current): no second index lookup for the planner to
+    /// get wrong on a table whose statistics lag.
+    static let poll = PostgresStatement("tasks.poll", """
+        WITH touched AS (
+            -- $7: record the node's heartbeat (the first look of a poll request; its re-checks do not),
+            -- unless it was recorded less than a second ago: a look that claims nothing then writes
+            -- nothing, and commits without waiting for a WAL flush (under a trickle of submits, every
+            -- poll's first look was a write of its own).
+            UPDATE nodes SET last_seen_at = now(), status = 'online'
+             WHERE cluster_id = $1 AND id = $2 AND $7::boolean
+               AND (status <> 'online' OR last_seen_at IS NULL OR last_seen_at < now() - interval '1 second')
+            RETURNING id
+        ), seen AS (
+            SELECT id FROM touched
+            UNION ALL
+            SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM touched)
+        ), picked AS (
+            SELECT t.ctid, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
+              FROM tasks t
+             WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
+               AND (t.run_after IS NULL OR t.run_after <= now())
+               AND (t.ordering_key IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM tasks e
+                        WHERE e.cluster_id = t.cluster_id AND e.ordering_key = t.ordering_key AND e.id < t.id
+                          AND e.state IN ('queued', 'received')
+                          AND NOT (e.state = 'queued' AND e.run_after IS NOT NULL
+                                   AND e.run_after > now() + make_interval(secs => $8::double precision))))
+               AND EXISTS (SELECT 1 FROM seen)
+             ORDER BY t.priority DESC, t.id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE tasks t
+               SET state = 'received', attempt = t.attempt + 1, received_at = now(), updated_at = now(),
+                   lease_expires_at = now() + make_interval(secs => coalesce(
+                       (SELECT o.seconds FROM unnest($5::text[], $6::double precision[]) AS o (type, seconds)
+                         WHERE o.type = t.type LIMIT 1),
+                       $4::double precision)),
+                   lease_hash = sha256(convert_to(p.lease, 'UTF8'))
+              FROM picked p
+             -- The state names the partition the ctids are of (a ctid is unique within one partition only).
+             WHERE t.state = 'queued' AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND t.ctid = p.ctid
+            RETURNING t.*, p.lease
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
+        ), header AS (
+            SELECT EXISTS (SELECT 1 FROM seen) AS node_found,
+                   ARRAY(SELECT id FROM tasks
+                          WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received'
+                            AND cancel_requested_at IS NOT NULL
+                          ORDER BY id) AS cancel
+        )
+        SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
+               \(noParticipants)
+          FROM header LEFT JOIN claimed ON true
+         ORDER BY claimed.priority DESC, claimed.id
+        """)
+
+    /// Reports, many in one statement: received → completed | failed | cancelled, each only by the node
+    /// holding it at that attempt (a stale item changes nothing and the others go ahead); a failure with
+    /// attempts left goes back to queued, not before its backoff. Each participant's outcome becomes a
+    /// `task_participants` row of the attempt, all in one insert. Items: $3 ids, $4 attempts, $5 states,
+    /// $6 results, $7 errors, $8 event details, $9 backoffs, $17 leases (the secret each claim returned);
+    /// participants: $10 item (1-based), $11 node, $12 state, $13 result, $14 error, $15 started,
+    /// $16 finished, $18 rollback, $19 decided. Returns the reported tasks with `item`; their
+    /// `participants` are those recorded before this report (the statement's snapshot).
+    static let report = PostgresStatement("tasks.report", """
+        WITH input AS (
+            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                 $9::double precision[], $17::text[])
+                   WITH ORDINALITY AS i (id, attempt, state, result, error, detail, backoff, lease, item)
+        ), participants AS (
+            SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
+                                 $15::timestamptz[], $16::timestamptz[], $18::text[], $19::boolean[])
+                   WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, rollback,
+                                         decided, position)
+        ), reported_nodes AS (
+            SELECT item, array_agg(node) AS nodes FROM participants GROUP BY item
+        ), locked AS MATERIALIZED (
+            -- FOR UPDATE, not NO KEY: finishing moves the row to the other partition (a delete), and a lock
+            -- upgraded from a weaker one while a heartbeat waits on it deadlocks.
+            \(lockInIDOrder("$3", strength: "UPDATE"))
+        ), decided AS (
+            -- Each item against its row as locked: held by this node at this attempt under this lease, its
+            -- participants among the task's. A failure after a cancel was requested ends the task
+            -- cancelled, attempts left or not: a cancel racing a failure is never lost to a retry.
+            SELECT i.*, i.state = 'failed' AND l.attempt - l.budget_start < l.max_attempts
+                        AND l.cancel_requested_at IS NULL AS retry,
+                   CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        ELSE i.state END AS final_state
+              FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
+             WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
+               AND coalesce(n.nodes, '{}') <@ l.participating_nodes
+               -- Rollback grants went out for this attempt: it is being undone, not completed.
+               AND (i.state <> 'completed' OR l.rollback_attempt IS DISTINCT FROM i.attempt)
+        ), reported AS (
+            -- By id, not by the tuple id the lock returned: a row a heartbeat updated after this
+            -- statement's snapshot has a tuple id the snapshot cannot see; found by id, its update follows
+            -- the row to the version locked above. Run without nested loops (`TaskStore.robustPlan`).
+            UPDATE tasks t
+               SET state = CASE WHEN d.retry THEN 'queued' ELSE d.final_state END,
+                   result = d.result::jsonb, error = d.error,
+                   finished_at = CASE WHEN d.retry THEN NULL ELSE now() END,
+                   run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
+                   updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
+              FROM decided d
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = d.id
+            RETURNING t.*, d.item, d.detail
+        ), outcomes AS (
+            INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
+                                           finished_at, rollback, decided)
+            SELECT r.cluster_id, r.id, p.node, r.attempt, p.state, p.result::jsonb, p.error, p.started_at,
+                   coalesce(p.finished_at, now()), p.rollback::jsonb, coalesce(p.decided, false)
+              FROM reported r JOIN participants p ON p.item = r.item
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'received', state, assigned_node, attempt,
+                   CASE WHEN state = 'queued'
+                        THEN coalesce(detail::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
+                        ELSE detail::jsonb END
+              FROM reported
+        )
+        -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
+        SELECT \(columns), \(participants(of: "r")), item,
+               CASE WHEN r.ordering_key IS NOT NULL AND r.state <> 'queued'
+                    THEN ARRAY(SELECT DISTINCT n.assigned_node FROM tasks n
+                                WHERE n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
+                                  AND n.state = 'queued')
+                    ELSE '{}' END AS unblocked_nodes
+          FROM reported r ORDER BY item
+        """)
+
+    /// Marks a held attempt as rolling back (a `completed` report of it is refused from now on), when the
+    /// node holds it at that attempt ($3 id, $4 attempt) under that lease ($5), and the nodes to roll back
+    /// ($6) are among its participants. Returns the task; no row otherwise.
+    static let grantRollback = PostgresStatement("tasks.grant_rollback", """
+        UPDATE tasks SET rollback_attempt = attempt
+         WHERE cluster_id = $1 AND id = $3 AND assigned_node = $2 AND state = 'received' AND attempt = $4
+           AND lease_hash = sha256(convert_to($5, 'UTF8')) AND $6::text[] <@ participating_nodes
+        RETURNING \(columns), \(noParticipants)
+        """)
+
+    /// The tasks with these ids, to explain the items of a report that changed nothing.
+    static let getMany = PostgresStatement("tasks.get_many", """
+        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND id = ANY ($2::bigint[])
+        """)
+
+    /// Tasks the node holds whose cancel was requested: the agent is to stop them.
+    static let cancelRequested = PostgresStatement("tasks.cancel_requested", """
+        SELECT id FROM tasks
+         WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received' AND cancel_requested_at IS NOT NULL
+         ORDER BY id
+        """)
+
+    /// A heartbeat: renews the lease (and records progress) of each task the node still holds at the
+    /// attempt and under the lease ($7) it names; the others are lost to it.
+    static let renewLeases = PostgresStatement("tasks.renew_leases", """
+        WITH held AS (
+            SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $7::text[]) AS h (id, attempt, progress, lease)
+        ), locked AS MATERIALIZED (
+            \(lockInIDOrder("$3"))
+        ), renewed AS (
+            UPDATE tasks t
+               SET lease_expires_at = now() + make_interval(secs => $6::double precision),
+                   progress = coalesce(held.progress::jsonb, t.progress), updated_at = now()
+              FROM held JOIN locked l ON l.id = held.id
+             WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = l.id
+               AND l.attempt = held.attempt AND l.lease_hash = sha256(convert_to(held.lease, 'UTF8'))
+            RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
+        )
+        SELECT h.id, r.id IS NOT NULL AS held, coalesce(r.cancel, false) AS cancel
+          FROM held h LEFT JOIN renewed r ON r.id = h.id
+         ORDER BY h.id
+        """)
+}

@@ -1,0 +1,243 @@
+import Foundation
+import Postgres
+import TaskyardDomain
+
+/// The statements of `SubmissionStore`: inserting tasks (one, a group of concurrent submits, a batch), cancel, retry, delete.
+extension TasksSQL {
+    /// What a submission needs to know first: does the cluster exist, which of the nodes are registered,
+    /// which of the parents are live.
+    static let submissionContext = PostgresStatement("tasks.submission_context", """
+        SELECT EXISTS (SELECT 1 FROM clusters WHERE id = $1) AS cluster_exists,
+               ARRAY(SELECT id FROM nodes WHERE cluster_id = $1 AND id = ANY ($2::text[])) AS known_nodes,
+               ARRAY(SELECT id FROM tasks
+                      WHERE cluster_id = $1 AND id = ANY ($3::bigint[])
+                        AND state IN ('queued', 'received') AND cancel_requested_at IS NULL) AS live_parents
+        """)
+
+    /// ∅ → queued, for one task, in one round trip: only when every participating node is registered in
+    /// the cluster (so the cluster exists) and the parent, if any, is live; an idempotency key already used
+    /// in the cluster inserts nothing. No row back: the caller finds out which (`submissionContext`). A submit that arrives alone
+    /// (`SubmitGroups`) is written by it: cheaper to plan than the group statement, and an idle server's
+    /// pick-up latency is mostly this statement.
+    static let insert = PostgresStatement("tasks.insert", """
+        WITH candidate AS (
+            SELECT nextval('tasks_id_seq') AS id
+             WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
+               AND ($6::bigint IS NULL OR EXISTS (
+                       SELECT 1 FROM tasks p
+                        WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
+                          AND p.cancel_requested_at IS NULL))
+        ), keyed AS (
+            \(claimKeys(from: "SELECT id, $12::text AS idempotency_key FROM candidate"))
+        ), inserted AS (
+            INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
+                               traceparent)
+            OVERRIDING SYSTEM VALUE
+            SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
+                   $12, $13, $14, $15, $16, $17, $18
+              FROM candidate c
+             WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
+            RETURNING *
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        SELECT \(columns), \(noParticipants) FROM inserted
+        """)
+
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$18 are arrays aligned by position.
+    private static let manyInput = """
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
+                                 $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
+                   WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
+                                         max_attempts, priority, run_after, timeout_seconds, ordering_key,
+                                         opaque_id, affinity, abortable, internal, idempotency_key,
+                                         idempotency_digest, traceparent, position)
+        """
+
+    /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`) for their tasks,
+    /// in `task_idempotency_keys`; returns the task ids whose key was free. The key table is the arbiter
+    /// across the live and finished sides of `tasks`, which no unique index can span.
+    private static func claimKeys(from source: String) -> String {
+        """
+        INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id)
+            SELECT $1, k.idempotency_key, k.id FROM (\(source)) AS k WHERE k.idempotency_key IS NOT NULL
+            ON CONFLICT DO NOTHING
+            RETURNING task_id
+        """
+    }
+
+    /// Inserts the rows of `source` in position order (a used idempotency key skips its row), as the CTE
+    /// `inserted`, with their first event: the rest of a `WITH` after `source`. Ids are drawn in position
+    /// order before the keys are taken, so inserted rows come in id order.
+    private static func manyInsert(from source: String) -> String {
+        """
+        numbered AS MATERIALIZED (
+            SELECT s.*, nextval('tasks_id_seq') AS id FROM (SELECT * FROM \(source) ORDER BY position) AS s
+        ), keyed AS (
+            \(claimKeys(from: "SELECT id, idempotency_key FROM numbered"))
+        ), inserted AS (
+            INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
+                               max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
+                   max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
+              FROM numbered
+             WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
+             ORDER BY position
+            RETURNING *
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+            SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
+        )
+        """
+    }
+
+    /// ∅ → queued for the single submits that arrived together (`SubmitGroups`): one statement and one
+    /// commit for all of them, each task on its own — an item whose nodes are not all registered, whose
+    /// parent no longer takes children, or whose idempotency key was used is skipped, not the group.
+    /// `accepted_positions` (on every row) lists the items that passed the checks, in order; inserted rows
+    /// come in id order, which is that order minus the keyed items a conflict skipped.
+    static let insertGroup = PostgresStatement("tasks.insert_group", """
+        WITH input AS (
+            \(manyInput)
+        ), accepted AS MATERIALIZED (
+            SELECT * FROM input i
+             WHERE (SELECT count(*) FROM nodes
+                     WHERE cluster_id = $1 AND id = ANY (i.participating_nodes::text[])) = cardinality(i.participating_nodes::text[])
+               AND (i.parent_id IS NULL OR EXISTS (
+                       SELECT 1 FROM tasks p
+                        WHERE p.cluster_id = $1 AND p.id = i.parent_id AND p.state IN ('queued', 'received')
+                          AND p.cancel_requested_at IS NULL))
+        ), \(manyInsert(from: "accepted"))
+        SELECT \(columns), \(noParticipants),
+               (SELECT array_agg(position ORDER BY position) FROM accepted) AS accepted_positions
+          FROM inserted ORDER BY id
+        """)
+
+    /// The tasks already made with these keys, and whether each was made by the same request (`digest`:
+    /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
+    static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
+        SELECT \(prefixed(columns, with: "t")), \(participants(of: "t")), k.position,
+               (t.idempotency_digest IS NULL OR t.idempotency_digest = k.digest) AS same_request
+          FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k (key, digest, position)
+          JOIN task_idempotency_keys ik ON ik.cluster_id = $1 AND ik.idempotency_key = k.key
+          JOIN tasks t ON t.cluster_id = $1 AND t.id = ik.task_id
+        """)
+
+    /// ∅ → queued, for many tasks in one statement: all or nothing. Arrays are aligned by position;
+    /// `participating_nodes` are array literals, one per task.
+    static let insertBatch = PostgresStatement("tasks.insert_batch", """
+        WITH input AS (
+            \(manyInput)
+        ), \(manyInsert(from: "input"))
+        SELECT \(columns), \(noParticipants) FROM inserted ORDER BY id
+        """)
+
+    /// Cancels a task and its descendants (Elasticsearch's cancelTaskAndDescendants): each queued one ends
+    /// `cancelled` at once; each received one is flagged, and stays received until its agent stops it.
+    /// Nothing happens unless the task itself can be cancelled (live, abortable, not already flagged);
+    /// descendants that are not abortable are left to run. Returns the task.
+    static let cancel = PostgresStatement("tasks.cancel", """
+        WITH RECURSIVE tree AS (
+            SELECT cluster_id, id FROM tasks WHERE cluster_id = $1 AND id = $2
+            UNION ALL
+            SELECT c.cluster_id, c.id FROM tasks c JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
+        ), target AS (
+            SELECT t.cluster_id, t.id, t.state FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.id = tree.id
+             WHERE t.abortable
+               AND (t.state = 'queued' OR (t.state = 'received' AND t.cancel_requested_at IS NULL))
+               AND EXISTS (SELECT 1 FROM tasks root
+                            WHERE root.cluster_id = $1 AND root.id = $2 AND root.abortable
+                              AND (root.state = 'queued' OR (root.state = 'received' AND root.cancel_requested_at IS NULL)))
+             -- In id order, as reports and heartbeats lock theirs: no deadlock between them.
+             ORDER BY t.id
+               FOR UPDATE OF t
+        ), cancelled AS (
+            UPDATE tasks t
+               -- t.state, not target.state: the row as locked now. A poll that claimed the task between
+               -- this statement's snapshot and its lock made it received (with a lease): it is flagged,
+               -- not ended, and keeps its lease.
+               SET state = CASE WHEN t.state = 'queued' THEN 'cancelled' ELSE t.state END,
+                   finished_at = CASE WHEN t.state = 'queued' THEN now() ELSE t.finished_at END,
+                   cancel_requested_at = now(), cancel_reason = $3, updated_at = now()
+              FROM target
+             WHERE t.cluster_id = $1 AND t.id = ANY (ARRAY(SELECT id FROM target)) AND t.id = target.id
+            RETURNING t.*, CASE WHEN t.state = 'cancelled' THEN 'queued' ELSE t.state END AS previous_state
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, previous_state, state, assigned_node, attempt,
+                   CASE WHEN id = $2 THEN $4::jsonb
+                        ELSE coalesce($4::jsonb, '{}') || jsonb_build_object('cancelled_with', $2::bigint) END
+              FROM cancelled
+        )
+        -- finished_ids (and their types): the tasks of the tree it ended;
+        -- holder_nodes: the nodes told to stop theirs.
+        SELECT \(columns), \(participants(of: "cancelled")),
+               ARRAY(SELECT id FROM cancelled WHERE state = 'cancelled') AS finished_ids,
+               ARRAY(SELECT type FROM cancelled WHERE state = 'cancelled') AS finished_types,
+               ARRAY(SELECT DISTINCT assigned_node FROM cancelled WHERE state = 'received') AS holder_nodes
+          FROM cancelled WHERE id = $2
+        """)
+
+    /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
+    /// report from before the retry stays stale.
+    static let retry = PostgresStatement("tasks.retry", """
+        WITH target AS (
+            SELECT cluster_id, id, state FROM tasks
+             WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
+               FOR UPDATE
+        ), retried AS (
+            UPDATE tasks t
+               SET state = 'queued', budget_start = t.attempt, result = NULL, error = NULL, progress = NULL,
+                   run_after = NULL, received_at = NULL, finished_at = NULL, lease_expires_at = NULL,
+                   cancel_requested_at = NULL, cancel_reason = NULL, updated_at = now()
+              FROM target
+             WHERE t.cluster_id = $1 AND t.id = $2 AND t.id = target.id
+            RETURNING t.*, target.state AS previous_state
+        ), event AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, previous_state, state, assigned_node, attempt, $3::jsonb FROM retried
+        )
+        SELECT \(columns), \(participants(of: "retried")) FROM retried
+        """)
+
+    /// Removes a finished task with its descendants and all their events, participant outcomes and
+    /// idempotency keys, only when nothing in the tree is still live. Rows back: the tree's, none when
+    /// nothing was deleted.
+    static let delete = PostgresStatement("tasks.delete", """
+        WITH RECURSIVE tree AS (
+            SELECT cluster_id, id, state FROM tasks WHERE cluster_id = $1 AND id = $2
+            UNION ALL
+            SELECT t.cluster_id, t.id, t.state
+              FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.parent_id = tree.id
+        ), locked AS MATERIALIZED (
+            -- The tree as it stands, locked: a retry or a cancel of one of its tasks between this
+            -- statement's snapshot and its delete waits, or is waited for and then seen. Decided from the
+            -- snapshot alone, a task queued again meanwhile could be deleted live.
+            SELECT t.id, t.state FROM tasks t JOIN tree ON t.cluster_id = tree.cluster_id AND t.id = tree.id
+             ORDER BY t.id
+               FOR UPDATE OF t
+        ), finished AS (
+            SELECT NOT EXISTS (SELECT 1 FROM locked WHERE state IN ('queued', 'received'))
+                   AND (SELECT count(*) FROM locked) = (SELECT count(*) FROM tree) AS ok
+        ), events AS (
+            DELETE FROM task_events e USING tree
+             WHERE (SELECT ok FROM finished) AND e.cluster_id = tree.cluster_id AND e.task_id = tree.id
+        ), outcomes AS (
+            DELETE FROM task_participants p USING tree
+             WHERE (SELECT ok FROM finished) AND p.cluster_id = tree.cluster_id AND p.task_id = tree.id
+        ), keys AS (
+            DELETE FROM task_idempotency_keys k USING tree
+             WHERE (SELECT ok FROM finished) AND k.cluster_id = tree.cluster_id AND k.task_id = tree.id
+        )
+        DELETE FROM tasks t USING tree
+         WHERE (SELECT ok FROM finished) AND t.cluster_id = tree.cluster_id AND t.id = tree.id
+        RETURNING t.id
+        """)
+}
