@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "taskyard", targets: ["TaskyardCLI"]),
         .executable(name: "taskyard-agent", targets: ["TaskyardAgentCLI"]),
+        .executable(name: "taskyard-bench", targets: ["TaskyardBenchCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -103,7 +104,7 @@ let package = Package(
         .target(
             name: "TaskyardCommandLine",
             dependencies: [
-                "TaskyardAgent", "TaskyardClient", "TaskyardSecurity",
+                "TaskyardAgent", "TaskyardClient", "TaskyardSecurity", "TaskyardDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,6 +121,16 @@ let package = Package(
                 "TaskyardSecurity", "TaskyardAPI", "TaskyardDomain", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The benchmark, out of the production binary: it starts `taskyard` and `taskyard-agent` built beside it.
+        .executableTarget(
+            name: "TaskyardBenchCLI",
+            dependencies: [
+                "TaskyardStore", "EmbeddedPostgres", "TaskyardClient", "TaskyardCommandLine", "TaskyardSecurity", "TaskyardAPI",
+                "TaskyardDomain", "Postgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

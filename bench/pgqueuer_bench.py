@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PgQueuer on the same PostgreSQL as `taskyard bench`, for the README's side-by-side table.
+"""PgQueuer on the same PostgreSQL as `taskyard-bench`, for the README's side-by-side table.
 
 Measures what the Taskyard bench measures, the PgQueuer way (asyncpg, one worker process):
   - drain: N jobs enqueued in batches of 1000, then one QueueManager drains them (a no-op entrypoint);

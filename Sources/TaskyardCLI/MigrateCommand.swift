@@ -1,3 +1,4 @@
+import TaskyardCommandLine
 import ArgumentParser
 import Foundation
 import Postgres

@@ -13,14 +13,14 @@ enum Runtime {
     static func openStore(database: PostgresConfiguration, poolSize: Int, migrate: Bool,
                           configuration: TaskStore.Configuration = TaskStore.Configuration(),
                           logger: Logger) async throws -> TaskStore {
-        let pool = PostgresPool(configuration: database, options: .init(maximumConnections: poolSize))
-        if migrate {
-            let outcome = try await Migrator.bundled().migrate(pool) { migration in
-                logger.info("applied migration", metadata: ["file": "\(migration.name)"])
-            }
-            logger.info("schema up to date", metadata: ["migrations": "\(outcome.applied.count + outcome.alreadyApplied.count)"])
+        let (store, migrated) = try await TaskStore.open(database: database, poolSize: poolSize, migrate: migrate,
+                                                         configuration: configuration) { migration in
+            logger.info("applied migration", metadata: ["file": "\(migration.name)"])
         }
-        return TaskStore(pool: pool, configuration: configuration)
+        if let migrated {
+            logger.info("schema up to date", metadata: ["migrations": "\(migrated.applied.count + migrated.alreadyApplied.count)"])
+        }
+        return store
     }
 
     /// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.

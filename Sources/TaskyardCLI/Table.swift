@@ -1,3 +1,4 @@
+import TaskyardCommandLine
 import Foundation
 import TaskyardAPI
 import TaskyardDomain

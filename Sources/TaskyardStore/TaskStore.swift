@@ -74,3 +74,15 @@ public struct TaskStore: Sendable {
         maintenance = MaintenanceStore(context: context)
     }
 }
+
+extension TaskStore {
+    /// A store on a pool of its own, the schema migrated first unless `migrate` is false (`progress` hears of
+    /// each migration applied); with what migrating did, or nil.
+    public static func open(database: PostgresConfiguration, poolSize: Int, migrate: Bool,
+                            configuration: Configuration = Configuration(),
+                            progress: @escaping @Sendable (Migration) -> Void = { _ in }) async throws -> (store: TaskStore, migrated: Migrator.Outcome?) {
+        let pool = PostgresPool(configuration: database, options: .init(maximumConnections: poolSize))
+        let outcome = migrate ? try await Migrator.bundled().migrate(pool, progress: progress) : nil
+        return (TaskStore(pool: pool, configuration: configuration), outcome)
+    }
+}

@@ -5,11 +5,14 @@ import TaskyardSecurity
 /// Things tests need from the machine: the built `taskyard` binary, free loopback ports.
 public enum TestEnvironment {
     /// The `taskyard` executable built next to the test bundle (`swift build` / `swift test` build it).
-    public static var taskyardBinary: URL? {
+    public static var taskyardBinary: URL? { builtBinary(named: "taskyard") }
+
+    /// A program of this package, built beside the tests (`taskyard`, `taskyard-agent`, `taskyard-bench`).
+    public static func builtBinary(named name: String) -> URL? {
         let folder = Bundle.main.executableURL?.deletingLastPathComponent()
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [folder, folder.deletingLastPathComponent()] {
-            let binary = candidate.appending(path: "taskyard")
+            let binary = candidate.appending(path: name)
             if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
         }
         return nil

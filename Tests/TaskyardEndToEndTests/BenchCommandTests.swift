@@ -5,11 +5,11 @@ import TaskyardTestSupport
 
 /// The benchmark is a command people run on a fresh machine: it must work end to end. Its numbers are
 /// not checked here (speed is measured by running it, not by tests); its report is.
-@Suite("taskyard bench")
+@Suite("taskyard-bench")
 struct BenchCommandTests {
     @Test("starts PostgreSQL, a server and agents of its own, runs every phase with two participants, and reports JSON")
     func smallRun() async throws {
-        let binary = try #require(TestEnvironment.taskyardBinary, "the taskyard executable should be built next to the tests")
+        let binary = try #require(TestEnvironment.builtBinary(named: "taskyard-bench"), "taskyard-bench should be built next to the tests")
         // Started like `taskyard dev` in its test, not through Foundation's Process: the bench's PostgreSQL
         // would inherit the pipe Process reads from and hold it open.
         let log = "/tmp/taskyard-bench-test-\(UUID().uuidString.prefix(8)).json"
@@ -19,7 +19,7 @@ struct BenchCommandTests {
             try? FileManager.default.removeItem(atPath: scrape)
         }
         let pid = try Subprocess.spawn(binary.path, [
-            "bench", "--tasks", "300", "--agents", "2", "--participants", "2", "--samples", "5", "--runs", "1",
+            "--tasks", "300", "--agents", "2", "--participants", "2", "--samples", "5", "--runs", "1",
             "--batch-size", "100", "--concurrency", "64", "--json", "--log-level", "warning", "--metrics-out", scrape,
             "--preload-history", "500",
         ], outputPath: log)
@@ -66,8 +66,13 @@ struct BenchCommandTests {
 
     @Test("refuses more participants than agents, naming the flag")
     func badFlags() throws {
-        let run = try TestEnvironment.runTaskyard(["bench", "--agents", "2", "--participants", "3"])
+        let binary = try #require(TestEnvironment.builtBinary(named: "taskyard-bench"))
+        let run = try TestEnvironment.run(binary, ["--agents", "2", "--participants", "3"])
         #expect(run.status != 0)
         #expect(run.output.contains("--participants"))
+        // The production binary carries no benchmark.
+        let old = try TestEnvironment.runTaskyard(["bench"])
+        #expect(old.status != 0 && old.output.contains("Unexpected argument 'bench'"), "\(old.output)")
+        #expect(try !TestEnvironment.runTaskyard(["--help"]).output.contains("bench"))
     }
 }

@@ -23,7 +23,7 @@ final class BenchProcesses: Sendable {
     static func start(databaseURL: String, serverURL: String?, serverCount: Int, cluster: String, nodes: [String],
                       agentConcurrency: Int, logFolder: URL, adminToken: String,
                       nodeTokenFiles: [String: String]) async throws -> BenchProcesses {
-        let binary = try Self.ownBinary()
+        let binary = try Self.taskyardBinary()
         var servers: [Child] = []
         var urls: [String] = []
         if let serverURL {
@@ -110,10 +110,12 @@ final class BenchProcesses: Sendable {
         return waitpid(pid, &status, WNOHANG) == 0
     }
 
-    private static func ownBinary() throws -> String {
-        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    /// The `taskyard` built beside this program: it serves (and runs agents where `taskyard-agent` is not built).
+    private static func taskyardBinary() throws -> String {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = URL(fileURLWithPath: own).deletingLastPathComponent().appending(path: "taskyard").path
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw BenchError("cannot find the taskyard binary to start the server and agents (\(path))")
+            throw BenchError("cannot find the taskyard binary beside taskyard-bench to start the server and agents (\(path)): build every product (swift build -c release)")
         }
         return path
     }

@@ -3,7 +3,7 @@ import Postgres
 import TaskyardDomain
 import TaskyardStore
 
-/// Finished history for `taskyard bench --preload-history`, and the plans of the hot statements over it.
+/// Finished history for `taskyard-bench --preload-history`, and the plans of the hot statements over it.
 enum BenchHistory {
     /// COPYs `count` finished tasks into `cluster` (which must exist), finished over the last six days
     /// (inside the default 30-day retention, so that the server's cleaner leaves them), then ANALYZEs.

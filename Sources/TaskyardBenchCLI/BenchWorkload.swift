@@ -7,7 +7,7 @@ import TaskyardClient
 import TaskyardDomain
 import TaskyardStore
 
-/// The phases of `taskyard bench`. Times come from the database (`created_at`, `received_at`,
+/// The phases of `taskyard-bench`. Times come from the database (`created_at`, `received_at`,
 /// `finished_at`, all on this machine's clock) and, for the idle pick-up, from the moment the client
 /// sent the submit; nothing is timed inside the server.
 struct BenchWorkload: Sendable {

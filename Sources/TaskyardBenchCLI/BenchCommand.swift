@@ -9,9 +9,10 @@ import TaskyardDomain
 import TaskyardSecurity
 import TaskyardStore
 
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "taskyard-bench",
         abstract: "Measure Taskyard on this machine: tasks/s end to end, pick-up latency, memory, and the raw SQL ceiling.",
         discussion: """
             A real workload, not a micro-benchmark. Starts PostgreSQL in a temporary folder (or uses --database-url), a server and one agent per node as processes of their own (or uses --server), and runs the noop handler. Each run measures:
@@ -23,10 +24,10 @@ struct BenchCommand: AsyncParsableCommand {
             It reports medians over --runs, the server's peak resident memory and the agents' memory idle and under load. With --preload-history N it first COPYs N finished tasks into the table and compares the raw claim-and-complete rate with and without them, and prints the plans of the hot statements. Build in release mode for numbers worth quoting.
 
             Example:
-              swift run -c release taskyard bench
-              swift run -c release taskyard bench --tasks 50000 --agents 3 --participants 1 --runs 3 --json
-              swift run -c release taskyard bench --preload-history 10000000 --runs 1
-              swift run -c release taskyard bench --submit single --rate 1500 --duration 60 --servers 2
+              .build/release/taskyard-bench
+              .build/release/taskyard-bench --tasks 50000 --agents 3 --participants 1 --runs 3 --json
+              .build/release/taskyard-bench --preload-history 10000000 --runs 1
+              .build/release/taskyard-bench --submit single --rate 1500 --duration 60 --servers 2
             """
     )
 
@@ -165,7 +166,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
 
         let logger = try logging.makeLogger("taskyard.bench")
-        let store = try await Runtime.openStore(database: try PostgresConfiguration(url), poolSize: agents + 4, migrate: true, logger: logger)
+        let store = try await TaskStore.open(database: try PostgresConfiguration(url), poolSize: agents + 4, migrate: true) { migration in
+            logger.info("applied migration", metadata: ["file": "\(migration.name)"])
+        }.store
         let stamp = String(Int(Date().timeIntervalSince1970))
         let cluster = "bench-\(stamp)"
         let nodes = (1...agents).map { "bench-\($0)" }

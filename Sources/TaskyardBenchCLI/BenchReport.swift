@@ -1,6 +1,6 @@
 import Foundation
 
-/// What `taskyard bench` found: every run, and the medians the table shows.
+/// What `taskyard-bench` found: every run, and the medians the table shows.
 struct BenchReport: Codable, Sendable {
     struct Machine: Codable, Sendable {
         var cores: Int
