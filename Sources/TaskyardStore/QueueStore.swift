@@ -76,40 +76,8 @@ public struct QueueStore: Sendable, TaskStorePart {
         let accepted = acceptedItems
         // Stored texts hold no control characters: an agent's error must not become a terminal's escape.
         let items = accepted.map { (taskID: reports[$0].taskID, report: reports[$0].report.withoutControlCharacters()) }
-        var participantItems: [Int64] = []
-        var participants: [ParticipantOutcome] = []
-        // Stamped here rather than by the database, and to the microsecond as stored, so that the task
-        // this answers with shows the times stored.
-        func stored(_ date: Date) -> Date { Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000) }
-        let now = Date()
-        let reported = items.map { item in
-            item.report.participants.map { outcome in
-                var outcome = outcome
-                outcome.startedAt = outcome.startedAt.map(stored)
-                outcome.finishedAt = stored(outcome.finishedAt ?? now)
-                return outcome
-            }
-        }
-        for (position, outcomes) in reported.enumerated() {
-            participantItems += Array(repeating: Int64(position + 1), count: outcomes.count)
-            participants += outcomes
-        }
-        let details: [String?] = items.map { item in
-            var detail: [String: JSONValue] = [:]
-            if let error = item.report.error { detail["error"] = .string(error) }
-            let failedNodes = item.report.participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
-            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
-            return detail.isEmpty ? nil : JSONValue.object(detail).jsonText
-        }
-        let parameters: [any PostgresEncodable] = [
-            cluster, node, items.map(\.taskID), items.map(\.report.attempt), items.map(\.report.state.rawValue),
-            items.map { $0.report.result?.text }, items.map(\.report.error), details,
-            items.map { configuration.retry.delay(afterAttempt: $0.report.attempt) },
-            participantItems, participants.map(\.node), participants.map(\.state.rawValue),
-            participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
-            participants.map(\.finishedAt), items.map(\.report.lease),
-            participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
-        ]
+        let reported = Self.stamped(items.map(\.report.participants))
+        let parameters = reportParameters(items, reported: reported, cluster: cluster, node: node)
         let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
             var unblocked: [TaskSignal] = []
@@ -146,6 +114,48 @@ public struct QueueStore: Sendable, TaskStorePart {
                                                              rollingBack: leaseMatches[taskID] == true))
         }
         return outcomes.map { $0! }
+    }
+
+    /// Participants' times as they will be stored, to the microsecond (a missing end: now), so that the task
+    /// a report answers with shows the times stored.
+    private static func stamped(_ outcomes: [[ParticipantOutcome]]) -> [[ParticipantOutcome]] {
+        func stored(_ date: Date) -> Date { Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000) }
+        let now = Date()
+        return outcomes.map { item in
+            item.map { outcome in
+                var outcome = outcome
+                outcome.startedAt = outcome.startedAt.map(stored)
+                outcome.finishedAt = stored(outcome.finishedAt ?? now)
+                return outcome
+            }
+        }
+    }
+
+    /// `TasksSQL.report`'s parameters for these items and their stamped participants' outcomes.
+    private func reportParameters(_ items: [(taskID: Int64, report: TaskReport)], reported: [[ParticipantOutcome]],
+                                  cluster: String, node: String) -> [any PostgresEncodable] {
+        var participantItems: [Int64] = []
+        var participants: [ParticipantOutcome] = []
+        for (position, outcomes) in reported.enumerated() {
+            participantItems += Array(repeating: Int64(position + 1), count: outcomes.count)
+            participants += outcomes
+        }
+        let details: [String?] = items.map { item in
+            var detail: [String: JSONValue] = [:]
+            if let error = item.report.error { detail["error"] = .string(error) }
+            let failedNodes = item.report.participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
+            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
+            return detail.isEmpty ? nil : JSONValue.object(detail).jsonText
+        }
+        return [
+            cluster, node, items.map(\.taskID), items.map(\.report.attempt), items.map(\.report.state.rawValue),
+            items.map { $0.report.result?.text }, items.map(\.report.error), details,
+            items.map { configuration.retry.delay(afterAttempt: $0.report.attempt) },
+            participantItems, participants.map(\.node), participants.map(\.state.rawValue),
+            participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
+            participants.map(\.finishedAt), items.map(\.report.lease),
+            participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
+        ]
     }
 
     /// The tasks with these ids as they stand, and of those whose lease is the one given, whether rollback

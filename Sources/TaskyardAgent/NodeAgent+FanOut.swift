@@ -1,0 +1,235 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardSecurity
+
+/// One held task: its fan-out to the participants, their progress, rollback and cancel.
+extension NodeAgent {
+    // MARK: - One task
+
+    /// One held task, from fan-out to report.
+    func run(held task: ClaimedTaskObject) async {
+        let report = await fanOut(task)
+        if let reason = held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
+            logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
+            held.remove(task.task.id)
+            return
+        }
+        // The task stays held (its lease renewed) until the server has the report, but the next claim need
+        // not wait for that round trip.
+        held.markReporting(task.task.id)
+        reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
+    }
+
+    func fanOut(_ claimed: ClaimedTaskObject) async -> TaskReport {
+        let task = claimed.task
+        // The agent's own node needs no endpoint: its part runs in-process.
+        let others = task.participatingNodes.filter { $0 != configuration.node }
+        let registered = others.isEmpty ? [:] : await self.endpoints.resolve(others, cluster: configuration.cluster, client: client)
+        var resolved = registered.compactMapValues { try? NodeEndpoint(parsing: $0) }
+        // Rollbacks, cancels and progress reach this node's handlers through its own endpoint (rare paths).
+        resolved[configuration.node] = ownEndpoint.withLock { $0 } ?? resolved[configuration.node]
+        let endpoints = resolved
+        // Only the participant calls are cancelled when the task is stopped; telling the participants and
+        // reporting come after, and must not be cancelled with them.
+        let calls = Task { () -> [ParticipantOutcome] in
+            // The moment the task is stopped (a cancel request, a lost lease), every participant is told
+            // to stop, all at once, rather than after the calls come back.
+            await withTaskCancellationHandler {
+                await self.callAll(claimed, endpoints: endpoints)
+            } onCancel: {
+                Task { await self.notifyCancel(claimed, endpoints: endpoints) }
+            }
+        }
+        held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
+                         announce: false)
+        held.attach(task.id, calls: calls)
+        let watcher = Task { await self.followParticipantProgress(claimed, endpoints: endpoints) }
+        // `timeout_seconds` bounds the attempt: past it, the participants are stopped as for a cancel and
+        // the attempt is reported failed (and retried while attempts remain).
+        let timer = task.timeoutSeconds.map { seconds in
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                if !Task.isCancelled { self.held.cancel(task.id, reason: .timedOut(seconds: seconds)) }
+            }
+        }
+        let outcomes = await calls.value
+        watcher.cancel()
+        timer?.cancel()
+        let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
+        let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
+        return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
+    }
+
+    /// Every participant's call at once; outcomes in the order of the task's participating nodes.
+    func callAll(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+        let task = claimed.task
+        return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for (index, node) in task.participatingNodes.enumerated() {
+                group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
+            }
+            var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
+            var done = 0
+            for await (index, outcome) in group {
+                outcomes[index] = outcome
+                done += 1
+                self.held.setParticipantsDone(task.id, done)
+                // The last one needs no early heartbeat: the report follows at once.
+                self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
+                                      announce: done < outcomes.count)
+            }
+            return outcomes.compactMap { $0 }
+        }
+    }
+
+    /// One participant call: 2xx with a participant result is success; anything else, or no answer, is failure.
+    func call(_ node: String, at endpoint: NodeEndpoint?, for claimed: ClaimedTaskObject) async -> ParticipantOutcome {
+        let task = claimed.task
+        let started = Date()
+        func outcome(_ state: ReportedState, result: RawJSON? = nil, error: String? = nil) -> ParticipantOutcome {
+            ParticipantOutcome(node: node, state: state, result: result, error: error, startedAt: started, finishedAt: Date())
+        }
+        if Task.isCancelled { return outcome(.cancelled, error: "stopped") }
+        if node == configuration.node {
+            // This node's own part runs in-process: the same handler the endpoint would run, without
+            // an HTTP round trip to itself (nor a grant to check: the claim came from the server itself).
+            // Stopping the task stops the handler, as a cancel would.
+            let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
+                                          initiator: configuration.node, payload: task.payload, traceparent: task.traceparent)
+            // Recorded as this node's own grant's run, so that the grant replayed to the endpoint runs
+            // nothing (read from the claim, not from the grant: reading grants was a tenth of a busy agent).
+            let callTime = min(configuration.participantTimeout, task.timeoutSeconds.map { Duration.seconds($0) } ?? configuration.participantTimeout)
+            let use = RunLedger.Use(ownPartOf: task.id, attempt: task.attempt, leaseExpiresAt: task.leaseExpiresAt ?? Date(),
+                                    callTime: callTime)
+            // Once stopped, the outcome is "stopped" at once: the handler gets its signals and grace period
+            // in the background, and the report does not wait for it.
+            let work = Task { await participant.perform(type: task.type, body, once: use) }
+            let answer = await firstOf(work) {
+                Task { await self.participant.running.cancel(taskID: task.id) }
+            }
+            switch answer {
+            case .completed(let result)?: return outcome(.completed, result: result)
+            case .failed(_, _, let message)?: return outcome(.failed, error: message)
+            case nil: return outcome(.cancelled, error: "stopped")
+            }
+        }
+        guard let endpoint else { return outcome(.failed, error: "node \(node) has no valid registered endpoint") }
+        do {
+            switch try await participants.run(claimed, on: node, at: endpoint, initiator: configuration.node) {
+            case .completed(let result): return outcome(.completed, result: result)
+            case .failed(let reason): return outcome(.failed, error: reason)
+            case .noRollback: return outcome(.failed, error: "node \(node) answered as for a rollback")
+            }
+        } catch {
+            return outcome(.cancelled, error: "stopped")
+        }
+    }
+
+    /// While the fan-out runs, asks each participant how far its handler is (handlers that report
+    /// progress), and reports the task's progress as participants done, counting a running participant
+    /// by the fraction its handler reported. Only for a fan-out still running after `progressDelay`: most
+    /// end sooner, and asking every participant of every held task each second was, under load, more
+    /// requests than the fan-outs' own calls — work that grew the longer tasks waited, and made them wait.
+    func followParticipantProgress(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
+        let task = claimed.task
+        let total = Double(task.participatingNodes.count)
+        try? await Task.sleep(for: Self.progressDelay - .seconds(1))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { return }
+            var fractions = 0.0
+            var reported = false
+            for node in task.participatingNodes {
+                guard let endpoint = endpoints[node], let progress = await participants.progress(of: claimed, on: node, at: endpoint),
+                      let of = progress.total, of > 0
+                else { continue }
+                // A participant's word is clamped to its share: a negative or overfull answer from one peer
+                // must not make this agent's heartbeat one the server refuses (every held lease with it).
+                fractions += min(max(progress.completed / of, 0), 1)
+                reported = true
+            }
+            guard reported, let done = held.participantsDone(of: task.id) else { continue }
+            // Participants that finished count whole; the running ones by their handlers' fractions.
+            held.setProgress(task.id, .init(completed: min(total, Double(done) + fractions), total: total, units: "participants"))
+        }
+    }
+
+    /// How long a fan-out runs before its participants are asked how far they are.
+    static let progressDelay: Duration = .seconds(2)
+
+    /// Calls the rollback of the task's type on each participant that succeeded, with the rollback grants
+    /// the server signs for them (from then on the attempt can only be reported failed). A participant
+    /// whose type declares no rollback answers 404 and keeps its outcome as it was; the others' outcomes
+    /// get their `rollback`: its state and result or error.
+    func rollBack(_ claimed: ClaimedTaskObject, outcomes: [ParticipantOutcome],
+                          endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+        let undo = outcomes.indices.filter { outcomes[$0].state == .completed && endpoints[outcomes[$0].node] != nil }
+        guard !undo.isEmpty else { return outcomes }
+        var updated = outcomes
+        let grants: [String: String]
+        do {
+            grants = try await client.rollbackGrants(
+                cluster: configuration.cluster, node: configuration.node, taskID: claimed.task.id,
+                RollbackGrantsRequest(attempt: claimed.task.attempt, lease: claimed.lease, nodes: undo.map { outcomes[$0].node }))
+        } catch {
+            let reason = "no rollback grant from the server: " + ParticipantClient.sanitized(String(describing: error))
+            for index in undo { updated[index].rollback = ParticipantRollback(state: .failed, error: reason) }
+            return updated
+        }
+        return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
+            for index in undo {
+                let outcome = outcomes[index]
+                guard let endpoint = endpoints[outcome.node] else { continue }
+                group.addTask {
+                    var updated = outcome
+                    switch try? await self.participants.run(claimed, on: outcome.node, at: endpoint, initiator: self.configuration.node,
+                                                            rollbackGrant: grants[outcome.node] ?? "") {
+                    case .noRollback?:
+                        return (index, outcome)
+                    case .completed(let result)?:
+                        updated.rollback = ParticipantRollback(state: .completed, result: result?.value ?? .null)
+                    case .failed(let reason)?:
+                        updated.rollback = ParticipantRollback(state: .failed, error: reason)
+                    case nil:
+                        updated.rollback = ParticipantRollback(state: .failed, error: "stopped")
+                    }
+                    return (index, updated)
+                }
+            }
+            for await (index, outcome) in group { updated[index] = outcome }
+            return updated
+        }
+    }
+
+    func notifyCancel(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for node in claimed.task.participatingNodes {
+                guard let endpoint = endpoints[node] else { continue }
+                group.addTask { await self.participants.cancel(claimed, on: node, at: endpoint) }
+            }
+        }
+    }
+}
+
+/// The value of `work`, or nil as soon as the calling task is cancelled (`onCancel` runs then), whichever
+/// comes first: a caller that is stopped does not wait for work that is slow to stop.
+func firstOf<T: Sendable>(_ work: Task<T, Never>, onCancel: @escaping @Sendable () -> Void) async -> T? {
+    let waiter = OnceContinuation<T?>()
+    return await withTaskCancellationHandler {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            waiter.set(continuation)
+            if Task.isCancelled { waiter.resume(nil) }
+            Task { waiter.resume(await work.value) }
+        }
+    } onCancel: {
+        onCancel()
+        waiter.resume(nil)
+    }
+}
