@@ -5,6 +5,7 @@ import Postgres
 import Testing
 import TaskyardAPI
 import TaskyardClient
+import TaskyardTestSupport
 
 @Suite("Bad input gets a clear error and changes nothing")
 struct BadInputTests {
@@ -77,8 +78,8 @@ struct BadInputTests {
              code: "stale_lease", field: "lease"),
     ]
 
-    @Test("every bad request", arguments: cases)
-    func badRequest(_ badCase: Case) async throws {
+    @Test("every bad request, one after another on one deployment: a clear error, and no row changed")
+    func badRequests() async throws {
         // Agents would claim the task below; none run here, so the rows stay put.
         try await Deployment.run(nodes: []) { deployment in
             for node in ["n1", "n2"] {
@@ -89,29 +90,35 @@ struct BadInputTests {
             _ = try await deployment.client.submit(cluster: Deployment.cluster,
                                                    SubmitTaskRequest(type: "noop", participatingNodes: ["n1", "n2"]))
             _ = try await deployment.client.poll(cluster: Deployment.cluster, node: "n1", wait: 0, limit: 1)
-            let before = try await Self.rowCounts(deployment)
+            for badCase in Self.cases {
+                let before = try await Self.tables(deployment)
+                var request = HTTPClientRequest(url: deployment.serverURL + badCase.path)
+                request.method = .init(rawValue: badCase.method.rawValue)
+                request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
+                if let contentType = badCase.contentType { request.headers.add(name: "Content-Type", value: contentType) }
+                if let body = badCase.body { request.body = .bytes(ByteBuffer(string: body)) }
+                let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
+                let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
 
-            var request = HTTPClientRequest(url: deployment.serverURL + badCase.path)
-            request.method = .init(rawValue: badCase.method.rawValue)
-            request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
-            if let contentType = badCase.contentType { request.headers.add(name: "Content-Type", value: contentType) }
-            if let body = badCase.body { request.body = .bytes(ByteBuffer(string: body)) }
-            let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
-            let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-
-            #expect(Int(response.status.code) == badCase.status, "\(String(decoding: data, as: UTF8.self))")
-            #expect(response.headers.first(name: "Content-Type") == "application/json")
-            let error = try APIJSON.decode(ErrorBody.self, from: data)
-            #expect(!error.error.message.isEmpty)
-            if let code = badCase.code { #expect(error.error.code.rawValue == code) }
-            if let field = badCase.field { #expect(error.error.field == field, "\(error.error.message)") }
-            #expect(try await Self.rowCounts(deployment) == before, "a refused request must change nothing")
+                #expect(Int(response.status.code) == badCase.status, "\(badCase): \(String(decoding: data, as: UTF8.self))")
+                #expect(response.headers.first(name: "Content-Type") == "application/json", "\(badCase)")
+                let error = try APIJSON.decode(ErrorBody.self, from: data)
+                #expect(!error.error.message.isEmpty, "\(badCase)")
+                if let code = badCase.code { #expect(error.error.code.rawValue == code, "\(badCase)") }
+                if let field = badCase.field { #expect(error.error.field == field, "\(badCase): \(error.error.message)") }
+                #expect(try await Self.tables(deployment) == before, "\(badCase): a refused request must change nothing")
+            }
         }
+    }
+
+    /// Every row of tasks and their events as text, and how many clusters and nodes there are.
+    static func tables(_ deployment: Deployment) async throws -> [String] {
+        try await deployment.store.snapshot() + rowCounts(deployment).map(String.init)
     }
 
     static func rowCounts(_ deployment: Deployment) async throws -> [Int] {
         try await deployment.store.pool.withConnection { connection in
-            try ["clusters", "nodes", "tasks", "task_events"].map { table in
+            try ["clusters", "nodes"].map { table in
                 try connection.query("SELECT count(*) AS n FROM \(table)").single().decode("n", as: Int.self)
             }
         }
