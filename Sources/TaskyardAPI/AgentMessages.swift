@@ -41,16 +41,8 @@ public struct HeartbeatRequest: Codable, Sendable {
     public init(tasks: [HeldTask]) { self.tasks = tasks }
 }
 
-public struct HeartbeatResponse: Codable, Sendable, Equatable {
-    /// Held tasks whose cancel was requested.
-    public var cancel: [Int64]
-    /// Tasks this node no longer holds at that attempt: stop them and do not report.
-    public var lost: [Int64]
-    public init(cancel: [Int64], lost: [Int64]) {
-        self.cancel = cancel
-        self.lost = lost
-    }
-}
+/// `POST …/heartbeat`'s answer: the store's renewal as it is (`{"cancel", "lost"}`).
+public typealias HeartbeatResponse = LeaseRenewal
 
 /// `POST /api/v1/tasks/{cluster_id}/{node_id}/{task_id}/state`
 public struct StateReportRequest: Codable, Sendable {

@@ -172,8 +172,8 @@ public struct HeldTask: Sendable, Hashable {
     }
 }
 
-/// What a heartbeat tells the agent back.
-public struct LeaseRenewal: Sendable, Hashable {
+/// What a heartbeat tells the agent back; the API's heartbeat answer too.
+public struct LeaseRenewal: Sendable, Hashable, Codable {
     /// Held tasks whose cancel was requested.
     public var cancel: [Int64]
     /// Tasks the node no longer holds at that attempt.

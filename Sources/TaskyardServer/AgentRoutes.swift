@@ -133,7 +133,7 @@ extension APIRoutes {
             return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
         }
         let outcome = try await store.queue.renewLeases(cluster: cluster, node: node, tasks: held, leaseSeconds: configuration.leaseSeconds)
-        return try jsonResponse(HeartbeatResponse(cancel: outcome.cancel, lost: outcome.lost))
+        return try jsonResponse(outcome)
     }
 
     func report(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
