@@ -90,4 +90,75 @@ extension OpenAPITests {
             #expect(try Self.keys(token) == properties(schemas["Token"]!))
         }
     }
+
+    /// The JSON types a schema allows (`$ref`s followed; `{}` allows any: nil), and whether it says `required`.
+    static func allowedTypes(_ schema: [String: Any], in schemas: [String: [String: Any]]) -> Set<String>? {
+        if let reference = schema["$ref"] as? String, let target = schemas[String(reference.split(separator: "/").last ?? "")] {
+            return allowedTypes(target, in: schemas)
+        }
+        if let type = schema["type"] as? String { return [type] }
+        if let types = schema["type"] as? [String] { return Set(types) }
+        for key in ["anyOf", "oneOf"] {
+            if let options = schema[key] as? [[String: Any]] {
+                var union: Set<String> = []
+                for option in options {
+                    guard let types = allowedTypes(option, in: schemas) else { return nil }
+                    union.formUnion(types)
+                }
+                return union
+            }
+        }
+        if schema["const"] != nil || schema["enum"] != nil { return ["string"] }
+        return nil
+    }
+
+    /// A JSON value's type as JSON Schema names it.
+    static func jsonType(_ value: JSONValue) -> String {
+        switch value {
+        case .null: "null"
+        case .bool: "boolean"
+        case .integer: "integer"
+        case .double: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+
+    @Test("every field the server writes has a type its schema allows: a field written as null is nullable there")
+    func schemaTypesMatchWhatIsWritten() async throws {
+        try await Deployment.run { deployment in
+            let answer = try await APIContractTests.send(deployment, "GET", "/openapi.json")
+            let document = try #require(try JSONSerialization.jsonObject(with: answer.body) as? [String: Any])
+            let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
+            func check(_ object: [String: JSONValue], against name: String, _ what: String) {
+                let properties = schemas[name]?["properties"] as? [String: [String: Any]] ?? [:]
+                let required = Set(schemas[name]?["required"] as? [String] ?? [])
+                for (key, value) in object {
+                    guard let schema = properties[key] else { continue }  // names are schemasMatchTypes' to check
+                    guard let allowed = Self.allowedTypes(schema, in: schemas) else { continue }
+                    let type = Self.jsonType(value)
+                    #expect(allowed.contains(type) || (type == "integer" && allowed.contains("number")),
+                            "\(what): \(name).\(key) is written as \(type), the schema allows \(allowed.sorted())")
+                }
+                for key in required { #expect(object[key] != nil, "\(what): \(name).\(key) is required but not written") }
+            }
+            // A queued task (its optional fields null) and a finished one (most of them set).
+            let queued = try await APIContractTests.send(deployment, "POST", "/api/v1/clusters/\(Deployment.cluster)/tasks",
+                                                         body: #"{"type": "echo", "participating_nodes": ["n1", "n2"], "payload": {"a": 1}, "run_after": "2030-01-01T00:00:00Z"}"#)
+            let done = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(
+                type: "echo", participatingNodes: ["n1", "n2"], payload: ["a": 1], timeoutSeconds: 60, orderingKey: "k"))
+            _ = try await deployment.finished(done.id)
+            let finished = try await APIContractTests.send(deployment, "GET", "/api/v1/clusters/\(Deployment.cluster)/tasks/\(done.id)")
+            for (what, body) in [("a queued task", queued.body), ("a finished task", finished.body)] {
+                guard case .object(let task)? = body.withUnsafeBytes({ JSONParser.parse($0.bindMemory(to: UInt8.self)) }) else {
+                    Issue.record("\(what) is not an object")
+                    continue
+                }
+                check(task, against: "Task", what)
+                guard case .array(let participants)? = task["participants"] else { continue }
+                for case .object(let participant) in participants { check(participant, against: "Participant", what) }
+            }
+        }
+    }
 }
