@@ -141,6 +141,8 @@ let package = Package(
         .target(name: "TaskyardTestSupport", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardStore", "TaskyardDomain", "TaskyardSecurity"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardTestSupport"]),
         .testTarget(name: "TaskyardDomainTests", dependencies: ["TaskyardDomain"]),
+        // The agent's parts that need no network.
+        .testTarget(name: "TaskyardAgentTests", dependencies: ["TaskyardAgent", "TaskyardAPI"]),
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardDomain", "Postgres", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",

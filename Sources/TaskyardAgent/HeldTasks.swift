@@ -31,6 +31,8 @@ final class HeldTasks: Sendable {
         /// The fan-out is over and its report is on its way: the task is still held (its lease renewed)
         /// but no longer takes a slot.
         var reporting = false
+        /// When `timeout_seconds` runs out for this attempt: the agent's sweep stops it then.
+        var deadline: (at: ContinuousClock.Instant, seconds: Int)?
     }
 
     private struct State {
@@ -39,6 +41,10 @@ final class HeldTasks: Sendable {
         var slotWaiters: [CheckedContinuation<Void, Never>] = []
         var progressChanged = false
         var reporting = 0
+        /// Who waits for the last held task to go (the drain), by waiter.
+        var emptyWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var cancelledEmptyWaiters: Set<UInt64> = []
+        var nextWaiter: UInt64 = 0
 
         /// Tasks the agent may still claim: `limit` fan-outs at once, and at most as many again waiting
         /// for their reports to reach the server (so that an unreachable server stops the claiming).
@@ -73,7 +79,20 @@ final class HeldTasks: Sendable {
     }
 
     func add(_ claimed: ClaimedTaskObject) {
-        state.withLock { $0.entries[claimed.task.id] = Entry(attempt: claimed.task.attempt, lease: claimed.lease) }
+        var entry = Entry(attempt: claimed.task.attempt, lease: claimed.lease)
+        entry.deadline = claimed.task.timeoutSeconds.map { (ContinuousClock.now + .seconds($0), $0) }
+        state.withLock { $0.entries[claimed.task.id] = entry }
+    }
+
+    /// Stops every held task whose `timeout_seconds` has run out (the agent's one-second sweep calls it):
+    /// its participants are stopped as for a cancel, and the attempt is reported failed.
+    func stopOverdue(now: ContinuousClock.Instant = .now) {
+        let overdue = state.withLock { state in
+            state.entries.compactMap { id, entry in
+                entry.stop == nil && entry.deadline.map { $0.at <= now } == true ? (id, entry.deadline!.seconds) : nil
+            }
+        }
+        for (id, seconds) in overdue { cancel(id, reason: .timedOut(seconds: seconds)) }
     }
 
     /// What the next heartbeat says of the task's progress.
@@ -111,12 +130,54 @@ final class HeldTasks: Sendable {
     }
 
     func remove(_ id: Int64) {
-        let waiters = state.withLock { state in
+        let (waiters, emptied) = state.withLock { state in
             if state.entries.removeValue(forKey: id)?.reporting == true { state.reporting -= 1 }
-            defer { state.slotWaiters = [] }
-            return state.slotWaiters
+            defer {
+                state.slotWaiters = []
+                if state.entries.isEmpty { state.emptyWaiters = [:] }
+            }
+            return (state.slotWaiters, state.entries.isEmpty ? Array(state.emptyWaiters.values) : [])
         }
         for waiter in waiters { waiter.resume() }
+        for waiter in emptied { waiter.resume() }
+    }
+
+    /// Returns true once no task is held, false when `timeout` passes first or the caller is cancelled.
+    func waitUntilEmpty(within timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.emptied(); return !Task.isCancelled }
+            group.addTask { try? await Task.sleep(for: timeout); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first && count == 0
+        }
+    }
+
+    /// Returns once no task is held, or at once when the caller is cancelled.
+    private func emptied() async {
+        let waiter = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state in
+                    if state.entries.isEmpty || state.cancelledEmptyWaiters.remove(waiter) != nil { return true }
+                    state.emptyWaiters[waiter] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let continuation = state.withLock { state in
+                guard let continuation = state.emptyWaiters.removeValue(forKey: waiter) else {
+                    state.cancelledEmptyWaiters.insert(waiter)
+                    return nil as CheckedContinuation<Void, Never>?
+                }
+                return continuation
+            }
+            continuation?.resume()
+        }
     }
 
     /// Returns once a task can be claimed (see `free(limit:)`), or polling stops.

@@ -52,17 +52,10 @@ extension NodeAgent {
                          announce: false)
         held.attach(task.id, calls: calls)
         let watcher = Task { await self.followParticipantProgress(claimed, endpoints: endpoints) }
-        // `timeout_seconds` bounds the attempt: past it, the participants are stopped as for a cancel and
-        // the attempt is reported failed (and retried while attempts remain).
-        let timer = task.timeoutSeconds.map { seconds in
-            Task {
-                try? await Task.sleep(for: .seconds(seconds))
-                if !Task.isCancelled { self.held.cancel(task.id, reason: .timedOut(seconds: seconds)) }
-            }
-        }
+        // `timeout_seconds` bounds the attempt: the heartbeat loop's one-second sweep stops it once past its
+        // deadline (`HeldTasks.stopOverdue`), as for a cancel, and the attempt is reported failed.
         let outcomes = await calls.value
         watcher.cancel()
-        timer?.cancel()
         let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)

@@ -213,17 +213,11 @@ public final class NodeAgent: Service, Sendable {
     private func drain() async {
         guard held.count > 0 else { return }
         logger.info("finishing in-flight tasks", metadata: ["count": "\(held.count)"])
-        let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while held.count > 0, ContinuousClock.now < deadline, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
+        if !Task.isCancelled, await held.waitUntilEmpty(within: configuration.shutdownGrace) { return }
         for id in held.ids { held.cancel(id, reason: .abandoned) }
         // Stopped fan-outs end at once; reports already on their way get a few seconds to reach the
-        // server. Waited for apart from this task, whose cancellation would turn each sleep into a spin.
-        let stopDeadline = ContinuousClock.now + .seconds(10)
-        while held.count > 0, ContinuousClock.now < stopDeadline {
-            await Task.detached { try? await Task.sleep(for: .milliseconds(20)) }.value
-        }
+        // server. Waited for apart from this task, which may be cancelled (a hard stop).
+        _ = await Task.detached { [held] in await held.waitUntilEmpty(within: .seconds(10)) }.value
     }
 
     /// Renews the leases every `heartbeatInterval`, and reports progress within a second of a change.
@@ -248,8 +242,10 @@ public final class NodeAgent: Service, Sendable {
         var busySinceTrim = false
         while !Task.isCancelled {
             try? await Task.sleep(for: step)
-            // Handlers past the participant timeout are stopped, here and for other initiators alike.
+            // Handlers past the participant timeout are stopped, here and for other initiators alike; held
+            // tasks past their `timeout_seconds` too.
             await participant.running.cancelOverdue(limit: configuration.participantTimeout)
+            held.stopOverdue()
             if held.count > 0 {
                 busySinceTrim = true
             } else if busySinceTrim {
