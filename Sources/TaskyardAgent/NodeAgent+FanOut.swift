@@ -51,11 +51,14 @@ extension NodeAgent {
         held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         held.attach(task.id, calls: calls)
-        let watcher = Task { await self.followParticipantProgress(claimed, endpoints: endpoints) }
         // `timeout_seconds` bounds the attempt: the heartbeat loop's one-second sweep stops it once past its
-        // deadline (`HeldTasks.stopOverdue`), as for a cancel, and the attempt is reported failed.
-        let outcomes = await calls.value
-        watcher.cancel()
+        // deadline (`HeldTasks.stopOverdue`), as for a cancel, and the attempt is reported failed. The
+        // participants' progress is followed by a child that ends with the calls.
+        let outcomes = await withDiscardingTaskGroup { group in
+            group.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints) }
+            defer { group.cancelAll() }
+            return await calls.value
+        }
         let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
