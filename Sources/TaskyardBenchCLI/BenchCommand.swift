@@ -138,24 +138,7 @@ struct BenchCommand: AsyncParsableCommand {
         let progress = BenchProgress(quiet: false)
         let folder = FileManager.default.temporaryDirectory.appending(path: "taskyard-bench-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var embedded: EmbeddedPostgres?
-        let url: String
-        if let databaseURL {
-            url = databaseURL
-        } else {
-            progress.finish("starting PostgreSQL in \(folder.path) …")
-            let database = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"), socketDirectory: folder.appending(path: "run"),
-                                                port: LocalPorts.free(1)[0], listenOnTCP: true,
-                                                settings: try postgresSettingsByName())
-            try database.initializeIfNeeded()
-            try database.start()
-            if !keep { try database.stopWhenProcessExits(getpid(), thenRemove: folder) }
-            embedded = database
-            let admin = try await PostgresConnection.connect(database.configuration())
-            try await admin.perform { connection in try connection.execute("CREATE DATABASE taskyard") }
-            await admin.close()
-            url = "postgresql://postgres@127.0.0.1:\(database.port)/taskyard"
-        }
+        let (url, embedded) = try await database(in: folder, progress: progress)
         defer {
             if let embedded { try? embedded.stop(mode: .fast) }
             if keep {
@@ -176,7 +159,7 @@ struct BenchCommand: AsyncParsableCommand {
         let tokens = try await BenchTokens.make(cluster: cluster, nodes: nodes, folder: folder, credentials: CredentialStore(pool: store.pool))
         let settings = try await store.pool.query(BenchSQL.settings).single()
         var report = BenchReport(
-            command: (["taskyard"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            command: (["taskyard-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             machine: .init(cores: ProcessInfo.processInfo.activeProcessorCount,
                            memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30),
                            postgres: try settings.decode("version"), synchronousCommit: try settings.decode("synchronous_commit"),
@@ -187,26 +170,8 @@ struct BenchCommand: AsyncParsableCommand {
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
         if preloadHistory > 0 {
-            let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
-                                                       claimBatch: concurrency, label: "raw SQL, before the history")
-            let historyCluster = "bench-history-\(stamp)"
-            _ = try await store.clusters.createCluster(id: historyCluster, name: "taskyard bench: finished history")
-            // Ranges for the history's ids, made ahead as the maintenance leader would have made them over
-            // the days it spans (about six ranges): the rows land in ranges, not in the overflow.
-            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
-            ranges.minimumSpan = max(ranges.minimumSpan, Int64(preloadHistory / 6 + 1))
-            try await store.maintenance.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
-            let started = ContinuousClock.now
-            try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
-            let seconds = (ContinuousClock.now - started).seconds
-            progress.finish("preloaded \(preloadHistory) finished tasks in \(Int(seconds)) s (\(Int(Double(preloadHistory) / seconds)) rows/s)")
-            let after = try await workload.rawCeiling(rawCluster: "bench-raw-history-\(stamp)", count: tasks, batchSize: batchSize,
-                                                      claimBatch: concurrency, label: "raw SQL, with the history")
-            let finishedRows = try await store.pool.query(BenchSQL.finishedRows).single().decode("rows", as: Int.self)
-            report.history = .init(finishedRows: finishedRows, claimAndCompleteEmpty: before.claimAndCompletePerSecond,
-                                   claimAndCompleteWithHistory: after.claimAndCompletePerSecond,
-                                   plans: try await BenchHistory.scans(cluster: cluster, node: nodes[0], pool: store.pool),
-                                   lists: try await BenchHistory.listTimings(cluster: historyCluster, node: "history", pool: store.pool))
+            report.history = try await measureHistory(workload: workload, store: store, cluster: cluster, node: nodes[0],
+                                                      stamp: stamp, progress: progress)
         }
 
         progress.finish("starting the server and \(agents) agents …")
@@ -216,10 +181,9 @@ struct BenchCommand: AsyncParsableCommand {
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
-        func agentBytes() -> Int { processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0 }
         do {
             try await Task.sleep(for: .seconds(1))
-            report.agentFreshBytes = agentBytes()
+            report.agentFreshBytes = Self.agentBytes(processes)
             // Steady state, not a cold start: some traffic through every part first.
             _ = try await measured.throughput(count: min(tasks, 2 * batchSize), bulk: true, batchSize: batchSize, label: "warm-up")
             // Statement times where the server loads pg_stat_statements (the bench's own PostgreSQL does).
@@ -227,64 +191,12 @@ struct BenchCommand: AsyncParsableCommand {
                 try connection.execute(BenchSQL.enableStatementTimes)
             }) != nil
             for run in 1...runs {
-                let label = "run \(run)/\(runs)"
-                let idle = try await measured.idleLatency(samples: samples)
-                var countersBefore: DatabaseCounters?
-                if run == runs {
-                    // Backends report their table counters when idle, at most 10 s late (PostgreSQL 15): what
-                    // came before must be in before the run starts, and the run's own in after it.
-                    try await Task.sleep(for: .seconds(11))
-                    countersBefore = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes)
-                }
-                let cpuBefore = CPUSnapshot(processes)
-                let peaks = MemoryPeaks(processes)
-                let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
-                // What an operator's Prometheus would see while the last run works.
-                let scrape: Task<String?, Never>? = run == runs ? Task {
-                    try? await Task.sleep(for: .seconds(1))
-                    return try? await measured.client(0).metrics()
-                } : nil
-                let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
-                let cpu = CPUSnapshot(processes).perTask(since: cpuBefore, tasks: tasks)
-                if let countersBefore {
-                    try await Task.sleep(for: .seconds(11))
-                    if let after = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes) {
-                        report.database = after.perTask(since: countersBefore, tasks: tasks)
-                    }
-                }
-                if let text = await scrape?.value {
-                    if let metricsOut { try text.write(toFile: metricsOut, atomically: true, encoding: .utf8) }
-                    report.metrics = try await measured.scrapeCost(families: text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.count)
-                }
-                sampler.cancel()
-                peaks.sample()
-                // The agents are idle while the raw SQL runs: their memory after it is their idle memory after a burst.
-                let raw = try await measured.rawCeiling(rawCluster: "bench-raw-\(stamp)-\(run)", count: tasks, batchSize: batchSize,
-                                                        claimBatch: concurrency, label: "\(label), raw SQL")
-                let physical = try await measured.physicalCeiling(count: tasks, connections: 4, label: "\(label), physical ceiling")
-                var steady: BenchWorkload.Steady?
-                if let rate {
-                    steady = try await measured.steady(rate: rate, seconds: duration, label: "\(label), steady \(Int(rate)) tasks/s")
-                }
-                try await Task.sleep(for: .seconds(2))
-                let idleAgentBytes = agentBytes()
-                let result = BenchReport.Run(
-                    tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw, physical: physical, steady: steady,
-                    idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
-                    serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent, cpu: cpu)
-                report.runs.append(result)
-                progress.finish("\(label): \(Int(result.tasksPerSecond)) tasks/s end to end, raw SQL \(Int(raw.tasksPerSecond)) tasks/s, pick-up p50 \(BenchReport.ms(idle.pickUp.p50))")
+                try await measureRun(run, measured: measured, processes: processes, store: store, statementTimes: statementTimes,
+                                     stamp: stamp, progress: progress, report: &report)
             }
         } catch {
             await processes.stop()
-            for child in processes.servers + processes.agents {
-                let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
-                let lines = log.split(separator: "\n")
-                // A crash prints its reason first and a long backtrace after: show the reason.
-                let crash = lines.firstIndex { $0.contains("Fatal error") || $0.contains("Crash") || $0.contains("💣") }
-                let tail = (crash.map { lines[$0...].prefix(40) } ?? lines.suffix(5)).joined(separator: "\n")
-                if !tail.isEmpty { progress.finish("last lines of the \(child.role)'s log:\n\(tail)") }
-            }
+            Self.showLogs(of: processes, progress: progress)
             throw error
         }
         await processes.stop()
@@ -293,6 +205,119 @@ struct BenchCommand: AsyncParsableCommand {
             say(String(decoding: try BenchReport.encoder.encode(report), as: UTF8.self))
         } else {
             say(report.table)
+        }
+    }
+
+    /// The database to measure on: --database-url's, or a PostgreSQL of its own in `folder`.
+    private func database(in folder: URL, progress: BenchProgress) async throws -> (url: String, embedded: EmbeddedPostgres?) {
+        if let databaseURL { return (databaseURL, nil) }
+        progress.finish("starting PostgreSQL in \(folder.path) …")
+        let database = try EmbeddedPostgres(dataDirectory: folder.appending(path: "postgres"), socketDirectory: folder.appending(path: "run"),
+                                            port: LocalPorts.free(1)[0], listenOnTCP: true,
+                                            settings: try postgresSettingsByName())
+        try database.initializeIfNeeded()
+        try database.start()
+        if !keep { try database.stopWhenProcessExits(getpid(), thenRemove: folder) }
+        let admin = try await PostgresConnection.connect(database.configuration())
+        try await admin.perform { connection in try connection.execute("CREATE DATABASE taskyard") }
+        await admin.close()
+        return ("postgresql://postgres@127.0.0.1:\(database.port)/taskyard", database)
+    }
+
+    /// The raw claim-and-complete rate before and after --preload-history finished tasks, the hot
+    /// statements' plans over them, and every list filter's page time.
+    private func measureHistory(workload: BenchWorkload, store: TaskStore, cluster: String, node: String, stamp: String,
+                                progress: BenchProgress) async throws -> BenchReport.History {
+        let before = try await workload.rawCeiling(rawCluster: "bench-raw-empty-\(stamp)", count: tasks, batchSize: batchSize,
+                                                   claimBatch: concurrency, label: "raw SQL, before the history")
+        let historyCluster = "bench-history-\(stamp)"
+        _ = try await store.clusters.createCluster(id: historyCluster, name: "taskyard bench: finished history")
+        // Ranges for the history's ids, made ahead as the maintenance leader would have made them over
+        // the days it spans (about six ranges): the rows land in ranges, not in the overflow.
+        var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+        ranges.minimumSpan = max(ranges.minimumSpan, Int64(preloadHistory / 6 + 1))
+        try await store.maintenance.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
+        let started = ContinuousClock.now
+        try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
+        let seconds = (ContinuousClock.now - started).seconds
+        progress.finish("preloaded \(preloadHistory) finished tasks in \(Int(seconds)) s (\(Int(Double(preloadHistory) / seconds)) rows/s)")
+        let after = try await workload.rawCeiling(rawCluster: "bench-raw-history-\(stamp)", count: tasks, batchSize: batchSize,
+                                                  claimBatch: concurrency, label: "raw SQL, with the history")
+        let finishedRows = try await store.pool.query(BenchSQL.finishedRows).single().decode("rows", as: Int.self)
+        return .init(finishedRows: finishedRows, claimAndCompleteEmpty: before.claimAndCompletePerSecond,
+                               claimAndCompleteWithHistory: after.claimAndCompletePerSecond,
+                               plans: try await BenchHistory.scans(cluster: cluster, node: node, pool: store.pool),
+                               lists: try await BenchHistory.listTimings(cluster: historyCluster, node: "history", pool: store.pool))
+    }
+
+
+    /// One run: idle pick-up, throughput (with CPU, memory, and on the last run the database's costs and a
+    /// metrics scrape), the raw and physical ceilings, and the steady load if asked; appended to `report`.
+    private func measureRun(_ run: Int, measured: BenchWorkload, processes: BenchProcesses, store: TaskStore, statementTimes: Bool,
+                            stamp: String, progress: BenchProgress, report: inout BenchReport) async throws {
+        let label = "run \(run)/\(runs)"
+        let idle = try await measured.idleLatency(samples: samples)
+        var countersBefore: DatabaseCounters?
+        if run == runs {
+            // Backends report their table counters when idle, at most 10 s late (PostgreSQL 15): what
+            // came before must be in before the run starts, and the run's own in after it.
+            try await Task.sleep(for: .seconds(11))
+            countersBefore = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes)
+        }
+        let cpuBefore = CPUSnapshot(processes)
+        let peaks = MemoryPeaks(processes)
+        let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
+        // What an operator's Prometheus would see while the last run works.
+        let scrape: Task<String?, Never>? = run == runs ? Task {
+            try? await Task.sleep(for: .seconds(1))
+            return try? await measured.client(0).metrics()
+        } : nil
+        let throughput = try await measured.throughput(count: tasks, bulk: submit == .bulk, batchSize: batchSize, label: label)
+        let cpu = CPUSnapshot(processes).perTask(since: cpuBefore, tasks: tasks)
+        if let countersBefore {
+            try await Task.sleep(for: .seconds(11))
+            if let after = try? await DatabaseCounters.read(store.pool, withStatements: statementTimes) {
+                report.database = after.perTask(since: countersBefore, tasks: tasks)
+            }
+        }
+        if let text = await scrape?.value {
+            if let metricsOut { try text.write(toFile: metricsOut, atomically: true, encoding: .utf8) }
+            report.metrics = try await measured.scrapeCost(families: text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.count)
+        }
+        sampler.cancel()
+        peaks.sample()
+        // The agents are idle while the raw SQL runs: their memory after it is their idle memory after a burst.
+        let raw = try await measured.rawCeiling(rawCluster: "bench-raw-\(stamp)-\(run)", count: tasks, batchSize: batchSize,
+                                                claimBatch: concurrency, label: "\(label), raw SQL")
+        let physical = try await measured.physicalCeiling(count: tasks, connections: 4, label: "\(label), physical ceiling")
+        var steady: BenchWorkload.Steady?
+        if let rate {
+            steady = try await measured.steady(rate: rate, seconds: duration, label: "\(label), steady \(Int(rate)) tasks/s")
+        }
+        try await Task.sleep(for: .seconds(2))
+        let idleAgentBytes = Self.agentBytes(processes)
+        let result = BenchReport.Run(
+            tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw, physical: physical, steady: steady,
+            idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
+            serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent, cpu: cpu)
+        report.runs.append(result)
+        progress.finish("\(label): \(Int(result.tasksPerSecond)) tasks/s end to end, raw SQL \(Int(raw.tasksPerSecond)) tasks/s, pick-up p50 \(BenchReport.ms(idle.pickUp.p50))")
+    }
+
+    /// The largest resident memory of any agent now.
+    private static func agentBytes(_ processes: BenchProcesses) -> Int {
+        processes.agents.compactMap { BenchProcesses.residentBytes(of: $0.pid) }.max() ?? 0
+    }
+
+    /// The last lines of each child's log, or the reason a crash printed: why a run failed.
+    private static func showLogs(of processes: BenchProcesses, progress: BenchProgress) {
+        for child in processes.servers + processes.agents {
+            let log = (try? String(contentsOf: child.log, encoding: .utf8)) ?? ""
+            let lines = log.split(separator: "\n")
+            // A crash prints its reason first and a long backtrace after: show the reason.
+            let crash = lines.firstIndex { $0.contains("Fatal error") || $0.contains("Crash") || $0.contains("💣") }
+            let tail = (crash.map { lines[$0...].prefix(40) } ?? lines.suffix(5)).joined(separator: "\n")
+            if !tail.isEmpty { progress.finish("last lines of the \(child.role)'s log:\n\(tail)") }
         }
     }
 }
