@@ -179,39 +179,49 @@ struct BenchReport: Codable, Sendable {
         }
         let failed = runs.map(\.failed).reduce(0, +)
         if failed > 0 { lines.append("tasks that did not complete: \(failed)") }
-        if let database {
-            if !database.statements.isEmpty {
-                lines += ["", "statements per task (last throughput run, pg_stat_statements):",
-                          "  " + "statement".padding(toLength: 34, withPad: " ", startingAt: 0) + "   calls/task   ms/task   mean ms"]
-                for cost in database.statements.prefix(12) {
-                    lines.append("  " + cost.statement.padding(toLength: 34, withPad: " ", startingAt: 0)
-                                 + String(format: "%11.3f %9.3f %9.3f", cost.callsPerTask, cost.millisecondsPerTask, cost.meanMilliseconds))
-                }
-            }
-            lines += ["", "row writes per task (last throughput run, pg_stat_user_tables):",
-                      "  " + "table".padding(toLength: 24, withPad: " ", startingAt: 0) + " inserts  updates      HOT  deletes  indexes  index entries (at most)"]
-            for table in database.tables {
-                lines.append("  " + table.table.padding(toLength: 24, withPad: " ", startingAt: 0)
-                             + String(format: "%8.2f %8.2f %8.2f %8.2f %8d %14.1f", table.insertsPerTask, table.updatesPerTask,
-                                      table.hotUpdatesPerTask, table.deletesPerTask, table.indexes, table.indexEntriesPerTask))
-            }
-        }
-        if let history {
-            let ratio = history.claimAndCompleteWithHistory / history.claimAndCompleteEmpty * 100
-            lines += [
-                "",
-                "with \(history.finishedRows.formatted()) finished rows: raw claim + complete \(Self.rate(history.claimAndCompleteWithHistory)) tasks/s, "
-                    + "\(String(format: "%.0f%%", ratio)) of the \(Self.rate(history.claimAndCompleteEmpty)) tasks/s before the history",
-            ]
-            for (statement, scans) in history.plans.sorted(by: { $0.key < $1.key }) {
-                lines.append("plan of \(statement): " + scans.joined(separator: "; "))
-            }
-            if !history.lists.isEmpty { lines += ["", "a page of the task list over the history (GET …/tasks?<filter>&limit=100):"] }
-            for list in history.lists {
-                lines.append("  " + list.filter.padding(toLength: 34, withPad: " ", startingAt: 0)
-                             + String(format: "%7.2f ms  %3d rows  ", list.milliseconds, list.rows) + list.scans.joined(separator: "; "))
-            }
-        }
+        if let database { lines += Self.lines(of: database) }
+        if let history { lines += Self.lines(of: history) }
         return lines.joined(separator: "\n")
+    }
+
+    /// What the database wrote and ran per task, as table rows.
+    private static func lines(of database: DatabaseCosts) -> [String] {
+        var lines: [String] = []
+        if !database.statements.isEmpty {
+            lines += ["", "statements per task (last throughput run, pg_stat_statements):",
+                      "  " + "statement".padding(toLength: 34, withPad: " ", startingAt: 0) + "   calls/task   ms/task   mean ms"]
+            for cost in database.statements.prefix(12) {
+                lines.append("  " + cost.statement.padding(toLength: 34, withPad: " ", startingAt: 0)
+                             + String(format: "%11.3f %9.3f %9.3f", cost.callsPerTask, cost.millisecondsPerTask, cost.meanMilliseconds))
+            }
+        }
+        lines += ["", "row writes per task (last throughput run, pg_stat_user_tables):",
+                  "  " + "table".padding(toLength: 24, withPad: " ", startingAt: 0) + " inserts  updates      HOT  deletes  indexes  index entries (at most)"]
+        for table in database.tables {
+            lines.append("  " + table.table.padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + String(format: "%8.2f %8.2f %8.2f %8.2f %8d %14.1f", table.insertsPerTask, table.updatesPerTask,
+                                  table.hotUpdatesPerTask, table.deletesPerTask, table.indexes, table.indexEntriesPerTask))
+        }
+        return lines
+    }
+
+    /// The history measurement: the raw rate with and without it, the plans, the list pages.
+    private static func lines(of history: History) -> [String] {
+        var lines: [String] = []
+        let ratio = history.claimAndCompleteWithHistory / history.claimAndCompleteEmpty * 100
+        lines += [
+            "",
+            "with \(history.finishedRows.formatted()) finished rows: raw claim + complete \(Self.rate(history.claimAndCompleteWithHistory)) tasks/s, "
+                + "\(String(format: "%.0f%%", ratio)) of the \(Self.rate(history.claimAndCompleteEmpty)) tasks/s before the history",
+        ]
+        for (statement, scans) in history.plans.sorted(by: { $0.key < $1.key }) {
+            lines.append("plan of \(statement): " + scans.joined(separator: "; "))
+        }
+        if !history.lists.isEmpty { lines += ["", "a page of the task list over the history (GET …/tasks?<filter>&limit=100):"] }
+        for list in history.lists {
+            lines.append("  " + list.filter.padding(toLength: 34, withPad: " ", startingAt: 0)
+                         + String(format: "%7.2f ms  %3d rows  ", list.milliseconds, list.rows) + list.scans.joined(separator: "; "))
+        }
+        return lines
     }
 }
