@@ -223,7 +223,7 @@ final class ParticipantBatcher: Sendable {
     }
 
     private static func answer(_ line: ParticipantBatchLine, item: Item) -> Answer {
-        if (200..<300).contains(line.status) { return .completed(line.result?.isNull == false ? line.result : nil) }
+        if (200..<300).contains(line.status) { return .completed(line.result?.unlessNull) }
         return ParticipantClient.answer(status: line.status, error: line.error, node: item.node, rollback: item.call.rollback ?? false)
     }
 }

@@ -62,7 +62,7 @@ struct ParticipantClient: Sendable {
                       case .object(let fields) = answer, let result = fields["result"] else {
                     return .failed("node \(node) answered HTTP \(status) without a participant result")
                 }
-                return .completed(result.isNull ? nil : result.raw)
+                return .completed(result.raw.unlessNull)
             }
             return Self.answer(status: status, error: (try? APIJSON.decode(ErrorBody.self, from: data))?.error,
                                node: node, rollback: rollback)

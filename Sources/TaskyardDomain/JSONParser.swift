@@ -42,14 +42,7 @@ public enum JSONParser {
             self.rawKeys = rawKeys
         }
 
-        mutating func skipWhitespace() {
-            while index < bytes.count {
-                switch bytes[index] {
-                case 0x20, 0x09, 0x0A, 0x0D: index += 1
-                default: return
-                }
-            }
-        }
+        mutating func skipWhitespace() { JSONLexing.skipWhitespace(in: bytes, at: &index) }
 
         mutating func value(depth: Int) -> Tree? {
             skipWhitespace()

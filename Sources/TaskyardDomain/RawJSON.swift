@@ -79,7 +79,9 @@ public struct RawJSON: Sendable {
         }
     }
 
-    public var isNull: Bool { bytes == Array("null".utf8) }
+    public var isNull: Bool { bytes.elementsEqual("null".utf8) }
+    /// Nil for JSON's null: an answer or report whose result is null has none.
+    public var unlessNull: RawJSON? { isNull ? nil : self }
     public var isObject: Bool { bytes.first == UInt8(ascii: "{") }
 
     public subscript(key: String) -> JSONValue? { value[key] }
@@ -131,14 +133,7 @@ public struct JSONShapeWalk {
         self.index = index
     }
 
-    public mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
+    public mutating func skipWhitespace() { JSONLexing.skipWhitespace(in: bytes, at: &index) }
 
     /// Walks the value at `index` (whitespace before it skipped), leaving `index` just past it.
     public mutating func value(depth: Int) -> Bool {
@@ -305,6 +300,16 @@ public struct JSONShapeWalk {
 
 /// The pieces of JSON's grammar the parser and the walk both read, one way.
 enum JSONLexing {
+    /// Past spaces, tabs and line breaks.
+    static func skipWhitespace(in bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
     /// `word` at `index` (moved past it), or false with `index` unchanged.
     static func literal(_ word: StaticString, in bytes: UnsafeBufferPointer<UInt8>, at index: inout Int) -> Bool {
         let count = word.utf8CodeUnitCount
