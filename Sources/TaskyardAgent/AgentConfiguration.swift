@@ -17,8 +17,8 @@ public struct AgentConfiguration: Sendable {
     public var handlersDirectory: URL?
     /// Tasks this agent runs at once as initiator. Default 8.
     public var concurrency = 8
-    /// Seconds a poll waits on the server for work. Default 20.
-    public var pollWaitSeconds = 20.0
+    /// How long a poll waits on the server for work. Default 20 s.
+    public var pollWait: Duration = .seconds(20)
     /// Longest one participant call may take. Default 300 s: longer than most handlers, short enough
     /// to notice a hung node well before a task's lease runs out many times over.
     public var participantTimeout: Duration = .seconds(300)

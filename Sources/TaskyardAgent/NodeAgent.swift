@@ -181,12 +181,12 @@ public final class NodeAgent: Service, Sendable {
             do {
                 let asked = ContinuousClock.now
                 let answer = try await client.poll(cluster: configuration.cluster, node: configuration.node,
-                                                   wait: configuration.pollWaitSeconds, limit: free)
+                                                   wait: configuration.pollWait, limit: free)
                 // An empty answer long before the wait ended means another poll of this node took over
                 // (a second agent for the same node, misconfigured): back off rather than take turns with
                 // it as fast as the network allows.
-                let early = answer.tasks.isEmpty && answer.cancel.isEmpty && configuration.pollWaitSeconds >= 1
-                    && ContinuousClock.now - asked < .seconds(configuration.pollWaitSeconds / 10)
+                let early = answer.tasks.isEmpty && answer.cancel.isEmpty && configuration.pollWait >= .seconds(1)
+                    && ContinuousClock.now - asked < configuration.pollWait / 10
                 if early {
                     logger.warning("poll answered empty at once; is another agent polling for this node?", metadata: ["in": "\(delay)"])
                     try? await Task.sleep(for: delay)

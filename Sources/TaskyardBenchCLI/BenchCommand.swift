@@ -234,12 +234,12 @@ struct BenchCommand: AsyncParsableCommand {
         _ = try await store.clusters.createCluster(id: historyCluster, name: "taskyard bench: finished history")
         // Ranges for the history's ids, made ahead as the maintenance leader would have made them over
         // the days it spans (about six ranges): the rows land in ranges, not in the overflow.
-        var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+        var ranges = MaintenanceStore.HistoryRanges(retention: .seconds(30 * 86_400))
         ranges.minimumSpan = max(ranges.minimumSpan, Int64(preloadHistory / 6 + 1))
         try await store.maintenance.extendHistory(ranges, room: Int64(preloadHistory) + ranges.minimumSpan)
         let started = ContinuousClock.now
         try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
-        let seconds = (ContinuousClock.now - started).seconds
+        let seconds = (ContinuousClock.now - started).inSeconds
         progress.finish("preloaded \(preloadHistory) finished tasks in \(Int(seconds)) s (\(Int(Double(preloadHistory) / seconds)) rows/s)")
         let after = try await workload.rawCeiling(rawCluster: "bench-raw-history-\(stamp)", count: tasks, batchSize: batchSize,
                                                   claimBatch: concurrency, label: "raw SQL, with the history")

@@ -91,7 +91,7 @@ enum BenchHistory {
                 for _ in 0..<5 {
                     let started = ContinuousClock.now
                     rows = try connection.query(query.statement.sql, query.parameters).count
-                    times.append((ContinuousClock.now - started).seconds * 1000)
+                    times.append((ContinuousClock.now - started).inSeconds * 1000)
                 }
                 let plan = try connection.query("EXPLAIN " + query.statement.sql, query.parameters)
                     .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }

@@ -62,7 +62,7 @@ struct BenchWorkload: Sendable {
             let sent = Date()
             let task = try await client(index).submit(cluster: cluster, request(index))
             sentAt[task.id] = sent
-            _ = try await client(index).wait(cluster: cluster, id: task.id, timeout: 30)
+            _ = try await client(index).wait(cluster: cluster, id: task.id, timeout: .seconds(30))
             // Let the agent get back into its long-poll: the next submit must find it waiting.
             try await Task.sleep(for: .milliseconds(5))
             progress.update("idle pick-up: \(index + 1)/\(samples)")
@@ -159,10 +159,10 @@ struct BenchWorkload: Sendable {
             try await Task.sleep(for: .milliseconds(2100))
             let started = clock.now
             _ = try await client(0).metrics()
-            reading.append((clock.now - started).seconds * 1000)
+            reading.append((clock.now - started).inSeconds * 1000)
             let again = clock.now
             _ = try await client(0).metrics()
-            cached.append((clock.now - again).seconds * 1000)
+            cached.append((clock.now - again).inSeconds * 1000)
         }
         return .init(families: families, databaseReadMilliseconds: BenchReport.median(reading),
                      cachedMilliseconds: BenchReport.median(cached))
@@ -265,7 +265,7 @@ struct BenchWorkload: Sendable {
             for node in nodes {
                 group.addTask {
                     while true {
-                        let tasks = try await store.queue.claim(cluster: rawCluster, node: node, limit: claimBatch, leaseSeconds: 30)
+                        let tasks = try await store.queue.claim(cluster: rawCluster, node: node, limit: claimBatch, lease: .seconds(30))
                         if tasks.isEmpty { return }
                         let reports = tasks.map { task in
                             (task.id, TaskReport(attempt: task.attempt, lease: task.lease, state: .completed, result: [:], participants: task.participatingNodes.map {
@@ -282,8 +282,8 @@ struct BenchWorkload: Sendable {
             try await group.waitForAll()
         }
         let finished = ContinuousClock.now
-        return RawCeiling(tasksPerSecond: Double(count) / (finished - started).seconds,
-                          claimAndCompletePerSecond: Double(count) / (finished - claiming).seconds)
+        return RawCeiling(tasksPerSecond: Double(count) / (finished - started).inSeconds,
+                          claimAndCompletePerSecond: Double(count) / (finished - claiming).inSeconds)
     }
 }
 
@@ -319,7 +319,7 @@ extension BenchWorkload {
             }
             try await group.waitForAll()
         }
-        let seconds = (ContinuousClock.now - started).seconds
+        let seconds = (ContinuousClock.now - started).inSeconds
         try await store.pool.withConnection { connection in try connection.execute(PhysicalCeilingSQL.drop) }
         progress.finish("\(label): \(Int(Double(count) / seconds)) tasks/s")
         return Double(count) / seconds
@@ -417,9 +417,6 @@ final class BenchProgress: Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// The bench's own reads: measurements over the tasks of one run.
 enum BenchSQL {

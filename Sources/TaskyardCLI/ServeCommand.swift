@@ -106,26 +106,27 @@ struct ServeCommand: AsyncParsableCommand {
         if let plainHTTPWarning { logger.warning("\(plainHTTPWarning)") }
         if let bytes = try number(maxBodyBytes, "TASKYARD_MAX_BODY_BYTES", Int.self) { configuration.maximumBodyBytes = bytes }
         if let seconds = try number(leaseSeconds, "TASKYARD_LEASE_SECONDS", Double.self) {
-            configuration.leaseSeconds = try checkedSeconds(seconds, "--lease-seconds")
+            configuration.lease = try checkedDuration(seconds, "--lease-seconds")
         }
-        configuration.participantTimeoutSeconds = try checkedSeconds(participantTimeout, "--participant-timeout")
+        configuration.participantTimeout = try checkedDuration(participantTimeout, "--participant-timeout")
         let poolSize = try number(poolSize, "TASKYARD_POOL_SIZE", Int.self) ?? 10
         guard configuration.maximumBodyBytes > 0, poolSize > 0 else {
             throw ValidationError("--max-body-bytes and --pool-size must be positive")
         }
         configuration.maintenanceEnabled = !noMaintenance
-        let retryBackoffBase = try checkedSeconds(self.retryBackoffBase, "--retry-backoff-base")
-        guard try checkedSeconds(retryBackoffCap, "--retry-backoff-cap") >= retryBackoffBase else {
+        let retryBackoffBase = try checkedDuration(self.retryBackoffBase, "--retry-backoff-base")
+        let retryBackoffCap = try checkedDuration(self.retryBackoffCap, "--retry-backoff-cap")
+        guard retryBackoffCap >= retryBackoffBase else {
             throw ValidationError("--retry-backoff-cap must be at least --retry-backoff-base")
         }
-        configuration.nodeMonitor.nodeTimeoutSeconds = try checkedSeconds(nodeTimeout, "--node-timeout")
+        configuration.nodeMonitor.nodeTimeout = try checkedDuration(nodeTimeout, "--node-timeout")
         if let retention = setting(retention, "TASKYARD_RETENTION") {
-            configuration.retention.retentionSeconds = try parseDuration(retention, option: "--retention")
+            configuration.retention.retention = try parseDuration(retention, option: "--retention")
         }
         var storeConfiguration = TaskStore.Configuration()
-        storeConfiguration.retry = RetryPolicy(baseSeconds: retryBackoffBase, capSeconds: retryBackoffCap)
-        storeConfiguration.leaseSecondsByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS with SECONDS above 0 and at most 604800, e.g. --lease backup=600") {
-            Double($0).flatMap { $0 > 0 && $0 <= 604_800 ? $0 : nil }
+        storeConfiguration.retry = RetryPolicy(base: retryBackoffBase, cap: retryBackoffCap)
+        storeConfiguration.leaseByType = try perType(leasesByType, rule: "--lease takes TYPE=SECONDS with SECONDS above 0 and at most 604800, e.g. --lease backup=600") {
+            Double($0).flatMap { $0 > 0 && $0 <= 604_800 ? Duration.seconds($0) : nil }
         }
         storeConfiguration.timeoutSecondsByType = try perType(
             timeoutsByType, rule: "--timeout takes TYPE=SECONDS with SECONDS from 1 to 604800, e.g. --timeout backup=3600"

@@ -202,14 +202,14 @@ struct TaskCommand: AsyncParsableCommand {
         /// one wait for the whole timeout.
         private func waitShowingProgress() async throws -> (TaskObject, Bool) {
             guard !quiet, isatty(STDOUT_FILENO) == 1 else {
-                return try await target.client().wait(cluster: target.cluster, id: target.id, timeout: timeout)
+                return try await target.client().wait(cluster: target.cluster, id: target.id, timeout: .seconds(timeout))
             }
             let deadline = ContinuousClock.now + .seconds(timeout)
             while true {
-                let remaining = Double((deadline - ContinuousClock.now).wholeMilliseconds) / 1000
+                let remaining = deadline - ContinuousClock.now
                 let (task, timedOut) = try await target.client().wait(cluster: target.cluster, id: target.id,
-                                                                    timeout: max(0, min(1, remaining)))
-                if !timedOut || remaining <= 1 {
+                                                                    timeout: max(.zero, min(.seconds(1), remaining)))
+                if !timedOut || remaining <= .seconds(1) {
                     FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
                     return (task, timedOut)
                 }
@@ -254,8 +254,8 @@ struct TaskCommand: AsyncParsableCommand {
                 }
                 if detail.task.state.isTerminal { return try exitStatus(for: detail.task) }
                 if let deadline, ContinuousClock.now >= deadline { throw ExitCode(124) }
-                let remaining = deadline.map { Double(($0 - ContinuousClock.now).wholeMilliseconds) / 1000 } ?? interval
-                _ = try await client.wait(cluster: target.cluster, id: target.id, timeout: max(0, min(interval, remaining)))
+                let remaining = deadline.map { $0 - ContinuousClock.now } ?? .seconds(interval)
+                _ = try await client.wait(cluster: target.cluster, id: target.id, timeout: max(.zero, min(.seconds(interval), remaining)))
             }
         }
     }
@@ -279,7 +279,7 @@ struct TaskCommand: AsyncParsableCommand {
         var databaseURL: String?
 
         func run() async throws {
-            let seconds = try parseDuration(olderThan, option: "--older-than")
+            let age = try parseDuration(olderThan, option: "--older-than")
             let states: [TaskState]? = try state.map { text in
                 try text.split(separator: ",").map { name in
                     guard let state = TaskState(rawValue: String(name)), state.isTerminal else {
@@ -293,7 +293,7 @@ struct TaskCommand: AsyncParsableCommand {
             let store = TaskStore(pool: pool)
             var total = 0
             while true {
-                let deleted = try await store.maintenance.pruneFinished(olderThan: seconds, states: states, cluster: cluster)
+                let deleted = try await store.maintenance.pruneFinished(olderThan: age, states: states, cluster: cluster)
                 total += deleted
                 if deleted > 0 { say("deleted \(total) finished tasks so far …") }
                 if deleted < 500 { break }

@@ -82,7 +82,7 @@ struct TokenCommand: AsyncParsableCommand {
                 }
                 parsedScopes.append(parsed)
             }
-            let expiresAt = try expiresIn.map { Date().addingTimeInterval(try parseDuration($0, option: "--expires-in")) }
+            let expiresAt = try expiresIn.map { Date().addingTimeInterval(try parseDuration($0, option: "--expires-in").inSeconds) }
             let request = TokenRequest(kind: kind, name: name, scopes: parsedScopes, clusterID: cluster, nodeID: node, expiresAt: expiresAt)
             do {
                 try request.validate()

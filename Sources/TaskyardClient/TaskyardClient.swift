@@ -135,10 +135,10 @@ public struct TaskyardClient: Sendable {
         try await send(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id)])
     }
 
-    /// Waits up to `timeout` seconds for the task to finish: the task, and whether the wait timed out first.
-    public func wait(cluster: String, id: Int64, timeout: Double) async throws -> (task: TaskObject, timedOut: Bool) {
+    /// Waits up to `timeout` for the task to finish: the task, and whether the wait timed out first.
+    public func wait(cluster: String, id: Int64, timeout: Duration) async throws -> (task: TaskObject, timedOut: Bool) {
         let answer = try await raw(.GET, ["api", "v1", "clusters", cluster, "tasks", String(id), "wait"],
-                                   query: ["timeout": String(timeout)], extraTimeout: timeout, acceptingErrors: true)
+                                   query: ["timeout": String(timeout.inSeconds)], extraTimeout: timeout, acceptingErrors: true)
         guard answer.status == 200 || answer.status == 408 else {
             throw Failure(status: answer.status, error: try? APIJSON.decode(ErrorBody.self, from: answer.body),
                           rawBody: String(decoding: answer.body, as: UTF8.self), server: baseURL)
@@ -183,9 +183,9 @@ public struct TaskyardClient: Sendable {
 
     // MARK: - The agent's side
 
-    public func poll(cluster: String, node: String, wait: Double, limit: Int) async throws -> PollResponse {
+    public func poll(cluster: String, node: String, wait: Duration, limit: Int) async throws -> PollResponse {
         try await send(.GET, ["api", "v1", "tasks", cluster, node],
-                       query: ["wait": String(wait), "limit": String(limit)], extraTimeout: wait)
+                       query: ["wait": String(wait.inSeconds), "limit": String(limit)], extraTimeout: wait)
     }
 
     public func heartbeat(cluster: String, node: String, _ heartbeat: HeartbeatRequest) async throws -> HeartbeatResponse {
@@ -243,14 +243,14 @@ public struct TaskyardClient: Sendable {
 
     private func send<Response: Decodable>(
         _ method: HTTPMethod, _ path: [String], query: [String: String] = [:], headers: [(String, String)] = [],
-        extraTimeout: Double = 0, as type: Response.Type = Response.self
+        extraTimeout: Duration = .zero, as type: Response.Type = Response.self
     ) async throws -> Response {
         try await send(method, path, query: query, body: Optional<NoBody>.none, headers: headers, extraTimeout: extraTimeout)
     }
 
     private func send<Body: Encodable, Response: Decodable>(
         _ method: HTTPMethod, _ path: [String], query: [String: String] = [:], body: Body?,
-        headers: [(String, String)] = [], extraTimeout: Double = 0, as type: Response.Type = Response.self
+        headers: [(String, String)] = [], extraTimeout: Duration = .zero, as type: Response.Type = Response.self
     ) async throws -> Response {
         let data = try body.map { try APIJSON.encode($0) }
         let answer = try await raw(method, path, query: query, body: data, headers: headers, extraTimeout: extraTimeout)
@@ -258,7 +258,7 @@ public struct TaskyardClient: Sendable {
     }
 
     private func raw(_ method: HTTPMethod, _ path: [String], query: [String: String] = [:], body: Data? = nil,
-                     headers: [(String, String)] = [], extraTimeout: Double = 0,
+                     headers: [(String, String)] = [], extraTimeout: Duration = .zero,
                      acceptingErrors: Bool = false) async throws -> (status: Int, body: Data) {
         var request = HTTPClientRequest(url: url(path, query: query))
         request.method = method
@@ -268,7 +268,7 @@ public struct TaskyardClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let timeout = requestTimeout + .seconds(extraTimeout)
+        let timeout = requestTimeout + extraTimeout
         let buffer: ByteBuffer
         let response: HTTPClientResponse
         do {
@@ -298,13 +298,5 @@ public struct TaskyardClient: Sendable {
             url += "?" + (components.percentEncodedQuery ?? "")
         }
         return url
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, for NIO's TimeAmount and AsyncHTTPClient's timeouts.
-    public var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

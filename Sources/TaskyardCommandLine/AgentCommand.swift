@@ -76,7 +76,7 @@ public struct AgentCommand: AsyncParsableCommand {
         let address = try ListenAddress(setting(listen, "TASKYARD_AGENT_LISTEN", default: "127.0.0.1:7001")!, option: "--listen")
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
         guard (1...100_000).contains(maxHandlerRuns) else { throw ValidationError("--max-handler-runs takes 1 to 100000 (got \(maxHandlerRuns))") }
-        let pollWait = try checkedSeconds(self.pollWait, "--poll-wait", allowZero: true, atMost: 60)
+        let pollWait = try checkedDuration(self.pollWait, "--poll-wait", allowZero: true, atMost: 60)
         let participantTimeout = try checkedDuration(self.participantTimeout, "--participant-timeout")
         let heartbeatInterval = try checkedDuration(self.heartbeatInterval, "--heartbeat-interval", atMost: 3600)
         let shutdownGrace = try checkedDuration(self.shutdownGrace, "--shutdown-grace", allowZero: true)
@@ -98,7 +98,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.endpoint = endpoint
         configuration.handlersDirectory = setting(handlers, "TASKYARD_HANDLERS").map { URL(fileURLWithPath: $0) }
         configuration.concurrency = concurrency
-        configuration.pollWaitSeconds = pollWait
+        configuration.pollWait = pollWait
         configuration.participantTimeout = participantTimeout
         configuration.maximumHandlerRuns = maxHandlerRuns
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }

@@ -195,8 +195,8 @@ public func checkedDuration(_ value: Double, _ option: String, allowZero: Bool =
     .seconds(try checkedSeconds(value, option, allowZero: allowZero, atMost: limit))
 }
 
-/// `30d`, `12h`, `90m`, `45s` or a number of seconds, as seconds.
-public func parseDuration(_ text: String, option: String) throws -> Double {
+/// `30d`, `12h`, `90m`, `45s` or a number of seconds.
+public func parseDuration(_ text: String, option: String) throws -> Duration {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
     var number = text
     var scale = 1.0
@@ -207,5 +207,5 @@ public func parseDuration(_ text: String, option: String) throws -> Double {
     guard let value = Double(number), value >= 0, value.isFinite else {
         throw ValidationError("\(option) takes a duration such as 7d, 12h, 30m or 45s (got \(text))")
     }
-    return value * scale
+    return .seconds(value * scale)
 }

@@ -34,7 +34,7 @@ extension APIRoutes {
             }
             let outcome: PollOutcome
             do {
-                outcome = try await store.queue.poll(cluster: cluster, node: node, limit: limit, leaseSeconds: configuration.leaseSeconds,
+                outcome = try await store.queue.poll(cluster: cluster, node: node, limit: limit, lease: configuration.lease,
                                                recordHeartbeat: first)
             } catch {
                 wakeups.forget(ticket)
@@ -53,7 +53,7 @@ extension APIRoutes {
                 || Task.isShuttingDownGracefully {
                 wakeups.forget(ticket)
                 if !outcome.tasks.isEmpty { wakeups.tellWatchers(.work(cluster: cluster, node: node)) }
-                let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantSeconds)
+                let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantLifetime)
                 let tasks = zip(outcome.tasks, signed).map { claim, grants in
                     ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grants: grants)
                 }
@@ -65,12 +65,12 @@ extension APIRoutes {
 
     /// A run grant lasts as long as its claim's lease (the type's, else the default), plus the longest a
     /// participant call may run: the participants' timeout, or the task's own when that is shorter.
-    private func grantSeconds(_ task: TaskRecord) -> Double {
-        (store.configuration.leaseSecondsByType[task.type] ?? configuration.leaseSeconds) + participantCallSeconds(task)
+    private func grantLifetime(_ task: TaskRecord) -> Duration {
+        (store.configuration.leaseByType[task.type] ?? configuration.lease) + participantCallTime(task)
     }
 
-    private func participantCallSeconds(_ task: TaskRecord) -> Double {
-        min(configuration.participantTimeoutSeconds, task.timeoutSeconds.map(Double.init) ?? .infinity)
+    private func participantCallTime(_ task: TaskRecord) -> Duration {
+        min(configuration.participantTimeout, task.timeoutSeconds.map { .seconds($0) } ?? configuration.participantTimeout)
     }
 
     /// Rollback grants for the named participants of an attempt the node holds; from now on that attempt
@@ -88,7 +88,7 @@ extension APIRoutes {
                                                  nodes: body.nodes)
         let now = Date().timeIntervalSince1970
         let signed = try GrantIssuer.grants(for: task, nodes: body.nodes, verb: .rollback, signer: signer, issuedAt: Int64(now),
-                                            expiresAt: Int64((now + participantCallSeconds(task)).rounded(.up)))
+                                            expiresAt: Int64((now + participantCallTime(task).inSeconds).rounded(.up)))
         return try jsonResponse(GrantsResponse(grants: signed))
     }
 
@@ -132,7 +132,7 @@ extension APIRoutes {
             }
             return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
         }
-        let outcome = try await store.queue.renewLeases(cluster: cluster, node: node, tasks: held, leaseSeconds: configuration.leaseSeconds)
+        let outcome = try await store.queue.renewLeases(cluster: cluster, node: node, tasks: held, lease: configuration.lease)
         return try jsonResponse(outcome)
     }
 

@@ -1,4 +1,5 @@
 import TaskyardSecurity
+import TaskyardDomain
 
 /// How `taskyard serve` behaves. Every field has a flag and an environment variable in the CLI.
 public struct ServerConfiguration: Sendable {
@@ -26,11 +27,11 @@ public struct ServerConfiguration: Sendable {
     /// Largest request body accepted; larger gets 413. Default 1 MiB: a batch of 1,000 small tasks fits.
     public var maximumBodyBytes = 1 << 20
     /// Lease given to a claimed task; the agent renews it by heartbeat. Default 30 s.
-    public var leaseSeconds = 30.0
+    public var lease: Duration = .seconds(30)
     /// How long a grant outlives its claim's lease (a rollback grant, its issue): the longest a participant
     /// call may run, as the agents' `--participant-timeout` says (or the task's `timeout_seconds`, when
     /// shorter). A grant lets its holder cancel the run and ask its progress for that long. Default 300 s.
-    public var participantTimeoutSeconds = 300.0
+    public var participantTimeout: Duration = .seconds(300)
     public var authentication = AuthenticationConfiguration()
     /// Longest a statement of the server may run before PostgreSQL cancels it (503). Default 30 s.
     public var statementTimeout: Duration = .seconds(30)
@@ -42,7 +43,7 @@ public struct ServerConfiguration: Sendable {
 
     /// The settings that put these bounds on every connection of the server's pool.
     public var databaseSessionSettings: [String: String] {
-        func milliseconds(_ duration: Duration) -> String { "\(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)ms" }
+        func milliseconds(_ duration: Duration) -> String { "\(duration.wholeMilliseconds)ms" }
         return ["statement_timeout": milliseconds(statementTimeout), "lock_timeout": milliseconds(lockTimeout),
                 "idle_in_transaction_session_timeout": milliseconds(idleInTransactionTimeout)]
     }

@@ -14,8 +14,8 @@ extension MaintenanceStore {
 
         /// A range for each thirtieth of the retention (an hour to a week; a week when kept forever):
         /// finished tasks go at most about that much after their retention.
-        public init(retentionSeconds: Double) {
-            let thirtieth = retentionSeconds > 0 ? retentionSeconds / 30 : 7 * 86_400
+        public init(retention: Duration) {
+            let thirtieth = retention > .zero ? retention.inSeconds / 30 : 7 * 86_400
             period = .seconds(min(max(thirtieth, 3_600), 7 * 86_400))
         }
     }
@@ -23,16 +23,14 @@ extension MaintenanceStore {
     /// Makes the ranges that the next ids need (and at least `room` ids' worth); returns how many it made.
     @discardableResult
     public func extendHistory(_ ranges: HistoryRanges, room: Int64 = 0) async throws -> Int {
-        let period = Double(ranges.period.components.seconds)
-        return try await pool.query(HistorySQL.extend, [period, ranges.minimumSpan, ranges.rangesAhead, room])
-            .first?.decode("made", as: Int.self) ?? 0
+        try await pool.run(MaintenanceStatements.ExtendHistory(ranges: ranges, room: room)).first ?? 0
     }
 
-    /// Drops, oldest first, every range whose tasks all finished more than `seconds` ago (with the later
+    /// Drops, oldest first, every range whose tasks all finished more than `age` ago (with the later
     /// members of their trees); stops at the first range that must stay. Returns the ranges' lower bounds.
-    public func retireExpiredHistory(olderThan seconds: Double) async throws -> [Int64] {
+    public func retireExpiredHistory(olderThan age: Duration) async throws -> [Int64] {
         var dropped: [Int64] = []
-        while let lower = try await pool.query(HistorySQL.retireOldest, [seconds]).first?.decode("dropped", as: Int64?.self) {
+        while let lower = try await pool.query(HistorySQL.retireOldest, [age.inSeconds]).first?.decode("dropped", as: Int64?.self) {
             dropped.append(lower)
         }
         return dropped

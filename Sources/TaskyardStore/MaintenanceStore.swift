@@ -18,9 +18,9 @@ public struct MaintenanceStore: Sendable, TaskStorePart {
         return ended
     }
 
-    /// Marks offline the nodes not seen for `seconds`; returns them as (cluster, node).
-    public func markOfflineNodes(notSeenFor seconds: Double) async throws -> [(cluster: String, node: String)] {
-        try await pool.query(NodesSQL.markOffline, [seconds]).map { row throws(PostgresError) in
+    /// Marks offline the nodes not seen for `time`; returns them as (cluster, node).
+    public func markOfflineNodes(notSeenFor time: Duration) async throws -> [(cluster: String, node: String)] {
+        try await pool.query(NodesSQL.markOffline, [time.inSeconds]).map { row throws(PostgresError) in
             (try row.decode("cluster_id", as: String.self), try row.decode("id", as: String.self))
         }
     }
@@ -37,12 +37,13 @@ public struct MaintenanceStore: Sendable, TaskStorePart {
         }
     }
 
-    /// Deletes up to `limit` finished root tasks older than `seconds` (optionally only of `states`, or of
-    /// one cluster) with their descendants and history; returns how many roots went. Roots with ids below
-    /// `sparing` wait `grace` seconds more (retention drops their ranges whole).
-    public func pruneFinished(olderThan seconds: Double, states: [TaskState]? = nil, cluster: String? = nil,
-                              limit: Int = 500, sparing: Int64? = nil, grace: Double = 0) async throws -> Int {
-        try await pool.query(TasksSQL.prune, [seconds, states.map { $0.map(\.rawValue) }, limit, cluster, sparing, grace]).count
+    /// Deletes up to `limit` finished root tasks older than `age` (optionally only of `states`, or of one
+    /// cluster) with their descendants and history; returns how many roots went. Roots with ids below
+    /// `sparing` wait `grace` more (retention drops their ranges whole).
+    public func pruneFinished(olderThan age: Duration, states: [TaskState]? = nil, cluster: String? = nil,
+                              limit: Int = 500, sparing: Int64? = nil, grace: Duration = .zero) async throws -> Int {
+        try await pool.run(MaintenanceStatements.Prune(age: age, states: states, limit: limit, cluster: cluster,
+                                                       sparing: sparing, grace: grace)).count
     }
 
     /// ANALYZEs `tasks` and `task_events` when they have grown past twice what the planner believes

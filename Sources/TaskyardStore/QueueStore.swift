@@ -12,15 +12,13 @@ public struct QueueStore: Sendable, TaskStorePart {
     /// A poll, in one statement: records that the node is alive, takes up to `limit` of its queued tasks
     /// whose `run_after` has passed, best priority first, marking them received with the next attempt
     /// number and a lease of `leaseSeconds`, and lists the tasks it holds whose cancel was requested.
-    public func poll(cluster: String, node: String, limit: Int, leaseSeconds: Double,
+    public func poll(cluster: String, node: String, limit: Int, lease: Duration,
                      recordHeartbeat: Bool = true) async throws -> PollOutcome {
         guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
-        guard leaseSeconds > 0 else { throw TaskyardError.invalid("lease", "must be positive") }
-        let overrides = configuration.leaseSecondsByType.sorted { $0.key < $1.key }
-        let rows = try await pool.query(TasksSQL.poll, [
-            cluster, node, limit, leaseSeconds, overrides.map(\.key), overrides.map(\.value), recordHeartbeat,
-            configuration.orderingHoldSeconds,
-        ])
+        guard lease > .zero else { throw TaskyardError.invalid("lease", "must be positive") }
+        let rows = try await pool.run(QueueStatements.Poll(
+            cluster: cluster, node: node, limit: limit, lease: lease, leaseByType: configuration.leaseByType,
+            recordHeartbeat: recordHeartbeat, orderingHold: configuration.orderingHold))
         guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
         guard try header.decode("node_found", as: Bool.self) else {
             throw TaskyardError(.notFound, code: .nodeNotFound,
@@ -39,14 +37,15 @@ public struct QueueStore: Sendable, TaskStorePart {
     @discardableResult
     public func releaseUndelivered(_ claims: [ClaimedTask], cluster: String, node: String) async throws -> [TaskRecord] {
         guard !claims.isEmpty else { return [] }
-        let released = try TaskRecord.all(try await pool.query(TasksSQL.releaseUndelivered, [cluster, node, claims.map(\.task.id), claims.map(\.lease)]))
+        let released = try await pool.run(QueueStatements.ReleaseUndelivered(
+            cluster: cluster, node: node, claims: claims.map { ($0.task.id, $0.lease) }))
         signal(released)
         return released
     }
 
     /// The tasks of a poll, without the cancel requests.
-    public func claim(cluster: String, node: String, limit: Int, leaseSeconds: Double) async throws -> [ClaimedTask] {
-        try await poll(cluster: cluster, node: node, limit: limit, leaseSeconds: leaseSeconds).tasks
+    public func claim(cluster: String, node: String, limit: Int, lease: Duration) async throws -> [ClaimedTask] {
+        try await poll(cluster: cluster, node: node, limit: limit, lease: lease).tasks
     }
 
     /// Ends a received task as its agent reports, recording each participant's outcome in `task_participants`.
@@ -77,22 +76,21 @@ public struct QueueStore: Sendable, TaskStorePart {
         // Stored texts hold no control characters: an agent's error must not become a terminal's escape.
         let items = accepted.map { (taskID: reports[$0].taskID, report: reports[$0].report.withoutControlCharacters()) }
         let reported = Self.stamped(items.map(\.report.participants))
-        let parameters = reportParameters(items, reported: reported, cluster: cluster, node: node)
+        let statement = QueueStatements.Report(cluster: cluster, node: node,
+                                               items: zip(items, reported).map { reportItem($0, participants: $1) })
         let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
             var unblocked: [TaskSignal] = []
             if !items.isEmpty {
-                for row in try connection.query(TasksSQL.report, parameters, settings: Self.robustPlan) {
-                    let position = Int(try row.decode("item", as: Int64.self)) - 1
-                    var task = try TaskRecord(row: row)
+                for reportedTask in try connection.run(statement, settings: Self.robustPlan) {
+                    let position = reportedTask.position
+                    var task = reportedTask.task
                     // The statement's snapshot holds the outcomes recorded before it: add the ones it wrote.
                     let nodes = Set(reported[position].map(\.node))
                     task.participants = task.participants.filter { !nodes.contains($0.outcome.node) }
                         + reported[position].map { ParticipantRecord(attempt: task.attempt, outcome: $0) }
                     written[accepted[position]] = task
-                    for node in try row.decode("unblocked_nodes", as: [String].self) {
-                        unblocked.append(.work(cluster: cluster, node: node))
-                    }
+                    unblocked += reportedTask.unblockedNodes.map { .work(cluster: cluster, node: $0) }
                 }
             }
             signal(written.values, extra: unblocked)
@@ -131,31 +129,18 @@ public struct QueueStore: Sendable, TaskStorePart {
         }
     }
 
-    /// `TasksSQL.report`'s parameters for these items and their stamped participants' outcomes.
-    private func reportParameters(_ items: [(taskID: Int64, report: TaskReport)], reported: [[ParticipantOutcome]],
-                                  cluster: String, node: String) -> [any PostgresEncodable] {
-        var participantItems: [Int64] = []
-        var participants: [ParticipantOutcome] = []
-        for (position, outcomes) in reported.enumerated() {
-            participantItems += Array(repeating: Int64(position + 1), count: outcomes.count)
-            participants += outcomes
-        }
-        let details: [String?] = items.map { item in
-            var detail: [String: JSONValue] = [:]
-            if let error = item.report.error { detail["error"] = .string(error) }
-            let failedNodes = item.report.participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
-            if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
-            return detail.isEmpty ? nil : JSONValue.object(detail).jsonText
-        }
-        return [
-            cluster, node, items.map(\.taskID), items.map(\.report.attempt), items.map(\.report.state.rawValue),
-            items.map { $0.report.result?.text }, items.map(\.report.error), details,
-            items.map { configuration.retry.delay(afterAttempt: $0.report.attempt) },
-            participantItems, participants.map(\.node), participants.map(\.state.rawValue),
-            participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
-            participants.map(\.finishedAt), items.map(\.report.lease),
-            participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
-        ]
+    /// One item of `TasksSQL.report`, its participants' outcomes stamped.
+    private func reportItem(_ item: (taskID: Int64, report: TaskReport),
+                            participants: [ParticipantOutcome]) -> QueueStatements.ReportItem {
+        var detail: [String: JSONValue] = [:]
+        if let error = item.report.error { detail["error"] = .string(error) }
+        let failedNodes = item.report.participants.filter { $0.state != .completed }.map { JSONValue.string($0.node) }
+        if !failedNodes.isEmpty { detail["unsuccessful_participants"] = .array(failedNodes) }
+        return QueueStatements.ReportItem(
+            taskID: item.taskID, attempt: item.report.attempt, state: item.report.state, result: item.report.result,
+            error: item.report.error, eventDetail: detail.isEmpty ? nil : JSONValue.object(detail).jsonText,
+            retryDelay: configuration.retry.delay(afterAttempt: item.report.attempt), lease: item.report.lease,
+            participants: participants)
     }
 
     /// The tasks with these ids as they stand, and of those whose lease is the one given, whether rollback
@@ -224,10 +209,10 @@ public struct QueueStore: Sendable, TaskStorePart {
             throw TaskyardError.invalid("nodes", "must name 1 to \(TaskSubmission.Limits.participatingNodes.upperBound) participants")
         }
         guard Set(nodes).count == nodes.count else { throw TaskyardError.invalid("nodes", "names a node twice") }
+        let statement = QueueStatements.GrantRollback(cluster: cluster, node: node, taskID: taskID, attempt: attempt,
+                                                      lease: lease, nodes: nodes)
         return try await pool.withConnection { connection in
-            if let row = try connection.query(TasksSQL.grantRollback, [cluster, node, taskID, attempt, lease, nodes]).first {
-                return try TaskRecord(row: row)
-            }
+            if let task = try connection.run(statement).first { return task }
             let (current, leaseMatches) = try Self.claimsAsTheyStand([(taskID, lease)], cluster: cluster, on: connection)
             if let refusal = Self.claimRefusal(taskID: taskID, attempt: attempt, task: current.first, cluster: cluster, node: node,
                                                leaseMatches: leaseMatches[taskID] != nil) {
@@ -256,7 +241,7 @@ public struct QueueStore: Sendable, TaskStorePart {
     }
 
     /// Renews the leases of the tasks the node still holds at the attempts it names.
-    public func renewLeases(cluster: String, node: String, tasks: [HeldTask], leaseSeconds: Double) async throws -> LeaseRenewal {
+    public func renewLeases(cluster: String, node: String, tasks: [HeldTask], lease: Duration) async throws -> LeaseRenewal {
         for (index, task) in tasks.enumerated() {
             guard task.id >= 1 else { throw TaskyardError.invalid("tasks[\(index)].id", "must be a task id (1 or more)") }
             guard task.attempt >= 1, task.attempt <= Int(Int32.max) else {
@@ -268,19 +253,8 @@ public struct QueueStore: Sendable, TaskStorePart {
             }
         }
         guard !tasks.isEmpty else { return LeaseRenewal(cancel: try await cancelRequested(cluster: cluster, node: node), lost: []) }
-        let parameters: [any PostgresEncodable] = [
-            cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, leaseSeconds,
-            tasks.map(\.lease),
-        ]
-        let rows = try await pool.withConnection { connection in
-            try connection.query(TasksSQL.renewLeases, parameters, settings: Self.robustPlan)
-        }
-        var renewal = LeaseRenewal(cancel: [], lost: [])
-        for row in rows {
-            let id: Int64 = try row.decode("id")
-            if !(try row.decode("held", as: Bool.self)) { renewal.lost.append(id) }
-            if try row.decode("cancel", as: Bool.self) { renewal.cancel.append(id) }
-        }
-        return renewal
+        let statement = QueueStatements.RenewLeases(cluster: cluster, node: node, lease: lease, tasks: tasks)
+        let renewals = try await pool.withConnection { connection in try connection.run(statement, settings: Self.robustPlan) }
+        return LeaseRenewal(cancel: renewals.filter(\.cancel).map(\.id), lost: renewals.filter { !$0.held }.map(\.id))
     }
 }

@@ -69,30 +69,19 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         let configuration = self.configuration
         let digests = Self.digests(of: submissions)
         if submissions.count == 1, let submission = submissions.first {
-            let rows = try await pool.withConnection { connection in
-                let initiator = try Self.initiator(for: submission, cluster: cluster, on: connection)
-                return try connection.query(TasksSQL.insert, [
-                    cluster, submission.type, submission.payload, initiator, submission.participatingNodes,
-                    submission.parentID, configuration.maxAttempts(for: submission), submission.priority,
-                    submission.runAfter, configuration.timeoutSeconds(for: submission), submission.orderingKey,
-                    submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue, submission.abortable,
-                    submission.isInternal, digests[0], submission.traceparent,
-                ])
-            }
-            return [try rows.first.map { row throws(PostgresError) in try TaskRecord(row: row) }]
+            return [try await pool.withConnection { connection in
+                let task = try Self.newTasks([submission], digests: digests, cluster: cluster, configuration: configuration,
+                                             on: connection)[0]
+                return try connection.run(SubmissionStatements.Insert(cluster: cluster, task: task)).first
+            }]
         }
         let rows = try await pool.withConnection { connection in
-            var initiators: [String] = []
-            for submission in submissions {
-                initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
-            }
-            return try connection.query(TasksSQL.insertGroup,
-                                        Self.insertParameters(submissions, cluster: cluster, initiators: initiators,
-                                                              digests: digests, configuration: configuration))
+            let tasks = try Self.newTasks(submissions, digests: digests, cluster: cluster, configuration: configuration, on: connection)
+            return try connection.run(SubmissionStatements.InsertGroup(cluster: cluster, tasks: tasks))
         }
         var written = [TaskRecord?](repeating: nil, count: submissions.count)
         guard let first = rows.first else { return written }
-        var inserted = try TaskRecord.all(rows).makeIterator()
+        var inserted = try rows.map { row throws(PostgresError) in try TaskRecord(row: row) }.makeIterator()
         var next = inserted.next()
         for position in try first.decode("accepted_positions", as: [Int64].self).map({ Int($0) - 1 }) {
             guard let task = next else { break }
@@ -128,29 +117,17 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         submissions.map { submission in submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) } }
     }
 
-    /// The parameters of `insertBatch` and `insertGroup`: arrays aligned by position.
-    private static func insertParameters(_ submissions: [TaskSubmission], cluster: String, initiators: [String],
-                                         digests: [String?], configuration: TaskStore.Configuration) -> [any PostgresEncodable] {
-        [
-            cluster,
-            submissions.map(\.type),
-            submissions.map(\.payload.text),
-            initiators,
-            submissions.map { $0.participatingNodes.postgresText },
-            submissions.map(\.parentID),
-            submissions.map { configuration.maxAttempts(for: $0) },
-            submissions.map(\.priority),
-            submissions.map(\.runAfter),
-            submissions.map { configuration.timeoutSeconds(for: $0) },
-            submissions.map(\.orderingKey),
-            submissions.map(\.opaqueID),
-            submissions.map(\.affinity.rawValue),
-            submissions.map(\.abortable),
-            submissions.map(\.isInternal),
-            submissions.map(\.idempotencyKey),
-            digests,
-            submissions.map(\.traceparent),
-        ]
+    /// Submissions as the insert statements take them, with their initiators and their types' settings.
+    private static func newTasks(_ submissions: [TaskSubmission], digests: [String?], cluster: String,
+                                 configuration: TaskStore.Configuration,
+                                 on connection: isolated PostgresConnection) throws -> [NewTask] {
+        var tasks: [NewTask] = []
+        for (submission, digest) in zip(submissions, digests) {
+            tasks.append(NewTask(submission: submission, initiator: try initiator(for: submission, cluster: cluster, on: connection),
+                                 maxAttempts: configuration.maxAttempts(for: submission),
+                                 timeoutSeconds: configuration.timeoutSeconds(for: submission), idempotencyDigest: digest))
+        }
+        return tasks
     }
 
     /// Writes up to `maximumBatchSize` tasks as `queued` in one statement: all of them or none. Items may
@@ -177,13 +154,8 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         let configuration = self.configuration
         let submitted = try await pool.transaction { connection in
             try Self.checkSubmissions(submissions, cluster: cluster, on: connection)
-            var initiators: [String] = []
-            for submission in submissions {
-                initiators.append(try Self.initiator(for: submission, cluster: cluster, on: connection))
-            }
-            let inserted = try TaskRecord.all(try connection.query(TasksSQL.insertBatch,
-                                                                   Self.insertParameters(submissions, cluster: cluster, initiators: initiators,
-                                                                                         digests: digests, configuration: configuration)))
+            let tasks = try Self.newTasks(submissions, digests: digests, cluster: cluster, configuration: configuration, on: connection)
+            let inserted = try connection.run(SubmissionStatements.InsertBatch(cluster: cluster, tasks: tasks))
             // Inserted rows come in id order, which is the order of the items that were inserted; the others
             // are the items whose key was already used.
             let insertedKeys = Set(inserted.compactMap(\.idempotencyKey))

@@ -18,9 +18,9 @@ public struct TaskStore: Sendable {
         /// How far ahead a queued task's `run_after` may be for it still to hold its ordering key: a retry's
         /// backoff keeps the order; a task put off further lets the ones behind it go first. The longest
         /// retry backoff.
-        var orderingHoldSeconds: Double { retry.capSeconds }
+        var orderingHold: Duration { retry.cap }
         /// Leases per task type, overriding the lease a claim asks for (slow types need longer ones).
-        public var leaseSecondsByType: [String: Double] = [:]
+        public var leaseByType: [String: Duration] = [:]
         /// Attempts per task type for tasks that do not ask for a number; other types get
         /// `defaultMaxAttempts`.
         public var maxAttemptsByType: [String: Int] = [:]

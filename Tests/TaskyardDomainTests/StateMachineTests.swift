@@ -45,13 +45,13 @@ struct StateMachineTests {
 struct RetryPolicyTests {
     @Test("doubles from the base, stops at the cap, and waits between half and all of it")
     func backoff() {
-        var policy = RetryPolicy(baseSeconds: 2, capSeconds: 300)
+        var policy = RetryPolicy(base: .seconds(2), cap: .seconds(300))
         policy.jitter = { $0.upperBound }
-        #expect((1...10).map { policy.delay(afterAttempt: $0) } == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300])
-        #expect(policy.delay(afterAttempt: 10_000) == 300, "no overflow however many attempts")
+        #expect((1...10).map { policy.delay(afterAttempt: $0) } == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300].map { .seconds($0) })
+        #expect(policy.delay(afterAttempt: 10_000) == .seconds(300), "no overflow however many attempts")
         policy.jitter = { $0.lowerBound }
-        #expect(policy.delay(afterAttempt: 1) == 1)
-        let random = RetryPolicy(baseSeconds: 2, capSeconds: 300)
-        #expect((0..<100).allSatisfy { _ in (16...32).contains(random.delay(afterAttempt: 5)) })
+        #expect(policy.delay(afterAttempt: 1) == .seconds(1))
+        let random = RetryPolicy(base: .seconds(2), cap: .seconds(300))
+        #expect((0..<100).allSatisfy { _ in (Duration.seconds(16)...Duration.seconds(32)).contains(random.delay(afterAttempt: 5)) })
     }
 }

@@ -89,7 +89,7 @@ struct BadInputTests {
             // Task 1, received by n1 at attempt 1, for the report cases.
             _ = try await deployment.client.submit(cluster: Deployment.cluster,
                                                    SubmitTaskRequest(type: "noop", participatingNodes: ["n1", "n2"]))
-            _ = try await deployment.client.poll(cluster: Deployment.cluster, node: "n1", wait: 0, limit: 1)
+            _ = try await deployment.client.poll(cluster: Deployment.cluster, node: "n1", wait: .seconds(0), limit: 1)
             for badCase in Self.cases {
                 let before = try await Self.tables(deployment)
                 var request = HTTPClientRequest(url: deployment.serverURL + badCase.path)

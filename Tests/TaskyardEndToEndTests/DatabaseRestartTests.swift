@@ -19,7 +19,7 @@ struct DatabaseRestartTests {
             // A claim that commits as the database goes down never reaches its agent: its lease brings the
             // task back. Short leases (and heartbeats to match) keep that wait short.
             try await Deployment.run(on: store, agentSettings: { $0.heartbeatInterval = .milliseconds(500) },
-                                     serverSettings: { $0.leaseSeconds = 3; $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
+                                     serverSettings: { $0.lease = .seconds(3); $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
                 let accepted = Mutex<[Int64]>([])
                 let refusals = Mutex(0)
                 let total = 300

@@ -87,7 +87,7 @@ struct Deployment: Sendable {
             for node in nodes {
                 var agentConfiguration = AgentConfiguration(server: serverURL, cluster: cluster, node: node)
                 agentConfiguration.listenPort = 0
-                agentConfiguration.pollWaitSeconds = 5
+                agentConfiguration.pollWait = .seconds(5)
                 agentConfiguration.token = nodeTokens[node]
                 agentConfiguration.caFile = caFile
                 agentSettings(&agentConfiguration)

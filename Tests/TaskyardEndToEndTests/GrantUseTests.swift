@@ -45,7 +45,7 @@ struct GrantUseTests {
         var request = SubmitTaskRequest(type: "count", participatingNodes: ["n1", "n2", "n3"], payload: ["volume": "v1"])
         request.timeoutSeconds = timeoutSeconds
         let task = try await deployment.client.submit(cluster: "c1", request)
-        return try #require(try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 10).tasks.first { $0.id == task.id })
+        return try #require(try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 10).tasks.first { $0.id == task.id })
     }
 
     static func body(_ claim: ClaimedTaskObject) -> ParticipantRequest {

@@ -124,7 +124,7 @@ struct HardeningTests {
                 })
                 return registry
             }, agentSettings: { $0.heartbeatInterval = .milliseconds(200) },
-               serverSettings: { $0.leaseSeconds = 1.5; $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
+               serverSettings: { $0.lease = .seconds(1.5); $0.leaseExpirer.interval = .milliseconds(200) }) { deployment in
                 _ = try await deployment.client.registerNode(cluster: "c1", node: "n2",
                                                              RegisterNodeRequest(endpoint: "http://127.0.0.1:\(port)"))
                 let probe = try await deployment.client.submit(cluster: "c1",
@@ -152,7 +152,7 @@ struct HardeningTests {
         try await Deployment.run(nodes: []) { deployment in
             _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             for _ in 0..<2 { _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"])) }
-            let claims = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 10).tasks
+            let claims = try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 10).tasks
             #expect(claims.count == 2)
             let items = zip(claims, [#"{"completed": -1, "total": 1}"#, #"{"completed": 1, "total": 2}"#]).map { claim, progress in
                 #"{"id": \#(claim.id), "attempt": \#(claim.attempt), "lease": "\#(claim.lease)", "progress": \#(progress)}"#
@@ -305,7 +305,7 @@ struct HardeningTests {
             let started = ContinuousClock.now
             async let answer: Int = {
                 do {
-                    _ = try await waiting.wait(cluster: "c1", id: stuck.id, timeout: 60)
+                    _ = try await waiting.wait(cluster: "c1", id: stuck.id, timeout: .seconds(60))
                     return 200
                 } catch let failure as TaskyardClient.Failure {
                     return failure.status
@@ -328,7 +328,7 @@ struct HardeningTests {
             var node = deployment.client
             node.token = try await deployment.store.mintNodeToken(cluster: "c1", node: "n1")
             _ = try await node.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
-            #expect(try await node.poll(cluster: "c1", node: "n1", wait: 0, limit: 1).tasks.isEmpty)
+            #expect(try await node.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 1).tasks.isEmpty)
             #expect(try await APIContractTests.send(deployment, "GET", "/healthz", authorized: false).status == 200)
         }
     }

@@ -119,7 +119,7 @@ struct HostileInputTests {
             }
             // Task 1 received by n1 (for the reports and heartbeats), task 2 queued (for the cancels).
             _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
-            _ = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 1)
+            _ = try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 1)
             _ = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
             for hostile in Self.cases {
                 let before = try await AuthorizationTests.rowCounts(deployment.store)
@@ -146,7 +146,7 @@ struct HostileInputTests {
         try await Deployment.run(nodes: []) { deployment in
             _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             _ = try await deployment.client.submitBatch(cluster: "c1", Array(repeating: SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]), count: 4))
-            let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 4).tasks
+            let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 4).tasks
             #expect(claimed.count == 4)
             func item(_ task: ClaimedTaskObject, _ extra: String, attempt: String = "1") -> String {
                 #"{"task_id": \#(task.id), "attempt": \#(attempt), "lease": "\#(task.lease)", "state": "failed""# + extra + "}"

@@ -27,7 +27,7 @@ struct LongPollAndBatchReportTests {
             _ = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             let clock = ContinuousClock()
             // An agent's poll it gave up on (say its client timed out): still waiting on the server.
-            let abandoned = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: 20, limit: 16) }
+            let abandoned = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(20), limit: 16) }
             try await Task.sleep(for: .milliseconds(300))
             func lastSeen() async throws -> Date? {
                 try await deployment.client.nodes(cluster: "c1").first { $0.id == "n1" }?.lastSeenAt
@@ -36,7 +36,7 @@ struct LongPollAndBatchReportTests {
             try await Task.sleep(for: .milliseconds(500))
             #expect(try await lastSeen() == seenWhileWaiting, "25 re-checks, no heartbeat write")
             // The agent polls again: the abandoned poll answers at once, empty.
-            let current = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: 10, limit: 16) }
+            let current = Task { try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(10), limit: 16) }
             let superseded = clock.now
             let old = try await abandoned.value
             #expect(old.tasks.isEmpty)
@@ -64,7 +64,7 @@ struct LongPollAndBatchReportTests {
             let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
             try await Task.sleep(for: .milliseconds(500))
             #expect(try await deployment.client.task(cluster: "c1", id: task.id).task.state == .queued, "nobody claimed it")
-            let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 5, limit: 16)
+            let claimed = try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(5), limit: 16)
             #expect(claimed.tasks.map(\.id) == [task.id])
             #expect(claimed.tasks.first?.attempt == 1)
         }
@@ -129,7 +129,7 @@ struct LongPollAndBatchReportTests {
                 let clock = ContinuousClock()
                 var delays: [Duration] = []
                 for _ in 0..<5 {
-                    let waiting = Task { try await clientB.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+                    let waiting = Task { try await clientB.poll(cluster: "c1", node: "n1", wait: .seconds(60), limit: 16) }
                     // Until the poll is waiting, a submit would simply be claimed by its first look.
                     try await Task.sleep(for: .milliseconds(300))
                     let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
@@ -149,7 +149,7 @@ struct LongPollAndBatchReportTests {
     func pollWakesOnSubmit() async throws {
         try await Self.withServer { deployment in
             let client = deployment.client
-            let waiting = Task { try await client.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+            let waiting = Task { try await client.poll(cluster: "c1", node: "n1", wait: .seconds(60), limit: 16) }
             // Until the poll is waiting, a submit would simply be claimed by its first look.
             try await Task.sleep(for: .milliseconds(300))
             _ = try await client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n2"]))
@@ -158,9 +158,9 @@ struct LongPollAndBatchReportTests {
             #expect(answer.tasks.map(\.id) == [mine.id], "woken by the submit for n1 and claimed only its task")
             #expect(answer.tasks.first?.state == .received)
 
-            let idle = try await client.poll(cluster: "c1", node: "n1", wait: 0.5, limit: 16)
+            let idle = try await client.poll(cluster: "c1", node: "n1", wait: .seconds(0.5), limit: 16)
             #expect(idle.tasks.isEmpty && idle.cancel.isEmpty)
-            let other = try await client.poll(cluster: "c1", node: "n2", wait: 0, limit: 16)
+            let other = try await client.poll(cluster: "c1", node: "n2", wait: .seconds(0), limit: 16)
             #expect(other.tasks.count == 1, "n2's task waited for n2")
         }
     }
@@ -170,15 +170,15 @@ struct LongPollAndBatchReportTests {
         try await Self.withServer { deployment in
             let client = deployment.client
             let held = try await client.submit(cluster: "c1", SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"]))
-            #expect(try await client.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks.map(\.id) == [held.id])
+            #expect(try await client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 16).tasks.map(\.id) == [held.id])
 
-            let waitingForCancel = Task { try await client.poll(cluster: "c1", node: "n1", wait: 60, limit: 16) }
+            let waitingForCancel = Task { try await client.poll(cluster: "c1", node: "n1", wait: .seconds(60), limit: 16) }
             try await Task.sleep(for: .milliseconds(300))
             _ = try await client.cancel(cluster: "c1", id: held.id)
             let cancelled = try await waitingForCancel.value
             #expect(cancelled.cancel == [held.id] && cancelled.tasks.isEmpty)
 
-            let waitingForBatch = Task { try await client.poll(cluster: "c1", node: "n2", wait: 60, limit: 100) }
+            let waitingForBatch = Task { try await client.poll(cluster: "c1", node: "n2", wait: .seconds(60), limit: 100) }
             try await Task.sleep(for: .milliseconds(300))
             let batch = try await client.submitBatch(cluster: "c1", (0..<50).map { _ in
                 SubmitTaskRequest(type: "noop", participatingNodes: ["n2"])
@@ -195,7 +195,7 @@ struct LongPollAndBatchReportTests {
             let submitted = try await client.submitBatch(cluster: "c1", (0..<3).map { _ in
                 SubmitTaskRequest(type: "noop", participatingNodes: ["n1"])
             })
-            let claimed = try await client.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks
+            let claimed = try await client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 16).tasks
             #expect(claimed.map(\.id) == submitted.map(\.id))
             func item(_ task: ClaimedTaskObject, attempt: Int? = nil, state: ReportedState = .completed) -> StateReportBatchRequest.Item {
                 let participant = ParticipantOutcome(node: "n1", state: state == .completed ? .completed : .failed,

@@ -76,7 +76,7 @@ struct OrderingAndNodeLossTests {
     func nodeLoss() async throws {
         try await Deployment.run(serverSettings: { configuration in
             // Long enough that both submits reach n9 before it is declared offline, also on a loaded machine.
-            configuration.nodeMonitor.nodeTimeoutSeconds = 3
+            configuration.nodeMonitor.nodeTimeout = .seconds(3)
             configuration.nodeMonitor.interval = .milliseconds(200)
         }) { deployment in
             // n9 registered once and never polls: its agent is gone.

@@ -37,7 +37,7 @@ struct ParticipantBatchTests {
             let quick = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2"],
                                                                                              payload: ["quick": true]))
             let other = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2"]))
-            let claimed = try await initiator.poll(cluster: "c1", node: "n1", wait: 0, limit: 16).tasks
+            let claimed = try await initiator.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 16).tasks
             let byID = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0) })
             func call(_ task: ClaimedTaskObject, grant: String? = nil) -> ParticipantCall {
                 ParticipantCall(type: task.task.type, rollback: false, grant: grant ?? task.grant(for: "n2"),

@@ -53,7 +53,7 @@ struct ParticipantGrantTests {
                 SubmitTaskRequest(type: "count", participatingNodes: ["n1", "n2"], payload: ["volume": "v1"]))
             let onlyN1 = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "count", participatingNodes: ["n1"], payload: ["volume": "v1"]))
-            let claims = try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 10).tasks
+            let claims = try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 10).tasks
             let claim = try #require(claims.first { $0.id == both.id })
             let claimN1 = try #require(claims.first { $0.id == onlyN1.id })
             // The lease and grant are only in the claim, never in a task object.

@@ -12,7 +12,7 @@ struct ParticipantOutcomeTests {
     func outcomesAreRecords() async throws {
         try await TestDatabase.withPool { pool in
             var configuration = TaskStore.Configuration()
-            configuration.retry = RetryPolicy(baseSeconds: 0.05, capSeconds: 0.1)
+            configuration.retry = RetryPolicy(base: .seconds(0.05), cap: .seconds(0.1))
             try await Deployment.run(on: TaskStore(pool: pool, configuration: configuration)) { deployment in
                 // 200 KB of payload on three nodes, failing three times: nine outcomes, one task row.
                 let payload: RawJSON = ["blob": .string(String(repeating: "p", count: 200_000))]

@@ -68,7 +68,7 @@ func eventually(_ what: String, within limit: Duration = .seconds(30), _ conditi
 @Suite("Killing things")
 struct ProcessKillTests {
     static let shortLeases: @Sendable (inout ServerConfiguration) -> Void = { configuration in
-        configuration.leaseSeconds = 2
+        configuration.lease = .seconds(2)
         configuration.leaseExpirer.interval = .milliseconds(200)
     }
 
@@ -175,7 +175,7 @@ struct ProcessKillTests {
             _ = try await clients[survivor].createCluster(id: "c1")
             _ = try await clients[survivor].registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             let task = try await clients[survivor].submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
-            _ = try await store.queue.claim(cluster: "c1", node: "n1", limit: 1, leaseSeconds: 1)
+            _ = try await store.queue.claim(cluster: "c1", node: "n1", limit: 1, lease: .seconds(1))
 
             try await eventually("the surviving server takes the lead", within: .seconds(15)) { await leaders()[survivor] }
             try await eventually("the lost lease expires", within: .seconds(15)) {

@@ -11,7 +11,7 @@ struct RetentionCommandTests {
     @Test("taskyard task prune deletes old finished trees by hand; a server's retention does it by itself")
     func pruneAndRetention() async throws {
         try await Deployment.run(nodes: ["n1"], serverSettings: { configuration in
-            configuration.retention.retentionSeconds = 3600
+            configuration.retention.retention = .seconds(3600)
             configuration.retention.interval = .milliseconds(200)
         }) { deployment in
             var finished: [Int64] = []

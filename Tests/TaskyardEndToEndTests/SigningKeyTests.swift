@@ -30,7 +30,7 @@ struct SigningKeyTests {
     /// Submits a `count` task on n1 and n2 and claims it as n1: the claim, with its grant.
     static func claim(_ deployment: Deployment) async throws -> ClaimedTaskObject {
         let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "count", participatingNodes: ["n1", "n2"]))
-        return try #require(try await deployment.client.poll(cluster: "c1", node: "n1", wait: 0, limit: 10).tasks.first { $0.id == task.id })
+        return try #require(try await deployment.client.poll(cluster: "c1", node: "n1", wait: .seconds(0), limit: 10).tasks.first { $0.id == task.id })
     }
 
     /// Calls n2's `count` handler for `claim` with `grant`: the status.

@@ -15,7 +15,7 @@ struct WaitTests {
             let task = try await deployment.client.submit(cluster: "c1",
                 SubmitTaskRequest(type: "sleep", participatingNodes: ["n1"], payload: ["seconds": 1]))
             let started = clock.now
-            let (done, timedOut) = try await deployment.client.wait(cluster: "c1", id: task.id, timeout: 60)
+            let (done, timedOut) = try await deployment.client.wait(cluster: "c1", id: task.id, timeout: .seconds(60))
             let waited = clock.now - started
             #expect(!timedOut)
             #expect(done.state == .completed)
@@ -25,7 +25,7 @@ struct WaitTests {
             _ = try await deployment.client.registerNode(cluster: "c1", node: "n9", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             let stuck = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n9"]))
             let before = clock.now
-            let (still, expired) = try await deployment.client.wait(cluster: "c1", id: stuck.id, timeout: 1)
+            let (still, expired) = try await deployment.client.wait(cluster: "c1", id: stuck.id, timeout: .seconds(1))
             #expect(expired)
             #expect(still.state == .queued)
             #expect(clock.now - before >= .seconds(1))

@@ -22,7 +22,7 @@ struct ConcurrentClaimTests {
                     group.addTask {
                         var mine: [TaskRecord] = []
                         while true {
-                            let batch = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30).map(\.task)
+                            let batch = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, lease: .seconds(30)).map(\.task)
                             if batch.isEmpty { return mine }
                             mine += batch
                         }
@@ -54,7 +54,7 @@ struct ReportHeartbeatLockOrderTests {
             try await store.makeCluster()
             _ = try await store.submissions.submitBatch(Array(repeating: TaskSubmission(type: "noop", participatingNodes: ["n1"]), count: 600),
                                             cluster: TaskStore.cluster)
-            let claims = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 600, leaseSeconds: 60)
+            let claims = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 600, lease: .seconds(60))
             #expect(claims.count == 600)
             func deadlocks() async throws -> Int {
                 try await pool.withConnection { connection in
@@ -71,7 +71,7 @@ struct ReportHeartbeatLockOrderTests {
                     group.addTask {
                         for _ in 0..<10 {
                             // Newest first: the opposite of what an ordered plan would do.
-                            _ = try await store.queue.renewLeases(cluster: TaskStore.cluster, node: "n1", tasks: held.reversed(), leaseSeconds: 60)
+                            _ = try await store.queue.renewLeases(cluster: TaskStore.cluster, node: "n1", tasks: held.reversed(), lease: .seconds(60))
                         }
                     }
                 }

@@ -25,7 +25,7 @@ extension SubmissionStore {
 
 extension QueueStore {
     func claimOne(_ node: String = "n1") async throws -> ClaimedTask? {
-        try await claim(cluster: TaskStore.cluster, node: node, limit: 1, leaseSeconds: 30).first
+        try await claim(cluster: TaskStore.cluster, node: node, limit: 1, lease: .seconds(30)).first
     }
 }
 

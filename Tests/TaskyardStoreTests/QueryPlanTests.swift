@@ -31,22 +31,24 @@ struct QueryPlanTests {
                     SELECT $1, 'noop', 'n1', ARRAY['n1'] FROM generate_series(1, 2000)
                     """, [TaskStore.cluster])
             }
-            let held = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 300, leaseSeconds: 30)
+            let held = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 300, lease: .seconds(30))
             #expect(held.count == 300)
             try await store.pool.withConnection { connection in try connection.execute("ANALYZE tasks") }
-            let none: String? = nil
-            let noDate: Date? = nil
-            let ids = held.prefix(200).map(\.id)
-            let leases = held.prefix(200).map(\.lease)
+            let claims = held.prefix(200)
+            let reports = claims.map { claim in
+                QueueStatements.ReportItem(taskID: claim.id, attempt: 1, state: .completed, result: nil, error: nil,
+                                           eventDetail: nil, retryDelay: .seconds(1), lease: claim.lease,
+                                           participants: [ParticipantOutcome(node: "n1", state: .completed)])
+            }
+            func named(_ statement: some PostgresTypedStatement) -> (String, [any PostgresEncodable]) {
+                (type(of: statement).statement.name, statement.bindings)
+            }
             var statements: [(String, [any PostgresEncodable])] = [
-                ("tasks.poll", [TaskStore.cluster, "n1", 256, 30.0, [String](), [Double](), true, 300.0]),
-                ("tasks.report", [
-                    TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in "completed" }, ids.map { _ in none },
-                    ids.map { _ in none }, ids.map { _ in none }, ids.map { _ in 1.0 }, ids.indices.map { Int64($0 + 1) },
-                    ids.map { _ in "n1" }, ids.map { _ in "completed" }, ids.map { _ in none }, ids.map { _ in none },
-                    ids.map { _ in noDate }, ids.map { _ in noDate }, leases, ids.map { _ in none }, ids.map { _ in false },
-                ]),
-                ("tasks.renew_leases", [TaskStore.cluster, "n1", ids, ids.map { _ in 1 }, ids.map { _ in none }, 30.0, leases]),
+                named(QueueStatements.Poll(cluster: TaskStore.cluster, node: "n1", limit: 256, lease: .seconds(30),
+                                           orderingHold: .seconds(300))),
+                named(QueueStatements.Report(cluster: TaskStore.cluster, node: "n1", items: reports)),
+                named(QueueStatements.RenewLeases(cluster: TaskStore.cluster, node: "n1", lease: .seconds(30),
+                                                  tasks: claims.map { HeldTask(id: $0.id, attempt: 1, lease: $0.lease) })),
                 ("tasks.expire_leases", [500]),
             ]
             // The metrics' scrape: live tasks only (with no history, reading all of a small table is fine).
@@ -67,7 +69,7 @@ struct QueryPlanTests {
                     #expect(plans.allSatisfy { $0.contains("tasks_claim_idx") && $0.contains("Tid Scan on tasks") }, "\(plans)")
                 }
             }
-            let claimed = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, leaseSeconds: 30)
+            let claimed = try await store.queue.claim(cluster: TaskStore.cluster, node: "n1", limit: 16, lease: .seconds(30))
             #expect(claimed.count == 16)
         }
     }

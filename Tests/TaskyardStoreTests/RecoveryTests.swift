@@ -45,7 +45,7 @@ struct RecoveryTests {
             let events = try await store.reads.events(of: task).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue)@\($0.attempt)" }
             #expect(events == ["->queued@0", "queued>received@1", "received>queued@1", "queued>received@2", "received>failed@2"])
             #expect(try await store.reads.participantOutcomes(cluster: cluster, taskID: task.id).isEmpty, "no participants reported here")
-            #expect(store.configuration.retry.delay(afterAttempt: 30) <= 300, "capped")
+            #expect(store.configuration.retry.delay(afterAttempt: 30) <= .seconds(300), "capped")
         }
     }
 
@@ -83,16 +83,16 @@ struct RecoveryTests {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
             let task = try await store.submissions.submit(on: ["n1"])
-            let held = try #require(try await store.queue.claim(cluster: cluster, node: "n1", limit: 1, leaseSeconds: 5).first)
+            let held = try #require(try await store.queue.claim(cluster: cluster, node: "n1", limit: 1, lease: .seconds(5)).first)
             let renewal = try await store.queue.renewLeases(cluster: cluster, node: "n1",
                                                       tasks: [HeldTask(id: task.id, attempt: held.attempt, lease: held.lease, progress: ["completed": 1]),
-                                                              HeldTask(id: 4242, attempt: 1, lease: held.lease)], leaseSeconds: 60)
+                                                              HeldTask(id: 4242, attempt: 1, lease: held.lease)], lease: .seconds(60))
             #expect(renewal.lost == [4242])
             let renewed = try await store.reads.reload(task)
             #expect(try #require(renewed.leaseExpiresAt).timeIntervalSince(try #require(held.leaseExpiresAt)) > 50)
             #expect(renewed.progress == ["completed": 1])
             let wrongAttempt = try await store.queue.renewLeases(cluster: cluster, node: "n1",
-                                                           tasks: [HeldTask(id: task.id, attempt: held.attempt + 1, lease: held.lease)], leaseSeconds: 60)
+                                                           tasks: [HeldTask(id: task.id, attempt: held.attempt + 1, lease: held.lease)], lease: .seconds(60))
             #expect(wrongAttempt.lost == [task.id])
         }
     }
@@ -108,7 +108,7 @@ struct RecoveryTests {
             try await store.pool.withConnection { connection in
                 try connection.query("UPDATE nodes SET last_seen_at = now() - interval '5 minutes' WHERE id = $1", ["n1"])
             }
-            let offline = try await store.maintenance.markOfflineNodes(notSeenFor: 60)
+            let offline = try await store.maintenance.markOfflineNodes(notSeenFor: .seconds(60))
             #expect(offline.map(\.node) == ["n1"])
             let moved = try await store.maintenance.reassignFromOfflineNodes()
             #expect(moved.map(\.taskID) == [movable.id])
@@ -136,13 +136,13 @@ struct RecoveryTests {
                                                     cluster: cluster).task)
             }
             let free = try await store.submissions.submit(on: ["n2"])
-            let firstN2 = try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30)
+            let firstN2 = try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, lease: .seconds(30))
             #expect(firstN2.map(\.id) == [free.id], "the keyed task on n2 waits for the first one on n1")
-            let first = try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30)
+            let first = try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, lease: .seconds(30))
             #expect(first.map(\.id) == [keyed[0].id], "only the first of the key, not the third")
             _ = try await store.queue.report(TaskReport(attempt: 1, lease: first[0].lease, state: .completed), cluster: cluster, node: "n1", taskID: keyed[0].id)
-            #expect(try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
-            #expect(try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, leaseSeconds: 30).map(\.id) == [keyed[1].id])
+            #expect(try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, lease: .seconds(30)).isEmpty)
+            #expect(try await store.queue.claim(cluster: cluster, node: "n2", limit: 10, lease: .seconds(30)).map(\.id) == [keyed[1].id])
         }
     }
 
@@ -166,12 +166,12 @@ struct RecoveryTests {
     func leasesPerType() async throws {
         try await TestDatabase.withPool { pool in
             var configuration = TaskStore.Configuration()
-            configuration.leaseSecondsByType = ["backup": 600]
+            configuration.leaseByType = ["backup": .seconds(600)]
             let store = TaskStore(pool: pool, configuration: configuration)
             try await store.makeCluster()
             _ = try await store.submissions.submit("backup", on: ["n1"])
             _ = try await store.submissions.submit("noop", on: ["n1"])
-            let claimed = try await store.queue.claim(cluster: cluster, node: "n1", limit: 2, leaseSeconds: 30)
+            let claimed = try await store.queue.claim(cluster: cluster, node: "n1", limit: 2, lease: .seconds(30))
             let leases = try claimed.map { try #require($0.leaseExpiresAt).timeIntervalSince(try #require($0.receivedAt)).rounded() }
             #expect(leases == [600, 30])
         }

@@ -62,17 +62,17 @@ struct RetentionTests {
             try await age(store, busy.id, daysAgo: 30)
             #expect(try await rows(store, of: oldCompleted.id) == (1, 3, 2))
 
-            let byState = try await store.maintenance.pruneFinished(olderThan: 7 * 86_400, states: [.failed])
+            let byState = try await store.maintenance.pruneFinished(olderThan: .seconds(7 * 86_400), states: [.failed])
             #expect(byState == 1)
             #expect(try await rootIDs(store) == [oldCompleted.id, recent.id, live.id, busy.id])
 
-            let deleted = try await store.maintenance.pruneFinished(olderThan: 7 * 86_400)
+            let deleted = try await store.maintenance.pruneFinished(olderThan: .seconds(7 * 86_400))
             #expect(deleted == 1)
             #expect(try await rootIDs(store) == [recent.id, live.id, busy.id])
             #expect(try await rows(store, of: oldCompleted.id) == (0, 0, 0), "events and outcomes go with the root")
             #expect(try await rows(store, of: oldFailed.id) == (0, 0, 0))
             #expect(try await store.reads.reload(running).state == .queued)
-            #expect(try await store.maintenance.pruneFinished(olderThan: 7 * 86_400) == 0, "reading or pruning again removes nothing more")
+            #expect(try await store.maintenance.pruneFinished(olderThan: .seconds(7 * 86_400)) == 0, "reading or pruning again removes nothing more")
             let orphans: Int = try await store.pool.withConnection { connection in
                 try connection.query("""
                     SELECT count(*) AS n FROM task_events e
@@ -88,9 +88,9 @@ struct RetentionTests {
         try await TestDatabase.withStore { store in
             try await store.makeCluster()
             for _ in 0..<5 { _ = try await finishedTree(store, state: .completed, daysAgo: 40) }
-            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 2)
-            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 2)
-            #expect(try await store.maintenance.pruneFinished(olderThan: 86_400, limit: 2) == 1)
+            #expect(try await store.maintenance.pruneFinished(olderThan: .seconds(86_400), limit: 2) == 2)
+            #expect(try await store.maintenance.pruneFinished(olderThan: .seconds(86_400), limit: 2) == 2)
+            #expect(try await store.maintenance.pruneFinished(olderThan: .seconds(86_400), limit: 2) == 1)
             #expect(try await rootIDs(store).isEmpty)
         }
     }
@@ -133,7 +133,7 @@ struct RetentionTests {
                     try connection.query("SELECT taskyard_drop_history_partition($1)", [try range.decode("lower_id", as: Int64.self)])
                 }
             }
-            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            var ranges = MaintenanceStore.HistoryRanges(retention: .seconds(30 * 86_400))
             ranges.minimumSpan = 4
             ranges.rangesAhead = 3
             #expect(try await store.maintenance.extendHistory(ranges) == 3)
@@ -156,13 +156,13 @@ struct RetentionTests {
             try await backdateFinished(store)
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_5") == 2)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_participants_1") == 6)
-            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 7 * 86_400) == [Int64.min],
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: .seconds(7 * 86_400)) == [Int64.min],
                     "the empty range below the first id goes; the next holds a task still received")
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks WHERE id < 5") == 4)
 
             try await complete(store, try #require(held.first))
             try await backdateFinished(store)
-            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 7 * 86_400) == [1],
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: .seconds(7 * 86_400)) == [1],
                     "the range of ids 1–4 goes; 5–8 stays, its ids not all handed out yet")
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks") == 1, "only the unrelated task 6 is left")
             #expect(try await store.reads.reload(try await store.reads.task(cluster: cluster, id: later)).id == later)
@@ -191,7 +191,7 @@ struct RetentionTests {
             try await finishAll(store)
             #expect(try await count(store, "SELECT count(*) AS n FROM tasks_finished_overflow") == 1)
             #expect(try await count(store, "SELECT count(*) AS n FROM task_events_overflow") == 3)
-            var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30 * 86_400)
+            var ranges = MaintenanceStore.HistoryRanges(retention: .seconds(30 * 86_400))
             ranges.minimumSpan = 10
             #expect(try await store.maintenance.extendHistory(ranges) >= 1)
             let made = try await store.maintenance.historyRanges().filter { $0.lowerBound >= top }
@@ -210,11 +210,11 @@ struct RetentionTests {
                 _ = try connection.query("SELECT count(*) AS n FROM tasks_finished")
             }
             let started = ContinuousClock.now
-            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 86_400).isEmpty, "the empty first range waits")
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: .seconds(86_400)).isEmpty, "the empty first range waits")
             #expect(ContinuousClock.now - started < .seconds(2), "it gave up on the lock at once")
             try await reader.perform { connection in try connection.execute("ROLLBACK") }
             await reader.close()
-            #expect(try await store.maintenance.retireExpiredHistory(olderThan: 86_400) == [Int64.min], "the next run drops it")
+            #expect(try await store.maintenance.retireExpiredHistory(olderThan: .seconds(86_400)) == [Int64.min], "the next run drops it")
         }
     }
 }

@@ -120,7 +120,7 @@ struct TaskLifecycleTests {
             _ = try await store.submissions.submit(on: ["n2"])
             _ = try await store.submissions.submit(TaskSubmission(type: "later", participatingNodes: ["n1"],
                                                       runAfter: Date().addingTimeInterval(3600)), cluster: cluster)
-            let claimed = try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30)
+            let claimed = try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, lease: .seconds(30))
             #expect(claimed.map(\.id) == [high.id, low.id, lowLater.id])
             for task in claimed {
                 #expect(task.state == .received)
@@ -129,7 +129,7 @@ struct TaskLifecycleTests {
                 #expect(abs(lease - 30) < 0.01)
                 #expect(try await store.reads.events(of: task.task).last.map { [$0.from, $0.to] } == [.queued, .received])
             }
-            #expect(try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, leaseSeconds: 30).isEmpty)
+            #expect(try await store.queue.claim(cluster: cluster, node: "n1", limit: 10, lease: .seconds(30)).isEmpty)
         }
     }
 
@@ -215,7 +215,7 @@ struct TaskLifecycleTests {
             let event = try #require(try await store.reads.events(of: queued).last)
             #expect(event.from == .queued && event.to == .cancelled)
             #expect(event.detail == ["reason": "not needed", "opaque_id": "op-1"])
-            #expect(try await store.queue.claim(cluster: cluster, node: "n2", limit: 5, leaseSeconds: 30).isEmpty)
+            #expect(try await store.queue.claim(cluster: cluster, node: "n2", limit: 5, lease: .seconds(30)).isEmpty)
 
             let running = try await store.submissions.submit(on: ["n1"])
             let claim = try #require(try await store.queue.claimOne())

@@ -29,12 +29,12 @@ final class GrantIssuer: Sendable {
     /// is never committed without the grants its answer needs), in order: one run grant per participant,
     /// by node.
     static func grants(for claimed: [ClaimedTask], signer: GrantSigner,
-                       validFor seconds: (TaskRecord) -> Double) throws -> [[String: String]] {
+                       validFor lifetime: (TaskRecord) -> Duration) throws -> [[String: String]] {
         let now = Date().timeIntervalSince1970
         return try claimed.map { claim in
             let task = claim.task
             return try grants(for: task, nodes: task.participatingNodes, verb: .run, signer: signer,
-                              issuedAt: Int64(now), expiresAt: Int64((now + seconds(task)).rounded(.up)))
+                              issuedAt: Int64(now), expiresAt: Int64((now + lifetime(task).inSeconds).rounded(.up)))
         }
     }
 

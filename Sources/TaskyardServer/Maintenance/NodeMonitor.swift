@@ -9,7 +9,7 @@ public struct NodeMonitor: MaintenanceDuty {
         public var interval: Duration = .seconds(2)
         /// A node with no poll or heartbeat for this long is offline. Default 60 s: three times the
         /// agents' default 20 s poll wait, so that one slow poll never counts as a lost node.
-        public var nodeTimeoutSeconds = 60.0
+        public var nodeTimeout: Duration = .seconds(60)
         /// Tasks moved per statement; the duty repeats while batches come back full. Default 500.
         public var batchSize = 500
         public init() {}
@@ -24,7 +24,7 @@ public struct NodeMonitor: MaintenanceDuty {
 
     public func run(_ context: MaintenanceContext) async throws {
         let (store, logger) = (context.store, context.logger)
-        for lost in try await store.maintenance.markOfflineNodes(notSeenFor: configuration.nodeTimeoutSeconds) {
+        for lost in try await store.maintenance.markOfflineNodes(notSeenFor: configuration.nodeTimeout) {
             logger.warning("node offline", metadata: ["cluster": "\(lost.cluster)", "node": "\(lost.node)"])
         }
         while true {

@@ -8,11 +8,11 @@ import TaskyardStore
 public struct RetentionCleaner: MaintenanceDuty {
     public struct Configuration: MaintenanceDutyConfiguration {
         /// How long finished tasks are kept. Default 30 days; 0 keeps them forever.
-        public var retentionSeconds = 30.0 * 86_400 {
-            didSet { ranges = MaintenanceStore.HistoryRanges(retentionSeconds: retentionSeconds) }
+        public var retention: Duration = .seconds(30 * 86_400) {
+            didSet { ranges = MaintenanceStore.HistoryRanges(retention: retention) }
         }
         /// How the history's ranges are sized: by default one for each thirtieth of the retention.
-        public var ranges = MaintenanceStore.HistoryRanges(retentionSeconds: 30.0 * 86_400)
+        public var ranges = MaintenanceStore.HistoryRanges(retention: .seconds(30 * 86_400))
         /// How often old tasks are looked for. Default 60 s: retention is measured in days.
         public var interval: Duration = .seconds(60)
         /// Root tasks deleted per statement; the duty repeats while batches come back full. Default 500:
@@ -32,15 +32,15 @@ public struct RetentionCleaner: MaintenanceDuty {
         let (store, logger) = (context.store, context.logger)
         let made = try await store.maintenance.extendHistory(configuration.ranges)
         if made > 0 { logger.info("made history ranges ahead of the task ids", metadata: ["ranges": "\(made)"]) }
-        guard configuration.retentionSeconds > 0 else { return }
-        let dropped = try await store.maintenance.retireExpiredHistory(olderThan: configuration.retentionSeconds)
+        guard configuration.retention > .zero else { return }
+        let dropped = try await store.maintenance.retireExpiredHistory(olderThan: configuration.retention)
         if !dropped.isEmpty { logger.info("dropped history ranges past retention", metadata: ["ranges": "\(dropped.count)"]) }
         // A complete range waits for its drop; two periods later its stragglers go row by row.
         let sparing = try await store.maintenance.historyClosedBelow()
-        let grace = 2 * Double(configuration.ranges.period.components.seconds)
+        let grace = configuration.ranges.period * 2
         var total = 0
         while true {
-            let deleted = try await store.maintenance.pruneFinished(olderThan: configuration.retentionSeconds, limit: configuration.batchSize,
+            let deleted = try await store.maintenance.pruneFinished(olderThan: configuration.retention, limit: configuration.batchSize,
                                                         sparing: sparing, grace: grace)
             total += deleted
             if deleted < configuration.batchSize { break }

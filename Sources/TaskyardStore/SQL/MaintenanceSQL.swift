@@ -121,3 +121,33 @@ extension TasksSQL {
         SELECT r.id FROM removed r JOIN doomed d ON d.cluster_id = r.cluster_id AND d.id = r.id
         """)
 }
+
+/// `MaintenanceStore`'s statements with several parameters, as named fields.
+enum MaintenanceStatements {
+    /// `TasksSQL.prune`: finished root tasks older than `age`, with their descendants and history.
+    struct Prune: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.prune }
+        var age: Duration
+        var states: [TaskState]?
+        var limit: Int
+        var cluster: String?
+        /// Roots with ids below this wait `grace` more (retention drops their ranges whole).
+        var sparing: Int64?
+        var grace: Duration
+        var bindings: [any PostgresEncodable] {
+            [age.inSeconds, states.map { $0.map(\.rawValue) }, limit, cluster, sparing, grace.inSeconds]
+        }
+    }
+
+    /// `HistorySQL.extend`: the ranges of finished task ids the next ids need.
+    struct ExtendHistory: PostgresTypedStatement {
+        static var statement: PostgresStatement { HistorySQL.extend }
+        var ranges: MaintenanceStore.HistoryRanges
+        /// At least this many ids' worth of ranges ahead.
+        var room: Int64
+        var bindings: [any PostgresEncodable] {
+            [Double(ranges.period.components.seconds), ranges.minimumSpan, ranges.rangesAhead, room]
+        }
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Int { try row.decode("made") }
+    }
+}

@@ -216,3 +216,151 @@ extension TasksSQL {
          ORDER BY h.id
         """)
 }
+
+/// `QueueStore`'s statements with their parameters as named fields (`PostgresTypedStatement`): the one
+/// place each `$n` is bound. Public so that the plan test explains them as the store runs them.
+public enum QueueStatements {
+    /// `TasksSQL.poll`. Rows: the header columns on each, a claimed task (with `lease`) on each but an empty one.
+    public struct Poll: PostgresTypedStatement {
+        public static var statement: PostgresStatement { TasksSQL.poll }
+        public var cluster: String
+        public var node: String
+        public var limit: Int
+        public var lease: Duration
+        public var leaseByType: [String: Duration] = [:]
+        /// The first look of a poll request records a heartbeat; its re-checks do not.
+        public var recordHeartbeat = true
+        /// A queued task due further ahead than this no longer holds its ordering key.
+        public var orderingHold: Duration
+
+        public init(cluster: String, node: String, limit: Int, lease: Duration, leaseByType: [String: Duration] = [:],
+                    recordHeartbeat: Bool = true, orderingHold: Duration) {
+            (self.cluster, self.node, self.limit, self.lease) = (cluster, node, limit, lease)
+            (self.leaseByType, self.recordHeartbeat, self.orderingHold) = (leaseByType, recordHeartbeat, orderingHold)
+        }
+
+        public var bindings: [any PostgresEncodable] {
+            let overrides = leaseByType.sorted { $0.key < $1.key }
+            return [cluster, node, limit, lease.inSeconds, overrides.map(\.key), overrides.map(\.value.inSeconds),
+                    recordHeartbeat, orderingHold.inSeconds]
+        }
+    }
+
+    /// One item of a report as `TasksSQL.report` takes it.
+    public struct ReportItem: Sendable {
+        public var taskID: Int64
+        public var attempt: Int
+        public var state: ReportedState
+        public var result: RawJSON?
+        public var error: String?
+        /// The `task_events` detail of the transition, as JSON text.
+        public var eventDetail: String?
+        /// The backoff before the next attempt when the item fails with attempts left.
+        public var retryDelay: Duration
+        public var lease: String
+        /// The participants' outcomes, times stamped as they will be stored.
+        public var participants: [ParticipantOutcome]
+
+        public init(taskID: Int64, attempt: Int, state: ReportedState, result: RawJSON?, error: String?, eventDetail: String?,
+                    retryDelay: Duration, lease: String, participants: [ParticipantOutcome]) {
+            (self.taskID, self.attempt, self.state, self.result, self.error) = (taskID, attempt, state, result, error)
+            (self.eventDetail, self.retryDelay, self.lease, self.participants) = (eventDetail, retryDelay, lease, participants)
+        }
+    }
+
+    /// `TasksSQL.report`: many reports of one node in one statement.
+    public struct Report: PostgresTypedStatement {
+        public static var statement: PostgresStatement { TasksSQL.report }
+        public var cluster: String
+        public var node: String
+        public var items: [ReportItem]
+
+        public init(cluster: String, node: String, items: [ReportItem]) {
+            (self.cluster, self.node, self.items) = (cluster, node, items)
+        }
+
+        public var bindings: [any PostgresEncodable] {
+            var participantItems: [Int64] = []
+            var participants: [ParticipantOutcome] = []
+            for (position, item) in items.enumerated() {
+                participantItems += Array(repeating: Int64(position + 1), count: item.participants.count)
+                participants += item.participants
+            }
+            return [
+                cluster, node, items.map(\.taskID), items.map(\.attempt), items.map(\.state.rawValue),
+                items.map { $0.result?.text }, items.map(\.error), items.map(\.eventDetail),
+                items.map(\.retryDelay.inSeconds),
+                participantItems, participants.map(\.node), participants.map(\.state.rawValue),
+                participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
+                participants.map(\.finishedAt), items.map(\.lease),
+                participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
+            ]
+        }
+
+        /// A reported task: the position of its item, the task as the statement left it (participants as
+        /// recorded before it), and the nodes whose queued work its end let go (a freed ordering key).
+        public struct Reported: Sendable {
+            public var position: Int
+            public var task: TaskRecord
+            public var unblockedNodes: [String]
+        }
+
+        public func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Reported {
+            Reported(position: Int(try row.decode("item", as: Int64.self)) - 1, task: try TaskRecord(row: row),
+                     unblockedNodes: try row.decode("unblocked_nodes"))
+        }
+    }
+
+    /// `TasksSQL.renewLeases`: a heartbeat's renewals.
+    public struct RenewLeases: PostgresTypedStatement {
+        public static var statement: PostgresStatement { TasksSQL.renewLeases }
+        public var cluster: String
+        public var node: String
+        public var tasks: [HeldTask]
+        public var lease: Duration
+
+        public init(cluster: String, node: String, lease: Duration, tasks: [HeldTask]) {
+            (self.cluster, self.node, self.tasks, self.lease) = (cluster, node, tasks, lease)
+        }
+
+        public var bindings: [any PostgresEncodable] {
+            [cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, lease.inSeconds,
+             tasks.map(\.lease)]
+        }
+
+        public struct Renewal: Sendable {
+            public var id: Int64
+            public var held: Bool
+            public var cancel: Bool
+        }
+
+        public func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Renewal {
+            Renewal(id: try row.decode("id"), held: try row.decode("held"), cancel: try row.decode("cancel"))
+        }
+    }
+
+    /// `TasksSQL.releaseUndelivered`: claims whose answer never reached their agent, queued again.
+    public struct ReleaseUndelivered: PostgresTypedStatement {
+        public static var statement: PostgresStatement { TasksSQL.releaseUndelivered }
+        public var cluster: String
+        public var node: String
+        public var claims: [(taskID: Int64, lease: String)]
+
+        public var bindings: [any PostgresEncodable] { [cluster, node, claims.map(\.taskID), claims.map(\.lease)] }
+        public func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
+    }
+
+    /// `TasksSQL.grantRollback`: marks a held attempt as rolling back on `nodes`.
+    public struct GrantRollback: PostgresTypedStatement {
+        public static var statement: PostgresStatement { TasksSQL.grantRollback }
+        public var cluster: String
+        public var node: String
+        public var taskID: Int64
+        public var attempt: Int
+        public var lease: String
+        public var nodes: [String]
+
+        public var bindings: [any PostgresEncodable] { [cluster, node, taskID, attempt, lease, nodes] }
+        public func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
+    }
+}

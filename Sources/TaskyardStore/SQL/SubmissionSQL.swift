@@ -241,3 +241,67 @@ extension TasksSQL {
         RETURNING t.id
         """)
 }
+
+/// A task as the insert statements take it: the submission and what the store decided for it.
+struct NewTask: Sendable {
+    var submission: TaskSubmission
+    /// The node that holds the task and fans it out.
+    var initiator: String
+    var maxAttempts: Int
+    var timeoutSeconds: Int?
+    /// What tells a repeated keyed request from a new one; nil for an unkeyed one.
+    var idempotencyDigest: String?
+}
+
+/// `SubmissionStore`'s insert statements with their parameters as named fields.
+enum SubmissionStatements {
+    /// `TasksSQL.insert`: one task.
+    struct Insert: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.insert }
+        var cluster: String
+        var task: NewTask
+
+        var bindings: [any PostgresEncodable] {
+            let submission = task.submission
+            return [
+                cluster, submission.type, submission.payload, task.initiator, submission.participatingNodes,
+                submission.parentID, task.maxAttempts, submission.priority, submission.runAfter, task.timeoutSeconds,
+                submission.orderingKey, submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue,
+                submission.abortable, submission.isInternal, task.idempotencyDigest, submission.traceparent,
+            ]
+        }
+
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
+    }
+
+    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$18` arrays aligned by position.
+    static func manyBindings(cluster: String, tasks: [NewTask]) -> [any PostgresEncodable] {
+        let submissions = tasks.map(\.submission)
+        return [
+            cluster, submissions.map(\.type), submissions.map(\.payload.text), tasks.map(\.initiator),
+            submissions.map { $0.participatingNodes.postgresText }, submissions.map(\.parentID), tasks.map(\.maxAttempts),
+            submissions.map(\.priority), submissions.map(\.runAfter), tasks.map(\.timeoutSeconds),
+            submissions.map(\.orderingKey), submissions.map(\.opaqueID), submissions.map(\.affinity.rawValue),
+            submissions.map(\.abortable), submissions.map(\.isInternal), submissions.map(\.idempotencyKey),
+            tasks.map(\.idempotencyDigest), submissions.map(\.traceparent),
+        ]
+    }
+
+    /// `TasksSQL.insertGroup`: concurrent single submits in one statement. Rows: the inserted tasks, each
+    /// with `accepted_positions`.
+    struct InsertGroup: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.insertGroup }
+        var cluster: String
+        var tasks: [NewTask]
+        var bindings: [any PostgresEncodable] { manyBindings(cluster: cluster, tasks: tasks) }
+    }
+
+    /// `TasksSQL.insertBatch`: a batch, all or nothing.
+    struct InsertBatch: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.insertBatch }
+        var cluster: String
+        var tasks: [NewTask]
+        var bindings: [any PostgresEncodable] { manyBindings(cluster: cluster, tasks: tasks) }
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
+    }
+}
