@@ -109,10 +109,11 @@ struct DevCommand: AsyncParsableCommand {
             _ = try await store.clusters.createCluster(id: Self.cluster, name: "Taskyard dev")
         } catch let error as TaskyardError where error.kind == .conflict {}
 
-        let tokens = try await DevTokens(folder: folder, credentials: CredentialStore(pool: store.pool))
+        let tokens = try await DevTokens(folder: folder, credentials: store.credentials)
         let adminToken = try await tokens.admin()
 
-        var services: [any Service] = []
+        // First in, last out: the store's connections close after the server and the agents have stopped.
+        var services: [any Service] = [StoreService(store: store)]
         serverConfiguration.host = address.host
         serverConfiguration.port = address.port
         let serverURL = "http://\(address.host):\(address.port)"
@@ -130,7 +131,6 @@ struct DevCommand: AsyncParsableCommand {
             services.append(try NodeAgent(configuration: agent, logger: logger))
         }
         try await Runtime.run(services, logger: logger)
-        await store.pool.close()
     }
 
     /// The dev database's superuser password, in `postgres-password` (mode 0600) in the data folder: made

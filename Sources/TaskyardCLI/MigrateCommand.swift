@@ -23,12 +23,11 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try PostgresConfiguration(try DatabaseURL.resolve(databaseURL))
-        let migrator = try Migrator.bundled()
-        let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
-        defer { Task { await pool.close() } }
-        let outcome = try await migrator.migrate(pool) { migration in
+        let (store, migrated) = try await TaskStore.open(database: configuration, poolSize: 1, migrate: true) { migration in
             say("applied \(migration.name)")
         }
+        await store.close()
+        guard let outcome = migrated else { return }
         if !outcome.unknownVersions.isEmpty {
             let versions = outcome.unknownVersions.map(String.init).joined(separator: ", ")
             say("note: the database also has migrations this binary does not know (\(versions)); a newer taskyard ran here")

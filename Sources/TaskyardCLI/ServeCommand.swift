@@ -150,8 +150,8 @@ struct ServeCommand: AsyncParsableCommand {
         let app = try TaskyardHTTPServer.application(store: store, configuration: configuration, logger: logger) { port in
             logger.info("listening", metadata: ["address": "\(scheme)://\(address.host):\(port)"])
         }
-        try await Runtime.run([app], logger: logger)
-        await store.pool.close()
+        // The store's connections close after the server has stopped (services stop in reverse order).
+        try await Runtime.run([StoreService(store: store), app], logger: logger)
     }
 }
 

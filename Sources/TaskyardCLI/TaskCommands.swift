@@ -288,9 +288,8 @@ struct TaskCommand: AsyncParsableCommand {
                     return state
                 }
             }
-            let pool = PostgresPool(configuration: try PostgresConfiguration(try DatabaseURL.resolve(databaseURL)),
-                                    options: .init(maximumConnections: 1))
-            let store = TaskStore(pool: pool)
+            let (store, _) = try await TaskStore.open(database: try PostgresConfiguration(try DatabaseURL.resolve(databaseURL)),
+                                                      poolSize: 1, migrate: false)
             var total = 0
             while true {
                 let deleted = try await store.maintenance.pruneFinished(olderThan: age, states: states, cluster: cluster)
@@ -298,7 +297,7 @@ struct TaskCommand: AsyncParsableCommand {
                 if deleted > 0 { say("deleted \(total) finished tasks so far …") }
                 if deleted < 500 { break }
             }
-            await pool.close()
+            await store.close()
             say("deleted \(total) finished task\(total == 1 ? "" : "s") older than \(olderThan), with their sub-tasks and history")
         }
     }

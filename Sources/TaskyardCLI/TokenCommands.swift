@@ -35,7 +35,7 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var logging: LoggingOptions
 
         enum Target {
-            case database(CredentialStore, PostgresPool)
+            case database(TaskStore)
             case api(TaskyardClient)
         }
 
@@ -46,7 +46,7 @@ struct TokenCommand: AsyncParsableCommand {
                 if serverOptions.server != nil { throw ValidationError("give --database-url or --server, not both") }
                 let store = try await Runtime.openStore(database: try PostgresConfiguration(databaseURL), poolSize: 1, migrate: true,
                                                         logger: try logging.makeLogger("taskyard.token"))
-                return .database(CredentialStore(pool: store.pool), store.pool)
+                return .database(store)
             }
             return .api(try serverOptions.client())
         }
@@ -90,8 +90,9 @@ struct TokenCommand: AsyncParsableCommand {
                 throw ValidationError(error.message)
             }
             switch try await place.target() {
-            case .database(let credentials, let pool):
-                defer { Task { await pool.close() } }
+            case .database(let store):
+                let credentials = store.credentials
+                defer { Task { await store.close() } }
                 let secret = TokenSecret.generate()
                 _ = try await credentials.createToken(request, secretHash: TokenSecret.hash(secret))
                 say(secret)
@@ -111,8 +112,9 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             let tokens: [TokenObject]
             switch try await place.target() {
-            case .database(let credentials, let pool):
-                defer { Task { await pool.close() } }
+            case .database(let store):
+                let credentials = store.credentials
+                defer { Task { await store.close() } }
                 tokens = try await credentials.tokens().map { TokenObject($0) }
             case .api(let client):
                 tokens = try await client.tokens()
@@ -137,8 +139,9 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             switch try await place.target() {
-            case .database(let credentials, let pool):
-                defer { Task { await pool.close() } }
+            case .database(let store):
+                let credentials = store.credentials
+                defer { Task { await store.close() } }
                 guard try await credentials.revokeToken(id: id) != nil else { throw ValidationError("token \(id) does not exist") }
             case .api(let client):
                 try await client.revokeToken(id: id)
@@ -176,12 +179,12 @@ extension TokenCommand {
         func run() async throws {
             let store = try await Runtime.openStore(database: try PostgresConfiguration(try DatabaseURL.resolve(databaseURL)),
                                                     poolSize: 1, migrate: true, logger: try logging.makeLogger("taskyard.token"))
-            defer { Task { await store.pool.close() } }
+            defer { Task { await store.close() } }
             do {
                 _ = try await store.clusters.createCluster(id: cluster, name: cluster)
                 say("created cluster \(cluster)")
             } catch let error as TaskyardError where error.kind == .conflict {}
-            let credentials = CredentialStore(pool: store.pool)
+            let credentials = store.credentials
             let root = URL(fileURLWithPath: dir)
             func write(_ name: String, _ request: TokenRequest) async throws {
                 let files = TokenFiles(folder: folderPerToken ? root.appending(path: name) : root, credentials: credentials)

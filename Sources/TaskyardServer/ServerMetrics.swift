@@ -143,7 +143,7 @@ final class ServerMetrics: Sendable {
     }
 
     private func processSnapshot() -> String {
-        let pool = store.pool.statistics
+        let pool = store.connections
         var connections = Family("taskyard_db_pool_connections", type: "gauge", help: "Database pool connections, by state.")
         connections.add(["state": "in_use"], Double(pool.open - pool.idle))
         connections.add(["state": "idle"], Double(pool.idle))

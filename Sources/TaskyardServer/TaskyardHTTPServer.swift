@@ -23,8 +23,8 @@ public enum TaskyardHTTPServer {
                      RetentionCleaner(configuration: configuration.retention),
                      StatisticsKeeper(configuration: configuration.statistics)],
             configuration: configuration.maintenanceLeader, logger: logger)
-        let wakeups = Wakeups(signals: store.signals, database: store.pool.configuration, logger: logger)
-        let credentials = CredentialStore(pool: store.pool)
+        let wakeups = Wakeups(signals: store.signals, database: store.database, logger: logger)
+        let credentials = store.credentials
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
         let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance)
         let routes = APIRoutes(store: store, credentials: credentials, authenticator: authenticator, grants: GrantIssuer(credentials: credentials, keyFile: configuration.keyFile),

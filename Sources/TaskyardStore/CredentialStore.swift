@@ -5,9 +5,10 @@ import TaskyardDomain
 /// Tokens and signing keys. The caller makes secrets and keys (TaskyardSecurity); this type keeps only
 /// what may be kept: a token's digest, never its secret.
 public struct CredentialStore: Sendable {
-    public let pool: PostgresPool
+    let pool: PostgresPool
 
-    public init(pool: PostgresPool) {
+    /// A credential store of its own is for test support; the product's is `TaskStore.credentials`.
+    package init(pool: PostgresPool) {
         self.pool = pool
     }
 

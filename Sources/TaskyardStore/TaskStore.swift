@@ -42,7 +42,9 @@ public struct TaskStore: Sendable {
         public init() {}
     }
 
-    public let pool: PostgresPool
+    /// The stores' connections. `package`: this package's test support and bench read the tables
+    /// directly; no part of the product goes around the stores (`StoreBoundaryTests` holds it).
+    package let pool: PostgresPool
     public let configuration: Configuration
     /// What the store's committed changes mean to waiting polls and waits, sent after each commit.
     public let signals: TaskSignals
@@ -59,8 +61,11 @@ public struct TaskStore: Sendable {
     public let reads: TaskReads
     /// What the maintenance leader does: expired leases, offline nodes, retention, statistics, schema.
     public let maintenance: MaintenanceStore
+    /// Tokens and signing keys.
+    public let credentials: CredentialStore
 
-    public init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
+    /// A store on a pool the caller made (tests); the product opens one with `open`.
+    package init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
                 activity: TaskActivity = TaskActivity()) {
         self.pool = pool
         self.configuration = configuration
@@ -72,7 +77,17 @@ public struct TaskStore: Sendable {
         queue = QueueStore(context: context)
         reads = TaskReads(context: context)
         maintenance = MaintenanceStore(context: context)
+        credentials = CredentialStore(pool: pool)
     }
+
+    /// Where the store's connections go (the listener and the maintenance leader's lock open their own there).
+    public var database: PostgresConfiguration { pool.configuration }
+
+    /// The pool's connections: open, idle, and requests waiting for one.
+    public var connections: PostgresPool.Statistics { pool.statistics }
+
+    /// Closes the store's connections; requests after it fail. `StoreService` calls it at shutdown.
+    public func close() async { await pool.close() }
 }
 
 extension TaskStore {

@@ -34,7 +34,7 @@ public final class MaintenanceLeader: Service, Sendable {
 
     public init(store: TaskStore, duties: [any MaintenanceDuty], configuration: Configuration = Configuration(),
                 logger: Logger) {
-        database = store.pool.configuration
+        database = store.database
         context = MaintenanceContext(store: store, logger: logger)
         self.duties = duties
         self.configuration = configuration
