@@ -142,7 +142,11 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "EmbeddedPostgres", "TaskyardTestSupport"]),
         .testTarget(name: "TaskyardDomainTests", dependencies: ["TaskyardDomain"]),
         // The agent's parts that need no network.
-        .testTarget(name: "TaskyardAgentTests", dependencies: ["TaskyardAgent", "TaskyardAPI"]),
+        .testTarget(
+            name: "TaskyardAgentTests",
+            dependencies: ["TaskyardAgent", "TaskyardAPI", "TaskyardClient", "TaskyardDomain", "TaskyardSecurity",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardDomain", "Postgres", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",

@@ -15,7 +15,9 @@ import Synchronization
 /// seen (a rotation) — but never for a key id of a shape no key has, nor again within a few seconds of the
 /// last fetch: made-up key ids cost the server no requests beyond one every few seconds.
 actor GrantGate {
-    private let client: TaskyardClient
+    /// The cluster's signing keys as the server lists them (`GET …/signing-keys`).
+    typealias KeySource = @Sendable () async throws -> [SigningKeyList.Key]
+    private let fetchKeys: KeySource
     private let cluster: String
     private let node: String
     /// Read by every call at once, outside the actor (which only fetches keys): verifying is a tenth of a
@@ -28,7 +30,13 @@ actor GrantGate {
     private var lastFetch: ContinuousClock.Instant?
 
     init(client: TaskyardClient, cluster: String, node: String) {
-        self.client = client
+        self.init(cluster: cluster, node: node) { try await client.signingKeys(cluster: cluster) }
+    }
+
+    /// A gate reading its keys from `fetchKeys` (a test's keys, without a server).
+    init(cluster: String, node: String, unknownKeyRefetchInterval: Duration = .seconds(5), fetchKeys: @escaping KeySource) {
+        self.fetchKeys = fetchKeys
+        self.unknownKeyRefetchInterval = unknownKeyRefetchInterval
         self.cluster = cluster
         self.node = node
     }
@@ -50,7 +58,7 @@ actor GrantGate {
     /// Loads the cluster's keys; the agent calls it once it is registered, and then periodically.
     func refreshKeys() async throws {
         lastFetch = .now
-        let keys = try await client.signingKeys(cluster: cluster)
+        let keys = try await fetchKeys()
         var raw: [String: Data] = [:]
         for key in keys where key.algorithm == "ed25519" {
             if let data = Data(base64Encoded: key.publicKey) { raw[key.id] = data }
@@ -104,12 +112,12 @@ actor GrantGate {
     /// here). Fetches happen one at a time: the actor runs one refresh at once.
     private func refreshKeys(unlessKnown keyID: String) async {
         guard SigningKeyPair.isWellFormedID(keyID), !verifier.withLock({ $0.knows(keyID: keyID) }) else { return }
-        if let lastFetch, ContinuousClock.now - lastFetch < Self.unknownKeyRefetchInterval { return }
+        if let lastFetch, ContinuousClock.now - lastFetch < unknownKeyRefetchInterval { return }
         try? await refreshKeys()
     }
 
-    /// A key id unknown to a list fetched this recently is refused without fetching again.
-    static let unknownKeyRefetchInterval: Duration = .seconds(5)
+    /// A key id unknown to a list fetched this recently is refused without fetching again. Default 5 s.
+    private let unknownKeyRefetchInterval: Duration
 
     /// The grant in `authorization`, once it also matches the call field for field.
     nonisolated func check(authorization: String?, taskID: Int64, attempt: Int? = nil, type: String? = nil, initiator: String? = nil,

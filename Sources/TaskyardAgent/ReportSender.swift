@@ -18,19 +18,22 @@ final class ReportSender: Sendable {
     private let signals: AsyncStream<Void>
     private let ended: AsyncStream<Void>
     private let end: AsyncStream<Void>.Continuation
-    private let client: TaskyardClient
-    private let cluster: String
-    private let node: String
+    /// Sends one batch to the server (`POST …/states`).
+    typealias Deliver = @Sendable (StateReportBatchRequest) async throws -> StateReportBatchResponse
+    private let deliverBatch: Deliver
     private let metrics: AgentMetrics
     private let logger: Logger
     /// The most reports one request carries (the server's default limit).
     static let maximumBatch = 1000
 
-    init(client: TaskyardClient, cluster: String, node: String, metrics: AgentMetrics, logger: Logger) {
-        self.client = client
+    convenience init(client: TaskyardClient, cluster: String, node: String, metrics: AgentMetrics, logger: Logger) {
+        self.init(metrics: metrics, logger: logger) { batch in try await client.reportBatch(cluster: cluster, node: node, batch) }
+    }
+
+    /// A sender whose batches go to `deliver` (a test's server, without a network).
+    init(metrics: AgentMetrics, logger: Logger, deliver: @escaping Deliver) {
+        self.deliverBatch = deliver
         self.metrics = metrics
-        self.cluster = cluster
-        self.node = node
         self.logger = logger
         (signals, signal) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         (ended, end) = AsyncStream.makeStream()
@@ -82,7 +85,7 @@ final class ReportSender: Sendable {
         var delay = Duration.milliseconds(100)
         for _ in 0..<8 {
             do {
-                let answer = try await client.reportBatch(cluster: cluster, node: node, StateReportBatchRequest(reports: items))
+                let answer = try await deliverBatch(StateReportBatchRequest(reports: items))
                 metrics.reportBatch(size: items.count)
                 var resend: [StateReportBatchRequest.Item] = []
                 for (item, result) in zip(items, answer.results) where result.status != 200 {

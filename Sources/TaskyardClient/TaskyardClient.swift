@@ -29,6 +29,13 @@ public struct TaskyardClient: Sendable {
         /// The server that answered.
         public var server = ""
 
+        public init(status: Int, error: ErrorBody?, rawBody: String, server: String = "") {
+            self.status = status
+            self.error = error
+            self.rawBody = rawBody
+            self.server = server
+        }
+
         public var description: String {
             if let error { return "\(error.error.message) (HTTP \(status), \(error.error.code))" }
             return "HTTP \(status): \(rawBody.prefix(300))"
