@@ -15,8 +15,10 @@ import TaskyardSecurity
 /// concurrently, and reports `completed` when every participant succeeded, `failed` otherwise, with
 /// every participant's outcome. Heartbeats renew the leases of the tasks it holds.
 ///
-/// A `Service`: on graceful shutdown it stops polling, lets in-flight fan-outs finish within
-/// `shutdownGrace`, and leaves the rest to lease expiry without reporting them.
+/// Two services, run side by side in the process's service group (`services`): the participant endpoint,
+/// then the agent's work. On graceful shutdown, which goes in reverse order, the work stops polling, lets
+/// in-flight fan-outs finish within `shutdownGrace` and leaves the rest to lease expiry without reporting
+/// them — while the endpoint still serves other agents' fan-outs and this one's drain; then the endpoint stops.
 public final class NodeAgent: Service, Sendable {
     public let configuration: AgentConfiguration
     let client: TaskyardClient
@@ -28,6 +30,10 @@ public final class NodeAgent: Service, Sendable {
     let participants: ParticipantClient
     /// The participant endpoint this agent advertises, once it listens.
     let ownEndpoint = Mutex<NodeEndpoint?>(nil)
+    /// The participant endpoint's HTTP server, a service of its own.
+    private let endpointServer: any Service
+    /// The port the endpoint listens on, announced once it does.
+    private let listening: AsyncStream<Int>
 
     /// Throws when `caFile` cannot be read.
     public init(configuration: AgentConfiguration, handlers: HandlerRegistry? = nil, logger: Logger? = nil) throws {
@@ -55,7 +61,18 @@ public final class NodeAgent: Service, Sendable {
         self.logger = logger
         reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node,
                                metrics: participant.metrics, logger: logger)
+        let (listening, announce) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.listening = listening
+        endpointServer = try participant.application(host: configuration.listenHost, port: configuration.listenPort,
+                                                     tls: configuration.tls, logger: logger) { port in
+            announce.yield(port)
+            announce.finish()
+        }
     }
+
+    /// The agent's services in the order a service group takes them: the participant endpoint, then this
+    /// agent's work (which waits for the endpoint to listen before it registers the node).
+    public var services: [any Service] { [endpointServer, self] }
 
     /// What this agent's participant endpoint has served: batches of calls, the calls they held, and
     /// calls that came alone (`POST …/tasks/{type}`).
@@ -63,84 +80,53 @@ public final class NodeAgent: Service, Sendable {
         participant.metrics.participantCalls
     }
 
+    /// The agent's work: registers the node once the endpoint listens, then polls, fans out, reports and
+    /// renews leases until graceful shutdown, and drains. Run it beside its endpoint (`services`).
     public func run() async throws {
-        let (listening, announce) = AsyncStream<Int>.makeStream()
-        let app = try participant.application(host: configuration.listenHost, port: configuration.listenPort,
-                                              tls: configuration.tls, logger: logger) { port in
-            announce.yield(port)
+        var ports = listening.makeAsyncIterator()
+        // Nil: the endpoint stopped before it listened (its error ends the group), or the group is cancelled.
+        guard let port = await ports.next() else { return }
+        let advertised = configuration.endpoint
+            ?? "\(configuration.tls == nil ? "http" : "https")://\(configuration.listenHost):\(port)"
+        ownEndpoint.withLock { $0 = try? NodeEndpoint(parsing: advertised) }
+        try await register(endpoint: advertised)
+        do {
+            try await participant.gate.refreshKeys()
+        } catch {
+            // Not fatal: the first participant call fetches them again.
+            logger.warning("cannot fetch the cluster's signing keys yet", metadata: ["error": "\(error)"])
         }
-        // The participant endpoint must outlive this service's graceful shutdown: other agents' fan-outs
-        // and this agent's own drain still call it. It runs apart (detached, so that it does not inherit
-        // the shutdown) and is shut down gracefully once the drain is over.
-        let endpointGroup = ServiceGroup(services: [app], logger: logger)
-        let endpoint = Task.detached {
-            defer { announce.finish() }
-            try await endpointGroup.run()
-        }
-        try await withTaskCancellationHandler {
-            var ports = listening.makeAsyncIterator()
-            guard let port = await ports.next() else {
-                try await endpoint.value
-                return
-            }
-            let advertised = configuration.endpoint
-                ?? "\(configuration.tls == nil ? "http" : "https")://\(configuration.listenHost):\(port)"
-            ownEndpoint.withLock { $0 = try? NodeEndpoint(parsing: advertised) }
-            do {
-                try await register(endpoint: advertised)
-            } catch {
-                await endpointGroup.triggerGracefulShutdown()
-                throw error
-            }
-            do {
-                try await participant.gate.refreshKeys()
-            } catch {
-                // Not fatal: the first participant call fetches them again.
-                logger.warning("cannot fetch the cluster's signing keys yet", metadata: ["error": "\(error)"])
-            }
-            logger.info("agent ready", metadata: ["endpoint": "\(advertised)", "server": "\(configuration.server)"])
-            // Everything the agent runs is a child of this group: heartbeats, the report sender, the poll
-            // loop and one child per held task. Leaving it means all of it has ended.
-            await withDiscardingTaskGroup { agent in
-                // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
-                agent.addTask { await self.heartbeatLoop() }
-                agent.addTask { await self.keyRefreshLoop() }
-                // Reports go on through the drain too: a held task is released once its report is sent.
-                agent.addTask { await self.reports.run() }
-                // Participant calls go in batches per node while fan-outs (and their rollbacks) run.
-                agent.addTask { await self.participants.batcher.run() }
-                await withDiscardingTaskGroup { work in
-                    let (claims, claimed) = AsyncStream<ClaimedTaskObject>.makeStream()
-                    // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
-                    // fan-outs in flight are not, and get the grace period in drain().
-                    work.addTask {
-                        await withGracefulShutdownHandler {
-                            await cancelWhenGracefulShutdown { await self.pollLoop(claiming: claimed) }
-                        } onGracefulShutdown: {
-                            self.held.stopPolling()
-                        }
-                        claimed.finish()
+        logger.info("agent ready", metadata: ["endpoint": "\(advertised)", "server": "\(configuration.server)"])
+        // Everything the agent runs is a child of this group: heartbeats, the report sender, the poll
+        // loop and one child per held task. Leaving it means all of it has ended.
+        await withDiscardingTaskGroup { agent in
+            // Heartbeats go on through the drain (the held tasks' leases must outlive it) and stop after.
+            agent.addTask { await self.heartbeatLoop() }
+            agent.addTask { await self.keyRefreshLoop() }
+            // Reports go on through the drain too: a held task is released once its report is sent.
+            agent.addTask { await self.reports.run() }
+            // Participant calls go in batches per node while fan-outs (and their rollbacks) run.
+            agent.addTask { await self.participants.batcher.run() }
+            await withDiscardingTaskGroup { work in
+                let (claims, claimed) = AsyncStream<ClaimedTaskObject>.makeStream()
+                // On graceful shutdown the poll in flight is cancelled at once (it may be a long wait);
+                // fan-outs in flight are not, and get the grace period in drain().
+                work.addTask {
+                    await withGracefulShutdownHandler {
+                        await cancelWhenGracefulShutdown { await self.pollLoop(claiming: claimed) }
+                    } onGracefulShutdown: {
+                        self.held.stopPolling()
                     }
-                    for await task in claims {
-                        work.addTask { await self.run(held: task) }
-                    }
-                    await self.drain()
+                    claimed.finish()
                 }
-                reports.finish()
-                await reports.waitUntilDone()
-                agent.cancelAll()
+                for await task in claims {
+                    work.addTask { await self.run(held: task) }
+                }
+                await self.drain()
             }
-            await endpointGroup.triggerGracefulShutdown()
-            try await endpoint.value
-        } onCancel: {
-            // Cancelling the endpoint's serve loop outright can drop a connection it has accepted but not yet
-            // served, which traps in swift-nio ("Deinited NIOAsyncWriter without calling finish()",
-            // apple/swift-nio#3481). Its listener is closed first; what still runs a second later is cancelled.
-            Task {
-                await endpointGroup.triggerGracefulShutdown()
-                try? await Task.sleep(for: .seconds(1))
-                endpoint.cancel()
-            }
+            reports.finish()
+            await reports.waitUntilDone()
+            agent.cancelAll()
         }
     }
 

@@ -128,7 +128,7 @@ struct DevCommand: AsyncParsableCommand {
             agent.handlersDirectory = handlersFolder
             agent.shutdownGrace = .seconds(5)
             agent.token = try await tokens.node(node, cluster: Self.cluster)
-            services.append(try NodeAgent(configuration: agent, logger: logger))
+            services += try NodeAgent(configuration: agent, logger: logger).services
         }
         try await Runtime.run(services, logger: logger)
     }

@@ -109,6 +109,6 @@ public struct AgentCommand: AsyncParsableCommand {
         let logger = try logging.makeLogger("taskyard.agent")
         if let plainHTTPWarning { logger.warning("\(plainHTTPWarning)") }
         ProcessMemory.limitArenas()
-        try await runUntilSignalled([try NodeAgent(configuration: configuration, logger: logger)], logger: logger)
+        try await runUntilSignalled(try NodeAgent(configuration: configuration, logger: logger).services, logger: logger)
     }
 }

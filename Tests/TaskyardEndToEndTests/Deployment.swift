@@ -93,7 +93,7 @@ struct Deployment: Sendable {
                 agentSettings(&agentConfiguration)
                 let agent = try NodeAgent(configuration: agentConfiguration, handlers: handlers(node), logger: quietLogger)
                 agents[node] = agent
-                group.addTask { try await agent.run(); return nil }
+                group.addTask { try await agent.services.serveUntilCancelled(); return nil }
             }
             let client = TaskyardClient(baseURL: serverURL, token: adminToken, transport: transport)
             let deadline = ContinuousClock.now + .seconds(30)
@@ -165,12 +165,20 @@ actor InvocationCounter {
 }
 
 extension Service {
-    /// Runs this server until the calling task is cancelled, then shuts it down gracefully. Cancelling
-    /// Hummingbird's serve loop outright can drop a connection it has accepted but not yet served, which traps
-    /// in swift-nio ("Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#3481); a graceful
-    /// shutdown closes the listener first, and what still runs two seconds later is cancelled.
+    /// Runs this server until the calling task is cancelled, then shuts it down gracefully.
     func serveUntilCancelled() async throws {
-        var configuration = ServiceGroupConfiguration(services: [self], logger: Deployment.quietLogger)
+        try await [self].serveUntilCancelled()
+    }
+}
+
+extension Array where Element == any Service {
+    /// Runs these services until the calling task is cancelled, then shuts them down gracefully, in reverse
+    /// order. Cancelling Hummingbird's serve loop outright can drop a connection it has accepted but not yet
+    /// served, which traps in swift-nio ("Deinited NIOAsyncWriter without calling finish()",
+    /// apple/swift-nio#3481); a graceful shutdown closes the listener first, and what still runs two seconds
+    /// later is cancelled.
+    func serveUntilCancelled() async throws {
+        var configuration = ServiceGroupConfiguration(services: self, logger: Deployment.quietLogger)
         configuration.maximumGracefulShutdownDuration = .seconds(2)
         let group = ServiceGroup(configuration: configuration)
         // Unstructured, so that the caller's cancellation reaches it only as the graceful shutdown below.
