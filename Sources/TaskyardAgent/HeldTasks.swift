@@ -22,8 +22,10 @@ final class HeldTasks: Sendable {
         let attempt: Int
         /// The claim's secret: heartbeats and the report carry it.
         let lease: String
-        /// The participant calls of the fan-out, once started: what a stop cancels.
-        var calls: Task<[ParticipantOutcome], Never>?
+        /// The fan-out waiting for a stop (`stopped`), resumed by `cancel`.
+        var stopWaiter: CheckedContinuation<Void, Never>?
+        /// The fan-out stopped waiting (it ended first).
+        var stopWaitEnded = false
         var stop: StopReason?
         var progress: HeartbeatRequest.Progress?
         /// Participants whose call has ended, whatever its outcome.
@@ -120,18 +122,35 @@ final class HeldTasks: Sendable {
         }
     }
 
-    /// Records the fan-out's participant calls; cancels them at once if the task was stopped meanwhile.
-    func attach(_ id: Int64, calls: Task<[ParticipantOutcome], Never>) {
-        let stopped = state.withLock { state -> Bool in
-            state.entries[id]?.calls = calls
-            return state.entries[id]?.stop != nil
+    /// Returns once the task is stopped (`cancel`: a cancel request, a lost lease, its timeout, the agent's
+    /// shutdown) — at once if it already is or is not held — or when the caller is cancelled: the stop
+    /// signal a fan-out races its participant calls against.
+    func stopped(_ id: Int64) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    guard state.entries[id]?.stop == nil, state.entries[id]?.stopWaitEnded == false else { return true }
+                    state.entries[id]?.stopWaiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                let waiter = state.entries[id]?.stopWaiter
+                state.entries[id]?.stopWaiter = nil
+                state.entries[id]?.stopWaitEnded = true
+                return waiter
+            }
+            waiter?.resume()
         }
-        if stopped { calls.cancel() }
     }
 
     func remove(_ id: Int64) {
         let (waiters, emptied) = state.withLock { state in
-            if state.entries.removeValue(forKey: id)?.reporting == true { state.reporting -= 1 }
+            let removed = state.entries.removeValue(forKey: id)
+            removed?.stopWaiter?.resume()
+            if removed?.reporting == true { state.reporting -= 1 }
             defer {
                 state.slotWaiters = []
                 if state.entries.isEmpty { state.emptyWaiters = [:] }
@@ -203,13 +222,13 @@ final class HeldTasks: Sendable {
 
     /// Stops the task's fan-out; the first reason given wins.
     func cancel(_ id: Int64, reason: StopReason) {
-        let calls: Task<[ParticipantOutcome], Never>? = state.withLock { state in
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard var entry = state.entries[id], entry.stop == nil else { return nil }
             entry.stop = reason
-            state.entries[id] = entry
-            return entry.calls
+            defer { entry.stopWaiter = nil; state.entries[id] = entry }
+            return entry.stopWaiter
         }
-        calls?.cancel()
+        waiter?.resume()
     }
 
     func cancellation(of id: Int64) -> StopReason? {

@@ -37,31 +37,45 @@ extension NodeAgent {
         // Rollbacks, cancels and progress reach this node's handlers through its own endpoint (rare paths).
         resolved[configuration.node] = ownEndpoint.withLock { $0 } ?? resolved[configuration.node]
         let endpoints = resolved
-        // Only the participant calls are cancelled when the task is stopped; telling the participants and
-        // reporting come after, and must not be cancelled with them.
-        let calls = Task { () -> [ParticipantOutcome] in
-            // The moment the task is stopped (a cancel request, a lost lease), every participant is told
-            // to stop, all at once, rather than after the calls come back.
-            await withTaskCancellationHandler {
-                await self.callAll(claimed, endpoints: endpoints)
-            } onCancel: {
-                Task { await self.notifyCancel(claimed, endpoints: endpoints) }
-            }
-        }
         held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
-        held.attach(task.id, calls: calls)
-        // `timeout_seconds` bounds the attempt: the heartbeat loop's one-second sweep stops it once past its
-        // deadline (`HeldTasks.stopOverdue`), as for a cancel, and the attempt is reported failed. The
-        // participants' progress is followed by a child that ends with the calls.
-        let outcomes = await withDiscardingTaskGroup { group in
-            group.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints) }
-            defer { group.cancelAll() }
-            return await calls.value
-        }
+        let outcomes = await callAllUnlessStopped(claimed, endpoints: endpoints)
         let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
+    }
+
+    /// What ends one child of a fan-out's race.
+    private enum RaceEvent: Sendable {
+        case called([ParticipantOutcome])
+        case stopped
+        case progressEnded
+    }
+
+    /// The participant calls, raced against the task's stop signal in one task group, with the participants'
+    /// progress followed beside them. Stopped (a cancel request, a lost lease, `timeout_seconds` run out as
+    /// the agent's one-second sweep finds, the agent's shutdown), the calls are cancelled and every
+    /// participant is told to stop at once, all together; the outcomes are then the calls' as they ended.
+    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+        await withTaskGroup(of: RaceEvent.self) { race in
+            race.addTask { .called(await self.callAll(claimed, endpoints: endpoints)) }
+            race.addTask { await self.held.stopped(claimed.task.id); return .stopped }
+            race.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints); return .progressEnded }
+            var outcomes: [ParticipantOutcome] = []
+            while let event = await race.next() {
+                switch event {
+                case .called(let ended):
+                    outcomes = ended
+                    race.cancelAll()
+                case .stopped where outcomes.isEmpty && held.cancellation(of: claimed.task.id) != nil:
+                    race.cancelAll()
+                    await notifyCancel(claimed, endpoints: endpoints)
+                case .stopped, .progressEnded:
+                    continue
+                }
+            }
+            return outcomes
+        }
     }
 
     /// Every participant's call at once; outcomes in the order of the task's participating nodes.

@@ -54,4 +54,25 @@ struct HeldTasksTests {
         cancelled.cancel()
         #expect(try await cancelled.value == false, "a cancelled wait returns")
     }
+
+    @Test("a fan-out's stop signal: it fires on cancel with the first reason, at once for a task already stopped or not held, and ends when its waiter is cancelled")
+    func stopSignal() async throws {
+        let held = HeldTasks()
+        held.add(try Self.claim(id: 1))
+        async let stopped: Void = held.stopped(1)
+        held.cancel(1, reason: .lost)
+        await stopped
+        #expect(held.cancellation(of: 1) == .lost)
+        await held.stopped(1)  // already stopped: returns at once
+        await held.stopped(99)  // not held: returns at once
+        held.add(try Self.claim(id: 2))
+        let waiting = Task { await held.stopped(2) }
+        waiting.cancel()
+        await waiting.value
+        #expect(held.cancellation(of: 2) == nil, "the waiter left; the task was not stopped")
+        held.add(try Self.claim(id: 3))
+        async let removed: Void = held.stopped(3)
+        held.remove(3)
+        await removed
+    }
 }
