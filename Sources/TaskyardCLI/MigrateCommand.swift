@@ -39,10 +39,7 @@ struct MigrateCommand: AsyncParsableCommand {
 /// The database URL from a flag, else from `TASKYARD_DATABASE_URL`.
 enum DatabaseURL {
     static func resolve(_ flag: String?) throws -> String {
-        if let flag, !flag.isEmpty { return flag }
-        if let environment = ProcessInfo.processInfo.environment["TASKYARD_DATABASE_URL"], !environment.isEmpty {
-            return environment
-        }
+        if let url = setting(flag, "TASKYARD_DATABASE_URL") { return url }
         throw ValidationError("no database given: pass --database-url or set TASKYARD_DATABASE_URL")
     }
 }

@@ -166,10 +166,3 @@ func perType<Value>(_ entries: [String], rule: String, _ parse: (String) -> Valu
     return values
 }
 
-/// A numeric flag, else the environment variable, else nil; a malformed variable is an error.
-func number<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ type: T.Type) throws -> T? {
-    if let flag { return flag }
-    guard let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty else { return nil }
-    guard let value = T(text) else { throw ValidationError("$\(variable) must be a number (got \(text))") }
-    return value
-}

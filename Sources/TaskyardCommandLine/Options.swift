@@ -18,8 +18,7 @@ public struct ServerOptions: ParsableArguments {
     public var caFile: String?
 
     public var url: String {
-        server ?? ProcessInfo.processInfo.environment["TASKYARD_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "http://127.0.0.1:8080"
+        setting(server, "TASKYARD_SERVER", default: "http://127.0.0.1:8080")!
     }
 
     /// A client of the server with the token (when one is given) and the trusted CAs. The dev folder's
@@ -51,7 +50,7 @@ public struct TokenOptions: ParsableArguments {
     public func token(fallbackFile: String? = ".taskyard/admin-token") throws -> String? {
         if let token, !token.isEmpty { return token }
         if let tokenFile { return try Self.read(tokenFile) }
-        if let value = ProcessInfo.processInfo.environment["TASKYARD_TOKEN"], !value.isEmpty { return value }
+        if let value = setting(nil, "TASKYARD_TOKEN") { return value }
         if let fallbackFile, FileManager.default.fileExists(atPath: fallbackFile) { return try Self.read(fallbackFile) }
         return nil
     }
@@ -110,7 +109,7 @@ public struct ClusterOption: ParsableArguments {
     public var cluster: String?
 
     public var id: String {
-        cluster ?? ProcessInfo.processInfo.environment["TASKYARD_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 } ?? "dev"
+        setting(cluster, "TASKYARD_CLUSTER", default: "dev")!
     }
 }
 
@@ -122,7 +121,7 @@ public struct LoggingOptions: ParsableArguments {
     public var logLevel: String?
 
     public func makeLogger(_ label: String) throws -> Logger {
-        let text = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+        let text = setting(logLevel, "LOG_LEVEL", default: "info")!
         guard let level = Logger.Level(rawValue: text) else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -173,11 +172,28 @@ func isLoopbackHost(_ host: String) -> Bool {
     return false
 }
 
-/// The value of a flag, else an environment variable, else a default.
+// MARK: - Settings
+
+// Every command reads its settings one way: the flag (ArgumentParser declares it, with its help), else the
+// environment variable its help names ("Default: $VARIABLE, else …"), else the default — through `setting`
+// and `number` below and nowhere else. `ConfigurationTableTests` holds the README's Configuration table to
+// the flags, variables and defaults the commands declare. (swift-configuration, which Hummingbird reads its
+// own settings with, would add a package and its build time for what these two functions do: flags are
+// ArgumentParser's already, and no setting comes from a file.)
+
+/// The value of a flag, else an environment variable, else a default. Empty counts as unset.
 public func setting(_ flag: String?, _ variable: String, default fallback: String? = nil) -> String? {
     if let flag, !flag.isEmpty { return flag }
     if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
     return fallback
+}
+
+/// A numeric flag, else the environment variable, else nil; a malformed variable is an error.
+public func number<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ type: T.Type) throws -> T? {
+    if let flag { return flag }
+    guard let text = setting(nil, variable) else { return nil }
+    guard let value = T(text) else { throw ValidationError("$\(variable) must be a number (got \(text))") }
+    return value
 }
 
 /// A flag given in seconds, checked: finite, above zero (or zero where `allowZero`), at most `limit` (a week
