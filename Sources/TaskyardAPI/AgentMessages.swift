@@ -13,30 +13,7 @@ public struct PollResponse: Codable, Sendable {
 
 /// `POST /api/v1/tasks/{cluster_id}/{node_id}/heartbeat`
 public struct HeartbeatRequest: Codable, Sendable {
-    public struct HeldTask: Codable, Sendable, Hashable {
-        public var id: Int64
-        public var attempt: Int
-        public var lease: String
-        public var progress: Progress?
-        public init(id: Int64, attempt: Int, lease: String, progress: Progress? = nil) {
-            self.id = id
-            self.attempt = attempt
-            self.lease = lease
-            self.progress = progress
-        }
-    }
-
-    public struct Progress: Codable, Sendable, Hashable {
-        public var completed: Double
-        public var total: Double?
-        public var units: String?
-        public init(completed: Double, total: Double? = nil, units: String? = nil) {
-            self.completed = completed
-            self.total = total
-            self.units = units
-        }
-    }
-
+    /// The held tasks, as the store renews them (`HeldTask` is the Domain's: one type, not a mirror).
     public var tasks: [HeldTask]
     public init(tasks: [HeldTask]) { self.tasks = tasks }
 }

@@ -27,7 +27,7 @@ final class HeldTasks: Sendable {
         /// The fan-out stopped waiting (it ended first).
         var stopWaitEnded = false
         var stop: StopReason?
-        var progress: HeartbeatRequest.Progress?
+        var progress: TaskProgress?
         /// Participants whose call has ended, whatever its outcome.
         var participantsDone = 0
         /// The fan-out is over and its report is on its way: the task is still held (its lease renewed)
@@ -76,8 +76,8 @@ final class HeldTasks: Sendable {
     var ids: [Int64] { state.withLock { Array($0.entries.keys) } }
     var isStopping: Bool { state.withLock { $0.stopping } }
 
-    var snapshot: [HeartbeatRequest.HeldTask] {
-        state.withLock { $0.entries.map { HeartbeatRequest.HeldTask(id: $0.key, attempt: $0.value.attempt, lease: $0.value.lease, progress: $0.value.progress) } }
+    var snapshot: [HeldTask] {
+        state.withLock { $0.entries.map { HeldTask(id: $0.key, attempt: $0.value.attempt, lease: $0.value.lease, progress: $0.value.progress) } }
     }
 
     func add(_ claimed: ClaimedTaskObject) {
@@ -99,7 +99,7 @@ final class HeldTasks: Sendable {
 
     /// What the next heartbeat says of the task's progress.
     /// `announce`: report it early, with the next one-second heartbeat step, rather than at the interval.
-    func setProgress(_ id: Int64, _ progress: HeartbeatRequest.Progress, announce: Bool = true) {
+    func setProgress(_ id: Int64, _ progress: TaskProgress, announce: Bool = true) {
         state.withLock { state in
             state.entries[id]?.progress = progress
             if announce { state.progressChanged = true }

@@ -37,7 +37,7 @@ extension NodeAgent {
         // Rollbacks, cancels and progress reach this node's handlers through its own endpoint (rare paths).
         resolved[configuration.node] = ownEndpoint.withLock { $0 } ?? resolved[configuration.node]
         let endpoints = resolved
-        held.setProgress(task.id, .init(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
+        held.setProgress(task.id, TaskProgress(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         let outcomes = await callAllUnlessStopped(claimed, endpoints: endpoints)
         let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
@@ -92,7 +92,7 @@ extension NodeAgent {
                 done += 1
                 self.held.setParticipantsDone(task.id, done)
                 // The last one needs no early heartbeat: the report follows at once.
-                self.held.setProgress(task.id, .init(completed: Double(done), total: Double(outcomes.count), units: "participants"),
+                self.held.setProgress(task.id, TaskProgress(completed: Double(done), total: Double(outcomes.count), units: "participants"),
                                       announce: done < outcomes.count)
             }
             return outcomes.compactMap { $0 }
@@ -167,7 +167,7 @@ extension NodeAgent {
             }
             guard reported, let done = held.participantsDone(of: task.id) else { continue }
             // Participants that finished count whole; the running ones by their handlers' fractions.
-            held.setProgress(task.id, .init(completed: min(total, Double(done) + fractions), total: total, units: "participants"))
+            held.setProgress(task.id, TaskProgress(completed: min(total, Double(done) + fractions), total: total, units: "participants"))
         }
     }
 

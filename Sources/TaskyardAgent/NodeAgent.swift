@@ -251,7 +251,7 @@ public final class NodeAgent: Service, Sendable {
                     // A progress the server will not take costs no task its lease: renew them without progress.
                     logger.warning("heartbeat refused; renewing the leases without progress", metadata: ["error": "\(refused)"])
                     answer = try await client.heartbeat(cluster: configuration.cluster, node: configuration.node,
-                                                        HeartbeatRequest(tasks: tasks.map { HeartbeatRequest.HeldTask(id: $0.id, attempt: $0.attempt, lease: $0.lease) }))
+                                                        HeartbeatRequest(tasks: tasks.map { HeldTask(id: $0.id, attempt: $0.attempt, lease: $0.lease) }))
                 }
                 for id in answer.lost { held.cancel(id, reason: .lost) }
                 for id in answer.cancel { held.cancel(id, reason: .cancelRequested) }

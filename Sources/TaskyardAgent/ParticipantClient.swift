@@ -82,14 +82,14 @@ struct ParticipantClient: Sendable {
     }
 
     /// How far the participant's handler for the task is; nil when it has not said.
-    func progress(of task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint) async -> HeartbeatRequest.Progress? {
+    func progress(of task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint) async -> TaskProgress? {
         var request = HTTPClientRequest(url: endpoint.url(["api", "v1", "tasks", String(task.task.id), "progress"]))
         request.method = .GET
         request.headers.add(name: "Authorization", value: "Bearer \(task.grant(for: node))")
         guard let response = try? await transport.client.execute(request, timeout: .seconds(2)), response.status.code == 200,
               let body = try? await response.body.collect(upTo: 1 << 16)
         else { return nil }
-        return try? APIJSON.decode(HeartbeatRequest.Progress.self, from: Data(body.readableBytesView))
+        return try? APIJSON.decode(TaskProgress.self, from: Data(body.readableBytesView))
     }
 
     /// Asks the participant to stop its work for the task.

@@ -85,7 +85,7 @@ final class ParticipantEndpoint: Sendable {
             if let refusal = await self.refusal(request, taskID: id) { return refusal }
             guard let progress = await self.running.progress(taskID: id)
             else { return Self.error(.notFound, code: .noProgress, "no progress reported for that task here") }
-            return Self.json(HeartbeatRequest.Progress(completed: progress.completed, total: progress.total))
+            return Self.json(TaskProgress(completed: progress.completed, total: progress.total))
         }
         // …or a task to stop.
         router.post("/api/v1/tasks/:target/cancel") { request, context in

@@ -157,18 +157,47 @@ extension TaskReport {
     }
 }
 
-/// A task an agent says it still holds, with its attempt and progress (a heartbeat).
-public struct HeldTask: Sendable, Hashable {
+/// A task an agent says it still holds, with its attempt and progress: an item of a heartbeat, as the agent
+/// sends it and the store renews it.
+public struct HeldTask: Sendable, Hashable, Codable {
     public var id: Int64
     public var attempt: Int
     public var lease: String
-    public var progress: JSONValue?
+    public var progress: TaskProgress?
 
-    public init(id: Int64, attempt: Int, lease: String, progress: JSONValue? = nil) {
+    public init(id: Int64, attempt: Int, lease: String, progress: TaskProgress? = nil) {
         self.id = id
         self.attempt = attempt
         self.lease = lease
         self.progress = progress
+    }
+}
+
+/// How far a task (or one participant's handler) is: `completed` of `total` `units`.
+public struct TaskProgress: Sendable, Hashable, Codable {
+    public var completed: Double
+    public var total: Double?
+    public var units: String?
+
+    public init(completed: Double, total: Double? = nil, units: String? = nil) {
+        self.completed = completed
+        self.total = total
+        self.units = units
+    }
+
+    /// Whether it can be stored: numbers finite and not negative, units at most 64 characters. Progress comes
+    /// from participants through the agent; one that makes no sense is dropped, not its task's lease.
+    public var isSensible: Bool {
+        completed >= 0 && completed.isFinite && (total ?? 0) >= 0 && (total ?? 0).isFinite
+            && (units?.unicodeScalars.count ?? 0) <= 64
+    }
+
+    /// As the task object's `progress` shows it.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["completed": .double(completed)]
+        if let total { object["total"] = .double(total) }
+        if let units { object["units"] = .string(units) }
+        return .object(object)
     }
 }
 

@@ -121,16 +121,9 @@ extension APIRoutes {
         // long) is dropped, and its task's lease renewed all the same — one bad peer must not cost the node
         // every lease this heartbeat renews.
         let held = body.tasks.map { task in
-            let progress: JSONValue? = task.progress.flatMap { progress in
-                guard progress.completed >= 0, (progress.total ?? 0) >= 0, progress.completed.isFinite,
-                      (progress.total ?? 0).isFinite, (progress.units?.unicodeScalars.count ?? 0) <= 64
-                else { return nil }
-                var object: [String: JSONValue] = ["completed": .double(progress.completed)]
-                if let total = progress.total { object["total"] = .double(total) }
-                if let units = progress.units { object["units"] = .string(units) }
-                return .object(object)
-            }
-            return HeldTask(id: task.id, attempt: task.attempt, lease: task.lease, progress: progress)
+            var task = task
+            if task.progress?.isSensible == false { task.progress = nil }
+            return task
         }
         let outcome = try await store.queue.renewLeases(cluster: cluster, node: node, tasks: held, lease: configuration.lease)
         return try jsonResponse(outcome)

@@ -249,7 +249,7 @@ public struct QueueStore: Sendable, TaskStorePart {
             }
             try TaskReport.checkLease(task.lease, field: "tasks[\(index)].lease")
             if let progress = task.progress {
-                try configuration.limits.check(progress, field: "tasks[\(index)].progress", bytes: configuration.limits.resultBytes)
+                try configuration.limits.check(progress.json, field: "tasks[\(index)].progress", bytes: configuration.limits.resultBytes)
             }
         }
         guard !tasks.isEmpty else { return LeaseRenewal(cancel: try await cancelRequested(cluster: cluster, node: node), lost: []) }

@@ -85,7 +85,7 @@ struct RecoveryTests {
             let task = try await store.submissions.submit(on: ["n1"])
             let held = try #require(try await store.queue.claim(cluster: cluster, node: "n1", limit: 1, lease: .seconds(5)).first)
             let renewal = try await store.queue.renewLeases(cluster: cluster, node: "n1",
-                                                      tasks: [HeldTask(id: task.id, attempt: held.attempt, lease: held.lease, progress: ["completed": 1]),
+                                                      tasks: [HeldTask(id: task.id, attempt: held.attempt, lease: held.lease, progress: TaskProgress(completed: 1)),
                                                               HeldTask(id: 4242, attempt: 1, lease: held.lease)], lease: .seconds(60))
             #expect(renewal.lost == [4242])
             let renewed = try await store.reads.reload(task)

@@ -324,7 +324,7 @@ public enum QueueStatements {
         }
 
         public var bindings: [any PostgresEncodable] {
-            [cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.jsonText }, lease.inSeconds,
+            [cluster, node, tasks.map(\.id), tasks.map(\.attempt), tasks.map { $0.progress?.json.jsonText }, lease.inSeconds,
              tasks.map(\.lease)]
         }
 
