@@ -112,9 +112,7 @@ struct AuthorizationTests {
                                                                       expiresAt: Date().addingTimeInterval(3600)))
             let revoked = try #require(try await credentials.token(secretHash: TokenSecret.hash(tokens[.revoked]!)))
             try await credentials.revokeToken(id: revoked.id)
-            try await store.pool.withConnection { connection in
-                try connection.query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'soon'")
-            }
+            try await store.expireToken(named: "soon")
 
             // Admin last: its requests change what the others would find.
             for credential in Credential.allCases {

@@ -21,9 +21,7 @@ struct RetentionCommandTests {
                 finished.append(task.id)
             }
             func age(_ id: Int64, hours: Int) async throws {
-                try await deployment.store.pool.withConnection { connection in
-                    try connection.query("UPDATE tasks SET finished_at = now() - make_interval(hours => $2::int) WHERE id = $1", [id, hours])
-                }
+                try await deployment.store.backdateFinish(of: id, by: .seconds(hours * 3600))
             }
             // Eight days old: past the CLI's cut-off below. Two hours old: past the server's one hour.
             try await age(finished[0], hours: 8 * 24)

@@ -10,18 +10,6 @@ import TaskyardTestSupport
 struct RecoveryTests {
     let cluster = TaskStore.cluster
 
-    func makeDue(_ store: TaskStore, _ id: Int64) async throws {
-        try await store.pool.withConnection { connection in
-            try connection.query("UPDATE tasks SET run_after = NULL WHERE id = $1", [id])
-        }
-    }
-
-    func expireLease(_ store: TaskStore, _ id: Int64) async throws {
-        try await store.pool.withConnection { connection in
-            try connection.query("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [id])
-        }
-    }
-
     @Test("a failed attempt with attempts left waits out a backoff, then runs again; the last failure is final")
     func retriesWithBackoff() async throws {
         try await TestDatabase.withStore { store in
@@ -36,7 +24,7 @@ struct RecoveryTests {
             let wait = try #require(requeued.runAfter).timeIntervalSince(requeued.updatedAt)
             #expect(wait >= 0.9 && wait <= 2.1, "base 2 s, jittered down by up to half: \(wait)")
             #expect(try await store.queue.claimOne() == nil, "not before the backoff")
-            try await makeDue(store, task.id)
+            try await store.endBackoff(of: task.id)
             let second = try #require(try await store.queue.claimOne())
             #expect(second.attempt == first.attempt + 1)
             let done = try await store.queue.report(TaskReport(attempt: 2, lease: second.lease, state: .failed, error: "still broken"),
@@ -61,7 +49,7 @@ struct RecoveryTests {
             _ = try #require(try await store.queue.claimOne("n3"))
             _ = try await store.submissions.cancel(cluster: cluster, taskID: cancelled.id)
             #expect(try await store.maintenance.expireLeases().isEmpty, "leases still running")
-            for task in [again, last, cancelled] { try await expireLease(store, task.id) }
+            for task in [again, last, cancelled] { try await store.expireLease(of: task.id) }
 
             let ended = try await store.maintenance.expireLeases()
             #expect(ended.map(\.state) == [.queued, .failed, .cancelled])
@@ -105,9 +93,7 @@ struct RecoveryTests {
             let strict = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: ["n1", "n2"], affinity: .strict),
                                                 cluster: cluster).task
             let stranded = try await store.submissions.submit(on: ["n1"])
-            try await store.pool.withConnection { connection in
-                try connection.query("UPDATE nodes SET last_seen_at = now() - interval '5 minutes' WHERE id = $1", ["n1"])
-            }
+            try await store.backdateLastSeen(of: "n1", by: .seconds(300))
             let offline = try await store.maintenance.markOfflineNodes(notSeenFor: .seconds(60))
             #expect(offline.map(\.node) == ["n1"])
             let moved = try await store.maintenance.reassignFromOfflineNodes()

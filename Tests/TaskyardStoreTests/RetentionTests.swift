@@ -21,9 +21,7 @@ struct RetentionTests {
     }
 
     func age(_ store: TaskStore, _ id: Int64, daysAgo: Int) async throws {
-        try await store.pool.withConnection { connection in
-            try connection.query("UPDATE tasks SET finished_at = now() - make_interval(days => $2::int) WHERE id = $1", [id, daysAgo])
-        }
+        try await store.backdateFinish(of: id, by: .seconds(daysAgo * 86_400))
     }
 
     func rootIDs(_ store: TaskStore) async throws -> [Int64] {
@@ -118,9 +116,7 @@ struct RetentionTests {
     }
 
     func backdateFinished(_ store: TaskStore) async throws {
-        try await store.pool.withConnection { connection in
-            try connection.query("UPDATE tasks SET finished_at = now() - interval '10 days' WHERE finished_at IS NOT NULL")
-        }
+        try await store.backdateAllFinished(by: .seconds(10 * 86_400))
     }
 
     @Test("retention drops a whole range of ids — tasks, events, outcomes, idempotency keys and the later members of its trees — once none of it is live")
