@@ -35,29 +35,19 @@ struct CancelReachTests {
         try await Deployment.run(nodes: ["n1", "n2"], agentSettings: { $0.handlersDirectory = folder }) { deployment in
             let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "slow", participatingNodes: ["n1", "n2"]))
             var running: [Int32] = []
-            let deadline = ContinuousClock.now + .seconds(10)
-            while running.count < 2, ContinuousClock.now < deadline {
+            try await eventually("both handlers start", within: .seconds(10)) {
                 running = Self.handlerPIDs(in: pids)
-                try await Task.sleep(for: .milliseconds(50))
+                return running.count == 2
             }
-            #expect(running.count == 2, "both handlers started")
             let clock = ContinuousClock()
             let asked = clock.now
             _ = try await deployment.client.cancel(cluster: "c1", id: task.id, reason: "changed my mind")
-            var state = TaskState.received
-            while state != .cancelled, clock.now - asked < .seconds(5) {
-                state = try await deployment.client.task(cluster: "c1", id: task.id).task.state
-                if state != .cancelled { try await Task.sleep(for: .milliseconds(50)) }
+            try await eventually("the task is reported cancelled", within: .seconds(5)) {
+                try await deployment.client.task(cluster: "c1", id: task.id).task.state == .cancelled
             }
             let cancelledAfter = clock.now - asked
-            #expect(state == .cancelled)
             #expect(cancelledAfter < .seconds(2), "reported cancelled after \(cancelledAfter)")
-            var alive = running
-            while !alive.isEmpty, clock.now - asked < .seconds(5) {
-                alive = alive.filter(Self.isRunning)
-                if !alive.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            #expect(alive.isEmpty, "handler processes still running: \(alive)")
+            try await eventually("the handler processes end", within: .seconds(5)) { running.allSatisfy { !Self.isRunning($0) } }
             #expect(clock.now - asked < .seconds(2.5), "handlers gone after \(clock.now - asked)")
         }
     }
@@ -83,12 +73,7 @@ struct CancelReachTests {
             #expect(clock.now - started < .seconds(5), "ended after \(clock.now - started)")
             let handlers = Self.handlerPIDs(in: pids)
             #expect(handlers.count == 2)
-            var alive = handlers
-            while !alive.isEmpty, clock.now - started < .seconds(8) {
-                alive = alive.filter(Self.isRunning)
-                if !alive.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            #expect(alive.isEmpty, "handler processes still running: \(alive)")
+            try await eventually("the handler processes end", within: .seconds(8)) { handlers.allSatisfy { !Self.isRunning($0) } }
         }
     }
 }

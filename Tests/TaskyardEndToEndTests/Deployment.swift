@@ -96,10 +96,9 @@ struct Deployment: Sendable {
                 group.addTask { try await agent.services.serveUntilCancelled(); return nil }
             }
             let client = TaskyardClient(baseURL: serverURL, token: adminToken, transport: transport)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !nodes.isEmpty, try await client.nodes(cluster: cluster).count < nodes.count {
-                guard ContinuousClock.now < deadline else { throw DeploymentError("agents did not register in time") }
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually("the agents register", every: .milliseconds(20)) {
+                if nodes.isEmpty { return true }
+                return try await client.nodes(cluster: cluster).count >= nodes.count
             }
             let result = try await body(Deployment(serverURL: serverURL, store: store, client: client, adminToken: adminToken,
                                                    agents: agents))
@@ -116,15 +115,16 @@ struct Deployment: Sendable {
     /// Polls the task until `condition` holds of it.
     func detail(_ id: Int64, cluster: String = Deployment.cluster, within limit: Duration = .seconds(30), until what: String,
                 _ condition: (TaskDetail) -> Bool) async throws -> TaskDetail {
-        let deadline = ContinuousClock.now + limit
-        while true {
-            let detail = try await client.task(cluster: cluster, id: id)
-            if condition(detail) { return detail }
-            guard ContinuousClock.now < deadline else {
-                throw DeploymentError("task \(id) still not \(what) after \(limit): \(detail.task.state)")
+        var detail = try await client.task(cluster: cluster, id: id)
+        do {
+            try await eventually("task \(id) \(what)", within: limit, every: .milliseconds(25)) {
+                detail = try await client.task(cluster: cluster, id: id)
+                return condition(detail)
             }
-            try await Task.sleep(for: .milliseconds(25))
+        } catch is EventuallyError {
+            throw DeploymentError("task \(id) still not \(what) after \(limit): \(detail.task.state)")
         }
+        return detail
     }
 }
 

@@ -43,17 +43,14 @@ struct DevCommandTests {
         #expect(refused.status == 401)
         let client = TaskyardClient(baseURL: anonymous.baseURL, token: token)
         // The agents register right after the server starts.
-        while try await client.nodes(cluster: "dev").count < 3 {
-            try #require(ContinuousClock.now < deadline, "agents did not register")
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await eventually("the three agents register", within: deadline - .now) { try await client.nodes(cluster: "dev").count >= 3 }
 
         let task = try await client.submit(cluster: "dev", SubmitTaskRequest(type: "echo", participatingNodes: ["n1", "n2", "n3"],
                                                                              payload: ["name": "vol1"]))
         var detail = try await client.task(cluster: "dev", id: task.id)
-        while !detail.task.state.isTerminal, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually("the task ends", within: deadline - .now) {
             detail = try await client.task(cluster: "dev", id: task.id)
+            return detail.task.state.isTerminal
         }
         #expect(detail.task.state == .completed)
         #expect(detail.task.participants.map(\.state) == [.completed, .completed, .completed])

@@ -184,9 +184,7 @@ struct MetricsTests {
             var direct = deployment.client
             direct.token = read
             _ = try await direct.tasks(cluster: "c1", query: ["limit": "1"])
-            let deadline = ContinuousClock.now + .seconds(10)
-            while try await lastUsed() == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            #expect(try await lastUsed() != nil)
+            try await eventually("the server records the token's use", within: .seconds(10)) { try await lastUsed() != nil }
 
             // Well-formed made-up tokens: refused, and past a few checks a second the agent stops asking.
             var statuses: [Int] = []

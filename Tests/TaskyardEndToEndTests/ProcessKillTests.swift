@@ -57,13 +57,6 @@ struct TaskyardProcess {
 }
 
 /// Polls `condition` until it holds or `limit` passes.
-func eventually(_ what: String, within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !(try await condition()) {
-        guard ContinuousClock.now < deadline else { throw DeploymentError("\(what) did not happen within \(limit)") }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-}
 
 @Suite("Killing things")
 struct ProcessKillTests {
