@@ -147,6 +147,8 @@ let package = Package(
             dependencies: ["TaskyardAgent", "TaskyardAPI", "TaskyardClient", "TaskyardDomain", "TaskyardSecurity",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        // The server's parts that need no database or network.
+        .testTarget(name: "TaskyardServerTests", dependencies: ["TaskyardServer", "TaskyardDomain"]),
         .testTarget(name: "TaskyardStoreTests", dependencies: ["TaskyardStore", "TaskyardDomain", "Postgres", "TaskyardTestSupport"]),
         .testTarget(
             name: "TaskyardEndToEndTests",
