@@ -78,9 +78,12 @@ struct ExecutableHandler: TaskHandler {
             process.standardOutput = try FileHandle(forWritingTo: output)
             process.standardError = try FileHandle(forWritingTo: errors)
             do {
-                let watcher = Task { await Self.followProgress(in: errors, for: work) }
-                defer { watcher.cancel() }
-                status = try await run(process)
+                // The handler's progress is followed by a child that ends with its run.
+                status = try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await Self.followProgress(in: errors, for: work) }
+                    defer { group.cancelAll() }
+                    return try await run(process)
+                }
                 break
             } catch let error as NSError where error.code == Int(ETXTBSY) && attempt < 20 {
                 // "Text file busy": the handler is being written (a deployment in progress, or a process
@@ -127,6 +130,7 @@ struct ExecutableHandler: TaskHandler {
             guard group > 0 else { return }
             kill(-group, SIGTERM)
             let grace = terminationGrace
+            // A cancellation handler cannot wait: the kill after the grace period runs on a task of its own.
             Task {
                 try? await Task.sleep(for: grace)
                 // The group outlives its leader while any member runs; ESRCH once all are gone.

@@ -290,18 +290,28 @@ final class ParticipantEndpoint: Sendable {
                                    // An invalid one is dropped, as W3C trace context asks of a receiver.
                                    traceparent: body.traceparent.flatMap { try? TaskSubmission.validateTraceparent($0) == () ? $0 : nil },
                                    progressSink: { completed, total in
+                                       // Handlers report progress from synchronous code; the registry's
+                                       // actor is reached on a task of its own, in order of no importance.
                                        Task { await running.setProgress(taskID: body.taskID, completed: completed, total: total) }
                                    })
         // The handler starts once its run is registered: progress it reports at once, or a cancel that
         // comes at once, must find it.
         let (registered, started) = AsyncStream<Void>.makeStream()
+        // A task of its own, not a child: a cancel call (another request) or the agent's overdue sweep
+        // cancels this run through the registry, by its handle.
         let job = Task {
             for await _ in registered { break }
             return try await handler.runKeepingBytes(work)
         }
         await running.add(taskID: body.taskID, job: job)
         started.finish()
-        defer { Task { await running.remove(taskID: body.taskID, job: job) } }
+        let answer = await answer(of: job, type: type, taskID: body.taskID)
+        await running.remove(taskID: body.taskID, job: job)
+        return answer
+    }
+
+    /// What a handler's run comes to, as the participant call answers it.
+    private func answer(of job: Task<RawJSON?, any Error>, type: String, taskID: Int64) async -> Answer {
         do {
             return .completed(try await job.value)
         } catch let failure as HandlerFailure {
@@ -311,7 +321,7 @@ final class ParticipantEndpoint: Sendable {
                 return .failed(status: 504, code: .timedOut,
                                message: "the \(type) handler on \(node) ran longer than \(handlerTimeout) and was stopped")
             }
-            return .failed(status: 409, code: .cancelled, message: "task \(body.taskID) was cancelled on \(node)")
+            return .failed(status: 409, code: .cancelled, message: "task \(taskID) was cancelled on \(node)")
         } catch {
             return .failed(status: 500, code: .handlerFailed, message: "\(error)")
         }
