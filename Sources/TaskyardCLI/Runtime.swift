@@ -28,3 +28,18 @@ enum Runtime {
         try await runUntilSignalled(services, logger: logger)
     }
 }
+
+extension TaskStore {
+    /// `body`'s answer, the store's connections closed after it, whether it returned or threw: for the
+    /// commands that open a store for one piece of work.
+    func closing<T: Sendable>(_ body: (TaskStore) async throws -> T) async throws -> T {
+        do {
+            let answer = try await body(self)
+            await close()
+            return answer
+        } catch {
+            await close()
+            throw error
+        }
+    }
+}

@@ -91,10 +91,8 @@ struct TokenCommand: AsyncParsableCommand {
             }
             switch try await place.target() {
             case .database(let store):
-                let credentials = store.credentials
-                defer { Task { await store.close() } }
                 let secret = TokenSecret.generate()
-                _ = try await credentials.createToken(request, secretHash: TokenSecret.hash(secret))
+                _ = try await store.closing { try await $0.credentials.createToken(request, secretHash: TokenSecret.hash(secret)) }
                 say(secret)
             case .api(let client):
                 guard let secret = try await client.createToken(request).token else { throw ValidationError("the server sent no secret") }
@@ -113,9 +111,7 @@ struct TokenCommand: AsyncParsableCommand {
             let tokens: [TokenObject]
             switch try await place.target() {
             case .database(let store):
-                let credentials = store.credentials
-                defer { Task { await store.close() } }
-                tokens = try await credentials.tokens().map { TokenObject($0) }
+                tokens = try await store.closing { try await $0.credentials.tokens() }.map { TokenObject($0) }
             case .api(let client):
                 tokens = try await client.tokens()
             }
@@ -140,9 +136,9 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             switch try await place.target() {
             case .database(let store):
-                let credentials = store.credentials
-                defer { Task { await store.close() } }
-                guard try await credentials.revokeToken(id: id) != nil else { throw ValidationError("token \(id) does not exist") }
+                guard try await store.closing({ try await $0.credentials.revokeToken(id: id) }) != nil else {
+                    throw ValidationError("token \(id) does not exist")
+                }
             case .api(let client):
                 try await client.revokeToken(id: id)
             }
@@ -179,7 +175,10 @@ extension TokenCommand {
         func run() async throws {
             let store = try await Runtime.openStore(database: try PostgresConfiguration(try DatabaseURL.resolve(databaseURL)),
                                                     poolSize: 1, migrate: true, logger: try logging.makeLogger("taskyard.token"))
-            defer { Task { await store.close() } }
+            try await store.closing { store in try await bootstrap(store) }
+        }
+
+        private func bootstrap(_ store: TaskStore) async throws {
             do {
                 _ = try await store.clusters.createCluster(id: cluster, name: cluster)
                 say("created cluster \(cluster)")
