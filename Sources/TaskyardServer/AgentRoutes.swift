@@ -14,7 +14,7 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let limit = try request.queryInt("limit", in: 1...1000) ?? 16
-        let wait = try request.queryDouble("wait", in: 0...configuration.maximumPollWaitSeconds) ?? 0
+        let wait = try request.queryDouble("wait", in: 0...configuration.maximumPollWait.inSeconds) ?? 0
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(wait)
         let topic = Wakeups.Topic.work(cluster: cluster, node: node)

@@ -49,13 +49,13 @@ public struct ServerConfiguration: Sendable {
     }
     /// Most reports one `…/states` request may carry. Default 1000.
     public var maximumReportBatch = 1000
-    /// Longest `wait` a poll may ask for, in seconds (the contract's maximum). Default 60.
-    public var maximumPollWaitSeconds = 60.0
+    /// Longest `wait` a poll may ask for (the contract's maximum). Default 60 s.
+    public var maximumPollWait: Duration = .seconds(60)
     /// A waiting poll is woken by notifications; it also looks for work this often, for a notification
     /// lost while the listening connection reconnected and for delayed tasks coming due. Default 2 s.
     public var pollRecheckInterval: Duration = .seconds(2)
-    /// Longest `timeout` a wait may ask for, in seconds (the contract's maximum). Default 300.
-    public var maximumWaitSeconds = 300.0
+    /// Longest `timeout` a wait may ask for (the contract's maximum). Default 300 s.
+    public var maximumWait: Duration = .seconds(300)
     /// A waiting request re-reads its task this often even without a notification, in case one was
     /// lost while the listening connection reconnected. Default 5 s.
     public var waitRecheckInterval: Duration = .seconds(5)

@@ -123,7 +123,7 @@ extension APIRoutes {
         defer { slot.release() }
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWaitSeconds) ?? 30
+        let timeout = try request.queryDouble("timeout", in: 0...configuration.maximumWait.inSeconds) ?? 30
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(timeout)
         let topic = Wakeups.Topic.finished(cluster: cluster, task: id)

@@ -8,7 +8,7 @@ import TaskyardDomain
 import TaskyardSecurity
 import TaskyardStore
 
-/// Turns a request's bearer token into the token's record. Tokens are cached for `cacheSeconds` (by the
+/// Turns a request's bearer token into the token's record. Tokens are cached for `cacheLifetime` (by the
 /// digest of the secret, never the secret), so a revocation reaches every replica within that time; and
 /// `last_used_at` is written for all the tokens used since the last write, every `touchInterval`, in one
 /// statement, rather than once per request.
@@ -26,7 +26,7 @@ final class Authenticator: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         cache = Mutex(TokenCache(capacity: configuration.maximumCachedTokens,
-                                 maximumAge: .seconds(configuration.cacheSeconds)))
+                                 maximumAge: configuration.cacheLifetime))
     }
 
     /// The request's token, valid now; 401 otherwise.
@@ -105,7 +105,7 @@ final class Authenticator: Service, Sendable {
 public struct AuthenticationConfiguration: Sendable {
     /// How long a token's record is trusted without asking the database: a revocation reaches every
     /// replica within this time. Default 2 s.
-    public var cacheSeconds = 2.0
+    public var cacheLifetime: Duration = .seconds(2)
     /// How often `last_used_at` is written. Default 5 s.
     public var touchInterval: Duration = .seconds(5)
     /// Most records cached (unknown tokens are cached too, so that a flood of made-up tokens cannot each

@@ -6,7 +6,7 @@ import TaskyardStore
 
 /// Signs the grants of every claim (and of rollbacks) with the newest live key of the task's cluster. Keys live in the
 /// database (made on first use), their private halves sealed with the servers' key file, and are cached
-/// here for `refreshSeconds`, so a key rotated or retired by another replica stops signing here within
+/// here for `refreshInterval`, so a key rotated or retired by another replica stops signing here within
 /// that time (at once on this replica).
 final class GrantIssuer: Sendable {
     private struct Cached {
@@ -16,13 +16,13 @@ final class GrantIssuer: Sendable {
 
     private let credentials: CredentialStore
     private let keyFile: KeyFile
-    private let refreshSeconds: Double
+    private let refreshInterval: Duration
     private let signers = Mutex<[String: Cached]>([:])
 
-    init(credentials: CredentialStore, keyFile: KeyFile, refreshSeconds: Double = 10) {
+    init(credentials: CredentialStore, keyFile: KeyFile, refreshInterval: Duration = .seconds(10)) {
         self.credentials = credentials
         self.keyFile = keyFile
-        self.refreshSeconds = refreshSeconds
+        self.refreshInterval = refreshInterval
     }
 
     /// Grants for tasks just claimed (by `signer`, which the caller gets before it claims, so that a claim
@@ -86,7 +86,7 @@ final class GrantIssuer: Sendable {
     /// The cluster's signing key now.
     func signer(cluster: String) async throws -> GrantSigner {
         let now = ContinuousClock.now
-        if let cached = signers.withLock({ $0[cluster] }), now - cached.loaded < .seconds(refreshSeconds) {
+        if let cached = signers.withLock({ $0[cluster] }), now - cached.loaded < refreshInterval {
             return cached.signer
         }
         var newest = try await credentials.newestSigningKey(cluster: cluster)
