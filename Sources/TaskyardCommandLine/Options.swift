@@ -196,19 +196,14 @@ public func number<T: LosslessStringConvertible>(_ flag: T?, _ variable: String,
     return value
 }
 
-/// A flag given in seconds, checked: finite, above zero (or zero where `allowZero`), at most `limit` (a week
-/// by default). An infinite lease or a timeout of 1e16 s is no setting anyone means (and the latter overflowed
-/// the conversion to a Duration and crashed the agent).
-public func checkedSeconds(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Double {
+/// A flag given in seconds, checked and made a Duration: finite, above zero (or zero where `allowZero`), at most
+/// `limit` (a week by default). An infinite lease or a timeout of 1e16 s is no setting anyone means (and the
+/// latter overflowed the conversion to a Duration and crashed the agent).
+public func checkedDuration(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Duration {
     guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= limit else {
         throw ValidationError("\(option) takes seconds, \(allowZero ? "0" : "more than 0") to \(Int(limit)) (got \(value))")
     }
-    return value
-}
-
-/// The same, as a Duration.
-public func checkedDuration(_ value: Double, _ option: String, allowZero: Bool = false, atMost limit: Double = 604_800) throws -> Duration {
-    .seconds(try checkedSeconds(value, option, allowZero: allowZero, atMost: limit))
+    return .seconds(value)
 }
 
 /// `30d`, `12h`, `90m`, `45s` or a number of seconds.
