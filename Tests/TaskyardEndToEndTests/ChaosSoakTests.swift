@@ -37,6 +37,79 @@ struct ChaosSoakTests {
         }
     }
 
+    /// What the soak checks once every task ended, each a count that must come out as expected.
+    static let invariantQueries: [String: String] = [
+            "roots": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL"),
+            "completed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'completed'"),
+            "failed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'failed'"),
+            "stuck": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')"),
+            // A task reaching a terminal state more than once.
+            "doubled": ("""
+                SELECT count(*) AS n FROM (
+                    SELECT e.task_id FROM task_events e JOIN tasks t ON t.cluster_id = e.cluster_id AND t.id = e.task_id
+                     WHERE t.parent_id IS NULL AND e.to_state IN ('completed', 'failed', 'cancelled')
+                     GROUP BY e.task_id HAVING count(*) > 1) d
+                """),
+            // A move out of received at another attempt than the claim just before it: a stale report.
+            "stale": ("""
+                SELECT count(*) AS n FROM (
+                    SELECT from_state, attempt, lag(to_state) OVER w AS previous_to, lag(attempt) OVER w AS previous_attempt
+                      FROM task_events WINDOW w AS (PARTITION BY cluster_id, task_id ORDER BY id)) e
+                 WHERE from_state = 'received' AND (previous_to IS DISTINCT FROM 'received' OR previous_attempt <> attempt)
+                """),
+            // A completed task lacking a completed outcome of its final attempt from one of its nodes.
+            "unrun": ("""
+                SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
+                 WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
+                       SELECT 1 FROM task_participants c WHERE c.cluster_id = t.cluster_id AND c.task_id = t.id
+                          AND c.node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
+                """),
+            "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
+    ]
+
+    static func invariants(_ pool: PostgresPool) async throws -> [String: Int] {
+        try await pool.withConnection { connection in
+            var counts: [String: Int] = [:]
+            for (name, sql) in invariantQueries { counts[name] = try connection.query(sql).single().decode("n") }
+            return counts
+        }
+    }
+
+    /// Which of the servers holds the maintenance leader's lock.
+    static func maintenanceLeader(among clients: [TaskyardClient]) async throws -> Int {
+        var leader: Int?
+        try await eventually("a server leads maintenance", within: .seconds(30)) {
+            for (index, client) in clients.enumerated() where (try? await client.healthBody())?.maintenanceLeader == true {
+                leader = index
+            }
+            return leader != nil
+        }
+        return leader!
+    }
+
+    /// Every accepted task ends, once, run by all its nodes, and no stale report was taken.
+    static func checkEveryTaskEndedOnce(_ pool: PostgresPool, accepted ids: [Int64], of total: Int, faults: [String]) async throws {
+        // Every accepted task ends.
+        try await eventually("every accepted task is finished", within: .seconds(180)) {
+            let live: Int = try await pool.withConnection { connection in
+                try connection.query("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')")
+                    .single().decode("n")
+            }
+            return live == 0
+        }
+        let counts = try await invariants(pool)
+        print("chaos soak: \(ids.count) tasks accepted of \(total); faults: \(faults.joined(separator: ", ")); "
+              + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        #expect(ids.count == total)
+        #expect(Set(ids).count == total, "an accepted task was answered twice with different ids")
+        #expect(counts["roots"] == total, "lost or duplicated tasks")
+        #expect(counts["stuck"] == 0)
+        #expect(counts["doubled"] == 0)
+        #expect(counts["stale"] == 0)
+        #expect(counts["unrun"] == 0)
+        #expect(counts["completed"]! + counts["failed"]! == total)
+    }
+
     @Test("steady load on 2 servers and 3 agents (processes) while an agent is killed, another paused past its lease, the maintenance leader killed and PostgreSQL restarted: every accepted task ends once, none stuck, none doubled, no stale report accepted")
     func soak() async throws {
         try await TestDatabase.withPrivateServer { database in
@@ -69,8 +142,6 @@ struct ChaosSoakTests {
             do {
                 try await eventually("three nodes register", within: .seconds(60)) { try await clients[0].nodes(cluster: "c1").count == 3 }
 
-                // The load: tasks of 1 to 3 participants, each sent until answered (with its Idempotency-Key), to
-                // the two servers in turn.
                 let total = 600
                 let accepted = Accepted()
                 let submitter = Task { try await Self.submit(total, to: clients, recording: accepted) }
@@ -94,17 +165,11 @@ struct ChaosSoakTests {
                 agents["n2"]!.signal(SIGCONT)
                 faults.append("SIGCONT agent n2")
                 try await progress(55)
-                var leader: Int?
-                try await eventually("a server leads maintenance", within: .seconds(30)) {
-                    for (index, client) in clients.enumerated() where (try? await client.healthBody())?.maintenanceLeader == true {
-                        leader = index
-                    }
-                    return leader != nil
-                }
-                await servers[leader!].stop(SIGKILL)
+                let leader = try await Self.maintenanceLeader(among: clients)
+                await servers[leader].stop(SIGKILL)
                 faults.append("kill -9 the maintenance leader")
                 try await Task.sleep(for: .seconds(1))
-                servers[leader!] = try serve(ports[leader!])
+                servers[leader] = try serve(ports[leader])
                 faults.append("restart that server")
                 try await progress(75)
                 try database.stop(mode: .fast)
@@ -113,58 +178,7 @@ struct ChaosSoakTests {
                 faults.append("restart PostgreSQL")
                 try await submitter.value
 
-                // Every accepted task ends.
-                let ids = accepted.ids.withLock { $0 }
-                try await eventually("every accepted task is finished", within: .seconds(180)) {
-                    let live: Int = try await pool.withConnection { connection in
-                        try connection.query("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')")
-                            .single().decode("n")
-                    }
-                    return live == 0
-                }
-                let queries: [String: String] = [
-                        "roots": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL"),
-                        "completed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'completed'"),
-                        "failed": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state = 'failed'"),
-                        "stuck": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND state IN ('queued', 'received')"),
-                        // A task reaching a terminal state more than once.
-                        "doubled": ("""
-                            SELECT count(*) AS n FROM (
-                                SELECT e.task_id FROM task_events e JOIN tasks t ON t.cluster_id = e.cluster_id AND t.id = e.task_id
-                                 WHERE t.parent_id IS NULL AND e.to_state IN ('completed', 'failed', 'cancelled')
-                                 GROUP BY e.task_id HAVING count(*) > 1) d
-                            """),
-                        // A move out of received at another attempt than the claim just before it: a stale report.
-                        "stale": ("""
-                            SELECT count(*) AS n FROM (
-                                SELECT from_state, attempt, lag(to_state) OVER w AS previous_to, lag(attempt) OVER w AS previous_attempt
-                                  FROM task_events WINDOW w AS (PARTITION BY cluster_id, task_id ORDER BY id)) e
-                             WHERE from_state = 'received' AND (previous_to IS DISTINCT FROM 'received' OR previous_attempt <> attempt)
-                            """),
-                        // A completed task lacking a completed outcome of its final attempt from one of its nodes.
-                        "unrun": ("""
-                            SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
-                             WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
-                                   SELECT 1 FROM task_participants c WHERE c.cluster_id = t.cluster_id AND c.task_id = t.id
-                                      AND c.node = p.node AND c.attempt = t.attempt AND c.state = 'completed')
-                            """),
-                        "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
-                ]
-                let counts: [String: Int] = try await pool.withConnection { connection in
-                    var counts: [String: Int] = [:]
-                    for (name, sql) in queries { counts[name] = try connection.query(sql).single().decode("n") }
-                    return counts
-                }
-                print("chaos soak: \(ids.count) tasks accepted of \(total); faults: \(faults.joined(separator: ", ")); "
-                      + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-                #expect(ids.count == total)
-                #expect(Set(ids).count == total, "an accepted task was answered twice with different ids")
-                #expect(counts["roots"] == total, "lost or duplicated tasks")
-                #expect(counts["stuck"] == 0)
-                #expect(counts["doubled"] == 0)
-                #expect(counts["stale"] == 0)
-                #expect(counts["unrun"] == 0)
-                #expect(counts["completed"]! + counts["failed"]! == total)
+                try await Self.checkEveryTaskEndedOnce(pool, accepted: accepted.ids.withLock { $0 }, of: total, faults: faults)
 
             } catch {
                 for agent in agents.values { await agent.stop() }

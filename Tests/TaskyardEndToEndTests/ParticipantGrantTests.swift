@@ -33,6 +33,31 @@ struct ParticipantGrantTests {
         return Call(status: Int(response.status.code), body: String(buffer: data))
     }
 
+    /// Grants a participant must refuse as no grant at all (401), for n2's part of `claim`, with what each is.
+    /// The private key only the server holds is read here, to make grants that are valid in every way but one.
+    static func unauthenticatedGrants(_ deployment: Deployment, claim: ClaimedTaskObject) async throws -> [(String, String?)] {
+        let credentials = CredentialStore(pool: deployment.store.pool)
+        let key = try #require(try await credentials.publicSigningKeys(cluster: "c1").first)
+        let sealed = try #require(try await credentials.newestSigningKey(cluster: "c1"))
+        let serverSigner = try GrantSigner(keyID: key.id, privateKeyRaw: try TestEnvironment.keyFile.unseal(
+            try #require(Hex.decode(sealed.sealedPrivateKeyHex)), cluster: "c1", keyID: sealed.id))
+        let attacker = SigningKeyPair.generate()
+        let attackerSigner = try GrantSigner(keyID: key.id, privateKeyRaw: attacker.privateKeyRaw)
+        let publicKey = try #require(Hex.decode(key.publicKeyHex))
+        let claims0 = try GrantVerifier(keys: [key.id: publicKey]).verify(claim.grant(for: "n2"))
+        var expiredGrant = claims0
+        expiredGrant.expiresAt = Int64(Date().timeIntervalSince1970) - 3600
+
+        return [
+            ("no grant", nil),
+            ("not a grant", "hello"),
+            ("a client token", deployment.adminToken),
+            ("signed with another key under the server's key id", try attackerSigner.sign(claims0)),
+            ("tampered claims", Self.tampered(claim.grant(for: "n2"))),
+            ("expired", try serverSigner.sign(expiredGrant)),
+        ]
+    }
+
     @Test("forged, expired, wrong-node, wrong-payload and replayed-for-another-type grants are refused, and the handler never runs")
     func refusals() async throws {
         let counter = InvocationCounter()
@@ -66,28 +91,7 @@ struct ParticipantGrantTests {
             #expect(claim.task.payload == ["volume": "v1"])
             let body = ParticipantRequest(taskID: both.id, clusterID: "c1", attempt: claim.attempt, initiator: "n1", payload: claim.task.payload)
 
-            // The keys a node verifies with, and the private key only the server holds (read here to make
-            // grants that are valid in every way but one).
-            let credentials = CredentialStore(pool: deployment.store.pool)
-            let key = try #require(try await credentials.publicSigningKeys(cluster: "c1").first)
-            let sealed = try #require(try await credentials.newestSigningKey(cluster: "c1"))
-            let serverSigner = try GrantSigner(keyID: key.id, privateKeyRaw: try TestEnvironment.keyFile.unseal(
-                try #require(Hex.decode(sealed.sealedPrivateKeyHex)), cluster: "c1", keyID: sealed.id))
-            let attacker = SigningKeyPair.generate()
-            let attackerSigner = try GrantSigner(keyID: key.id, privateKeyRaw: attacker.privateKeyRaw)
-            let publicKey = try #require(Hex.decode(key.publicKeyHex))
-            let claims0 = try GrantVerifier(keys: [key.id: publicKey]).verify(claim.grant(for: "n2"))
-            var expiredGrant = claims0
-            expiredGrant.expiresAt = Int64(Date().timeIntervalSince1970) - 3600
-
-            let unauthenticated: [(String, String?)] = [
-                ("no grant", nil),
-                ("not a grant", "hello"),
-                ("a client token", deployment.adminToken),
-                ("signed with another key under the server's key id", try attackerSigner.sign(claims0)),
-                ("tampered claims", Self.tampered(claim.grant(for: "n2"))),
-                ("expired", try serverSigner.sign(expiredGrant)),
-            ]
+            let unauthenticated = try await Self.unauthenticatedGrants(deployment, claim: claim)
             for (what, grant) in unauthenticated {
                 let answer = try await Self.call(url, body: body, grant: grant)
                 #expect(answer.status == 401, "\(what): \(answer.status) \(answer.body)")
