@@ -224,7 +224,8 @@ extension SubmitTaskRequest: JSONReadable {
             timeoutSeconds: try fields.optional("timeout_seconds", F.int), orderingKey: try fields.optional("ordering_key", F.string),
             assign: try fields.optional("assign", F.enumeration), affinity: try fields.optional("affinity", F.enumeration),
             parentID: try fields.optional("parent_id", F.int64), abortable: try fields.optional("abortable", F.bool),
-            internal: try fields.optional("internal", F.bool), idempotencyKey: try fields.optional("idempotency_key", F.string))
+            internal: try fields.optional("internal", F.bool), completeWhen: try fields.optional("complete_when", F.value),
+            idempotencyKey: try fields.optional("idempotency_key", F.string))
     }
 }
 
@@ -447,6 +448,7 @@ extension SubmitTaskRequest: JSONWritable {
             json.fieldIfPresent("abortable", abortable) { $0.bool($1) }
             json.fieldIfPresent("affinity", affinity) { $0.string($1.rawValue) }
             json.fieldIfPresent("assign", assign) { $0.string($1.rawValue) }
+            json.fieldIfPresent("complete_when", completeWhen) { $0.value($1) }
             json.fieldIfPresent("idempotency_key", idempotencyKey) { $0.string($1) }
             json.fieldIfPresent("internal", `internal`) { $0.bool($1) }
             json.fieldIfPresent("max_attempts", maxAttempts) { $0.integer(Int64($1)) }

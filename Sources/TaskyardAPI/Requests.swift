@@ -89,11 +89,13 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public var parentID: Int64?
     public var abortable: Bool?
     public var `internal`: Bool?
+    /// `"all"`, `"any"`, `"quorum"` or `{"at_least": N}`; checked when the submission is made.
+    public var completeWhen: JSONValue?
     /// A batch item's idempotency key (a single submit takes the `Idempotency-Key` header instead).
     public var idempotencyKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, payload, priority, assign, affinity, abortable, `internal`
+        case type, payload, priority, assign, affinity, abortable, `internal`, completeWhen = "complete_when"
         case participatingNodes = "participating_nodes", runAfter = "run_after", maxAttempts = "max_attempts"
         case timeoutSeconds = "timeout_seconds", orderingKey = "ordering_key", parentID = "parent_id"
         case idempotencyKey = "idempotency_key"
@@ -102,7 +104,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public init(type: String, participatingNodes: [String], payload: RawJSON? = nil, priority: Int? = nil,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil, orderingKey: String? = nil,
                 assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
-                internal: Bool? = nil, idempotencyKey: String? = nil) {
+                internal: Bool? = nil, completeWhen: JSONValue? = nil, idempotencyKey: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -116,17 +118,23 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         self.parentID = parentID
         self.abortable = abortable
         self.internal = `internal`
+        self.completeWhen = completeWhen
         self.idempotencyKey = idempotencyKey
     }
 
-    /// The submission this body asks for, with what its request's headers add.
-    public func submission(idempotencyKey: String?, opaqueID: String?, traceparent: String? = nil) -> TaskSubmission {
+    /// The submission this body asks for, with what its request's headers add. `fieldPrefix`: where the
+    /// body is in its request (`tasks[3].` in a batch), for the error of a policy that is no policy.
+    public func submission(idempotencyKey: String?, opaqueID: String?, traceparent: String? = nil,
+                           fieldPrefix: String = "") throws(TaskyardError) -> TaskSubmission {
         TaskSubmission(type: type, participatingNodes: participatingNodes, payload: payload ?? .emptyObject,
                        priority: priority ?? 0, runAfter: runAfter, maxAttempts: maxAttempts,
                        timeoutSeconds: timeoutSeconds, orderingKey: orderingKey, assign: assign ?? .first,
                        affinity: affinity ?? .any, parentID: parentID, abortable: abortable ?? true,
-                       isInternal: `internal` ?? false, idempotencyKey: idempotencyKey, opaqueID: opaqueID,
-                       traceparent: traceparent)
+                       isInternal: `internal` ?? false,
+                       completeWhen: try completeWhen.map { value throws(TaskyardError) in
+                           try CompletionPolicy(json: value, field: fieldPrefix + "complete_when")
+                       } ?? .all,
+                       idempotencyKey: idempotencyKey, opaqueID: opaqueID, traceparent: traceparent)
     }
 }
 

@@ -29,7 +29,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     public var abortable: Bool
     public var `internal`: Bool
     public var progress: JSONValue?
-    /// When the task counts as done: every task waits for all of its participants today.
+    /// When the fan-out counts as done: `"all"`, `"any"`, `"quorum"` or `{"at_least": N}`.
     public var completeWhen: JSONValue
     public var concurrencyKey: String?
     public var concurrencyLimit: Int?
@@ -79,7 +79,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         abortable = task.abortable
         `internal` = task.isInternal
         progress = task.progress
-        completeWhen = "all"
+        completeWhen = task.completeWhen.json
         concurrencyKey = nil
         concurrencyLimit = nil
         waitingFor = nil

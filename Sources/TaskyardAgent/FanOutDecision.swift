@@ -1,17 +1,24 @@
 import Foundation
 import TaskyardDomain
 
-/// What a fan-out's participant outcomes mean, decided without any I/O: whether the participants that
-/// succeeded must be rolled back, and the report the attempt ends with. The agent calls the participants
-/// and the rollbacks; everything it concludes from their answers is here, where a unit test can reach it.
+/// What a fan-out's participant outcomes mean, decided without any I/O: whether the task's completion
+/// policy was met, whether the participants that succeeded must be rolled back, and the report the attempt
+/// ends with. The agent calls the participants and the rollbacks; everything it concludes from their answers
+/// is here, where a unit test can reach it.
 struct FanOutDecision: Sendable, Equatable {
     /// Why the fan-out was stopped before every participant answered, if it was.
     let stop: StopReason?
     /// The outcomes as the agent sees them once the stop is taken into account.
     let outcomes: [ParticipantOutcome]
+    /// The task's `complete_when`.
+    let policy: CompletionPolicy
 
-    init(outcomes: [ParticipantOutcome], stop: StopReason?) {
+    /// The error of a participant stopped because the policy was settled without it.
+    static let notNeeded = "not needed"
+
+    init(outcomes: [ParticipantOutcome], stop: StopReason?, policy: CompletionPolicy = .all) {
         self.stop = stop
+        self.policy = policy
         guard case .timedOut(let seconds) = stop else {
             self.outcomes = outcomes
             return
@@ -28,22 +35,39 @@ struct FanOutDecision: Sendable, Equatable {
 
     static func timeoutMessage(_ seconds: Int) -> String { "timed out after \(seconds) s" }
 
-    /// Some participants failed and some succeeded: the successes are undone before the report (a
-    /// cancelled task is not rolled back: its participants were told to stop, not to undo).
-    var needsRollback: Bool {
-        guard stop != .cancelRequested else { return false }
-        let failed = outcomes.filter { $0.state != .completed }.count
-        return failed > 0 && failed < outcomes.count
+    /// Whether these outcomes, some of them perhaps not in yet, settle `policy` for `participants`: the
+    /// fan-out's test after each answer.
+    static func verdict(of outcomes: some Collection<ParticipantOutcome>, policy: CompletionPolicy,
+                        participants: Int) -> CompletionPolicy.Verdict {
+        let succeeded = outcomes.count { $0.state == .completed }
+        return policy.verdict(succeeded: succeeded, failed: outcomes.count - succeeded, of: participants)
     }
 
-    /// The outcome that settled the attempt under the policy every task has today (`all`): the last
-    /// success of a completed attempt, the first failure of a failed one; none when it was cancelled.
+    /// What the outcomes settle, every participant having answered (or been stopped).
+    var verdict: CompletionPolicy.Verdict {
+        Self.verdict(of: outcomes, policy: policy, participants: outcomes.count)
+    }
+
+    /// The policy can no longer be met but some participants succeeded: those are undone before the report
+    /// (a cancelled task is not rolled back: its participants were told to stop, not to undo).
+    var needsRollback: Bool {
+        guard stop != .cancelRequested else { return false }
+        return verdict == .unreachable && outcomes.contains { $0.state == .completed }
+    }
+
+    /// The outcome that settled the attempt: the success that met the policy (the `required`-th, by when
+    /// it finished), or the failure after which it could no longer be met; none when it was cancelled.
     var decidingNode: String? {
         guard stop != .cancelRequested, !outcomes.isEmpty else { return nil }
-        func finished(_ outcome: ParticipantOutcome) -> Date { outcome.finishedAt ?? .distantFuture }
-        let failed = outcomes.filter { $0.state != .completed }
-        if failed.isEmpty { return outcomes.max { finished($0) < finished($1) }?.node }
-        return failed.min { finished($0) < finished($1) }?.node
+        let required = policy.required(of: outcomes.count)
+        func byFinish(_ outcomes: [ParticipantOutcome]) -> [ParticipantOutcome] {
+            outcomes.sorted { ($0.finishedAt ?? .distantFuture) < ($1.finishedAt ?? .distantFuture) }
+        }
+        let succeeded = byFinish(outcomes.filter { $0.state == .completed })
+        if succeeded.count >= required { return succeeded[required - 1].node }
+        let failed = byFinish(outcomes.filter { $0.state != .completed })
+        let tolerated = outcomes.count - required
+        return failed.count > tolerated ? failed[tolerated].node : nil
     }
 
     /// The report of the attempt, given the outcomes after any rollback (each participant's `rollback`
@@ -63,8 +87,7 @@ struct FanOutDecision: Sendable, Equatable {
                                   return outcome
                               })
         }
-        let failed = self.outcomes.filter { $0.state != .completed }
-        if failed.isEmpty {
+        if verdict == .met {
             let results = RawJSON(members: outcomes.map { ($0.node, $0.result ?? .null) })
             return TaskReport(attempt: attempt, lease: lease, state: .completed, result: results, participants: outcomes)
         }
@@ -72,6 +95,7 @@ struct FanOutDecision: Sendable, Equatable {
         if case .timedOut(let seconds) = stop {
             error = Self.timeoutMessage(seconds)
         } else {
+            let failed = self.outcomes.filter { $0.state != .completed && $0.error != Self.notNeeded }
             error = failed.map { "\($0.node): \($0.error ?? "failed")" }.joined(separator: "; ")
         }
         let rolledBack = outcomes.filter { $0.rollback?.state == .completed }.map(\.node)

@@ -39,15 +39,16 @@ extension NodeAgent {
         let endpoints = resolved
         held.setProgress(task.id, TaskProgress(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
-        let outcomes = await callAllUnlessStopped(claimed, endpoints: endpoints)
-        let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id))
+        let policy = (try? CompletionPolicy(json: task.completeWhen)) ?? .all
+        let outcomes = await callAllUnlessStopped(claimed, policy: policy, endpoints: endpoints)
+        let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id), policy: policy)
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
     }
 
     /// What ends one child of a fan-out's race.
     private enum RaceEvent: Sendable {
-        case called([ParticipantOutcome])
+        case called(Calls)
         case stopped
         case progressEnded
     }
@@ -56,20 +57,23 @@ extension NodeAgent {
     /// progress followed beside them. Stopped (a cancel request, a lost lease, `timeout_seconds` run out as
     /// the agent's one-second sweep finds, the agent's shutdown), the calls are cancelled and every
     /// participant is told to stop at once, all together; the outcomes are then the calls' as they ended.
-    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+    /// Settled by the policy before every participant answered, the ones still running are told to stop.
+    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy,
+                                      endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
         await withTaskGroup(of: RaceEvent.self) { race in
-            race.addTask { .called(await self.callAll(claimed, endpoints: endpoints)) }
+            race.addTask { .called(await self.callAll(claimed, policy: policy, endpoints: endpoints)) }
             race.addTask { await self.held.stopped(claimed.task.id); return .stopped }
             race.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints); return .progressEnded }
             var outcomes: [ParticipantOutcome] = []
             while let event = await race.next() {
                 switch event {
-                case .called(let ended):
-                    outcomes = ended
+                case .called(let calls):
+                    outcomes = calls.outcomes
                     race.cancelAll()
+                    if !calls.notNeeded.isEmpty { await notifyCancel(claimed, nodes: calls.notNeeded, endpoints: endpoints) }
                 case .stopped where outcomes.isEmpty && held.cancellation(of: claimed.task.id) != nil:
                     race.cancelAll()
-                    await notifyCancel(claimed, endpoints: endpoints)
+                    await notifyCancel(claimed, nodes: claimed.task.participatingNodes, endpoints: endpoints)
                 case .stopped, .progressEnded:
                     continue
                 }
@@ -78,8 +82,19 @@ extension NodeAgent {
         }
     }
 
-    /// Every participant's call at once; outcomes in the order of the task's participating nodes.
-    func callAll(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+    /// The participants' outcomes, and the nodes stopped because the policy was settled without them.
+    struct Calls: Sendable {
+        var outcomes: [ParticipantOutcome]
+        var notNeeded: [String]
+    }
+
+    /// Every participant's call at once; outcomes in the order of the task's participating nodes. The
+    /// moment the answers in meet `policy` (`any`, `quorum`, `at_least` before every participant answered),
+    /// the calls still running are cancelled and their participants recorded `cancelled`, "not needed".
+    /// A policy out of reach stops nobody: a participant stopped midway leaves work that no rollback undoes
+    /// (a rollback runs only where a participant completed), so the others finish, and every success is
+    /// rolled back where the type declares how.
+    func callAll(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, endpoints: [String: NodeEndpoint]) async -> Calls {
         let task = claimed.task
         return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
             for (index, node) in task.participatingNodes.enumerated() {
@@ -87,15 +102,28 @@ extension NodeAgent {
             }
             var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
             var done = 0
+            var notNeeded: [Int] = []
             for await (index, outcome) in group {
+                // A participant stopped unneeded that completed anyway keeps its outcome (and is rolled back
+                // with the others where the attempt fails).
+                if notNeeded.contains(index), outcome.state != .completed {
+                    outcomes[index] = ParticipantOutcome(node: outcome.node, state: .cancelled, error: FanOutDecision.notNeeded,
+                                                         startedAt: outcome.startedAt, finishedAt: outcome.finishedAt)
+                    continue
+                }
                 outcomes[index] = outcome
                 done += 1
                 self.held.setParticipantsDone(task.id, done)
                 // The last one needs no early heartbeat: the report follows at once.
                 self.held.setProgress(task.id, TaskProgress(completed: Double(done), total: Double(outcomes.count), units: "participants"),
                                       announce: done < outcomes.count)
+                if done < outcomes.count, notNeeded.isEmpty,
+                   FanOutDecision.verdict(of: outcomes.compactMap { $0 }, policy: policy, participants: outcomes.count) == .met {
+                    notNeeded = outcomes.indices.filter { outcomes[$0] == nil }
+                    group.cancelAll()
+                }
             }
-            return outcomes.compactMap { $0 }
+            return Calls(outcomes: outcomes.compactMap { $0 }, notNeeded: notNeeded.map { task.participatingNodes[$0] })
         }
     }
 
@@ -218,9 +246,10 @@ extension NodeAgent {
         }
     }
 
-    func notifyCancel(_ claimed: ClaimedTaskObject, endpoints: [String: NodeEndpoint]) async {
+    /// Tells `nodes` to stop their part of the task, all at once.
+    func notifyCancel(_ claimed: ClaimedTaskObject, nodes: [String], endpoints: [String: NodeEndpoint]) async {
         await withTaskGroup(of: Void.self) { group in
-            for node in claimed.task.participatingNodes {
+            for node in nodes {
                 guard let endpoint = endpoints[node] else { continue }
                 group.addTask { await self.participants.cancel(claimed, on: node, at: endpoint) }
             }

@@ -39,6 +39,8 @@ public struct TaskRecord: Sendable, Hashable {
     public var participants: [ParticipantRecord] = []
     /// The W3C `traceparent` it was submitted with.
     public var traceparent: String?
+    /// When its fan-out counts as done.
+    public var completeWhen: CompletionPolicy = .all
 
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 

@@ -111,8 +111,10 @@ public struct TaskReport: Sendable, Hashable {
         self.participants = participants
     }
 
-    /// Rules on the report alone, and, given the task's participating nodes, that every participant is one.
-    public func validate(participatingNodes: [String]? = nil, limits: InputLimits = .default) throws(TaskyardError) {
+    /// Rules on the report alone, and, given the task's participating nodes and completion policy, that every
+    /// participant is one and that a completed report's participants meet the policy.
+    public func validate(participatingNodes: [String]? = nil, completeWhen: CompletionPolicy = .all,
+                         limits: InputLimits = .default) throws(TaskyardError) {
         guard attempt >= 1, attempt <= Int(Int32.max) else {
             throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)")
         }
@@ -140,9 +142,12 @@ public struct TaskReport: Sendable, Hashable {
             }
             if let startedAt = participant.startedAt { try DateRange.check(startedAt, field: field + ".started_at") }
             if let finishedAt = participant.finishedAt { try DateRange.check(finishedAt, field: field + ".finished_at") }
-            if state == .completed, participant.state != .completed {
-                throw .invalid(field + ".state",
-                               "a task is completed only when every participant completed; report it failed")
+        }
+        if state == .completed, let participatingNodes, !participants.isEmpty {
+            let required = completeWhen.required(of: participatingNodes.count)
+            let completed = participants.count { $0.state == .completed }
+            guard completed >= required else {
+                throw .invalid("participants", "a task is completed only when \(required) of its \(participatingNodes.count) participants completed (complete_when \(completeWhen.name)), and \(completed) did; report it failed")
             }
         }
     }

@@ -16,6 +16,8 @@ public struct TaskSubmission: Sendable, Hashable {
     public var parentID: Int64?
     public var abortable: Bool
     public var isInternal: Bool
+    /// When the fan-out counts as done (`complete_when`). Default: all participants succeeded.
+    public var completeWhen: CompletionPolicy
     /// From the `Idempotency-Key` header.
     public var idempotencyKey: String?
     /// From the `X-Opaque-Id` header.
@@ -27,6 +29,7 @@ public struct TaskSubmission: Sendable, Hashable {
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil,
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
+                completeWhen: CompletionPolicy = .all,
                 idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
@@ -41,6 +44,7 @@ public struct TaskSubmission: Sendable, Hashable {
         self.parentID = parentID
         self.abortable = abortable
         self.isInternal = isInternal
+        self.completeWhen = completeWhen
         self.idempotencyKey = idempotencyKey
         self.opaqueID = opaqueID
         self.traceparent = traceparent
@@ -59,6 +63,7 @@ public struct TaskSubmission: Sendable, Hashable {
         if let timeoutSeconds { identity["timeout_seconds"] = .integer(Int64(timeoutSeconds)) }
         if let orderingKey { identity["ordering_key"] = .string(orderingKey) }
         if let parentID { identity["parent_id"] = .integer(parentID) }
+        if completeWhen != .all { identity["complete_when"] = completeWhen.json }
         return .object(identity)
     }
 
@@ -122,6 +127,7 @@ public struct TaskSubmission: Sendable, Hashable {
                 throw .invalid("\(prefix)participating_nodes[\(index)]", "node \(node) is listed twice")
             }
         }
+        try completeWhen.validate(participants: participatingNodes.count, field: prefix + "complete_when")
         guard payload.isObject else { throw .invalid(prefix + "payload", "must be a JSON object") }
         try limits.check(payload, field: prefix + "payload", bytes: limits.payloadBytes)
         guard Limits.priority.contains(priority) else {

@@ -297,7 +297,8 @@ enum OpenAPIDocument {
             "payload": {"type": "object", "description": "at most payload_bytes as JSON, json_depth deep, no NUL in any string or key"}, "priority": {"type": "integer", "minimum": -2147483648, "maximum": 2147483647}, "run_after": {"type": "string", "format": "date-time"},
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100}, "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 604800}, "ordering_key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"},
             "assign": {"type": "string", "enum": ["first", "least_loaded"]}, "affinity": {"type": "string", "enum": ["any", "strict"]},
-            "parent_id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807, "description": "a queued or received task of the cluster (else 422 invalid_parent)"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"}}},
+            "parent_id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807, "description": "a queued or received task of the cluster (else 422 invalid_parent)"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
+            "complete_when": {"anyOf": [{"type": "string", "enum": ["all", "any", "quorum"]}, {"type": "object", "required": ["at_least"], "additionalProperties": false, "properties": {"at_least": {"type": "integer", "minimum": 1, "maximum": 256}}}], "description": "when the fan-out counts as done (default all); at_least at most the number of participating nodes (else 422)"}}},
           "Task": {"type": "object", "properties": {
             "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "type": {"type": "string"}, "state": {"$ref": "#/components/schemas/TaskState"},
             "payload": {}, "assigned_node": {"type": "string"}, "participating_nodes": {"type": "array", "items": {"type": "string"}},

@@ -17,7 +17,7 @@ extension APIRoutes {
     func submit(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let body = try await decode(SubmitTaskRequest.self, &request)
-        let submission = body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
+        let submission = try body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
                                          opaqueID: request.header(.opaqueID), traceparent: request.header(.traceparent))
         let (task, created) = try await store.submissions.submit(submission, cluster: cluster)
         return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
@@ -28,7 +28,10 @@ extension APIRoutes {
         let body = try await decode(SubmitBatchRequest.self, &request)
         let opaqueID = request.header(.opaqueID)
         let traceparent = request.header(.traceparent)
-        let submissions = body.tasks.map { $0.submission(idempotencyKey: $0.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent) }
+        let submissions = try body.tasks.enumerated().map { index, item throws(TaskyardError) in
+            try item.submission(idempotencyKey: item.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent,
+                                fieldPrefix: "tasks[\(index)].")
+        }
         let results = try await store.submissions.submit(batch: submissions, cluster: cluster)
         // 200 when every item was made before (all keys matched): the batch created nothing.
         return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),

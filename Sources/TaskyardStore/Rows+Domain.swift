@@ -84,6 +84,7 @@ extension TaskRecord {
             finishedAt: try row.decode("finished_at"),
             updatedAt: try row.decode("updated_at"))
         traceparent = try row.decode("traceparent")
+        completeWhen = CompletionPolicy(stored: try row.decode("complete_when")) ?? .all
         participants = try ParticipantRecord.latest(from: row.decode("participants", as: PostgresJSON.self))
     }
 

@@ -82,4 +82,64 @@ struct FanOutDecisionTests {
         #expect(cancelled.decidingNode == nil)
         #expect(cancelled.report(attempt: 1, lease: "l").participants.allSatisfy { !$0.decided })
     }
+
+    static func at(_ seconds: Double, _ node: String, _ state: ReportedState, error: String? = nil) -> ParticipantOutcome {
+        var outcome = Self.outcome(node, state, error: error)
+        outcome.finishedAt = Date(timeIntervalSince1970: seconds)
+        return outcome
+    }
+
+    @Test("quorum of 3: two successes complete it (the second decides), the straggler stopped as not needed; two failures fail it")
+    func quorum() {
+        let met = FanOutDecision(outcomes: [Self.at(2, "n1", .completed), Self.at(5, "n2", .completed),
+                                            Self.at(6, "n3", .cancelled, error: FanOutDecision.notNeeded)], stop: nil, policy: .quorum)
+        #expect(met.verdict == .met && !met.needsRollback)
+        let report = met.report(attempt: 1, lease: "l")
+        #expect(report.state == .completed)
+        #expect(report.participants.map(\.decided) == [false, true, false])
+        #expect(report.result == ["n1": nil, "n2": nil, "n3": nil])
+        let withAFailure = FanOutDecision(outcomes: [Self.at(1, "n1", .failed, error: "disk"), Self.at(2, "n2", .completed),
+                                                     Self.at(3, "n3", .completed)], stop: nil, policy: .quorum)
+        #expect(withAFailure.report(attempt: 1, lease: "l").state == .completed, "one failure of three is tolerated")
+        let lost = FanOutDecision(outcomes: [Self.at(1, "n1", .completed), Self.at(2, "n2", .failed, error: "a"),
+                                             Self.at(3, "n3", .failed, error: "b")], stop: nil, policy: .quorum)
+        #expect(lost.verdict == .unreachable && lost.needsRollback, "the success is undone")
+        #expect(lost.decidingNode == "n3", "the second failure made it unreachable")
+        #expect(lost.report(attempt: 1, lease: "l").error == "n2: a; n3: b")
+    }
+
+    @Test("any: the first success completes it; every participant failing fails it, the last failure deciding")
+    func any() {
+        let first = FanOutDecision(outcomes: [Self.at(4, "n1", .cancelled, error: FanOutDecision.notNeeded), Self.at(1, "n2", .completed)],
+                                   stop: nil, policy: .any)
+        #expect(first.report(attempt: 1, lease: "l").state == .completed)
+        #expect(first.decidingNode == "n2")
+        let none = FanOutDecision(outcomes: [Self.at(1, "n1", .failed), Self.at(3, "n2", .failed)], stop: nil, policy: .any)
+        #expect(none.verdict == .unreachable && !none.needsRollback)
+        #expect(none.decidingNode == "n2")
+    }
+
+    @Test("at_least 2 of 4: met by two successes; out of reach once three failed, the stragglers' \"not needed\" left out of the error")
+    func atLeast() {
+        let policy = CompletionPolicy.atLeast(2)
+        #expect(FanOutDecision(outcomes: [Self.at(1, "n1", .completed), Self.at(2, "n2", .failed), Self.at(3, "n3", .completed),
+                                          Self.at(4, "n4", .cancelled, error: FanOutDecision.notNeeded)],
+                               stop: nil, policy: policy).report(attempt: 1, lease: "l").state == .completed)
+        let out = FanOutDecision(outcomes: [Self.at(1, "n1", .failed, error: "x"), Self.at(2, "n2", .failed, error: "y"),
+                                            Self.at(3, "n3", .failed, error: "z"), Self.at(4, "n4", .cancelled, error: FanOutDecision.notNeeded)],
+                                 stop: nil, policy: policy)
+        #expect(out.decidingNode == "n3")
+        #expect(out.report(attempt: 1, lease: "l").error == "n1: x; n2: y; n3: z")
+    }
+
+    @Test("the verdict as answers come in: undecided until the policy is met or out of reach")
+    func verdictSoFar() {
+        let answers = [Self.outcome("n1", .completed)]
+        #expect(FanOutDecision.verdict(of: answers, policy: .all, participants: 3) == .undecided)
+        #expect(FanOutDecision.verdict(of: answers, policy: .any, participants: 3) == .met)
+        #expect(FanOutDecision.verdict(of: answers + [Self.outcome("n2", .failed)], policy: .quorum, participants: 3) == .undecided)
+        #expect(FanOutDecision.verdict(of: [Self.outcome("n2", .failed)], policy: .all, participants: 3) == .unreachable)
+        #expect(FanOutDecision.verdict(of: [Self.outcome("n1", .failed), Self.outcome("n2", .failed)], policy: .atLeast(2),
+                                       participants: 3) == .unreachable)
+    }
 }

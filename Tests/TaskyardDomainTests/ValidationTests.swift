@@ -67,7 +67,7 @@ struct ValidationTests {
         #expect(field(of: TaskSubmission(type: "x y", participatingNodes: ["n1"]), prefix: "tasks[3].") == "tasks[3].type")
     }
 
-    @Test("a report: participants must be participating nodes, once each; completed means all completed")
+    @Test("a report: participants must be participating nodes, once each; completed means the completion policy was met")
     func reports() {
         let nodes = ["n1", "n2"]
         func field(_ report: TaskReport) -> String? {
@@ -80,8 +80,10 @@ struct ValidationTests {
             == "participants[0].node")
         #expect(field(TaskReport(attempt: 1, lease: "l", state: .failed, participants: [
             ParticipantOutcome(node: "n1", state: .failed), ParticipantOutcome(node: "n1", state: .failed)])) == "participants[1].node")
-        #expect(field(TaskReport(attempt: 1, lease: "l", state: .completed, participants: [
-            ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .failed)])) == "participants[1].state")
+        let oneFailed = TaskReport(attempt: 1, lease: "l", state: .completed, participants: [
+            ParticipantOutcome(node: "n1", state: .completed), ParticipantOutcome(node: "n2", state: .failed)])
+        #expect(field(oneFailed) == "participants", "under all, a failed participant fails the task")
+        #expect((try? oneFailed.validate(participatingNodes: nodes, completeWhen: .any)) != nil, "under any, one success completes it")
     }
 
     @Test("list filters and cursors")
@@ -97,5 +99,32 @@ struct ValidationTests {
         let value = try JSONDecoder().decode(JSONValue.self, from: Data(#"{"id": 9007199254740993, "ratio": 0.5}"#.utf8))
         #expect(value["id"] == .integer(9_007_199_254_740_993))
         #expect(value["ratio"] == .double(0.5))
+    }
+}
+
+@Suite("Completion policy")
+struct CompletionPolicyTests {
+    @Test("reads the four forms, and refuses anything else naming the field")
+    func reading() throws {
+        #expect(try CompletionPolicy(json: "all") == .all)
+        #expect(try CompletionPolicy(json: "any") == .any)
+        #expect(try CompletionPolicy(json: "quorum") == .quorum)
+        #expect(try CompletionPolicy(json: ["at_least": 2]) == .atLeast(2))
+        for bad: JSONValue in ["most", ["at_least": 0], ["at_least": 1.5], ["at_least": 2, "x": 1], 3, .null] {
+            #expect(throws: TaskyardError.self, "\(bad)") { try CompletionPolicy(json: bad, field: "tasks[1].complete_when") }
+        }
+        let tooMany = try #require(throws: TaskyardError.self) {
+            try TaskSubmission(type: "t", participatingNodes: ["n1", "n2"], completeWhen: .atLeast(3)).validate()
+        }
+        #expect(tooMany.field == "complete_when.at_least")
+    }
+
+    @Test("successes required: all of them, one, a strict majority, N; stored and read back the same")
+    func required() {
+        #expect([1, 2, 3, 4, 5].map { CompletionPolicy.quorum.required(of: $0) } == [1, 2, 2, 3, 3])
+        #expect(CompletionPolicy.all.required(of: 4) == 4 && CompletionPolicy.any.required(of: 4) == 1)
+        for policy in [CompletionPolicy.all, .any, .quorum, .atLeast(7)] {
+            #expect(CompletionPolicy(stored: policy.stored) == policy)
+        }
     }
 }

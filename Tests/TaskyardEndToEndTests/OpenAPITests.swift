@@ -68,7 +68,7 @@ extension OpenAPITests {
             // What the server reads: every field of each request type, set.
             let submission = SubmitTaskRequest(type: "t", participatingNodes: ["n1"], payload: [:], priority: 1, runAfter: Date(),
                                                maxAttempts: 1, timeoutSeconds: 1, orderingKey: "k", assign: .first, affinity: .any,
-                                               parentID: 1, abortable: true, internal: false, idempotencyKey: "i")
+                                               parentID: 1, abortable: true, internal: false, completeWhen: "quorum", idempotencyKey: "i")
             #expect(try Self.keys(submission) == properties(schemas["TaskSubmission"]!).union(["idempotency_key"]))
             let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date(),
                                                  rollback: ParticipantRollback(state: .completed), decided: true)

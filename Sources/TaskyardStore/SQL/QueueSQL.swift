@@ -136,6 +136,12 @@ extension TasksSQL {
                AND coalesce(n.nodes, '{}') <@ l.participating_nodes
                -- Rollback grants went out for this attempt: it is being undone, not completed.
                AND (i.state <> 'completed' OR l.rollback_attempt IS DISTINCT FROM i.attempt)
+               -- A completed report with its participants' outcomes meets the task's completion policy.
+               AND (i.state <> 'completed' OR n.nodes IS NULL
+                    OR (SELECT count(*) FROM participants p WHERE p.item = i.item AND p.state = 'completed')
+                       >= CASE l.complete_when WHEN 'all' THEN cardinality(l.participating_nodes) WHEN 'any' THEN 1
+                               WHEN 'quorum' THEN cardinality(l.participating_nodes) / 2 + 1
+                               ELSE l.complete_when::integer END)
         ), reported AS (
             -- By id, not by the tuple id the lock returned: a row a heartbeat updated after this
             -- statement's snapshot has a tuple id the snapshot cannot see; found by id, its update follows

@@ -33,10 +33,10 @@ extension TasksSQL {
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
-                               traceparent)
+                               traceparent, complete_when)
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18
+                   $12, $13, $14, $15, $16, $17, $18, $19
               FROM candidate c
              WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
             RETURNING *
@@ -47,15 +47,16 @@ extension TasksSQL {
         SELECT \(columns), \(noParticipants) FROM inserted
         """)
 
-    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$18 are arrays aligned by position.
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$19 are arrays aligned by position.
     private static let manyInput = """
         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
-                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
+                                 $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
+                                 $19::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, traceparent, position)
+                                         idempotency_digest, traceparent, complete_when, position)
         """
 
     /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`) for their tasks,
@@ -82,11 +83,12 @@ extension TasksSQL {
         ), inserted AS (
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent)
+                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
+                               complete_when)
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when
               FROM numbered
              WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
              ORDER BY position
@@ -268,6 +270,7 @@ enum SubmissionStatements {
                 submission.parentID, task.maxAttempts, submission.priority, submission.runAfter, task.timeoutSeconds,
                 submission.orderingKey, submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue,
                 submission.abortable, submission.isInternal, task.idempotencyDigest, submission.traceparent,
+                submission.completeWhen.stored,
             ]
         }
 
@@ -283,7 +286,7 @@ enum SubmissionStatements {
             submissions.map(\.priority), submissions.map(\.runAfter), tasks.map(\.timeoutSeconds),
             submissions.map(\.orderingKey), submissions.map(\.opaqueID), submissions.map(\.affinity.rawValue),
             submissions.map(\.abortable), submissions.map(\.isInternal), submissions.map(\.idempotencyKey),
-            tasks.map(\.idempotencyDigest), submissions.map(\.traceparent),
+            tasks.map(\.idempotencyDigest), submissions.map(\.traceparent), submissions.map(\.completeWhen.stored),
         ]
     }
 

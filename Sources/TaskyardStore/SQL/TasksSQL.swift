@@ -15,7 +15,7 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at, traceparent
+        created_at, received_at, finished_at, updated_at, traceparent, complete_when
         """
 
     /// The latest recorded outcome of each participating node of the task row `relation` names (any
@@ -53,7 +53,7 @@ enum TasksSQL {
     static func lockInIDOrder(_ ids: String, strength: String = "NO KEY UPDATE") -> String {
         """
         SELECT t.id, t.attempt, t.budget_start, t.max_attempts, t.cancel_requested_at, t.lease_hash,
-                       t.participating_nodes, t.rollback_attempt
+                       t.participating_nodes, t.rollback_attempt, t.complete_when
                   FROM tasks t
                  WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
                  ORDER BY t.id
