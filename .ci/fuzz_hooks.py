@@ -27,6 +27,11 @@ def _fit_task(task):
     if isinstance(nodes, list) and nodes:
         task["participating_nodes"] = NODES[: max(1, min(len(NODES), len(nodes)))]
     task.pop("parent_id", None)
+    # At least as many participants as the completion policy asks successes of.
+    policy = task.get("complete_when")
+    nodes = task.get("participating_nodes")
+    if isinstance(policy, dict) and isinstance(policy.get("at_least"), (int, float)) and isinstance(nodes, list) and nodes:
+        policy["at_least"] = max(1, min(int(policy["at_least"]), len(nodes)))
     if isinstance(task.get("idempotency_key"), str):
         task["idempotency_key"] = f"fuzz-{uuid.uuid4()}"
 

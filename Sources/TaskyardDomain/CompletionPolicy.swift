@@ -76,7 +76,13 @@ public enum CompletionPolicy: Sendable, Hashable {
         case .string("any"): self = .any
         case .string("quorum"): self = .quorum
         case .object(let members) where members.count == 1:
-            guard case .integer(let count)? = members["at_least"], count >= 1, count <= Int64(TaskSubmission.Limits.participatingNodes.upperBound) else {
+            // A whole number, written 2 or 2.0 (as every integer field of the API may be).
+            let count: Int64? = switch members["at_least"] {
+            case .integer(let count)?: count
+            case .double(let value)? where value == value.rounded() && abs(value) < 1e6: Int64(value)
+            default: nil
+            }
+            guard let count, count >= 1, count <= Int64(TaskSubmission.Limits.participatingNodes.upperBound) else {
                 throw .invalid(field + ".at_least", "must be a whole number from 1 to the number of participating nodes")
             }
             self = .atLeast(Int(count))

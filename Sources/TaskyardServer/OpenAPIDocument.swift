@@ -167,7 +167,7 @@ enum OpenAPIDocument {
                                  {"name": "parent_id", "in": "query", "schema": {"type": "string", "pattern": "^(none|[1-9][0-9]{0,17})$"}, "description": "a task id, or none for roots only"},
                                  {"name": "opaque_id", "in": "query", "schema": {"$ref": "#/components/schemas/OpaqueID"}},
                                  {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                                 {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^(-?[0-9]{1,18}\\.)?[1-9][0-9]{0,17}$"}, "description": "the cursor of the last page (opaque: give back the next of the page before)"}],
+                                 {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^(-?[0-9]{1,16}\\.)?[1-9][0-9]{0,17}$"}, "description": "the cursor of the last page (opaque: give back the next of the page before)"}],
                   "responses": {"200": {"description": "{\"tasks\": [...], \"next\": cursor or null}; a page also ends early, with a cursor, past page_bytes of payloads and results"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/tasks/batch": {

@@ -110,7 +110,8 @@ struct CompletionPolicyTests {
         #expect(try CompletionPolicy(json: "any") == .any)
         #expect(try CompletionPolicy(json: "quorum") == .quorum)
         #expect(try CompletionPolicy(json: ["at_least": 2]) == .atLeast(2))
-        for bad: JSONValue in ["most", ["at_least": 0], ["at_least": 1.5], ["at_least": 2, "x": 1], 3, .null] {
+        #expect(try CompletionPolicy(json: ["at_least": 2.0]) == .atLeast(2), "a whole number written with a point")
+        for bad: JSONValue in ["most", ["at_least": 0], ["at_least": 1.5], ["at_least": 300], ["at_least": 2, "x": 1], 3, .null] {
             #expect(throws: TaskyardError.self, "\(bad)") { try CompletionPolicy(json: bad, field: "tasks[1].complete_when") }
         }
         let tooMany = try #require(throws: TaskyardError.self) {
