@@ -43,8 +43,18 @@ struct ParticipantMatrix {
         return text
     }
 
+    /// `complete_when` as a person reads it: all, any, quorum, at least 2.
+    static func policy(_ json: JSONValue) -> String {
+        if let policy = try? CompletionPolicy(json: json) {
+            if case .atLeast(let count) = policy { return "at least \(count)" }
+            return policy.name
+        }
+        return "all"
+    }
+
     var lines: [String] {
         var header = "Task \(task.id)  \(task.type)  \(task.state.rawValue.uppercased())  attempt \(task.attempt) of \(task.maxAttempts)"
+        if task.completeWhen != "all" { header += "  complete when \(Self.policy(task.completeWhen))" }
         if let progress = ProgressBar(task.progress), !task.state.isTerminal { header += "  \(progress.text)" }
         var table = Table("Node", "State", "Attempt", "Started", "Finished", "Result / error")
         for row in rows {

@@ -128,6 +128,7 @@ struct TaskCommand: AsyncParsableCommand {
                 "  cluster       \(task.clusterID)",
                 "  assigned to   \(task.assignedNode)",
                 "  participants  \(task.participatingNodes.joined(separator: ", "))",
+                "  complete when \(ParticipantMatrix.policy(task.completeWhen))",
                 "  attempt       \(task.attempt) of \(task.maxAttempts)",
                 "  payload       \(compact(task.payload))",
                 "  created       \(shortTime(task.createdAt))",
@@ -143,10 +144,11 @@ struct TaskCommand: AsyncParsableCommand {
             say("\nParticipants")
             var table = Table("Node", "Attempt", "State", "Finished", "Result / error")
             for participant in task.participants {
-                table.add(participant.node, String(participant.attempt), participant.state.rawValue,
+                table.add(participant.node + (participant.decided ? " *" : ""), String(participant.attempt), participant.state.rawValue,
                           shortTime(participant.finishedAt), ParticipantMatrix.outcome(of: participant))
             }
             say(table.rendered)
+            if task.participants.contains(where: \.decided) { say("* decided the task") }
             guard !detail.children.isEmpty else { return }
             say("\nSub-tasks")
             var children = Table("Task ID", "Type", "State", "Assigned To", "Attempt", "Finished")

@@ -52,6 +52,14 @@ struct CompletionPolicyTests {
             #expect(done.task.participants.filter(\.decided).count == 1, "one outcome decided")
             #expect(byNode["n3"]?.decided == false)
             try await eventually("n3's handler is stopped", within: .seconds(10)) { stopped.nodes.withLock { $0 } == ["n3"] }
+            // As a person reads it: the policy, the straggler not needed, the outcome that decided marked.
+            let shown = try await TestEnvironment.runTaskyardAsync(["task", "show", String(task.id), "--cluster", "c1",
+                                                                    "--server", deployment.serverURL],
+                                                                   environment: deployment.cliEnvironment)
+            #expect(shown.output.contains("complete when quorum"), "\(shown.output)")
+            #expect(shown.output.split(separator: "\n").contains { $0.hasPrefix("n3") && $0.contains("not needed") }, "\(shown.output)")
+            #expect(shown.output.split(separator: "\n").filter { $0.contains(" * ") || $0.hasPrefix("n1 *") || $0.hasPrefix("n2 *") }.count == 1,
+                    "\(shown.output)")
         }
     }
 
