@@ -12,13 +12,17 @@ struct FanOutDecision: Sendable, Equatable {
     let outcomes: [ParticipantOutcome]
     /// The task's `complete_when`.
     let policy: CompletionPolicy
+    /// Participants whose completed outcome an earlier attempt recorded, carried forward: they count toward
+    /// the policy, and the report names them only where this attempt rolled them back.
+    let carried: Set<String>
 
     /// The error of a participant stopped because the policy was settled without it.
     static let notNeeded = "not needed"
 
-    init(outcomes: [ParticipantOutcome], stop: StopReason?, policy: CompletionPolicy = .all) {
+    init(outcomes: [ParticipantOutcome], stop: StopReason?, policy: CompletionPolicy = .all, carried: Set<String> = []) {
         self.stop = stop
         self.policy = policy
+        self.carried = carried
         guard case .timedOut(let seconds) = stop else {
             self.outcomes = outcomes
             return
@@ -74,11 +78,13 @@ struct FanOutDecision: Sendable, Equatable {
     /// set where one ran).
     func report(attempt: Int, lease: String, afterRollback rolledBackOutcomes: [ParticipantOutcome]? = nil) -> TaskReport {
         let decider = decidingNode
-        let outcomes = (rolledBackOutcomes ?? self.outcomes).map { outcome in
+        let all = (rolledBackOutcomes ?? self.outcomes).map { outcome in
             var outcome = outcome
             outcome.decided = outcome.node == decider
             return outcome
         }
+        // This attempt's outcomes: a carried-forward one is recorded again only when this attempt rolled it back.
+        let outcomes = all.filter { !carried.contains($0.node) || $0.rollback != nil }
         if stop == .cancelRequested {
             return TaskReport(attempt: attempt, lease: lease, state: .cancelled, error: "cancelled on request",
                               participants: outcomes.map { outcome in
@@ -88,7 +94,7 @@ struct FanOutDecision: Sendable, Equatable {
                               })
         }
         if verdict == .met {
-            let results = RawJSON(members: outcomes.map { ($0.node, $0.result ?? .null) })
+            let results = RawJSON(members: all.map { ($0.node, $0.result ?? .null) })
             return TaskReport(attempt: attempt, lease: lease, state: .completed, result: results, participants: outcomes)
         }
         var error: String

@@ -40,10 +40,29 @@ extension NodeAgent {
         held.setProgress(task.id, TaskProgress(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         let policy = (try? CompletionPolicy(json: task.completeWhen)) ?? .all
-        let outcomes = await callAllUnlessStopped(claimed, policy: policy, endpoints: endpoints)
-        let decision = FanOutDecision(outcomes: outcomes, stop: held.cancellation(of: task.id), policy: policy)
+        let carried = Self.carriedForward(claimed)
+        let outcomes = await callAllUnlessStopped(claimed, policy: policy, carried: carried, endpoints: endpoints)
+        let decision = FanOutDecision(outcomes: carried + outcomes, stop: held.cancellation(of: task.id), policy: policy,
+                                      carried: Set(carried.map(\.node)))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
+    }
+
+    /// The participants this attempt runs: those the claim carries a grant for (a re-driven attempt runs only
+    /// the ones without a completed outcome), in the order of the task's participating nodes.
+    static func runningNodes(_ claimed: ClaimedTaskObject) -> [String] {
+        let granted = claimed.task.participatingNodes.filter { claimed.grants[$0] != nil }
+        return granted.isEmpty ? claimed.task.participatingNodes : granted
+    }
+
+    /// The completed outcomes of earlier attempts that this attempt carries forward (its participants not run).
+    static func carriedForward(_ claimed: ClaimedTaskObject) -> [ParticipantOutcome] {
+        let running = Set(runningNodes(claimed))
+        return claimed.task.participants.compactMap { participant in
+            guard !running.contains(participant.node), participant.state == .completed else { return nil }
+            return ParticipantOutcome(node: participant.node, state: .completed, result: participant.result,
+                                      startedAt: participant.startedAt, finishedAt: participant.finishedAt)
+        }
     }
 
     /// What ends one child of a fan-out's race.
@@ -58,10 +77,10 @@ extension NodeAgent {
     /// the agent's one-second sweep finds, the agent's shutdown), the calls are cancelled and every
     /// participant is told to stop at once, all together; the outcomes are then the calls' as they ended.
     /// Settled by the policy before every participant answered, the ones still running are told to stop.
-    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy,
+    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, carried: [ParticipantOutcome],
                                       endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
         await withTaskGroup(of: RaceEvent.self) { race in
-            race.addTask { .called(await self.callAll(claimed, policy: policy, endpoints: endpoints)) }
+            race.addTask { .called(await self.callAll(claimed, policy: policy, carried: carried, endpoints: endpoints)) }
             race.addTask { await self.held.stopped(claimed.task.id); return .stopped }
             race.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints); return .progressEnded }
             var outcomes: [ParticipantOutcome] = []
@@ -73,7 +92,7 @@ extension NodeAgent {
                     if !calls.notNeeded.isEmpty { await notifyCancel(claimed, nodes: calls.notNeeded, endpoints: endpoints) }
                 case .stopped where outcomes.isEmpty && held.cancellation(of: claimed.task.id) != nil:
                     race.cancelAll()
-                    await notifyCancel(claimed, nodes: claimed.task.participatingNodes, endpoints: endpoints)
+                    await notifyCancel(claimed, nodes: Self.runningNodes(claimed), endpoints: endpoints)
                 case .stopped, .progressEnded:
                     continue
                 }
@@ -94,14 +113,16 @@ extension NodeAgent {
     /// A policy out of reach stops nobody: a participant stopped midway leaves work that no rollback undoes
     /// (a rollback runs only where a participant completed), so the others finish, and every success is
     /// rolled back where the type declares how.
-    func callAll(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, endpoints: [String: NodeEndpoint]) async -> Calls {
+    func callAll(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, carried: [ParticipantOutcome] = [],
+                 endpoints: [String: NodeEndpoint]) async -> Calls {
         let task = claimed.task
+        let nodes = Self.runningNodes(claimed)
         return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
-            for (index, node) in task.participatingNodes.enumerated() {
+            for (index, node) in nodes.enumerated() {
                 group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
             }
-            var outcomes = [ParticipantOutcome?](repeating: nil, count: task.participatingNodes.count)
-            var done = 0
+            var outcomes = [ParticipantOutcome?](repeating: nil, count: nodes.count)
+            var done = carried.count
             var notNeeded: [Int] = []
             for await (index, outcome) in group {
                 // A participant stopped unneeded that completed anyway keeps its outcome (and is rolled back
@@ -115,15 +136,16 @@ extension NodeAgent {
                 done += 1
                 self.held.setParticipantsDone(task.id, done)
                 // The last one needs no early heartbeat: the report follows at once.
-                self.held.setProgress(task.id, TaskProgress(completed: Double(done), total: Double(outcomes.count), units: "participants"),
-                                      announce: done < outcomes.count)
-                if done < outcomes.count, notNeeded.isEmpty,
-                   FanOutDecision.verdict(of: outcomes.compactMap { $0 }, policy: policy, participants: outcomes.count) == .met {
+                let total = task.participatingNodes.count
+                self.held.setProgress(task.id, TaskProgress(completed: Double(done), total: Double(total), units: "participants"),
+                                      announce: done < total)
+                if done < total, notNeeded.isEmpty,
+                   FanOutDecision.verdict(of: carried + outcomes.compactMap { $0 }, policy: policy, participants: total) == .met {
                     notNeeded = outcomes.indices.filter { outcomes[$0] == nil }
                     group.cancelAll()
                 }
             }
-            return Calls(outcomes: outcomes.compactMap { $0 }, notNeeded: notNeeded.map { task.participatingNodes[$0] })
+            return Calls(outcomes: outcomes.compactMap { $0 }, notNeeded: notNeeded.map { nodes[$0] })
         }
     }
 

@@ -22,6 +22,10 @@ public final class HTTPTransport: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
+        // Several agents in one process (`taskyard dev`, a program embedding NodeAgent, the tests' twenty)
+        // share this client, each holding a long poll to the same server: AsyncHTTPClient's default of 8
+        // connections a host queued the rest behind them.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         configuration.tlsConfiguration = try TLSFiles.clientConfiguration(caFile: caFile)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -180,8 +180,11 @@ public struct TaskyardClient: Sendable {
         try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "cancel"], body: CancelRequest(reason: reason))
     }
 
-    public func retry(cluster: String, id: Int64) async throws -> TaskObject {
-        try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "retry"])
+    /// `participants`: `failed` (the server's default: only those without a completed outcome) or `all`.
+    public func retry(cluster: String, id: Int64, participants: String? = nil) async throws -> TaskObject {
+        guard let participants else { return try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "retry"]) }
+        return try await send(.POST, ["api", "v1", "clusters", cluster, "tasks", String(id), "retry"],
+                              body: RetryRequest(participants: participants))
     }
 
     public func delete(cluster: String, id: Int64) async throws {

@@ -41,6 +41,11 @@ public struct TaskRecord: Sendable, Hashable {
     public var traceparent: String?
     /// When its fan-out counts as done.
     public var completeWhen: CompletionPolicy = .all
+    /// The participants that run in the current (or next) attempt: those without a completed outcome, after
+    /// a re-drive; nil: all of them.
+    public var attemptNodes: [String]?
+    /// The nodes this attempt runs.
+    public var runningNodes: [String] { attemptNodes ?? participatingNodes }
 
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 
@@ -205,7 +210,10 @@ extension TaskRecord {
             latest[record.outcome.node] = record
         }
         return participatingNodes.map { node in
-            if let record = latest[node], state != .received || record.attempt >= attempt { return ParticipantView(record) }
+            // A participant this attempt does not run shows the outcome it carries forward.
+            if let record = latest[node], state != .received || record.attempt >= attempt || !runningNodes.contains(node) {
+                return ParticipantView(record)
+            }
             if state == .received { return ParticipantView(node: node, attempt: attempt, state: .running, startedAt: receivedAt) }
             return ParticipantView(node: node, attempt: attempt, state: .pending)
         }

@@ -112,8 +112,9 @@ public struct TaskReport: Sendable, Hashable {
     }
 
     /// Rules on the report alone, and, given the task's participating nodes and completion policy, that every
-    /// participant is one and that a completed report's participants meet the policy.
-    public func validate(participatingNodes: [String]? = nil, completeWhen: CompletionPolicy = .all,
+    /// participant is one and that a completed report's participants meet the policy (with `carriedSuccesses`
+    /// completed outcomes carried forward from earlier attempts).
+    public func validate(participatingNodes: [String]? = nil, completeWhen: CompletionPolicy = .all, carriedSuccesses: Int = 0,
                          limits: InputLimits = .default) throws(TaskyardError) {
         guard attempt >= 1, attempt <= Int(Int32.max) else {
             throw .invalid("attempt", "must be the attempt the task was claimed with (1 or more)")
@@ -145,7 +146,7 @@ public struct TaskReport: Sendable, Hashable {
         }
         if state == .completed, let participatingNodes, !participants.isEmpty {
             let required = completeWhen.required(of: participatingNodes.count)
-            let completed = participants.count { $0.state == .completed }
+            let completed = participants.count { $0.state == .completed } + carriedSuccesses
             guard completed >= required else {
                 throw .invalid("participants", "a task is completed only when \(required) of its \(participatingNodes.count) participants completed (complete_when \(completeWhen.name)), and \(completed) did; report it failed")
             }

@@ -255,12 +255,14 @@ extension APIRoutes {
     func retry(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        // The body is optional: a bare POST retries with the default.
-        if request.headers[.contentType] != nil, let participants = try await decode(RetryRequest.self, &request).participants,
-           !RetryRequest.choices.contains(participants) {
-            throw TaskyardError.invalid("participants", "must be \"failed\" or \"all\"")
+        // The body is optional: a bare POST retries with the default (only the participants that did not complete).
+        var participants = "failed"
+        if request.headers[.contentType] != nil, let asked = try await decode(RetryRequest.self, &request).participants {
+            guard RetryRequest.choices.contains(asked) else { throw TaskyardError.invalid("participants", "must be \"failed\" or \"all\"") }
+            participants = asked
         }
-        return try jsonResponse(TaskObject(try await store.submissions.retry(cluster: cluster, taskID: id, opaqueID: request.header(.opaqueID))))
+        return try jsonResponse(TaskObject(try await store.submissions.retry(cluster: cluster, taskID: id, onlyFailed: participants == "failed",
+                                                                           opaqueID: request.header(.opaqueID))))
     }
 
     func delete(_ context: TaskyardRequestContext) async throws -> Response {

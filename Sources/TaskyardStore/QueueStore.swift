@@ -183,7 +183,8 @@ public struct QueueStore: Sendable, TaskStorePart {
     /// Why a report under the node's own claim changed nothing.
     private static func refusal(of report: TaskReport, task: TaskRecord, limits: InputLimits, rollingBack: Bool) -> TaskyardError {
         do {
-            try report.validate(participatingNodes: task.participatingNodes, completeWhen: task.completeWhen, limits: limits)
+            try report.validate(participatingNodes: task.participatingNodes, completeWhen: task.completeWhen,
+                                carriedSuccesses: task.participatingNodes.count - task.runningNodes.count, limits: limits)
         } catch {
             return error
         }

@@ -85,6 +85,7 @@ extension TaskRecord {
             updatedAt: try row.decode("updated_at"))
         traceparent = try row.decode("traceparent")
         completeWhen = CompletionPolicy(stored: try row.decode("complete_when")) ?? .all
+        attemptNodes = try row.decode("attempt_nodes")
         participants = try ParticipantRecord.latest(from: row.decode("participants", as: PostgresJSON.self))
     }
 

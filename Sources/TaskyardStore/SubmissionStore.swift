@@ -279,11 +279,13 @@ public struct SubmissionStore: Sendable, TaskStorePart {
     }
 
     /// Puts a failed or cancelled task back in the queue with a fresh attempt budget.
-    public func retry(cluster: String, taskID: Int64, opaqueID: String? = nil) async throws -> TaskRecord {
+    /// `onlyFailed`: the next attempt runs only the participants without a `completed` outcome (unless the
+    /// last attempt rolled back); else all of them.
+    public func retry(cluster: String, taskID: Int64, onlyFailed: Bool = true, opaqueID: String? = nil) async throws -> TaskRecord {
         if let opaqueID { try TaskSubmission.validateOpaqueID(opaqueID) }
         let detail: JSONValue? = opaqueID.map { ["opaque_id": .string($0)] }
         return try await pool.withConnection { connection in
-            if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail]).first {
+            if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail, onlyFailed]).first {
                 let task = try TaskRecord(row: row)
                 signal([task])
                 return task

@@ -142,4 +142,21 @@ struct FanOutDecisionTests {
         #expect(FanOutDecision.verdict(of: [Self.outcome("n1", .failed), Self.outcome("n2", .failed)], policy: .atLeast(2),
                                        participants: 3) == .unreachable)
     }
+
+    @Test("a re-driven attempt: carried-forward successes count toward the policy, the report names only this attempt's participants, the result every node's")
+    func carriedForward() {
+        let carried = [Self.at(1, "n1", .completed), Self.at(1, "n3", .completed)]
+        let decision = FanOutDecision(outcomes: carried + [Self.at(5, "n2", .completed)], stop: nil, policy: .all, carried: ["n1", "n3"])
+        let report = decision.report(attempt: 2, lease: "l")
+        #expect(report.state == .completed)
+        #expect(report.participants.map(\.node) == ["n2"] && report.participants[0].decided)
+        #expect(report.result == ["n1": nil, "n2": nil, "n3": nil])
+        let failedAgain = FanOutDecision(outcomes: carried + [Self.at(5, "n2", .failed, error: "x")], stop: nil, policy: .all,
+                                         carried: ["n1", "n3"])
+        #expect(failedAgain.needsRollback, "the carried successes are undone with the attempt")
+        var undone = carried
+        for index in undone.indices { undone[index].rollback = ParticipantRollback(state: .completed) }
+        let rolledBack = failedAgain.report(attempt: 2, lease: "l", afterRollback: undone + [Self.at(5, "n2", .failed, error: "x")])
+        #expect(Set(rolledBack.participants.map(\.node)) == ["n1", "n2", "n3"], "rolled back here, so recorded here")
+    }
 }

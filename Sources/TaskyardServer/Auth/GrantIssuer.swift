@@ -33,7 +33,8 @@ final class GrantIssuer: Sendable {
         let now = Date().timeIntervalSince1970
         return try claimed.map { claim in
             let task = claim.task
-            return try grants(for: task, nodes: task.participatingNodes, verb: .run, signer: signer,
+            // Only the participants this attempt runs: the others' completed outcomes carry forward.
+            return try grants(for: task, nodes: task.runningNodes, verb: .run, signer: signer,
                               issuedAt: Int64(now), expiresAt: Int64((now + lifetime(task).inSeconds).rounded(.up)))
         }
     }

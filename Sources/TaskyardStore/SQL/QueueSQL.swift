@@ -94,7 +94,9 @@ extension TasksSQL {
                           ORDER BY id) AS cancel
         )
         SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
-               \(noParticipants)
+               -- A re-driven attempt's claim carries the outcomes it carries forward; any other has none yet.
+               CASE WHEN claimed.attempt_nodes IS NULL THEN '[]'::jsonb ELSE \(participantsValue(of: "claimed")) END
+                   AS participants
           FROM header LEFT JOIN claimed ON true
          ORDER BY claimed.priority DESC, claimed.id
         """)
@@ -118,7 +120,11 @@ extension TasksSQL {
                    WITH ORDINALITY AS p (item, node, state, result, error, started_at, finished_at, rollback,
                                          decided, position)
         ), reported_nodes AS (
-            SELECT item, array_agg(node) AS nodes FROM participants GROUP BY item
+            -- Per item, in one pass over the participants (not a scan of them per item).
+            SELECT item, array_agg(node) AS nodes, count(*) FILTER (WHERE state = 'completed') AS completed,
+                   bool_or(rollback::jsonb ->> 'state' = 'completed') AS rolled_back,
+                   array_agg(node) FILTER (WHERE state = 'completed') AS completed_nodes
+              FROM participants GROUP BY item
         ), locked AS MATERIALIZED (
             -- FOR UPDATE, not NO KEY: finishing moves the row to the other partition (a delete), and a lock
             -- upgraded from a weaker one while a heartbeat waits on it deadlocks.
@@ -129,6 +135,12 @@ extension TasksSQL {
             -- cancelled, attempts left or not: a cancel racing a failure is never lost to a retry.
             SELECT i.*, i.state = 'failed' AND l.attempt - l.budget_start < l.max_attempts
                         AND l.cancel_requested_at IS NULL AS retry,
+                   -- The next attempt re-drives only this attempt's participants without a completed outcome,
+                   -- unless a rollback undid what completed (then all of them).
+                   CASE WHEN i.state <> 'failed' OR coalesce(n.rolled_back, false) THEN NULL
+                        ELSE ARRAY(SELECT node FROM unnest(coalesce(l.attempt_nodes, l.participating_nodes)) AS a (node)
+                                    WHERE NOT (a.node = ANY (coalesce(n.completed_nodes, '{}'))))
+                        END AS next_nodes,
                    CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state
               FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
@@ -136,9 +148,11 @@ extension TasksSQL {
                AND coalesce(n.nodes, '{}') <@ l.participating_nodes
                -- Rollback grants went out for this attempt: it is being undone, not completed.
                AND (i.state <> 'completed' OR l.rollback_attempt IS DISTINCT FROM i.attempt)
-               -- A completed report with its participants' outcomes meets the task's completion policy.
+               -- A completed report with its participants' outcomes meets the task's completion policy,
+               -- counting the completed outcomes carried forward from earlier attempts (the participants
+               -- this attempt does not run).
                AND (i.state <> 'completed' OR n.nodes IS NULL
-                    OR (SELECT count(*) FROM participants p WHERE p.item = i.item AND p.state = 'completed')
+                    OR n.completed + cardinality(l.participating_nodes) - cardinality(coalesce(l.attempt_nodes, l.participating_nodes))
                        >= CASE l.complete_when WHEN 'all' THEN cardinality(l.participating_nodes) WHEN 'any' THEN 1
                                WHEN 'quorum' THEN cardinality(l.participating_nodes) / 2 + 1
                                ELSE l.complete_when::integer END)
@@ -151,6 +165,9 @@ extension TasksSQL {
                    result = d.result::jsonb, error = d.error,
                    finished_at = CASE WHEN d.retry THEN NULL ELSE now() END,
                    run_after = CASE WHEN d.retry THEN now() + make_interval(secs => d.backoff) ELSE t.run_after END,
+                   attempt_nodes = CASE WHEN d.retry AND cardinality(d.next_nodes) > 0
+                                             AND cardinality(d.next_nodes) < cardinality(t.participating_nodes)
+                                        THEN d.next_nodes WHEN d.retry THEN NULL ELSE t.attempt_nodes END,
                    updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
              WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = d.id

@@ -188,18 +188,34 @@ extension TasksSQL {
         """)
 
     /// failed | cancelled → queued with a fresh attempt budget. Attempt numbers keep counting up, so a
-    /// report from before the retry stays stale.
+    /// report from before the retry stays stale. With $4 (`participants: failed`), the next attempt runs only
+    /// the participants whose latest outcome is not `completed` — all of them when the last attempt rolled
+    /// back what completed, or when none completed.
     static let retry = PostgresStatement("tasks.retry", """
         WITH target AS (
-            SELECT cluster_id, id, state FROM tasks
+            SELECT cluster_id, id, state, participating_nodes, attempt FROM tasks
              WHERE cluster_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
                FOR UPDATE
+        ), latest AS (
+            SELECT DISTINCT ON (p.node) p.node, p.attempt, p.state, p.rollback
+              FROM task_participants p JOIN target ON p.cluster_id = target.cluster_id AND p.task_id = target.id
+             ORDER BY p.node, p.attempt DESC
+        ), next AS (
+            SELECT CASE WHEN NOT $4::boolean
+                          OR EXISTS (SELECT 1 FROM latest WHERE rollback ->> 'state' = 'completed')
+                        THEN NULL
+                        ELSE ARRAY(SELECT node FROM unnest(target.participating_nodes) AS a (node)
+                                    WHERE NOT EXISTS (SELECT 1 FROM latest l WHERE l.node = a.node AND l.state = 'completed'))
+                        END AS nodes
+              FROM target
         ), retried AS (
             UPDATE tasks t
                SET state = 'queued', budget_start = t.attempt, result = NULL, error = NULL, progress = NULL,
+                   attempt_nodes = CASE WHEN cardinality(next.nodes) > 0 AND cardinality(next.nodes) < cardinality(t.participating_nodes)
+                                        THEN next.nodes END,
                    run_after = NULL, received_at = NULL, finished_at = NULL, lease_expires_at = NULL,
                    cancel_requested_at = NULL, cancel_reason = NULL, updated_at = now()
-              FROM target
+              FROM target, next
              WHERE t.cluster_id = $1 AND t.id = $2 AND t.id = target.id
             RETURNING t.*, target.state AS previous_state
         ), event AS (

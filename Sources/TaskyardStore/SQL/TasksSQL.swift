@@ -15,13 +15,18 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at, traceparent, complete_when
+        created_at, received_at, finished_at, updated_at, traceparent, complete_when, attempt_nodes
         """
 
     /// The latest recorded outcome of each participating node of the task row `relation` names (any
     /// attempt), as a jsonb array, times in µs since 1970: the task object's `participants` column, beside
     /// `columns` in every statement that returns tasks. An index walk of the task's few outcome rows.
     static func participants(of relation: String) -> String {
+        participantsValue(of: relation) + " AS participants"
+    }
+
+    /// `participants(of:)`'s value, unnamed.
+    static func participantsValue(of relation: String) -> String {
         """
         (SELECT coalesce(jsonb_agg(jsonb_build_object(
                     'node', p.node, 'attempt', p.attempt, 'state', p.state, 'result', p.result, 'error', p.error,
@@ -30,7 +35,7 @@ enum TasksSQL {
                     'rollback', p.rollback, 'decided', p.decided)), '[]'::jsonb)
            FROM (SELECT DISTINCT ON (q.node) q.* FROM task_participants q
                   WHERE q.cluster_id = \(relation).cluster_id AND q.task_id = \(relation).id
-                  ORDER BY q.node, q.attempt DESC) p) AS participants
+                  ORDER BY q.node, q.attempt DESC) p)
         """
     }
 
@@ -53,7 +58,7 @@ enum TasksSQL {
     static func lockInIDOrder(_ ids: String, strength: String = "NO KEY UPDATE") -> String {
         """
         SELECT t.id, t.attempt, t.budget_start, t.max_attempts, t.cancel_requested_at, t.lease_hash,
-                       t.participating_nodes, t.rollback_attempt, t.complete_when
+                       t.participating_nodes, t.rollback_attempt, t.complete_when, t.attempt_nodes
                   FROM tasks t
                  WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
                  ORDER BY t.id
