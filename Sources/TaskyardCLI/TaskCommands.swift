@@ -341,12 +341,23 @@ struct TaskCommand: AsyncParsableCommand {
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Queue a failed or cancelled task again, with a fresh attempt budget.",
-            discussion: "Example:\n  taskyard task retry 42"
+            discussion: """
+                The next attempt runs only the participants without a completed outcome (the others' carry forward), unless the failed attempt rolled back; --participants all runs every one again.
+
+                Examples:
+                  taskyard task retry 42
+                  taskyard task retry 42 --participants all
+                """
         )
         @OptionGroup var target: TaskTarget
+        @Option(help: ArgumentHelp("failed: only the participants without a completed outcome; all: every one. Default: failed.", valueName: "which"))
+        var participants: String?
 
         func run() async throws {
-            let task = try await target.client().retry(cluster: target.cluster, id: target.id)
+            if let participants, !RetryRequest.choices.contains(participants) {
+                throw ValidationError("--participants takes failed or all (got \(participants))")
+            }
+            let task = try await target.client().retry(cluster: target.cluster, id: target.id, participants: participants)
             say("task \(target.id) \(task.state.rawValue) again")
         }
     }

@@ -95,6 +95,10 @@ struct RedriveTests {
                     try await deployment.client.retry(cluster: "c1", id: second.id, participants: "some")
                 }
                 #expect(refused.status == 422 && refused.error?.error.field == "participants", "\(refused)")
+                let cli = try await TestEnvironment.runTaskyardAsync(["task", "retry", String(second.id), "--participants", "some",
+                                                                      "--cluster", "c1", "--server", deployment.serverURL],
+                                                                     environment: deployment.cliEnvironment)
+                #expect(cli.status != 0 && cli.output.contains("--participants takes failed or all"), "\(cli.output)")
             }
         }
     }
