@@ -126,6 +126,15 @@ def main():
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1
 
+        # A quorum task: the page names the policy, and one outcome decided it.
+        quorum = api("POST", "/api/v1/clusters/dev/tasks", token,
+                     {"type": "echo", "participating_nodes": ["n1", "n2", "n3"], "payload": {"q": 1}, "complete_when": "quorum"})
+        driver.execute_script(f"location.hash = '#/c/dev/tasks/{quorum['id']}'")
+        wait.until(lambda d: text(d, "task-state") == "completed")
+        wait.until(lambda d: text(d, "policy") == "· complete when quorum")
+        wait.until(lambda d: d.execute_script("return document.getElementById('matrix').innerText.split('decided').length - 1") == 1)
+        checks += 1
+
         # A failed participant: its error on its own row (n3 has 50 GB free in the example handler).
         failing = api("POST", "/api/v1/clusters/dev/tasks", token,
                       {"type": "volume_create", "participating_nodes": ["n1", "n2", "n3"],

@@ -243,14 +243,22 @@ function progressBar(task) {
 }
 
 /// One row per participating node, from the task's `participants`: waiting while queued, running while
-/// its attempt is out, then its outcome (with its rollback, where one ran).
+/// its attempt is out, then its outcome (with its rollback, where one ran). A completed outcome of an earlier
+/// attempt is carried forward: a re-driven attempt ran only the others.
 function matrixRows(task) {
   const shown = { pending: "waiting", running: task.cancel_requested ? "stopping" : "running" };
   return task.participants.map((p) => {
     let result = p.error ?? compact(p.result);
     if (p.rollback) result += ` (rollback ${p.rollback.state}${p.rollback.error ? ": " + p.rollback.error : ""})`;
-    return { node: p.node, state: shown[p.state] ?? p.state, attempt: p.attempt, started: p.started_at, finished: p.finished_at, result, decided: p.decided };
+    const carried = p.state === "completed" && p.attempt < task.attempt;
+    return { node: p.node, state: shown[p.state] ?? p.state, attempt: p.attempt, started: p.started_at, finished: p.finished_at, result,
+             decided: p.decided, carried };
   });
+}
+
+/// `complete_when` as a person reads it: all, any, quorum, at least 2.
+function policyText(policy) {
+  return typeof policy === "object" && policy !== null ? `at least ${policy.at_least}` : String(policy ?? "all");
 }
 
 async function taskPage(id) {
@@ -268,7 +276,9 @@ async function taskPage(id) {
   $("#main").replaceChildren(
     el("h1", {}, `Task ${task.id} · ${task.type} `, el("span", { id: "task-state", class: `state ${task.state}` }, task.state)),
     el("p", { class: "muted" }, `attempt ${task.attempt} of ${task.max_attempts} · assigned to `, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node),
-      ` · created ${time(task.created_at)}`, task.traceparent ? ` · traceparent ${task.traceparent}` : "", " ", progressBar(task)),
+      ` · created ${time(task.created_at)}`,
+      task.complete_when && task.complete_when !== "all" ? el("span", { id: "policy" }, ` · complete when ${policyText(task.complete_when)}`) : null,
+      task.traceparent ? ` · traceparent ${task.traceparent}` : "", " ", progressBar(task)),
     task.error ? el("p", { id: "task-error", class: "state failed" }, task.error) : null,
     el("div", { class: "actions" },
       !terminal && task.abortable && !task.cancel_requested ? el("button", { id: "cancel", class: "danger", onclick: act("cancel") }, "Cancel") : null,
@@ -278,7 +288,7 @@ async function taskPage(id) {
       el("tr", {}, ["Node", "State", "Attempt", "Started", "Finished", "Result / error"].map((h) => el("th", {}, h))),
       matrixRows(detail).map((row) => el("tr", { dataset: { node: row.node } },
         el("td", {}, link(`/nodes/${encodeURIComponent(row.node)}`, row.node)), el("td", { class: "state-cell" }, badge(row.state)),
-        el("td", {}, row.attempt, row.decided ? " · decided" : ""), el("td", {}, time(row.started)), el("td", {}, time(row.finished)), el("td", { class: "result" }, row.result)))),
+        el("td", {}, row.attempt, row.carried ? " · carried forward" : "", row.decided ? " · decided" : ""), el("td", {}, time(row.started)), el("td", {}, time(row.finished)), el("td", { class: "result" }, row.result)))),
     el("h2", {}, "Events"),
     el("ul", { class: "timeline", id: "events" }, events.events.map((e) =>
       el("li", {}, `${time(e.at)}  `, e.from ? badge(e.from) : "∅", " → ", badge(e.to), e.node ? ` on ${e.node}` : "", ` · attempt ${e.attempt}`, e.detail ? el("span", { class: "muted" }, ` ${compact(e.detail)}`) : null))),
