@@ -38,7 +38,9 @@ public struct ClusterStore: Sendable, TaskStorePart {
             throw TaskyardError.invalid("capacity", "must be a positive integer")
         }
         do {
-            return try Node(row: try await pool.query(NodesSQL.upsert, [cluster, id, endpoint, labels, capacity]).single())
+            let statement = RegisterNodeStatement(cluster: cluster, node: id, endpoint: endpoint, labels: labels, capacity: capacity)
+            guard let node = try await pool.run(statement).first else { throw PostgresError(kind: .server, message: "registering a node returned no row") }
+            return node
         } catch let error as PostgresError where error.isForeignKeyViolation {
             throw unknownCluster(cluster)
         }

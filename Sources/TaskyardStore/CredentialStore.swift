@@ -17,11 +17,10 @@ public struct CredentialStore: Sendable {
     /// Writes a token whose secret has the SHA-256 digest `secretHash` (hex).
     public func createToken(_ request: TokenRequest, secretHash: String) async throws -> APIToken {
         try request.validate()
-        let row = try await pool.query(CredentialsSQL.createToken, [
-            request.kind.rawValue, request.name, request.scopes.map(\.rawValue), request.clusterID, request.nodeID,
-            secretHash, request.expiresAt,
-        ]).single()
-        return try APIToken(row: row)
+        guard let token = try await pool.run(CredentialStatements.CreateToken(request: request, secretHash: secretHash)).first else {
+            throw PostgresError(kind: .server, message: "creating a token returned no row")
+        }
+        return token
     }
 
     /// The token with this digest, revoked and expired ones included; nil when there is none.
@@ -74,9 +73,8 @@ public struct CredentialStore: Sendable {
             try connection.transaction { connection in
                 _ = try connection.query(CredentialsSQL.lockSigningKeys, [cluster])
                 if onlyIfNone, !(try connection.query(CredentialsSQL.newestSigningKey, [cluster]).isEmpty) { return }
-                guard try connection.query(CredentialsSQL.createSigningKey, [
-                    candidate.id, cluster, candidate.publicKeyHex, sealedPrivateKeyHex,
-                ]).count == 1 else { throw unknownCluster(cluster) }
+                let statement = CredentialStatements.CreateSigningKey(key: candidate, cluster: cluster, sealedPrivateKeyHex: sealedPrivateKeyHex)
+                guard try connection.run(statement).count == 1 else { throw unknownCluster(cluster) }
             }
         }
     }

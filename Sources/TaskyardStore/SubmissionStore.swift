@@ -254,7 +254,8 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         if let opaqueID { detail["opaque_id"] = .string(opaqueID) }
         let eventDetail: JSONValue? = detail.isEmpty ? nil : .object(detail)
         return try await pool.withConnection { connection in
-            if let row = try connection.query(TasksSQL.cancel, [cluster, taskID, reason, eventDetail]).first {
+            if let row = try connection.run(SubmissionStatements.Cancel(cluster: cluster, taskID: taskID, reason: reason,
+                                                                        eventDetail: eventDetail)).first {
                 let finishedIDs = try row.decode("finished_ids", as: [Int64].self)
                 let finished = finishedIDs.map { TaskSignal.finished(cluster: cluster, task: $0) }
                 let holders = try row.decode("holder_nodes", as: [String].self).map { TaskSignal.work(cluster: cluster, node: $0) }
@@ -285,8 +286,8 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         if let opaqueID { try TaskSubmission.validateOpaqueID(opaqueID) }
         let detail: JSONValue? = opaqueID.map { ["opaque_id": .string($0)] }
         return try await pool.withConnection { connection in
-            if let row = try connection.query(TasksSQL.retry, [cluster, taskID, detail, onlyFailed]).first {
-                let task = try TaskRecord(row: row)
+            if let task = try connection.run(SubmissionStatements.Retry(cluster: cluster, taskID: taskID, eventDetail: detail,
+                                                                        onlyFailed: onlyFailed)).first {
                 signal([task])
                 return task
             }

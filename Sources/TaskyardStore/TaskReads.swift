@@ -81,27 +81,26 @@ public struct TaskReads: Sendable, TaskStorePart {
     public func tree(cluster: String, id: Int64, after: TreeCursor? = nil,
                      limit: Int = 1000) async throws -> (tasks: [TaskRecord], next: TreeCursor?) {
         let rows = try await pool.withConnection { connection in
-            let rows = try connection.query(TasksSQL.tree, [cluster, id, after?.depth ?? -1, after?.lastID ?? 0, limit + 1])
+            let rows = try connection.run(TaskReadStatements.TreePage(cluster: cluster, root: id, after: after, rows: limit + 1))
             if rows.isEmpty, try connection.query(TasksSQL.get, [cluster, id]).isEmpty { throw unknownTask(cluster, id) }
             return rows
         }
-        let depths = try rows.map { row throws(PostgresError) in try row.decode("depth", as: Int.self) }
-        let tasks = capped(Array(try TaskRecord.all(rows).prefix(limit)))
+        let tasks = capped(Array(rows.prefix(limit).map(\.task)))
         guard tasks.count < rows.count, let last = tasks.last else { return (tasks, nil) }
-        return (tasks, TreeCursor(depth: depths[tasks.count - 1], lastID: last.id))
+        return (tasks, TreeCursor(depth: rows[tasks.count - 1].depth, lastID: last.id))
     }
 
     /// One page of the task's history, oldest first: up to `limit` events after event id `after`.
     public func events(cluster: String, taskID: Int64, after: Int64 = 0,
                        limit: Int = 1000) async throws -> (events: [TaskEvent], next: Int64?) {
         let rows = try await pool.withConnection { connection in
-            let rows = try connection.query(TaskEventsSQL.list, [cluster, taskID, after, limit + 1])
+            let rows = try connection.run(TaskReadStatements.EventPage(cluster: cluster, taskID: taskID, after: after, rows: limit + 1))
             if rows.isEmpty, try connection.query(TasksSQL.get, [cluster, taskID]).isEmpty {
                 throw unknownTask(cluster, taskID)
             }
             return rows
         }
-        let events = try rows.prefix(limit).map { row throws(PostgresError) in try TaskEvent(row: row) }
+        let events = Array(rows.prefix(limit))
         return (events, rows.count > limit ? events.last?.id : nil)
     }
 

@@ -1,4 +1,5 @@
 import Postgres
+import TaskyardDomain
 
 /// Every statement on `api_tokens` and `signing_keys`. Digests and keys travel as hex text.
 enum CredentialsSQL {
@@ -82,4 +83,28 @@ enum CredentialsSQL {
 
     static let all = [createToken, tokenBySecretHash, listTokens, getToken, revokeToken, touchTokens, publicSigningKeys,
                       newestSigningKey, lockSigningKeys, createSigningKey, retireSigningKey]
+}
+
+/// `CredentialStore`'s statements of four values or more, as named fields.
+enum CredentialStatements {
+    /// `CredentialsSQL.createToken`: a token, by the digest of its secret.
+    struct CreateToken: PostgresTypedStatement {
+        static var statement: PostgresStatement { CredentialsSQL.createToken }
+        var request: TokenRequest
+        var secretHash: String
+        var bindings: [any PostgresEncodable] {
+            [request.kind.rawValue, request.name, request.scopes.map(\.rawValue), request.clusterID, request.nodeID,
+             secretHash, request.expiresAt]
+        }
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> APIToken { try APIToken(row: row) }
+    }
+
+    /// `CredentialsSQL.createSigningKey`: a cluster's key, its private half sealed.
+    struct CreateSigningKey: PostgresTypedStatement {
+        static var statement: PostgresStatement { CredentialsSQL.createSigningKey }
+        var key: SigningKeyRecord
+        var cluster: String
+        var sealedPrivateKeyHex: String
+        var bindings: [any PostgresEncodable] { [key.id, cluster, key.publicKeyHex, sealedPrivateKeyHex] }
+    }
 }

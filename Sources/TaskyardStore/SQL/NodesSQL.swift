@@ -1,4 +1,5 @@
 import Postgres
+import TaskyardDomain
 
 /// Every statement on `nodes`.
 enum NodesSQL {
@@ -64,4 +65,16 @@ enum NodesSQL {
         """)
 
     static let all = [upsert, heartbeat, list, leastLoaded, markOffline, countsByStatus]
+}
+
+/// `NodesSQL.upsert`'s values as named fields: a node as its agent registers it.
+struct RegisterNodeStatement: PostgresTypedStatement {
+    static var statement: PostgresStatement { NodesSQL.upsert }
+    var cluster: String
+    var node: String
+    var endpoint: String
+    var labels: JSONValue
+    var capacity: Int
+    var bindings: [any PostgresEncodable] { [cluster, node, endpoint, labels, capacity] }
+    func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Node { try Node(row: row) }
 }

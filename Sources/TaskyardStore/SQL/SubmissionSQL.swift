@@ -324,3 +324,27 @@ enum SubmissionStatements {
         func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
     }
 }
+
+extension SubmissionStatements {
+    /// `TasksSQL.cancel`: a task and its descendants.
+    struct Cancel: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.cancel }
+        var cluster: String
+        var taskID: Int64
+        var reason: String?
+        var eventDetail: JSONValue?
+        var bindings: [any PostgresEncodable] { [cluster, taskID, reason, eventDetail] }
+    }
+
+    /// `TasksSQL.retry`: a failed or cancelled task queued again.
+    struct Retry: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.retry }
+        var cluster: String
+        var taskID: Int64
+        var eventDetail: JSONValue?
+        /// Only the participants without a completed outcome run next (else all of them).
+        var onlyFailed: Bool
+        var bindings: [any PostgresEncodable] { [cluster, taskID, eventDetail, onlyFailed] }
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
+    }
+}

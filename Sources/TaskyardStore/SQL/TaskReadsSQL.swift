@@ -119,3 +119,37 @@ extension TasksSQL {
         ORDER BY 1, 2, 3
         """)
 }
+
+/// `TaskReads`' paged statements, as named fields.
+enum TaskReadStatements {
+    /// `TasksSQL.tree`: a page of a task's tree, breadth first, after a cursor.
+    struct TreePage: PostgresTypedStatement {
+        static var statement: PostgresStatement { TasksSQL.tree }
+        var cluster: String
+        var root: Int64
+        var after: TreeCursor?
+        /// Rows to read: a page and one more, to know whether another follows.
+        var rows: Int
+        var bindings: [any PostgresEncodable] { [cluster, root, after?.depth ?? -1, after?.lastID ?? 0, rows] }
+
+        struct Row: Sendable {
+            var depth: Int
+            var task: TaskRecord
+        }
+
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Row {
+            Row(depth: try row.decode("depth"), task: try TaskRecord(row: row))
+        }
+    }
+
+    /// `TaskEventsSQL.list`: a page of a task's events, after an event id.
+    struct EventPage: PostgresTypedStatement {
+        static var statement: PostgresStatement { TaskEventsSQL.list }
+        var cluster: String
+        var taskID: Int64
+        var after: Int64
+        var rows: Int
+        var bindings: [any PostgresEncodable] { [cluster, taskID, after, rows] }
+        func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskEvent { try TaskEvent(row: row) }
+    }
+}
