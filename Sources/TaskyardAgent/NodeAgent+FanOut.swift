@@ -40,28 +40,32 @@ extension NodeAgent {
         held.setProgress(task.id, TaskProgress(completed: 0, total: Double(task.participatingNodes.count), units: "participants"),
                          announce: false)
         let policy = (try? CompletionPolicy(json: task.completeWhen)) ?? .all
-        let carried = Self.carriedForward(claimed)
-        let outcomes = await callAllUnlessStopped(claimed, policy: policy, carried: carried, endpoints: endpoints)
-        let decision = FanOutDecision(outcomes: carried + outcomes, stop: held.cancellation(of: task.id), policy: policy,
-                                      carried: Set(carried.map(\.node)))
+        let plan = AttemptPlan(claimed)
+        let outcomes = await callAllUnlessStopped(claimed, policy: policy, plan: plan, endpoints: endpoints)
+        let decision = FanOutDecision(outcomes: plan.carried + outcomes, stop: held.cancellation(of: task.id), policy: policy,
+                                      carried: Set(plan.carried.map(\.node)))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
     }
 
-    /// The participants this attempt runs: those the claim carries a grant for (a re-driven attempt runs only
-    /// the ones without a completed outcome), in the order of the task's participating nodes.
-    static func runningNodes(_ claimed: ClaimedTaskObject) -> [String] {
-        let granted = claimed.task.participatingNodes.filter { claimed.grants[$0] != nil }
-        return granted.isEmpty ? claimed.task.participatingNodes : granted
-    }
+    /// Who an attempt runs and what it carries forward, read once from its claim.
+    struct AttemptPlan: Sendable {
+        /// The participants this attempt runs: those the claim carries a grant for (a re-driven attempt runs
+        /// only the ones without a completed outcome), in the order of the task's participating nodes.
+        let running: [String]
+        /// The completed outcomes of earlier attempts of the participants it does not run.
+        let carried: [ParticipantOutcome]
 
-    /// The completed outcomes of earlier attempts that this attempt carries forward (its participants not run).
-    static func carriedForward(_ claimed: ClaimedTaskObject) -> [ParticipantOutcome] {
-        let running = Set(runningNodes(claimed))
-        return claimed.task.participants.compactMap { participant in
-            guard !running.contains(participant.node), participant.state == .completed else { return nil }
-            return ParticipantOutcome(node: participant.node, state: .completed, result: participant.result,
-                                      startedAt: participant.startedAt, finishedAt: participant.finishedAt)
+        init(_ claimed: ClaimedTaskObject) {
+            let granted = claimed.task.participatingNodes.filter { claimed.grants[$0] != nil }
+            let running = granted.isEmpty ? claimed.task.participatingNodes : granted
+            let runningSet = Set(running)
+            self.running = running
+            carried = claimed.task.participants.compactMap { participant in
+                guard !runningSet.contains(participant.node), participant.state == .completed else { return nil }
+                return ParticipantOutcome(node: participant.node, state: .completed, result: participant.result,
+                                          startedAt: participant.startedAt, finishedAt: participant.finishedAt)
+            }
         }
     }
 
@@ -77,10 +81,10 @@ extension NodeAgent {
     /// the agent's one-second sweep finds, the agent's shutdown), the calls are cancelled and every
     /// participant is told to stop at once, all together; the outcomes are then the calls' as they ended.
     /// Settled by the policy before every participant answered, the ones still running are told to stop.
-    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, carried: [ParticipantOutcome],
+    private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, plan: AttemptPlan,
                                       endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
         await withTaskGroup(of: RaceEvent.self) { race in
-            race.addTask { .called(await self.callAll(claimed, policy: policy, carried: carried, endpoints: endpoints)) }
+            race.addTask { .called(await self.callAll(claimed, policy: policy, plan: plan, endpoints: endpoints)) }
             race.addTask { await self.held.stopped(claimed.task.id); return .stopped }
             race.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints); return .progressEnded }
             var outcomes: [ParticipantOutcome] = []
@@ -92,7 +96,7 @@ extension NodeAgent {
                     if !calls.notNeeded.isEmpty { await notifyCancel(claimed, nodes: calls.notNeeded, endpoints: endpoints) }
                 case .stopped where outcomes.isEmpty && held.cancellation(of: claimed.task.id) != nil:
                     race.cancelAll()
-                    await notifyCancel(claimed, nodes: Self.runningNodes(claimed), endpoints: endpoints)
+                    await notifyCancel(claimed, nodes: plan.running, endpoints: endpoints)
                 case .stopped, .progressEnded:
                     continue
                 }
@@ -113,16 +117,19 @@ extension NodeAgent {
     /// A policy out of reach stops nobody: a participant stopped midway leaves work that no rollback undoes
     /// (a rollback runs only where a participant completed), so the others finish, and every success is
     /// rolled back where the type declares how.
-    func callAll(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, carried: [ParticipantOutcome] = [],
+    func callAll(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, plan: AttemptPlan,
                  endpoints: [String: NodeEndpoint]) async -> Calls {
         let task = claimed.task
-        let nodes = Self.runningNodes(claimed)
+        let nodes = plan.running
+        let total = task.participatingNodes.count
         return await withTaskGroup(of: (Int, ParticipantOutcome).self) { group in
             for (index, node) in nodes.enumerated() {
                 group.addTask { (index, await self.call(node, at: endpoints[node], for: claimed)) }
             }
             var outcomes = [ParticipantOutcome?](repeating: nil, count: nodes.count)
-            var done = carried.count
+            // Answers so far, the carried-forward successes counted in.
+            var done = plan.carried.count
+            var succeeded = plan.carried.count
             var notNeeded: [Int] = []
             for await (index, outcome) in group {
                 // A participant stopped unneeded that completed anyway keeps its outcome (and is rolled back
@@ -134,13 +141,12 @@ extension NodeAgent {
                 }
                 outcomes[index] = outcome
                 done += 1
+                if outcome.state == .completed { succeeded += 1 }
                 self.held.setParticipantsDone(task.id, done)
                 // The last one needs no early heartbeat: the report follows at once.
-                let total = task.participatingNodes.count
                 self.held.setProgress(task.id, TaskProgress(completed: Double(done), total: Double(total), units: "participants"),
                                       announce: done < total)
-                if done < total, notNeeded.isEmpty,
-                   FanOutDecision.verdict(of: carried + outcomes.compactMap { $0 }, policy: policy, participants: total) == .met {
+                if done < total, notNeeded.isEmpty, policy.verdict(succeeded: succeeded, failed: done - succeeded, of: total) == .met {
                     notNeeded = outcomes.indices.filter { outcomes[$0] == nil }
                     group.cancelAll()
                 }
