@@ -90,8 +90,10 @@ final class ParticipantEndpoint: Sendable {
         // …or a task to stop.
         router.post("/api/v1/tasks/:target/cancel") { request, context in
             let id = context.parameters.get("target").flatMap(Int64.init) ?? 0
-            if let refusal = await self.refusal(request, taskID: id) { return refusal }
-            await self.running.cancel(taskID: id)
+            switch await self.grant(request, taskID: id) {
+            case .failure(let refused): return refused.response
+            case .success(let grant): await self.running.cancel(taskID: id, attempt: grant.attempt)
+            }
             return Response(status: .accepted)
         }
         // Connections idle (or stalled mid-request) for a minute are closed; a handler's run is not idle.
@@ -110,12 +112,21 @@ final class ParticipantEndpoint: Sendable {
 
     /// The answer refusing a call (progress, cancel) whose grant does not name this task; nil when it does.
     private func refusal(_ request: Request, taskID: Int64) async -> Response? {
+        if case .failure(let refused) = await grant(request, taskID: taskID) { return refused.response }
+        return nil
+    }
+
+    /// The request's grant for `taskID`, or the answer that refuses it.
+    private func grant(_ request: Request, taskID: Int64) async -> Result<Grant, RefusedResponse> {
         do {
-            _ = try await gate.check(authorization: request.headers[.authorization], taskID: taskID)
-            return nil
+            return .success(try await gate.check(authorization: request.headers[.authorization], taskID: taskID))
         } catch {
-            return Self.response(refusing: error)
+            return .failure(RefusedResponse(response: Self.response(refusing: error)))
         }
+    }
+
+    struct RefusedResponse: Error {
+        let response: Response
     }
 
     private static func response(refusing refusal: GrantGate.Refusal) -> Response {
@@ -303,7 +314,7 @@ final class ParticipantEndpoint: Sendable {
             for await _ in registered { break }
             return try await handler.runKeepingBytes(work)
         }
-        await running.add(taskID: body.taskID, job: job)
+        await running.add(taskID: body.taskID, attempt: body.attempt, job: job)
         started.finish()
         let answer = await answer(of: job, type: type, taskID: body.taskID)
         await running.remove(taskID: body.taskID, job: job)
@@ -349,6 +360,15 @@ actor RunningWork {
     }
 
     private var runs: [Int64: [Run]] = [:]
+    /// Cancels that came before their run (the call still on its way, or batched): the run is stopped the
+    /// moment it registers. By task and attempt, so a later attempt is never stopped by an earlier one's
+    /// cancel; kept a few minutes.
+    private var earlyCancels: [TaskAttempt: ContinuousClock.Instant] = [:]
+
+    private struct TaskAttempt: Hashable {
+        let taskID: Int64
+        let attempt: Int
+    }
     private var progress: [Int64: (completed: Double, total: Double)] = [:]
     private var overdue: Set<Task<RawJSON?, any Error>> = []
 
@@ -359,8 +379,20 @@ actor RunningWork {
 
     func progress(taskID: Int64) -> (completed: Double, total: Double)? { progress[taskID] }
 
-    func add(taskID: Int64, job: Task<RawJSON?, any Error>) {
+    func add(taskID: Int64, attempt: Int, job: Task<RawJSON?, any Error>) {
         runs[taskID, default: []].append(Run(job: job, started: .now))
+        if earlyCancels.removeValue(forKey: TaskAttempt(taskID: taskID, attempt: attempt)) != nil { job.cancel() }
+    }
+
+    /// Stops the task's runs of `attempt`; one not registered yet is stopped as it registers.
+    func cancel(taskID: Int64, attempt: Int) {
+        if let runs = runs[taskID], !runs.isEmpty {
+            for run in runs { run.job.cancel() }
+            return
+        }
+        let now = ContinuousClock.now
+        if earlyCancels.count >= 4096 { earlyCancels = earlyCancels.filter { now - $0.value < .seconds(300) } }
+        if earlyCancels.count < 4096 { earlyCancels[TaskAttempt(taskID: taskID, attempt: attempt)] = now }
     }
 
     func remove(taskID: Int64, job: Task<RawJSON?, any Error>) {
