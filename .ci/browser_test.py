@@ -161,6 +161,26 @@ def main():
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1
 
+        # Gang admission: with n3 at capacity 1 and its slot held, a task on n1 and n3 waits, and its page
+        # says for which node; it runs once the holder is cancelled.
+        n3 = next(node for node in api("GET", "/api/v1/clusters/dev/nodes", token)["nodes"] if node["id"] == "n3")
+        api("PUT", "/api/v1/clusters/dev/nodes/n3", token, {"endpoint": n3["endpoint"], "labels": n3["labels"], "capacity": 1})
+        holder = api("POST", "/api/v1/clusters/dev/tasks", token,
+                     {"type": "sleep", "participating_nodes": ["n3"], "payload": {"seconds": 60}})
+        deadline = time.time() + 30
+        while api("GET", f"/api/v1/clusters/dev/tasks/{holder['id']}", token)["state"] != "received":
+            assert time.time() < deadline, "the holder never started"
+            time.sleep(0.1)
+        gang = api("POST", "/api/v1/clusters/dev/tasks", token,
+                   {"type": "echo", "participating_nodes": ["n1", "n3"], "payload": {"g": 1}})
+        driver.execute_script(f"location.hash = '#/c/dev/tasks/{gang['id']}'")
+        wait.until(lambda d: "waiting for n3" in (text(d, "waiting-for") or ""))
+        assert text(driver, "task-state") == "queued"
+        api("POST", f"/api/v1/clusters/dev/tasks/{holder['id']}/cancel", token, {})
+        wait.until(lambda d: text(d, "task-state") == "completed")
+        assert not driver.find_elements(By.ID, "waiting-for"), "a running task waits on nothing"
+        checks += 1
+
         if arguments.screenshots:
             driver.execute_script("location.hash = '#/c/dev'")
             wait.until(lambda d: d.find_elements(By.ID, "count-completed"))

@@ -225,6 +225,9 @@ extension SubmitTaskRequest: JSONReadable {
             assign: try fields.optional("assign", F.enumeration), affinity: try fields.optional("affinity", F.enumeration),
             parentID: try fields.optional("parent_id", F.int64), abortable: try fields.optional("abortable", F.bool),
             internal: try fields.optional("internal", F.bool), completeWhen: try fields.optional("complete_when", F.value),
+            concurrencyKey: try fields.optional("concurrency_key", F.string),
+            concurrencyLimit: try fields.optional("concurrency_limit", F.int), onLimit: try fields.optional("on_limit", F.enumeration),
+            onOffline: try fields.optional("on_offline", F.enumeration),
             idempotencyKey: try fields.optional("idempotency_key", F.string))
     }
 }
@@ -449,9 +452,13 @@ extension SubmitTaskRequest: JSONWritable {
             json.fieldIfPresent("affinity", affinity) { $0.string($1.rawValue) }
             json.fieldIfPresent("assign", assign) { $0.string($1.rawValue) }
             json.fieldIfPresent("complete_when", completeWhen) { $0.value($1) }
+            json.fieldIfPresent("concurrency_key", concurrencyKey) { $0.string($1) }
+            json.fieldIfPresent("concurrency_limit", concurrencyLimit) { $0.integer(Int64($1)) }
             json.fieldIfPresent("idempotency_key", idempotencyKey) { $0.string($1) }
             json.fieldIfPresent("internal", `internal`) { $0.bool($1) }
             json.fieldIfPresent("max_attempts", maxAttempts) { $0.integer(Int64($1)) }
+            json.fieldIfPresent("on_limit", onLimit) { $0.string($1.rawValue) }
+            json.fieldIfPresent("on_offline", onOffline) { $0.string($1.rawValue) }
             json.fieldIfPresent("ordering_key", orderingKey) { $0.string($1) }
             json.fieldIfPresent("parent_id", parentID) { $0.integer($1) }
             json.field("participating_nodes", participatingNodes)

@@ -50,11 +50,13 @@ public struct NodeObject: Codable, Sendable, Hashable {
     public var lastSeenAt: Date
     public var capacity: Int
     public var heldTasks: Int
+    /// Tasks the node takes part in now (as initiator or participant), against its `capacity`.
+    public var inUse: Int
     public var labels: JSONValue
 
     enum CodingKeys: String, CodingKey {
         case id, endpoint, status, capacity, labels
-        case clusterID = "cluster_id", lastSeenAt = "last_seen_at", heldTasks = "held_tasks"
+        case clusterID = "cluster_id", lastSeenAt = "last_seen_at", heldTasks = "held_tasks", inUse = "in_use"
     }
 
     public init(_ node: Node) {
@@ -65,6 +67,7 @@ public struct NodeObject: Codable, Sendable, Hashable {
         lastSeenAt = node.lastSeenAt
         capacity = node.capacity
         heldTasks = node.heldTasks
+        inUse = node.slotsInUse
         labels = node.labels
     }
 }
@@ -91,6 +94,11 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public var `internal`: Bool?
     /// `"all"`, `"any"`, `"quorum"` or `{"at_least": N}`; checked when the submission is made.
     public var completeWhen: JSONValue?
+    public var concurrencyKey: String?
+    /// Default 1 with a `concurrency_key`; refused without one.
+    public var concurrencyLimit: Int?
+    public var onLimit: LimitStrategy?
+    public var onOffline: OfflinePolicy?
     /// A batch item's idempotency key (a single submit takes the `Idempotency-Key` header instead).
     public var idempotencyKey: String?
 
@@ -98,13 +106,16 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         case type, payload, priority, assign, affinity, abortable, `internal`, completeWhen = "complete_when"
         case participatingNodes = "participating_nodes", runAfter = "run_after", maxAttempts = "max_attempts"
         case timeoutSeconds = "timeout_seconds", orderingKey = "ordering_key", parentID = "parent_id"
-        case idempotencyKey = "idempotency_key"
+        case idempotencyKey = "idempotency_key", concurrencyKey = "concurrency_key", concurrencyLimit = "concurrency_limit"
+        case onLimit = "on_limit", onOffline = "on_offline"
     }
 
     public init(type: String, participatingNodes: [String], payload: RawJSON? = nil, priority: Int? = nil,
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil, orderingKey: String? = nil,
                 assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
-                internal: Bool? = nil, completeWhen: JSONValue? = nil, idempotencyKey: String? = nil) {
+                internal: Bool? = nil, completeWhen: JSONValue? = nil, concurrencyKey: String? = nil,
+                concurrencyLimit: Int? = nil, onLimit: LimitStrategy? = nil, onOffline: OfflinePolicy? = nil,
+                idempotencyKey: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -119,6 +130,10 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         self.abortable = abortable
         self.internal = `internal`
         self.completeWhen = completeWhen
+        self.concurrencyKey = concurrencyKey
+        self.concurrencyLimit = concurrencyLimit
+        self.onLimit = onLimit
+        self.onOffline = onOffline
         self.idempotencyKey = idempotencyKey
     }
 
@@ -134,6 +149,9 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
                        completeWhen: try completeWhen.map { value throws(TaskyardError) in
                            try CompletionPolicy(json: value, field: fieldPrefix + "complete_when")
                        } ?? .all,
+                       concurrency: try ConcurrencyKey(key: concurrencyKey, limit: concurrencyLimit, onLimit: onLimit,
+                                                       fieldPrefix: fieldPrefix),
+                       onOffline: onOffline ?? .wait,
                        idempotencyKey: idempotencyKey, opaqueID: opaqueID, traceparent: traceparent)
     }
 }

@@ -80,9 +80,9 @@ public struct TaskObject: Codable, Sendable, Hashable {
         `internal` = task.isInternal
         progress = task.progress
         completeWhen = task.completeWhen.json
-        concurrencyKey = nil
-        concurrencyLimit = nil
-        waitingFor = nil
+        concurrencyKey = task.concurrency?.key
+        concurrencyLimit = task.concurrency?.limit
+        waitingFor = task.waitingFor
         scheduleID = nil
         participants = task.participantViews.map(ParticipantObject.init)
         createdAt = task.createdAt

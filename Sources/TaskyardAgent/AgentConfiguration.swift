@@ -49,7 +49,9 @@ public struct AgentConfiguration: Sendable {
     /// The user executable handlers run as (`--handler-user`); nil: the agent's own.
     public var handlerUser: HandlerUser?
     public var labels: JSONValue = [:]
-    public var capacity = 16
+    /// Tasks this node may take part in at once, as initiator or participant (`--capacity`): the server claims
+    /// a task only when each of its nodes has a free slot.
+    public var capacity = Node.defaultCapacity
 
     public init(server: String, cluster: String, node: String) {
         self.server = server

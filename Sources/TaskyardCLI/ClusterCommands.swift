@@ -63,9 +63,9 @@ struct NodeCommand: AsyncParsableCommand {
         func run() async throws {
             let nodes = try await serverOptions.client().nodes(cluster: clusterOption.id)
             if json { return try printJSON(NodeList(nodes: nodes)) }
-            var table = Table("Node", "Status", "Endpoint", "Held", "Capacity", "Last seen")
+            var table = Table("Node", "Status", "Endpoint", "Held", "In use", "Capacity", "Last seen")
             for node in nodes {
-                table.add(node.id, node.status.rawValue, node.endpoint, String(node.heldTasks), String(node.capacity),
+                table.add(node.id, node.status.rawValue, node.endpoint, String(node.heldTasks), String(node.inUse), String(node.capacity),
                           shortTime(node.lastSeenAt))
             }
             say(table.rendered)

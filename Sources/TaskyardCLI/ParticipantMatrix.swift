@@ -56,6 +56,7 @@ struct ParticipantMatrix {
         var header = "Task \(task.id)  \(task.type)  \(task.state.rawValue.uppercased())  attempt \(task.attempt) of \(task.maxAttempts)"
         if task.completeWhen != "all" { header += "  complete when \(Self.policy(task.completeWhen))" }
         if let progress = ProgressBar(task.progress), !task.state.isTerminal { header += "  \(progress.text)" }
+        if let waiting = task.waitingFor { header += "  waiting for \(waiting.joined(separator: ", "))" }
         var table = Table("Node", "State", "Attempt", "Started", "Finished", "Result / error")
         for row in rows {
             table.add(row.node, row.state, String(row.attempt), shortTime(row.started), shortTime(row.finished), row.outcome)

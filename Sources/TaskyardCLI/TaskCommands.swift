@@ -136,6 +136,8 @@ struct TaskCommand: AsyncParsableCommand {
                 "  finished      \(shortTime(task.finishedAt))",
             ]
             if let progress = ProgressBar(task.progress), !task.state.isTerminal { lines.append("  progress      \(progress.text)") }
+            if let key = task.concurrencyKey { lines.append("  concurrency   \(key), at most \(task.concurrencyLimit ?? 1) at once") }
+            if let waiting = task.waitingFor { lines.append("  waiting for   \(waiting.joined(separator: ", ")) (no free slot, or offline)") }
             if let parent = task.parentID { lines.append("  parent        \(parent)") }
             if let opaque = task.opaqueID { lines.append("  opaque id     \(opaque)") }
             if let result = task.result { lines.append("  result        \(compact(result))") }

@@ -57,6 +57,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Handler runs at once on this node, as participant of any task (its own fan-outs' parts included); more calls wait their turn. Give it at least the sum of the agents' --concurrency that fan out to this node. Default 1024.", valueName: "n"))
     var maxHandlerRuns = 1024
 
+    @Option(help: ArgumentHelp("Tasks this node takes part in at once, as initiator or participant: the server claims a task only when every node it runs on has a free slot (gang admission). Default 1024.", valueName: "n"))
+    var capacity = 1024
+
     @Option(help: ArgumentHelp("Connections the participant endpoint holds open at once; one more is closed as it arrives. Default 1024.", valueName: "n"))
     var maxConnections = 1024
 
@@ -101,6 +104,8 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.pollWait = pollWait
         configuration.participantTimeout = participantTimeout
         configuration.maximumHandlerRuns = maxHandlerRuns
+        guard (1...Int(Int32.max)).contains(capacity) else { throw ValidationError("--capacity takes 1 to 2147483647 (got \(capacity))") }
+        configuration.capacity = capacity
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         configuration.maximumConnections = maxConnections
         configuration.heartbeatInterval = heartbeatInterval

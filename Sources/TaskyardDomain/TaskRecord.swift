@@ -46,6 +46,13 @@ public struct TaskRecord: Sendable, Hashable {
     public var attemptNodes: [String]?
     /// The nodes this attempt runs.
     public var runningNodes: [String] { attemptNodes ?? participatingNodes }
+    /// At most so many received tasks of its key at once.
+    public var concurrency: ConcurrencyKey?
+    /// While a participant is offline: wait for it, or fail at once.
+    public var onOffline: OfflinePolicy = .wait
+    /// The nodes a queued task waits on: saturated (no free slot) or offline. Read where a task is shown to a
+    /// person (not on the hot path); nil there too when it waits on none.
+    public var waitingFor: [String]?
 
     public var cancelRequested: Bool { cancelRequestedAt != nil }
 
@@ -152,6 +159,13 @@ public struct Node: Sendable, Hashable {
     public var lastSeenAt: Date
     /// Tasks this node holds in `received` now.
     public var heldTasks: Int
+    /// Received tasks this node takes part in now, as initiator or participant: what `capacity` bounds.
+    public var slotsInUse = 0
+
+    /// A registration that names no capacity: as many tasks as an agent's participant endpoint runs handlers
+    /// at once by default (`--max-handler-runs`), so that gang admission holds tasks back only on nodes an
+    /// operator has given a smaller capacity.
+    public static let defaultCapacity = 1024
 
     public init(clusterID: String, id: String, endpoint: String, status: NodeStatus, labels: JSONValue,
                 capacity: Int, registeredAt: Date, lastSeenAt: Date, heldTasks: Int) {

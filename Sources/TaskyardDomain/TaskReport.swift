@@ -224,10 +224,14 @@ public struct LeaseRenewal: Sendable, Hashable, Codable {
 public struct PollOutcome: Sendable, Hashable {
     public var tasks: [ClaimedTask]
     public var cancel: [Int64]
+    /// Nothing was claimed though a task is due: its slots are taken (gang admission, a concurrency key),
+    /// or another claim holds it. Slots come free without a notification: look again soon.
+    public var waiting: Bool
 
-    public init(tasks: [ClaimedTask], cancel: [Int64]) {
+    public init(tasks: [ClaimedTask], cancel: [Int64], waiting: Bool = false) {
         self.tasks = tasks
         self.cancel = cancel
+        self.waiting = waiting
     }
 }
 

@@ -31,6 +31,8 @@ public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     case expireLeaseAfterCancel
     /// Its initiator went offline: a queued task moves to another online participating node.
     case reassign
+    /// A node it runs on went offline, and it said `"on_offline": "fail"`: a queued task fails at once.
+    case failOffline
 }
 
 /// One allowed move: `from` nil means the task does not exist yet.
@@ -60,6 +62,7 @@ public enum TaskStateMachine {
         TaskTransition(from: .received, action: .expireLeaseOnLastAttempt, to: .failed),
         TaskTransition(from: .received, action: .expireLeaseAfterCancel, to: .cancelled),
         TaskTransition(from: .queued, action: .reassign, to: .queued),
+        TaskTransition(from: .queued, action: .failOffline, to: .failed),
         TaskTransition(from: .failed, action: .retry, to: .queued),
         TaskTransition(from: .cancelled, action: .retry, to: .queued),
     ]

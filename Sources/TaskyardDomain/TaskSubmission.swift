@@ -18,6 +18,10 @@ public struct TaskSubmission: Sendable, Hashable {
     public var isInternal: Bool
     /// When the fan-out counts as done (`complete_when`). Default: all participants succeeded.
     public var completeWhen: CompletionPolicy
+    /// At most so many received tasks of this key at once (`concurrency_key`, `concurrency_limit`, `on_limit`).
+    public var concurrency: ConcurrencyKey?
+    /// While a participant is offline: wait for it, or fail at once.
+    public var onOffline: OfflinePolicy
     /// From the `Idempotency-Key` header.
     public var idempotencyKey: String?
     /// From the `X-Opaque-Id` header.
@@ -29,7 +33,7 @@ public struct TaskSubmission: Sendable, Hashable {
                 runAfter: Date? = nil, maxAttempts: Int? = nil, timeoutSeconds: Int? = nil,
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
-                completeWhen: CompletionPolicy = .all,
+                completeWhen: CompletionPolicy = .all, concurrency: ConcurrencyKey? = nil, onOffline: OfflinePolicy = .wait,
                 idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
@@ -45,6 +49,8 @@ public struct TaskSubmission: Sendable, Hashable {
         self.abortable = abortable
         self.isInternal = isInternal
         self.completeWhen = completeWhen
+        self.concurrency = concurrency
+        self.onOffline = onOffline
         self.idempotencyKey = idempotencyKey
         self.opaqueID = opaqueID
         self.traceparent = traceparent
@@ -64,6 +70,12 @@ public struct TaskSubmission: Sendable, Hashable {
         if let orderingKey { identity["ordering_key"] = .string(orderingKey) }
         if let parentID { identity["parent_id"] = .integer(parentID) }
         if completeWhen != .all { identity["complete_when"] = completeWhen.json }
+        if let concurrency {
+            identity["concurrency_key"] = .string(concurrency.key)
+            identity["concurrency_limit"] = .integer(Int64(concurrency.limit))
+            identity["on_limit"] = .string(concurrency.onLimit.rawValue)
+        }
+        if onOffline != .wait { identity["on_offline"] = .string(onOffline.rawValue) }
         return .object(identity)
     }
 
@@ -128,6 +140,7 @@ public struct TaskSubmission: Sendable, Hashable {
             }
         }
         try completeWhen.validate(participants: participatingNodes.count, field: prefix + "complete_when")
+        try concurrency?.validate(fieldPrefix: prefix)
         guard payload.isObject else { throw .invalid(prefix + "payload", "must be a JSON object") }
         try limits.check(payload, field: prefix + "payload", bytes: limits.payloadBytes)
         guard Limits.priority.contains(priority) else {

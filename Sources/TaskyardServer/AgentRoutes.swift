@@ -24,6 +24,7 @@ extension APIRoutes {
         let watcher = wait > 0 ? await context.clientWatcher() : nil
         // The first look records the node's heartbeat; re-checks while waiting do not write it again.
         var first = true
+        var slotRecheck = configuration.slotRecheckInterval
         while true {
             let ticket = wakeups.register(topic)
             // A newer poll of this node took over, or the client has gone: answer empty, claiming nothing
@@ -59,7 +60,14 @@ extension APIRoutes {
                 }
                 return try jsonResponse(PollResponse(tasks: tasks, cancel: outcome.cancel))
             }
-            await wakeups.wait(ticket, timeout: min(configuration.pollRecheckInterval, deadline - clock.now))
+            // A task waiting for slots is not announced when they come free (the report that frees them does
+            // not know who waits): look again soon, then less often while it keeps waiting.
+            var recheck = configuration.pollRecheckInterval
+            if outcome.waiting {
+                recheck = min(recheck, slotRecheck)
+                slotRecheck = min(slotRecheck * 2, configuration.pollRecheckInterval)
+            }
+            await wakeups.wait(ticket, timeout: min(recheck, deadline - clock.now))
         }
     }
 

@@ -23,7 +23,7 @@ extension APIRoutes {
         let node = try context.pathIdentifier("node_id")
         let body = try await decode(RegisterNodeRequest.self, &request)
         let registered = try await store.clusters.registerNode(cluster: cluster, id: node, endpoint: body.endpoint,
-                                                      labels: body.labels ?? [:], capacity: body.capacity ?? 16)
+                                                      labels: body.labels ?? [:], capacity: body.capacity ?? Node.defaultCapacity)
         return try jsonResponse(NodeObject(registered))
     }
 

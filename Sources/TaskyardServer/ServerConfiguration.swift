@@ -54,6 +54,10 @@ public struct ServerConfiguration: Sendable {
     /// A waiting poll is woken by notifications; it also looks for work this often, for a notification
     /// lost while the listening connection reconnected and for delayed tasks coming due. Default 2 s.
     public var pollRecheckInterval: Duration = .seconds(2)
+    /// How soon a waiting poll looks again while its node has a due task whose slots are taken (gang
+    /// admission, concurrency keys): freed slots wake nobody. Doubles while the task keeps waiting, up to
+    /// `pollRecheckInterval`. Default 100 ms.
+    public var slotRecheckInterval: Duration = .milliseconds(100)
     /// Longest `timeout` a wait may ask for (the contract's maximum). Default 300 s.
     public var maximumWait: Duration = .seconds(300)
     /// A waiting request re-reads its task this often even without a notification, in case one was

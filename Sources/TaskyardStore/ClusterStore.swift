@@ -28,7 +28,7 @@ public struct ClusterStore: Sendable, TaskStorePart {
 
     /// Registers a node, or updates its endpoint, labels and capacity (idempotent), and marks it online.
     public func registerNode(cluster: String, id: String, endpoint: String, labels: JSONValue = [:],
-                             capacity: Int = 16) async throws -> Node {
+                             capacity: Int = Node.defaultCapacity) async throws -> Node {
         try Identifier.validate(cluster, field: "cluster_id")
         try Identifier.validate(id, field: "node_id")
         _ = try NodeEndpoint(parsing: endpoint)

@@ -37,6 +37,13 @@ public struct MaintenanceStore: Sendable, TaskStorePart {
         }
     }
 
+    /// Fails up to `limit` queued tasks that said `"on_offline": "fail"` and would run on an offline node.
+    public func failOfflineWaiters(limit: Int = 500) async throws -> [TaskRecord] {
+        let failed = try TaskRecord.all(try await pool.query(TasksSQL.failOfflineWaiters, [limit]))
+        signal(failed)
+        return failed
+    }
+
     /// Deletes up to `limit` finished root tasks older than `age` (optionally only of `states`, or of one
     /// cluster) with their descendants and history; returns how many roots went. Roots with ids below
     /// `sparing` wait `grace` more (retention drops their ranges whole).

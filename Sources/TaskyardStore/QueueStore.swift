@@ -24,7 +24,7 @@ public struct QueueStore: Sendable, TaskStorePart {
             throw TaskyardError(.notFound, code: .nodeNotFound,
                                 message: "node \(node) is not registered in cluster \(cluster)")
         }
-        var outcome = PollOutcome(tasks: [], cancel: try header.decode("cancel"))
+        var outcome = PollOutcome(tasks: [], cancel: try header.decode("cancel"), waiting: try header.decode("waiting"))
         for row in rows where try row.decode("id", as: Int64?.self) != nil {
             outcome.tasks.append(ClaimedTask(task: try TaskRecord(row: row), lease: try row.decode("lease")))
         }
@@ -233,8 +233,10 @@ public struct QueueStore: Sendable, TaskStorePart {
     /// over all of them, 1,000,000 comparisons (measured: 400 of a report's 550 ms). Hash joins do not
     /// care how wrong the estimate is. Small reports too: the planner's nested loop for three items probed the node's held-task index once
     /// per item, over every task the node holds, and under a bulk drain took 4 to 25 s (measured with
-    /// auto_explain, 2026-12-02).
-    static let robustPlan = ["enable_nestloop = off"]
+    /// auto_explain, 2026-12-02). JIT off with it: a nested loop the planner cannot avoid (over `unnest` of a
+    /// row's array) is costed as disabled, ten billion, far over the JIT thresholds — and compiling a report
+    /// took 4 s of a 1-row report (measured, PostgreSQL 15 with jit on, its default).
+    static let robustPlan = ["enable_nestloop = off", "jit = off"]
 
     /// Ids of the tasks the node holds whose cancel was requested.
     public func cancelRequested(cluster: String, node: String) async throws -> [Int64] {

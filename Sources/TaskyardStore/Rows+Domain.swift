@@ -86,6 +86,16 @@ extension TaskRecord {
         traceparent = try row.decode("traceparent")
         completeWhen = CompletionPolicy(stored: try row.decode("complete_when")) ?? .all
         attemptNodes = try row.decode("attempt_nodes")
+        if let key: String = try row.decode("concurrency_key") {
+            let strategy: String = try row.decode("on_limit")
+            concurrency = ConcurrencyKey(key: key, limit: try row.decode("concurrency_limit", as: Int?.self) ?? 1,
+                                         onLimit: LimitStrategy(rawValue: strategy) ?? .queue)
+        }
+        onOffline = OfflinePolicy(rawValue: try row.decode("on_offline")) ?? .wait
+        if row.rows.columnNames.contains("waiting_for") {
+            let waiting: [String]? = try row.decode("waiting_for")
+            waitingFor = waiting?.isEmpty == false ? waiting : nil
+        }
         participants = try ParticipantRecord.latest(from: row.decode("participants", as: PostgresJSON.self))
     }
 
@@ -119,6 +129,7 @@ extension Node {
                   labels: try row.decode("labels"), capacity: try row.decode("capacity"),
                   registeredAt: try row.decode("registered_at"), lastSeenAt: try row.decode("last_seen_at"),
                   heldTasks: try row.decode("held_tasks"))
+        slotsInUse = try row.decode("in_use")
     }
 }
 

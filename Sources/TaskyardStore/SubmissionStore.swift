@@ -24,8 +24,32 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         if submitted.created {
             signal([submitted.task])
             activity.submitted([submitted.task])
+            if let replaced = try await applyConcurrencyLimits(to: [submitted.task], cluster: cluster)[submitted.task.id] {
+                return (replaced, true)
+            }
         }
         return submitted
+    }
+
+    /// What `on_limit` says for just-submitted tasks whose concurrency key has its limit of live (queued or
+    /// received) tasks already: `cancel_newest` cancels the arrival; `cancel_in_progress` cancels the key's
+    /// oldest live tasks until only the newest `limit` remain, the arrival among them (a running one is
+    /// told to stop; the arrival is claimed when its slot comes free). Each cancel is the API's cancel, with
+    /// its reason (descendants too; a task submitted `abortable: false` stays). `queue` arrivals need
+    /// nothing: the claim holds them back. Two arrivals racing may both see room: the limit on received
+    /// tasks still holds, the extra one waits. Returns the arrivals this changed, by id.
+    private func applyConcurrencyLimits(to tasks: [TaskRecord], cluster: String) async throws -> [Int64: TaskRecord] {
+        let arrivals = tasks.filter { ($0.concurrency?.onLimit ?? .queue) != .queue }.map(\.id)
+        guard !arrivals.isEmpty else { return [:] }
+        var changed: [Int64: TaskRecord] = [:]
+        for row in try await pool.query(TasksSQL.concurrencyOverflow, [cluster, arrivals]) {
+            let id: Int64 = try row.decode("id")
+            let reason: String = try row.decode("reason")
+            // Gone, finished or not abortable since the overflow was read: it stays as it is.
+            guard let cancelled = try? await cancel(cluster: cluster, taskID: id, reason: reason) else { continue }
+            if arrivals.contains(id) { changed[id] = cancelled }
+        }
+        return changed
     }
 
     /// Writes a group of single submits, one statement per cluster; an item the statement skipped is
@@ -183,7 +207,8 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         let created = submitted.filter(\.created).map(\.task)
         signal(created)
         activity.submitted(created)
-        return submitted
+        let changed = try await applyConcurrencyLimits(to: created, cluster: cluster)
+        return submitted.map { item in (changed[item.task.id] ?? item.task, item.created) }
     }
 
     /// The tasks made earlier with these keys, by position in `keys`; a key used by a different request is

@@ -96,6 +96,10 @@ extension TaskStore {
     public static func open(database: PostgresConfiguration, poolSize: Int, migrate: Bool,
                             configuration: Configuration = Configuration(),
                             progress: @escaping @Sendable (Migration) -> Void = { _ in }) async throws -> (store: TaskStore, migrated: Migrator.Outcome?) {
+        var database = database
+        // Our statements are short and planned over small live rows; JIT compilation costs more than any of
+        // them (seconds when a cost estimate crosses its threshold). A URL or server setting may say otherwise.
+        database.sessionSettings["jit"] = database.sessionSettings["jit"] ?? "off"
         let pool = PostgresPool(configuration: database, options: .init(maximumConnections: poolSize))
         let outcome = migrate ? try await Migrator.bundled().migrate(pool, progress: progress) : nil
         return (TaskStore(pool: pool, configuration: configuration), outcome)

@@ -15,15 +15,15 @@ struct ChaosSoakTests {
         let ids = Mutex<[Int64]>([])
     }
 
-    /// The load: tasks of 1 to 3 participants, each sent until answered (with its Idempotency-Key), to the
-    /// servers in turn.
+    /// The load: tasks of 1 to 3 participants (those of 3 done at a quorum), each sent until answered (with
+    /// its Idempotency-Key), to the servers in turn.
     static func submit(_ total: Int, to clients: [TaskyardClient], recording accepted: Accepted) async throws {
         let nodes = ["n1", "n2", "n3"]
         for index in 0..<total {
             let request = SubmitTaskRequest(type: ["noop", "echo", "sleep"][index % 3],
                                             participatingNodes: Array(nodes.shuffled().prefix(1 + index % 3)),
                                             payload: index % 3 == 2 ? ["seconds": 0.2] : ["i": .integer(Int64(index))],
-                                            maxAttempts: 10)
+                                            maxAttempts: 10, completeWhen: index % 3 == 2 ? "quorum" : nil)
             while true {
                 do {
                     let task = try await clients[index % clients.count].submit(cluster: "c1", request, idempotencyKey: "soak-\(index)")
@@ -57,17 +57,29 @@ struct ChaosSoakTests {
                       FROM task_events WINDOW w AS (PARTITION BY cluster_id, task_id ORDER BY id)) e
                  WHERE from_state = 'received' AND (previous_to IS DISTINCT FROM 'received' OR previous_attempt <> attempt)
                 """),
-        // A completed task with a node whose latest outcome is not completed (a re-driven attempt carries
-        // forward the completed outcomes of earlier attempts).
+        // A completed task of policy all with a node whose latest outcome is not completed (a re-driven
+        // attempt carries forward the completed outcomes of earlier attempts).
         "unrun": ("""
             SELECT count(*) AS n FROM tasks t, unnest(t.participating_nodes) AS p (node)
-             WHERE t.parent_id IS NULL AND t.state = 'completed' AND NOT EXISTS (
+             WHERE t.parent_id IS NULL AND t.state = 'completed' AND t.complete_when = 'all' AND NOT EXISTS (
                    SELECT 1 FROM (SELECT c.state FROM task_participants c
                                    WHERE c.cluster_id = t.cluster_id AND c.task_id = t.id AND c.node = p.node
                                    ORDER BY c.attempt DESC LIMIT 1) latest
                     WHERE latest.state = 'completed')
             """),
+        // A completed quorum task without a majority of completed latest outcomes.
+        "short of quorum": ("""
+            SELECT count(*) AS n FROM tasks t
+             WHERE t.parent_id IS NULL AND t.state = 'completed' AND t.complete_when = 'quorum'
+               AND (SELECT count(*) FROM (SELECT DISTINCT ON (c.node) c.state FROM task_participants c
+                                           WHERE c.cluster_id = t.cluster_id AND c.task_id = t.id
+                                           ORDER BY c.node, c.attempt DESC) latest
+                     WHERE latest.state = 'completed') < cardinality(t.participating_nodes) / 2 + 1
+            """),
+        "quorum": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND complete_when = 'quorum'"),
         "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
+        // Slots still counted once every task has ended.
+        "slots held": ("SELECT coalesce(sum(used), 0)::integer AS n FROM admission_slots"),
     ]
 
     static func invariants(_ pool: PostgresPool) async throws -> [String: Int] {
@@ -110,10 +122,48 @@ struct ChaosSoakTests {
         #expect(counts["doubled"] == 0)
         #expect(counts["stale"] == 0)
         #expect(counts["unrun"] == 0)
+        #expect(counts["short of quorum"] == 0)
+        #expect(counts["quorum"] == total / 3)
+        #expect(counts["slots held"] == 0)
         #expect(counts["completed"]! + counts["failed"]! == total)
     }
 
-    @Test("steady load on 2 servers and 3 agents (processes) while an agent is killed, another paused past its lease, the maintenance leader killed and PostgreSQL restarted: every accepted task ends once, none stuck, none doubled, no stale report accepted")
+    /// Samples, until cancelled, how many received tasks each node takes part in against its capacity; the
+    /// samples and every one that found a node over (a database restart only skips samples).
+    final class CapacitySampler: Sendable {
+        let samples = Atomic<Int>(0)
+        let over = Mutex<[String]>([])
+        let busiest = Atomic<Int>(0)
+
+        func run(_ pool: PostgresPool) async {
+            while !Task.isCancelled {
+                let rows = try? await pool.withConnection { connection in
+                    try connection.query("""
+                        SELECT n.id, n.capacity,
+                               (SELECT count(*) FROM tasks t
+                                 WHERE t.cluster_id = n.cluster_id AND t.state = 'received'
+                                   AND n.id = ANY (array_append(coalesce(t.attempt_nodes, t.participating_nodes), t.assigned_node)))::integer AS taking_part
+                          FROM nodes n
+                        """).map { row throws(PostgresError) in
+                        (try row.decode("id", as: String.self), try row.decode("capacity", as: Int.self), try row.decode("taking_part", as: Int.self))
+                    }
+                }
+                if let rows {
+                    samples.add(1, ordering: .relaxed)
+                    for (node, capacity, takingPart) in rows {
+                        _ = busiest.max(takingPart, ordering: .relaxed)
+                        if takingPart > capacity { over.withLock { $0.append("\(node): \(takingPart) of \(capacity)") } }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    /// Each node's capacity: small enough that the load fills it, so that gang admission decides claims.
+    static let capacity = 3
+
+    @Test("steady load on 2 servers and 3 agents (processes) while an agent is killed, another paused past its lease, the maintenance leader killed and PostgreSQL restarted: every accepted task ends once, none stuck, none doubled, no stale report accepted, no node over its capacity")
     func soak() async throws {
         try await TestDatabase.withPrivateServer { database in
             let pool = PostgresPool(configuration: database.configuration(), options: .init(maximumConnections: 4))
@@ -139,7 +189,7 @@ struct ChaosSoakTests {
             var agents: [String: TaskyardProcess] = [:]
             for (index, node) in ["n1", "n2", "n3"].enumerated() {
                 agents[node] = try await TaskyardProcess.agent(store: store, server: urls[index % 2], node: node, port: ports[2 + index],
-                                                               heartbeat: 0.5)
+                                                               heartbeat: 0.5, capacity: Self.capacity)
             }
             // A failing check must not leave the processes running after the test.
             do {
@@ -148,6 +198,8 @@ struct ChaosSoakTests {
                 let total = 600
                 let accepted = Accepted()
                 let submitter = Task { try await Self.submit(total, to: clients, recording: accepted) }
+                let sampler = CapacitySampler()
+                let sampling = Task { await sampler.run(pool) }
 
                 // The faults, one after another while the load runs.
                 var faults: [String] = []
@@ -159,7 +211,8 @@ struct ChaosSoakTests {
                 faults.append("kill -9 agent n1")
                 try await Task.sleep(for: .seconds(2))
                 // Port 0: a port picked earlier may have gone to an outgoing connection since (a run failed so).
-                agents["n1"] = try await TaskyardProcess.agent(store: store, server: urls[0], node: "n1", port: 0, heartbeat: 0.5)
+                agents["n1"] = try await TaskyardProcess.agent(store: store, server: urls[0], node: "n1", port: 0, heartbeat: 0.5,
+                                                               capacity: Self.capacity)
                 faults.append("restart agent n1")
                 try await progress(35)
                 agents["n2"]!.signal(SIGSTOP)
@@ -182,6 +235,13 @@ struct ChaosSoakTests {
                 try await submitter.value
 
                 try await Self.checkEveryTaskEndedOnce(pool, accepted: accepted.ids.withLock { $0 }, of: total, faults: faults)
+                sampling.cancel()
+                await sampling.value
+                print("chaos soak: \(sampler.samples.load(ordering: .relaxed)) samples of the nodes' slots, at most "
+                      + "\(sampler.busiest.load(ordering: .relaxed)) tasks on a node of capacity \(Self.capacity)")
+                #expect(sampler.samples.load(ordering: .relaxed) >= 100)
+                #expect(sampler.over.withLock { $0 }.isEmpty, "over capacity: \(sampler.over.withLock { $0.prefix(10) })")
+                #expect(sampler.busiest.load(ordering: .relaxed) == Self.capacity, "the load filled a node to its capacity")
 
             } catch {
                 for agent in agents.values { await agent.stop() }

@@ -61,6 +61,17 @@ struct HostileInputTests {
              body: #"{"tasks": [\#(task("")), \#(task(#", "payload": {"a": "\u0000"}"#))]}"#, status: 422, field: "tasks[1].payload"),
         Case(name: "batch item too deep is named", path: tasks + "/batch",
              body: #"{"tasks": [\#(task("")), \#(task(#", "payload": \#(nested(600))"#))]}"#, status: 422),
+        // Gang admission and concurrency keys.
+        Case(name: "a concurrency limit without a key", path: tasks, body: task(#", "concurrency_limit": 2"#), status: 422, field: "concurrency_limit"),
+        Case(name: "on_limit without a key", path: tasks, body: task(#", "on_limit": "cancel_newest""#), status: 422, field: "on_limit"),
+        Case(name: "a concurrency limit of 0", path: tasks, body: task(#", "concurrency_key": "v", "concurrency_limit": 0"#), status: 422,
+             field: "concurrency_limit"),
+        Case(name: "an empty concurrency key", path: tasks, body: task(#", "concurrency_key": """#), status: 422, field: "concurrency_key"),
+        Case(name: "a concurrency key with a NUL", path: tasks, body: task(#", "concurrency_key": "v\u0000""#), status: 422, field: "concurrency_key"),
+        Case(name: "an unknown on_limit", path: tasks, body: task(#", "concurrency_key": "v", "on_limit": "drop""#), status: 422, field: "on_limit"),
+        Case(name: "an unknown on_offline", path: tasks, body: task(#", "on_offline": "never""#), status: 422, field: "on_offline"),
+        Case(name: "a batch item's limit without a key is named", path: tasks + "/batch",
+             body: #"{"tasks": [\#(task("")), \#(task(#", "concurrency_limit": 2"#))]}"#, status: 422, field: "tasks[1].concurrency_limit"),
         // Nodes and clusters.
         Case(name: "labels of 100 KiB", method: "PUT", path: "/api/v1/clusters/c1/nodes/n1",
              body: #"{"endpoint": "http://127.0.0.1:9", "labels": {"x": "\#(String(repeating: "l", count: 100 << 10))"}}"#,

@@ -68,8 +68,12 @@ extension OpenAPITests {
             // What the server reads: every field of each request type, set.
             let submission = SubmitTaskRequest(type: "t", participatingNodes: ["n1"], payload: [:], priority: 1, runAfter: Date(),
                                                maxAttempts: 1, timeoutSeconds: 1, orderingKey: "k", assign: .first, affinity: .any,
-                                               parentID: 1, abortable: true, internal: false, completeWhen: "quorum", idempotencyKey: "i")
-            #expect(try Self.keys(submission) == properties(schemas["TaskSubmission"]!).union(["idempotency_key"]))
+                                               parentID: 1, abortable: true, internal: false, completeWhen: "quorum",
+                                               concurrencyKey: "vol1", concurrencyLimit: 2, onLimit: .cancelNewest, onOffline: .fail,
+                                               idempotencyKey: "i")
+            let submissionKeys = try Self.keys(submission)
+            let submissionSchema = properties(schemas["TaskSubmission"]!).union(["idempotency_key"])
+            #expect(submissionKeys == submissionSchema)
             let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date(),
                                                  rollback: ParticipantRollback(state: .completed), decided: true)
             let report = StateReportRequest(TaskReport(attempt: 1, lease: "l", state: .completed, result: [:], error: "e", participants: [participant]))

@@ -5,6 +5,7 @@ import Testing
 import TaskyardAgent
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTestSupport
 
 /// Start and end of each handler run, by task id.
 final class RunLog: Sendable {
@@ -72,10 +73,13 @@ struct OrderingAndNodeLossTests {
         }
     }
 
-    @Test("a node that stops polling goes offline; its queued tasks move to another participant and run there, a strict one stays and says why")
+    @Test("a node that stops polling goes offline; its queued tasks move to another participant and wait for it there (or fail at once, if they say so), a strict one stays and says why")
     func nodeLoss() async throws {
-        try await Deployment.run(serverSettings: { configuration in
-            // Long enough that both submits reach n9 before it is declared offline, also on a loaded machine.
+        try await Deployment.run(agentSettings: { configuration in
+            // Polls that come back well within the node timeout: the live agents never look lost.
+            configuration.pollWait = .seconds(1)
+        }, serverSettings: { configuration in
+            // Long enough that the submits reach n9 before it is declared offline, also on a loaded machine.
             configuration.nodeMonitor.nodeTimeout = .seconds(3)
             configuration.nodeMonitor.interval = .milliseconds(200)
         }) { deployment in
@@ -84,18 +88,26 @@ struct OrderingAndNodeLossTests {
                                                         RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             let movable = try await deployment.client.submit(cluster: Deployment.cluster,
                 SubmitTaskRequest(type: "noop", participatingNodes: ["n9", "n2"], maxAttempts: 1))
+            let failing = try await deployment.client.submit(cluster: Deployment.cluster,
+                SubmitTaskRequest(type: "noop", participatingNodes: ["n9", "n2"], onOffline: .fail))
             let strict = try await deployment.client.submit(cluster: Deployment.cluster,
                 SubmitTaskRequest(type: "noop", participatingNodes: ["n9", "n2"], affinity: .strict))
             #expect(movable.assignedNode == "n9" && strict.assignedNode == "n9")
 
-            let moved = try await deployment.finished(movable.id, within: .seconds(30))
-            // n2 ran the fan-out; n9, still a participant, could not be reached.
-            #expect(moved.task.assignedNode == "n2")
-            #expect(moved.task.state == .failed)
-            #expect(moved.task.participants.first { $0.node == "n2" }?.state == .completed)
-            #expect(moved.task.error?.contains("n9") == true)
+            // Moved to n2, which would run it, but n9 is one of its participants: it waits for n9, and says so.
+            try await eventually("the task moved to n2") {
+                try await deployment.client.task(cluster: Deployment.cluster, id: movable.id).task.assignedNode == "n2"
+            }
+            let moved = try await deployment.client.task(cluster: Deployment.cluster, id: movable.id).task
+            #expect(moved.state == .queued && moved.attempt == 0)
+            #expect(moved.waitingFor == ["n9"])
             let events = try await deployment.client.events(cluster: Deployment.cluster, id: movable.id)
             #expect(events.contains { $0.detail == ["reason": "reassigned after node loss", "from": "n9", "to": "n2"] })
+
+            // on_offline fail: it ends at once, never started.
+            let failed = try await deployment.finished(failing.id, within: .seconds(30)).task
+            #expect(failed.state == .failed && failed.attempt == 0)
+            #expect(failed.error?.contains("n9") == true, "\(failed.error ?? "no error") attempt \(failed.attempt) on \(failed.assignedNode)")
 
             let waiting = try await deployment.client.task(cluster: Deployment.cluster, id: strict.id)
             #expect(waiting.task.state == .queued)

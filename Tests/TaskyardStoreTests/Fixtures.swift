@@ -7,10 +7,12 @@ import TaskyardStore
 extension TaskStore {
     static let cluster = "c1"
 
-    func makeCluster(nodes: [String] = ["n1", "n2", "n3"]) async throws {
+    /// Nodes of a capacity no test of the store's statements reaches, but the gang admission tests.
+    func makeCluster(nodes: [String] = ["n1", "n2", "n3"], capacity: Int = 100_000) async throws {
         _ = try await clusters.createCluster(id: Self.cluster, name: "test cluster")
         for (index, node) in nodes.enumerated() {
-            _ = try await clusters.registerNode(cluster: Self.cluster, id: node, endpoint: "http://127.0.0.1:\(7001 + index)")
+            _ = try await clusters.registerNode(cluster: Self.cluster, id: node, endpoint: "http://127.0.0.1:\(7001 + index)",
+                                                capacity: capacity)
         }
     }
 }

@@ -20,7 +20,8 @@ struct StateMachineAgreementTests {
             let attempts = [.failWithAttemptsLeft, .failAfterCancel, .expireLease, .expireLeaseAfterCancel].contains(action) ? 3 : 1
             for (index, source) in Self.sources.enumerated() {
                 let node = "n\(index + 1)"
-                let task = try await Self.task(in: source, on: node, maxAttempts: attempts, store: store)
+                let task = try await Self.task(in: source, on: node, maxAttempts: attempts,
+                                               onOffline: action == .failOffline ? .fail : .wait, store: store)
                 let before = try await store.snapshot()
                 let outcome = try await Self.perform(action, on: task, node: node, store: store)
                 let expected = TaskStateMachine.next(from: source, on: action)
@@ -38,9 +39,11 @@ struct StateMachineAgreementTests {
     }
 
     /// A task in `state` whose initiator is `node`; nil for "no task yet".
-    static func task(in state: TaskState?, on node: String, maxAttempts: Int, store: TaskStore) async throws -> TaskRecord? {
+    static func task(in state: TaskState?, on node: String, maxAttempts: Int, onOffline: OfflinePolicy,
+                     store: TaskStore) async throws -> TaskRecord? {
         guard let state else { return nil }
-        let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n7"], maxAttempts: maxAttempts),
+        let task = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node, "n7"], maxAttempts: maxAttempts,
+                                                                     onOffline: onOffline),
                                           cluster: TaskStore.cluster).task
         switch state {
         case .queued:
@@ -136,6 +139,12 @@ struct StateMachineAgreementTests {
             }
             let moved = try await store.maintenance.reassignFromOfflineNodes().first { $0.taskID == taskID }
             return try await moved.asyncMap { _ in try await store.reads.task(cluster: cluster, id: taskID) }
+        case .failOffline:
+            // Its initiator, which runs it too, goes offline (n7 stays online for the other tasks' claims).
+            try await store.pool.withConnection { connection in
+                try connection.query("UPDATE nodes SET status = 'offline' WHERE id = $1", [node])
+            }
+            return try await store.maintenance.failOfflineWaiters().first { $0.id == taskID }
         }
     }
 }

@@ -196,10 +196,10 @@ async function overview() {
     el("p", { class: "muted" }, "* since this server started; live counts are read from the database."),
     el("h2", {}, "Nodes"),
     el("table", { id: "nodes" },
-      el("tr", {}, el("th", {}, "Node"), el("th", {}, "Status"), el("th", {}, "Last seen"), el("th", {}, "Holds"), el("th", {}, "Endpoint")),
+      el("tr", {}, el("th", {}, "Node"), el("th", {}, "Status"), el("th", {}, "Last seen"), el("th", {}, "Holds"), el("th", {}, "Slots in use"), el("th", {}, "Endpoint")),
       nodes.nodes.map((node) => el("tr", { dataset: { node: node.id } },
         el("td", {}, link(`/nodes/${encodeURIComponent(node.id)}`, node.id)), el("td", {}, badge(node.status)), el("td", {}, time(node.last_seen_at)),
-        el("td", {}, node.held_tasks ?? 0), el("td", { class: "muted" }, node.endpoint)))));
+        el("td", {}, node.held_tasks ?? 0), el("td", { class: "slots" }, `${node.in_use ?? 0} of ${node.capacity}`), el("td", { class: "muted" }, node.endpoint)))));
 }
 
 async function taskList(query) {
@@ -278,6 +278,8 @@ async function taskPage(id) {
     el("p", { class: "muted" }, `attempt ${task.attempt} of ${task.max_attempts} · assigned to `, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node),
       ` · created ${time(task.created_at)}`,
       task.complete_when && task.complete_when !== "all" ? el("span", { id: "policy" }, ` · complete when ${policyText(task.complete_when)}`) : null,
+      task.concurrency_key ? el("span", { id: "concurrency" }, ` · concurrency key ${task.concurrency_key}, at most ${task.concurrency_limit} at once`) : null,
+      task.waiting_for ? el("span", { id: "waiting-for", class: "state queued" }, ` waiting for ${task.waiting_for.join(", ")} (no free slot, or offline)`) : null,
       task.traceparent ? ` · traceparent ${task.traceparent}` : "", " ", progressBar(task)),
     task.error ? el("p", { id: "task-error", class: "state failed" }, task.error) : null,
     el("div", { class: "actions" },

@@ -2,7 +2,8 @@ import Logging
 import TaskyardStore
 
 /// Marks nodes offline when they stop polling, and moves their queued tasks to another online
-/// participating node (unless a task's affinity is strict), writing the reason to each task's history.
+/// participating node (unless a task's affinity is strict), writing the reason to each task's history; fails
+/// the queued tasks that said `"on_offline": "fail"` and would run on an offline node.
 public struct NodeMonitor: MaintenanceDuty {
     public struct Configuration: MaintenanceDutyConfiguration {
         /// How often nodes are checked. Default 2 s.
@@ -33,7 +34,14 @@ public struct NodeMonitor: MaintenanceDuty {
                 logger.info("task reassigned after node loss",
                             metadata: ["task": "\(move.taskID)", "from": "\(move.from)", "to": "\(move.to)"])
             }
-            if moved.count < configuration.batchSize { return }
+            if moved.count < configuration.batchSize { break }
+        }
+        while true {
+            let failed = try await store.maintenance.failOfflineWaiters(limit: configuration.batchSize)
+            for task in failed {
+                logger.info("task failed: a node it runs on is offline", metadata: ["task": "\(task.id)", "error": "\(task.error ?? "")"])
+            }
+            if failed.count < configuration.batchSize { return }
         }
     }
 }

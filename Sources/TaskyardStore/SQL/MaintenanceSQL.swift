@@ -34,7 +34,9 @@ extension TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
-        )
+        ), unheld AS (
+            SELECT cluster_id, \(occupiedNodes(of: "ended")) AS occupied, concurrency_key FROM ended
+        ), \(releaseSlots(of: "unheld", name: "slots"))
         SELECT \(columns), \(participants(of: "ended")) FROM ended ORDER BY id
         """)
 
@@ -65,6 +67,36 @@ extension TasksSQL {
               FROM moved
         )
         SELECT cluster_id, id, old_node, new_node FROM moved ORDER BY id
+        """)
+
+    /// Queued tasks that said `"on_offline": "fail"` and would run on an offline node: failed at once, up
+    /// to $1 of them, each with the nodes in its error and history.
+    static let failOfflineWaiters = PostgresStatement("tasks.fail_offline_waiters", """
+        WITH doomed AS (
+            SELECT t.cluster_id, t.id, gone.nodes
+              FROM tasks t
+              CROSS JOIN LATERAL (
+                    SELECT array_agg(o.node ORDER BY o.position) AS nodes
+                      FROM unnest(\(occupiedNodes(of: "t"))) WITH ORDINALITY AS o (node, position)
+                      JOIN nodes n ON n.cluster_id = t.cluster_id AND n.id = o.node AND n.status = 'offline') AS gone
+             WHERE t.state = 'queued' AND t.on_offline = 'fail' AND gone.nodes IS NOT NULL
+             ORDER BY t.id
+             LIMIT $1
+               FOR UPDATE OF t SKIP LOCKED
+        ), failed AS (
+            UPDATE tasks t
+               SET state = 'failed', finished_at = now(), updated_at = now(),
+                   error = 'offline: ' || array_to_string(d.nodes, ', ') || ' (the task says on_offline fail)'
+              FROM doomed d
+             WHERE t.cluster_id = d.cluster_id AND t.id = d.id AND t.state = 'queued'
+            RETURNING t.*, d.nodes AS offline_nodes
+        ), events AS (
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
+            SELECT cluster_id, id, 'queued', 'failed', assigned_node, attempt,
+                   jsonb_build_object('reason', 'participant offline', 'nodes', to_jsonb(offline_nodes))
+              FROM failed
+        )
+        SELECT \(columns), \(participants(of: "failed")) FROM failed ORDER BY id
         """)
 
     /// Deletes up to $3 finished root tasks that finished more than $1 seconds ago (of the states in $2,

@@ -6,17 +6,26 @@ enum NodesSQL {
     static let columns = """
         cluster_id, id, endpoint, status, labels, capacity, registered_at, last_seen_at,
         (SELECT count(*) FROM tasks t
-          WHERE t.cluster_id = nodes.cluster_id AND t.assigned_node = nodes.id AND t.state = 'received') AS held_tasks
+          WHERE t.cluster_id = nodes.cluster_id AND t.assigned_node = nodes.id AND t.state = 'received') AS held_tasks,
+        coalesce((SELECT s.used FROM admission_slots s
+                   WHERE s.cluster_id = nodes.cluster_id AND s.kind = 'node' AND s.name = nodes.id), 0) AS in_use
         """
 
-    /// Registration by an agent: idempotent, and it brings an offline node back online.
+    /// Registration by an agent: idempotent, and it brings an offline node back online. A new node gets its
+    /// slot row (gang admission counts its tasks there).
     static let upsert = PostgresStatement("nodes.upsert", """
-        INSERT INTO nodes (cluster_id, id, endpoint, labels, capacity)
-        VALUES ($1, $2, $3, $4::jsonb, $5)
-        ON CONFLICT (cluster_id, id) DO UPDATE
-           SET endpoint = excluded.endpoint, labels = excluded.labels, capacity = excluded.capacity,
-               status = 'online', last_seen_at = now()
-        RETURNING \(columns)
+        WITH nodes AS (
+            INSERT INTO nodes (cluster_id, id, endpoint, labels, capacity)
+            VALUES ($1, $2, $3, $4::jsonb, $5)
+            ON CONFLICT (cluster_id, id) DO UPDATE
+               SET endpoint = excluded.endpoint, labels = excluded.labels, capacity = excluded.capacity,
+                   status = 'online', last_seen_at = now()
+            RETURNING *
+        ), slot AS (
+            INSERT INTO admission_slots (cluster_id, kind, name) SELECT cluster_id, 'node', id FROM nodes
+            ON CONFLICT DO NOTHING
+        )
+        SELECT \(columns) FROM nodes
         """)
 
     static let heartbeat = PostgresStatement("nodes.heartbeat", """

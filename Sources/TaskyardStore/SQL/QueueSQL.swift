@@ -19,7 +19,9 @@ extension TasksSQL {
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt, detail)
             SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
               FROM released
-        )
+        ), unheld AS (
+            SELECT cluster_id, \(occupiedNodes(of: "released")) AS occupied, concurrency_key FROM released
+        ), \(releaseSlots(of: "unheld", name: "slots"))
         SELECT \(columns), \(participants(of: "released")) FROM released ORDER BY id
         """)
 
@@ -56,21 +58,47 @@ extension TasksSQL {
             SELECT id FROM touched
             UNION ALL
             SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM touched)
+        ), unavailable AS MATERIALIZED (
+            -- The cluster's nodes that cannot take a task now: every slot taken, or offline (the polling node
+            -- comes online with this poll). Read without locks, to pick candidates likely to fit; the claim
+            -- decides on the counts as locked.
+            SELECT coalesce(array_agg(s.name), '{}') AS nodes
+              FROM admission_slots s JOIN nodes n ON n.cluster_id = s.cluster_id AND n.id = s.name
+             WHERE s.cluster_id = $1 AND s.kind = 'node' AND (s.used >= n.capacity OR (n.status <> 'online' AND n.id <> $2))
         ), picked AS (
-            SELECT t.ctid, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
+            SELECT t.ctid, t.id, t.priority, t.concurrency_key, coalesce(t.concurrency_limit, 1) AS concurrency_limit,
+                   \(occupiedNodes(of: "t")) AS occupied,
+                   replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
               FROM tasks t
-             WHERE t.cluster_id = $1 AND t.assigned_node = $2 AND t.state = 'queued'
-               AND (t.run_after IS NULL OR t.run_after <= now())
-               AND (t.ordering_key IS NULL OR NOT EXISTS (
-                       SELECT 1 FROM tasks e
-                        WHERE e.cluster_id = t.cluster_id AND e.ordering_key = t.ordering_key AND e.id < t.id
-                          AND e.state IN ('queued', 'received')
-                          AND NOT (e.state = 'queued' AND e.run_after IS NOT NULL
-                                   AND e.run_after > now() + make_interval(secs => $8::double precision))))
+             WHERE \(claimable(by: "$2", row: "t"))
+               AND NOT (\(occupiedNodes(of: "t")) && (SELECT nodes FROM unavailable))
+               AND (t.concurrency_key IS NULL OR (SELECT k.used FROM admission_slots k
+                                                   WHERE k.cluster_id = t.cluster_id AND k.kind = 'key'
+                                                     AND k.name = t.concurrency_key) < coalesce(t.concurrency_limit, 1))
                AND EXISTS (SELECT 1 FROM seen)
              ORDER BY t.priority DESC, t.id
              LIMIT $3
              FOR UPDATE SKIP LOCKED
+        ), demand AS (
+            -- Every slot each candidate needs, ranked among the candidates that want the same one.
+            SELECT p.id, 'node' AS kind, o.node AS name, NULL::integer AS key_limit,
+                   row_number() OVER (PARTITION BY o.node ORDER BY p.priority DESC, p.id) AS rank
+              FROM picked p, unnest(p.occupied) AS o (node)
+            UNION ALL
+            SELECT p.id, 'key', p.concurrency_key, p.concurrency_limit,
+                   row_number() OVER (PARTITION BY p.concurrency_key ORDER BY p.priority DESC, p.id)
+              FROM picked p WHERE p.concurrency_key IS NOT NULL
+        ), slots AS MATERIALIZED (
+            \(lockSlots(where: "s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM demand)",
+                        columns: "s.kind, s.name, s.used, n.capacity",
+                        join: "LEFT JOIN nodes n ON s.kind = 'node' AND n.cluster_id = s.cluster_id AND n.id = s.name"))
+        ), admitted AS (
+            -- Gang admission: a candidate is claimed only when every slot it needs is free as locked, counting
+            -- the candidates before it that want the same slot (one turned away still counts: the count errs
+            -- on the side of a full node, and the next poll takes what this one left).
+            SELECT d.id FROM demand d LEFT JOIN slots s ON s.kind = d.kind AND s.name = d.name
+             GROUP BY d.id
+            HAVING bool_and(s.used IS NOT NULL AND s.used + d.rank <= coalesce(s.capacity, d.key_limit))
         ), claimed AS (
             UPDATE tasks t
                SET state = 'received', attempt = t.attempt + 1, received_at = now(), updated_at = now(),
@@ -81,19 +109,28 @@ extension TasksSQL {
                    lease_hash = sha256(convert_to(p.lease, 'UTF8'))
               FROM picked p
              -- The state names the partition the ctids are of (a ctid is unique within one partition only).
-             WHERE t.state = 'queued' AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND t.ctid = p.ctid
+             WHERE t.state = 'queued' AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked WHERE id IN (SELECT id FROM admitted)))
+               AND t.ctid = p.ctid
             RETURNING t.*, p.lease
+        ), taken AS (
+            UPDATE admission_slots s SET used = s.used + d.n
+              FROM (SELECT kind, name, count(*)::integer AS n FROM demand WHERE id IN (SELECT id FROM claimed)
+                     GROUP BY kind, name) AS d
+             WHERE s.cluster_id = $1 AND s.kind = d.kind AND s.name = d.name
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
         ), header AS (
+            -- waiting: nothing claimed, though a task is due (its slots are taken, or another claim holds it).
             SELECT EXISTS (SELECT 1 FROM seen) AS node_found,
+                   NOT EXISTS (SELECT 1 FROM claimed)
+                       AND EXISTS (SELECT 1 FROM tasks t WHERE \(claimable(by: "$2", row: "t"))) AS waiting,
                    ARRAY(SELECT id FROM tasks
                           WHERE cluster_id = $1 AND assigned_node = $2 AND state = 'received'
                             AND cancel_requested_at IS NOT NULL
                           ORDER BY id) AS cancel
         )
-        SELECT header.node_found, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
+        SELECT header.node_found, header.waiting, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
                -- A re-driven attempt's claim carries the outcomes it carries forward; any other has none yet.
                CASE WHEN claimed.attempt_nodes IS NULL THEN '[]'::jsonb ELSE \(participantsValue(of: "claimed")) END
                    AS participants
@@ -185,7 +222,11 @@ extension TasksSQL {
                         THEN coalesce(detail::jsonb, '{}') || jsonb_build_object('retry_after', run_after)
                         ELSE detail::jsonb END
               FROM reported
-        )
+        ), unheld AS (
+            -- The slots the attempt held, from the row as locked (a retry has already changed its attempt_nodes).
+            SELECT r.cluster_id, \(occupiedNodes(of: "l")) AS occupied, l.concurrency_key
+              FROM reported r JOIN locked l ON l.id = r.id
+        ), \(releaseSlots(of: "unheld", name: "slots"))
         -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
         SELECT \(columns), \(participants(of: "r")), item,
                CASE WHEN r.ordering_key IS NOT NULL AND r.state <> 'queued'

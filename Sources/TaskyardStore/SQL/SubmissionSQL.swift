@@ -33,30 +33,41 @@ extension TasksSQL {
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
-                               traceparent, complete_when)
+                               traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline)
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18, $19
+                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23
               FROM candidate c
              WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
             RETURNING *
         ), event AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        )
+        ), \(keySlots)
         SELECT \(columns), \(noParticipants) FROM inserted
         """)
 
-    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$19 are arrays aligned by position.
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$23 are arrays aligned by position.
     private static let manyInput = """
         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
                                  $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
-                                 $19::text[])
+                                 $19::text[], $20::text[], $21::integer[], $22::text[], $23::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
-                                         idempotency_digest, traceparent, complete_when, position)
+                                         idempotency_digest, traceparent, complete_when, concurrency_key,
+                                         concurrency_limit, on_limit, on_offline, position)
+        """
+
+    /// The slot row of each concurrency key the inserted tasks name, made with the first task of the key
+    /// (a claim locks it; it must be there before the task can be claimed).
+    private static let keySlots = """
+        key_slots AS (
+            INSERT INTO admission_slots (cluster_id, kind, name)
+            SELECT DISTINCT cluster_id, 'key', concurrency_key FROM inserted WHERE concurrency_key IS NOT NULL
+            ON CONFLICT DO NOTHING
+        )
         """
 
     /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`) for their tasks,
@@ -84,11 +95,12 @@ extension TasksSQL {
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                                affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
-                               complete_when)
+                               complete_when, concurrency_key, concurrency_limit, on_limit, on_offline)
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when
+                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when,
+                   concurrency_key, concurrency_limit, on_limit, on_offline
               FROM numbered
              WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
              ORDER BY position
@@ -96,7 +108,7 @@ extension TasksSQL {
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, NULL, state, assigned_node, attempt FROM inserted
-        )
+        ), \(keySlots)
         """
     }
 
@@ -139,6 +151,34 @@ extension TasksSQL {
             \(manyInput)
         ), \(manyInsert(from: "input"))
         SELECT \(columns), \(noParticipants) FROM inserted ORDER BY id
+        """)
+
+    /// The tasks `on_limit` cancels for the arrivals $2 (just submitted, with a concurrency key), each with
+    /// its reason: a `cancel_newest` arrival that finds its key's limit of live tasks before it; for
+    /// `cancel_in_progress` arrivals, the key's live tasks up to the newest arrival but the newest `limit`
+    /// (received ones already told to stop are on their way out and not counted).
+    static let concurrencyOverflow = PostgresStatement("tasks.concurrency_overflow", """
+        WITH arrivals AS (
+            SELECT t.id, t.concurrency_key AS key, coalesce(t.concurrency_limit, 1) AS key_limit, t.on_limit
+              FROM tasks t
+             WHERE t.cluster_id = $1 AND t.id = ANY ($2::bigint[]) AND t.state = 'queued' AND t.concurrency_key IS NOT NULL
+        )
+        SELECT a.id, 'concurrency key ' || a.key || ' already has its limit of ' || a.key_limit || ' live tasks' AS reason
+          FROM arrivals a
+         WHERE a.on_limit = 'cancel_newest'
+           AND (SELECT count(*) FROM tasks e
+                 WHERE e.cluster_id = $1 AND e.concurrency_key = a.key AND e.id < a.id
+                   AND e.state IN ('queued', 'received')) >= a.key_limit
+        UNION ALL
+        SELECT e.id, 'replaced by task ' || m.newest || ' (concurrency key ' || m.key || ')'
+          FROM (SELECT key, max(id) AS newest, min(key_limit) AS key_limit FROM arrivals
+                 WHERE on_limit = 'cancel_in_progress' GROUP BY key) AS m
+         CROSS JOIN LATERAL (
+               SELECT e.id FROM tasks e
+                WHERE e.cluster_id = $1 AND e.concurrency_key = m.key AND e.id <= m.newest
+                  AND (e.state = 'queued' OR (e.state = 'received' AND e.cancel_requested_at IS NULL))
+                ORDER BY e.id DESC OFFSET m.key_limit) AS e
+         ORDER BY id
         """)
 
     /// Cancels a task and its descendants (Elasticsearch's cancelTaskAndDescendants): each queued one ends
@@ -286,14 +326,15 @@ enum SubmissionStatements {
                 submission.parentID, task.maxAttempts, submission.priority, submission.runAfter, task.timeoutSeconds,
                 submission.orderingKey, submission.idempotencyKey, submission.opaqueID, submission.affinity.rawValue,
                 submission.abortable, submission.isInternal, task.idempotencyDigest, submission.traceparent,
-                submission.completeWhen.stored,
+                submission.completeWhen.stored, submission.concurrency?.key, submission.concurrency?.limit,
+                (submission.concurrency?.onLimit ?? .queue).rawValue, submission.onOffline.rawValue,
             ]
         }
 
         func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
     }
 
-    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$18` arrays aligned by position.
+    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$23` arrays aligned by position.
     static func manyBindings(cluster: String, tasks: [NewTask]) -> [any PostgresEncodable] {
         let submissions = tasks.map(\.submission)
         return [
@@ -303,6 +344,8 @@ enum SubmissionStatements {
             submissions.map(\.orderingKey), submissions.map(\.opaqueID), submissions.map(\.affinity.rawValue),
             submissions.map(\.abortable), submissions.map(\.isInternal), submissions.map(\.idempotencyKey),
             tasks.map(\.idempotencyDigest), submissions.map(\.traceparent), submissions.map(\.completeWhen.stored),
+            submissions.map(\.concurrency?.key), submissions.map(\.concurrency?.limit),
+            submissions.map { ($0.concurrency?.onLimit ?? .queue).rawValue }, submissions.map(\.onOffline.rawValue),
         ]
     }
 

@@ -5,11 +5,11 @@ import TaskyardDomain
 /// The statements of `TaskReads`: one task, children, list pages by their index, trees, outcomes, counts.
 extension TasksSQL {
     static let get = PostgresStatement("tasks.get", """
-        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND id = $2
+        SELECT \(columns), \(participants(of: "tasks")), \(waitingFor(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND id = $2
         """)
 
     static let children = PostgresStatement("tasks.children", """
-        SELECT \(columns), \(participants(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
+        SELECT \(columns), \(participants(of: "tasks")), \(waitingFor(of: "tasks")) FROM tasks WHERE cluster_id = $1 AND parent_id = $2 ORDER BY id LIMIT 1000
         """)
 
     /// Which index a task list reads: the one for its most selective filter, each ordered as the page is
@@ -53,7 +53,7 @@ extension TasksSQL {
                AND ($9::text IS NULL OR t.opaque_id = $9::text)
                AND ($10::boolean OR NOT t.internal)
             """
-        let select = "SELECT \(columns), \(participants(of: "t")), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros FROM tasks t"
+        let select = "SELECT \(columns), \(participants(of: "t")), \(waitingFor(of: "t")), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros FROM tasks t"
         let page = "ORDER BY t.created_at, t.id LIMIT $12"
         switch path {
         case .states:
@@ -99,7 +99,7 @@ extension TasksSQL {
             SELECT c.*, tree.depth + 1 FROM tasks c
               JOIN tree ON c.cluster_id = tree.cluster_id AND c.parent_id = tree.id
         )
-        SELECT \(columns), \(participants(of: "tree")), depth FROM tree
+        SELECT \(columns), \(participants(of: "tree")), \(waitingFor(of: "tree")), depth FROM tree
          WHERE (depth, id) > ($3::integer, $4::bigint)
          ORDER BY depth, id
          LIMIT $5

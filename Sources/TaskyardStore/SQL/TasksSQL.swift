@@ -15,7 +15,8 @@ enum TasksSQL {
         id, cluster_id, type, state, payload, assigned_node, participating_nodes, parent_id, attempt,
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
-        created_at, received_at, finished_at, updated_at, traceparent, complete_when, attempt_nodes
+        created_at, received_at, finished_at, updated_at, traceparent, complete_when, attempt_nodes, concurrency_key,
+        concurrency_limit, on_limit, on_offline
         """
 
     /// The latest recorded outcome of each participating node of the task row `relation` names (any
@@ -58,7 +59,8 @@ enum TasksSQL {
     static func lockInIDOrder(_ ids: String, strength: String = "NO KEY UPDATE") -> String {
         """
         SELECT t.id, t.attempt, t.budget_start, t.max_attempts, t.cancel_requested_at, t.lease_hash,
-                       t.participating_nodes, t.rollback_attempt, t.complete_when, t.attempt_nodes
+                       t.participating_nodes, t.rollback_attempt, t.complete_when, t.attempt_nodes, t.assigned_node,
+                       t.concurrency_key
                   FROM tasks t
                  WHERE t.cluster_id = $1 AND t.id = ANY (\(ids)::bigint[]) AND t.assigned_node = $2 AND t.state = 'received'
                  ORDER BY t.id
@@ -66,6 +68,77 @@ enum TasksSQL {
         """
     }
 
-    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, cancelRequested, renewLeases, submissionContext, insert, insertGroup, byIdempotencyKey, insertBatch, leaseMatches, grantRollback, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
+    /// A queued task of node `node` ($n) that may be claimed now, but for its slots: due, and not behind a
+    /// live task of its ordering key — unless that one is queued to run more than $8 seconds from now (the
+    /// longest retry backoff): a task put off to next week does not hold up the work behind it until then.
+    static func claimable(by node: String, row t: String) -> String {
+        """
+        \(t).cluster_id = $1 AND \(t).assigned_node = \(node) AND \(t).state = 'queued'
+                       AND (\(t).run_after IS NULL OR \(t).run_after <= now())
+                       AND (\(t).ordering_key IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM tasks e
+                                WHERE e.cluster_id = \(t).cluster_id AND e.ordering_key = \(t).ordering_key AND e.id < \(t).id
+                                  AND e.state IN ('queued', 'received')
+                                  AND NOT (e.state = 'queued' AND e.run_after IS NOT NULL
+                                           AND e.run_after > now() + make_interval(secs => $8::double precision))))
+        """
+    }
+
+    /// The nodes a task (row `t`) takes a slot on while received: its initiator and the participants its
+    /// attempt runs (a re-driven attempt's carried participants run nothing), each once.
+    static func occupiedNodes(of t: String) -> String {
+        "array_append(array_remove(coalesce(\(t).attempt_nodes, \(t).participating_nodes), \(t).assigned_node), \(t).assigned_node)"
+    }
+
+    /// `waiting_for` of the task row `relation`: for a queued task, the nodes it would take a slot on that
+    /// cannot take one now (every slot taken, offline); NULL for any other. Read where a person looks at
+    /// tasks, never on the hot path.
+    static func waitingFor(of relation: String) -> String {
+        """
+        CASE WHEN \(relation).state = 'queued' THEN ARRAY(
+                   SELECT o.node FROM unnest(\(occupiedNodes(of: relation))) WITH ORDINALITY AS o (node, position)
+                     LEFT JOIN nodes n ON n.cluster_id = \(relation).cluster_id AND n.id = o.node
+                     LEFT JOIN admission_slots s ON s.cluster_id = \(relation).cluster_id AND s.kind = 'node' AND s.name = o.node
+                    WHERE n.id IS NULL OR n.status <> 'online' OR s.used >= n.capacity
+                    ORDER BY o.position) END AS waiting_for
+        """
+    }
+
+    /// Locks the `admission_slots` rows `condition` selects (alias `s`), in the one order every statement
+    /// locks them in — (cluster, kind, name) — so that claims and the statements that give slots back never
+    /// wait on each other in a cycle. No statement waits for a task row after this (the claim's candidates
+    /// were taken with SKIP LOCKED; the others lock their tasks first).
+    static func lockSlots(where condition: String, columns: String = "s.cluster_id, s.kind, s.name", join: String = "") -> String {
+        """
+        SELECT \(columns) FROM admission_slots s \(join)
+                 WHERE \(condition)
+                 ORDER BY s.cluster_id, s.kind, s.name
+                   FOR UPDATE OF s
+        """
+    }
+
+    /// CTEs (the rest of a `WITH`, named `<name>_…`) that give back the slots of the tasks `relation` lists
+    /// — tasks that have just left `received`, with their `cluster_id`, `occupied` nodes and
+    /// `concurrency_key` — locking the slot rows (`lockSlots`) before any is changed.
+    static func releaseSlots(of relation: String, name: String) -> String {
+        """
+        \(name)_freed AS (
+                SELECT cluster_id, kind, slot AS name, count(*)::integer AS n FROM (
+                    SELECT r.cluster_id, 'node' AS kind, o.node AS slot FROM \(relation) r, unnest(r.occupied) AS o (node)
+                    UNION ALL
+                    SELECT r.cluster_id, 'key', r.concurrency_key FROM \(relation) r WHERE r.concurrency_key IS NOT NULL
+                ) AS f GROUP BY cluster_id, kind, slot
+            ), \(name)_locked AS MATERIALIZED (
+                \(lockSlots(where: "(s.cluster_id, s.kind, s.name) IN (SELECT cluster_id, kind, name FROM \(name)_freed)"))
+            ), \(name)_given_back AS (
+                UPDATE admission_slots s SET used = greatest(s.used - f.n, 0)
+                  FROM \(name)_freed f
+                 WHERE s.cluster_id = f.cluster_id AND s.kind = f.kind AND s.name = f.name
+                   AND (SELECT count(*) FROM \(name)_locked) >= 0
+            )
+        """
+    }
+
+    static let all = [liveCounts, prune, tree, expireLeases, reassignFromOfflineNodes, failOfflineWaiters, cancelRequested, renewLeases, submissionContext, insert, insertGroup, concurrencyOverflow, byIdempotencyKey, insertBatch, leaseMatches, grantRollback, releaseUndelivered, probe, get, getMany, children, cursorOfID, poll,
                       report, participantOutcomes, cancel, retry, delete] + ListPath.allCases.map { list[$0]! }
 }
