@@ -23,6 +23,7 @@ struct TaskCommand: AsyncParsableCommand {
 
                 Example:
                   taskyard task submit volume_create --nodes n1,n2,n3 --payload '{"name": "vol1"}'
+                  taskyard task submit volume_create --nodes n1,n2,n3 --complete-when quorum --concurrency-key vol1
                 """
         )
         @Argument(help: "Task type; the participants need a handler for it.") var type: String
@@ -33,6 +34,13 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Not before this RFC 3339 time.", valueName: "time")) var runAfter: String?
         @Option(help: "Tasks with one key run one at a time, in order.") var orderingKey: String?
         @Option(help: "first (default) or least_loaded.") var assign: String?
+        @Option(help: ArgumentHelp("When the fan-out is done: all (default), any, quorum, or a number N (at least N succeeded).",
+                                   valueName: "policy")) var completeWhen: String?
+        @Option(help: "At most --concurrency-limit running tasks of this key in the cluster at once.") var concurrencyKey: String?
+        @Option(help: ArgumentHelp("Running tasks of the key at once. Default 1.", valueName: "n")) var concurrencyLimit: Int?
+        @Option(help: ArgumentHelp("When the key is full: queue (default), cancel_newest or cancel_in_progress.", valueName: "strategy"))
+        var onLimit: String?
+        @Option(help: ArgumentHelp("While a node it runs on is offline: wait (default) or fail.", valueName: "policy")) var onOffline: String?
         @Option(help: "Repeat-safe submission: the same key returns the first task.") var idempotencyKey: String?
         @Option(help: "Copied to the task and its children (X-Opaque-Id).") var opaqueId: String?
         @OptionGroup var serverOptions: ServerOptions
@@ -52,10 +60,22 @@ struct TaskCommand: AsyncParsableCommand {
                 guard let policy = AssignPolicy(rawValue: text) else { throw ValidationError("--assign must be first or least_loaded") }
                 return policy
             }
+            let completion: JSONValue? = completeWhen.map { text in Int(text).map { ["at_least": .integer(Int64($0))] } ?? .string(text) }
+            let strategy: LimitStrategy? = try onLimit.map { text in
+                guard let strategy = LimitStrategy(rawValue: text) else {
+                    throw ValidationError("--on-limit must be queue, cancel_newest or cancel_in_progress")
+                }
+                return strategy
+            }
+            let offline: OfflinePolicy? = try onOffline.map { text in
+                guard let offline = OfflinePolicy(rawValue: text) else { throw ValidationError("--on-offline must be wait or fail") }
+                return offline
+            }
             let request = SubmitTaskRequest(
                 type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                 payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
-                orderingKey: orderingKey, assign: policy)
+                orderingKey: orderingKey, assign: policy, completeWhen: completion, concurrencyKey: concurrencyKey,
+                concurrencyLimit: concurrencyLimit, onLimit: strategy, onOffline: offline)
             let task = try await serverOptions.client().submit(cluster: clusterOption.id, request,
                                                              idempotencyKey: idempotencyKey, opaqueID: opaqueId)
             if json { return try printJSON(task) }

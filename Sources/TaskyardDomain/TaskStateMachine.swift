@@ -2,6 +2,9 @@
 public enum TaskAction: String, Sendable, Hashable, CaseIterable {
     /// A client submits the task.
     case submit
+    /// A client submits it with `"on_limit": "cancel_newest"` while its concurrency key already has its
+    /// limit of live tasks: it is written cancelled, never queued.
+    case refuseAtLimit
     /// Its initiator's agent takes it in a poll.
     case claim
     /// The agent reports that every participant succeeded.
@@ -49,6 +52,7 @@ public struct TaskTransition: Sendable, Hashable, CustomStringConvertible {
 public enum TaskStateMachine {
     public static let transitions: [TaskTransition] = [
         TaskTransition(from: nil, action: .submit, to: .queued),
+        TaskTransition(from: nil, action: .refuseAtLimit, to: .cancelled),
         TaskTransition(from: .queued, action: .claim, to: .received),
         TaskTransition(from: .received, action: .complete, to: .completed),
         TaskTransition(from: .received, action: .fail, to: .failed),

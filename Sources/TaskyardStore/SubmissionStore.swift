@@ -22,24 +22,22 @@ public struct SubmissionStore: Sendable, TaskStorePart {
             await writeGroup(items)
         }
         if submitted.created {
-            signal([submitted.task])
+            let replaced = try await applyConcurrencyLimits(to: [submitted.task], cluster: cluster)[submitted.task.id]
+            signal([replaced ?? submitted.task])
             activity.submitted([submitted.task])
-            if let replaced = try await applyConcurrencyLimits(to: [submitted.task], cluster: cluster)[submitted.task.id] {
-                return (replaced, true)
-            }
+            return (replaced ?? submitted.task, true)
         }
         return submitted
     }
 
-    /// What `on_limit` says for just-submitted tasks whose concurrency key has its limit of live (queued or
-    /// received) tasks already: `cancel_newest` cancels the arrival; `cancel_in_progress` cancels the key's
-    /// oldest live tasks until only the newest `limit` remain, the arrival among them (a running one is
-    /// told to stop; the arrival is claimed when its slot comes free). Each cancel is the API's cancel, with
-    /// its reason (descendants too; a task submitted `abortable: false` stays). `queue` arrivals need
-    /// nothing: the claim holds them back. Two arrivals racing may both see room: the limit on received
-    /// tasks still holds, the extra one waits. Returns the arrivals this changed, by id.
+    /// What `"on_limit": "cancel_in_progress"` says for just-submitted tasks: the key's oldest live tasks are
+    /// cancelled until only the newest `limit` remain, the arrival among them (a running one is told to stop;
+    /// the arrival is claimed when its slot comes free). Each cancel is the API's cancel, with its reason
+    /// (descendants too; a task submitted `abortable: false` stays). `queue` arrivals need nothing (the claim
+    /// holds them back), and `cancel_newest` ones were refused as they were inserted. Returns the arrivals
+    /// this changed, by id (none: an arrival is never among the older ones).
     private func applyConcurrencyLimits(to tasks: [TaskRecord], cluster: String) async throws -> [Int64: TaskRecord] {
-        let arrivals = tasks.filter { ($0.concurrency?.onLimit ?? .queue) != .queue }.map(\.id)
+        let arrivals = tasks.filter { $0.concurrency?.onLimit == .cancelInProgress }.map(\.id)
         guard !arrivals.isEmpty else { return [:] }
         var changed: [Int64: TaskRecord] = [:]
         for row in try await pool.query(TasksSQL.concurrencyOverflow, [cluster, arrivals]) {
@@ -205,9 +203,9 @@ public struct SubmissionStore: Sendable, TaskStorePart {
             return results.map { $0! }
         }
         let created = submitted.filter(\.created).map(\.task)
-        signal(created)
-        activity.submitted(created)
         let changed = try await applyConcurrencyLimits(to: created, cluster: cluster)
+        signal(created.map { changed[$0.id] ?? $0 })
+        activity.submitted(created)
         return submitted.map { item in (changed[item.task.id] ?? item.task, item.created) }
     }
 

@@ -23,6 +23,12 @@ struct AdmissionEndToEndTests {
                 type: "echo", participatingNodes: ["n3", "n2"], payload: ["x": 1]))
             let seen = try await deployment.client.task(cluster: "c1", id: waiting.id).task
             #expect(seen.state == .queued && seen.waitingFor == ["n2"], "\(seen.state) \(String(describing: seen.waitingFor))")
+            let show = try await TestEnvironment.runTaskyardAsync(["task", "show", String(waiting.id), "--cluster", "c1",
+                                                                   "--server", deployment.serverURL], environment: deployment.cliEnvironment)
+            #expect(show.output.contains("waiting for   n2 (no free slot, or offline)"), "\(show.output)")
+            let nodeList = try await TestEnvironment.runTaskyardAsync(["node", "list", "--cluster", "c1", "--server", deployment.serverURL],
+                                                                      environment: deployment.cliEnvironment)
+            #expect(nodeList.output.split(separator: "\n").contains { $0.hasPrefix("n2") && $0.contains(" 1 ") }, "\(nodeList.output)")
 
             let done = try await deployment.finished(waiting.id).task
             let held = try await deployment.finished(holder.id).task
@@ -48,6 +54,33 @@ struct AdmissionEndToEndTests {
             for (earlier, later) in zip(runs, runs.dropFirst()) {
                 #expect(earlier.end <= later.start, "two tasks of the key ran at once")
             }
+        }
+    }
+
+    @Test("task submit takes the policy, the key and its strategy; task show names them")
+    func commandLine() async throws {
+        try await Deployment.run { deployment in
+            func taskyard(_ arguments: String...) async throws -> String {
+                let run = try await TestEnvironment.runTaskyardAsync(arguments + ["--server", deployment.serverURL, "--cluster", "c1"],
+                                                                     environment: deployment.cliEnvironment)
+                #expect(run.status == 0, "taskyard \(arguments.joined(separator: " ")): \(run.output)")
+                return run.output
+            }
+            _ = try await taskyard("task", "submit", "sleep", "--nodes", "n1,n2,n3", "--payload", #"{"seconds": 30}"#,
+                                   "--complete-when", "2", "--concurrency-key", "vol1", "--concurrency-limit", "1",
+                                   "--on-offline", "fail")
+            let refused = try await taskyard("task", "submit", "noop", "--nodes", "n1", "--concurrency-key", "vol1",
+                                             "--on-limit", "cancel_newest", "--json")
+            let cancelled = try APIJSON.decode(TaskObject.self, from: Data(refused.utf8))
+            #expect(cancelled.state == .cancelled && cancelled.concurrencyKey == "vol1")
+            let show = try await taskyard("task", "show", "1")
+            #expect(show.contains("complete when at least 2"), "\(show)")
+            #expect(show.contains("concurrency   vol1, at most 1 at once"), "\(show)")
+            let bad = try await TestEnvironment.runTaskyardAsync(["task", "submit", "noop", "--nodes", "n1", "--on-offline", "never",
+                                                                  "--server", deployment.serverURL, "--cluster", "c1"],
+                                                                 environment: deployment.cliEnvironment)
+            #expect(bad.status != 0 && bad.output.contains("--on-offline must be wait or fail"), "\(bad.output)")
+            _ = try await deployment.client.cancel(cluster: "c1", id: 1)
         }
     }
 

@@ -94,6 +94,13 @@ struct StateMachineAgreementTests {
         case .submit:
             guard task == nil else { return nil }
             return try await store.submissions.submit(on: [node])
+        case .refuseAtLimit:
+            guard task == nil else { return nil }
+            _ = try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node],
+                                                                  concurrency: ConcurrencyKey(key: "full")), cluster: cluster)
+            return try await store.submissions.submit(TaskSubmission(type: "noop", participatingNodes: [node],
+                                                                     concurrency: ConcurrencyKey(key: "full", onLimit: .cancelNewest)),
+                                                      cluster: cluster).task
         case .claim:
             guard let task else { return nil }
             return try await store.queue.claimOne(task.assignedNode)?.task

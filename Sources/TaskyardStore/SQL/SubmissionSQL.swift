@@ -21,7 +21,9 @@ extension TasksSQL {
     /// pick-up latency is mostly this statement.
     static let insert = PostgresStatement("tasks.insert", """
         WITH candidate AS (
-            SELECT nextval('tasks_id_seq') AS id
+            SELECT nextval('tasks_id_seq') AS id,
+                   CASE WHEN $22::text = 'cancel_newest' AND $20::text IS NOT NULL
+                        THEN \(liveOfKey("$20::text")) >= coalesce($21::integer, 1) ELSE false END AS at_limit
              WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
                AND ($6::bigint IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
@@ -33,10 +35,12 @@ extension TasksSQL {
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
-                               traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline)
+                               traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
+                               \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23
+                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+                   \(refusal(atLimit: "c.at_limit", key: "$20::text", limit: "$21::integer"))
               FROM candidate c
              WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
             RETURNING *
@@ -59,6 +63,27 @@ extension TasksSQL {
                                          idempotency_digest, traceparent, complete_when, concurrency_key,
                                          concurrency_limit, on_limit, on_offline, position)
         """
+
+    /// The live (queued or received) tasks of the cluster's concurrency key `key`.
+    private static func liveOfKey(_ key: String) -> String {
+        "(SELECT count(*) FROM tasks e WHERE e.cluster_id = $1 AND e.concurrency_key = \(key) AND e.state IN ('queued', 'received'))"
+    }
+
+    /// The columns `refusal` fills.
+    private static let refusalColumns = "state, finished_at, cancel_requested_at, cancel_reason"
+
+    /// A task whose `on_limit` is `cancel_newest` and whose key already has its limit of live tasks (those
+    /// before it in the same statement included) is inserted `cancelled`, with the reason: refused in the
+    /// statement that writes it, no poll can claim it first. Two statements at the same instant may both
+    /// see room; the claim still holds the key to its limit of received tasks.
+    private static func refusal(atLimit: String, key: String, limit: String) -> String {
+        """
+        CASE WHEN \(atLimit) THEN 'cancelled' ELSE 'queued' END, CASE WHEN \(atLimit) THEN now() END,
+                   CASE WHEN \(atLimit) THEN now() END,
+                   CASE WHEN \(atLimit) THEN 'concurrency key ' || \(key) || ' already has its limit of '
+                                           || coalesce(\(limit), 1) || ' live tasks' END
+        """
+    }
 
     /// The slot row of each concurrency key the inserted tasks name, made with the first task of the key
     /// (a claim locks it; it must be there before the task can be claimed).
@@ -88,19 +113,27 @@ extension TasksSQL {
     private static func manyInsert(from source: String) -> String {
         """
         numbered AS MATERIALIZED (
-            SELECT s.*, nextval('tasks_id_seq') AS id FROM (SELECT * FROM \(source) ORDER BY position) AS s
+            SELECT s.*, nextval('tasks_id_seq') AS id
+              FROM (SELECT w.*, CASE WHEN w.on_limit = 'cancel_newest' AND w.concurrency_key IS NOT NULL
+                                     THEN \(liveOfKey("w.concurrency_key"))
+                                          + count(*) OVER (PARTITION BY w.concurrency_key ORDER BY w.position
+                                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                                          >= coalesce(w.concurrency_limit, 1)
+                                     ELSE false END AS at_limit
+                      FROM \(source) AS w ORDER BY w.position) AS s
         ), keyed AS (
             \(claimKeys(from: "SELECT id, idempotency_key FROM numbered"))
         ), inserted AS (
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                                affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
-                               complete_when, concurrency_key, concurrency_limit, on_limit, on_offline)
+                               complete_when, concurrency_key, concurrency_limit, on_limit, on_offline, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                    affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when,
-                   concurrency_key, concurrency_limit, on_limit, on_offline
+                   concurrency_key, concurrency_limit, on_limit, on_offline,
+                   \(refusal(atLimit: "at_limit", key: "concurrency_key", limit: "concurrency_limit"))
               FROM numbered
              WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
              ORDER BY position
@@ -153,32 +186,24 @@ extension TasksSQL {
         SELECT \(columns), \(noParticipants) FROM inserted ORDER BY id
         """)
 
-    /// The tasks `on_limit` cancels for the arrivals $2 (just submitted, with a concurrency key), each with
-    /// its reason: a `cancel_newest` arrival that finds its key's limit of live tasks before it; for
-    /// `cancel_in_progress` arrivals, the key's live tasks up to the newest arrival but the newest `limit`
-    /// (received ones already told to stop are on their way out and not counted).
+    /// The tasks a `cancel_in_progress` arrival ($2: just submitted) cancels, each with its reason: its key's
+    /// live tasks up to the newest arrival, but the newest `limit` (received ones already told to stop are on
+    /// their way out and not counted).
     static let concurrencyOverflow = PostgresStatement("tasks.concurrency_overflow", """
         WITH arrivals AS (
-            SELECT t.id, t.concurrency_key AS key, coalesce(t.concurrency_limit, 1) AS key_limit, t.on_limit
+            SELECT t.id, t.concurrency_key AS key, coalesce(t.concurrency_limit, 1) AS key_limit
               FROM tasks t
-             WHERE t.cluster_id = $1 AND t.id = ANY ($2::bigint[]) AND t.state = 'queued' AND t.concurrency_key IS NOT NULL
+             WHERE t.cluster_id = $1 AND t.id = ANY ($2::bigint[]) AND t.state IN ('queued', 'received')
+               AND t.concurrency_key IS NOT NULL AND t.on_limit = 'cancel_in_progress'
         )
-        SELECT a.id, 'concurrency key ' || a.key || ' already has its limit of ' || a.key_limit || ' live tasks' AS reason
-          FROM arrivals a
-         WHERE a.on_limit = 'cancel_newest'
-           AND (SELECT count(*) FROM tasks e
-                 WHERE e.cluster_id = $1 AND e.concurrency_key = a.key AND e.id < a.id
-                   AND e.state IN ('queued', 'received')) >= a.key_limit
-        UNION ALL
-        SELECT e.id, 'replaced by task ' || m.newest || ' (concurrency key ' || m.key || ')'
-          FROM (SELECT key, max(id) AS newest, min(key_limit) AS key_limit FROM arrivals
-                 WHERE on_limit = 'cancel_in_progress' GROUP BY key) AS m
+        SELECT e.id, 'replaced by task ' || m.newest || ' (concurrency key ' || m.key || ')' AS reason
+          FROM (SELECT key, max(id) AS newest, min(key_limit) AS key_limit FROM arrivals GROUP BY key) AS m
          CROSS JOIN LATERAL (
                SELECT e.id FROM tasks e
                 WHERE e.cluster_id = $1 AND e.concurrency_key = m.key AND e.id <= m.newest
                   AND (e.state = 'queued' OR (e.state = 'received' AND e.cancel_requested_at IS NULL))
                 ORDER BY e.id DESC OFFSET m.key_limit) AS e
-         ORDER BY id
+         ORDER BY e.id
         """)
 
     /// Cancels a task and its descendants (Elasticsearch's cancelTaskAndDescendants): each queued one ends
