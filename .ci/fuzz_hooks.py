@@ -32,6 +32,9 @@ def _fit_task(task):
     nodes = task.get("participating_nodes")
     if isinstance(policy, dict) and isinstance(policy.get("at_least"), (int, float)) and isinstance(nodes, list) and nodes:
         policy["at_least"] = max(1, min(int(policy["at_least"]), len(nodes)))
+    # A concurrency limit or strategy names the key it is for.
+    if (task.get("concurrency_limit") is not None or task.get("on_limit") is not None) and task.get("concurrency_key") is None:
+        task["concurrency_key"] = "fuzz"
     if isinstance(task.get("idempotency_key"), str):
         task["idempotency_key"] = f"fuzz-{uuid.uuid4()}"
 
