@@ -61,8 +61,10 @@ final class BenchProcesses: Sendable {
                 "--token-file", nodeTokenFiles[node] ?? "",
                 "--concurrency", String(agentConcurrency), "--log-level", "warning",
                 // Every agent's fan-outs at once may reach each node: a deployment run at this
-                // concurrency gives its handlers as many slots.
+                // concurrency gives its handlers as many slots, and its nodes as much capacity (the bench
+                // measures the queue; gang admission is checked on every claim, and holds nothing back here).
                 "--max-handler-runs", String(agentConcurrency * nodes.count),
+                "--capacity", String(agentConcurrency * nodes.count),
             ], outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))
         }

@@ -71,7 +71,8 @@ extension TasksSQL {
                    replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
               FROM tasks t
              WHERE \(claimable(by: "$2", row: "t"))
-               AND NOT (\(occupiedNodes(of: "t")) && (SELECT nodes FROM unavailable))
+               -- (Its initiator is this node, online; a full one is caught by the locked count.)
+               AND NOT (coalesce(t.attempt_nodes, t.participating_nodes) && (SELECT nodes FROM unavailable))
                AND (t.concurrency_key IS NULL OR (SELECT k.used FROM admission_slots k
                                                    WHERE k.cluster_id = t.cluster_id AND k.kind = 'key'
                                                      AND k.name = t.concurrency_key) < coalesce(t.concurrency_limit, 1))
@@ -79,26 +80,33 @@ extension TasksSQL {
              ORDER BY t.priority DESC, t.id
              LIMIT $3
              FOR UPDATE SKIP LOCKED
-        ), demand AS (
-            -- Every slot each candidate needs, ranked among the candidates that want the same one.
-            SELECT p.id, 'node' AS kind, o.node AS name, NULL::integer AS key_limit,
-                   row_number() OVER (PARTITION BY o.node ORDER BY p.priority DESC, p.id) AS rank
+        ), wanted AS (
+            -- Every slot each candidate needs.
+            SELECT p.id, p.priority, 'node' AS kind, o.node AS name, NULL::integer AS key_limit
               FROM picked p, unnest(p.occupied) AS o (node)
             UNION ALL
-            SELECT p.id, 'key', p.concurrency_key, p.concurrency_limit,
-                   row_number() OVER (PARTITION BY p.concurrency_key ORDER BY p.priority DESC, p.id)
-              FROM picked p WHERE p.concurrency_key IS NOT NULL
+            SELECT p.id, p.priority, 'key', p.concurrency_key, p.concurrency_limit FROM picked p WHERE p.concurrency_key IS NOT NULL
+        ), demand AS (
+            SELECT kind, name, count(*)::integer AS wanted, min(key_limit) AS key_limit FROM wanted GROUP BY kind, name
         ), slots AS MATERIALIZED (
             \(lockSlots(where: "s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM demand)",
                         columns: "s.kind, s.name, s.used, n.capacity",
                         join: "LEFT JOIN nodes n ON s.kind = 'node' AND n.cluster_id = s.cluster_id AND n.id = s.name"))
+        ), crowded AS MATERIALIZED (
+            -- The slots more candidates want than they have room for, as locked. Mostly none: then every
+            -- candidate is claimed, and nothing is ranked.
+            SELECT d.kind, d.name FROM demand d LEFT JOIN slots s ON s.kind = d.kind AND s.name = d.name
+             WHERE s.used IS NULL OR s.used + d.wanted > coalesce(s.capacity, d.key_limit)
         ), admitted AS (
-            -- Gang admission: a candidate is claimed only when every slot it needs is free as locked, counting
-            -- the candidates before it that want the same slot (one turned away still counts: the count errs
-            -- on the side of a full node, and the next poll takes what this one left).
-            SELECT d.id FROM demand d LEFT JOIN slots s ON s.kind = d.kind AND s.name = d.name
-             GROUP BY d.id
-            HAVING bool_and(s.used IS NOT NULL AND s.used + d.rank <= coalesce(s.capacity, d.key_limit))
+            -- Gang admission where slots are crowded: a candidate is claimed only when every slot it needs is
+            -- free as locked, counting the candidates before it that want the same slot (one turned away still
+            -- counts: the count errs on the side of a full node, and the next poll takes what this one left).
+            SELECT w.id
+              FROM (SELECT w.*, row_number() OVER (PARTITION BY w.kind, w.name ORDER BY w.priority DESC, w.id) AS rank
+                      FROM wanted w) AS w
+              LEFT JOIN slots s ON s.kind = w.kind AND s.name = w.name
+             GROUP BY w.id
+            HAVING bool_and(s.used IS NOT NULL AND s.used + w.rank <= coalesce(s.capacity, w.key_limit))
         ), claimed AS (
             UPDATE tasks t
                SET state = 'received', attempt = t.attempt + 1, received_at = now(), updated_at = now(),
@@ -109,12 +117,14 @@ extension TasksSQL {
                    lease_hash = sha256(convert_to(p.lease, 'UTF8'))
               FROM picked p
              -- The state names the partition the ctids are of (a ctid is unique within one partition only).
-             WHERE t.state = 'queued' AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked WHERE id IN (SELECT id FROM admitted)))
+             WHERE t.state = 'queued'
+               AND t.ctid = ANY (ARRAY(SELECT ctid FROM picked
+                                        WHERE NOT EXISTS (SELECT 1 FROM crowded) OR id IN (SELECT id FROM admitted)))
                AND t.ctid = p.ctid
             RETURNING t.*, p.lease
         ), taken AS (
             UPDATE admission_slots s SET used = s.used + d.n
-              FROM (SELECT kind, name, count(*)::integer AS n FROM demand WHERE id IN (SELECT id FROM claimed)
+              FROM (SELECT kind, name, count(*)::integer AS n FROM wanted WHERE id IN (SELECT id FROM claimed)
                      GROUP BY kind, name) AS d
              WHERE s.cluster_id = $1 AND s.kind = d.kind AND s.name = d.name
         ), events AS (
@@ -179,7 +189,9 @@ extension TasksSQL {
                                     WHERE NOT (a.node = ANY (coalesce(n.completed_nodes, '{}'))))
                         END AS next_nodes,
                    CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                        ELSE i.state END AS final_state
+                        ELSE i.state END AS final_state,
+                   -- The slots the attempt holds, from the row as locked (a retry changes its attempt_nodes).
+                   \(occupiedNodes(of: "l")) AS occupied, l.concurrency_key AS slot_key
               FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
              WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
                AND coalesce(n.nodes, '{}') <@ l.participating_nodes
@@ -208,7 +220,7 @@ extension TasksSQL {
                    updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
              WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = d.id
-            RETURNING t.*, d.item, d.detail
+            RETURNING t.*, d.item, d.detail, d.occupied, d.slot_key
         ), outcomes AS (
             INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
                                            finished_at, rollback, decided)
@@ -223,9 +235,7 @@ extension TasksSQL {
                         ELSE detail::jsonb END
               FROM reported
         ), unheld AS (
-            -- The slots the attempt held, from the row as locked (a retry has already changed its attempt_nodes).
-            SELECT r.cluster_id, \(occupiedNodes(of: "l")) AS occupied, l.concurrency_key
-              FROM reported r JOIN locked l ON l.id = r.id
+            SELECT cluster_id, occupied, slot_key AS concurrency_key FROM reported
         ), \(releaseSlots(of: "unheld", name: "slots"))
         -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
         SELECT \(columns), \(participants(of: "r")), item,
