@@ -16,9 +16,16 @@ public struct QueueStore: Sendable, TaskStorePart {
                      recordHeartbeat: Bool = true) async throws -> PollOutcome {
         guard limit >= 1 else { throw TaskyardError.invalid("limit", "must be at least 1") }
         guard lease > .zero else { throw TaskyardError.invalid("lease", "must be positive") }
-        let rows = try await pool.run(QueueStatements.Poll(
-            cluster: cluster, node: node, limit: limit, lease: lease, leaseByType: configuration.leaseByType,
-            recordHeartbeat: recordHeartbeat, orderingHold: configuration.orderingHold))
+        let rows: [PostgresRow]
+        do {
+            rows = try await pool.run(QueueStatements.Poll(
+                cluster: cluster, node: node, limit: limit, lease: lease, leaseByType: configuration.leaseByType,
+                recordHeartbeat: recordHeartbeat, orderingHold: configuration.orderingHold))
+        } catch let error as PostgresError where error.sqlState == "40001" {
+            // Concurrent claims took the slots this one counted on, each time it was run: nothing was claimed,
+            // and it looks again soon.
+            return PollOutcome(tasks: [], cancel: [], waiting: true)
+        }
         guard let header = rows.first else { throw PostgresError(kind: .server, message: "poll returned no row") }
         guard try header.decode("node_found", as: Bool.self) else {
             throw TaskyardError(.notFound, code: .nodeNotFound,

@@ -90,6 +90,34 @@ struct AdmissionTests {
         }
     }
 
+    @Test("a claim that counted on a slot a concurrent claim took meanwhile claims nothing: the check at its end undoes it")
+    func slotTakenMeanwhile() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster(capacity: 1)
+            let task = try await store.submissions.submit(on: ["n1", "n2"])
+            // Another claim takes n2's one slot and has not committed yet: this poll reads n2 free, claims, and
+            // at its end waits for that slot row.
+            let other = try await PostgresConnection.connect(store.database)
+            try await other.perform { connection in
+                try connection.execute("BEGIN; UPDATE admission_slots SET used = 1 WHERE kind = 'node' AND name = 'n2'")
+            }
+            let poll = Task { try await store.queue.poll(cluster: cluster, node: "n1", limit: 10, lease: .seconds(30)) }
+            try await eventually("the poll waits for the slot row") {
+                try await store.pool.withConnection { connection in
+                    try connection.query("""
+                        SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%tasks.poll%'
+                        """).single().decode("n", as: Int.self)
+                } == 1
+            }
+            try await other.perform { connection in try connection.execute("COMMIT") }
+            let outcome = try await poll.value
+            #expect(outcome.tasks.isEmpty && outcome.waiting, "the slot went to the other claim")
+            #expect(try await store.reads.task(cluster: cluster, id: task.id).state == .queued)
+            #expect(try await Self.occupancy(store).map { "\($0.node)=\($0.used)" } == ["n1=0", "n2=1", "n3=0"])
+            await other.close()
+        }
+    }
+
     @Test("a task waits, naming the saturated node, until the task holding it ends; then it is claimed whole")
     func waitsForASlot() async throws {
         try await TestDatabase.withStore { store in

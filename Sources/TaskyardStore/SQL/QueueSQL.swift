@@ -89,18 +89,19 @@ extension TasksSQL {
         ), demand AS (
             SELECT kind, name, count(*)::integer AS wanted, min(key_limit) AS key_limit FROM wanted GROUP BY kind, name
         ), slots AS MATERIALIZED (
-            \(lockSlots(where: "s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM demand)",
-                        columns: "s.kind, s.name, s.used, n.capacity",
-                        join: "LEFT JOIN nodes n ON s.kind = 'node' AND n.cluster_id = s.cluster_id AND n.id = s.name"))
+            -- The counts as this statement's snapshot has them, unlocked: `taken` checks them again.
+            SELECT s.kind, s.name, s.used, n.capacity
+              FROM admission_slots s LEFT JOIN nodes n ON s.kind = 'node' AND n.cluster_id = s.cluster_id AND n.id = s.name
+             WHERE s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM demand)
         ), crowded AS MATERIALIZED (
-            -- The slots more candidates want than they have room for, as locked. Mostly none: then every
-            -- candidate is claimed, and nothing is ranked.
+            -- The slots more candidates want than they have room for. Mostly none: then every candidate is
+            -- claimed, and nothing is ranked.
             SELECT d.kind, d.name FROM demand d LEFT JOIN slots s ON s.kind = d.kind AND s.name = d.name
              WHERE s.used IS NULL OR s.used + d.wanted > coalesce(s.capacity, d.key_limit)
         ), admitted AS (
             -- Gang admission where slots are crowded: a candidate is claimed only when every slot it needs is
-            -- free as locked, counting the candidates before it that want the same slot (one turned away still
-            -- counts: the count errs on the side of a full node, and the next poll takes what this one left).
+            -- free, counting the candidates before it that want the same slot (one turned away still counts:
+            -- the count errs on the side of a full node, and the next poll takes what this one left).
             SELECT w.id
               FROM (SELECT w.*, row_number() OVER (PARTITION BY w.kind, w.name ORDER BY w.priority DESC, w.id) AS rank
                       FROM wanted w) AS w
@@ -122,17 +123,28 @@ extension TasksSQL {
                                         WHERE NOT EXISTS (SELECT 1 FROM crowded) OR id IN (SELECT id FROM admitted)))
                AND t.ctid = p.ctid
             RETURNING t.*, p.lease
-        ), taken AS (
-            UPDATE admission_slots s SET used = s.used + d.n
-              FROM (SELECT kind, name, count(*)::integer AS n FROM wanted WHERE id IN (SELECT id FROM claimed)
-                     GROUP BY kind, name) AS d
-             WHERE s.cluster_id = $1 AND s.kind = d.kind AND s.name = d.name
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
+            RETURNING task_id
+        ), took AS (
+            SELECT kind, name, count(*)::integer AS n, min(key_limit) AS key_limit
+              FROM wanted WHERE id IN (SELECT id FROM claimed) GROUP BY kind, name
+        ), slot_locks AS MATERIALIZED (
+            -- Last, after the claim and its events are written: the slot rows are held only through the
+            -- commit. In the one order every statement locks them.
+            \(lockSlots(where: "s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM took) AND (SELECT count(*) FROM events) >= 0"))
+        ), taken AS (
+            -- Each slot's count as now committed, plus this claim's: over the slot's room means a concurrent
+            -- claim took it since this statement's snapshot (checked in `header`).
+            UPDATE admission_slots s SET used = s.used + d.n
+              FROM took d LEFT JOIN nodes n ON d.kind = 'node' AND n.cluster_id = $1 AND n.id = d.name
+             WHERE s.cluster_id = $1 AND s.kind = d.kind AND s.name = d.name AND (SELECT count(*) FROM slot_locks) >= 0
+            RETURNING s.kind, s.name, s.used, coalesce(n.capacity, d.key_limit) AS room
         ), header AS (
             -- waiting: nothing claimed, though a task is due (its slots are taken, or another claim holds it).
             SELECT EXISTS (SELECT 1 FROM seen) AS node_found,
+                   (SELECT bool_and(taskyard_slots_taken_meanwhile(kind, name)) FROM taken WHERE used > room) AS overfilled,
                    NOT EXISTS (SELECT 1 FROM claimed)
                        AND EXISTS (SELECT 1 FROM tasks t WHERE \(claimable(by: "$2", row: "t"))) AS waiting,
                    ARRAY(SELECT id FROM tasks
@@ -140,7 +152,8 @@ extension TasksSQL {
                             AND cancel_requested_at IS NOT NULL
                           ORDER BY id) AS cancel
         )
-        SELECT header.node_found, header.waiting, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
+        -- overfilled: read so that the check runs (NULL unless it raised).
+        SELECT header.node_found, header.overfilled, header.waiting, header.cancel, claimed.lease, \(prefixed(columns, with: "claimed")),
                -- A re-driven attempt's claim carries the outcomes it carries forward; any other has none yet.
                CASE WHEN claimed.attempt_nodes IS NULL THEN '[]'::jsonb ELSE \(participantsValue(of: "claimed")) END
                    AS participants
