@@ -38,9 +38,12 @@ extension TasksSQL {
     /// holds whose cancel was requested. A task waits while an earlier task with its ordering key is live —
     /// but not behind one queued to run more than $8 seconds from now (the longest retry backoff): a task
     /// put off to next week does not hold up the work behind it until then; it takes its turn when due.
+    /// Gang admission: a task is taken only when every node it runs on (and its concurrency key) has a free
+    /// slot; the claim takes them all at its end (`taken`), or fails as a serialization conflict when a
+    /// concurrent claim took them meanwhile (run again from fresh counts).
     /// Each claim gets a fresh lease: 244 random bits (`gen_random_uuid` draws from the server's strong
     /// random source), returned once as `lease` and kept only as its SHA-256.
-    /// Always one row at least: `node_found` and `cancel` on every row, one claimed task per row (none:
+    /// Always one row at least: `node_found`, `waiting` and `cancel` on every row, one claimed task per row (none:
     /// a single row whose task columns are NULL). The claimed rows are updated by the tuple ids the
     /// locking read returned (the locks keep them current): no second index lookup for the planner to
     /// get wrong on a table whose statistics lag.
