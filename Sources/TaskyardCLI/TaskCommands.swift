@@ -56,21 +56,10 @@ struct TaskCommand: AsyncParsableCommand {
                 guard let date = RFC3339.parse(text) else { throw ValidationError("--run-after must be an RFC 3339 time") }
                 return date
             }
-            let policy: AssignPolicy? = try assign.map { text in
-                guard let policy = AssignPolicy(rawValue: text) else { throw ValidationError("--assign must be first or least_loaded") }
-                return policy
-            }
+            let policy: AssignPolicy? = try choice(assign, "--assign")
             let completion: JSONValue? = completeWhen.map { text in Int(text).map { ["at_least": .integer(Int64($0))] } ?? .string(text) }
-            let strategy: LimitStrategy? = try onLimit.map { text in
-                guard let strategy = LimitStrategy(rawValue: text) else {
-                    throw ValidationError("--on-limit must be queue, cancel_newest or cancel_in_progress")
-                }
-                return strategy
-            }
-            let offline: OfflinePolicy? = try onOffline.map { text in
-                guard let offline = OfflinePolicy(rawValue: text) else { throw ValidationError("--on-offline must be wait or fail") }
-                return offline
-            }
+            let strategy: LimitStrategy? = try choice(onLimit, "--on-limit")
+            let offline: OfflinePolicy? = try choice(onOffline, "--on-offline")
             let request = SubmitTaskRequest(
                 type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                 payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
@@ -481,4 +470,13 @@ struct ProgressBar {
         return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]  "
             + amount + (units.map { " \($0)" } ?? "")
     }
+}
+
+/// An option that names one of `Choice`'s cases; anything else is refused, naming them all.
+private func choice<Choice: RawRepresentable & CaseIterable>(_ text: String?, _ option: String) throws -> Choice?
+where Choice.RawValue == String {
+    guard let text else { return nil }
+    if let value = Choice(rawValue: text) { return value }
+    let names = Choice.allCases.map(\.rawValue)
+    throw ValidationError("\(option) must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")")
 }

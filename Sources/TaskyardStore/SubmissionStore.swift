@@ -35,7 +35,7 @@ public struct SubmissionStore: Sendable, TaskStorePart {
     /// the arrival is claimed when its slot comes free). Each cancel is the API's cancel, with its reason
     /// (descendants too; a task submitted `abortable: false` stays). `queue` arrivals need nothing (the claim
     /// holds them back), and `cancel_newest` ones were refused as they were inserted. Returns the arrivals
-    /// this changed, by id (none: an arrival is never among the older ones).
+    /// this changed, by id: the older arrivals of one key in a batch, never a key's newest.
     private func applyConcurrencyLimits(to tasks: [TaskRecord], cluster: String) async throws -> [Int64: TaskRecord] {
         let arrivals = tasks.filter { $0.concurrency?.onLimit == .cancelInProgress }.map(\.id)
         guard !arrivals.isEmpty else { return [:] }

@@ -61,13 +61,17 @@ extension TasksSQL {
             SELECT id FROM touched
             UNION ALL
             SELECT id FROM nodes WHERE cluster_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM touched)
-        ), unavailable AS MATERIALIZED (
-            -- The cluster's nodes that cannot take a task now: every slot taken, or offline (the polling node
-            -- comes online with this poll). Read without locks, to pick candidates likely to fit; the claim
-            -- decides on the counts as locked.
-            SELECT coalesce(array_agg(s.name), '{}') AS nodes
+        ), node_slots AS MATERIALIZED (
+            -- The cluster's nodes with the slots they have in use, as this statement's snapshot has them:
+            -- read once, without locks (`taken` checks the counts again as it takes its slots).
+            SELECT s.name, s.used, n.capacity, n.status
               FROM admission_slots s JOIN nodes n ON n.cluster_id = s.cluster_id AND n.id = s.name
-             WHERE s.cluster_id = $1 AND s.kind = 'node' AND (s.used >= n.capacity OR (n.status <> 'online' AND n.id <> $2))
+             WHERE s.cluster_id = $1 AND s.kind = 'node'
+        ), unavailable AS MATERIALIZED (
+            -- The nodes that cannot take a task now: every slot taken, or offline (the polling node comes
+            -- online with this poll). Candidates on them are not picked.
+            SELECT coalesce(array_agg(name), '{}') AS nodes FROM node_slots
+             WHERE used >= capacity OR (status <> 'online' AND name <> $2)
         ), picked AS (
             SELECT t.ctid, t.id, t.priority, t.concurrency_key, coalesce(t.concurrency_limit, 1) AS concurrency_limit,
                    \(occupiedNodes(of: "t")) AS occupied,
@@ -92,10 +96,12 @@ extension TasksSQL {
         ), demand AS (
             SELECT kind, name, count(*)::integer AS wanted, min(key_limit) AS key_limit FROM wanted GROUP BY kind, name
         ), slots AS MATERIALIZED (
-            -- The counts as this statement's snapshot has them, unlocked: `taken` checks them again.
-            SELECT s.kind, s.name, s.used, n.capacity
-              FROM admission_slots s LEFT JOIN nodes n ON s.kind = 'node' AND n.cluster_id = s.cluster_id AND n.id = s.name
-             WHERE s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM demand)
+            -- The counts of the slots wanted, unlocked: the nodes' as read above, the keys' (no capacity: each
+            -- task names its limit) as the snapshot has them.
+            SELECT 'node' AS kind, name, used, capacity FROM node_slots
+            UNION ALL
+            SELECT s.kind, s.name, s.used, NULL::integer FROM admission_slots s
+             WHERE s.cluster_id = $1 AND s.kind = 'key' AND s.name IN (SELECT name FROM demand WHERE kind = 'key')
         ), crowded AS MATERIALIZED (
             -- The slots more candidates want than they have room for. Mostly none: then every candidate is
             -- claimed, and nothing is ranked.
