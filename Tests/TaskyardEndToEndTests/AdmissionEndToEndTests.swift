@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TaskyardAgent
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
@@ -41,16 +42,29 @@ struct AdmissionEndToEndTests {
 
     @Test("three tasks of one concurrency key on three initiators run one at a time, in submission order")
     func concurrencyKeyOneAtATime() async throws {
-        try await Deployment.run { deployment in
+        // The handlers' own clocks: a task's `received_at` is its claim statement's start, which may come
+        // before the previous task's report commits (the claim then takes the slot only once it has).
+        let log = RunLog()
+        try await Deployment.run(handlers: { _ in
+            var registry = HandlerRegistry.builtins()
+            registry.register("step", ClosureHandler { work in
+                let start = ContinuousClock.now
+                try await Task.sleep(for: .milliseconds(400))
+                log.record(work.taskID, start, .now)
+                return nil
+            })
+            return registry
+        }) { deployment in
             var ids: [Int64] = []
             for node in ["n1", "n2", "n3"] {
                 ids.append(try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(
-                    type: "sleep", participatingNodes: [node], payload: ["seconds": 0.4], concurrencyKey: "vol1")).id)
+                    type: "step", participatingNodes: [node], concurrencyKey: "vol1")).id)
             }
             var finished: [TaskObject] = []
             for id in ids { finished.append(try await deployment.finished(id).task) }
             #expect(finished.allSatisfy { $0.state == .completed && $0.concurrencyKey == "vol1" && $0.concurrencyLimit == 1 })
-            let runs = finished.map { (start: $0.receivedAt!, end: $0.finishedAt!) }.sorted { $0.start < $1.start }
+            let runs = ids.compactMap { log.all[$0] }.sorted { $0.start < $1.start }
+            #expect(runs.count == 3)
             for (earlier, later) in zip(runs, runs.dropFirst()) {
                 #expect(earlier.end <= later.start, "two tasks of the key ran at once")
             }
@@ -81,6 +95,7 @@ struct AdmissionEndToEndTests {
                                                                  environment: deployment.cliEnvironment)
             #expect(bad.status != 0 && bad.output.contains("--on-offline must be wait or fail"), "\(bad.output)")
             _ = try await deployment.client.cancel(cluster: "c1", id: 1)
+            _ = try await deployment.finished(1)
         }
     }
 
