@@ -79,7 +79,7 @@ struct ChaosSoakTests {
         "quorum": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND complete_when = 'quorum'"),
         "retried": ("SELECT count(*) AS n FROM tasks WHERE parent_id IS NULL AND attempt > 1"),
         // Slots still counted once every task has ended.
-        "slots held": ("SELECT coalesce(sum(used), 0)::integer AS n FROM admission_slots"),
+        "slots held": ("SELECT coalesce(sum(used), 0)::integer AS n FROM admission_slot_counts"),
     ]
 
     static func invariants(_ pool: PostgresPool) async throws -> [String: Int] {

@@ -28,7 +28,7 @@ struct AdmissionTests {
                        (SELECT count(*) FROM tasks t
                          WHERE t.cluster_id = n.cluster_id AND t.state = 'received'
                            AND n.id = ANY (array_append(coalesce(t.attempt_nodes, t.participating_nodes), t.assigned_node)))::integer AS actual
-                  FROM nodes n JOIN admission_slots s ON s.cluster_id = n.cluster_id AND s.kind = 'node' AND s.name = n.id
+                  FROM nodes n JOIN admission_slot_counts s ON s.cluster_id = n.cluster_id AND s.kind = 'node' AND s.name = n.id
                  ORDER BY n.id
                 """).map { row throws(PostgresError) in
                 Occupancy(node: try row.decode("id"), capacity: try row.decode("capacity"), used: try row.decode("used"),
@@ -37,9 +37,18 @@ struct AdmissionTests {
         }
     }
 
+    /// The slots with returns not yet folded into their rows (`admission_returns`), by name.
+    static func unfoldedReturns(_ store: TaskStore) async throws -> [String] {
+        try await store.pool.withConnection { connection in
+            try connection.query("SELECT DISTINCT name FROM admission_returns ORDER BY name").map { row throws(PostgresError) in
+                try row.decode("name", as: String.self)
+            }
+        }
+    }
+
     static func keySlots(_ store: TaskStore, _ key: String) async throws -> Int {
         try await store.pool.withConnection { connection in
-            try connection.query("SELECT used FROM admission_slots WHERE kind = 'key' AND name = $1", [key]).single().decode("used", as: Int.self)
+            try connection.query("SELECT used FROM admission_slot_counts WHERE kind = 'key' AND name = $1", [key]).single().decode("used", as: Int.self)
         }
     }
 
@@ -167,6 +176,8 @@ struct AdmissionTests {
             _ = try #require(try await store.queue.claimOne("n1"))
             #expect(try await Self.occupancy(store).map { "\($0.node)=\($0.used)" } == ["n1=1", "n2=1", "n3=0"],
                     "a re-driven attempt takes slots on its initiator and on the participant it runs, not on the carried one")
+            #expect(try await Self.unfoldedReturns(store) == ["n3"],
+                    "the claim folded the returns of the slots it took into their rows; n3's wait for the next claim of n3")
         }
     }
 

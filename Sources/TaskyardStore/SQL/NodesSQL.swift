@@ -7,7 +7,7 @@ enum NodesSQL {
         cluster_id, id, endpoint, status, labels, capacity, registered_at, last_seen_at,
         (SELECT count(*) FROM tasks t
           WHERE t.cluster_id = nodes.cluster_id AND t.assigned_node = nodes.id AND t.state = 'received') AS held_tasks,
-        coalesce((SELECT s.used FROM admission_slots s
+        coalesce((SELECT s.used FROM admission_slot_counts s
                    WHERE s.cluster_id = nodes.cluster_id AND s.kind = 'node' AND s.name = nodes.id), 0) AS in_use
         """
 

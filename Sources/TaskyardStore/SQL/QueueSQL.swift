@@ -65,7 +65,7 @@ extension TasksSQL {
             -- The cluster's nodes with the slots they have in use, as this statement's snapshot has them:
             -- read once, without locks (`taken` checks the counts again as it takes its slots).
             SELECT s.name, s.used, n.capacity, n.status
-              FROM admission_slots s JOIN nodes n ON n.cluster_id = s.cluster_id AND n.id = s.name
+              FROM admission_slot_counts s JOIN nodes n ON n.cluster_id = s.cluster_id AND n.id = s.name
              WHERE s.cluster_id = $1 AND s.kind = 'node'
         ), unavailable AS MATERIALIZED (
             -- The nodes that cannot take a task now: every slot taken, or offline (the polling node comes
@@ -80,7 +80,7 @@ extension TasksSQL {
              WHERE \(claimable(by: "$2", row: "t"))
                -- (Its initiator is this node, online; a full one is caught by the locked count.)
                AND NOT (coalesce(t.attempt_nodes, t.participating_nodes) && (SELECT nodes FROM unavailable))
-               AND (t.concurrency_key IS NULL OR (SELECT k.used FROM admission_slots k
+               AND (t.concurrency_key IS NULL OR (SELECT k.used FROM admission_slot_counts k
                                                    WHERE k.cluster_id = t.cluster_id AND k.kind = 'key'
                                                      AND k.name = t.concurrency_key) < coalesce(t.concurrency_limit, 1))
                AND EXISTS (SELECT 1 FROM seen)
@@ -100,7 +100,7 @@ extension TasksSQL {
             -- task names its limit) as the snapshot has them.
             SELECT 'node' AS kind, name, used, capacity FROM node_slots
             UNION ALL
-            SELECT s.kind, s.name, s.used, NULL::integer FROM admission_slots s
+            SELECT s.kind, s.name, s.used, NULL::integer FROM admission_slot_counts s
              WHERE s.cluster_id = $1 AND s.kind = 'key' AND s.name IN (SELECT name FROM demand WHERE kind = 'key')
         ), crowded AS MATERIALIZED (
             -- The slots more candidates want than they have room for. Mostly none: then every candidate is
@@ -141,12 +141,26 @@ extension TasksSQL {
               FROM wanted WHERE id IN (SELECT id FROM claimed) GROUP BY kind, name
         ), slot_locks AS MATERIALIZED (
             -- Last, after the claim and its events are written: the slot rows are held only through the
-            -- commit. In the one order every statement locks them.
-            \(lockSlots(where: "s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM took) AND (SELECT count(*) FROM events) >= 0"))
+            -- commit. In one order (cluster, kind, name): two claims never wait on each other in a cycle, and
+            -- no claim waits for a task row after this (its candidates were taken with SKIP LOCKED).
+            SELECT s.kind, s.name FROM admission_slots s
+             WHERE s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM took)
+               AND (SELECT count(*) FROM events) >= 0
+             ORDER BY s.cluster_id, s.kind, s.name
+               FOR NO KEY UPDATE
+        ), folded AS (
+            -- The returns of these slots (migration 0020), folded into their rows now that this claim holds
+            -- them: no other claim can fold them meanwhile. Those committed after this statement's snapshot
+            -- wait for the next claim.
+            DELETE FROM admission_returns r
+             WHERE r.cluster_id = $1 AND (r.kind, r.name) IN (SELECT kind, name FROM took)
+               AND (SELECT count(*) FROM slot_locks) >= 0
+            RETURNING r.kind, r.name, r.n
         ), taken AS (
-            -- Each slot's count as now committed, plus this claim's: over the slot's room means a concurrent
-            -- claim took it since this statement's snapshot (checked in `header`).
-            UPDATE admission_slots s SET used = s.used + d.n
+            -- Each slot's count as now committed, less its returns, plus this claim's: over the slot's room
+            -- means a concurrent claim took it since this statement's snapshot (checked in `header`).
+            UPDATE admission_slots s
+               SET used = greatest(s.used - coalesce((SELECT sum(f.n) FROM folded f WHERE f.kind = s.kind AND f.name = s.name), 0), 0) + d.n
               FROM took d LEFT JOIN nodes n ON d.kind = 'node' AND n.cluster_id = $1 AND n.id = d.name
              WHERE s.cluster_id = $1 AND s.kind = d.kind AND s.name = d.name AND (SELECT count(*) FROM slot_locks) >= 0
             RETURNING s.kind, s.name, s.used, coalesce(n.capacity, d.key_limit) AS room

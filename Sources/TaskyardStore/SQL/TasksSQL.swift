@@ -98,43 +98,25 @@ enum TasksSQL {
         CASE WHEN \(relation).state = 'queued' THEN ARRAY(
                    SELECT o.node FROM unnest(\(occupiedNodes(of: relation))) WITH ORDINALITY AS o (node, position)
                      LEFT JOIN nodes n ON n.cluster_id = \(relation).cluster_id AND n.id = o.node
-                     LEFT JOIN admission_slots s ON s.cluster_id = \(relation).cluster_id AND s.kind = 'node' AND s.name = o.node
+                     LEFT JOIN admission_slot_counts s ON s.cluster_id = \(relation).cluster_id AND s.kind = 'node' AND s.name = o.node
                     WHERE n.id IS NULL OR n.status <> 'online' OR s.used >= n.capacity
                     ORDER BY o.position) END AS waiting_for
         """
     }
 
-    /// Locks the `admission_slots` rows `condition` selects (alias `s`), in the one order every statement
-    /// locks them in — (cluster, kind, name) — so that claims and the statements that give slots back never
-    /// wait on each other in a cycle. No statement waits for a task row after this (the claim's candidates
-    /// were taken with SKIP LOCKED; the others lock their tasks first).
-    static func lockSlots(where condition: String, columns: String = "s.cluster_id, s.kind, s.name", join: String = "") -> String {
-        """
-        SELECT \(columns) FROM admission_slots s \(join)
-                 WHERE \(condition)
-                 ORDER BY s.cluster_id, s.kind, s.name
-                   FOR UPDATE OF s
-        """
-    }
-
     /// CTEs (the rest of a `WITH`, named `<name>_…`) that give back the slots of the tasks `relation` lists
     /// — tasks that have just left `received`, with their `cluster_id`, `occupied` nodes and
-    /// `concurrency_key` — locking the slot rows (`lockSlots`) before any is changed.
+    /// `concurrency_key` — as `admission_returns` rows: no slot row is locked (a claim folds them in), so
+    /// nothing that ends a task waits for a claim (migration 0020).
     static func releaseSlots(of relation: String, name: String) -> String {
         """
-        \(name)_freed AS (
-                SELECT cluster_id, kind, slot AS name, count(*)::integer AS n FROM (
+        \(name)_given_back AS (
+                INSERT INTO admission_returns (cluster_id, kind, name, n)
+                SELECT cluster_id, kind, slot, count(*)::integer FROM (
                     SELECT r.cluster_id, 'node' AS kind, o.node AS slot FROM \(relation) r, unnest(r.occupied) AS o (node)
                     UNION ALL
                     SELECT r.cluster_id, 'key', r.concurrency_key FROM \(relation) r WHERE r.concurrency_key IS NOT NULL
                 ) AS f GROUP BY cluster_id, kind, slot
-            ), \(name)_locked AS MATERIALIZED (
-                \(lockSlots(where: "(s.cluster_id, s.kind, s.name) IN (SELECT cluster_id, kind, name FROM \(name)_freed)"))
-            ), \(name)_given_back AS (
-                UPDATE admission_slots s SET used = greatest(s.used - f.n, 0)
-                  FROM \(name)_freed f
-                 WHERE s.cluster_id = f.cluster_id AND s.kind = f.kind AND s.name = f.name
-                   AND (SELECT count(*) FROM \(name)_locked) >= 0
             )
         """
     }
