@@ -301,6 +301,31 @@ public struct EventObject: Codable, Sendable, Hashable {
     }
 }
 
+/// The data of a `change` event of the change stream (`GET …/changes`): one task transition, its task id
+/// beside the fields of `EventObject`. Its position is the event's SSE `id`.
+public struct ChangeObject: Codable, Sendable, Hashable {
+    public var taskID: Int64
+    public var event: EventObject
+
+    public init(_ change: TaskChange) {
+        taskID = change.event.taskID
+        event = EventObject(change.event)
+    }
+
+    private enum CodingKeys: String, CodingKey { case taskID = "task_id" }
+
+    public init(from decoder: any Decoder) throws {
+        taskID = try decoder.container(keyedBy: CodingKeys.self).decode(Int64.self, forKey: .taskID)
+        event = try EventObject(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(taskID, forKey: .taskID)
+        try event.encode(to: encoder)
+    }
+}
+
 public struct EventList: Codable, Sendable {
     public var events: [EventObject]
     /// The cursor of the next page; nil on the last.

@@ -41,6 +41,7 @@ extension HTTPField.Name {
     /// W3C trace context, stored with a submitted task and passed on to its participants.
     static let traceparent = HTTPField.Name("traceparent")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
 }
 
 /// Every route the server answers: registered from here, and used to tell 404 from 405.

@@ -156,16 +156,33 @@ extension APIRoutes {
         }
     }
 
-    /// `GET …/changes`: a server-sent event for each change of the cluster's tasks, as this server learns
-    /// of it (its own and other replicas'): `work` with the node that has tasks to take or just took them,
-    /// `finished` with the task that ended; a comment every 15 s keeps the stream open through proxies.
-    /// The dashboard re-reads what it shows on each; the events say "look again", not what changed.
-    /// With `timeout` (seconds) the stream ends then; without, when the client goes.
-    func changes(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken) throws -> Response {
+    /// `GET …/changes`: a server-sent event for each change of the cluster's tasks, from the events table:
+    /// `change`, one task transition, whose SSE `id` is its position (`ChangeCursor`). A client that
+    /// reconnects with `Last-Event-ID` first gets every change after that position still in the history,
+    /// then the live ones. Beside them, hints as this server learns of a change (its own and other
+    /// replicas'): `work` with the node that has tasks to take or just took them, `finished` with the task
+    /// that ended — the dashboard re-reads what it shows on each. A comment every 15 s keeps the stream
+    /// open through proxies. With `timeout` (seconds) the stream ends then; without, when the client goes.
+    func changes(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let timeout = try request.queryDouble("timeout", in: 0...86_400)
+        var resumeFrom: ChangeCursor?
+        if let text = request.headers[.lastEventID] {
+            guard let cursor = ChangeCursor(text) else {
+                throw APIError.badRequest("Last-Event-ID is not the id of an event of this stream", field: "Last-Event-ID")
+            }
+            resumeFrom = cursor
+        }
         let slot = try streamSlot(for: caller, context)
+        // Where the feed starts, read before the response: every change after it is sent.
+        let start: ChangeCursor
+        do {
+            if let resumeFrom { start = resumeFrom } else { start = try await store.reads.changes(cluster: cluster, after: nil).next }
+        } catch {
+            slot.release()
+            throw error
+        }
         let authorization = request.headers[.authorization]
         let (changes, watcher) = wakeups.watch(cluster: cluster)
         var headers = HTTPFields()
@@ -187,6 +204,12 @@ extension APIRoutes {
                             watcher.yield(.keepAlive)
                         }
                     }
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: ChangeFeed.recheckInterval)
+                            watcher.yield(.recheck)
+                        }
+                    }
                     if let timeout {
                         group.addTask {
                             try await Task.sleep(for: .seconds(timeout))
@@ -200,8 +223,13 @@ extension APIRoutes {
                         }
                         watcher.finish()
                     }
+                    var feed = ChangeFeed(cluster: cluster, position: start, reads: store.reads)
+                    try await writer.write(ByteBuffer(string: try await feed.read(force: true)))
                     for await watched in changes {
-                        try await writer.write(ByteBuffer(string: Self.serverSentEvent(watched)))
+                        var text = Self.serverSentEvent(watched)
+                        if case .change = watched { feed.changed() }
+                        text += try await feed.read(force: false)
+                        if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
                     }
                     group.cancelAll()
                 }
@@ -237,6 +265,7 @@ extension APIRoutes {
         case .change(.work(_, let node)): "event: work\ndata: {\"node\": \"\(node)\"}\n\n"
         case .change(.finished(_, let task)): "event: finished\ndata: {\"task_id\": \(task)}\n\n"
         case .keepAlive: ": keep-alive\n\n"
+        case .recheck: ""
         }
     }
 

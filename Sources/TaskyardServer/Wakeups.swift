@@ -33,10 +33,12 @@ final class Wakeups: Service, Sendable {
     /// Streams of every topic of a cluster (the dashboard's live updates), by stream.
     private let watchers = Mutex<[Int: (cluster: String, continuation: AsyncStream<Watched>.Continuation)]>([:])
 
-    /// What a watcher of a cluster reads: a change, or a keep-alive its own timer put in.
+    /// What a watcher of a cluster reads: a change, or what its own timers put in — a keep-alive, a
+    /// reminder to look at the change feed again.
     enum Watched: Sendable {
         case change(Topic)
         case keepAlive
+        case recheck
     }
     private let waitingPolls = Atomic<Int>(0)
     private let waitingWaits = Atomic<Int>(0)

@@ -104,6 +104,31 @@ public struct TaskReads: Sendable, TaskStorePart {
         return (events, rows.count > limit ? events.last?.id : nil)
     }
 
+    /// A page of the cluster's change feed: up to `limit` changes after `after` (from where the feed stands
+    /// now when nil: only changes to come). See `ChangeCursor` for why a position is a transaction and an
+    /// event id.
+    public func changes(cluster: String, after: ChangeCursor?, limit: Int = 500) async throws -> ChangePage {
+        let from = after ?? ChangeCursor(transaction: 0, event: 0)
+        let rowLimit = after == nil ? 0 : max(limit, 1)
+        let rows = try await pool.withConnection { connection in
+            try connection.query(TaskEventsSQL.feed, [cluster, String(from.transaction), from.event, rowLimit])
+        }
+        var changes: [TaskChange] = []
+        var horizon = from
+        var held = false
+        for row in rows {
+            guard let xmin = UInt64(try row.decode("horizon", as: String.self)) else { continue }
+            horizon = ChangeCursor(transaction: xmin, event: 0)
+            held = try row.decode("held")
+            guard let xid: String = try row.decode("xid"), let transaction = UInt64(xid) else { continue }
+            changes.append(TaskChange(cursor: ChangeCursor(transaction: transaction, event: try row.decode("id")),
+                                      event: try TaskEvent(row: row)))
+        }
+        // A short page read everything before the horizon: the next read starts there.
+        let next = if let last = changes.last, changes.count == rowLimit { last.cursor } else { max(horizon, from) }
+        return ChangePage(changes: changes, next: next, held: held)
+    }
+
     /// The task's whole history, oldest first.
     public func events(cluster: String, taskID: Int64) async throws -> [TaskEvent] {
         var all: [TaskEvent] = []
