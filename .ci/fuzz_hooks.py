@@ -1,7 +1,7 @@
 """Schemathesis hooks for .ci/fuzz: fit generated *valid* requests to the deployment they run against.
 
 A schema can say what a field looks like, not which rows exist: a valid request names the cluster and
-nodes that `taskyard dev` made (dev; n1-n3), a parent that is still running (none here), an idempotency key
+nodes that `taskyard dev` made (dev; n1-n3), a parent that is still running (none here), a follow-up on one of those nodes, an idempotency key
 not used for another request, a token expiry in the future, and each participant once. Waits do not hold
 (wait=0, timeout=0) so the run stays short, and a token revocation revokes the token made for it (never
 the admin token the run uses). Requests generated to be invalid are left alone.
@@ -35,6 +35,9 @@ def _fit_task(task):
     # A concurrency limit or strategy names the key it is for.
     if (task.get("concurrency_limit") is not None or task.get("on_limit") is not None) and task.get("concurrency_key") is None:
         task["concurrency_key"] = "fuzz"
+    # A follow-up runs on a node the cluster has.
+    if isinstance(task.get("on_finish"), dict) and isinstance(task["on_finish"].get("node"), str):
+        task["on_finish"]["node"] = NODES[0]
     if isinstance(task.get("idempotency_key"), str):
         task["idempotency_key"] = f"fuzz-{uuid.uuid4()}"
 

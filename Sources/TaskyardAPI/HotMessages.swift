@@ -37,6 +37,7 @@ extension TaskObject: JSONWritable {
             json.field("created_at", createdAt)
             json.field("error", error)
             json.field("finished_at", finishedAt)
+            json.field("follow_up_id", followUpID)
             if let claim { json.field("grants", JSONValue.object(claim.grants.mapValues(JSONValue.string))) }
             json.field("id", id)
             json.field("idempotency_key", idempotencyKey)
@@ -44,6 +45,7 @@ extension TaskObject: JSONWritable {
             if let claim { json.field("lease", claim.lease) }
             json.field("lease_expires_at", leaseExpiresAt)
             json.field("max_attempts", maxAttempts)
+            json.field("on_finish", onFinish)
             json.field("opaque_id", opaqueID)
             json.field("ordering_key", orderingKey)
             json.field("parent_id", parentID)
@@ -174,6 +176,8 @@ extension TaskObject: JSONReadable {
         concurrencyLimit = try fields.optional("concurrency_limit", F.int)
         waitingFor = try fields.optional("waiting_for", F.strings)
         scheduleID = try fields.optional("schedule_id", F.string)
+        onFinish = try fields.optional("on_finish", F.value)
+        followUpID = try fields.optional("follow_up_id", F.int64)
         participants = try fields.requiredArray("participants", ParticipantObject.read)
         createdAt = try fields.required("created_at", F.date)
         receivedAt = try fields.optional("received_at", F.date)
@@ -227,7 +231,7 @@ extension SubmitTaskRequest: JSONReadable {
             internal: try fields.optional("internal", F.bool), completeWhen: try fields.optional("complete_when", F.value),
             concurrencyKey: try fields.optional("concurrency_key", F.string),
             concurrencyLimit: try fields.optional("concurrency_limit", F.int), onLimit: try fields.optional("on_limit", F.enumeration),
-            onOffline: try fields.optional("on_offline", F.enumeration),
+            onOffline: try fields.optional("on_offline", F.enumeration), onFinish: try fields.optional("on_finish", F.value),
             idempotencyKey: try fields.optional("idempotency_key", F.string))
     }
 }
@@ -457,6 +461,7 @@ extension SubmitTaskRequest: JSONWritable {
             json.fieldIfPresent("idempotency_key", idempotencyKey) { $0.string($1) }
             json.fieldIfPresent("internal", `internal`) { $0.bool($1) }
             json.fieldIfPresent("max_attempts", maxAttempts) { $0.integer(Int64($1)) }
+            json.fieldIfPresent("on_finish", onFinish) { $0.value($1) }
             json.fieldIfPresent("on_limit", onLimit) { $0.string($1.rawValue) }
             json.fieldIfPresent("on_offline", onOffline) { $0.string($1.rawValue) }
             json.fieldIfPresent("ordering_key", orderingKey) { $0.string($1) }

@@ -99,6 +99,8 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
     public var concurrencyLimit: Int?
     public var onLimit: LimitStrategy?
     public var onOffline: OfflinePolicy?
+    /// `{"type", "node"}`: a task submitted when this one finishes; checked when the submission is made.
+    public var onFinish: JSONValue?
     /// A batch item's idempotency key (a single submit takes the `Idempotency-Key` header instead).
     public var idempotencyKey: String?
 
@@ -107,7 +109,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         case participatingNodes = "participating_nodes", runAfter = "run_after", maxAttempts = "max_attempts"
         case timeoutSeconds = "timeout_seconds", orderingKey = "ordering_key", parentID = "parent_id"
         case idempotencyKey = "idempotency_key", concurrencyKey = "concurrency_key", concurrencyLimit = "concurrency_limit"
-        case onLimit = "on_limit", onOffline = "on_offline"
+        case onLimit = "on_limit", onOffline = "on_offline", onFinish = "on_finish"
     }
 
     public init(type: String, participatingNodes: [String], payload: RawJSON? = nil, priority: Int? = nil,
@@ -115,7 +117,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
                 assign: AssignPolicy? = nil, affinity: Affinity? = nil, parentID: Int64? = nil, abortable: Bool? = nil,
                 internal: Bool? = nil, completeWhen: JSONValue? = nil, concurrencyKey: String? = nil,
                 concurrencyLimit: Int? = nil, onLimit: LimitStrategy? = nil, onOffline: OfflinePolicy? = nil,
-                idempotencyKey: String? = nil) {
+                onFinish: JSONValue? = nil, idempotencyKey: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -134,6 +136,7 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
         self.concurrencyLimit = concurrencyLimit
         self.onLimit = onLimit
         self.onOffline = onOffline
+        self.onFinish = onFinish
         self.idempotencyKey = idempotencyKey
     }
 
@@ -152,6 +155,9 @@ public struct SubmitTaskRequest: Codable, Sendable, Hashable {
                        concurrency: try ConcurrencyKey(key: concurrencyKey, limit: concurrencyLimit, onLimit: onLimit,
                                                        fieldPrefix: fieldPrefix),
                        onOffline: onOffline ?? .wait,
+                       onFinish: try onFinish.map { value throws(TaskyardError) in
+                           try FollowUp(json: value, field: fieldPrefix + "on_finish")
+                       },
                        idempotencyKey: idempotencyKey, opaqueID: opaqueID, traceparent: traceparent)
     }
 }

@@ -36,6 +36,10 @@ public struct TaskObject: Codable, Sendable, Hashable {
     /// The saturated or offline nodes a queued task waits on (gang admission); nil: none.
     public var waitingFor: [String]?
     public var scheduleID: String?
+    /// `{"type", "node"}`: the task submitted when this one finishes; nil: none.
+    public var onFinish: JSONValue?
+    /// The task `on_finish` submitted when this one last finished.
+    public var followUpID: Int64?
     /// One entry per participating node: its latest outcome, with the attempt it came from.
     public var participants: [ParticipantObject]
     public var createdAt: Date
@@ -46,7 +50,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress, participants
         case completeWhen = "complete_when", concurrencyKey = "concurrency_key", concurrencyLimit = "concurrency_limit"
-        case waitingFor = "waiting_for", scheduleID = "schedule_id"
+        case waitingFor = "waiting_for", scheduleID = "schedule_id", onFinish = "on_finish", followUpID = "follow_up_id"
         case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
         case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after", timeoutSeconds = "timeout_seconds"
         case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
@@ -84,6 +88,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
         concurrencyLimit = task.concurrency?.limit
         waitingFor = task.waitingFor
         scheduleID = nil
+        onFinish = task.onFinish?.json
+        followUpID = task.followUpID
         participants = task.participantViews.map(ParticipantObject.init)
         createdAt = task.createdAt
         receivedAt = task.receivedAt
@@ -123,6 +129,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
         try container.encode(concurrencyLimit, forKey: .concurrencyLimit)
         try container.encode(waitingFor, forKey: .waitingFor)
         try container.encode(scheduleID, forKey: .scheduleID)
+        try container.encode(onFinish, forKey: .onFinish)
+        try container.encode(followUpID, forKey: .followUpID)
         try container.encode(participants, forKey: .participants)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(receivedAt, forKey: .receivedAt)

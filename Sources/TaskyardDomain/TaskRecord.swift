@@ -50,6 +50,9 @@ public struct TaskRecord: Sendable, Hashable {
     public var concurrency: ConcurrencyKey?
     /// While a participant is offline: wait for it, or fail at once.
     public var onOffline: OfflinePolicy = .wait
+    /// The task submitted when it finishes, and the one submitted when it last finished.
+    public var onFinish: FollowUp?
+    public var followUpID: Int64?
     /// The nodes a queued task waits on: saturated (no free slot) or offline. Read where a task is shown to a
     /// person (not on the hot path); nil there too when it waits on none.
     public var waitingFor: [String]?

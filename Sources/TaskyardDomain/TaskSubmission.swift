@@ -22,6 +22,8 @@ public struct TaskSubmission: Sendable, Hashable {
     public var concurrency: ConcurrencyKey?
     /// While a participant is offline: wait for it, or fail at once.
     public var onOffline: OfflinePolicy
+    /// A task to submit when this one finishes (`on_finish`).
+    public var onFinish: FollowUp?
     /// From the `Idempotency-Key` header.
     public var idempotencyKey: String?
     /// From the `X-Opaque-Id` header.
@@ -34,7 +36,7 @@ public struct TaskSubmission: Sendable, Hashable {
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
                 completeWhen: CompletionPolicy = .all, concurrency: ConcurrencyKey? = nil, onOffline: OfflinePolicy = .wait,
-                idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
+                onFinish: FollowUp? = nil, idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -51,6 +53,7 @@ public struct TaskSubmission: Sendable, Hashable {
         self.completeWhen = completeWhen
         self.concurrency = concurrency
         self.onOffline = onOffline
+        self.onFinish = onFinish
         self.idempotencyKey = idempotencyKey
         self.opaqueID = opaqueID
         self.traceparent = traceparent
@@ -76,6 +79,7 @@ public struct TaskSubmission: Sendable, Hashable {
             identity["on_limit"] = .string(concurrency.onLimit.rawValue)
         }
         if onOffline != .wait { identity["on_offline"] = .string(onOffline.rawValue) }
+        if let onFinish { identity["on_finish"] = onFinish.json }
         return .object(identity)
     }
 
@@ -141,6 +145,7 @@ public struct TaskSubmission: Sendable, Hashable {
         }
         try completeWhen.validate(participants: participatingNodes.count, field: prefix + "complete_when")
         try concurrency?.validate(fieldPrefix: prefix)
+        try onFinish?.validate(field: prefix + "on_finish")
         guard payload.isObject else { throw .invalid(prefix + "payload", "must be a JSON object") }
         try limits.check(payload, field: prefix + "payload", bytes: limits.payloadBytes)
         guard Limits.priority.contains(priority) else {

@@ -92,6 +92,10 @@ extension TaskRecord {
                                          onLimit: LimitStrategy(rawValue: strategy) ?? .queue)
         }
         onOffline = OfflinePolicy(rawValue: try row.decode("on_offline")) ?? .wait
+        if let type: String = try row.decode("on_finish_type"), let node: String = try row.decode("on_finish_node") {
+            onFinish = FollowUp(type: type, node: node)
+        }
+        followUpID = try row.decode("follow_up_id")
         if row.rows.columnNames.contains("waiting_for") {
             let waiting: [String]? = try row.decode("waiting_for")
             waitingFor = waiting?.isEmpty == false ? waiting : nil

@@ -231,7 +231,7 @@ public struct SubmissionStore: Sendable, TaskStorePart {
     /// The checks that need the database, for every task of a submission at once.
     private static func checkSubmissions(_ submissions: [TaskSubmission], cluster: String,
                                          on connection: isolated PostgresConnection) throws {
-        let nodes = Array(Set(submissions.flatMap(\.participatingNodes)))
+        let nodes = Array(Set(submissions.flatMap(\.participatingNodes) + submissions.compactMap(\.onFinish?.node)))
         let parents = Array(Set(submissions.compactMap(\.parentID)))
         let context = try connection.query(TasksSQL.submissionContext, [cluster, nodes, parents]).single()
         guard try context.decode("cluster_exists", as: Bool.self) else { throw unknownCluster(cluster) }
@@ -244,6 +244,10 @@ public struct SubmissionStore: Sendable, TaskStorePart {
                 throw TaskyardError(.invalid, code: .unknownNode,
                                     message: "node \(node) is not registered in cluster \(cluster)",
                                     field: "\(prefix)participating_nodes[\(position)]")
+            }
+            if let node = submission.onFinish?.node, !known.contains(node) {
+                throw TaskyardError(.invalid, code: .unknownNode, message: "node \(node) is not registered in cluster \(cluster)",
+                                    field: "\(prefix)on_finish.node")
             }
             if let parent = submission.parentID, !liveParents.contains(parent) {
                 throw TaskyardError(.invalid, code: .invalidParent,

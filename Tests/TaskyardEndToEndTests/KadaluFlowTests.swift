@@ -56,6 +56,46 @@ struct KadaluFlowTests {
         }
     }
 
+    @Test("a volume create names its follow-up: when it completes, the record task runs on its node with the create's result")
+    func followUp() async throws {
+        let recorded = Recorded()
+        try await Deployment.run(handlers: { _ in
+            var registry = HandlerRegistry.builtins()
+            registry.register("volume_create", ClosureHandler { _ in ["bricks": .integer(2)] })
+            registry.register("volume_record", ClosureHandler { work in
+                await recorded.add(work.node, work.payload)
+                return nil
+            })
+            return registry
+        }) { deployment in
+            let create = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(
+                type: "volume_create", participatingNodes: ["n2", "n3"], payload: ["name": "vol1"],
+                onFinish: .object(["type": .string("volume_record"), "node": .string("n1")])))
+            #expect(create.onFinish == .object(["type": .string("volume_record"), "node": .string("n1")]) && create.followUpID == nil)
+            let created = try await deployment.finished(create.id)
+            #expect(created.task.state == .completed)
+            let followUpID = try #require(created.task.followUpID)
+            let record = try await deployment.finished(followUpID)
+            #expect(record.task.state == .completed && record.task.type == "volume_record" && record.task.assignedNode == "n1")
+            let runs = await recorded.runs
+            #expect(runs.count == 1 && runs.first?.node == "n1")
+            let payload = try #require(runs.first?.payload)
+            #expect(payload["task_id"] == .integer(create.id) && payload["state"] == .string("completed")
+                    && payload["payload"] == .object(["name": .string("vol1")]), "\(payload)")
+            #expect(payload["result"]?["n2"] == .object(["bricks": .integer(2)]), "the create's result, as the task has it")
+
+            // Refused up front when it names no node of the cluster (the create runs nothing).
+            let refused = try await APIContractTests.send(deployment, "POST", "/api/v1/clusters/\(Deployment.cluster)/tasks",
+                                                          body: #"{"type": "volume_create", "participating_nodes": ["n2"], "on_finish": {"type": "volume_record", "node": "n9"}}"#)
+            #expect(refused.status == 422 && String(decoding: refused.body, as: UTF8.self).contains("\"field\":\"on_finish.node\""), "\(refused.status) \(String(decoding: refused.body, as: UTF8.self))")
+        }
+    }
+
+    actor Recorded {
+        private(set) var runs: [(node: String, payload: JSONValue)] = []
+        func add(_ node: String, _ payload: JSONValue) { runs.append((node, payload)) }
+    }
+
     @Test("a failing participant and an unreachable one fail the task, naming the nodes; the others' outcomes stay")
     func failures() async throws {
         try await Deployment.run { deployment in

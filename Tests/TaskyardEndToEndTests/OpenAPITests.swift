@@ -70,7 +70,7 @@ extension OpenAPITests {
                                                maxAttempts: 1, timeoutSeconds: 1, orderingKey: "k", assign: .first, affinity: .any,
                                                parentID: 1, abortable: true, internal: false, completeWhen: "quorum",
                                                concurrencyKey: "vol1", concurrencyLimit: 2, onLimit: .cancelNewest, onOffline: .fail,
-                                               idempotencyKey: "i")
+                                               onFinish: .object(["type": "t", "node": "n1"]), idempotencyKey: "i")
             let submissionKeys = try Self.keys(submission)
             let submissionSchema = properties(schemas["TaskSubmission"]!).union(["idempotency_key"])
             #expect(submissionKeys == submissionSchema)

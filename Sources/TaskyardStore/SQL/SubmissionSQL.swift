@@ -25,6 +25,7 @@ extension TasksSQL {
                    CASE WHEN $22::text = 'cancel_newest' AND $20::text IS NOT NULL
                         THEN \(liveOfKey("$20::text")) >= coalesce($21::integer, 1) ELSE false END AS at_limit
              WHERE (SELECT count(*) FROM nodes WHERE cluster_id = $1 AND id = ANY ($5::text[])) = cardinality($5::text[])
+               AND ($25::text IS NULL OR EXISTS (SELECT 1 FROM nodes WHERE cluster_id = $1 AND id = $25::text))
                AND ($6::bigint IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
                         WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
@@ -36,10 +37,10 @@ extension TasksSQL {
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
                                traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
-                               \(refusalColumns))
+                               on_finish_type, on_finish_node, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24::text, $25::text,
                    \(refusal(atLimit: "c.at_limit", key: "$20::text", limit: "$21::integer"))
               FROM candidate c
              WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
@@ -51,17 +52,19 @@ extension TasksSQL {
         SELECT \(columns), \(noParticipants) FROM inserted
         """)
 
-    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$23 are arrays aligned by position.
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$25 are arrays aligned by position.
     private static let manyInput = """
         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
                                  $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
-                                 $19::text[], $20::text[], $21::integer[], $22::text[], $23::text[])
+                                 $19::text[], $20::text[], $21::integer[], $22::text[], $23::text[], $24::text[],
+                                 $25::text[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
                                          idempotency_digest, traceparent, complete_when, concurrency_key,
-                                         concurrency_limit, on_limit, on_offline, position)
+                                         concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node,
+                                         position)
         """
 
     /// The live (queued or received) tasks of the cluster's concurrency key `key`.
@@ -127,12 +130,13 @@ extension TasksSQL {
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                                affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
-                               complete_when, concurrency_key, concurrency_limit, on_limit, on_offline, \(refusalColumns))
+                               complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
+                               on_finish_type, on_finish_node, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                    affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when,
-                   concurrency_key, concurrency_limit, on_limit, on_offline,
+                   concurrency_key, concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node,
                    \(refusal(atLimit: "at_limit", key: "concurrency_key", limit: "concurrency_limit"))
               FROM numbered
              WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
@@ -157,6 +161,7 @@ extension TasksSQL {
             SELECT * FROM input i
              WHERE (SELECT count(*) FROM nodes
                      WHERE cluster_id = $1 AND id = ANY (i.participating_nodes::text[])) = cardinality(i.participating_nodes::text[])
+               AND (i.on_finish_node IS NULL OR EXISTS (SELECT 1 FROM nodes WHERE cluster_id = $1 AND id = i.on_finish_node))
                AND (i.parent_id IS NULL OR EXISTS (
                        SELECT 1 FROM tasks p
                         WHERE p.cluster_id = $1 AND p.id = i.parent_id AND p.state IN ('queued', 'received')
@@ -353,13 +358,14 @@ enum SubmissionStatements {
                 submission.abortable, submission.isInternal, task.idempotencyDigest, submission.traceparent,
                 submission.completeWhen.stored, submission.concurrency?.key, submission.concurrency?.limit,
                 (submission.concurrency?.onLimit ?? .queue).rawValue, submission.onOffline.rawValue,
+                submission.onFinish?.type, submission.onFinish?.node,
             ]
         }
 
         func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
     }
 
-    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$23` arrays aligned by position.
+    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$25` arrays aligned by position.
     static func manyBindings(cluster: String, tasks: [NewTask]) -> [any PostgresEncodable] {
         let submissions = tasks.map(\.submission)
         return [
@@ -371,6 +377,7 @@ enum SubmissionStatements {
             tasks.map(\.idempotencyDigest), submissions.map(\.traceparent), submissions.map(\.completeWhen.stored),
             submissions.map(\.concurrency?.key), submissions.map(\.concurrency?.limit),
             submissions.map { ($0.concurrency?.onLimit ?? .queue).rawValue }, submissions.map(\.onOffline.rawValue),
+            submissions.map(\.onFinish?.type), submissions.map(\.onFinish?.node),
         ]
     }
 
