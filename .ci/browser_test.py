@@ -181,6 +181,18 @@ def main():
         assert not driver.find_elements(By.ID, "waiting-for"), "a running task waits on nothing"
         checks += 1
 
+        # A schedule every 2 s: its page shows the task it submitted, and pauses it from the page.
+        api("POST", "/api/v1/clusters/dev/schedules", token,
+            {"id": "browser-probe", "cron": "@every 2s", "task": {"type": "echo", "participating_nodes": ["n1"], "payload": {"p": 1}}})
+        driver.execute_script("location.hash = '#/c/dev/schedules'")
+        row = "#schedules tr[data-schedule='browser-probe']"
+        wait.until(lambda d: d.execute_script(f"return document.querySelector(\"{row} .last-task a\") !== null"))
+        driver.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
+        wait.until(lambda d: "(paused)" in d.find_element(By.CSS_SELECTOR, row).text)
+        assert api("GET", "/api/v1/clusters/dev/schedules/browser-probe", token)["paused"] is True
+        assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
+        checks += 1
+
         if arguments.screenshots:
             driver.execute_script("location.hash = '#/c/dev'")
             wait.until(lambda d: d.find_elements(By.ID, "count-completed"))

@@ -82,6 +82,10 @@ def before_call(ctx, case, **kwargs):
         _fit_task(body)
         for task in body.get("tasks", []) if isinstance(body.get("tasks"), list) else []:
             _fit_task(task)
+        # A schedule's task: fitted the same, and keyed by its slots, never by a key of its own.
+        if isinstance(body.get("task"), dict):
+            _fit_task(body["task"])
+            body["task"].pop("idempotency_key", None)
         if "expires_at" in body:
             body["expires_at"] = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).isoformat()
         if isinstance(body.get("participants"), list):

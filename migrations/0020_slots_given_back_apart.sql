@@ -25,21 +25,3 @@ SELECT s.cluster_id, s.kind, s.name,
        (s.used - coalesce((SELECT sum(r.n) FROM admission_returns r
                             WHERE r.cluster_id = s.cluster_id AND r.kind = s.kind AND r.name = s.name), 0))::integer AS used
   FROM admission_slots s;
-
-CREATE OR REPLACE FUNCTION taskyard_grant_reader() RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    GRANT USAGE ON SCHEMA public TO taskyard_reader;
-    GRANT SELECT ON clusters, nodes, task_events, task_participants, admission_slots, admission_returns,
-                    admission_slot_counts TO taskyard_reader;
-    EXECUTE format('GRANT SELECT (%s) ON tasks TO taskyard_reader',
-                   (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                     WHERE attrelid = 'tasks'::regclass AND attnum > 0 AND NOT attisdropped
-                       AND attname NOT IN ('lease_hash', 'idempotency_digest')));
-END $$;
-
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'taskyard_reader') THEN
-        PERFORM taskyard_grant_reader();
-    END IF;
-END $$;

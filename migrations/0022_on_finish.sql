@@ -31,10 +31,3 @@ END $$;
 
 CREATE TRIGGER tasks_submit_follow_up BEFORE INSERT ON tasks_finished
     FOR EACH ROW WHEN (NEW.on_finish_type IS NOT NULL) EXECUTE FUNCTION taskyard_submit_follow_up();
-
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'taskyard_reader') THEN
-        PERFORM taskyard_grant_reader();
-    END IF;
-END $$;

@@ -36,6 +36,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
     /// The saturated or offline nodes a queued task waits on (gang admission); nil: none.
     public var waitingFor: [String]?
     public var scheduleID: String?
+    /// The slot of its schedule it was submitted for.
+    public var scheduleSlot: Date?
     /// `{"type", "node"}`: the task submitted when this one finishes; nil: none.
     public var onFinish: JSONValue?
     /// The task `on_finish` submitted when this one last finished.
@@ -50,7 +52,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case id, type, state, payload, attempt, priority, result, error, abortable, `internal`, progress, participants
         case completeWhen = "complete_when", concurrencyKey = "concurrency_key", concurrencyLimit = "concurrency_limit"
-        case waitingFor = "waiting_for", scheduleID = "schedule_id", onFinish = "on_finish", followUpID = "follow_up_id"
+        case waitingFor = "waiting_for", scheduleID = "schedule_id", scheduleSlot = "schedule_slot", onFinish = "on_finish", followUpID = "follow_up_id"
         case clusterID = "cluster_id", assignedNode = "assigned_node", participatingNodes = "participating_nodes"
         case parentID = "parent_id", maxAttempts = "max_attempts", runAfter = "run_after", timeoutSeconds = "timeout_seconds"
         case leaseExpiresAt = "lease_expires_at", orderingKey = "ordering_key", idempotencyKey = "idempotency_key"
@@ -87,7 +89,8 @@ public struct TaskObject: Codable, Sendable, Hashable {
         concurrencyKey = task.concurrency?.key
         concurrencyLimit = task.concurrency?.limit
         waitingFor = task.waitingFor
-        scheduleID = nil
+        scheduleID = task.schedule?.id
+        scheduleSlot = task.schedule?.slot
         onFinish = task.onFinish?.json
         followUpID = task.followUpID
         participants = task.participantViews.map(ParticipantObject.init)
@@ -129,6 +132,7 @@ public struct TaskObject: Codable, Sendable, Hashable {
         try container.encode(concurrencyLimit, forKey: .concurrencyLimit)
         try container.encode(waitingFor, forKey: .waitingFor)
         try container.encode(scheduleID, forKey: .scheduleID)
+        try container.encode(scheduleSlot, forKey: .scheduleSlot)
         try container.encode(onFinish, forKey: .onFinish)
         try container.encode(followUpID, forKey: .followUpID)
         try container.encode(participants, forKey: .participants)

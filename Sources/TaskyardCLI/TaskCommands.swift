@@ -41,6 +41,8 @@ struct TaskCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("When the key is full: queue (default), cancel_newest or cancel_in_progress.", valueName: "strategy"))
         var onLimit: String?
         @Option(help: ArgumentHelp("While a node it runs on is offline: wait (default) or fail.", valueName: "policy")) var onOffline: String?
+        @Option(help: ArgumentHelp("A follow-up task submitted when it finishes, of this type on this node (its payload: how this one ended).",
+                                   valueName: "type@node")) var onFinish: String?
         @Option(help: "Repeat-safe submission: the same key returns the first task.") var idempotencyKey: String?
         @Option(help: "Copied to the task and its children (X-Opaque-Id).") var opaqueId: String?
         @OptionGroup var serverOptions: ServerOptions
@@ -48,10 +50,7 @@ struct TaskCommand: AsyncParsableCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let payloadValue: RawJSON? = try payload.map { text in
-                guard let raw = RawJSON(validating: text) else { throw ValidationError("--payload is not valid JSON: \(text)") }
-                return raw
-            }
+            let payloadValue = try payload.map(parsePayload)
             let runAfterDate: Date? = try runAfter.map { text in
                 guard let date = RFC3339.parse(text) else { throw ValidationError("--run-after must be an RFC 3339 time") }
                 return date
@@ -60,11 +59,16 @@ struct TaskCommand: AsyncParsableCommand {
             let completion: JSONValue? = completeWhen.map { text in Int(text).map { ["at_least": .integer(Int64($0))] } ?? .string(text) }
             let strategy: LimitStrategy? = try choice(onLimit, "--on-limit")
             let offline: OfflinePolicy? = try choice(onOffline, "--on-offline")
+            let followUp: JSONValue? = try onFinish.map { text in
+                let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw ValidationError("--on-finish takes type@node, such as volume_record@n1") }
+                return ["type": .string(String(parts[0])), "node": .string(String(parts[1]))]
+            }
             let request = SubmitTaskRequest(
                 type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                 payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
                 orderingKey: orderingKey, assign: policy, completeWhen: completion, concurrencyKey: concurrencyKey,
-                concurrencyLimit: concurrencyLimit, onLimit: strategy, onOffline: offline)
+                concurrencyLimit: concurrencyLimit, onLimit: strategy, onOffline: offline, onFinish: followUp)
             let task = try await serverOptions.client().submit(cluster: clusterOption.id, request,
                                                              idempotencyKey: idempotencyKey, opaqueID: opaqueId)
             if json { return try printJSON(task) }
@@ -147,6 +151,10 @@ struct TaskCommand: AsyncParsableCommand {
             if let progress = ProgressBar(task.progress), !task.state.isTerminal { lines.append("  progress      \(progress.text)") }
             if let key = task.concurrencyKey { lines.append("  concurrency   \(key), at most \(task.concurrencyLimit ?? 1) at once") }
             if let waiting = task.waitingFor { lines.append("  waiting for   \(waiting.joined(separator: ", ")) (no free slot, or offline)") }
+            if case .object(let followUp)? = task.onFinish, case .string(let type)? = followUp["type"], case .string(let node)? = followUp["node"] {
+                lines.append("  on finish     \(type)@\(node)\(task.followUpID.map { ", follow-up task \($0)" } ?? "")")
+            }
+            if let schedule = task.scheduleID { lines.append("  schedule      \(schedule), slot \(shortTime(task.scheduleSlot))") }
             if let parent = task.parentID { lines.append("  parent        \(parent)") }
             if let opaque = task.opaqueID { lines.append("  opaque id     \(opaque)") }
             if let result = task.result { lines.append("  result        \(compact(result))") }
@@ -473,7 +481,13 @@ struct ProgressBar {
 }
 
 /// An option that names one of `Choice`'s cases; anything else is refused, naming them all.
-private func choice<Choice: RawRepresentable & CaseIterable>(_ text: String?, _ option: String) throws -> Choice?
+/// `--payload`'s JSON.
+func parsePayload(_ text: String) throws -> RawJSON {
+    guard let raw = RawJSON(validating: text) else { throw ValidationError("--payload is not valid JSON: \(text)") }
+    return raw
+}
+
+func choice<Choice: RawRepresentable & CaseIterable>(_ text: String?, _ option: String) throws -> Choice?
 where Choice.RawValue == String {
     guard let text else { return nil }
     if let value = Choice(rawValue: text) { return value }

@@ -102,6 +102,29 @@ public struct TaskyardClient: Sendable {
         _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "signing-keys", id])
     }
 
+    // MARK: - Schedules
+
+    public func createSchedule(cluster: String, _ request: ScheduleRequest) async throws -> ScheduleObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "schedules"], body: request)
+    }
+
+    public func schedules(cluster: String) async throws -> [ScheduleObject] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "schedules"], as: ScheduleList.self).schedules
+    }
+
+    public func schedule(cluster: String, id: String) async throws -> ScheduleObject {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "schedules", id])
+    }
+
+    /// Pauses (`paused` true) or resumes a schedule.
+    public func setSchedulePaused(_ paused: Bool, cluster: String, id: String) async throws -> ScheduleObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "schedules", id, paused ? "pause" : "resume"])
+    }
+
+    public func deleteSchedule(cluster: String, id: String) async throws {
+        _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "schedules", id])
+    }
+
     // MARK: - Tokens
 
     /// A new token; the answer's `token` is the secret, shown only here.

@@ -43,9 +43,11 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let taskNotFound = ErrorCode("task_not_found")
     public static let tokenNotFound = ErrorCode("token_not_found")
     public static let signingKeyNotFound = ErrorCode("signing_key_not_found")
+    public static let scheduleNotFound = ErrorCode("schedule_not_found")
 
     // A task or cluster not in a state for it (409).
     public static let clusterExists = ErrorCode("cluster_exists")
+    public static let scheduleExists = ErrorCode("schedule_exists")
     public static let submissionChanged = ErrorCode("submission_changed")
     public static let staleAttempt = ErrorCode("stale_attempt")
     public static let staleLease = ErrorCode("stale_lease")
@@ -84,7 +86,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
         .tooLarge, .tooDeep, .invalidParent, .unknownNode, .idempotencyKeyReused, .invalidValue, .constraintViolation,
         .unauthenticated, .forbidden,
         .notFound, .methodNotAllowed, .clusterNotFound, .nodeNotFound, .taskNotFound, .tokenNotFound, .signingKeyNotFound,
-        .clusterExists, .submissionChanged, .staleAttempt, .staleLease, .wrongNode, .notReceived, .alreadyFinished,
+        .scheduleNotFound, .clusterExists, .scheduleExists, .submissionChanged, .staleAttempt, .staleLease, .wrongNode, .notReceived, .alreadyFinished,
         .rollingBack, .reportRefused, .notAbortable, .notRetryable, .notFinished,
         .tooManyRequests, .tooManyStreams, .serverBusy, .databaseBusy, .databaseUnavailable, .notMigrated, .internalError,
         .unknownTaskType, .noRollback, .noProgress, .handlerFailed, .timedOut, .cancelled, .alreadyRan, .duplicateCall,

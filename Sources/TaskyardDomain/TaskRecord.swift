@@ -53,6 +53,8 @@ public struct TaskRecord: Sendable, Hashable {
     /// The task submitted when it finishes, and the one submitted when it last finished.
     public var onFinish: FollowUp?
     public var followUpID: Int64?
+    /// The schedule and slot it was submitted for, if a schedule submitted it.
+    public var schedule: ScheduleSlot?
     /// The nodes a queued task waits on: saturated (no free slot) or offline. Read where a task is shown to a
     /// person (not on the hot path); nil there too when it waits on none.
     public var waitingFor: [String]?

@@ -24,6 +24,8 @@ public struct TaskSubmission: Sendable, Hashable {
     public var onOffline: OfflinePolicy
     /// A task to submit when this one finishes (`on_finish`).
     public var onFinish: FollowUp?
+    /// The schedule and slot it is submitted for (by the maintenance leader, never by a request).
+    public var schedule: ScheduleSlot?
     /// From the `Idempotency-Key` header.
     public var idempotencyKey: String?
     /// From the `X-Opaque-Id` header.
@@ -36,7 +38,7 @@ public struct TaskSubmission: Sendable, Hashable {
                 orderingKey: String? = nil, assign: AssignPolicy = .first, affinity: Affinity = .any,
                 parentID: Int64? = nil, abortable: Bool = true, isInternal: Bool = false,
                 completeWhen: CompletionPolicy = .all, concurrency: ConcurrencyKey? = nil, onOffline: OfflinePolicy = .wait,
-                onFinish: FollowUp? = nil, idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
+                onFinish: FollowUp? = nil, schedule: ScheduleSlot? = nil, idempotencyKey: String? = nil, opaqueID: String? = nil, traceparent: String? = nil) {
         self.type = type
         self.participatingNodes = participatingNodes
         self.payload = payload
@@ -54,6 +56,7 @@ public struct TaskSubmission: Sendable, Hashable {
         self.concurrency = concurrency
         self.onOffline = onOffline
         self.onFinish = onFinish
+        self.schedule = schedule
         self.idempotencyKey = idempotencyKey
         self.opaqueID = opaqueID
         self.traceparent = traceparent

@@ -81,6 +81,20 @@ struct APIRoutes: Sendable {
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/retry", .client(.operate)) { request, context, _ in try await retry(&request, context) }
         route(.delete, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.operate)) { _, context, _ in try await delete(context) }
 
+        route(.post, "/api/v1/clusters/:cluster_id/schedules", .client(.operate)) { request, context, _ in try await createSchedule(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/schedules", .client(.read)) { request, context, _ in try await listSchedules(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/schedules/:schedule_id", .client(.read)) { _, context, _ in try await getSchedule(context) }
+        route(.put, "/api/v1/clusters/:cluster_id/schedules/:schedule_id", .client(.operate)) { request, context, _ in
+            try await replaceSchedule(&request, context)
+        }
+        route(.delete, "/api/v1/clusters/:cluster_id/schedules/:schedule_id", .client(.operate)) { _, context, _ in try await deleteSchedule(context) }
+        route(.post, "/api/v1/clusters/:cluster_id/schedules/:schedule_id/pause", .client(.operate)) { _, context, _ in
+            try await pauseSchedule(context, paused: true)
+        }
+        route(.post, "/api/v1/clusters/:cluster_id/schedules/:schedule_id/resume", .client(.operate)) { _, context, _ in
+            try await pauseSchedule(context, paused: false)
+        }
+
         route(.get, "/api/v1/tasks/:cluster_id/:node_id", .pathNode) { request, context, _ in try await poll(request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat", .pathNode) { request, context, _ in try await heartbeat(&request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/states", .pathNode) { request, context, _ in try await reportBatch(&request, context) }
@@ -150,7 +164,11 @@ extension TaskyardRequestContext {
     func pathIdentifier(_ name: String) throws -> String {
         guard let value = parameters.get(name) else { throw APIError.badRequest("missing \(name)") }
         guard Identifier.isValid(value) else {
-            let (what, code): (String, ErrorCode) = name == "node_id" ? ("node", .nodeNotFound) : ("cluster", .clusterNotFound)
+            let (what, code): (String, ErrorCode) = switch name {
+            case "node_id": ("node", .nodeNotFound)
+            case "schedule_id": ("schedule", .scheduleNotFound)
+            default: ("cluster", .clusterNotFound)
+            }
             throw APIError(.notFound, code: code, message: "no \(what) has the id \(String(reflecting: String(value.prefix(80))))")
         }
         return value

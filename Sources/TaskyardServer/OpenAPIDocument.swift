@@ -141,6 +141,30 @@ enum OpenAPIDocument {
                    "responses": {"201": {"description": "the cluster", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cluster"}}}}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
           "get": {"summary": "List clusters", "responses": {"200": {"description": "{\"clusters\": [...]}"}}}
         },
+        "/api/v1/clusters/{cluster_id}/schedules": {
+          "post": {"summary": "Make a schedule (operate): its task request is submitted at every slot of its cron expression", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                   "requestBody": {"$ref": "#/components/requestBodies/ScheduleCreate"},
+                   "responses": {"201": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "get": {"summary": "The cluster's schedules, by id", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                  "responses": {"200": {"description": "{\"schedules\": [...]}", "content": {"application/json": {"schema": {"type": "object", "properties": {"schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}}}}}}}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/schedules/{schedule_id}": {
+          "get": {"summary": "A schedule", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
+                  "responses": {"200": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}}},
+          "put": {"summary": "Replace what a schedule says (operate); it next runs at its first slot from now", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
+                  "requestBody": {"$ref": "#/components/requestBodies/ScheduleReplace"},
+                  "responses": {"200": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "delete": {"summary": "Delete a schedule (operate); the tasks it submitted stay", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
+                     "responses": {"204": {"description": "deleted"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/schedules/{schedule_id}/pause": {
+          "post": {"summary": "Pause a schedule (operate): no slot is submitted until it is resumed", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
+                   "responses": {"200": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/schedules/{schedule_id}/resume": {
+          "post": {"summary": "Resume a schedule (operate) from its first slot after now (the slots it missed while paused are not caught up)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
+                   "responses": {"200": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
         "/api/v1/clusters/{cluster_id}/nodes/{node_id}": {
           "put": {"summary": "Register a node (agents; idempotent)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
                   "requestBody": {"$ref": "#/components/requestBodies/NodeRegistration"},
@@ -259,14 +283,31 @@ enum OpenAPIDocument {
           "cluster_id": {"name": "cluster_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "node_id": {"name": "node_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}},
+          "schedule_id": {"name": "schedule_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "traceparent": {"name": "traceparent", "in": "header", "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$"},
                           "description": "W3C trace context: kept with the task, sent on to its participant calls and handlers (TRACEPARENT); 422 when malformed"}
         },
         "requestBodies": {
+          "ScheduleCreate": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "cron", "task"], "properties": {
+            "id": {"$ref": "#/components/schemas/Identifier"},
+            "cron": {"type": "string", "pattern": "^((\\*|[1-5]?[0-9]) (\\*|1?[0-9]|2[0-3]) (\\*|[1-9]|1[0-9]|2[0-8]) (\\*|[1-9]|1[0-2]) (\\*|[0-7])|@(hourly|daily|midnight|weekly|monthly|yearly|annually)|@every [1-9][0-9]?[sm])$",
+                     "description": "five-field cron (minute hour day-of-month month day-of-week: lists, ranges, steps, month and day names), an @hourly-style alias, or @every <duration> (1s–168h, such as 30s or 1h30m); this pattern is a subset of what is accepted"},
+            "timezone": {"type": "string", "enum": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"], "description": "any IANA time zone name (default UTC); wall-clock slots a daylight saving change skips are skipped, doubled ones run once"},
+            "task": {"$ref": "#/components/schemas/TaskSubmission"},
+            "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
+            "paused": {"type": "boolean"}}}}}},
+          "ScheduleReplace": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["cron", "task"], "description": "a schedule's body without its id (one given must be the path's)", "properties": {
+            "cron": {"type": "string", "pattern": "^((\\*|[1-5]?[0-9]) (\\*|1?[0-9]|2[0-3]) (\\*|[1-9]|1[0-9]|2[0-8]) (\\*|[1-9]|1[0-2]) (\\*|[0-7])|@(hourly|daily|midnight|weekly|monthly|yearly|annually)|@every [1-9][0-9]?[sm])$",
+                     "description": "five-field cron (minute hour day-of-month month day-of-week: lists, ranges, steps, month and day names), an @hourly-style alias, or @every <duration> (1s–168h, such as 30s or 1h30m); this pattern is a subset of what is accepted"},
+            "timezone": {"type": "string", "enum": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"], "description": "any IANA time zone name (default UTC); wall-clock slots a daylight saving change skips are skipped, doubled ones run once"},
+            "task": {"$ref": "#/components/schemas/TaskSubmission"},
+            "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
+            "paused": {"type": "boolean"}}}}}},
           "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string", "minLength": 1, "maxLength": "@name_length", "pattern": "^[^\\u0000]*$"}}}}}},
           "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string", "pattern": "@endpoint_pattern"}, "labels": {"type": "object", "description": "at most labels_bytes as JSON, json_depth deep, no NUL"}, "capacity": {"type": "integer", "minimum": 1, "maximum": 2147483647}}}}}}
         },
         "responses": {
+          "Schedule": {"description": "the schedule", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
           "Task": {"description": "a task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
           "Error": {"description": "an error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}
         },
@@ -279,6 +320,11 @@ enum OpenAPIDocument {
             "expires_at": {"type": ["string", "null"], "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
             "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "token": {"type": "string"}}},
           "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+          "Schedule": {"type": "object", "properties": {
+            "id": {"type": "string"}, "cluster_id": {"type": "string"}, "cron": {"type": "string"}, "timezone": {"type": "string"},
+            "task": {"type": "object", "description": "the task request, as given"}, "catch_up": {"type": "string", "enum": ["skip", "one", "all"]}, "paused": {"type": "boolean"},
+            "next_run_at": {"type": ["string", "null"], "format": "date-time", "description": "the next slot to submit"}, "last_run_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_task_id": {"type": ["integer", "null"]}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
           "TokenName": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
           "OpaqueID": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000 \\t]([^\\u0000]*[^\\u0000 \\t])?$", "description": "no NUL, and no space or tab at either end (HTTP trims them from headers)"},
           "OpaqueIDHeader": {"type": "string", "description": "as OpaqueID: 1–1024 characters, no NUL (422 otherwise); empty is none; HTTP trims spaces and tabs around a header value, so the limits apply to what arrives"},
@@ -317,7 +363,7 @@ enum OpenAPIDocument {
             "result": {}, "error": {"type": ["string", "null"]}, "cancel_requested": {"type": "boolean"}, "abortable": {"type": "boolean"}, "internal": {"type": "boolean"},
             "progress": {}, "complete_when": {"anyOf": [{"type": "string", "enum": ["all", "any", "quorum"]}, {"type": "object", "properties": {"at_least": {"type": "integer"}}}]},
             "concurrency_key": {"type": ["string", "null"]}, "concurrency_limit": {"type": ["integer", "null"]}, "waiting_for": {"type": ["array", "null"], "items": {"type": "string"}},
-            "schedule_id": {"type": ["string", "null"]},
+            "schedule_id": {"type": ["string", "null"]}, "schedule_slot": {"type": ["string", "null"], "format": "date-time", "description": "the slot of its schedule it was submitted for"},
             "on_finish": {"type": ["object", "null"], "properties": {"type": {"type": "string"}, "node": {"type": "string"}}}, "follow_up_id": {"type": ["integer", "null"], "description": "the task on_finish submitted when this one last finished"},
             "participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}, "description": "one per participating node, its latest outcome"},
             "created_at": {"type": "string", "format": "date-time"}, "received_at": {"type": ["string", "null"], "format": "date-time"},

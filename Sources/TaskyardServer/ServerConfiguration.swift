@@ -69,6 +69,7 @@ public struct ServerConfiguration: Sendable {
     public var maintenanceLeader = MaintenanceLeader.Configuration()
     public var leaseExpirer = LeaseExpirer.Configuration()
     public var nodeMonitor = NodeMonitor.Configuration()
+    public var schedules = ScheduleRunner.Configuration()
     public var retention = RetentionCleaner.Configuration()
     public var statistics = StatisticsKeeper.Configuration()
 

@@ -21,7 +21,8 @@ public enum TaskyardHTTPServer {
             duties: [LeaseExpirer(configuration: configuration.leaseExpirer),
                      NodeMonitor(configuration: configuration.nodeMonitor),
                      RetentionCleaner(configuration: configuration.retention),
-                     StatisticsKeeper(configuration: configuration.statistics)],
+                     StatisticsKeeper(configuration: configuration.statistics),
+                     ScheduleRunner(configuration: configuration.schedules)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(signals: store.signals, database: store.database, logger: logger)
         let credentials = store.credentials

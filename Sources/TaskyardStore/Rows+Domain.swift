@@ -96,6 +96,9 @@ extension TaskRecord {
             onFinish = FollowUp(type: type, node: node)
         }
         followUpID = try row.decode("follow_up_id")
+        if let schedule: String = try row.decode("schedule_id"), let slot: Date = try row.decode("schedule_slot") {
+            self.schedule = ScheduleSlot(id: schedule, slot: slot)
+        }
         if row.rows.columnNames.contains("waiting_for") {
             let waiting: [String]? = try row.decode("waiting_for")
             waitingFor = waiting?.isEmpty == false ? waiting : nil

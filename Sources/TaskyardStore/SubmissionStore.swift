@@ -134,6 +134,15 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         }
     }
 
+    /// Every check a submission must pass to be written, without writing it (a schedule's task, when the
+    /// schedule is made). `fieldPrefix`: where the submission is in its request.
+    public func check(_ submission: TaskSubmission, cluster: String, fieldPrefix: String) async throws {
+        try submission.validate(fieldPrefix: fieldPrefix, limits: configuration.limits)
+        try await pool.withConnection { connection in
+            try Self.checkSubmissions([submission], cluster: cluster, fieldPrefix: fieldPrefix, on: connection)
+        }
+    }
+
     /// What tells a repeated request from a new one under the same idempotency key; nil for unkeyed items.
     private static func digests(of submissions: [TaskSubmission]) -> [String?] {
         submissions.map { submission in submission.idempotencyKey.map { _ in PayloadDigest.hex(of: submission.requestIdentity) } }
@@ -229,7 +238,7 @@ public struct SubmissionStore: Sendable, TaskStorePart {
     }
 
     /// The checks that need the database, for every task of a submission at once.
-    private static func checkSubmissions(_ submissions: [TaskSubmission], cluster: String,
+    private static func checkSubmissions(_ submissions: [TaskSubmission], cluster: String, fieldPrefix: String? = nil,
                                          on connection: isolated PostgresConnection) throws {
         let nodes = Array(Set(submissions.flatMap(\.participatingNodes) + submissions.compactMap(\.onFinish?.node)))
         let parents = Array(Set(submissions.compactMap(\.parentID)))
@@ -239,7 +248,7 @@ public struct SubmissionStore: Sendable, TaskStorePart {
         let liveParents = Set(try context.decode("live_parents", as: [Int64].self))
         let batch = submissions.count > 1
         for (index, submission) in submissions.enumerated() {
-            let prefix = batch ? "tasks[\(index)]." : ""
+            let prefix = fieldPrefix ?? (batch ? "tasks[\(index)]." : "")
             for (position, node) in submission.participatingNodes.enumerated() where !known.contains(node) {
                 throw TaskyardError(.invalid, code: .unknownNode,
                                     message: "node \(node) is not registered in cluster \(cluster)",

@@ -63,6 +63,8 @@ public struct TaskStore: Sendable {
     public let maintenance: MaintenanceStore
     /// Tokens and signing keys.
     public let credentials: CredentialStore
+    /// Schedules: a task request submitted at every slot of a cron expression.
+    public let schedules: ScheduleStore
 
     /// A store on a pool the caller made (tests); the product opens one with `open`.
     package init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
@@ -78,6 +80,7 @@ public struct TaskStore: Sendable {
         reads = TaskReads(context: context)
         maintenance = MaintenanceStore(context: context)
         credentials = CredentialStore(pool: pool)
+        schedules = ScheduleStore(context: context, submissions: submissions)
     }
 
     /// Where the store's connections go (the listener and the maintenance leader's lock open their own there).

@@ -1,10 +1,11 @@
+import Foundation
 import Postgres
 import TaskyardDomain
 import TaskyardStore
 
 /// How a test travels in time: the statements read PostgreSQL's clock (`now()`), which no test can move,
 /// so a test moves the rows' timestamps back instead — here, in one place, the only SQL a test writes on
-/// `tasks`, `nodes` and `api_tokens` (beside `StateMachineAgreementTests`, which sets states by hand to
+/// `tasks`, `nodes`, `api_tokens` and `schedules` (beside `StateMachineAgreementTests`, which sets states by hand to
 /// try every transition, and the counts some tests read).
 extension TaskStore {
     /// The task finished `age` ago.
@@ -38,6 +39,12 @@ extension TaskStore {
     /// The token named `name` expired a second ago.
     public func expireToken(named name: String) async throws {
         try await travel("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = $1", [name])
+    }
+
+    /// The schedule's next slot is `slot` (the leader last ran before it): a stop of the leaders, seen from
+    /// the schedule.
+    public func moveNextRun(of schedule: String, to slot: Date) async throws {
+        try await travel("UPDATE schedules SET next_run_at = $2 WHERE id = $1", [schedule, slot])
     }
 
     /// One statement that moves rows back in time.

@@ -124,11 +124,13 @@ async function route() {
   const page = parts[2] || "";
   $("#nav").replaceChildren(
     el("a", { href: `#/c/${encodeURIComponent(cluster)}`, class: page === "" ? "here" : null }, "Overview"),
-    el("a", { href: `#/c/${encodeURIComponent(cluster)}/tasks`, class: page === "tasks" ? "here" : null }, "Tasks"));
+    el("a", { href: `#/c/${encodeURIComponent(cluster)}/tasks`, class: page === "tasks" ? "here" : null }, "Tasks"),
+    el("a", { href: `#/c/${encodeURIComponent(cluster)}/schedules`, class: page === "schedules" ? "here" : null }, "Schedules"));
   let render;
   if (page === "tasks" && parts[3]) render = () => taskPage(Number(parts[3]));
   else if (page === "tasks") render = () => taskList(query);
   else if (page === "nodes" && parts[3]) render = () => nodePage(parts[3]);
+  else if (page === "schedules") render = () => schedulePage();
   else render = () => overview();
   state.refresh = async () => { try { await render(); } catch (error) { showError(error); } };
   await state.refresh();
@@ -314,6 +316,26 @@ async function nodePage(node) {
     el("h2", {}, `Holds now (${held.tasks.length})`), rows(held.tasks),
     el("h2", {}, `Queued for it (${queued.tasks.length})`), rows(queued.tasks),
     el("h2", {}, "Finished in the last hour (first 100, its parts in tasks of other nodes included)"), rows(recent.tasks));
+}
+
+async function schedulePage() {
+  const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/schedules`;
+  const list = await api(base);
+  const toggle = (schedule) => el("button", { type: "button", class: "pause", onclick: async () => {
+    try { await api(`${base}/${encodeURIComponent(schedule.id)}/${schedule.paused ? "resume" : "pause"}`, { method: "POST" }); await state.refresh?.(); }
+    catch (error) { showError(error); }
+  } }, schedule.paused ? "Resume" : "Pause");
+  $("#main").replaceChildren(
+    el("h1", {}, "Schedules"),
+    list.schedules.length ? null : el("p", { class: "muted" }, "No schedule yet: make one with taskyard schedule create."),
+    el("table", { id: "schedules" },
+      el("tr", {}, ["Schedule", "Cron", "Time zone", "Task", "Catch-up", "Next run", "Last run", "Last task", ""].map((h) => el("th", {}, h))),
+      list.schedules.map((schedule) => el("tr", { dataset: { schedule: schedule.id } },
+        el("td", {}, schedule.id, schedule.paused ? el("span", { class: "muted" }, " (paused)") : null), el("td", {}, el("code", {}, schedule.cron)),
+        el("td", {}, schedule.timezone), el("td", {}, `${schedule.task.type} on ${(schedule.task.participating_nodes || []).join(", ")}`),
+        el("td", {}, schedule.catch_up), el("td", { class: "next-run" }, schedule.paused ? "—" : time(schedule.next_run_at)), el("td", {}, time(schedule.last_run_at)),
+        el("td", { class: "last-task" }, schedule.last_task_id ? link(`/tasks/${schedule.last_task_id}`, schedule.last_task_id) : "—"),
+        el("td", {}, toggle(schedule))))));
 }
 
 // MARK: - Start

@@ -37,10 +37,11 @@ extension TasksSQL {
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
                                traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
-                               on_finish_type, on_finish_node, \(refusalColumns))
+                               on_finish_type, on_finish_node, schedule_id, schedule_slot, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24::text, $25::text,
+                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24::text, $25::text, $26::text,
+                   $27::timestamptz,
                    \(refusal(atLimit: "c.at_limit", key: "$20::text", limit: "$21::integer"))
               FROM candidate c
              WHERE $12::text IS NULL OR c.id IN (SELECT task_id FROM keyed)
@@ -52,19 +53,19 @@ extension TasksSQL {
         SELECT \(columns), \(noParticipants) FROM inserted
         """)
 
-    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$25 are arrays aligned by position.
+    /// The rows of a many-task insert (`insertGroup`, `insertBatch`): $2…$27 are arrays aligned by position.
     private static let manyInput = """
         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
                                  $8::integer[], $9::timestamptz[], $10::integer[], $11::text[], $12::text[],
                                  $13::text[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
                                  $19::text[], $20::text[], $21::integer[], $22::text[], $23::text[], $24::text[],
-                                 $25::text[])
+                                 $25::text[], $26::text[], $27::timestamptz[])
                    WITH ORDINALITY AS i (type, payload, assigned_node, participating_nodes, parent_id,
                                          max_attempts, priority, run_after, timeout_seconds, ordering_key,
                                          opaque_id, affinity, abortable, internal, idempotency_key,
                                          idempotency_digest, traceparent, complete_when, concurrency_key,
                                          concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node,
-                                         position)
+                                         schedule_id, schedule_slot, position)
         """
 
     /// The live (queued or received) tasks of the cluster's concurrency key `key`.
@@ -131,13 +132,13 @@ extension TasksSQL {
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                                affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
                                complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
-                               on_finish_type, on_finish_node, \(refusalColumns))
+                               on_finish_type, on_finish_node, schedule_id, schedule_slot, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
                    affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when,
                    concurrency_key, concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node,
-                   \(refusal(atLimit: "at_limit", key: "concurrency_key", limit: "concurrency_limit"))
+                   schedule_id, schedule_slot, \(refusal(atLimit: "at_limit", key: "concurrency_key", limit: "concurrency_limit"))
               FROM numbered
              WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
              ORDER BY position
@@ -358,14 +359,14 @@ enum SubmissionStatements {
                 submission.abortable, submission.isInternal, task.idempotencyDigest, submission.traceparent,
                 submission.completeWhen.stored, submission.concurrency?.key, submission.concurrency?.limit,
                 (submission.concurrency?.onLimit ?? .queue).rawValue, submission.onOffline.rawValue,
-                submission.onFinish?.type, submission.onFinish?.node,
+                submission.onFinish?.type, submission.onFinish?.node, submission.schedule?.id, submission.schedule?.slot,
             ]
         }
 
         func decodeRow(_ row: PostgresRow) throws(PostgresError) -> TaskRecord { try TaskRecord(row: row) }
     }
 
-    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$25` arrays aligned by position.
+    /// The values of `TasksSQL.insertGroup` and `insertBatch`: `$2…$27` arrays aligned by position.
     static func manyBindings(cluster: String, tasks: [NewTask]) -> [any PostgresEncodable] {
         let submissions = tasks.map(\.submission)
         return [
@@ -377,7 +378,8 @@ enum SubmissionStatements {
             tasks.map(\.idempotencyDigest), submissions.map(\.traceparent), submissions.map(\.completeWhen.stored),
             submissions.map(\.concurrency?.key), submissions.map(\.concurrency?.limit),
             submissions.map { ($0.concurrency?.onLimit ?? .queue).rawValue }, submissions.map(\.onOffline.rawValue),
-            submissions.map(\.onFinish?.type), submissions.map(\.onFinish?.node),
+            submissions.map(\.onFinish?.type), submissions.map(\.onFinish?.node), submissions.map(\.schedule?.id),
+            submissions.map(\.schedule?.slot),
         ]
     }
 

@@ -16,7 +16,8 @@ enum TasksSQL {
         max_attempts, priority, run_after, timeout_seconds, lease_expires_at, ordering_key, idempotency_key,
         opaque_id, affinity, abortable, internal, result, error, progress, cancel_requested_at, cancel_reason,
         created_at, received_at, finished_at, updated_at, traceparent, complete_when, attempt_nodes, concurrency_key,
-        concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node, follow_up_id
+        concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node, follow_up_id,
+        schedule_id, schedule_slot
         """
 
     /// The latest recorded outcome of each participating node of the task row `relation` names (any
