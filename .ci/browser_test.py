@@ -187,8 +187,9 @@ def main():
         driver.execute_script("location.hash = '#/c/dev/schedules'")
         row = "#schedules tr[data-schedule='browser-probe']"
         wait.until(lambda d: d.execute_script(f"return document.querySelector(\"{row} .last-task a\") !== null"))
-        driver.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
-        wait.until(lambda d: "(paused)" in d.find_element(By.CSS_SELECTOR, row).text)
+        # The page re-renders on every change: read and click in one script, never by a stale element.
+        driver.execute_script(f"document.querySelector(\"{row} button.pause\").click()")
+        wait.until(lambda d: d.execute_script(f"return (document.querySelector(\"{row}\")?.innerText || '').includes('(paused)')"))
         assert api("GET", "/api/v1/clusters/dev/schedules/browser-probe", token)["paused"] is True
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1

@@ -3,7 +3,7 @@
 -- report, a cancel, a lease running out, the node monitor, a refusal at a key's limit) — with what it ended
 -- with in its payload. So "write the volume's row when the create completes" is one request, not a poller,
 -- and a crash cannot finish the one without submitting the other.
-ALTER TABLE tasks ADD COLUMN on_finish_type text CHECK (on_finish_type ~ '^[A-Za-z0-9._-]{1,64}$');
+ALTER TABLE tasks ADD COLUMN on_finish_type text CHECK (on_finish_type ~ '^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$');
 ALTER TABLE tasks ADD COLUMN on_finish_node text;
 -- The follow-up submitted when it last finished.
 ALTER TABLE tasks ADD COLUMN follow_up_id bigint;

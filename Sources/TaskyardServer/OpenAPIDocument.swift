@@ -351,7 +351,7 @@ enum OpenAPIDocument {
             "on_limit": {"type": "string", "enum": ["queue", "cancel_newest", "cancel_in_progress"], "description": "a task arriving when its key is full: waits (default), is cancelled, or has the oldest cancelled; only with concurrency_key"},
             "on_offline": {"type": "string", "enum": ["wait", "fail"], "description": "while a node it runs on is offline: wait (default) or fail at once"},
             "on_finish": {"type": "object", "required": ["type", "node"], "additionalProperties": false,
-                          "properties": {"type": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "node": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "a node registered in the cluster (else 422)"}},
+                          "properties": {"type": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"}, "node": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "a node registered in the cluster (else 422)"}},
                           "description": "a follow-up task of this type on this node, submitted in the transaction that finishes this one, its payload {task_id, type, state, result, error, payload}"}}},
           "Task": {"type": "object", "properties": {
             "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "type": {"type": "string"}, "state": {"$ref": "#/components/schemas/TaskState"},
