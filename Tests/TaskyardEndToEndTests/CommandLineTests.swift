@@ -106,6 +106,41 @@ struct CommandLineTests {
         }
     }
 
+    @Test("schedule create, list, show, pause, resume and delete; task submit --on-finish and task show name the follow-up")
+    func scheduleCommands() async throws {
+        try await Deployment.run(nodes: ["n1", "n2"]) { deployment in
+            func taskyard(_ arguments: String...) async throws -> String {
+                let run = try await TestEnvironment.runTaskyardAsync(arguments + ["--server", deployment.serverURL, "--cluster", "c1"],
+                                                                     environment: deployment.cliEnvironment)
+                #expect(run.status == 0, "taskyard \(arguments.joined(separator: " ")): \(run.output)")
+                return run.output
+            }
+            let created = try await taskyard("schedule", "create", "nightly", "--cron", "30 2 * * *", "--timezone", "Europe/Berlin",
+                                             "--type", "noop", "--nodes", "n1,n2", "--catch-up", "one")
+            #expect(created.contains("schedule nightly: 30 2 * * * (Europe/Berlin), next run "), "\(created)")
+            let list = try await taskyard("schedule", "list")
+            #expect(list.hasPrefix("Schedule  Cron") && list.contains("nightly") && list.contains("Europe/Berlin") && list.contains("one"), "\(list)")
+            let show = try await taskyard("schedule", "show", "nightly")
+            #expect(show.contains("cron      30 2 * * * (Europe/Berlin), catch-up one") && show.contains(#""type":"noop""#), "\(show)")
+            #expect(try await taskyard("schedule", "pause", "nightly").contains("schedule nightly paused"))
+            #expect(try await deployment.store.schedules.schedule(cluster: "c1", id: "nightly").paused)
+            #expect(try await taskyard("schedule", "resume", "nightly").contains("schedule nightly resumed, next run "))
+            #expect(try await taskyard("schedule", "delete", "nightly").contains("schedule nightly deleted"))
+            let remaining = try await taskyard("schedule", "list", "--json")
+            #expect(try APIJSON.decode(ScheduleList.self, from: Data(remaining.utf8)).schedules.isEmpty, "\(remaining)")
+
+            let submitted = try await taskyard("task", "submit", "noop", "--nodes", "n1", "--on-finish", "noop@n2")
+            let id = try #require(submitted.split(separator: " ").dropFirst().first.flatMap { Int64($0) }, "\(submitted)")
+            let finished = try await deployment.finished(id)
+            let followUp = try #require(finished.task.followUpID)
+            let shown = try await taskyard("task", "show", String(id))
+            #expect(shown.contains("on finish     noop@n2, follow-up task \(followUp)"), "\(shown)")
+            let refused = try await TestEnvironment.runTaskyardAsync(["task", "submit", "noop", "--nodes", "n1", "--on-finish", "noop", "--cluster", "c1",
+                                                                      "--server", deployment.serverURL], environment: deployment.cliEnvironment)
+            #expect(refused.status != 0 && refused.output.contains("--on-finish takes type@node"))
+        }
+    }
+
     @Test("duration flags refuse infinite and absurd values with a clear error, before anything starts")
     func absurdDurations() throws {
         let serve = ["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", "postgres://nobody@127.0.0.1:1/none",
