@@ -46,9 +46,10 @@ public struct ScheduleRunner: MaintenanceDuty {
                 return submission
             }
             if !submissions.isEmpty { tasks = try await store.submissions.submitBatch(submissions, cluster: schedule.clusterID) }
-        } catch let error as TaskyardError {
+        } catch let error as TaskyardError where error.kind == .invalid {
             // The request no longer makes a task (a node it names is gone, its key was taken by another
-            // request): these slots are skipped, said once, and the schedule waits for its next one.
+            // request): these slots are skipped, said once, and the schedule waits for its next one. (A
+            // conflict — another leader writing the same slots at this moment — is tried again next run.)
             context.logger.error("a schedule's slots could not be submitted; skipped", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             let expression = try? CronSchedule(schedule.cron, timeZone: schedule.timezone)
             _ = try await store.schedules.advance(schedule, next: expression?.next(after: Date()), lastRun: nil, lastTask: nil)
