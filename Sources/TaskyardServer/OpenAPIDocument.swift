@@ -288,21 +288,9 @@ enum OpenAPIDocument {
                           "description": "W3C trace context: kept with the task, sent on to its participant calls and handlers (TRACEPARENT); 422 when malformed"}
         },
         "requestBodies": {
-          "ScheduleCreate": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id", "cron", "task"], "properties": {
-            "id": {"$ref": "#/components/schemas/Identifier"},
-            "cron": {"type": "string", "pattern": "^((\\*|[1-5]?[0-9]) (\\*|1?[0-9]|2[0-3]) (\\*|[1-9]|1[0-9]|2[0-8]) (\\*|[1-9]|1[0-2]) (\\*|[0-7])|@(hourly|daily|midnight|weekly|monthly|yearly|annually)|@every [1-9][0-9]?[sm])$",
-                     "description": "five-field cron (minute hour day-of-month month day-of-week: lists, ranges, steps, month and day names), an @hourly-style alias, or @every <duration> (1s–168h, such as 30s or 1h30m); this pattern is a subset of what is accepted"},
-            "timezone": {"type": "string", "enum": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"], "description": "any IANA time zone name (default UTC); wall-clock slots a daylight saving change skips are skipped, doubled ones run once"},
-            "task": {"$ref": "#/components/schemas/TaskSubmission"},
-            "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
-            "paused": {"type": "boolean"}}}}}},
-          "ScheduleReplace": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["cron", "task"], "description": "a schedule's body without its id (one given must be the path's)", "properties": {
-            "cron": {"type": "string", "pattern": "^((\\*|[1-5]?[0-9]) (\\*|1?[0-9]|2[0-3]) (\\*|[1-9]|1[0-9]|2[0-8]) (\\*|[1-9]|1[0-2]) (\\*|[0-7])|@(hourly|daily|midnight|weekly|monthly|yearly|annually)|@every [1-9][0-9]?[sm])$",
-                     "description": "five-field cron (minute hour day-of-month month day-of-week: lists, ranges, steps, month and day names), an @hourly-style alias, or @every <duration> (1s–168h, such as 30s or 1h30m); this pattern is a subset of what is accepted"},
-            "timezone": {"type": "string", "enum": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"], "description": "any IANA time zone name (default UTC); wall-clock slots a daylight saving change skips are skipped, doubled ones run once"},
-            "task": {"$ref": "#/components/schemas/TaskSubmission"},
-            "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
-            "paused": {"type": "boolean"}}}}}},
+          "ScheduleCreate": {"required": true, "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ScheduleBody"},
+            {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}}}]}}}},
+          "ScheduleReplace": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleBody"}}}},
           "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string", "minLength": 1, "maxLength": "@name_length", "pattern": "^[^\\u0000]*$"}}}}}},
           "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string", "pattern": "@endpoint_pattern"}, "labels": {"type": "object", "description": "at most labels_bytes as JSON, json_depth deep, no NUL"}, "capacity": {"type": "integer", "minimum": 1, "maximum": 2147483647}}}}}}
         },
@@ -320,6 +308,13 @@ enum OpenAPIDocument {
             "expires_at": {"type": ["string", "null"], "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
             "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "token": {"type": "string"}}},
           "Identifier": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+          "ScheduleBody": {"type": "object", "required": ["cron", "task"], "description": "a schedule's request body; on PUT without its id (one given must be the path's)", "properties": {
+            "cron": {"type": "string", "pattern": "^((\\*|[1-5]?[0-9]) (\\*|1?[0-9]|2[0-3]) (\\*|[1-9]|1[0-9]|2[0-8]) (\\*|[1-9]|1[0-2]) (\\*|[0-7])|@(hourly|daily|midnight|weekly|monthly|yearly|annually)|@every [1-9][0-9]?[sm])$",
+                     "description": "five-field cron (minute hour day-of-month month day-of-week: lists, ranges, steps, month and day names), an @hourly-style alias, or @every <duration> (1s–168h, such as 30s or 1h30m); this pattern is a subset of what is accepted"},
+            "timezone": {"type": "string", "enum": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"], "description": "any IANA time zone name (default UTC); wall-clock slots a daylight saving change skips are skipped, doubled ones run once"},
+            "task": {"$ref": "#/components/schemas/TaskSubmission"},
+            "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
+            "paused": {"type": "boolean"}}},
           "Schedule": {"type": "object", "properties": {
             "id": {"type": "string"}, "cluster_id": {"type": "string"}, "cron": {"type": "string"}, "timezone": {"type": "string"},
             "task": {"type": "object", "description": "the task request, as given"}, "catch_up": {"type": "string", "enum": ["skip", "one", "all"]}, "paused": {"type": "boolean"},
