@@ -70,13 +70,11 @@ struct ScheduleCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a schedule and its task request.",
                                                         discussion: "Example:\n  taskyard schedule show nightly --cluster dev")
-        @Argument(help: "Schedule id.") var id: String
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: Target
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let schedule = try await serverOptions.client().schedule(cluster: clusterOption.id, id: id)
+            let schedule = try await target.serverOptions.client().schedule(cluster: target.clusterOption.id, id: target.id)
             if json { return try printJSON(schedule) }
             say("""
                 schedule \(schedule.id)\(schedule.paused ? " (paused)" : "")
@@ -119,13 +117,11 @@ struct ScheduleCommand: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a schedule (the tasks it submitted stay).",
                                                         discussion: "Example:\n  taskyard schedule delete nightly --cluster dev")
-        @Argument(help: "Schedule id.") var id: String
-        @OptionGroup var serverOptions: ServerOptions
-        @OptionGroup var clusterOption: ClusterOption
+        @OptionGroup var target: Target
 
         func run() async throws {
-            try await serverOptions.client().deleteSchedule(cluster: clusterOption.id, id: id)
-            say("schedule \(id) deleted")
+            try await target.serverOptions.client().deleteSchedule(cluster: target.clusterOption.id, id: target.id)
+            say("schedule \(target.id) deleted")
         }
     }
 }
