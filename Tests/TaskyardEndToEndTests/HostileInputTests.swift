@@ -223,7 +223,7 @@ struct HostileInputTests {
             // A batch: a new key, the same request under k1 (matches), then the batch again (nothing new).
             let batch = #"{"tasks": [\#(Self.task(#", "idempotency_key": "b1""#)), \#(Self.task(#", "payload": {"v": 1}, "idempotency_key": "k1""#)), \#(Self.task(""))]}"#
             let made = try await APIContractTests.send(deployment, "POST", Self.tasks + "/batch", body: batch)
-            #expect(made.status == 201)
+            #expect(made.status == 201, "\(String(decoding: made.body, as: UTF8.self))")
             let madeTasks = try APIJSON.decode(TaskBatch.self, from: made.body).tasks
             #expect(madeTasks.count == 3)
             #expect(madeTasks[1].id == (try APIJSON.decode(TaskObject.self, from: first.body).id))
