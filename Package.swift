@@ -79,6 +79,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                // Webhook deliveries, on the process's HTTP transport (TaskyardClient's).
+                "TaskyardClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The dashboard (/ui): plain files, compiled into the binary; no build step, no Node.
             resources: [.embedInCode("Dashboard/index.html"), .embedInCode("Dashboard/app.js"), .embedInCode("Dashboard/app.css")]

@@ -7,7 +7,9 @@ not used for another request, a token expiry in the future, and each participant
 the admin token the run uses). Requests generated to be invalid are left alone.
 """
 import datetime
+import ipaddress
 import os
+import re
 import uuid
 
 import schemathesis
@@ -42,6 +44,27 @@ def _fit_task(task):
         task["idempotency_key"] = f"fuzz-{uuid.uuid4()}"
 
 
+def _keep_webhooks_on_loopback(case):
+    """A webhook subscription the server would accept gets a loopback address (a closed port), whatever mode
+    the request was generated in: the dev server's leader delivers to it, and nothing may leave loopback. A
+    URL the server refuses is left as generated, so that it is still refused."""
+    body = case.body
+    if case.operation.method.upper() != "POST" or not case.operation.path.endswith("/webhooks") or not isinstance(body, dict):
+        return
+    url = body.get("url")
+    if not isinstance(url, str):
+        return
+    match = re.fullmatch(r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([1-9][0-9]{0,4})(/[^?#]*)?", url)
+    if match and int(match.group(3)) <= 65535:
+        host = match.group(2)
+        if host.startswith("["):
+            try:
+                ipaddress.IPv6Address(host[1:-1])
+            except ValueError:
+                return
+        body["url"] = f"{match.group(1)}://127.0.0.1:9{match.group(4) or ''}"
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     # Waits do not hold, whatever else the request is (an invalid wait or timeout stays as generated).
@@ -64,6 +87,7 @@ def before_call(ctx, case, **kwargs):
             seconds = None
         if seconds is not None and 0 <= seconds <= 300:
             query[name] = 0
+    _keep_webhooks_on_loopback(case)
     path = case.path_parameters or {}
     # Never the admin token the run uses, whatever mode the request was generated in: a request that is
     # invalid elsewhere (a header, say) may still carry a real token id.

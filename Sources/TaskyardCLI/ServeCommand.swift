@@ -84,7 +84,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Client connections open at once; more are closed as they arrive. Default 4096.", valueName: "n"))
     var maxConnections = 4096
 
-    @Flag(help: "Never run maintenance (lease expiry, node monitor, retention) on this replica.")
+    @Option(help: ArgumentHelp("Wait before a failed webhook delivery is tried again, four times longer after each next failure (at most 6 h apart, for a day). Default 5.", valueName: "seconds"))
+    var webhookRetryBase = 5.0
+
+    @Option(help: ArgumentHelp("A webhook receiver that has not answered within this long has failed that attempt. Default 10.", valueName: "seconds"))
+    var webhookTimeout = 10.0
+
+    @Flag(help: "Never run maintenance (lease expiry, node monitor, retention, schedules, webhooks) on this replica.")
     var noMaintenance = false
 
     @OptionGroup var logging: LoggingOptions
@@ -120,6 +126,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--retry-backoff-cap must be at least --retry-backoff-base")
         }
         configuration.nodeMonitor.nodeTimeout = try checkedDuration(nodeTimeout, "--node-timeout")
+        configuration.webhooks.backoff.base = try checkedDuration(webhookRetryBase, "--webhook-retry-base")
+        configuration.webhooks.attemptTimeout = try checkedDuration(webhookTimeout, "--webhook-timeout")
         if let retention = setting(retention, "TASKYARD_RETENTION") {
             configuration.retention.retention = try parseDuration(retention, option: "--retention")
         }

@@ -44,6 +44,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let tokenNotFound = ErrorCode("token_not_found")
     public static let signingKeyNotFound = ErrorCode("signing_key_not_found")
     public static let scheduleNotFound = ErrorCode("schedule_not_found")
+    public static let webhookNotFound = ErrorCode("webhook_not_found")
+    public static let deliveryNotFound = ErrorCode("delivery_not_found")
 
     // A task or cluster not in a state for it (409).
     public static let clusterExists = ErrorCode("cluster_exists")
@@ -86,7 +88,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, Codable, CustomSt
         .tooLarge, .tooDeep, .invalidParent, .unknownNode, .idempotencyKeyReused, .invalidValue, .constraintViolation,
         .unauthenticated, .forbidden,
         .notFound, .methodNotAllowed, .clusterNotFound, .nodeNotFound, .taskNotFound, .tokenNotFound, .signingKeyNotFound,
-        .scheduleNotFound, .clusterExists, .scheduleExists, .submissionChanged, .staleAttempt, .staleLease, .wrongNode, .notReceived, .alreadyFinished,
+        .scheduleNotFound, .webhookNotFound, .deliveryNotFound, .clusterExists, .scheduleExists, .submissionChanged, .staleAttempt, .staleLease, .wrongNode, .notReceived, .alreadyFinished,
         .rollingBack, .reportRefused, .notAbortable, .notRetryable, .notFinished,
         .tooManyRequests, .tooManyStreams, .serverBusy, .databaseBusy, .databaseUnavailable, .notMigrated, .internalError,
         .unknownTaskType, .noRollback, .noProgress, .handlerFailed, .timedOut, .cancelled, .alreadyRan, .duplicateCall,

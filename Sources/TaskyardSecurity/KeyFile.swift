@@ -87,4 +87,21 @@ public struct KeyFile: Sendable {
     private static func context(_ cluster: String, _ keyID: String) -> Data {
         Data("taskyard signing key \(cluster) \(keyID)".utf8)
     }
+
+    /// A webhook's signing secret sealed for storage, bound to its subscription.
+    public func seal(webhookSecret secret: WebhookSecret, cluster: String, webhookID: Int64) throws -> Data {
+        guard let combined = try AES.GCM.seal(secret.raw, using: key, authenticating: Self.webhookContext(cluster, webhookID)).combined else {
+            throw CryptoKitError.incorrectParameterSize
+        }
+        return combined
+    }
+
+    public func unseal(webhookSecret sealed: Data, cluster: String, webhookID: Int64) throws -> WebhookSecret {
+        WebhookSecret(raw: try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key,
+                                             authenticating: Self.webhookContext(cluster, webhookID)))
+    }
+
+    private static func webhookContext(_ cluster: String, _ webhookID: Int64) -> Data {
+        Data("taskyard webhook secret \(cluster) \(webhookID)".utf8)
+    }
 }

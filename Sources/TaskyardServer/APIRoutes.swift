@@ -95,6 +95,17 @@ struct APIRoutes: Sendable {
             try await pauseSchedule(context, paused: false)
         }
 
+        route(.post, "/api/v1/clusters/:cluster_id/webhooks", .client(.admin)) { request, context, _ in try await createWebhook(&request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/webhooks", .client(.admin)) { request, context, _ in try await listWebhooks(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/webhooks/:webhook_id", .client(.admin)) { _, context, _ in try await getWebhook(context) }
+        route(.delete, "/api/v1/clusters/:cluster_id/webhooks/:webhook_id", .client(.admin)) { _, context, _ in try await deleteWebhook(context) }
+        route(.get, "/api/v1/clusters/:cluster_id/webhooks/:webhook_id/deliveries", .client(.admin)) { request, context, _ in
+            try await listDeliveries(request, context)
+        }
+        route(.post, "/api/v1/clusters/:cluster_id/webhooks/:webhook_id/deliveries/:delivery_id/resend", .client(.admin)) { _, context, _ in
+            try await resendDelivery(context)
+        }
+
         route(.get, "/api/v1/tasks/:cluster_id/:node_id", .pathNode) { request, context, _ in try await poll(request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/heartbeat", .pathNode) { request, context, _ in try await heartbeat(&request, context) }
         route(.post, "/api/v1/tasks/:cluster_id/:node_id/states", .pathNode) { request, context, _ in try await reportBatch(&request, context) }
@@ -176,9 +187,15 @@ extension TaskyardRequestContext {
 
     /// A task id from the path; anything but a positive integer names no task.
     func taskID(cluster: String) throws -> Int64 {
-        guard let text = parameters.get("task_id"), let id = Int64(text), id > 0 else {
-            throw APIError(.notFound, code: .taskNotFound,
-                           message: "task \(parameters.get("task_id") ?? "") does not exist in cluster \(cluster)")
+        try positiveID("task_id", naming: "task", code: .taskNotFound, cluster: cluster)
+    }
+
+    /// A numeric id from the path (tasks, webhooks, deliveries); anything but a positive integer names
+    /// nothing: 404 with `code`.
+    func positiveID(_ name: String, naming what: String, code: ErrorCode, cluster: String) throws -> Int64 {
+        guard let text = parameters.get(name), let id = Int64(text), id > 0 else {
+            throw APIError(.notFound, code: code,
+                           message: "\(what) \(String(reflecting: String((parameters.get(name) ?? "").prefix(80)))) does not exist in cluster \(cluster)")
         }
         return id
     }

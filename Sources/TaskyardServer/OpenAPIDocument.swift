@@ -58,7 +58,9 @@ enum OpenAPIDocument {
         ] {
             text = text.replacingOccurrences(of: placeholder, with: String(value))
         }
-        return text.replacingOccurrences(of: "@endpoint_pattern", with: "^" + NodeEndpoint.patternText.replacingOccurrences(of: "\\", with: "\\\\") + "$")
+        func escaped(_ pattern: String) -> String { "^" + pattern.replacingOccurrences(of: "\\", with: "\\\\") + "$" }
+        return text.replacingOccurrences(of: "@endpoint_pattern", with: escaped(NodeEndpoint.patternText))
+            .replacingOccurrences(of: "@webhook_url_pattern", with: escaped(WebhookURL.patternText))
     }()
 
     /// The server reads an optional field given as null as if it were absent; request schemas say so.
@@ -164,6 +166,31 @@ enum OpenAPIDocument {
         "/api/v1/clusters/{cluster_id}/schedules/{schedule_id}/resume": {
           "post": {"summary": "Resume a schedule (operate) from its first slot after now (the slots it missed while paused are not caught up)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/schedule_id"}],
                    "responses": {"200": {"$ref": "#/components/responses/Schedule"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/webhooks": {
+          "post": {"summary": "Subscribe a URL to the cluster's transitions (admin): signed deliveries, retried for a day; the secret is in this answer only", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                   "requestBody": {"$ref": "#/components/requestBodies/WebhookCreate"},
+                   "responses": {"201": {"$ref": "#/components/responses/Webhook"}, "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}},
+          "get": {"summary": "The cluster's webhook subscriptions (admin), without their secrets", "parameters": [{"$ref": "#/components/parameters/cluster_id"}],
+                  "responses": {"200": {"description": "{\"webhooks\": [...]}", "content": {"application/json": {"schema": {"type": "object", "properties": {"webhooks": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}}}}}}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/webhooks/{webhook_id}": {
+          "get": {"summary": "A webhook subscription (admin)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/webhook_id"}],
+                  "responses": {"200": {"$ref": "#/components/responses/Webhook"}, "404": {"$ref": "#/components/responses/Error"}}},
+          "delete": {"summary": "Delete a webhook subscription and its delivery log (admin)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/webhook_id"}],
+                     "responses": {"204": {"description": "deleted"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/webhooks/{webhook_id}/deliveries": {
+          "get": {"summary": "A subscription's delivery log, newest first (admin)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/webhook_id"},
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "delivered", "failed"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}, "description": "the next of the page before"}],
+                  "responses": {"200": {"description": "{\"deliveries\": [...], \"next\": id|null}", "content": {"application/json": {"schema": {"type": "object", "required": ["deliveries", "next"], "properties": {"deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "next": {"type": ["integer", "null"]}}}}}},
+                                "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}
+        },
+        "/api/v1/clusters/{cluster_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/resend": {
+          "post": {"summary": "Send a delivery again now, with a day of attempts from now (admin)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/webhook_id"}, {"$ref": "#/components/parameters/delivery_id"}],
+                   "responses": {"202": {"description": "the delivery, pending again", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Delivery"}}}}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/clusters/{cluster_id}/nodes/{node_id}": {
           "put": {"summary": "Register a node (agents; idempotent)", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
@@ -284,17 +311,24 @@ enum OpenAPIDocument {
           "node_id": {"name": "node_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
           "task_id": {"name": "task_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}},
           "schedule_id": {"name": "schedule_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Identifier"}},
+          "webhook_id": {"name": "webhook_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}},
+          "delivery_id": {"name": "delivery_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/TaskID"}},
           "traceparent": {"name": "traceparent", "in": "header", "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$"},
                           "description": "W3C trace context: kept with the task, sent on to its participant calls and handlers (TRACEPARENT); 422 when malformed"}
         },
         "requestBodies": {
           "ScheduleCreate": {"required": true, "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ScheduleBody"},
             {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}}}]}}}},
+          "WebhookCreate": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["url", "events"], "properties": {
+            "url": {"type": "string", "maxLength": 2000, "pattern": "@webhook_url_pattern", "description": "a node endpoint's rules plus a path: no user info, query or fragment"},
+            "events": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string", "enum": ["task.queued", "task.received", "task.completed", "task.failed", "task.cancelled"]}},
+            "types": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"}, "description": "only tasks of these types (left out: every type)"}}}}}},
           "ScheduleReplace": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleBody"}}}},
           "Cluster": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["id"], "properties": {"id": {"$ref": "#/components/schemas/Identifier"}, "name": {"type": "string", "minLength": 1, "maxLength": "@name_length", "pattern": "^[^\\u0000]*$"}}}}}},
           "NodeRegistration": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["endpoint"], "properties": {"endpoint": {"type": "string", "pattern": "@endpoint_pattern"}, "labels": {"type": "object", "description": "at most labels_bytes as JSON, json_depth deep, no NUL"}, "capacity": {"type": "integer", "minimum": 1, "maximum": 2147483647}}}}}}
         },
         "responses": {
+          "Webhook": {"description": "the subscription", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Webhook"}}}},
           "Schedule": {"description": "the schedule", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
           "Task": {"description": "a task", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
           "Error": {"description": "an error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}}}}
@@ -320,6 +354,16 @@ enum OpenAPIDocument {
             "task": {"type": "object", "description": "the task request, as given"}, "catch_up": {"type": "string", "enum": ["skip", "one", "all"]}, "paused": {"type": "boolean"},
             "next_run_at": {"type": ["string", "null"], "format": "date-time", "description": "the next slot to submit"}, "last_run_at": {"type": ["string", "null"], "format": "date-time"},
             "last_task_id": {"type": ["integer", "null"]}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+          "Webhook": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "cluster_id": {"type": "string"}, "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
+            "types": {"type": ["array", "null"], "items": {"type": "string"}}, "created_at": {"type": "string", "format": "date-time"},
+            "secret": {"type": "string", "pattern": "^whsec_", "description": "in the answer to the POST only: the Standard Webhooks signing secret"}}},
+          "Delivery": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "webhook_id": {"type": "integer"}, "event": {"type": "string"}, "event_id": {"type": "string", "description": "the change stream's id of the change"},
+            "task_id": {"type": "integer"}, "status": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"},
+            "last_status_code": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]}, "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"}, "give_up_at": {"type": "string", "format": "date-time"},
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"}, "created_at": {"type": "string", "format": "date-time"}}},
           "TokenName": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
           "OpaqueID": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\u0000 \\t]([^\\u0000]*[^\\u0000 \\t])?$", "description": "no NUL, and no space or tab at either end (HTTP trims them from headers)"},
           "OpaqueIDHeader": {"type": "string", "description": "as OpaqueID: 1–1024 characters, no NUL (422 otherwise); empty is none; HTTP trims spaces and tabs around a header value, so the limits apply to what arrives"},

@@ -70,6 +70,7 @@ public struct ServerConfiguration: Sendable {
     public var leaseExpirer = LeaseExpirer.Configuration()
     public var nodeMonitor = NodeMonitor.Configuration()
     public var schedules = ScheduleRunner.Configuration()
+    public var webhooks = WebhookDispatcher.Configuration()
     public var retention = RetentionCleaner.Configuration()
     public var statistics = StatisticsKeeper.Configuration()
 

@@ -22,7 +22,8 @@ public enum TaskyardHTTPServer {
                      NodeMonitor(configuration: configuration.nodeMonitor),
                      RetentionCleaner(configuration: configuration.retention),
                      StatisticsKeeper(configuration: configuration.statistics),
-                     ScheduleRunner(configuration: configuration.schedules)],
+                     ScheduleRunner(configuration: configuration.schedules),
+                     WebhookDispatcher(configuration: configuration.webhooks, keyFile: configuration.keyFile)],
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(signals: store.signals, database: store.database, logger: logger)
         let credentials = store.credentials

@@ -16,6 +16,11 @@ public struct TaskReads: Sendable, TaskStorePart {
         return try TaskRecord(row: row)
     }
 
+    /// The tasks of `ids` that exist, in no order.
+    public func tasks(cluster: String, ids: [Int64]) async throws -> [TaskRecord] {
+        try TaskRecord.all(try await pool.query(TasksSQL.getMany, [cluster, ids]))
+    }
+
     /// The task's first 1000 direct children (sub-tasks), oldest first (the rest page through a task list
     /// filtered by parent).
     public func children(cluster: String, of id: Int64) async throws -> [TaskRecord] {
@@ -113,6 +118,12 @@ public struct TaskReads: Sendable, TaskStorePart {
         let rows = try await pool.withConnection { connection in
             try connection.query(TaskEventsSQL.feed, [cluster, String(from.transaction), from.event, rowLimit])
         }
+        return try Self.changePage(rows, from: from, rowLimit: rowLimit)
+    }
+
+    /// The page the rows of a feed statement (`TaskEventsSQL.feed`, `WebhooksSQL.events`) make, read from
+    /// `from` with at most `rowLimit` changes.
+    static func changePage(_ rows: PostgresRows, from: ChangeCursor, rowLimit: Int) throws -> ChangePage {
         var changes: [TaskChange] = []
         var horizon = from
         var held = false

@@ -65,6 +65,8 @@ public struct TaskStore: Sendable {
     public let credentials: CredentialStore
     /// Schedules: a task request submitted at every slot of a cron expression.
     public let schedules: ScheduleStore
+    /// Webhook subscriptions and their deliveries.
+    public let webhooks: WebhookStore
 
     /// A store on a pool the caller made (tests); the product opens one with `open`.
     package init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
@@ -81,6 +83,7 @@ public struct TaskStore: Sendable {
         maintenance = MaintenanceStore(context: context)
         credentials = CredentialStore(pool: pool)
         schedules = ScheduleStore(context: context, submissions: submissions)
+        webhooks = WebhookStore(context: context)
     }
 
     /// Where the store's connections go (the listener and the maintenance leader's lock open their own there).

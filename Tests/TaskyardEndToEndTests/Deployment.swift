@@ -64,7 +64,11 @@ struct Deployment: Sendable {
         caFile: String? = nil,
         _ body: @escaping @Sendable (Deployment) async throws -> T
     ) async throws -> T {
-        _ = try await store.clusters.createCluster(id: cluster, name: "test")
+        do {
+            _ = try await store.clusters.createCluster(id: cluster, name: "test")
+        } catch let error as TaskyardError where error.code == .clusterExists {
+            // A second deployment on the same store (a restart): the cluster is there.
+        }
         var configuration = ServerConfiguration(keyFile: TestEnvironment.keyFile)
         configuration.port = 0
         configuration.pollRecheckInterval = .milliseconds(20)

@@ -81,10 +81,18 @@ extension OpenAPITests {
             #expect(try Self.keys(report.participants![0]) == properties(schemas["ParticipantOutcome"]!))
             #expect(try Self.keys(RegisterNodeRequest(endpoint: "http://h:1", labels: [:], capacity: 1)) == properties(bodySchema("NodeRegistration")))
             #expect(try Self.keys(CreateClusterRequest(id: "c", name: "n")) == properties(bodySchema("Cluster")))
+            #expect(try Self.keys(WebhookRequest(url: "http://h:1/x", events: ["task.completed"], types: ["t"])) == properties(bodySchema("WebhookCreate")))
 
             // What the server writes, as it wrote it.
             let node = try await deployment.client.registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             #expect(try Self.keys(node) == properties(schemas["Node"]!))
+            let webhook = try await APIContractTests.send(deployment, "POST", "/api/v1/clusters/c1/webhooks",
+                                                          body: #"{"url": "http://127.0.0.1:9/x", "events": ["task.failed"]}"#)
+            #expect(Set((try JSONSerialization.jsonObject(with: webhook.body) as? [String: Any])?.keys.map { $0 } ?? []) == properties(schemas["Webhook"]!))
+            let delivery = DeliveryObject(WebhookDelivery(clusterID: "c1", id: 1, webhookID: 1, eventCursor: ChangeCursor(transaction: 1, event: 1), taskID: 1,
+                                                          event: "task.failed", state: .pending, attempts: 0, nextAttemptAt: nil, giveUpAt: Date(),
+                                                          lastStatus: nil, lastError: nil, lastAttemptAt: nil, deliveredAt: nil, createdAt: Date()))
+            #expect(try Self.keys(delivery) == properties(schemas["Delivery"]!))
             let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
             #expect(try Self.keys(task) == properties(schemas["Task"]!).subtracting(["children"]))
             #expect(try Self.keys(task.participants[0]) == properties(schemas["Participant"]!))

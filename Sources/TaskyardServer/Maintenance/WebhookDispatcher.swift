@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardSecurity
+import TaskyardStore
+
+/// Delivers webhooks (Svix's and Hatchet's model, signed as Standard Webhooks says). Each run, on the
+/// maintenance leader: every subscription's new matching changes become deliveries (the events table is
+/// the outbox: a transition and its event commit together), then the due deliveries are sent — each on a
+/// task of its own, so a receiver that hangs holds its own attempts (at most `perSubscription`) and
+/// nothing else. A delivery is tried with backoff for `tryFor`; redirects are never followed.
+public struct WebhookDispatcher: MaintenanceDuty {
+    public struct Configuration: MaintenanceDutyConfiguration {
+        /// How often new changes are looked for and due deliveries sent. Default 250 ms.
+        public var interval: Duration = .milliseconds(250)
+        /// An attempt without an answer this long has failed. Default 10 s.
+        public var attemptTimeout: Duration = .seconds(10)
+        /// How long a delivery is tried (from when it was made, or resent). Default one day.
+        public var tryFor: Duration = .seconds(86_400)
+        public var backoff = WebhookBackoff()
+        /// Attempts under way at once on this server, and to one subscription.
+        public var maximumAttempts = 64
+        public var perSubscription = 4
+        /// Changes read for a subscription per read.
+        public var pageSize = 500
+        /// Delivered and failed deliveries are kept this long in the log. Default 7 days.
+        public var logRetention: Duration = .seconds(7 * 86_400)
+        public init() {}
+    }
+
+    public let name = "webhooks"
+    public let configuration: Configuration
+    private let keyFile: KeyFile
+    private let attempts: AttemptsUnderWay
+
+    public init(configuration: Configuration = Configuration(), keyFile: KeyFile) {
+        self.configuration = configuration
+        self.keyFile = keyFile
+        attempts = AttemptsUnderWay()
+    }
+
+    public func run(_ context: MaintenanceContext) async throws {
+        try await writeDeliveries(context)
+        try await sendDue(context)
+        if attempts.pruneIsDue() {
+            let pruned = try await context.store.webhooks.prune(before: Date() - configuration.logRetention.inSeconds)
+            if pruned > 0 { context.logger.info("forgot old webhook deliveries", metadata: ["deliveries": "\(pruned)"]) }
+        }
+    }
+
+    /// Turns each subscription's matching changes since its position into deliveries, page by page.
+    private func writeDeliveries(_ context: MaintenanceContext) async throws {
+        let store = context.store
+        for var subscription in try await store.webhooks.subscriptions() {
+            while true {
+                let page = try await store.webhooks.changes(for: subscription, limit: configuration.pageSize)
+                guard page.next != subscription.position else { break }
+                let tasks = try await store.reads.tasks(cluster: subscription.webhook.clusterID,
+                                                        ids: Array(Set(page.changes.map(\.event.taskID))))
+                let byID = Dictionary(tasks.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+                let deliveries = try page.changes.map { change in
+                    let event = WebhookEvent.name(of: change.event.to)
+                    let message = WebhookMessage(type: event, timestamp: change.event.at, data: .init(
+                        clusterID: subscription.webhook.clusterID, change: change, task: byID[change.event.taskID].map(TaskObject.init)))
+                    return WebhookStore.NewDelivery(change: change, event: event, body: String(decoding: try APIJSON.encode(message), as: UTF8.self))
+                }
+                // Moved meanwhile (another leader for a moment): it wrote these; the next run goes on from there.
+                guard try await store.webhooks.record(deliveries, for: subscription, next: page.next, tryFor: configuration.tryFor) else { break }
+                subscription.position = page.next
+                if page.changes.count < configuration.pageSize { break }
+            }
+        }
+    }
+
+    /// Starts an attempt for each due delivery there is room for.
+    private func sendDue(_ context: MaintenanceContext) async throws {
+        let room = configuration.maximumAttempts - attempts.total
+        guard room > 0 else { return }
+        // Counted as failed if no outcome is recorded by then: the request's deadline and a margin.
+        let lease = configuration.attemptTimeout + .seconds(5)
+        let due = try await context.store.webhooks.take(limit: room, underWay: attempts.bySubscription,
+                                                         perSubscription: configuration.perSubscription, attemptTimeout: lease)
+        for attempt in due {
+            attempts.begin(attempt.webhookID)
+            Task {
+                defer { attempts.end(attempt.webhookID) }
+                await send(attempt, context)
+            }
+        }
+    }
+
+    private func send(_ attempt: WebhookStore.Attempt, _ context: MaintenanceContext) async {
+        let metadata: Logger.Metadata = ["cluster": "\(attempt.clusterID)", "webhook": "\(attempt.webhookID)",
+                                         "delivery": "\(attempt.deliveryID)", "attempt": "\(attempt.number)"]
+        let outcome = await deliver(attempt)
+        if !outcome.delivered {
+            context.logger.info("webhook delivery failed", metadata: metadata.merging(["error": "\(outcome.error ?? "")"]) { $1 })
+        }
+        let retryAt = Date() + configuration.backoff.jittered(afterAttempt: attempt.number).inSeconds
+        do {
+            try await context.store.webhooks.finishAttempt(attempt, delivered: outcome.delivered, status: outcome.status,
+                                                           error: outcome.error, retryAt: retryAt)
+        } catch {
+            // Not recorded: the attempt counts as failed when its lease ends, and is made again.
+            context.logger.warning("a webhook attempt's outcome could not be recorded", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// One POST of the delivery's body, signed now. Any 2xx delivers it; anything else is a failure.
+    private func deliver(_ attempt: WebhookStore.Attempt) async -> (delivered: Bool, status: Int?, error: String?) {
+        let secret: WebhookSecret
+        do {
+            guard let sealed = Hex.decode(attempt.sealedSecretHex) else { throw CancellationError() }
+            secret = try keyFile.unseal(webhookSecret: sealed, cluster: attempt.clusterID, webhookID: attempt.webhookID)
+        } catch {
+            return (false, nil, "the subscription's secret does not open with this server's key file")
+        }
+        let body = Data(attempt.body.utf8)
+        let messageID = WebhookDelivery.messageID(attempt.deliveryID)
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        var request = HTTPClientRequest(url: attempt.url)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.headers.add(name: "user-agent", value: "taskyard-webhooks")
+        request.headers.add(name: "webhook-id", value: messageID)
+        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
+        request.headers.add(name: "webhook-signature", value: secret.signature(messageID: messageID, timestamp: timestamp, body: body))
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await HTTPTransport.shared.client.execute(
+                request, timeout: .milliseconds(configuration.attemptTimeout.wholeMilliseconds))
+            let status = Int(response.status.code)
+            switch status {
+            case 200..<300:
+                return (true, status, nil)
+            case 300..<400:
+                let location = response.headers.first(name: "location").map { " to \(String($0.prefix(200)))" } ?? ""
+                return (false, status, "answered \(status) (a redirect\(location)): redirects are not followed")
+            default:
+                return (false, status, "answered \(status)")
+            }
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return (false, nil, "no answer within \(configuration.attemptTimeout)")
+        } catch {
+            return (false, nil, String(describing: error))
+        }
+    }
+}
+
+/// The attempts this server has under way, by subscription.
+final class AttemptsUnderWay: Sendable {
+    private let counts = Mutex<[Int64: Int]>([:])
+    private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
+
+    var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    var bySubscription: [Int64: Int] { counts.withLock { $0 } }
+
+    func begin(_ webhook: Int64) { counts.withLock { $0[webhook, default: 0] += 1 } }
+
+    func end(_ webhook: Int64) {
+        counts.withLock { counts in
+            counts[webhook, default: 1] -= 1
+            if counts[webhook] == 0 { counts[webhook] = nil }
+        }
+    }
+
+    /// True once a minute: the delivery log is pruned.
+    func pruneIsDue() -> Bool {
+        lastPrune.withLock { last in
+            let now = ContinuousClock.now
+            if let last, last.duration(to: now) < .seconds(60) { return false }
+            last = now
+            return true
+        }
+    }
+}

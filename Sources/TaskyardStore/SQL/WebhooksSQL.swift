@@ -1,0 +1,140 @@
+import Postgres
+
+/// Every statement on `webhooks` and `webhook_deliveries` (migration 0025).
+enum WebhooksSQL {
+    static let columns = "cluster_id, id, url, events, types, created_at"
+    static let deliveryColumns = """
+        cluster_id, id, webhook_id, event_xid::text AS event_xid, event_id, task_id, event, state, attempts,
+        next_attempt_at, give_up_at, last_status, last_error, last_attempt_at, delivered_at, created_at
+        """
+
+    /// The id a new subscription will have: its secret is sealed bound to it before the row is written.
+    static let nextID = PostgresStatement("webhooks.next_id", """
+        SELECT nextval(pg_get_serial_sequence('webhooks', 'id')) AS id
+        """)
+
+    /// A new subscription; it delivers the transitions committed from now on.
+    static let create = PostgresStatement("webhooks.create", """
+        INSERT INTO webhooks (cluster_id, id, url, events, types, secret_sealed)
+        VALUES ($1, $2, $3, $4::text[], $5::text[], $6)
+        RETURNING \(columns)
+        """)
+
+    static let get = PostgresStatement("webhooks.get", """
+        SELECT \(columns) FROM webhooks WHERE cluster_id = $1 AND id = $2
+        """)
+
+    static let list = PostgresStatement("webhooks.list", """
+        SELECT \(columns) FROM webhooks WHERE cluster_id = $1 ORDER BY id LIMIT $2
+        """)
+
+    static let delete = PostgresStatement("webhooks.delete", """
+        DELETE FROM webhooks WHERE cluster_id = $1 AND id = $2 RETURNING id
+        """)
+
+    /// Every subscription with its sealed secret and feed position: what the leader works through.
+    static let subscriptions = PostgresStatement("webhooks.all", """
+        SELECT \(columns), secret_sealed, cursor_xid::text AS cursor_xid, cursor_event FROM webhooks ORDER BY cluster_id, id
+        """)
+
+    /// Up to $6 of the changes a subscription delivers after its position ($2 transaction, $3 event) — to
+    /// states $4, of types $5 (NULL: any) — of transactions older than every one still running, in feed
+    /// order (`TaskEventsSQL.feed`'s rules). One row at least: `horizon` on each, a change per row.
+    static let events = PostgresStatement("webhooks.events", """
+        WITH horizon AS MATERIALIZED (
+            SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+        )
+        SELECT h.xmin::text AS horizon, false AS held,
+               e.xid::text AS xid, e.id, e.task_id, e.from_state, e.to_state, e.node, e.attempt, e.at, e.detail
+          FROM horizon h LEFT JOIN LATERAL (
+               SELECT * FROM task_events e
+                WHERE e.cluster_id = $1 AND (e.xid, e.id) > ($2::text::xid8, $3::bigint) AND e.xid < h.xmin
+                  AND e.to_state = ANY ($4::text[])
+                  AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.cluster_id = e.cluster_id AND t.id = e.task_id
+                                                                            AND t.type = ANY ($5::text[])))
+                ORDER BY e.xid, e.id
+                LIMIT $6) e ON true
+         ORDER BY e.xid, e.id
+        """)
+
+    /// Writes the deliveries of a page of a subscription's changes and moves its position to $5/$6 — only
+    /// from the position it was read at ($3/$4): a second leader for a moment writes nothing twice. Per
+    /// delivery: $7 event transactions, $8 event ids, $9 task ids, $10 event names, $11 bodies; $12 how long
+    /// a delivery is tried. Returns whether the position moved.
+    static let record = PostgresStatement("webhooks.record", """
+        WITH moved AS (
+            UPDATE webhooks SET cursor_xid = $5::text::xid8, cursor_event = $6
+             WHERE cluster_id = $1 AND id = $2 AND cursor_xid = $3::text::xid8 AND cursor_event = $4
+            RETURNING id
+        ), written AS (
+            INSERT INTO webhook_deliveries (cluster_id, webhook_id, event_xid, event_id, task_id, event, body,
+                                            next_attempt_at, give_up_at)
+            SELECT $1, $2, d.xid::xid8, d.event_id, d.task_id, d.event, d.body, now(), now() + make_interval(secs => $12)
+              FROM unnest($7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) AS d (xid, event_id, task_id, event, body)
+             WHERE EXISTS (SELECT 1 FROM moved)
+            ON CONFLICT (webhook_id, event_id) DO NOTHING
+            RETURNING id
+        )
+        SELECT EXISTS (SELECT 1 FROM moved) AS moved, (SELECT count(*) FROM written) AS written
+        """)
+
+    /// Takes up to $1 due deliveries — at most $4 of any one subscription, fewer by its attempts under way
+    /// ($2 subscriptions, $3 attempts) — for an attempt each: counted, and due again $5 seconds later (an
+    /// attempt whose outcome is never recorded, its leader gone, counts as failed then). With what sending
+    /// needs: the body, and the subscription's URL and sealed secret.
+    static let take = PostgresStatement("webhooks.take", """
+        WITH due AS (
+            SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rank,
+                   coalesce(b.attempts, 0) AS under_way
+              FROM webhook_deliveries d
+              LEFT JOIN unnest($2::bigint[], $3::integer[]) AS b (webhook_id, attempts) ON b.webhook_id = d.webhook_id
+             WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+        ), chosen AS (
+            SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
+             WHERE due.rank + due.under_way <= $4
+             ORDER BY d.next_attempt_at, d.id
+             LIMIT $1
+               FOR UPDATE OF d SKIP LOCKED
+        )
+        UPDATE webhook_deliveries d
+           SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + make_interval(secs => $5)
+          FROM chosen c, webhooks w
+         WHERE d.id = c.id AND w.cluster_id = d.cluster_id AND w.id = d.webhook_id
+        RETURNING d.id, d.cluster_id, d.webhook_id, d.attempts, d.body, d.give_up_at, w.url, w.secret_sealed
+        """)
+
+    /// Records an attempt's outcome ($2 attempt number: a later attempt's record wins): $3 delivered, or else
+    /// tried again at $6 unless that is past the delivery's day (then failed); $4 status, $5 error.
+    static let finishAttempt = PostgresStatement("webhooks.finish_attempt", """
+        UPDATE webhook_deliveries
+           SET state = CASE WHEN $3 THEN 'delivered' WHEN $6::timestamptz > give_up_at THEN 'failed' ELSE 'pending' END,
+               next_attempt_at = CASE WHEN $3 OR $6::timestamptz > give_up_at THEN NULL ELSE $6::timestamptz END,
+               delivered_at = CASE WHEN $3 THEN now() END,
+               last_status = $4, last_error = $5
+         WHERE id = $1 AND attempts = $2 AND state = 'pending'
+        """)
+
+    /// A page of a subscription's delivery log, newest first, before id $3, in state $4 (NULL: any).
+    static let deliveries = PostgresStatement("webhooks.deliveries", """
+        SELECT \(deliveryColumns) FROM webhook_deliveries
+         WHERE cluster_id = $1 AND webhook_id = $2 AND id < $3 AND ($4::text IS NULL OR state = $4)
+         ORDER BY id DESC
+         LIMIT $5
+        """)
+
+    /// Sends a delivery again now, with a day of attempts from now.
+    static let resend = PostgresStatement("webhooks.resend", """
+        UPDATE webhook_deliveries
+           SET state = 'pending', next_attempt_at = now(), give_up_at = now() + make_interval(secs => $4), delivered_at = NULL
+         WHERE cluster_id = $1 AND webhook_id = $2 AND id = $3
+        RETURNING \(deliveryColumns)
+        """)
+
+    /// Forgets finished deliveries made before $1 (at most $2 at a time).
+    static let prune = PostgresStatement("webhooks.prune", """
+        DELETE FROM webhook_deliveries WHERE id IN (
+            SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1 LIMIT $2)
+        """)
+
+    static let all = [nextID, create, get, list, delete, subscriptions, events, record, take, finishAttempt, deliveries, resend, prune]
+}
