@@ -135,6 +135,9 @@ let package = Package(
                 "TaskyardDomain", "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                // --webhook's receiver.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Compiles migrations/*.sql into the store module, so the binary carries its schema.

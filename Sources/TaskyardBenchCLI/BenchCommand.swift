@@ -96,6 +96,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Save the server's GET /metrics, scraped during the last run, to this file.", valueName: "path"))
     var metricsOut: String?
 
+    @Flag(help: "Subscribe a webhook to the measured cluster's task.completed, delivered to a receiver the bench serves on loopback: the runs then measure the hot path with a subscription active.")
+    var webhook = false
+
     @Flag(help: "Keep the temporary folder (PostgreSQL's data, the server's and agents' logs) and say where it is.")
     var keep = false
 
@@ -181,7 +184,9 @@ struct BenchCommand: AsyncParsableCommand {
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
+        let subscription = webhook ? BenchWebhook() : nil
         do {
+            try await subscription?.start(client: TaskyardClient(baseURL: processes.serverURLs[0], token: tokens.admin), cluster: cluster)
             try await Task.sleep(for: .seconds(1))
             report.agentFreshBytes = Self.agentBytes(processes)
             // Steady state, not a cold start: some traffic through every part first.
@@ -198,6 +203,11 @@ struct BenchCommand: AsyncParsableCommand {
             await processes.stop()
             Self.showLogs(of: processes, progress: progress)
             throw error
+        }
+        if let subscription {
+            // The deliveries of the last run's tasks go out after it: a moment for them, then the counts.
+            try await Task.sleep(for: .seconds(2))
+            report.webhook = try await subscription.stop(store: store)
         }
         await processes.stop()
         await store.pool.close()

@@ -103,6 +103,8 @@ struct BenchReport: Codable, Sendable {
     /// An agent just started, before any work.
     var agentFreshBytes = 0
     var history: History?
+    /// With --webhook: what the subscription delivered.
+    var webhook: BenchWebhook.Counts?
 
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
@@ -179,6 +181,10 @@ struct BenchReport: Codable, Sendable {
         }
         let failed = runs.map(\.failed).reduce(0, +)
         if failed > 0 { lines.append("tasks that did not complete: \(failed)") }
+        if let webhook {
+            lines.append("webhook (task.completed)".padding(toLength: 40, withPad: " ", startingAt: 0)
+                         + "\(webhook.received) received, \(webhook.delivered) delivered, \(webhook.pending) pending")
+        }
         if let database { lines += Self.lines(of: database) }
         if let history { lines += Self.lines(of: history) }
         return lines.joined(separator: "\n")

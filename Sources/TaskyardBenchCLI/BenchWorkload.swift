@@ -420,6 +420,13 @@ final class BenchProgress: Sendable {
 
 /// The bench's own reads: measurements over the tasks of one run.
 enum BenchSQL {
+    /// `--webhook`'s delivery log at the end.
+    static let webhookDeliveries = PostgresStatement("bench.webhook_deliveries", """
+        SELECT count(*) FILTER (WHERE state = 'delivered')::integer AS delivered,
+               count(*) FILTER (WHERE state = 'pending')::integer AS pending
+          FROM webhook_deliveries
+        """)
+
     static let lastID = PostgresStatement("bench.last_id", """
         SELECT coalesce(max(id), 0) AS last_id FROM tasks WHERE cluster_id = $1
         """)

@@ -38,7 +38,7 @@ struct ScheduleCommand: AsyncParsableCommand {
 
         func run() async throws {
             let payloadValue = try payload.map(parsePayload)
-            let task = SubmitTaskRequest(type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+            let task = SubmitTaskRequest(type: type, participatingNodes: commaSeparated(nodes),
                                          payload: payloadValue)
             let request = ScheduleRequest(id: id, cron: cron, timezone: timezone, task: task, catchUp: try choice(catchUp, "--catch-up"),
                                           paused: paused ? true : nil)

@@ -65,7 +65,7 @@ struct TaskCommand: AsyncParsableCommand {
                 return ["type": .string(String(parts[0])), "node": .string(String(parts[1]))]
             }
             let request = SubmitTaskRequest(
-                type: type, participatingNodes: nodes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                type: type, participatingNodes: commaSeparated(nodes),
                 payload: payloadValue, priority: priority, runAfter: runAfterDate, maxAttempts: maxAttempts,
                 orderingKey: orderingKey, assign: policy, completeWhen: completion, concurrencyKey: concurrencyKey,
                 concurrencyLimit: concurrencyLimit, onLimit: strategy, onOffline: offline, onFinish: followUp)
@@ -482,6 +482,11 @@ struct ProgressBar {
 
 /// An option that names one of `Choice`'s cases; anything else is refused, naming them all.
 /// `--payload`'s JSON.
+/// A comma-separated option's values (`--nodes n1,n2`), spaces around each trimmed.
+func commaSeparated(_ text: String) -> [String] {
+    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+}
+
 func parsePayload(_ text: String) throws -> RawJSON {
     guard let raw = RawJSON(validating: text) else { throw ValidationError("--payload is not valid JSON: \(text)") }
     return raw

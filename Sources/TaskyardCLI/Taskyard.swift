@@ -11,7 +11,7 @@ struct Taskyard: AsyncParsableCommand {
         discussion: """
             Tasks are written to PostgreSQL as queued, claimed by the node agent of their assigned node, fanned out to their participating nodes, and recorded as completed or failed.
             """,
-        subcommands: [DevCommand.self, ServeCommand.self, AgentCommand.self, MigrateCommand.self, TokenCommand.self, KeysCommand.self, ClusterCommand.self, NodeCommand.self, TaskCommand.self, ScheduleCommand.self]
+        subcommands: [DevCommand.self, ServeCommand.self, AgentCommand.self, MigrateCommand.self, TokenCommand.self, KeysCommand.self, ClusterCommand.self, NodeCommand.self, TaskCommand.self, ScheduleCommand.self, WebhookCommand.self]
     )
 
     /// ArgumentParser's main, with the errors a person can act on said in one line, each with its own

@@ -125,6 +125,34 @@ public struct TaskyardClient: Sendable {
         _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "schedules", id])
     }
 
+    // MARK: - Webhooks
+
+    /// A new subscription; the answer's `secret` is shown only here (admin).
+    public func createWebhook(cluster: String, _ request: WebhookRequest) async throws -> WebhookObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "webhooks"], body: request)
+    }
+
+    public func webhooks(cluster: String) async throws -> [WebhookObject] {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "webhooks"], as: WebhookList.self).webhooks
+    }
+
+    public func webhook(cluster: String, id: Int64) async throws -> WebhookObject {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "webhooks", String(id)])
+    }
+
+    public func deleteWebhook(cluster: String, id: Int64) async throws {
+        _ = try await raw(.DELETE, ["api", "v1", "clusters", cluster, "webhooks", String(id)])
+    }
+
+    /// A page of the subscription's delivery log, newest first (`query`: status, limit, before).
+    public func deliveries(cluster: String, webhook: Int64, query: [String: String] = [:]) async throws -> DeliveryList {
+        try await send(.GET, ["api", "v1", "clusters", cluster, "webhooks", String(webhook), "deliveries"], query: query)
+    }
+
+    public func resendDelivery(cluster: String, webhook: Int64, delivery: Int64) async throws -> DeliveryObject {
+        try await send(.POST, ["api", "v1", "clusters", cluster, "webhooks", String(webhook), "deliveries", String(delivery), "resend"])
+    }
+
     // MARK: - Tokens
 
     /// A new token; the answer's `token` is the secret, shown only here.

@@ -105,12 +105,10 @@ public struct WebhookStore: Sendable, TaskStorePart {
         return try row.decode("moved")
     }
 
-    /// Takes up to `limit` due deliveries for an attempt each, at most `perSubscription` of a subscription
-    /// counting its attempts `underWay`; an attempt not finished within `attemptTimeout` counts as failed.
-    public func take(limit: Int, underWay: [Int64: Int], perSubscription: Int, attemptTimeout: Duration) async throws -> [Attempt] {
-        let busy = Array(underWay.filter { $0.value > 0 })
-        let rows = try await pool.query(WebhooksSQL.take, [limit, busy.map(\.key), busy.map { Int32($0.value) },
-                                                            perSubscription, attemptTimeout.inSeconds])
+    /// Takes up to `limit` of the subscription's due deliveries for an attempt each; an attempt not finished
+    /// within `attemptTimeout` counts as failed.
+    public func take(webhook: Int64, limit: Int, attemptTimeout: Duration) async throws -> [Attempt] {
+        let rows = try await pool.query(WebhooksSQL.take, [webhook, limit, attemptTimeout.inSeconds])
         return try rows.map { row throws(PostgresError) in
             Attempt(deliveryID: try row.decode("id"), clusterID: try row.decode("cluster_id"), webhookID: try row.decode("webhook_id"),
                     number: try row.decode("attempts"), body: try row.decode("body"), url: try row.decode("url"),
@@ -118,11 +116,32 @@ public struct WebhookStore: Sendable, TaskStorePart {
         }
     }
 
-    /// Records how an attempt went: delivered, or else tried again at `retryAt` (failed for good when that
-    /// is past the delivery's day). A record of an attempt superseded by a later one changes nothing.
-    public func finishAttempt(_ attempt: Attempt, delivered: Bool, status: Int?, error: String?, retryAt: Date) async throws {
-        try await pool.query(WebhooksSQL.finishAttempt, [attempt.deliveryID, attempt.number, delivered, status.map(Int32.init),
-                                                          error.map { String($0.prefix(500)) }, retryAt])
+    /// How an attempt went: delivered, or else to be tried again at `retryAt` (failed for good when that is
+    /// past the delivery's day).
+    public struct Outcome: Sendable {
+        public var attempt: Attempt
+        public var delivered: Bool
+        public var status: Int?
+        public var error: String?
+        public var retryAt: Date
+
+        public init(attempt: Attempt, delivered: Bool, status: Int?, error: String?, retryAt: Date) {
+            self.attempt = attempt
+            self.delivered = delivered
+            self.status = status
+            self.error = error
+            self.retryAt = retryAt
+        }
+    }
+
+    /// Records attempts' outcomes in one statement. The record of an attempt superseded by a later one
+    /// changes nothing.
+    public func finish(_ outcomes: [Outcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        try await pool.query(WebhooksSQL.finishAttempts, [
+            outcomes.map(\.attempt.deliveryID), outcomes.map { Int32($0.attempt.number) }, outcomes.map(\.delivered),
+            outcomes.map { $0.status.map(Int32.init) }, outcomes.map { $0.error.map { String($0.prefix(500)) } }, outcomes.map(\.retryAt),
+        ])
     }
 
     /// A page of the subscription's delivery log, newest first, before the delivery id `before`.

@@ -12,9 +12,10 @@ import TaskyardStore
 
 /// Delivers webhooks (Svix's and Hatchet's model, signed as Standard Webhooks says). Each run, on the
 /// maintenance leader: every subscription's new matching changes become deliveries (the events table is
-/// the outbox: a transition and its event commit together), then the due deliveries are sent — each on a
-/// task of its own, so a receiver that hangs holds its own attempts (at most `perSubscription`) and
-/// nothing else. A delivery is tried with backoff for `tryFor`; redirects are never followed.
+/// the outbox: a transition and its event commit together), and each subscription with deliveries due gets
+/// a lane — a task of its own that sends them, `perSubscription` at once, until none is due. A receiver
+/// that hangs holds up its own lane and nothing else. A delivery is tried with backoff for `tryFor`;
+/// redirects are never followed.
 public struct WebhookDispatcher: MaintenanceDuty {
     public struct Configuration: MaintenanceDutyConfiguration {
         /// How often new changes are looked for and due deliveries sent. Default 250 ms.
@@ -24,8 +25,8 @@ public struct WebhookDispatcher: MaintenanceDuty {
         /// How long a delivery is tried (from when it was made, or resent). Default one day.
         public var tryFor: Duration = .seconds(86_400)
         public var backoff = WebhookBackoff()
-        /// Attempts under way at once on this server, and to one subscription.
-        public var maximumAttempts = 64
+        /// Subscriptions sent to at once on this server (their lanes), and attempts under way at once in one.
+        public var maximumLanes = 16
         public var perSubscription = 4
         /// Changes read for a subscription per read.
         public var pageSize = 500
@@ -37,27 +38,35 @@ public struct WebhookDispatcher: MaintenanceDuty {
     public let name = "webhooks"
     public let configuration: Configuration
     private let keyFile: KeyFile
-    private let attempts: AttemptsUnderWay
+    private let lanes: Lanes
 
     public init(configuration: Configuration = Configuration(), keyFile: KeyFile) {
         self.configuration = configuration
         self.keyFile = keyFile
-        attempts = AttemptsUnderWay()
+        lanes = Lanes()
     }
 
     public func run(_ context: MaintenanceContext) async throws {
-        try await writeDeliveries(context)
-        try await sendDue(context)
-        if attempts.pruneIsDue() {
+        let subscriptions = try await context.store.webhooks.subscriptions()
+        try await writeDeliveries(subscriptions, context)
+        for subscription in subscriptions {
+            let id = subscription.webhook.id
+            guard lanes.open(id, maximum: configuration.maximumLanes) else { continue }
+            Task {
+                defer { lanes.close(id) }
+                await sendDue(webhook: id, context)
+            }
+        }
+        if lanes.pruneIsDue() {
             let pruned = try await context.store.webhooks.prune(before: Date() - configuration.logRetention.inSeconds)
             if pruned > 0 { context.logger.info("forgot old webhook deliveries", metadata: ["deliveries": "\(pruned)"]) }
         }
     }
 
     /// Turns each subscription's matching changes since its position into deliveries, page by page.
-    private func writeDeliveries(_ context: MaintenanceContext) async throws {
+    private func writeDeliveries(_ subscriptions: [WebhookStore.Subscription], _ context: MaintenanceContext) async throws {
         let store = context.store
-        for var subscription in try await store.webhooks.subscriptions() {
+        for var subscription in subscriptions {
             while true {
                 let page = try await store.webhooks.changes(for: subscription, limit: configuration.pageSize)
                 guard page.next != subscription.position else { break }
@@ -78,38 +87,43 @@ public struct WebhookDispatcher: MaintenanceDuty {
         }
     }
 
-    /// Starts an attempt for each due delivery there is room for.
-    private func sendDue(_ context: MaintenanceContext) async throws {
-        let room = configuration.maximumAttempts - attempts.total
-        guard room > 0 else { return }
+    /// A subscription's lane: its due deliveries, `perSubscription` at a time, until none is due.
+    private func sendDue(webhook: Int64, _ context: MaintenanceContext) async {
         // Counted as failed if no outcome is recorded by then: the request's deadline and a margin.
         let lease = configuration.attemptTimeout + .seconds(5)
-        let due = try await context.store.webhooks.take(limit: room, underWay: attempts.bySubscription,
-                                                         perSubscription: configuration.perSubscription, attemptTimeout: lease)
-        for attempt in due {
-            attempts.begin(attempt.webhookID)
-            Task {
-                defer { attempts.end(attempt.webhookID) }
-                await send(attempt, context)
+        while !Task.isCancelled {
+            let due: [WebhookStore.Attempt]
+            do {
+                due = try await context.store.webhooks.take(webhook: webhook, limit: configuration.perSubscription, attemptTimeout: lease)
+            } catch {
+                context.logger.warning("due webhook deliveries could not be read", metadata: ["webhook": "\(webhook)", "error": "\(error)"])
+                return
+            }
+            if due.isEmpty { return }
+            let outcomes = await withTaskGroup(of: WebhookStore.Outcome.self) { group in
+                for attempt in due { group.addTask { await send(attempt, context) } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            do {
+                try await context.store.webhooks.finish(outcomes)
+            } catch {
+                // Not recorded: the attempts count as failed when their lease ends, and are made again.
+                context.logger.warning("webhook attempts' outcomes could not be recorded", metadata: ["webhook": "\(webhook)", "error": "\(error)"])
+                return
             }
         }
     }
 
-    private func send(_ attempt: WebhookStore.Attempt, _ context: MaintenanceContext) async {
-        let metadata: Logger.Metadata = ["cluster": "\(attempt.clusterID)", "webhook": "\(attempt.webhookID)",
-                                         "delivery": "\(attempt.deliveryID)", "attempt": "\(attempt.number)"]
+    private func send(_ attempt: WebhookStore.Attempt, _ context: MaintenanceContext) async -> WebhookStore.Outcome {
         let outcome = await deliver(attempt)
         if !outcome.delivered {
-            context.logger.info("webhook delivery failed", metadata: metadata.merging(["error": "\(outcome.error ?? "")"]) { $1 })
+            context.logger.info("webhook delivery failed", metadata: [
+                "cluster": "\(attempt.clusterID)", "webhook": "\(attempt.webhookID)", "delivery": "\(attempt.deliveryID)",
+                "attempt": "\(attempt.number)", "error": "\(outcome.error ?? "")",
+            ])
         }
-        let retryAt = Date() + configuration.backoff.jittered(afterAttempt: attempt.number).inSeconds
-        do {
-            try await context.store.webhooks.finishAttempt(attempt, delivered: outcome.delivered, status: outcome.status,
-                                                           error: outcome.error, retryAt: retryAt)
-        } catch {
-            // Not recorded: the attempt counts as failed when its lease ends, and is made again.
-            context.logger.warning("a webhook attempt's outcome could not be recorded", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-        }
+        return WebhookStore.Outcome(attempt: attempt, delivered: outcome.delivered, status: outcome.status, error: outcome.error,
+                                    retryAt: Date() + configuration.backoff.jittered(afterAttempt: attempt.number).inSeconds)
     }
 
     /// One POST of the delivery's body, signed now. Any 2xx delivers it; anything else is a failure.
@@ -153,22 +167,17 @@ public struct WebhookDispatcher: MaintenanceDuty {
     }
 }
 
-/// The attempts this server has under way, by subscription.
-final class AttemptsUnderWay: Sendable {
-    private let counts = Mutex<[Int64: Int]>([:])
+/// The subscriptions this server is sending to (their lanes), one lane each.
+final class Lanes: Sendable {
+    private let open = Mutex<Set<Int64>>([])
     private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
 
-    var total: Int { counts.withLock { $0.values.reduce(0, +) } }
-    var bySubscription: [Int64: Int] { counts.withLock { $0 } }
-
-    func begin(_ webhook: Int64) { counts.withLock { $0[webhook, default: 0] += 1 } }
-
-    func end(_ webhook: Int64) {
-        counts.withLock { counts in
-            counts[webhook, default: 1] -= 1
-            if counts[webhook] == 0 { counts[webhook] = nil }
-        }
+    /// False when the subscription has its lane already, or `maximum` lanes are open.
+    func open(_ webhook: Int64, maximum: Int) -> Bool {
+        open.withLock { open in open.count < maximum && open.insert(webhook).inserted }
     }
+
+    func close(_ webhook: Int64) { _ = open.withLock { $0.remove(webhook) } }
 
     /// True once a minute: the delivery log is pruned.
     func pruneIsDue() -> Bool {

@@ -78,40 +78,36 @@ enum WebhooksSQL {
         SELECT EXISTS (SELECT 1 FROM moved) AS moved, (SELECT count(*) FROM written) AS written
         """)
 
-    /// Takes up to $1 due deliveries — at most $4 of any one subscription, fewer by its attempts under way
-    /// ($2 subscriptions, $3 attempts) — for an attempt each: counted, and due again $5 seconds later (an
-    /// attempt whose outcome is never recorded, its leader gone, counts as failed then). With what sending
-    /// needs: the body, and the subscription's URL and sealed secret.
+    /// Takes up to $2 due deliveries of subscription $1, oldest due first, for an attempt each: counted,
+    /// and due again $3 seconds later (an attempt whose outcome is never recorded, its leader gone, counts
+    /// as failed then). With what sending needs: the body, and the subscription's URL and sealed secret.
     static let take = PostgresStatement("webhooks.take", """
-        WITH due AS (
-            SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rank,
-                   coalesce(b.attempts, 0) AS under_way
-              FROM webhook_deliveries d
-              LEFT JOIN unnest($2::bigint[], $3::integer[]) AS b (webhook_id, attempts) ON b.webhook_id = d.webhook_id
-             WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-        ), chosen AS (
-            SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
-             WHERE due.rank + due.under_way <= $4
-             ORDER BY d.next_attempt_at, d.id
-             LIMIT $1
-               FOR UPDATE OF d SKIP LOCKED
+        WITH chosen AS (
+            SELECT id FROM webhook_deliveries
+             WHERE webhook_id = $1 AND state = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at, id
+             LIMIT $2
+               FOR UPDATE SKIP LOCKED
         )
         UPDATE webhook_deliveries d
-           SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + make_interval(secs => $5)
+           SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + make_interval(secs => $3)
           FROM chosen c, webhooks w
          WHERE d.id = c.id AND w.cluster_id = d.cluster_id AND w.id = d.webhook_id
         RETURNING d.id, d.cluster_id, d.webhook_id, d.attempts, d.body, d.give_up_at, w.url, w.secret_sealed
         """)
 
-    /// Records an attempt's outcome ($2 attempt number: a later attempt's record wins): $3 delivered, or else
-    /// tried again at $6 unless that is past the delivery's day (then failed); $4 status, $5 error.
-    static let finishAttempt = PostgresStatement("webhooks.finish_attempt", """
-        UPDATE webhook_deliveries
-           SET state = CASE WHEN $3 THEN 'delivered' WHEN $6::timestamptz > give_up_at THEN 'failed' ELSE 'pending' END,
-               next_attempt_at = CASE WHEN $3 OR $6::timestamptz > give_up_at THEN NULL ELSE $6::timestamptz END,
-               delivered_at = CASE WHEN $3 THEN now() END,
-               last_status = $4, last_error = $5
-         WHERE id = $1 AND attempts = $2 AND state = 'pending'
+    /// Records attempts' outcomes, each only on the attempt it was (a later attempt's record wins): per
+    /// attempt $1 delivery, $2 attempt number, $3 delivered, or else tried again at $6 unless that is past
+    /// the delivery's day (then failed); $4 status, $5 error.
+    static let finishAttempts = PostgresStatement("webhooks.finish_attempts", """
+        UPDATE webhook_deliveries d
+           SET state = CASE WHEN o.delivered THEN 'delivered' WHEN o.retry_at > d.give_up_at THEN 'failed' ELSE 'pending' END,
+               next_attempt_at = CASE WHEN o.delivered OR o.retry_at > d.give_up_at THEN NULL ELSE o.retry_at END,
+               delivered_at = CASE WHEN o.delivered THEN now() END,
+               last_status = o.status, last_error = o.error
+          FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::integer[], $5::text[], $6::timestamptz[])
+               AS o (id, attempt, delivered, status, error, retry_at)
+         WHERE d.id = o.id AND d.attempts = o.attempt AND d.state = 'pending'
         """)
 
     /// A page of a subscription's delivery log, newest first, before id $3, in state $4 (NULL: any).
@@ -136,5 +132,5 @@ enum WebhooksSQL {
             SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1 LIMIT $2)
         """)
 
-    static let all = [nextID, create, get, list, delete, subscriptions, events, record, take, finishAttempt, deliveries, resend, prune]
+    static let all = [nextID, create, get, list, delete, subscriptions, events, record, take, finishAttempts, deliveries, resend, prune]
 }
