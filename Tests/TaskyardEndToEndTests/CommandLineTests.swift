@@ -141,6 +141,41 @@ struct CommandLineTests {
         }
     }
 
+    @Test("taskyard webhook: subscribes and shows the secret once, lists, shows, reads deliveries, resends and deletes")
+    func webhookCommands() async throws {
+        try await Deployment.run(nodes: ["n1"], serverSettings: { $0.webhooks.interval = .milliseconds(50) }) { deployment in
+            func taskyard(_ arguments: String...) async throws -> String {
+                let run = try await TestEnvironment.runTaskyardAsync(arguments + ["--server", deployment.serverURL, "--cluster", "c1"],
+                                                                     environment: deployment.cliEnvironment)
+                #expect(run.status == 0, "taskyard \(arguments.joined(separator: " ")): \(run.output)")
+                return run.output
+            }
+            // Nothing listens on port 9 of loopback: every attempt fails, and is logged.
+            let created = try await taskyard("webhook", "create", "http://127.0.0.1:9/in", "--events", "task.completed", "--types", "noop")
+            #expect(created.contains("webhook 1: http://127.0.0.1:9/in for task.completed") && created.contains("signing secret (shown only now): whsec_"),
+                    "\(created)")
+            let list = try await taskyard("webhook", "list")
+            #expect(list.hasPrefix("Webhook  URL") && list.contains("http://127.0.0.1:9/in") && list.contains("noop") && !list.contains("whsec_"), "\(list)")
+            let show = try await taskyard("webhook", "show", "1")
+            #expect(show.contains("events   task.completed") && !show.contains("whsec_"), "\(show)")
+            let task = try await deployment.client.submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            _ = try await deployment.finished(task.id)
+            try await eventually("the failed attempt is in the log") {
+                try await deployment.client.deliveries(cluster: "c1", webhook: 1).deliveries.first?.attempts ?? 0 >= 1
+            }
+            let deliveries = try await taskyard("webhook", "deliveries", "1")
+            #expect(deliveries.hasPrefix("Delivery  Event") && deliveries.contains("task.completed") && deliveries.contains("pending")
+                    && deliveries.contains(String(task.id)), "\(deliveries)")
+            let delivery = try #require(try await deployment.client.deliveries(cluster: "c1", webhook: 1).deliveries.first)
+            #expect(try await taskyard("webhook", "resend", "1", String(delivery.id)).contains("delivery \(delivery.id) of webhook 1 is pending again"))
+            #expect(try await taskyard("webhook", "delete", "1").contains("webhook 1 deleted"))
+            let refused = try await TestEnvironment.runTaskyardAsync(["webhook", "create", "http://127.0.0.1:9/in", "--events", "task.done",
+                                                                      "--cluster", "c1", "--server", deployment.serverURL],
+                                                                     environment: deployment.cliEnvironment)
+            #expect(refused.status != 0 && refused.output.contains("events[0]"), "\(refused.output)")
+        }
+    }
+
     @Test("duration flags refuse infinite and absurd values with a clear error, before anything starts")
     func absurdDurations() throws {
         let serve = ["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", "postgres://nobody@127.0.0.1:1/none",
