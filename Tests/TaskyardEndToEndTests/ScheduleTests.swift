@@ -116,6 +116,59 @@ struct ScheduleTests {
         }
     }
 
+    @Test("two server processes, the maintenance leader killed with SIGKILL between slots: every slot submitted once, none missed")
+    func exactlyOnceAcrossALeaderKilled() async throws {
+        try await TestDatabase.withStore { store in
+            let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                .joined(separator: " ")
+            _ = try await store.clusters.createCluster(id: Deployment.cluster, name: "schedules")
+            _ = try await store.clusters.registerNode(cluster: Deployment.cluster, id: "n1", endpoint: "http://127.0.0.1:9")
+            let ports = TestEnvironment.freePorts(2)
+            let servers = try ports.map { port in
+                try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", database,
+                                           "--listen", "127.0.0.1:\(port)", "--log-level", "info"], name: "schedule-serve-\(port)")
+            }
+            // A failing check must not leave the servers running after the test.
+            do {
+                let admin = try await store.mintToken(scopes: [.admin])
+                let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)", token: admin) }
+                try await eventually("both servers answer", within: .seconds(30)) {
+                    var up = 0
+                    for client in clients where (try? await client.healthBody()) != nil { up += 1 }
+                    return up == 2
+                }
+                let leader = try await ChaosSoakTests.maintenanceLeader(among: clients)
+                let survivor = 1 - leader
+                let request = try APIJSON.decode(ScheduleRequest.self, from: Data(Self.body("tick", cron: "@every 1s", catchUp: "all").utf8))
+                _ = try await clients[survivor].createSchedule(cluster: Deployment.cluster, request)
+                try await eventually("the leader submits slots", within: .seconds(20)) {
+                    try await Self.submitted(store, schedule: "tick").slots >= 3
+                }
+                await servers[leader].stop(SIGKILL)
+                let atKill = try await Self.submitted(store, schedule: "tick").slots
+                try await eventually("the survivor leads", within: .seconds(20)) { try await clients[survivor].healthBody().maintenanceLeader }
+                try await eventually("the survivor submits slots", within: .seconds(20)) {
+                    try await Self.submitted(store, schedule: "tick").slots >= atKill + 3
+                }
+                #expect(await servers[survivor].stop(SIGTERM) == 0)
+
+                let (tasks, slots) = try await Self.submitted(store, schedule: "tick")
+                #expect(tasks == slots, "\(tasks) tasks for \(slots) slots: a slot was submitted twice")
+                // catch_up all: the seconds no server led were submitted when the survivor took over.
+                let span: Int = try await store.pool.withConnection { connection in
+                    try connection.query("""
+                        SELECT (extract(epoch FROM max(schedule_slot) - min(schedule_slot)))::integer + 1 AS span
+                          FROM tasks WHERE schedule_id = 'tick'
+                        """).single().decode("span")
+                }
+                #expect(span == slots, "\(slots) slots over \(span) seconds: a slot was missed across the takeover")
+            } catch {
+                for server in servers { await server.stop(SIGKILL) }
+                throw error
+            }
+        }
+    }
+
     @Test("after a ten-minute stop: all submits every missed slot, one the latest, skip none that is late")
     func catchUpAfterStop() async throws {
         try await Deployment.run(nodes: ["n1"], serverSettings: { $0.schedules.interval = .seconds(3600) }) { deployment in
