@@ -283,6 +283,57 @@ struct WebhookTests {
         }
     }
 
+    @Test("the maintenance leader killed with SIGKILL while an attempt is under way: the next server makes it again, under the same webhook-id")
+    func attemptUnderWayWhenLeaderKilled() async throws {
+        let receiver = Receiver { _, count in
+            if count == 1 { try? await Task.sleep(for: .seconds(60)) }
+            return Response(status: .noContent)
+        }
+        try await HardeningTests.serving(receiver.router) { port in
+            try await TestDatabase.withStore { store in
+                let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                    .joined(separator: " ")
+                _ = try await store.clusters.createCluster(id: Deployment.cluster, name: "webhooks")
+                _ = try await store.clusters.registerNode(cluster: Deployment.cluster, id: "n1", endpoint: "http://127.0.0.1:9")
+                let admin = try await store.mintToken(scopes: [.admin])
+                let ports = TestEnvironment.freePorts(2)
+                func serve(_ port: Int) throws -> TaskyardProcess {
+                    // An attempt counts as lost 3 + 5 s after it was taken.
+                    try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", database,
+                                               "--listen", "127.0.0.1:\(port)", "--webhook-timeout", "3", "--log-level", "info"],
+                                              name: "webhook-serve-\(port)")
+                }
+                let first = try serve(ports[0])
+                var second: TaskyardProcess?
+                do {
+                    let client = TaskyardClient(baseURL: "http://127.0.0.1:\(ports[0])", token: admin)
+                    try await eventually("the first server leads", within: .seconds(30)) { (try? await client.healthBody())?.maintenanceLeader == true }
+                    let webhook = try await client.createWebhook(cluster: Deployment.cluster, WebhookRequest(url: "http://127.0.0.1:\(port)/hooks/slow",
+                                                                                                            events: ["task.queued"]))
+                    let task = try await client.submit(cluster: Deployment.cluster, SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                    try await eventually("the first attempt reaches the receiver") { receiver.requests("slow").count == 1 }
+                    await first.stop(SIGKILL)
+                    second = try serve(ports[1])
+                    try await eventually("the next server makes the attempt again", within: .seconds(30)) { receiver.requests("slow").count == 2 }
+                    let messages = receiver.requests("slow")
+                    #expect(messages[0].headers["webhook-id"] == messages[1].headers["webhook-id"] && messages[0].body == messages[1].body)
+                    let body = try JSONSerialization.jsonObject(with: messages[1].body) as? [String: Any]
+                    #expect(((body?["data"] as? [String: Any])?["task_id"] as? NSNumber)?.int64Value == task.id)
+                    let log = TaskyardClient(baseURL: "http://127.0.0.1:\(ports[1])", token: admin)
+                    try await eventually("the delivery is recorded delivered") {
+                        try await log.deliveries(cluster: Deployment.cluster, webhook: webhook.id).deliveries.first?.status == .delivered
+                    }
+                    #expect(try await log.deliveries(cluster: Deployment.cluster, webhook: webhook.id).deliveries.map(\.attempts) == [2])
+                    #expect(await second?.stop(SIGTERM) == 0)
+                } catch {
+                    await first.stop(SIGKILL)
+                    await second?.stop(SIGKILL)
+                    throw error
+                }
+            }
+        }
+    }
+
     @Test("deliveries are made from committed transitions: a server gone before sending leaves them to the next")
     func deliveredAfterRestart() async throws {
         let receiver = Receiver { _, _ in Response(status: .ok) }
