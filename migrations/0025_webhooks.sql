@@ -47,7 +47,7 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (webhook_id, event_id)
 );
 -- What the leader sends next, subscription by subscription.
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (webhook_id, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (webhook_id, next_attempt_at, id) WHERE state = 'pending';
 -- A subscription's delivery log, newest first.
 CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (cluster_id, webhook_id, id);
 -- The log kept: finished deliveries older than its retention go.

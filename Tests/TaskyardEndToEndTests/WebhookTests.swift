@@ -253,7 +253,8 @@ struct WebhookTests {
             }
         }
         try await HardeningTests.serving(receiver.router) { port in
-            try await Deployment.run(nodes: ["n1"], serverSettings: Self.settings) { deployment in
+            // Attempts without an answer fail after 5 s: the prompt receiver has everything long before.
+            try await Deployment.run(nodes: ["n1"], serverSettings: { Self.settings(&$0); $0.webhooks.attemptTimeout = .seconds(5) }) { deployment in
                 let hang = try await Self.subscribe(deployment, port: port, name: "hang")
                 let redirect = try await Self.subscribe(deployment, port: port, name: "redirect")
                 let prompt = try await Self.subscribe(deployment, port: port, name: "prompt")
@@ -264,7 +265,7 @@ struct WebhookTests {
                 for id in ids { _ = try await deployment.finished(id) }
                 // Every completion reaches the prompt receiver while the hanging one holds its attempts open.
                 try await eventually("the prompt receiver has all 20", within: .seconds(10)) { receiver.requests("prompt").count >= 20 }
-                #expect(receiver.requests("hang").count <= 4, "a hanging receiver holds at most its own share of attempts")
+                #expect(receiver.requests("hang").count <= 16, "a hanging receiver holds at most its own lane's attempts")
                 let promptLog = try await Self.deliveries(deployment, webhook: prompt.id)
                 #expect(promptLog.count == 20 && promptLog.allSatisfy { $0["status"] as? String == "delivered" && $0["attempts"] as? Int == 1 })
 
@@ -276,7 +277,7 @@ struct WebhookTests {
                 #expect(trapped.withLock { $0 } == 0, "the redirect's target was never called")
 
                 // The hanging receiver's attempts time out and are tried again, not lost.
-                try await eventually("a hanging attempt times out", within: .seconds(10)) {
+                try await eventually("a hanging attempt times out", within: .seconds(20)) {
                     try await Self.deliveries(deployment, webhook: hang.id).contains { ($0["last_error"] as? String)?.contains("no answer") == true }
                 }
             }

@@ -27,7 +27,7 @@ public struct WebhookDispatcher: MaintenanceDuty {
         public var backoff = WebhookBackoff()
         /// Subscriptions sent to at once on this server (their lanes), and attempts under way at once in one.
         public var maximumLanes = 16
-        public var perSubscription = 4
+        public var perSubscription = 16
         /// Changes read for a subscription per read.
         public var pageSize = 500
         /// Delivered and failed deliveries are kept this long in the log. Default 7 days.
