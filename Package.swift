@@ -82,6 +82,7 @@ let package = Package(
                 // Webhook deliveries, on the process's HTTP transport (TaskyardClient's).
                 "TaskyardClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             // The dashboard (/ui): plain files, compiled into the binary; no build step, no Node.
             resources: [.embedInCode("Dashboard/index.html"), .embedInCode("Dashboard/app.js"), .embedInCode("Dashboard/app.css")]

@@ -101,7 +101,14 @@ def main():
     work = tempfile.mkdtemp()
     os.chmod(work, 0o755)  # initdb runs as the postgres user when this runs as root
     dev, token = start_dev(taskyard, work)
-    driver = browser()
+    try:
+        driver = browser()
+    except Exception:
+        # No browser or driver: the dev server it was to drive does not outlive the failure.
+        dev.kill()
+        dev.wait()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     checks = 0
     try:
         wait = WebDriverWait(driver, 30, poll_frequency=0.1)

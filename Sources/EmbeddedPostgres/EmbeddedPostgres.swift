@@ -161,6 +161,30 @@ public struct EmbeddedPostgres: Sendable {
         try run("pg_ctl", ["-D", dataDirectory.path, "-m", mode.rawValue, "-w", "-t", "60", "stop"])
     }
 
+    /// A streaming-replication standby of this (running) server in `dataDirectory`: a base backup taken
+    /// with `pg_basebackup -R` over this server's socket (its WAL streamed while it is taken), set to follow
+    /// it. Start it with `start()`; it answers reads until `promote()`.
+    public func makeStandby(dataDirectory standbyData: URL, socketDirectory standbySocket: URL, port standbyPort: Int,
+                            settings standbySettings: [String: String] = [:]) throws -> EmbeddedPostgres {
+        try prepareDirectory(standbyData.deletingLastPathComponent())
+        try run("pg_basebackup", ["-D", standbyData.path, "-R", "-X", "stream", "-c", "fast", "-h", socketDirectory.path,
+                                  "-p", String(port), "-U", superuser, "--no-sync"])
+        return try EmbeddedPostgres(dataDirectory: standbyData, socketDirectory: standbySocket, port: standbyPort,
+                                    listenOnTCP: listenOnTCP, settings: standbySettings, binDirectory: binDirectory)
+    }
+
+    /// Ends recovery on a standby: from then on it is a primary that takes writes.
+    public func promote() throws {
+        try run("pg_ctl", ["-D", dataDirectory.path, "-w", "-t", "60", "promote"])
+    }
+
+    /// The postmaster's process id, from `postmaster.pid` (nil when no server runs here).
+    public var postmasterID: pid_t? {
+        guard let text = try? String(contentsOf: dataDirectory.appending(path: "postmaster.pid"), encoding: .utf8),
+              let first = text.split(separator: "\n").first else { return nil }
+        return pid_t(first.trimmingCharacters(in: .whitespaces))
+    }
+
     /// True when a server is running on this data folder.
     public var isRunning: Bool {
         (try? run("pg_ctl", ["-D", dataDirectory.path, "status"])) != nil

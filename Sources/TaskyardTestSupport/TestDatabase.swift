@@ -56,13 +56,17 @@ public enum TestDatabase {
         return try result.get()
     }
 
-    /// A private PostgreSQL server of its own, for a test that restarts or stops it.
+    /// Settings that make a throw-away server fast (durability is not needed for test data).
+    public static var throwAwaySettings: [String: String] { TestServer.fastSettings }
+
+    /// A private PostgreSQL server of its own, for a test that restarts or stops it; `settings` over the
+    /// throw-away ones.
     public static func withPrivateServer<T: Sendable>(
-        _ body: (EmbeddedPostgres) async throws -> T
+        settings: [String: String] = [:], _ body: (EmbeddedPostgres) async throws -> T
     ) async throws -> T {
         let folder = try TestServer.makeRunFolder()
         let server = try EmbeddedPostgres(dataDirectory: folder.appending(path: "data"), socketDirectory: folder,
-                                          settings: TestServer.fastSettings)
+                                          settings: TestServer.fastSettings.merging(settings) { $1 })
         try server.initializeIfNeeded()
         try server.start()
         try server.stopWhenProcessExits(getpid(), thenRemove: folder)

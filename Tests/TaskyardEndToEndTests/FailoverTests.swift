@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import EmbeddedPostgres
+import Foundation
+import NIOCore
+import Postgres
+import Synchronization
+import TaskyardAPI
+import TaskyardClient
+import TaskyardDomain
+import TaskyardServer
+import TaskyardStore
+import TaskyardTestSupport
+import Testing
+
+/// PostgreSQL failover through libpq's multi-host connection strings: a real streaming standby made with
+/// `pg_basebackup -R`, the primary's postmaster killed with SIGKILL under load, the standby promoted.
+@Suite("PostgreSQL failover")
+struct FailoverTests {
+    /// What the submits got: the tasks answered 201, and every other status with how often.
+    final class Answers: Sendable {
+        let accepted = Mutex<[Int64]>([])
+        let others = Mutex<[Int: Int]>([:])
+        let retryAfterMissing = Atomic<Int>(0)
+    }
+
+    /// One task submitted as a careful client does: with an Idempotency-Key, sent again after `Retry-After`
+    /// while the answer is 503 (or no answer came). The task answered 201 or 200 is recorded; every other
+    /// status is counted.
+    static func submit(_ deployment: Deployment, recording answers: Answers) async {
+        let key = UUID().uuidString
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: deployment.serverURL + "/api/v1/clusters/\(Deployment.cluster)/tasks")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Idempotency-Key", value: key)
+            request.body = .bytes(ByteBuffer(string: #"{"type": "noop", "participating_nodes": ["n1", "n2"]}"#))
+            var wait = Duration.milliseconds(200)
+            do {
+                let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
+                let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+                let status = Int(response.status.code)
+                answers.others.withLock { $0[status, default: 0] += 1 }
+                if status == 201 || status == 200, let task = try? APIJSON.decode(TaskObject.self, from: body) {
+                    answers.accepted.withLock { $0.append(task.id) }
+                    return
+                }
+                guard status == 503 else { return }
+                if let seconds = response.headers.first(name: "retry-after").flatMap(Double.init) {
+                    wait = .seconds(seconds)
+                } else {
+                    answers.retryAfterMissing.add(1, ordering: .relaxed)
+                }
+            } catch {
+                answers.others.withLock { $0[0, default: 0] += 1 }
+            }
+            try? await Task.sleep(for: wait)
+        }
+    }
+
+    @Test("a synchronous standby promoted after the primary's postmaster is killed with SIGKILL mid-load: every submit is answered 503 with Retry-After or accepted — never 500 — and, sent again with its key, each becomes one task that completes once")
+    func synchronousStandby() async throws {
+        // Every commit waits until the standby has it: what the primary acknowledged, the standby holds.
+        let primarySettings = ["synchronous_commit": "on", "synchronous_standby_names": "*"]
+        try await TestDatabase.withPrivateServer(settings: primarySettings) { primary in
+            let run = primary.socketDirectory
+            let standby = try primary.makeStandby(dataDirectory: run.appending(path: "standby/data"), socketDirectory: run.appending(path: "standby"),
+                                                  port: primary.port, settings: TestDatabase.throwAwaySettings)
+            try standby.start()
+            try standby.stopWhenProcessExits(getpid(), thenRemove: run.appending(path: "standby"))
+            defer { try? standby.stop(mode: .immediate) }
+
+            let admin = try await PostgresConnection.connect(primary.configuration())
+            try await eventually("the standby streams synchronously", within: .seconds(30)) {
+                try await admin.perform { connection in
+                    try connection.query("SELECT count(*)::integer AS n FROM pg_stat_replication WHERE sync_state = 'sync'")
+                        .single().decode("n", as: Int.self) == 1
+                }
+            }
+            await admin.close()
+
+            // Both hosts, the writable one wanted: libpq tries them in order.
+            let both = try PostgresConfiguration(
+                "host=\(primary.socketDirectory.path),\(standby.socketDirectory.path) port=\(primary.port),\(standby.port) "
+                    + "user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2")
+            let pool = PostgresPool(configuration: both, options: .init(maximumConnections: 8))
+            _ = try await Migrator.bundled().migrate(pool)
+            let store = TaskStore(pool: pool)
+            let answers = Answers()
+            try await Deployment.run(on: store, nodes: ["n1", "n2"]) { deployment in
+                for _ in 0..<40 { await Self.submit(deployment, recording: answers) }
+                let killed = try #require(primary.postmasterID)
+                kill(killed, SIGKILL)
+                // Submits go on while there is no primary, and after the promotion.
+                let load = Task { for _ in 0..<80 { await Self.submit(deployment, recording: answers) } }
+                try await Task.sleep(for: .milliseconds(500))
+                try standby.promote()
+                await load.value
+
+                let accepted = answers.accepted.withLock { $0 }
+                try await eventually("every accepted task is on the new primary and finished", within: .seconds(90)) {
+                    let finished: Int = try await pool.withConnection { connection in
+                        try connection.query("SELECT count(*)::integer AS n FROM tasks WHERE id = ANY ($1) AND state = 'completed'", [accepted])
+                            .single().decode("n")
+                    }
+                    return finished == accepted.count
+                }
+                let ended: [Int] = try await pool.withConnection { connection in
+                    try connection.query("""
+                        SELECT count(*) FILTER (WHERE to_state = 'completed')::integer AS n FROM task_events WHERE task_id = ANY ($1) GROUP BY task_id
+                        """, [accepted]).map { row throws(PostgresError) in try row.decode("n", as: Int.self) }
+                }
+                #expect(ended.count == accepted.count && ended.allSatisfy { $0 == 1 }, "each accepted task completed once")
+                let others = answers.others.withLock { $0 }
+                #expect(others[500] == nil && others[0] == nil, "no 500, always an answer: \(others)")
+                #expect(Set(others.keys).isSubset(of: [200, 201, 503]), "accepted, or 503 while no primary took writes: \(others)")
+                #expect(answers.retryAfterMissing.load(ordering: .relaxed) == 0, "every 503 says when to retry")
+                #expect(Set(accepted).count == 120, "every submit became one task: \(Set(accepted).count) of 120, \(others)")
+                print("failover (synchronous standby): 120 submits, answers \(others.sorted { $0.key < $1.key }); 120 tasks, each completed once on the promoted standby")
+            }
+            await pool.close()
+        }
+    }
+}
