@@ -121,6 +121,18 @@ struct FailoverTests {
                         """, [accepted]).map { row throws(PostgresError) in try row.decode("n", as: Int.self) }
                 }
                 #expect(ended.count == present && ended.allSatisfy { $0 == 1 }, "each accepted task on the new primary completed once")
+                // The maintenance leader and the change listener reconnected to the new primary: the leader
+                // lock is held again, and a wait is woken by the completion (its own re-read comes every 5 s).
+                let promoted = ContinuousClock.now
+                try await eventually("maintenance runs again", within: .seconds(40)) { try await deployment.client.healthBody().maintenanceLeader }
+                print("failover: maintenance runs again \(promoted.duration(to: .now)) after the load ended")
+                let later = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(
+                    type: "noop", participatingNodes: ["n1"], runAfter: Date().addingTimeInterval(1)))
+                let started = ContinuousClock.now
+                let waited = try await deployment.client.wait(cluster: Deployment.cluster, id: later.id, timeout: .seconds(20))
+                #expect(waited.task.state == .completed && started.duration(to: .now) < .seconds(4),
+                        "a wait is answered when its task completes: \(started.duration(to: .now))")
+
                 let others = answers.others.withLock { $0 }
                 #expect(others[500] == nil && others[0] == nil, "no 500, always an answer: \(others)")
                 #expect(Set(others.keys).isSubset(of: [200, 201, 503]), "accepted, or 503 while no primary took writes: \(others)")
