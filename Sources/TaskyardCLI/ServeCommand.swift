@@ -84,6 +84,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Client connections open at once; more are closed as they arrive. Default 4096.", valueName: "n"))
     var maxConnections = 4096
 
+    @Option(help: ArgumentHelp("A streaming standby of the database for history reads (task lists, a task, its participants, events and tree), while its replay is at most --max-read-lag behind; a client that just wrote reads from the primary. Default: $TASKYARD_READ_DATABASE_URL, else every read goes to the primary.", valueName: "url"))
+    var readDatabaseURL: String?
+
+    @Option(help: ArgumentHelp("A standby further behind than this is skipped for the primary. Default 2.", valueName: "seconds"))
+    var maxReadLag = 2.0
+
     @Option(help: ArgumentHelp("Wait before a failed webhook delivery is tried again, four times longer after each next failure (at most 6 h apart, for a day). Default 5.", valueName: "seconds"))
     var webhookRetryBase = 5.0
 
@@ -126,6 +132,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--retry-backoff-cap must be at least --retry-backoff-base")
         }
         configuration.nodeMonitor.nodeTimeout = try checkedDuration(nodeTimeout, "--node-timeout")
+        let maximumReadLag = try checkedDuration(maxReadLag, "--max-read-lag")
+        if let readURL = setting(readDatabaseURL, "TASKYARD_READ_DATABASE_URL") {
+            var replica = ReadReplica.Configuration(database: try PostgresConfiguration(readURL))
+            replica.maximumLag = maximumReadLag
+            configuration.readReplica = replica
+        }
         configuration.webhooks.backoff.base = try checkedDuration(webhookRetryBase, "--webhook-retry-base")
         configuration.webhooks.attemptTimeout = try checkedDuration(webhookTimeout, "--webhook-timeout")
         if let retention = setting(retention, "TASKYARD_RETENTION") {

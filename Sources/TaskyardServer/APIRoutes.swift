@@ -16,6 +16,8 @@ struct APIRoutes: Sendable {
     let maintenance: MaintenanceLeader
     let wakeups: Wakeups
     let metrics: ServerMetrics
+    /// Where history reads may go instead of the primary.
+    let replica: ReadReplica?
     /// Change streams and waits held open, per token.
     let streams = StreamSlots()
 
@@ -70,11 +72,11 @@ struct APIRoutes: Sendable {
 
         route(.post, "/api/v1/clusters/:cluster_id/tasks", .client(.submit)) { request, context, _ in try await submit(&request, context) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/batch", .client(.submit)) { request, context, _ in try await submitBatch(&request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks", .client(.read)) { request, context, _ in try await listTasks(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, _ in try await getTask(context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, _ in try await events(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/participants", .client(.read)) { request, context, _ in try await participants(request, context) }
-        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, _ in try await tree(request, context) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks", .client(.read)) { request, context, caller in try await listTasks(request, context, caller) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id", .client(.read)) { _, context, caller in try await getTask(context, caller) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, caller in try await events(request, context, caller) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/participants", .client(.read)) { request, context, caller in try await participants(request, context, caller) }
+        route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, caller in try await tree(request, context, caller) }
         route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, caller in try await changes(request, context, caller!) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, caller in try await wait(request, context, caller!) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }
@@ -122,6 +124,12 @@ struct APIRoutes: Sendable {
     /// A request body as `T`, within the body limit. A body nesting far deeper than any value may is
     /// refused whole before decoding; values a little too deep are refused field by field after it (so a
     /// report batch refuses only the item at fault).
+    /// The history reads for `caller`: a fresh standby's, when there is one and the caller has not just
+    /// written; else the primary's.
+    func reads(_ caller: APIToken?) -> TaskReads {
+        replica?.reads(for: caller, primary: store.reads) ?? store.reads
+    }
+
     func decode<T: Decodable>(_ type: T.Type, _ request: inout Request) async throws -> T {
         try await request.decodeJSON(type, limit: configuration.maximumBodyBytes,
                                      maximumDepth: store.configuration.limits.jsonDepth + 64)

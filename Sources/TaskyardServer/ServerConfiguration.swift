@@ -71,6 +71,9 @@ public struct ServerConfiguration: Sendable {
     public var nodeMonitor = NodeMonitor.Configuration()
     public var schedules = ScheduleRunner.Configuration()
     public var webhooks = WebhookDispatcher.Configuration()
+    /// A streaming standby for history reads (`serve --read-database-url`); nil reads everything from the
+    /// primary.
+    public var readReplica: ReadReplica.Configuration?
     public var retention = RetentionCleaner.Configuration()
     public var statistics = StatisticsKeeper.Configuration()
 

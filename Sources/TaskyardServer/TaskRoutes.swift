@@ -38,7 +38,7 @@ extension APIRoutes {
                                 status: results.contains(where: \.created) ? .created : .ok)
     }
 
-    func listTasks(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func listTasks(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         var filter = TaskFilter()
@@ -69,29 +69,30 @@ extension APIRoutes {
         if let after = request.query("after") {
             do { filter.after = try TaskCursor(after) } catch { throw APIError.badRequest(error.message, field: "after") }
         }
-        let page = try await store.reads.tasks(cluster: cluster, filter: filter)
+        let page = try await reads(caller).tasks(cluster: cluster, filter: filter)
         return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 
-    func getTask(_ context: TaskyardRequestContext) async throws -> Response {
+    func getTask(_ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
-        let task = try await store.reads.task(cluster: cluster, id: id)
-        let children = try await store.reads.children(cluster: cluster, of: id)
+        let reads = reads(caller)
+        let task = try await reads.task(cluster: cluster, id: id)
+        let children = try await reads.children(cluster: cluster, of: id)
         return try jsonResponse(TaskDetail(task: TaskObject(task), children: children.map(TaskSummary.init)))
     }
 
     /// Every attempt's participant outcomes (`?attempt=N`: that attempt's), oldest attempt first.
-    func participants(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func participants(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
         let attempt = try request.queryInt("attempt", in: 1...Int(Int32.max))
-        let records = try await store.reads.participantOutcomes(cluster: cluster, taskID: id, attempt: attempt)
+        let records = try await reads(caller).participantOutcomes(cluster: cluster, taskID: id, attempt: attempt)
         return try jsonResponse(ParticipantList(participants: records.map(ParticipantObject.init)))
     }
 
-    func events(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func events(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -101,11 +102,11 @@ extension APIRoutes {
             guard let id = Int64(text), id > 0 else { throw APIError.badRequest("after is not a cursor from a previous page", field: "after") }
             after = id
         }
-        let page = try await store.reads.events(cluster: cluster, taskID: id, after: after, limit: limit)
+        let page = try await reads(caller).events(cluster: cluster, taskID: id, after: after, limit: limit)
         return try jsonResponse(EventList(events: page.events.map(EventObject.init), next: page.next.map(String.init)))
     }
 
-    func tree(_ request: Request, _ context: TaskyardRequestContext) async throws -> Response {
+    func tree(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {
         try request.rejectEmptyQueryValues()
         let cluster = try context.pathIdentifier("cluster_id")
         let id = try context.taskID(cluster: cluster)
@@ -114,7 +115,7 @@ extension APIRoutes {
         if let text = request.query("after") {
             do { after = try TreeCursor(text) } catch { throw APIError.badRequest(error.message, field: "after") }
         }
-        let page = try await store.reads.tree(cluster: cluster, id: id, after: after, limit: limit)
+        let page = try await reads(caller).tree(cluster: cluster, id: id, after: after, limit: limit)
         return try jsonResponse(TaskList(tasks: page.tasks.map(TaskObject.init), next: page.next?.description))
     }
 

@@ -29,9 +29,10 @@ public enum TaskyardHTTPServer {
         let credentials = store.credentials
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
         let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance)
+        let replica = configuration.readReplica.map { ReadReplica(configuration: $0, logger: logger) }
         let routes = APIRoutes(store: store, credentials: credentials, authenticator: authenticator, grants: GrantIssuer(credentials: credentials, keyFile: configuration.keyFile),
                                configuration: configuration, maintenance: maintenance, wakeups: wakeups,
-                               metrics: metrics).routes()
+                               metrics: metrics, replica: replica).routes()
         var table = RouteTable()
         for route in routes { table.add(route.method, route.path) }
         let router = Router(context: TaskyardRequestContext.self)
@@ -50,6 +51,8 @@ public enum TaskyardHTTPServer {
                     busy.headers[.retryAfter] = "1"
                     throw busy
                 }
+                // A caller that writes reads its writes back from the primary for a while.
+                if let replica, let caller, route.method != .get { replica.wrote(caller) }
                 return try await route.handler(&request, context, caller)
             }
         }
@@ -67,7 +70,7 @@ public enum TaskyardHTTPServer {
             server: server,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "taskyard"),
-            services: (configuration.maintenanceEnabled ? [wakeups, maintenance] : [wakeups]) + [authenticator],
+            services: (configuration.maintenanceEnabled ? [wakeups, maintenance] : [wakeups]) + [authenticator] + (replica.map { [$0] } ?? []),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )

@@ -188,3 +188,78 @@ struct FailoverTests {
         }
     }
 }
+
+/// History reads on a streaming standby (`serve --read-database-url`).
+@Suite("History reads on a standby")
+struct StandbyReadTests {
+    @Test("reads go to a fresh standby; one replaying more than --max-read-lag behind is skipped for the primary; a client reads its own write from the primary")
+    func readsMoveAndStayFresh() async throws {
+        try await TestDatabase.withPrivateServer { primary in
+            let run = primary.socketDirectory
+            let standby = try primary.makeStandby(dataDirectory: run.appending(path: "standby/data"), socketDirectory: run.appending(path: "standby"),
+                                                  port: primary.port, settings: TestDatabase.throwAwaySettings)
+            try standby.start()
+            try standby.stopWhenProcessExits(getpid(), thenRemove: run.appending(path: "standby"))
+            defer { try? standby.stop(mode: .immediate) }
+            let pool = PostgresPool(configuration: primary.configuration(), options: .init(maximumConnections: 8))
+            _ = try await Migrator.bundled().migrate(pool)
+            let store = TaskStore(pool: pool)
+            let onStandby = try await PostgresConnection.connect(standby.configuration())
+            @Sendable func standbyHas(_ id: Int64) async throws -> Bool {
+                try await onStandby.perform { connection in
+                    try connection.query("SELECT count(*)::integer AS n FROM tasks WHERE id = $1", [id]).single().decode("n", as: Int.self) == 1
+                }
+            }
+            var replica = ReadReplica.Configuration(database: standby.configuration())
+            replica.checkInterval = .milliseconds(50)
+            let settings = replica
+            try await Deployment.run(on: store, nodes: ["n1"], serverSettings: { $0.readReplica = settings }) { deployment in
+                let reader = TaskyardClient(baseURL: deployment.serverURL, token: try await store.mintToken(scopes: [.read], name: "reader"))
+                func readerSees(_ id: Int64) async throws -> Bool {
+                    do {
+                        _ = try await reader.task(cluster: Deployment.cluster, id: id)
+                        return true
+                    } catch let failure as TaskyardClient.Failure where failure.status == 404 {
+                        return false
+                    }
+                }
+                /// A task the standby has replayed, then its replay paused: from here on it falls behind.
+                func pauseAfterAFreshCommit() async throws {
+                    let marker = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                    try await eventually("the standby replays the marker") { try await standbyHas(marker.id) }
+                    try await onStandby.perform { connection in _ = try connection.query("SELECT pg_wal_replay_pause()") }
+                }
+
+                // Fresh: a task the primary has and the standby has not replayed is not there for another
+                // client — its read went to the standby — while its writer reads it back from the primary.
+                try await pauseAfterAFreshCommit()
+                let written = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                #expect(try await !standbyHas(written.id))
+                try await eventually("another client's read goes to the standby", within: .milliseconds(1500), every: .milliseconds(20)) {
+                    try await !readerSees(written.id)
+                }
+                #expect(try await deployment.client.task(cluster: Deployment.cluster, id: written.id).task.id == written.id,
+                        "the writer reads its write from the primary")
+                // Behind by more than the bound: the standby is skipped, and the read is the primary's.
+                try await eventually("the standby falls more than 2 s behind and is skipped", within: .seconds(10)) {
+                    try await readerSees(written.id)
+                }
+                #expect(try await !standbyHas(written.id), "still not replayed: the read came from the primary")
+
+                // Replaying again, reads go back to the standby.
+                try await onStandby.perform { connection in _ = try connection.query("SELECT pg_wal_replay_resume()") }
+                try await eventually("the standby catches up") { try await standbyHas(written.id) }
+                try await Task.sleep(for: .milliseconds(200))
+                try await pauseAfterAFreshCommit()
+                let second = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                // (Within the bound: the freshness verdict is renewed every 50 ms, so look a few times.)
+                try await eventually("reads go back to the standby", within: .milliseconds(1500), every: .milliseconds(20)) {
+                    try await !readerSees(second.id)
+                }
+                try await onStandby.perform { connection in _ = try connection.query("SELECT pg_wal_replay_resume()") }
+            }
+            await onStandby.close()
+            await pool.close()
+        }
+    }
+}

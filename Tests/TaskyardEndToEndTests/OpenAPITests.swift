@@ -26,7 +26,7 @@ struct OpenAPITests {
                                    authenticator: Authenticator(credentials: credentials, configuration: .init(), logger: Deployment.quietLogger),
                                    grants: GrantIssuer(credentials: credentials, keyFile: TestEnvironment.keyFile),
                                    configuration: ServerConfiguration(keyFile: TestEnvironment.keyFile), maintenance: maintenance, wakeups: wakeups,
-                                   metrics: ServerMetrics(store: deployment.store, wakeups: wakeups, maintenance: maintenance))
+                                   metrics: ServerMetrics(store: deployment.store, wakeups: wakeups, maintenance: maintenance), replica: nil)
                 .routes()
             // `:name` in the router is `{name}` in OpenAPI.
             let registered = Set(routes.map { route in
