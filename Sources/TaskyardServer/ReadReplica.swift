@@ -7,7 +7,7 @@ import TaskyardDomain
 import TaskyardStore
 
 /// History reads sent to a streaming standby (`serve --read-database-url`): task lists, a task with its
-/// children, participants, events and trees. Each is read there only while the standby is fresh — its
+/// children, participants, events and trees, and the live counts of `/metrics`. Each is read there only while the standby is fresh — its
 /// replay at most `maximumLag` behind, as last checked (every `checkInterval`) — and only for a caller
 /// that has not written in the last `maximumLag`, so a client reads its own submit, cancel or retry back
 /// from the primary. Everything else — writes, polls, reports, waits, the change feed — goes to the primary.

@@ -48,11 +48,14 @@ final class ServerMetrics: Sendable {
     private let store: TaskStore
     private let wakeups: Wakeups
     private let maintenance: MaintenanceLeader
+    /// Where the live counts are read: a fresh standby's, else the primary's.
+    private let replica: ReadReplica?
     private let snapshot = Mutex<(taken: ContinuousClock.Instant, text: String)?>(nil)
 
-    init(store: TaskStore, wakeups: Wakeups, maintenance: MaintenanceLeader) {
+    init(store: TaskStore, wakeups: Wakeups, maintenance: MaintenanceLeader, replica: ReadReplica? = nil) {
         _ = Self.http
         self.store = store
+        self.replica = replica
         self.wakeups = wakeups
         self.maintenance = maintenance
         store.activity.observe { [weak self] changes in self?.count(changes) }
@@ -126,8 +129,9 @@ final class ServerMetrics: Sendable {
     private func databaseSnapshot() async throws -> String {
         let now = ContinuousClock.now
         if let cached = snapshot.withLock({ $0 }), now - cached.taken < Self.snapshotLifetime { return cached.text }
-        let live = try await store.reads.liveTaskCounts()
-        let nodes = try await store.reads.nodeCounts()
+        let reads = replica?.reads(for: nil, primary: store.reads) ?? store.reads
+        let live = try await reads.liveTaskCounts()
+        let nodes = try await reads.nodeCounts()
         var text = Family("taskyard_tasks", type: "gauge", help: "Tasks queued or received now, by cluster, node and state.")
         var oldest = Family("taskyard_oldest_queued_task_age_seconds", type: "gauge",
                             help: "Age of the oldest queued task, by cluster and node.")

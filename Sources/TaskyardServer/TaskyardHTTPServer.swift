@@ -28,8 +28,8 @@ public enum TaskyardHTTPServer {
         let wakeups = Wakeups(signals: store.signals, database: store.database, logger: logger)
         let credentials = store.credentials
         let authenticator = Authenticator(credentials: credentials, configuration: configuration.authentication, logger: logger)
-        let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance)
         let replica = configuration.readReplica.map { ReadReplica(configuration: $0, logger: logger) }
+        let metrics = ServerMetrics(store: store, wakeups: wakeups, maintenance: maintenance, replica: replica)
         let routes = APIRoutes(store: store, credentials: credentials, authenticator: authenticator, grants: GrantIssuer(credentials: credentials, keyFile: configuration.keyFile),
                                configuration: configuration, maintenance: maintenance, wakeups: wakeups,
                                metrics: metrics, replica: replica).routes()
