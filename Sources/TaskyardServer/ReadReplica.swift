@@ -26,15 +26,6 @@ public final class ReadReplica: Service, Sendable {
         }
     }
 
-    /// How far behind the standby's replay is: 0 when it has replayed all it received and is streaming,
-    /// else the time since the last transaction it replayed; NULL on a server that is not a standby.
-    private static let lag = PostgresStatement("replica.lag", """
-        SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
-                    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
-                         AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN 0
-                    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::double precision AS lag
-        """)
-
     let configuration: Configuration
     private let store: TaskStore
     private let logger: Logger
@@ -45,8 +36,7 @@ public final class ReadReplica: Service, Sendable {
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
-        store = TaskStore(pool: PostgresPool(configuration: configuration.database,
-                                             options: .init(maximumConnections: configuration.poolSize)))
+        store = TaskStore.standby(database: configuration.database, poolSize: configuration.poolSize)
         self.logger = logger
     }
 
@@ -83,7 +73,7 @@ public final class ReadReplica: Service, Sendable {
             while !Task.isCancelled {
                 var fresh = false
                 do {
-                    let lag: Double? = try await self.store.pool.query(Self.lag).single().decode("lag")
+                    let lag = try await self.store.replayLag()
                     fresh = lag.map { $0 <= self.configuration.maximumLag.inSeconds } ?? false
                 } catch {
                     fresh = false
