@@ -25,53 +25,18 @@ struct FailoverTests {
         let retryAfterMissing = Atomic<Int>(0)
     }
 
-    /// One task submitted as a careful client does: with an Idempotency-Key, sent again after `Retry-After`
-    /// while the answer is 503 (or no answer came). The task answered 201 or 200 is recorded; every other
-    /// status is counted.
-    static func submit(_ deployment: Deployment, recording answers: Answers) async {
-        let key = UUID().uuidString
+    /// POSTs `body` to `path` as a careful client does: again after `Retry-After` while the answer is 503
+    /// (or no answer came), for up to a minute. Every answer's status is counted; the first that is not 503
+    /// is returned with its body.
+    static func sendRetrying(_ deployment: Deployment, path: String, body: String, headers: [(String, String)] = [],
+                             recording answers: Answers) async -> (status: Int, body: Data)? {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            var request = HTTPClientRequest(url: deployment.serverURL + "/api/v1/clusters/\(Deployment.cluster)/tasks")
+            var request = HTTPClientRequest(url: deployment.serverURL + path)
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "Idempotency-Key", value: key)
-            request.body = .bytes(ByteBuffer(string: #"{"type": "noop", "participating_nodes": ["n1", "n2"]}"#))
-            var wait = Duration.milliseconds(200)
-            do {
-                let response = try await HTTPTransport.shared.client.execute(request, timeout: .seconds(30))
-                let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-                let status = Int(response.status.code)
-                answers.others.withLock { $0[status, default: 0] += 1 }
-                if status == 201 || status == 200, let task = try? APIJSON.decode(TaskObject.self, from: body) {
-                    answers.accepted.withLock { $0.append(task.id) }
-                    return
-                }
-                guard status == 503 else { return }
-                if let seconds = response.headers.first(name: "retry-after").flatMap(Double.init) {
-                    wait = .seconds(seconds)
-                } else {
-                    answers.retryAfterMissing.add(1, ordering: .relaxed)
-                }
-            } catch {
-                answers.others.withLock { $0[0, default: 0] += 1 }
-            }
-            try? await Task.sleep(for: wait)
-        }
-    }
-
-    /// A batch of `size` tasks, each item keyed, sent again with the same keys after `Retry-After` while the
-    /// answer is 503: its tasks are recorded once it is answered 201 or 200.
-    static func submitBatch(_ deployment: Deployment, size: Int, recording answers: Answers) async {
-        let items = (0..<size).map { _ in #"{"type": "noop", "participating_nodes": ["n1", "n2"], "idempotency_key": "\#(UUID().uuidString)"}"# }
-        let body = #"{"tasks": [\#(items.joined(separator: ", "))]}"#
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            var request = HTTPClientRequest(url: deployment.serverURL + "/api/v1/clusters/\(Deployment.cluster)/tasks/batch")
-            request.method = .POST
-            request.headers.add(name: "Authorization", value: "Bearer \(deployment.adminToken)")
-            request.headers.add(name: "Content-Type", value: "application/json")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
             request.body = .bytes(ByteBuffer(string: body))
             var wait = Duration.milliseconds(200)
             do {
@@ -79,11 +44,7 @@ struct FailoverTests {
                 let data = Data(try await response.body.collect(upTo: 1 << 22).readableBytesView)
                 let status = Int(response.status.code)
                 answers.others.withLock { $0[status, default: 0] += 1 }
-                if status == 201 || status == 200, let list = try? APIJSON.decode(TaskBatch.self, from: data) {
-                    answers.batched.withLock { $0 += list.tasks.map(\.id) }
-                    return
-                }
-                guard status == 503 else { return }
+                guard status == 503 else { return (status, data) }
                 if let seconds = response.headers.first(name: "retry-after").flatMap(Double.init) {
                     wait = .seconds(seconds)
                 } else {
@@ -94,6 +55,25 @@ struct FailoverTests {
             }
             try? await Task.sleep(for: wait)
         }
+        return nil
+    }
+
+    /// One task, with an Idempotency-Key, sent until it is answered: the task answered 201 or 200 recorded.
+    static func submit(_ deployment: Deployment, recording answers: Answers) async {
+        guard let (status, body) = await sendRetrying(deployment, path: "/api/v1/clusters/\(Deployment.cluster)/tasks",
+                                                      body: #"{"type": "noop", "participating_nodes": ["n1", "n2"]}"#,
+                                                      headers: [("Idempotency-Key", UUID().uuidString)], recording: answers),
+              status == 201 || status == 200, let task = try? APIJSON.decode(TaskObject.self, from: body) else { return }
+        answers.accepted.withLock { $0.append(task.id) }
+    }
+
+    /// A batch of `size` tasks, each item keyed, sent until it is answered: its tasks recorded.
+    static func submitBatch(_ deployment: Deployment, size: Int, recording answers: Answers) async {
+        let items = (0..<size).map { _ in #"{"type": "noop", "participating_nodes": ["n1", "n2"], "idempotency_key": "\#(UUID().uuidString)"}"# }
+        guard let (status, body) = await sendRetrying(deployment, path: "/api/v1/clusters/\(Deployment.cluster)/tasks/batch",
+                                                      body: #"{"tasks": [\#(items.joined(separator: ", "))]}"#, recording: answers),
+              status == 201 || status == 200, let batch = try? APIJSON.decode(TaskBatch.self, from: body) else { return }
+        answers.batched.withLock { $0 += batch.tasks.map(\.id) }
     }
 
     @Test("a standby promoted after the primary's postmaster is killed with SIGKILL mid-load: every submit is answered 201 or 503 with Retry-After, never 500; sent again with its key, each is one task that completes once — and with a synchronous standby none answered 201 is lost",
