@@ -7,6 +7,8 @@ public protocol MaintenanceDuty: Sendable {
     var name: String { get }
     var configuration: Configuration { get }
     func run(_ context: MaintenanceContext) async throws
+    /// Stops whatever `run` left running beside it (this replica no longer leads, or it shuts down).
+    func stop() async
 }
 
 /// Every duty's configuration says how often it runs.
@@ -16,6 +18,8 @@ public protocol MaintenanceDutyConfiguration: Sendable {
 
 extension MaintenanceDuty {
     public var interval: Duration { configuration.interval }
+    /// Most duties leave nothing running.
+    public func stop() async {}
 }
 
 /// What the duties work with: the store, and where to say what they did.

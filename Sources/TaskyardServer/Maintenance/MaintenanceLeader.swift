@@ -55,7 +55,10 @@ public final class MaintenanceLeader: Service, Sendable {
         while !Task.isCancelled {
             do {
                 if connection == nil || connection?.isBroken == true {
-                    if isLeader { logger.warning("lost the maintenance lock with its connection") }
+                    if isLeader {
+                        logger.warning("lost the maintenance lock with its connection")
+                        for duty in duties { await duty.stop() }
+                    }
                     leading.store(false, ordering: .relaxed)
                     connection = try await PostgresConnection.connect(database)
                 }
@@ -102,6 +105,7 @@ public final class MaintenanceLeader: Service, Sendable {
             }
         }
         leading.store(false, ordering: .relaxed)
+        for duty in duties { await duty.stop() }
         await connection?.close()
     }
 }

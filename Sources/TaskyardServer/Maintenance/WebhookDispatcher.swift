@@ -51,9 +51,7 @@ public struct WebhookDispatcher: MaintenanceDuty {
         try await writeDeliveries(subscriptions, context)
         for subscription in subscriptions {
             let id = subscription.webhook.id
-            guard lanes.open(id, maximum: configuration.maximumLanes) else { continue }
-            Task {
-                defer { lanes.close(id) }
+            lanes.open(id, maximum: configuration.maximumLanes) {
                 await sendDue(webhook: id, context)
             }
         }
@@ -87,6 +85,12 @@ public struct WebhookDispatcher: MaintenanceDuty {
         }
     }
 
+    /// Ends every lane: attempts under way are cancelled (and made again by the next leader when their
+    /// lease ends).
+    public func stop() async {
+        await lanes.cancelAll()
+    }
+
     /// A subscription's lane: its due deliveries, `perSubscription` at a time, until none is due.
     private func sendDue(webhook: Int64, _ context: MaintenanceContext) async {
         // Counted as failed if no outcome is recorded by then: the request's deadline and a margin.
@@ -96,7 +100,9 @@ public struct WebhookDispatcher: MaintenanceDuty {
             do {
                 due = try await context.store.webhooks.take(webhook: webhook, limit: configuration.perSubscription, attemptTimeout: lease)
             } catch {
-                context.logger.warning("due webhook deliveries could not be read", metadata: ["webhook": "\(webhook)", "error": "\(error)"])
+                if !Task.isCancelled {
+                    context.logger.warning("due webhook deliveries could not be read", metadata: ["webhook": "\(webhook)", "error": "\(error)"])
+                }
                 return
             }
             if due.isEmpty { return }
@@ -104,6 +110,8 @@ public struct WebhookDispatcher: MaintenanceDuty {
                 for attempt in due { group.addTask { await send(attempt, context) } }
                 return await group.reduce(into: []) { $0.append($1) }
             }
+            // Stopped meanwhile: what was cut short is not an outcome.
+            if Task.isCancelled { return }
             do {
                 try await context.store.webhooks.finish(outcomes)
             } catch {
@@ -167,17 +175,28 @@ public struct WebhookDispatcher: MaintenanceDuty {
     }
 }
 
-/// The subscriptions this server is sending to (their lanes), one lane each.
+/// The subscriptions this server is sending to (their lanes), one lane — a task — each.
 final class Lanes: Sendable {
-    private let open = Mutex<Set<Int64>>([])
+    private let running = Mutex<[Int64: Task<Void, Never>]>([:])
     private let lastPrune = Mutex<ContinuousClock.Instant?>(nil)
 
-    /// False when the subscription has its lane already, or `maximum` lanes are open.
-    func open(_ webhook: Int64, maximum: Int) -> Bool {
-        open.withLock { open in open.count < maximum && open.insert(webhook).inserted }
+    /// Runs `work` as the subscription's lane, unless it has one already or `maximum` lanes run.
+    func open(_ webhook: Int64, maximum: Int, _ work: @escaping @Sendable () async -> Void) {
+        running.withLock { running in
+            guard running[webhook] == nil, running.count < maximum else { return }
+            running[webhook] = Task {
+                await work()
+                _ = self.running.withLock { $0.removeValue(forKey: webhook) }
+            }
+        }
     }
 
-    func close(_ webhook: Int64) { _ = open.withLock { $0.remove(webhook) } }
+    /// Cancels every lane and waits for them to end.
+    func cancelAll() async {
+        let tasks = running.withLock { Array($0.values) }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
 
     /// True once a minute: the delivery log is pruned.
     func pruneIsDue() -> Bool {
