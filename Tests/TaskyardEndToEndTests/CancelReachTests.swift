@@ -58,7 +58,7 @@ struct CancelReachTests {
         try FileManager.default.createDirectory(at: pids, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: pids) }
         let folder = try TestEnvironment.makeExecutables([
-            "long": "#!/bin/sh\ncat > /dev/null\nsleep 10 &\necho $! > \(pids.path)/$TASKYARD_NODE\nwait\n",
+            "long": "#!/bin/sh\nsleep 10 &\necho $! > \(pids.path)/$TASKYARD_NODE\ncat > /dev/null\nwait\n",
         ])
         defer { try? FileManager.default.removeItem(at: folder) }
         try await Deployment.run(nodes: ["n1", "n2"], agentSettings: { $0.handlersDirectory = folder }) { deployment in
@@ -71,8 +71,10 @@ struct CancelReachTests {
             #expect(finished.task.state == .failed)
             #expect(finished.task.error?.contains("timed out after 2 s") == true, "\(finished.task.error ?? "")")
             #expect(clock.now - started < .seconds(5), "ended after \(clock.now - started)")
+            // Each participant whose handler started before the timeout (on a loaded machine one may not
+            // have: then it never runs) has its processes gone.
             let handlers = Self.handlerPIDs(in: pids)
-            #expect(handlers.count == 2)
+            #expect((1...2).contains(handlers.count), "\(handlers)")
             try await eventually("the handler processes end", within: .seconds(8)) { handlers.allSatisfy { !Self.isRunning($0) } }
         }
     }
