@@ -40,22 +40,14 @@ enum WebhooksSQL {
     /// Up to $6 of the changes a subscription delivers after its position ($2 transaction, $3 event) — to
     /// states $4, of types $5 (NULL: any) — of transactions older than every one still running, in feed
     /// order (`TaskEventsSQL.feed`'s rules). One row at least: `horizon` on each, a change per row.
-    static let events = PostgresStatement("webhooks.events", """
-        WITH horizon AS MATERIALIZED (
-            SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
-        )
-        SELECT h.xmin::text AS horizon, false AS held,
-               e.xid::text AS xid, e.id, e.task_id, e.from_state, e.to_state, e.node, e.attempt, e.at, e.detail
-          FROM horizon h LEFT JOIN LATERAL (
-               SELECT * FROM task_events e
-                WHERE e.cluster_id = $1 AND (e.xid, e.id) > ($2::text::xid8, $3::bigint) AND e.xid < h.xmin
-                  AND e.to_state = ANY ($4::text[])
-                  AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.cluster_id = e.cluster_id AND t.id = e.task_id
-                                                                            AND t.type = ANY ($5::text[])))
-                ORDER BY e.xid, e.id
-                LIMIT $6) e ON true
-         ORDER BY e.xid, e.id
-        """)
+    static let events = PostgresStatement("webhooks.events", TaskEventsSQL.changes(
+        held: "false",
+        filter: """
+            AND e.to_state = ANY ($4::text[])
+                          AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.cluster_id = e.cluster_id AND t.id = e.task_id
+                                                                                    AND t.type = ANY ($5::text[])))
+            """,
+        limit: "$6"))
 
     /// Writes the deliveries of a page of a subscription's changes and moves its position to $5/$6 — only
     /// from the position it was read at ($3/$4): a second leader for a moment writes nothing twice. Per
