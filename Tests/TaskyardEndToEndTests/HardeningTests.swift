@@ -335,15 +335,18 @@ struct HardeningTests {
 
     @Test("an agent's participant endpoint holds at most --max-connections: one more is closed as it arrives")
     func participantEndpointConnectionCap() async throws {
-        try await Deployment.run(nodes: ["n1"], agentSettings: { $0.maximumConnections = 2 }) { deployment in
+        // On a loopback address of its own: a stray connection to a port the kernel gave an earlier test's
+        // agent (a straggler of that test still calling it) must not take one of the two places.
+        try await Deployment.run(nodes: ["n1"], agentSettings: { $0.maximumConnections = 2; $0.listenHost = "127.0.0.2" }) { deployment in
             let endpoint = try NodeEndpoint(parsing: try #require(try await deployment.client.nodes(cluster: "c1").first?.endpoint))
-            let port = endpoint.port
+            let (host, port) = (endpoint.host, endpoint.port)
+            #expect(host == "127.0.0.2")
             var held: [any Channel] = []
             defer { for channel in held { channel.close(promise: nil) } }
             for _ in 0..<2 {
-                held.append(try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get())
+                held.append(try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: host, port: port).get())
             }
-            let third = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            let third = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: host, port: port).get()
             let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask { try await third.closeFuture.get(); return true }
                 group.addTask { try await Task.sleep(for: .seconds(5)); return false }
