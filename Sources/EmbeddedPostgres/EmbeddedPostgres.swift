@@ -15,6 +15,9 @@ public struct EmbeddedPostgres: Sendable {
     public let port: Int
     /// Also listen on 127.0.0.1:port (for psql users and tools that want TCP).
     public let listenOnTCP: Bool
+    /// A test's network host: the Linux network namespace the server runs in (`ip netns exec`), and the
+    /// address it listens on there beside its socket. Nil: this machine's, on loopback only.
+    public var networkHost: (namespace: String, address: String)?
     /// Server settings passed with `-c` (for tests: `fsync=off` and the like).
     public let settings: [String: String]
     public let binDirectory: URL
@@ -142,12 +145,15 @@ public struct EmbeddedPostgres: Sendable {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         try handToSuperuser(logFile, mode: 0o600)
-        var options = ["-k", socketDirectory.path, "-p", String(port),
-                       "-c", "listen_addresses=\(listenOnTCP ? "127.0.0.1" : "")"]
+        let addresses = networkHost?.address ?? (listenOnTCP ? "127.0.0.1" : "")
+        var options = ["-k", socketDirectory.path, "-p", String(port), "-c", "listen_addresses=\(addresses)"]
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { options += ["-c", "\(key)=\(value)"] }
         let quoted = options.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         do {
-            try run("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
+            // The postmaster is started in the host's namespace; stopping and the rest need none (signals).
+            let start = command("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
+            let inHost = networkHost.map { ["/usr/sbin/ip", "netns", "exec", $0.namespace] + start } ?? start
+            _ = try Self.capture(inHost[0], Array(inHost.dropFirst()))
         } catch {
             let log = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
             let tail = log.split(separator: "\n").suffix(8).joined(separator: "\n")

@@ -16,19 +16,25 @@ extension NodeAgent {
 
     /// One held task, from fan-out to report.
     func run(held task: ClaimedTaskObject) async {
-        let report = await fanOut(task)
+        let (report, notNeeded) = await fanOut(task)
+        // Participants the policy no longer needs are told to stop beside the report, not before it: one
+        // that cannot be reached would hold the task's end for a connect timeout.
+        async let toldToStop: Void = notNeeded()
         if let reason = held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
             logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
             held.remove(task.task.id)
-            return
+        } else {
+            // The task stays held (its lease renewed) until the server has the report, but the next claim need
+            // not wait for that round trip.
+            held.markReporting(task.task.id)
+            reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
         }
-        // The task stays held (its lease renewed) until the server has the report, but the next claim need
-        // not wait for that round trip.
-        held.markReporting(task.task.id)
-        reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
+        await toldToStop
     }
 
-    func fanOut(_ claimed: ClaimedTaskObject) async -> TaskReport {
+    /// The attempt's report, and the telling of the participants stopped as not needed to stop (to run beside
+    /// the report).
+    func fanOut(_ claimed: ClaimedTaskObject) async -> (TaskReport, notNeeded: @Sendable () async -> Void) {
         let task = claimed.task
         // The agent's own node needs no endpoint: its part runs in-process.
         let others = task.participatingNodes.filter { $0 != configuration.node }
@@ -41,11 +47,12 @@ extension NodeAgent {
                          announce: false)
         let policy = (try? CompletionPolicy(json: task.completeWhen)) ?? .all
         let plan = AttemptPlan(claimed)
-        let outcomes = await callAllUnlessStopped(claimed, policy: policy, plan: plan, endpoints: endpoints)
+        let (outcomes, notNeeded) = await callAllUnlessStopped(claimed, policy: policy, plan: plan, endpoints: endpoints)
         let decision = FanOutDecision(outcomes: plan.carried + outcomes, stop: held.cancellation(of: task.id), policy: policy,
                                       carried: Set(plan.carried.map(\.node)))
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
-        return decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack)
+        return (decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack),
+                { await self.notifyCancel(claimed, nodes: notNeeded, endpoints: endpoints) })
     }
 
     /// Who an attempt runs and what it carries forward, read once from its claim.
@@ -80,20 +87,22 @@ extension NodeAgent {
     /// progress followed beside them. Stopped (a cancel request, a lost lease, `timeout_seconds` run out as
     /// the agent's one-second sweep finds, the agent's shutdown), the calls are cancelled and every
     /// participant is told to stop at once, all together; the outcomes are then the calls' as they ended.
-    /// Settled by the policy before every participant answered, the ones still running are told to stop.
+    /// Settled by the policy before every participant answered: the outcomes, and the ones still running, to
+    /// be told to stop.
     private func callAllUnlessStopped(_ claimed: ClaimedTaskObject, policy: CompletionPolicy, plan: AttemptPlan,
-                                      endpoints: [String: NodeEndpoint]) async -> [ParticipantOutcome] {
+                                      endpoints: [String: NodeEndpoint]) async -> ([ParticipantOutcome], notNeeded: [String]) {
         await withTaskGroup(of: RaceEvent.self) { race in
             race.addTask { .called(await self.callAll(claimed, policy: policy, plan: plan, endpoints: endpoints)) }
             race.addTask { await self.held.stopped(claimed.task.id); return .stopped }
             race.addTask { await self.followParticipantProgress(claimed, endpoints: endpoints); return .progressEnded }
             var outcomes: [ParticipantOutcome] = []
+            var notNeeded: [String] = []
             while let event = await race.next() {
                 switch event {
                 case .called(let calls):
                     outcomes = calls.outcomes
+                    notNeeded = calls.notNeeded
                     race.cancelAll()
-                    if !calls.notNeeded.isEmpty { await notifyCancel(claimed, nodes: calls.notNeeded, endpoints: endpoints) }
                 case .stopped where outcomes.isEmpty && held.cancellation(of: claimed.task.id) != nil:
                     race.cancelAll()
                     await notifyCancel(claimed, nodes: plan.running, endpoints: endpoints)
@@ -101,7 +110,7 @@ extension NodeAgent {
                     continue
                 }
             }
-            return outcomes
+            return (outcomes, notNeeded)
         }
     }
 

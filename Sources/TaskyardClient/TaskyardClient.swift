@@ -2,13 +2,19 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TaskyardAPI
 import TaskyardDomain
 
 /// A typed client for every route of the Taskyard HTTP API.
 public struct TaskyardClient: Sendable {
-    /// `http://127.0.0.1:8080`: no trailing slash needed.
-    public let baseURL: String
+    /// `http://127.0.0.1:8080`: no trailing slash needed. Several replicas of one deployment may be named
+    /// with commas between them (`http://s1:8080,http://s2:8080`): requests go to one until it cannot
+    /// answer (no connection, or `503`), then to the next. The one in use now.
+    public var baseURL: String { servers.current.url }
+    /// Every server this client may use, in the order they are tried.
+    public var serverURLs: [String] { servers.urls }
+    private let servers: ServerList
     /// Longest a request may take; a poll's `wait` is added on top. Default 30 s.
     public var requestTimeout: Duration = .seconds(30)
     /// The bearer token sent with every request but health checks.
@@ -16,7 +22,7 @@ public struct TaskyardClient: Sendable {
     public var transport: HTTPTransport
 
     public init(baseURL: String, token: String? = nil, transport: HTTPTransport = .shared) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        servers = ServerList(baseURL)
         self.token = token
         self.transport = transport
     }
@@ -321,7 +327,8 @@ public struct TaskyardClient: Sendable {
     private func raw(_ method: HTTPMethod, _ path: [String], query: [String: String] = [:], body: Data? = nil,
                      headers: [(String, String)] = [], extraTimeout: Duration = .zero,
                      acceptingErrors: Bool = false) async throws -> (status: Int, body: Data) {
-        var request = HTTPClientRequest(url: url(path, query: query))
+        let server = servers.current
+        var request = HTTPClientRequest(url: url(server.url, path, query: query))
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -338,26 +345,59 @@ public struct TaskyardClient: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw Unreachable(server: baseURL, reason: Unreachable.reason(of: error))
+            servers.moveOn(from: server)
+            throw Unreachable(server: server.url, reason: Unreachable.reason(of: error))
         }
         let data = Data(buffer.readableBytesView)
         let status = Int(response.status.code)
+        // A replica that cannot reach the database answers 503: the next may.
+        if status == 503 { servers.moveOn(from: server) }
         guard (200..<300).contains(status) || acceptingErrors else {
             throw Failure(status: status, error: try? APIJSON.decode(ErrorBody.self, from: data),
-                          rawBody: String(decoding: data, as: UTF8.self), server: baseURL)
+                          rawBody: String(decoding: data, as: UTF8.self), server: server.url)
         }
         return (status, data)
     }
 
-    private func url(_ path: [String], query: [String: String]) -> String {
+    private func url(_ base: String, _ path: [String], query: [String: String]) -> String {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove("/")
-        var url = baseURL + "/" + path.map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0 }.joined(separator: "/")
+        var url = base + "/" + path.map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0 }.joined(separator: "/")
         if !query.isEmpty {
             var components = URLComponents()
             components.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
             url += "?" + (components.percentEncodedQuery ?? "")
         }
         return url
+    }
+}
+
+/// The replicas a client may send to, and the one it sends to now. A request that finds the current one
+/// unable to answer moves the client on to the next (once, however many requests found it so at once);
+/// the next request goes there. Never back by itself: a replica that recovered is used again when the
+/// others fail in turn.
+final class ServerList: Sendable {
+    let urls: [String]
+    private let index = Atomic<Int>(0)
+
+    struct Choice {
+        let position: Int
+        let url: String
+    }
+
+    init(_ list: String) {
+        let urls = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.urls = urls.isEmpty ? [list] : urls
+    }
+
+    var current: Choice {
+        let position = index.load(ordering: .relaxed)
+        return Choice(position: position, url: urls[position % urls.count])
+    }
+
+    func moveOn(from choice: Choice) {
+        guard urls.count > 1 else { return }
+        _ = index.compareExchange(expected: choice.position, desired: choice.position + 1, ordering: .relaxed)
     }
 }

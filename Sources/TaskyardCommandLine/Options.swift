@@ -9,7 +9,7 @@ import TaskyardSecurity
 public struct ServerOptions: ParsableArguments {
     public init() {}
 
-    @Option(help: ArgumentHelp("The Taskyard server. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url"))
+    @Option(help: ArgumentHelp("The Taskyard server; replicas of one deployment separated by commas are used in turn, the next when one cannot answer. Default: $TASKYARD_SERVER, else http://127.0.0.1:8080.", valueName: "url[,url…]"))
     public var server: String?
 
     @OptionGroup public var credentials: TokenOptions
@@ -26,7 +26,7 @@ public struct ServerOptions: ParsableArguments {
     /// pointing elsewhere must not receive it.
     public func client() throws -> TaskyardClient {
         let transport = try HTTPTransport.trusting(caFile: caFile)
-        let devToken = Self.isLoopback(url) ? ".taskyard/admin-token" : nil
+        let devToken = url.split(separator: ",").allSatisfy { Self.isLoopback(String($0)) } ? ".taskyard/admin-token" : nil
         return TaskyardClient(baseURL: url, token: try credentials.token(fallbackFile: devToken), transport: transport)
     }
 

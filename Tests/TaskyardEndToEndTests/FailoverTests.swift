@@ -243,3 +243,40 @@ struct StandbyReadTests {
         }
     }
 }
+
+/// A client (an agent, the command line) given several server replicas.
+@Suite("Server replicas for a client")
+struct ServerListTests {
+    @Test("an agent whose first server is down registers and runs its tasks through the next one named")
+    func agentUsesTheNextServer() async throws {
+        // Port 1: nothing listens there, the connection is refused.
+        try await Deployment.run(nodes: ["n1"], agentSettings: { $0.server = "http://127.0.0.1:1," + $0.server }) { deployment in
+            let task = try await deployment.client.submit(cluster: Deployment.cluster, SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+            #expect(try await deployment.finished(task.id).task.state == .completed)
+        }
+    }
+
+    @Test("a client moves on from a server that cannot answer, and from one that answers 503, and stays where it got an answer")
+    func clientMovesOn() async throws {
+        // Two replicas of one database; the first serves agents only (its clients' share is none).
+        try await TestDatabase.withStore { store in
+            try await Deployment.run(on: store, nodes: [], serverSettings: { $0.maximumConnections = 0; $0.nodeConnectionReserve = 64 }) { busy in
+                try await Deployment.run(on: store, nodes: []) { deployment in
+                    let list = "http://127.0.0.1:1,\(busy.serverURL),\(deployment.serverURL)"
+                    let client = TaskyardClient(baseURL: list, token: deployment.adminToken, transport: deployment.client.transport)
+                    #expect(client.serverURLs == ["http://127.0.0.1:1", busy.serverURL, deployment.serverURL])
+                    await #expect(throws: TaskyardClient.Unreachable.self) { _ = try await client.nodes(cluster: Deployment.cluster) }
+                    // The busy one answers 503 server_busy.
+                    await #expect { _ = try await client.nodes(cluster: Deployment.cluster) } throws: { error in
+                        (error as? TaskyardClient.Failure)?.status == 503
+                    }
+                    for _ in 0..<2 {
+                        let nodes = try await client.nodes(cluster: Deployment.cluster)
+                        #expect(nodes.isEmpty)
+                    }
+                    #expect(client.baseURL == deployment.serverURL)
+                }
+            }
+        }
+    }
+}
