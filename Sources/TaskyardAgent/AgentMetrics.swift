@@ -56,12 +56,16 @@ final class AgentMetrics: Sendable {
         }
     }
 
-    /// A batch of reports the server took.
-    func reportBatch(size: Int) {
+    /// A batch of reports the server answered, with how many of its reports it took (200) and refused.
+    func reportBatch(size: Int, taken: Int) {
         registry.makeCounter(name: "taskyard_agent_report_batches_total",
                              help: "Report batches the server took.").increment()
         registry.makeValueHistogram(name: "taskyard_agent_report_batch_size", buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
                                     help: "Reports per batch.").record(Double(size))
+        for (outcome, count) in [("taken", taken), ("refused", size - taken)] where count > 0 {
+            registry.makeCounter(name: "taskyard_agent_reports_total", labels: [("outcome", outcome)],
+                                 help: "Reports the server answered: taken (written) or refused (stale, or invalid).").increment(by: Int64(count))
+        }
     }
 
     private static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),

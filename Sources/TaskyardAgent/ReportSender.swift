@@ -86,7 +86,7 @@ final class ReportSender: Sendable {
         for _ in 0..<8 {
             do {
                 let answer = try await deliverBatch(StateReportBatchRequest(reports: items))
-                metrics.reportBatch(size: items.count)
+                metrics.reportBatch(size: items.count, taken: answer.results.count { $0.status == 200 })
                 var resend: [StateReportBatchRequest.Item] = []
                 for (item, result) in zip(items, answer.results) where result.status != 200 {
                     logger.warning("report refused", metadata: [

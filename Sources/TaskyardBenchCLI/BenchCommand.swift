@@ -87,6 +87,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Finished tasks to COPY into the table before measuring (e.g. 10000000).", valueName: "n"))
     var preloadHistory = 0
 
+    @Option(help: ArgumentHelp("Instead of the runs: hold this many long polls open, each as a node of its own with its own node token (a fleet of idle agents), and measure for --duration seconds what they cost the servers and PostgreSQL.", valueName: "n"))
+    var idlePolls = 0
+
     @Flag(help: "Print the results as JSON on standard output (progress stays on standard error).")
     var json = false
 
@@ -112,6 +115,8 @@ struct BenchCommand: AsyncParsableCommand {
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be from 1 to 3600 seconds") }
         if server != nil, servers > 1 { throw ValidationError("--servers starts servers; it does not go with --server") }
         guard (1...agents).contains(participants) else { throw ValidationError("--participants must be from 1 to --agents (\(agents))") }
+        guard (0...20_000).contains(idlePolls) else { throw ValidationError("--idle-polls must be from 0 to 20000") }
+        if idlePolls > 0, server != nil { throw ValidationError("--idle-polls measures the servers the bench starts; it does not go with --server") }
         guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 1000") }
         guard (0...200_000).contains(payloadBytes) else { throw ValidationError("--payload-bytes must be from 0 to 200000 (the server takes 256 KiB)") }
         if server != nil, databaseURL == nil {
@@ -152,7 +157,10 @@ struct BenchCommand: AsyncParsableCommand {
         }
 
         let logger = try logging.makeLogger("taskyard.bench")
-        let store = try await TaskStore.open(database: try PostgresConfiguration(url), poolSize: agents + 4, migrate: true) { migration in
+        // Named apart from the servers' connections, which the bench counts.
+        var configuration = try PostgresConfiguration(url)
+        configuration.applicationName = "taskyard-bench"
+        let store = try await TaskStore.open(database: configuration, poolSize: agents + 4, migrate: true) { migration in
             logger.info("applied migration", metadata: ["file": "\(migration.name)"])
         }.store
         let stamp = String(Int(Date().timeIntervalSince1970))
@@ -184,6 +192,14 @@ struct BenchCommand: AsyncParsableCommand {
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)
+        if idlePolls > 0 {
+            let cost = try await BenchIdle(count: idlePolls, pollWait: .seconds(20), window: .seconds(duration))
+                .measure(store: store, cluster: cluster, processes: processes, progress: progress)
+            await processes.stop()
+            await store.pool.close()
+            say(String(decoding: try BenchReport.encoder.encode(cost), as: UTF8.self))
+            return
+        }
         let subscription = webhook ? BenchWebhook() : nil
         do {
             try await subscription?.start(client: TaskyardClient(baseURL: processes.serverURLs[0], token: tokens.admin), cluster: cluster)

@@ -483,6 +483,16 @@ enum BenchSQL {
          GROUP BY n.name
         """)
 
+    /// Transactions committed in the whole PostgreSQL server so far.
+    static let commits = PostgresStatement("bench.commits", """
+        SELECT sum(xact_commit)::bigint AS n FROM pg_stat_database
+        """)
+
+    /// Connections of the application named $1 now: the servers' (the bench's own name themselves apart).
+    static let serverConnections = PostgresStatement("bench.server_connections", """
+        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE application_name = $1
+        """)
+
     /// Whether pg_stat_statements can be read here (loaded by the server, and created in this database).
     static let enableStatementTimes = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 }

@@ -16,7 +16,7 @@ public final class HTTPTransport: Sendable {
     /// Trusts the system's certificate authorities, or with `caFile` only the CAs in that PEM file.
     /// Private: transports live as long as the process (an HTTPClient must be shut down before it goes),
     /// one per CA file, from `trusting(caFile:)`.
-    private init(caFile: String? = nil) throws {
+    private init(caFile: String? = nil, connectionsPerHost: Int = 64) throws {
         var configuration = HTTPClient.Configuration()
         configuration.timeout.connect = .seconds(5)
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -25,9 +25,15 @@ public final class HTTPTransport: Sendable {
         // Several agents in one process (`taskyard dev`, a program embedding NodeAgent, the tests' twenty)
         // share this client, each holding a long poll to the same server: AsyncHTTPClient's default of 8
         // connections a host queued the rest behind them.
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
         configuration.tlsConfiguration = try TLSFiles.clientConfiguration(caFile: caFile)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// A transport of its own that holds up to `connectionsPerHost` connections to each server (a program
+    /// holding that many long polls, say); it lives as long as the process.
+    public static func dedicated(connectionsPerHost: Int) throws -> HTTPTransport {
+        try HTTPTransport(connectionsPerHost: connectionsPerHost)
     }
 
     /// The process-wide transport with the system's trust roots.

@@ -144,6 +144,19 @@ struct FailoverTests {
                         """, [accepted]).map { row throws(PostgresError) in try row.decode("n", as: Int.self) }
                 }
                 #expect(ended.count == present && ended.allSatisfy { $0 == 1 }, "each accepted task on the new primary completed once")
+                // Every report a server answered 200 is there: one lost would have ended its task a second
+                // time, after its lease, with a second report taken.
+                let read = try await deployment.store.mintToken(scopes: [.read], cluster: Deployment.cluster)
+                var taken = 0.0
+                for node in try await deployment.client.nodes(cluster: Deployment.cluster) {
+                    taken += try await MetricsTests.scrape(node.endpoint, token: read).value("taskyard_agent_reports_total{outcome=\"taken\"}") ?? 0
+                }
+                let endedByReports: Int = try await pool.withConnection { connection in
+                    try connection.query("""
+                        SELECT count(*)::integer AS n FROM task_events WHERE from_state = 'received' AND to_state IN ('completed', 'failed', 'cancelled')
+                        """).single().decode("n")
+                }
+                if synchronous { #expect(Int(taken) <= endedByReports, "reports answered 200 and not on the promoted standby") }
                 // The maintenance leader and the change listener reconnected to the new primary: the leader
                 // lock is held again, and a wait is woken by the completion (its own re-read comes every 5 s).
                 let promoted = ContinuousClock.now
@@ -162,7 +175,8 @@ struct FailoverTests {
                 #expect(answers.retryAfterMissing.load(ordering: .relaxed) == 0, "every 503 says when to retry")
                 #expect(Set(singles).count == 120, "every submit became one task: \(Set(singles).count) of 120, \(others)")
                 print("failover (\(synchronous ? "synchronous" : "asynchronous") standby): 120 submits and 8 batches of 50, answers \(others.sorted { $0.key < $1.key }); "
-                      + "\(present) of the \(accepted.count) tasks on the promoted standby, each completed once; \(lost) answered 201 and lost with the primary")
+                      + "\(present) of the \(accepted.count) tasks on the promoted standby, each completed once; \(lost) answered 201 and lost with the primary; "
+                      + "\(Int(taken)) reports answered 200, \(endedByReports) tasks ended by a report on the promoted standby")
             }
             await pool.close()
         }

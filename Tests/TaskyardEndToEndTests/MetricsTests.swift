@@ -148,6 +148,7 @@ struct MetricsTests {
             let initiator = try await Self.scrape(n1, token: read)
             #expect(initiator.status == 200)
             #expect(initiator.value("taskyard_agent_handler_runs_total{type=\"echo\",outcome=\"completed\"}") == 4)
+            #expect(initiator.value("taskyard_agent_reports_total{outcome=\"taken\"}") == 5, "every task it initiated, reported once")
             #expect(initiator.value("taskyard_agent_handler_runs_total{type=\"unknown\",outcome=\"unknown_type\"}") == 1)
             #expect(initiator.value("taskyard_agent_handler_duration_seconds_count{type=\"echo\"}") == 4)
             #expect((initiator.value("taskyard_agent_report_batches_total") ?? 0) >= 1)
