@@ -292,7 +292,14 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let cpuBefore = CPUSnapshot(processes)
         let peaks = MemoryPeaks(processes)
-        let sampler = Task { while !Task.isCancelled { peaks.sample(); try? await Task.sleep(for: .milliseconds(200)) } }
+        let connections = Mutex(0)
+        let sampler = Task {
+            while !Task.isCancelled {
+                peaks.sample()
+                if let now = try? await BenchIdle.serverConnections(store) { connections.withLock { $0 = max($0, now) } }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
         // What an operator's Prometheus would see while the last run works.
         let scrape: Task<String?, Never>? = run == runs ? Task {
             try? await Task.sleep(for: .seconds(1))
@@ -325,7 +332,8 @@ struct BenchCommand: AsyncParsableCommand {
         let result = BenchReport.Run(
             tasksPerSecond: throughput.tasksPerSecond, failed: throughput.failed, raw: raw, physical: physical, steady: steady,
             idlePickUp: idle.pickUp, idleCompletion: idle.completion, loadedCompletion: throughput.completion,
-            serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent, cpu: cpu)
+            serverPeakBytes: peaks.server, agentIdleBytes: idleAgentBytes, agentPeakBytes: peaks.agent, cpu: cpu,
+            databaseConnections: connections.withLock { $0 })
         report.runs.append(result)
         progress.finish("\(label): \(Int(result.tasksPerSecond)) tasks/s end to end, raw SQL \(Int(raw.tasksPerSecond)) tasks/s, pick-up p50 \(BenchReport.ms(idle.pickUp.p50))")
     }

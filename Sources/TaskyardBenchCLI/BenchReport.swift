@@ -27,6 +27,8 @@ struct BenchReport: Codable, Sendable {
         var agentPeakBytes: Int
         /// CPU of each process per task, over the throughput run.
         var cpu: CPUPerTask?
+        /// The most connections the servers held to PostgreSQL at once during the throughput run.
+        var databaseConnections: Int?
     }
 
     /// Milliseconds of CPU per task: the servers together, the agents together, every PostgreSQL process,
@@ -163,6 +165,9 @@ struct BenchReport: Codable, Sendable {
         }
         if runs.allSatisfy({ $0.serverPeakBytes != nil }) {
             lines.append(row("server resident memory, peak", runs.map { Double($0.serverPeakBytes ?? 0) }) { Self.megabytes(Int($0)) })
+        }
+        if runs.allSatisfy({ $0.databaseConnections != nil }) {
+            lines.append(row("servers' database connections, peak", runs.map { Double($0.databaseConnections ?? 0) }) { String(Int($0)) })
         }
         lines.append("agent resident memory, fresh".padding(toLength: 40, withPad: " ", startingAt: 0) + Self.megabytes(agentFreshBytes))
         lines.append(row("agent resident memory, idle after a run", runs.map { Double($0.agentIdleBytes) }) { Self.megabytes(Int($0)) })
