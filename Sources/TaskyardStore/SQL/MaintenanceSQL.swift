@@ -35,7 +35,7 @@ extension TasksSQL {
             SELECT cluster_id, id, 'received', state, assigned_node, attempt,
                    jsonb_build_object('reason', 'lease expired', 'attempt_lost', attempt) FROM ended
         ), unheld AS (
-            SELECT cluster_id, \(occupiedNodes(of: "ended")) AS occupied, concurrency_key FROM ended
+            SELECT cluster_id, \(slotHolders(of: "ended")), concurrency_key FROM ended
         ), \(releaseSlots(of: "unheld", name: "slots"))
         SELECT \(columns), \(participants(of: "ended")) FROM ended ORDER BY id
         """)

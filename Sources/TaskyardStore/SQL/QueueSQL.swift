@@ -20,7 +20,7 @@ extension TasksSQL {
             SELECT cluster_id, id, 'received', 'queued', assigned_node, attempt + 1, '{"reason": "not delivered"}'::jsonb
               FROM released
         ), unheld AS (
-            SELECT cluster_id, \(occupiedNodes(of: "released")) AS occupied, concurrency_key FROM released
+            SELECT cluster_id, \(slotHolders(of: "released")), concurrency_key FROM released
         ), \(releaseSlots(of: "unheld", name: "slots"))
         SELECT \(columns), \(participants(of: "released")) FROM released ORDER BY id
         """)
@@ -74,12 +74,13 @@ extension TasksSQL {
              WHERE used >= capacity OR (status <> 'online' AND name <> $2)
         ), picked AS (
             SELECT t.ctid, t.id, t.priority, t.concurrency_key, coalesce(t.concurrency_limit, 1) AS concurrency_limit,
-                   \(occupiedNodes(of: "t")) AS occupied,
+                   \(slotHolders(of: "t")),
                    replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') AS lease
               FROM tasks t
              WHERE \(claimable(by: "$2", row: "t"))
                -- (Its initiator is this node, online; a full one is caught by the locked count.)
-               AND NOT (coalesce(t.attempt_nodes, t.participating_nodes) && (SELECT nodes FROM unavailable))
+               AND ((SELECT cardinality(nodes) = 0 FROM unavailable)
+                    OR NOT (coalesce(t.attempt_nodes, t.participating_nodes) && (SELECT nodes FROM unavailable)))
                AND (t.concurrency_key IS NULL OR (SELECT k.used FROM admission_slot_counts k
                                                    WHERE k.cluster_id = t.cluster_id AND k.kind = 'key'
                                                      AND k.name = t.concurrency_key) < coalesce(t.concurrency_limit, 1))
@@ -89,10 +90,9 @@ extension TasksSQL {
              FOR UPDATE SKIP LOCKED
         ), wanted AS (
             -- Every slot each candidate needs.
-            SELECT p.id, p.priority, 'node' AS kind, o.node AS name, NULL::integer AS key_limit
-              FROM picked p, unnest(p.occupied) AS o (node)
+            \(nodeSlots(of: "picked", selecting: "r.id, r.priority, NULL::integer AS key_limit"))
             UNION ALL
-            SELECT p.id, p.priority, 'key', p.concurrency_key, p.concurrency_limit FROM picked p WHERE p.concurrency_key IS NOT NULL
+            SELECT p.id, p.priority, p.concurrency_limit, 'key', p.concurrency_key FROM picked p WHERE p.concurrency_key IS NOT NULL
         ), demand AS (
             SELECT kind, name, count(*)::integer AS wanted, min(key_limit) AS key_limit FROM wanted GROUP BY kind, name
         ), slots AS MATERIALIZED (
@@ -135,17 +135,18 @@ extension TasksSQL {
         ), events AS (
             INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
             SELECT cluster_id, id, 'queued', state, assigned_node, attempt FROM claimed
-            RETURNING task_id
         ), took AS (
             SELECT kind, name, count(*)::integer AS n, min(key_limit) AS key_limit
               FROM wanted WHERE id IN (SELECT id FROM claimed) GROUP BY kind, name
         ), slot_locks AS MATERIALIZED (
-            -- Last, after the claim and its events are written: the slot rows are held only through the
-            -- commit. In one order (cluster, kind, name): two claims never wait on each other in a cycle, and
-            -- no claim waits for a task row after this (its candidates were taken with SKIP LOCKED).
+            -- Last, after the claim is written: the slot rows are held only through the events' insert and
+            -- the commit (ordering them after the events too cost a tenth of the statement, to return and
+            -- count the events' rows). In one order (cluster, kind, name): two claims never wait on each other
+            -- in a cycle, and no claim waits for a task row after this (its candidates were taken with SKIP
+            -- LOCKED).
             SELECT s.kind, s.name FROM admission_slots s
              WHERE s.cluster_id = $1 AND (s.kind, s.name) IN (SELECT kind, name FROM took)
-               AND (SELECT count(*) FROM events) >= 0
+               AND (SELECT count(*) FROM claimed) >= 0
              ORDER BY s.cluster_id, s.kind, s.name
                FOR NO KEY UPDATE
         ), folded AS (
@@ -227,7 +228,7 @@ extension TasksSQL {
                    CASE WHEN i.state = 'failed' AND l.cancel_requested_at IS NOT NULL THEN 'cancelled'
                         ELSE i.state END AS final_state,
                    -- The slots the attempt holds, from the row as locked (a retry changes its attempt_nodes).
-                   \(occupiedNodes(of: "l")) AS occupied, l.concurrency_key AS slot_key
+                   \(slotHolders(of: "l")), l.concurrency_key AS slot_key
               FROM input i JOIN locked l ON l.id = i.id LEFT JOIN reported_nodes n ON n.item = i.item
              WHERE l.attempt = i.attempt AND l.lease_hash = sha256(convert_to(i.lease, 'UTF8'))
                AND coalesce(n.nodes, '{}') <@ l.participating_nodes
@@ -256,7 +257,7 @@ extension TasksSQL {
                    updated_at = now(), lease_expires_at = NULL, lease_hash = NULL
               FROM decided d
              WHERE t.cluster_id = $1 AND t.state = 'received' AND t.id = ANY ($3::bigint[]) AND t.id = d.id
-            RETURNING t.*, d.item, d.detail, d.occupied, d.slot_key
+            RETURNING t.*, d.item, d.detail, d.initiator, d.nodes, d.slot_key
         ), outcomes AS (
             INSERT INTO task_participants (cluster_id, task_id, node, attempt, state, result, error, started_at,
                                            finished_at, rollback, decided)
@@ -271,7 +272,7 @@ extension TasksSQL {
                         ELSE detail::jsonb END
               FROM reported
         ), unheld AS (
-            SELECT cluster_id, occupied, slot_key AS concurrency_key FROM reported
+            SELECT cluster_id, initiator, nodes, slot_key AS concurrency_key FROM reported
         ), \(releaseSlots(of: "unheld", name: "slots"))
         -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
         SELECT \(columns), \(participants(of: "r")), item,

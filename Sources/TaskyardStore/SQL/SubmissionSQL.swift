@@ -116,15 +116,19 @@ extension TasksSQL {
     /// order before the keys are taken, so inserted rows come in id order.
     private static func manyInsert(from source: String) -> String {
         """
-        numbered AS MATERIALIZED (
-            SELECT s.*, nextval('tasks_id_seq') AS id
-              FROM (SELECT w.*, CASE WHEN w.on_limit = 'cancel_newest' AND w.concurrency_key IS NOT NULL
-                                     THEN \(liveOfKey("w.concurrency_key"))
-                                          + count(*) OVER (PARTITION BY w.concurrency_key ORDER BY w.position
-                                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                                          >= coalesce(w.concurrency_limit, 1)
-                                     ELSE false END AS at_limit
-                      FROM \(source) AS w ORDER BY w.position) AS s
+        key_limits AS MATERIALIZED (
+            -- Over the cancel_newest arrivals alone (mostly none): ranking every row by key sorted the
+            -- whole batch, payloads and all, twice.
+            SELECT w.position, \(liveOfKey("w.concurrency_key"))
+                               + count(*) OVER (PARTITION BY w.concurrency_key ORDER BY w.position
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                               >= coalesce(w.concurrency_limit, 1) AS at_limit
+              FROM \(source) AS w WHERE w.on_limit = 'cancel_newest' AND w.concurrency_key IS NOT NULL
+        ), numbered AS MATERIALIZED (
+            SELECT s.*, nextval('tasks_id_seq') AS id,
+                   CASE WHEN s.on_limit = 'cancel_newest' AND s.concurrency_key IS NOT NULL
+                        THEN (SELECT l.at_limit FROM key_limits l WHERE l.position = s.position) ELSE false END AS at_limit
+              FROM (SELECT * FROM \(source) ORDER BY position) AS s
         ), keyed AS (
             \(claimKeys(from: "SELECT id, idempotency_key FROM numbered"))
         ), inserted AS (

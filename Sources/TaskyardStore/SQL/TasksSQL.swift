@@ -105,19 +105,37 @@ enum TasksSQL {
         """
     }
 
+    /// The columns `nodeSlots` reads of a task row `t`: its initiator, and the participants its attempt runs.
+    static func slotHolders(of t: String) -> String {
+        "\(t).assigned_node AS initiator, coalesce(\(t).attempt_nodes, \(t).participating_nodes) AS nodes"
+    }
+
+    /// One row per node slot each task of `relation` (with `initiator` and `nodes`, as `slotHolders` gives)
+    /// takes — the nodes of `occupiedNodes` — with `columns` (expressions of `r`) first, then `kind` and
+    /// `name`. The initiator's row needs no array; the participants' are unnested only for a task that runs
+    /// on another node than its initiator (most run on it alone).
+    static func nodeSlots(of relation: String, selecting columns: String) -> String {
+        """
+        SELECT \(columns), 'node' AS kind, r.initiator AS name FROM \(relation) r
+            UNION ALL
+            SELECT \(columns), 'node', o.node FROM \(relation) r, unnest(r.nodes) AS o (node)
+             WHERE (cardinality(r.nodes) > 1 OR r.nodes[1] <> r.initiator) AND o.node <> r.initiator
+        """
+    }
+
     /// CTEs (the rest of a `WITH`, named `<name>_…`) that give back the slots of the tasks `relation` lists
-    /// — tasks that have just left `received`, with their `cluster_id`, `occupied` nodes and
+    /// — tasks that have just left `received`, with their `cluster_id`, `slotHolders` and
     /// `concurrency_key` — as `admission_returns` rows: no slot row is locked (a claim folds them in), so
     /// nothing that ends a task waits for a claim (migration 0020).
     static func releaseSlots(of relation: String, name: String) -> String {
         """
         \(name)_given_back AS (
                 INSERT INTO admission_returns (cluster_id, kind, name, n)
-                SELECT cluster_id, kind, slot, count(*)::integer FROM (
-                    SELECT r.cluster_id, 'node' AS kind, o.node AS slot FROM \(relation) r, unnest(r.occupied) AS o (node)
+                SELECT cluster_id, kind, name, count(*)::integer FROM (
+                    \(nodeSlots(of: relation, selecting: "r.cluster_id"))
                     UNION ALL
                     SELECT r.cluster_id, 'key', r.concurrency_key FROM \(relation) r WHERE r.concurrency_key IS NOT NULL
-                ) AS f GROUP BY cluster_id, kind, slot
+                ) AS f GROUP BY cluster_id, kind, name
             )
         """
     }
