@@ -41,7 +41,7 @@ public struct EmbeddedPostgres: Sendable {
 
     /// `pg_config --bindir` when it names a folder with `initdb`, else the newest `/usr/lib/postgresql/*/bin`.
     public static func findBinDirectory() throws -> URL {
-        if let output = try? Self.capture("/usr/bin/env", ["pg_config", "--bindir"]) {
+        if let output = try? Subprocess.capture("/usr/bin/env", ["pg_config", "--bindir"]) {
             let folder = URL(fileURLWithPath: output.trimmingCharacters(in: .whitespacesAndNewlines))
             if FileManager.default.isExecutableFile(atPath: folder.appending(path: "initdb").path) { return folder }
         }
@@ -153,7 +153,7 @@ public struct EmbeddedPostgres: Sendable {
             // The postmaster is started in the host's namespace; stopping and the rest need none (signals).
             let start = command("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o", quoted, "start"])
             let inHost = networkHost.map { ["/usr/sbin/ip", "netns", "exec", $0.namespace] + start } ?? start
-            _ = try Self.capture(inHost[0], Array(inHost.dropFirst()))
+            _ = try Subprocess.capture(inHost[0], Array(inHost.dropFirst()))
         } catch {
             let log = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
             let tail = log.split(separator: "\n").suffix(8).joined(separator: "\n")
@@ -238,22 +238,9 @@ public struct EmbeddedPostgres: Sendable {
     @discardableResult
     private func run(_ tool: String, _ arguments: [String]) throws -> String {
         let full = command(tool, arguments)
-        return try Self.capture(full[0], Array(full.dropFirst()))
+        return try Subprocess.capture(full[0], Array(full.dropFirst()))
     }
 
-    /// Runs a command, returning its output, or throwing with it. Output goes through a file, not a
-    /// pipe: `pg_ctl start` leaves the server running with the same output, and a pipe would never close.
-    @discardableResult
-    static func capture(_ executable: String, _ arguments: [String]) throws -> String {
-        let outputFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-\(UUID().uuidString).out")
-        defer { try? FileManager.default.removeItem(at: outputFile) }
-        let status = try Subprocess.run(executable, arguments, outputPath: outputFile.path)
-        let output = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw EmbeddedPostgresError("\(([executable] + arguments).joined(separator: " ")) failed (exit \(status)):\n\(output)")
-        }
-        return output
-    }
 }
 
 public struct EmbeddedPostgresError: Error, Sendable, CustomStringConvertible {

@@ -17,6 +17,21 @@ public enum Subprocess {
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 
+    /// Runs a program to completion, returning its output, or throwing with it. Output goes through a
+    /// file, not a pipe: `pg_ctl start` leaves the server running with the same output, and a pipe would
+    /// never close.
+    @discardableResult
+    public static func capture(_ executable: String, _ arguments: [String]) throws -> String {
+        let outputFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-\(UUID().uuidString).out")
+        defer { try? FileManager.default.removeItem(at: outputFile) }
+        let status = try run(executable, arguments, outputPath: outputFile.path)
+        let output = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw EmbeddedPostgresError("\(([executable] + arguments).joined(separator: " ")) failed (exit \(status)):\n\(output)")
+        }
+        return output
+    }
+
     /// Stops `children` (SIGTERM, then SIGKILL 5 s later) once `parent` has exited, however it exited: a
     /// watcher of its own, so that a parent killed hard leaves no children behind.
     public static func stopWhenProcessExits(_ parent: pid_t, children: [pid_t]) throws {

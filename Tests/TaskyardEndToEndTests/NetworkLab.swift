@@ -132,12 +132,7 @@ final class NetworkLab: @unchecked Sendable {  // the switch's pipes are used un
 
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let output = FileManager.default.temporaryDirectory.appending(path: "taskyard-lab-\(UUID().uuidString.prefix(8)).out")
-        defer { try? FileManager.default.removeItem(at: output) }
-        let status = try Subprocess.run(executable, arguments, outputPath: output.path)
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        guard status == 0 else { throw DeploymentError("\(([executable] + arguments).joined(separator: " ")) failed (\(status)): \(text)") }
-        return text
+        try Subprocess.capture(executable, arguments)
     }
 }
 
