@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 import ServiceLifecycle
 import TaskyardClient
@@ -120,21 +121,36 @@ public struct LoggingOptions: ParsableArguments {
                                valueName: "level"))
     public var logLevel: String?
 
+    @Option(help: ArgumentHelp("text (lines for a person) or json (one JSON object a line: time, level, logger, message and the entry's ids, for a log pipeline). Default: $LOG_FORMAT, else text.",
+                               valueName: "format"))
+    public var logFormat: String?
+
     public func makeLogger(_ label: String) throws -> Logger {
         let text = setting(logLevel, "LOG_LEVEL", default: "info")!
         guard let level = Logger.Level(rawValue: text) else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        LoggingBootstrap.once()
+        let format = setting(logFormat, "LOG_FORMAT", default: "text")!
+        guard let json = ["text": false, "json": true][format] else { throw ValidationError("--log-format must be text or json") }
+        LoggingBootstrap.once(json: json)
         var logger = Logger(label: label)
         logger.logLevel = level
         return logger
     }
 }
 
+/// The process's log handler, chosen by the first command line that makes a logger.
 enum LoggingBootstrap {
-    private static let done: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
-    static func once() { _ = done }
+    private static let done = Mutex(false)
+
+    static func once(json: Bool) {
+        let first = done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap(json ? { JSONLogHandler(label: $0) } : StreamLogHandler.standardError)
+    }
 }
 
 /// Runs services until SIGINT or SIGTERM, then shuts them down gracefully, in reverse order.

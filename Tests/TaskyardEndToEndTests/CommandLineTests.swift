@@ -248,3 +248,34 @@ struct CommandLineTests {
         }
     }
 }
+
+@Suite("Logs a machine can read")
+struct JSONLogTests {
+    @Test("--log-format json: each line an agent logs is one JSON object with time, level, logger and message and the entry's fields, never its token")
+    func agentLogsJSON() async throws {
+        let secret = TokenSecret.generate()
+        // Nothing listens on port 1: the agent logs its attempts to register, with the error as a field.
+        let agent = try TaskyardProcess.start(["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1",
+                                               "--listen", "127.0.0.1:0", "--token", secret, "--log-format", "json"], name: "json-logs")
+        try await eventually("the agent logs twice", within: .seconds(20)) { agent.output.split(separator: "\n").count >= 2 }
+        let output = agent.output
+        await agent.stop()
+        #expect(!output.contains(secret), "the token is in the log")
+        let lines = output.split(separator: "\n")
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], "\(line)")
+            #expect(object["logger"] == "taskyard.agent" && object["message"] != nil && object["level"] != nil, "\(line)")
+            let time = try #require(object["time"])
+            #expect(time.hasSuffix("Z") && (try? Date(time, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true))) != nil, "\(time)")
+        }
+        let retrying = try #require(lines.first { $0.contains("cannot register yet") }, "\(output)")
+        #expect(retrying.contains(#""level":"warning""#) && retrying.contains(#""error":"#), "\(retrying)")
+    }
+
+    @Test("--log-format takes text or json, and says so")
+    func badFormat() throws {
+        let (status, output) = try TestEnvironment.runTaskyard(["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1",
+                                                                "--token", TokenSecret.generate(), "--log-format", "xml"])
+        #expect(status != 0 && output.contains("--log-format must be text or json"), "\(output)")
+    }
+}
