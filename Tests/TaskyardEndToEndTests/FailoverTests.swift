@@ -82,14 +82,7 @@ struct FailoverTests {
         // Synchronous: every commit waits until the standby has it, so what the primary acknowledged the
         // standby holds. Asynchronous: the primary acknowledges first, and its last commits may not reach it.
         let primarySettings = synchronous ? ["synchronous_commit": "on", "synchronous_standby_names": "*"] : ["synchronous_commit": "on"]
-        try await TestDatabase.withPrivateServer(settings: primarySettings) { primary in
-            let run = primary.socketDirectory
-            let standby = try primary.makeStandby(dataDirectory: run.appending(path: "standby/data"), socketDirectory: run.appending(path: "standby"),
-                                                  port: primary.port, settings: TestDatabase.throwAwaySettings)
-            try standby.start()
-            try standby.stopWhenProcessExits(getpid(), thenRemove: run.appending(path: "standby"))
-            defer { try? standby.stop(mode: .immediate) }
-
+        try await TestDatabase.withPrivateServer(settings: primarySettings) { primary in try await primary.withStandby { standby in
             let admin = try await PostgresConnection.connect(primary.configuration())
             try await eventually("the standby streams", within: .seconds(30)) {
                 try await admin.perform { connection in
@@ -179,7 +172,7 @@ struct FailoverTests {
                       + "\(Int(taken)) reports answered 200, \(endedByReports) tasks ended by a report on the promoted standby")
             }
             await pool.close()
-        }
+        } }
     }
 }
 
@@ -188,13 +181,7 @@ struct FailoverTests {
 struct StandbyReadTests {
     @Test("reads go to a fresh standby; one replaying more than --max-read-lag behind is skipped for the primary; a client reads its own write from the primary")
     func readsMoveAndStayFresh() async throws {
-        try await TestDatabase.withPrivateServer { primary in
-            let run = primary.socketDirectory
-            let standby = try primary.makeStandby(dataDirectory: run.appending(path: "standby/data"), socketDirectory: run.appending(path: "standby"),
-                                                  port: primary.port, settings: TestDatabase.throwAwaySettings)
-            try standby.start()
-            try standby.stopWhenProcessExits(getpid(), thenRemove: run.appending(path: "standby"))
-            defer { try? standby.stop(mode: .immediate) }
+        try await TestDatabase.withPrivateServer { primary in try await primary.withStandby { standby in
             let pool = PostgresPool(configuration: primary.configuration(), options: .init(maximumConnections: 8))
             _ = try await Migrator.bundled().migrate(pool)
             let store = TaskStore(pool: pool)
@@ -254,7 +241,7 @@ struct StandbyReadTests {
             }
             await onStandby.close()
             await pool.close()
-        }
+        } }
     }
 }
 
@@ -292,5 +279,19 @@ struct ServerListTests {
                 }
             }
         }
+    }
+}
+
+extension EmbeddedPostgres {
+    /// A streaming standby of this running server (`pg_basebackup -R`, in its run folder), started for
+    /// `body` and stopped after it (or when the test process ends, however it ends).
+    func withStandby<T>(_ body: (EmbeddedPostgres) async throws -> T) async throws -> T {
+        let run = socketDirectory
+        let standby = try makeStandby(dataDirectory: run.appending(path: "standby/data"), socketDirectory: run.appending(path: "standby"),
+                                      port: port, settings: TestDatabase.throwAwaySettings)
+        try standby.start()
+        try standby.stopWhenProcessExits(getpid(), thenRemove: run.appending(path: "standby"))
+        defer { try? standby.stop(mode: .immediate) }
+        return try await body(standby)
     }
 }
