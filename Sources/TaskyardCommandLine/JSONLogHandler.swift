@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TaskyardDomain
 
 /// One JSON object a line on standard error (`--log-format json`), for a log pipeline to read without
 /// guessing: `time` (UTC, milliseconds), `level`, `logger` (the label), `message`, then the entry's metadata
@@ -19,43 +20,26 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [(String, String)] = [("time", Self.timestamp(Date())), ("level", event.level.rawValue), ("logger", label),
-                                          ("message", event.message.description)]
-        let reserved: Set<String> = ["time", "level", "logger", "message"]
         var merged = metadata.merging(event.metadata ?? [:]) { $1 }
         if let error = event.error, merged["error"] == nil { merged["error"] = "\(error)" }
-        for key in merged.keys.sorted() where !reserved.contains(key) { fields.append((key, merged[key]!.description)) }
-        var line = "{"
-        for (index, (key, value)) in fields.enumerated() {
-            if index > 0 { line += "," }
-            line += Self.quoted(key) + ":" + Self.quoted(value)
+        // The writer the API's bodies use: its escaping and its timestamps (UTC, milliseconds).
+        var writer = JSONWriter(capacity: 256)
+        writer.object { object in
+            object.key("time")
+            object.date(Date())
+            object.field("level", event.level.rawValue)
+            object.field("logger", label)
+            object.field("message", event.message.description)
+            for key in merged.keys.sorted() where !Self.reserved.contains(key) {
+                object.key(escaping: key)
+                object.string(merged[key]!.description)
+            }
         }
-        line += "}\n"
-        Self.output.withLock { _ in FileHandle.standardError.write(Data(line.utf8)) }
+        Self.output.withLock { _ in FileHandle.standardError.write(Data(writer.bytes + [UInt8(ascii: "\n")])) }
     }
+
+    private static let reserved: Set<String> = ["time", "level", "logger", "message"]
 
     /// Lines from several threads never interleave.
     private static let output = Mutex(())
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
-    }
-
-    /// A JSON string: quotes, backslashes and control characters escaped.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }

@@ -106,7 +106,7 @@ final class NetworkLab: @unchecked Sendable {  // the switch's pipes are used un
 
     /// Every packet from now on: `delay` ± `jitter` one way, `loss` percent dropped.
     func impair(delay: Duration, jitter: Duration, loss: Double) throws {
-        try command("delay \(delay.milliseconds) \(jitter.milliseconds) \(loss)")
+        try command("delay \(delay.wholeMilliseconds) \(jitter.wholeMilliseconds) \(loss)")
     }
 
     func cut(_ a: String, from b: String) throws { try command("cut \(namespace(a)) \(namespace(b))") }
@@ -134,10 +134,6 @@ final class NetworkLab: @unchecked Sendable {  // the switch's pipes are used un
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
         try Subprocess.capture(executable, arguments)
     }
-}
-
-private extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 /// A Taskyard deployment across a `NetworkLab`: PostgreSQL on host `db`, server replicas `s1` and `s2`,
