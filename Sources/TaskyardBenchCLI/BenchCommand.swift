@@ -388,13 +388,19 @@ struct BenchTokens {
                                               secretHash: TokenSecret.hash(admin))
         var files: [String: String] = [:]
         for node in nodes {
-            let secret = TokenSecret.generate()
-            _ = try await credentials.createToken(TokenRequest(kind: .node, name: "bench \(node)", clusterID: cluster, nodeID: node),
-                                                  secretHash: TokenSecret.hash(secret))
+            let secret = try await nodeToken(cluster: cluster, node: node, credentials: credentials)
             let file = folder.appending(path: "token-\(node)")
             _ = FileManager.default.createFile(atPath: file.path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
             files[node] = file.path
         }
         return BenchTokens(admin: admin, nodeFiles: files)
+    }
+
+    /// A node token of its own for `node` (only its hash is stored); the secret.
+    static func nodeToken(cluster: String, node: String, credentials: CredentialStore) async throws -> String {
+        let secret = TokenSecret.generate()
+        _ = try await credentials.createToken(TokenRequest(kind: .node, name: "bench \(node)", clusterID: cluster, nodeID: node),
+                                              secretHash: TokenSecret.hash(secret))
+        return secret
     }
 }

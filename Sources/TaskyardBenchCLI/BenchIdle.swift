@@ -4,7 +4,6 @@ import Synchronization
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
-import TaskyardSecurity
 import TaskyardStore
 
 /// What a fleet of idle agents costs: `count` nodes, each with a node token of its own, holding a long
@@ -37,16 +36,14 @@ struct BenchIdle: Sendable {
         var clients: [(node: String, client: TaskyardClient)] = []
         for index in 1...count {
             let node = "idle-\(index)"
-            let secret = TokenSecret.generate()
-            _ = try await credentials.createToken(TokenRequest(kind: .node, name: "bench \(node)", clusterID: cluster, nodeID: node),
-                                                  secretHash: TokenSecret.hash(secret))
+            let secret = try await BenchTokens.nodeToken(cluster: cluster, node: node, credentials: credentials)
             let client = TaskyardClient(baseURL: processes.serverURLs[index % processes.serverURLs.count], token: secret, transport: transport)
             _ = try await client.registerNode(cluster: cluster, node: node, RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
             clients.append((node, client))
         }
         let answered = PollCount()
         let wait = pollWait
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        let cost = try await withThrowingTaskGroup(of: Void.self) { group in
             for (node, client) in clients {
                 group.addTask {
                     while !Task.isCancelled {
@@ -85,6 +82,9 @@ struct BenchIdle: Sendable {
             group.cancelAll()
             return cost
         }
+        // Every poll has ended with the group: the client may go.
+        try await transport.client.shutdown()
+        return cost
     }
 
     static func commits(_ store: TaskStore) async throws -> Int {

@@ -31,7 +31,7 @@ public final class HTTPTransport: Sendable {
     }
 
     /// A transport of its own that holds up to `connectionsPerHost` connections to each server (a program
-    /// holding that many long polls, say); it lives as long as the process.
+    /// holding that many long polls, say). Its owner shuts its `client` down once no request uses it.
     public static func dedicated(connectionsPerHost: Int) throws -> HTTPTransport {
         try HTTPTransport(connectionsPerHost: connectionsPerHost)
     }

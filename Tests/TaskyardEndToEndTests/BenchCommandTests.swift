@@ -64,6 +64,22 @@ struct BenchCommandTests {
         #expect(text.contains("taskyard_tasks_submitted_total{cluster=\"bench-"), "\(text.prefix(2000))")
     }
 
+    @Test("--idle-polls holds that many long polls on the servers it starts, measures them, and ends cleanly")
+    func idlePolls() async throws {
+        let binary = try #require(TestEnvironment.builtBinary(named: "taskyard-bench"), "taskyard-bench should be built next to the tests")
+        let out = "/tmp/taskyard-bench-idle-\(UUID().uuidString.prefix(8)).json"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let pid = try Subprocess.spawn("/bin/sh", ["-c", "exec '\(binary.path)' --idle-polls 30 --duration 1 --agents 1 --servers 2 --log-level error 2>/dev/null"],
+                                       outputPath: out)
+        let status = await Subprocess.wait(pid, timeout: .seconds(300))
+        if status == nil { kill(pid, SIGKILL) }
+        let output = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(output)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+        #expect(report["polls"] as? Int == 30 && report["servers"] as? Int == 2, "\(report)")
+        #expect((report["database_connections"] as? Int ?? 0) > 0 && (report["commits_per_second"] as? Double ?? 0) > 0, "\(report)")
+    }
+
     @Test("refuses more participants than agents, naming the flag")
     func badFlags() throws {
         let binary = try #require(TestEnvironment.builtBinary(named: "taskyard-bench"))
