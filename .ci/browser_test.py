@@ -201,11 +201,32 @@ def main():
         assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         checks += 1
 
+        # The overview's charts: a burst of 300 tasks shows up in the finished chart (the page re-reads on
+        # the change stream, never reloading); the window can be changed; a type's page has its own charts.
+        api("POST", "/api/v1/clusters/dev/schedules/browser-probe/pause", token, {})
+        driver.execute_script("location.hash = '#/c/dev'")
+        finished = "return Number(document.querySelector('#chart-finished svg')?.getAttribute('data-completed') ?? -1)"
+        wait.until(lambda d: d.execute_script(finished) >= 0)
+        before = driver.execute_script(finished)
+        api("POST", "/api/v1/clusters/dev/tasks/batch", token,
+            {"tasks": [{"type": "echo", "participating_nodes": [f"n{1 + i % 3}"], "payload": {"burst": i}} for i in range(300)]})
+        wait.until(lambda d: d.execute_script(finished) >= before + 300)
+        assert driver.execute_script("return document.querySelectorAll('#chart-finished rect').length") >= 1
+        assert driver.execute_script("return document.querySelectorAll('#chart-run polyline, #chart-run circle').length") >= 1
+        assert driver.execute_script("return window.taskyardLoadedAt") == loaded_at, "the page was reloaded"
         if arguments.screenshots:
-            driver.execute_script("location.hash = '#/c/dev'")
-            wait.until(lambda d: d.find_elements(By.ID, "count-completed"))
-            time.sleep(1)
+            time.sleep(2.5)
             driver.save_screenshot(os.path.join(arguments.screenshots, "dashboard-overview.png"))
+        driver.execute_script("[...document.querySelectorAll('.windows button')].find((b) => b.innerText === '24 hours').click()")
+        wait.until(lambda d: d.execute_script("return document.querySelector('section.charts')?.dataset.window") == "24h")
+        wait.until(lambda d: d.execute_script(finished) >= before + 300)
+        driver.execute_script("[...document.querySelectorAll('.windows button')].find((b) => b.innerText === 'last hour').click()")
+        driver.execute_script("location.hash = '#/c/dev/types/echo'")
+        wait.until(lambda d: d.execute_script("return document.querySelector('h1')?.innerText") == "Type echo")
+        wait.until(lambda d: d.execute_script(finished) >= 300)
+        if arguments.screenshots:
+            driver.save_screenshot(os.path.join(arguments.screenshots, "dashboard-type.png"))
+        checks += 1
         print(f"browser test: {checks} passed, 0 failed")
     except Exception:
         print(f"browser test: {checks} passed, 1 failed")

@@ -65,6 +65,26 @@ def _keep_webhooks_on_loopback(case):
         body["url"] = f"{match.group(1)}://127.0.0.1:9{match.group(4) or ''}"
 
 
+def _seconds(text):
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"([1-9][0-9]{0,7})([smhd])", str(text))
+    return int(match.group(1)) * units[match.group(2)] if match else None
+
+
+def _fit_stats_query(query):
+    """The schema's durations say how a window and a step are written, not the ranges they must fall in
+    (1m to 7d; a step of whole minutes, at most the window, at most 1,440 points): fit them."""
+    window = _seconds(query.get("window", "1h"))
+    if window is None or not 60 <= window <= 7 * 86400:
+        query["window"], window = "1h", 3600
+    if "step" in query:
+        step = _seconds(query["step"])
+        if step is None or step % 60 or step > window or window // step > 1440:
+            del query["step"]
+    if "type" in query and "node" in query:
+        del query["node"]
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     # Waits do not hold, whatever else the request is (an invalid wait or timeout stays as generated).
@@ -101,6 +121,8 @@ def before_call(ctx, case, **kwargs):
         path["node_id"] = "n1"
     if "token_id" in path:
         path["token_id"] = int(os.environ["FUZZ_REVOCABLE_TOKEN_ID"])
+    if case.operation.path.endswith("/stats"):
+        _fit_stats_query(query)
     body = case.body
     if isinstance(body, dict):
         _fit_task(body)

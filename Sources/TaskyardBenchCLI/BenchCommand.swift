@@ -267,13 +267,15 @@ struct BenchCommand: AsyncParsableCommand {
         try await BenchHistory.preload(preloadHistory, cluster: historyCluster, node: "history", pool: store.pool, progress: progress)
         let seconds = (ContinuousClock.now - started).inSeconds
         progress.finish("preloaded \(preloadHistory) finished tasks in \(Int(seconds)) s (\(Int(Double(preloadHistory) / seconds)) rows/s)")
+        try await BenchHistory.preloadStats(cluster: historyCluster, pool: store.pool)
         let after = try await workload.rawCeiling(rawCluster: "bench-raw-history-\(stamp)", count: tasks, batchSize: batchSize,
                                                   claimBatch: concurrency, label: "raw SQL, with the history")
         let finishedRows = try await store.pool.query(BenchSQL.finishedRows).single().decode("rows", as: Int.self)
         return .init(finishedRows: finishedRows, claimAndCompleteEmpty: before.claimAndCompletePerSecond,
                                claimAndCompleteWithHistory: after.claimAndCompletePerSecond,
                                plans: try await BenchHistory.scans(cluster: cluster, node: node, pool: store.pool),
-                               lists: try await BenchHistory.listTimings(cluster: historyCluster, node: "history", pool: store.pool))
+                               lists: try await BenchHistory.listTimings(cluster: historyCluster, node: "history", pool: store.pool),
+                               stats: try await BenchHistory.statsTimings(cluster: historyCluster, node: "history", store: store))
     }
 
 

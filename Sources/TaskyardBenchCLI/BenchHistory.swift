@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import TaskyardAPI
 import TaskyardDomain
 import TaskyardStore
 
@@ -41,6 +42,61 @@ enum BenchHistory {
             progress.update("preloading history: ANALYZE")
             try connection.execute("ANALYZE tasks")
         }
+    }
+
+    /// The charts' buckets of the preloaded history, as the maintenance leader's rollup would have written
+    /// them from its events (the preload writes tasks alone): per minute and per hour, for the cluster, each
+    /// type and each node, what finished by state, and the histograms of its pick-up and run times (2 ms
+    /// each, as `preload` makes them).
+    static func preloadStats(cluster: String, pool: PostgresPool) async throws {
+        let twoMilliseconds = [Int](repeating: 0, count: StatsHistogram.bucket(ofMilliseconds: 2))
+        try await pool.withConnection { connection in
+            _ = try connection.query("""
+            INSERT INTO task_stats (cluster_id, scope, name, grain, start, completed, failed, cancelled, pickup, run)
+            SELECT cluster_id,
+                   CASE WHEN grouping(type) = 0 THEN 'type' WHEN grouping(assigned_node) = 0 THEN 'node' ELSE '' END,
+                   CASE WHEN grouping(type) = 0 THEN type WHEN grouping(assigned_node) = 0 THEN assigned_node ELSE '' END,
+                   g.grain, date_bin(make_interval(secs => g.grain), finished_at, 'epoch'),
+                   count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'failed'),
+                   count(*) FILTER (WHERE state = 'cancelled'),
+                   $2::integer[] || count(*)::integer, $2::integer[] || count(*)::integer
+              FROM tasks, (VALUES (60), (3600)) AS g (grain) WHERE cluster_id = $1 AND finished_at IS NOT NULL
+             GROUP BY GROUPING SETS ((cluster_id, g.grain, date_bin(make_interval(secs => g.grain), finished_at, 'epoch')),
+                                     (cluster_id, type, g.grain, date_bin(make_interval(secs => g.grain), finished_at, 'epoch')),
+                                     (cluster_id, assigned_node, g.grain, date_bin(make_interval(secs => g.grain), finished_at, 'epoch')))
+            """, [cluster, twoMilliseconds])
+            try connection.execute("ANALYZE task_stats")
+        }
+    }
+
+    /// `GET …/stats` over the history cluster for each window and scope, as the route reads and adds them up
+    /// (without HTTP): the median time of 5, the minutes read, and the scans of the read's plan.
+    static func statsTimings(cluster: String, node: String, store: TaskStore) async throws -> [BenchReport.ListTiming] {
+        let cases: [(String, StatsScope)] = [("", .cluster), ("&type=rare", .type("rare")), ("&node=\(node)-7", .node("\(node)-7"))]
+        var timings: [BenchReport.ListTiming] = []
+        for window in ["1h", "24h", "7d"] {
+            for (query, scope) in cases {
+                let span = try StatsWindow(window: window, step: nil)
+                var times: [Double] = []
+                var read = 0
+                for _ in 0..<5 {
+                    let started = ContinuousClock.now
+                    let points = try await store.stats.series(cluster: cluster, scope: scope, window: span)
+                    _ = points.map(StatsPointObject.init)
+                    times.append((ContinuousClock.now - started).inSeconds * 1000)
+                    read = points.count
+                }
+                guard let statement = StoreStatements.all.first(where: { $0.name == "stats.buckets" }) else { continue }
+                let key = scope.key
+                let grain = StatsBucket.Grain.reading(step: span.step).rawValue
+                let plan = try await store.pool.withConnection { connection in
+                    try connection.query("EXPLAIN " + statement.sql, [cluster, key.scope, key.name, grain, Date() - span.window.inSeconds, Date()])
+                        .map { row throws(PostgresError) in try row.decode(column: 0, as: String.self) }
+                }
+                timings.append(.init(filter: "window=\(window)\(query)", milliseconds: BenchReport.median(times), rows: read, scans: scanLines(plan)))
+            }
+        }
+        return timings
     }
 
     /// The scan nodes of the plans of the poll and report statements, as PostgreSQL would run them now.

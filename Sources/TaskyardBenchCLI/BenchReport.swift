@@ -72,6 +72,8 @@ struct BenchReport: Codable, Sendable {
         var plans: [String: [String]]
         /// A page of each list filter over the history.
         var lists: [ListTiming] = []
+        /// The charts' series over the history, by window and scope (`filter` is the query).
+        var stats: [ListTiming] = []
     }
 
     /// `GET /metrics` of the server under the bench's last run, and what a scrape costs after it.
@@ -232,6 +234,11 @@ struct BenchReport: Codable, Sendable {
         for list in history.lists {
             lines.append("  " + list.filter.padding(toLength: 34, withPad: " ", startingAt: 0)
                          + String(format: "%7.2f ms  %3d rows  ", list.milliseconds, list.rows) + list.scans.joined(separator: "; "))
+        }
+        if !history.stats.isEmpty { lines += ["", "the charts' series over the history (GET …/stats?<query>, without HTTP):"] }
+        for series in history.stats {
+            lines.append("  " + series.filter.padding(toLength: 34, withPad: " ", startingAt: 0)
+                         + String(format: "%7.2f ms  %5d points  ", series.milliseconds, series.rows) + series.scans.joined(separator: "; "))
         }
         return lines
     }

@@ -77,6 +77,7 @@ struct APIRoutes: Sendable {
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/events", .client(.read)) { request, context, caller in try await events(request, context, caller) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/participants", .client(.read)) { request, context, caller in try await participants(request, context, caller) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/tree", .client(.read)) { request, context, caller in try await tree(request, context, caller) }
+        route(.get, "/api/v1/clusters/:cluster_id/stats", .client(.read)) { request, context, _ in try await stats(request, context) }
         route(.get, "/api/v1/clusters/:cluster_id/changes", .client(.read)) { request, context, caller in try await changes(request, context, caller!) }
         route(.get, "/api/v1/clusters/:cluster_id/tasks/:task_id/wait", .client(.read)) { request, context, caller in try await wait(request, context, caller!) }
         route(.post, "/api/v1/clusters/:cluster_id/tasks/:task_id/cancel", .client(.operate)) { request, context, _ in try await cancel(&request, context) }

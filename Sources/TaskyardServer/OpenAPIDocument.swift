@@ -107,6 +107,13 @@ enum OpenAPIDocument {
           "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 86400}, "description": "end the stream after this many seconds (default: when the client goes)"},
                          {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,18}$"}, "description": "the id of the last change event received: every change after it comes first"}],
           "responses": {"200": {"description": "text/event-stream: each event as a fuzzer reads it", "content": {"text/event-stream": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "event": {"enum": ["change", "work", "finished"]}, "data": {"type": "string"}}}}}}, "400": {"$ref": "#/components/responses/Error"}, "429": {"$ref": "#/components/responses/Error"}}}},
+        "/api/v1/clusters/{cluster_id}/stats": {"get": {"summary": "The charts' series (read): per step of a window back from now, tasks finished by state, the most queued and received at one sample, and p50/p99 pick-up and run times; of the whole cluster, one task type or one initiating node",
+          "parameters": [{"$ref": "#/components/parameters/cluster_id"},
+                         {"name": "window", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,7}[smhd]$"}, "description": "how far back, 1m to 7d (default 1h)"},
+                         {"name": "step", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,7}[smhd]$"}, "description": "whole minutes, at most 1440 points a window (default: 1m for 1h, 10m for 24h, 1h for 7d)"},
+                         {"name": "type", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "one task type's share"},
+                         {"name": "node", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "the tasks one node initiates (not with type)"}],
+          "responses": {"200": {"description": "the series, oldest point first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StatsSeries"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (read; a token bound to a cluster sees that cluster's series)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/v1/tokens": {
           "post": {"summary": "Make a token (admin); the secret is in this answer only",
@@ -349,6 +356,15 @@ enum OpenAPIDocument {
             "task": {"$ref": "#/components/schemas/TaskSubmission"},
             "catch_up": {"type": "string", "enum": ["skip", "one", "all"], "description": "slots missed while no leader ran: skip them (default; a slot runs up to a minute late), submit the latest one, or all"},
             "paused": {"type": "boolean"}}},
+          "StatsSeries": {"type": "object", "required": ["cluster_id", "type", "node", "window_seconds", "step_seconds", "points"], "properties": {
+            "cluster_id": {"type": "string"}, "type": {"type": ["string", "null"]}, "node": {"type": ["string", "null"]},
+            "window_seconds": {"type": "integer"}, "step_seconds": {"type": "integer"},
+            "points": {"type": "array", "items": {"type": "object", "required": ["at", "completed", "failed", "cancelled", "queued", "received", "pickup_p50_ms", "pickup_p99_ms", "run_p50_ms", "run_p99_ms"], "properties": {
+              "at": {"type": "string", "format": "date-time", "description": "the step's start"},
+              "completed": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0}, "cancelled": {"type": "integer", "minimum": 0},
+              "queued": {"type": "integer", "minimum": 0}, "received": {"type": "integer", "minimum": 0},
+              "pickup_p50_ms": {"type": ["number", "null"]}, "pickup_p99_ms": {"type": ["number", "null"]},
+              "run_p50_ms": {"type": ["number", "null"]}, "run_p99_ms": {"type": ["number", "null"]}}}}}},
           "Schedule": {"type": "object", "properties": {
             "id": {"type": "string"}, "cluster_id": {"type": "string"}, "cron": {"type": "string"}, "timezone": {"type": "string"},
             "task": {"type": "object", "description": "the task request, as given"}, "catch_up": {"type": "string", "enum": ["skip", "one", "all"]}, "paused": {"type": "boolean"},

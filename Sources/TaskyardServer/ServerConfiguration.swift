@@ -71,6 +71,7 @@ public struct ServerConfiguration: Sendable {
     public var nodeMonitor = NodeMonitor.Configuration()
     public var schedules = ScheduleRunner.Configuration()
     public var webhooks = WebhookDispatcher.Configuration()
+    public var stats = StatsRollup.Configuration()
     /// A streaming standby for history reads (`serve --read-database-url`); nil reads everything from the
     /// primary.
     public var readReplica: ReadReplica.Configuration?

@@ -67,6 +67,8 @@ public struct TaskStore: Sendable {
     public let schedules: ScheduleStore
     /// Webhook subscriptions and their deliveries.
     public let webhooks: WebhookStore
+    /// The charts' minutes: what finished, queue depth, pick-up and run times.
+    public let stats: StatsStore
 
     /// A store on a pool the caller made (tests); the product opens one with `open`.
     package init(pool: PostgresPool, configuration: Configuration = Configuration(), signals: TaskSignals = TaskSignals(),
@@ -84,6 +86,7 @@ public struct TaskStore: Sendable {
         credentials = CredentialStore(pool: pool)
         schedules = ScheduleStore(context: context, submissions: submissions)
         webhooks = WebhookStore(context: context)
+        stats = StatsStore(context: context)
     }
 
     /// Where the store's connections go (the listener and the maintenance leader's lock open their own there).

@@ -130,6 +130,7 @@ async function route() {
   if (page === "tasks" && parts[3]) render = () => taskPage(Number(parts[3]));
   else if (page === "tasks") render = () => taskList(query);
   else if (page === "nodes" && parts[3]) render = () => nodePage(parts[3]);
+  else if (page === "types" && parts[3]) render = () => typePage(parts[3]);
   else if (page === "schedules") render = () => schedulePage();
   else render = () => overview();
   state.refresh = async () => { try { await render(); } catch (error) { showError(error); } };
@@ -157,6 +158,88 @@ function signIn(event) {
   route();
 }
 
+// MARK: - Charts
+
+/// The windows a chart offers, and the one chosen (kept for this tab).
+const windows = [["1h", "last hour"], ["24h", "24 hours"], ["7d", "7 days"]];
+const chosenWindow = () => sessionStorage.getItem("taskyard-window") || "1h";
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) if (value !== undefined && value !== null) node.setAttribute(key, value);
+  for (const child of children.flat(Infinity)) if (child) node.append(child);
+  return node;
+}
+
+/// A number as an axis shows it: 1.2k, 35, 0.8.
+function short(value) {
+  if (value >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
+  if (value >= 1e3) return `${+(value / 1e3).toFixed(1)}k`;
+  return value >= 10 || value === 0 ? String(Math.round(value)) : value.toFixed(1);
+}
+const niceMax = (value) => { if (value <= 0) return 1; const p = 10 ** Math.floor(Math.log10(value)); return Math.ceil(value / p) * p; };
+
+/// One chart as hand-made SVG: stacked bars (`bars`) or lines (`lines`) of `series` ([key, label, color
+/// class]) over the points. The SVG carries each series' total (`data-<key>`) for tests and screen readers.
+function chart(id, title, unit, points, series, kind) {
+  const width = 560, height = 160, left = 44, bottom = 20, top = 8;
+  const plotWidth = width - left - 8, plotHeight = height - top - bottom;
+  const value = (point, key) => point[key] ?? 0;
+  const highest = niceMax(Math.max(0, ...points.map((p) => kind === "bars" ? series.reduce((sum, [key]) => sum + value(p, key), 0) : Math.max(...series.map(([key]) => value(p, key))))));
+  const x = (i) => left + (i + 0.5) * plotWidth / Math.max(points.length, 1);
+  const y = (v) => top + plotHeight - v / highest * plotHeight;
+  const band = plotWidth / Math.max(points.length, 1);
+  const totals = Object.fromEntries(series.map(([key]) => [`data-${key}`, points.reduce((sum, p) => kind === "bars" ? sum + value(p, key) : Math.max(sum, value(p, key)), 0)]));
+  const grid = [0, 0.5, 1].map((f) => [svg("line", { x1: left, x2: width - 8, y1: y(highest * f), y2: y(highest * f), class: "grid" }),
+    svg("text", { x: left - 6, y: y(highest * f) + 4, class: "axis", "text-anchor": "end" }, short(highest * f))]);
+  const label = (i) => { const at = new Date(points[i].at); return at.toISOString().slice(points.length > 200 || chosenWindow() === "7d" ? 5 : 11, 16).replace("T", " "); };
+  const ticks = points.length ? [[0, "start"], [Math.floor(points.length / 2), "middle"], [points.length - 1, "end"]]
+    .map(([i, anchor]) => svg("text", { x: x(i), y: height - 4, class: "axis", "text-anchor": anchor }, label(i))) : [];
+  let marks;
+  if (kind === "bars") {
+    marks = points.map((point, i) => {
+      let base = 0;
+      return series.map(([key, , color]) => {
+        const v = value(point, key);
+        if (!v) return null;
+        const rect = svg("rect", { x: x(i) - band * 0.4, width: Math.max(band * 0.8, 1), y: y(base + v), height: y(base) - y(base + v), class: color },
+          svg("title", {}, `${time(point.at)} ${key}: ${v}`));
+        base += v;
+        return rect;
+      });
+    });
+  } else {
+    marks = series.map(([key, , color]) => {
+      const drawn = points.map((p, i) => p[key] === null || p[key] === undefined ? null : `${x(i).toFixed(1)},${y(p[key]).toFixed(1)}`);
+      // A gap where a step has no value: each run of values is its own line.
+      const runs = drawn.join(" ").split(/\s*null\s*/).map((r) => r.trim()).filter(Boolean);
+      return runs.map((r) => r.includes(" ") ? svg("polyline", { points: r, class: `line ${color}` }) : svg("circle", { cx: r.split(",")[0], cy: r.split(",")[1], r: 2, class: `dot ${color}` }));
+    });
+  }
+  const legend = el("div", { class: "legend" }, series.map(([key, name, color]) => el("span", { class: `key ${color}` }, name)));
+  return el("figure", { class: "chart", id },
+    el("figcaption", {}, title, unit ? el("span", { class: "muted" }, ` (${unit})`) : null, legend),
+    svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, ...totals }, grid, ticks, marks));
+}
+
+/// The four charts of a scope (`query`: "", "type=…" or "node=…") over the chosen window, with the window's
+/// choices; re-read whenever the page is.
+async function charts(query) {
+  const span = chosenWindow();
+  const stats = await api(`/api/v1/clusters/${encodeURIComponent(state.cluster)}/stats?window=${span}${query ? `&${query}` : ""}`);
+  const points = stats.points;
+  const step = stats.step_seconds >= 3600 ? `${stats.step_seconds / 3600} h` : `${stats.step_seconds / 60} min`;
+  const choose = (value) => () => { sessionStorage.setItem("taskyard-window", value); state.refresh?.(); };
+  return el("section", { class: "charts", dataset: { window: span } },
+    el("div", { class: "windows" }, windows.map(([value, name]) => el("button", { type: "button", class: value === span ? "here" : null, onclick: choose(value) }, name))),
+    el("div", { class: "chart-grid" },
+      chart("chart-finished", "Finished", `tasks per ${step}`, points, [["completed", "completed", "ok"], ["failed", "failed", "bad"], ["cancelled", "cancelled", "other"]], "bars"),
+      chart("chart-depth", "Queue depth", `most at once per ${step}`, points, [["queued", "queued", "wait"], ["received", "running", "run"]], "lines"),
+      chart("chart-pickup", "Pick-up time", "ms, submit → claimed", points, [["pickup_p50_ms", "p50", "run"], ["pickup_p99_ms", "p99", "bad"]], "lines"),
+      chart("chart-run", "Run time", "ms, claimed → finished", points, [["run_p50_ms", "p50", "run"], ["run_p99_ms", "p99", "bad"]], "lines")));
+}
+
 // MARK: - Pages
 
 /// Sums of `family{cluster="…",…}` samples by one label, from Prometheus text.
@@ -174,7 +257,7 @@ function samples(text, family, cluster) {
 
 async function overview() {
   const cluster = state.cluster;
-  const [metrics, nodes] = await Promise.all([api("/metrics"), api(`/api/v1/clusters/${encodeURIComponent(cluster)}/nodes`)]);
+  const [metrics, nodes, trend] = await Promise.all([api("/metrics"), api(`/api/v1/clusters/${encodeURIComponent(cluster)}/nodes`), charts("")]);
   const count = (family, stateName) => samples(metrics, family, cluster).filter((s) => !stateName || s.labels.state === stateName).reduce((sum, s) => sum + s.value, 0);
   const finished = count("taskyard_tasks_finished_total");
   const now = Date.now();
@@ -196,6 +279,7 @@ async function overview() {
       card(rate, "finished per second", "throughput"),
       card(oldest ? `${oldest.toFixed(1)} s` : "–", "oldest queued task", "oldest-queued")),
     el("p", { class: "muted" }, "* since this server started; live counts are read from the database."),
+    trend,
     el("h2", {}, "Nodes"),
     el("table", { id: "nodes" },
       el("tr", {}, el("th", {}, "Node"), el("th", {}, "Status"), el("th", {}, "Last seen"), el("th", {}, "Holds"), el("th", {}, "Slots in use"), el("th", {}, "Endpoint")),
@@ -227,7 +311,7 @@ async function taskList(query) {
     el("table", { id: "tasks" },
       el("tr", {}, ["Task", "Type", "State", "Node", "Attempt", "Progress", "Created"].map((h) => el("th", {}, h))),
       page.tasks.map((task) => el("tr", { dataset: { task: task.id } },
-        el("td", {}, link(`/tasks/${task.id}`, task.id)), el("td", {}, task.type), el("td", {}, badge(task.state)),
+        el("td", {}, link(`/tasks/${task.id}`, task.id)), el("td", {}, link(`/types/${encodeURIComponent(task.type)}`, task.type)), el("td", {}, badge(task.state)),
         el("td", {}, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node)), el("td", {}, `${task.attempt}/${task.max_attempts}`),
         el("td", {}, progressBar(task)), el("td", {}, time(task.created_at))))),
     el("div", { class: "pager" },
@@ -276,7 +360,7 @@ async function taskPage(id) {
   const drawTree = (t) => el("li", {}, t.id === task.id ? el("b", {}, `${t.id} ${t.type}`) : link(`/tasks/${t.id}`, `${t.id} ${t.type}`), " ", badge(t.state), ` on ${t.assigned_node}`,
     children.has(t.id) ? el("ul", {}, children.get(t.id).map(drawTree)) : null);
   $("#main").replaceChildren(
-    el("h1", {}, `Task ${task.id} · ${task.type} `, el("span", { id: "task-state", class: `state ${task.state}` }, task.state)),
+    el("h1", {}, `Task ${task.id} · `, link(`/types/${encodeURIComponent(task.type)}`, task.type), " ", el("span", { id: "task-state", class: `state ${task.state}` }, task.state)),
     el("p", { class: "muted" }, `attempt ${task.attempt} of ${task.max_attempts} · assigned to `, link(`/nodes/${encodeURIComponent(task.assigned_node)}`, task.assigned_node),
       ` · created ${time(task.created_at)}`,
       task.complete_when && task.complete_when !== "all" ? el("span", { id: "policy" }, ` · complete when ${policyText(task.complete_when)}`) : null,
@@ -303,7 +387,8 @@ async function taskPage(id) {
 async function nodePage(node) {
   const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/tasks`;
   const since = new Date(Date.now() - 3600 * 1000).toISOString();
-  const [held, queued, recent] = await Promise.all([
+  const [trend, held, queued, recent] = await Promise.all([
+    charts(`node=${encodeURIComponent(node)}`),
     api(`${base}?node=${encodeURIComponent(node)}&state=received&limit=100`),
     api(`${base}?node=${encodeURIComponent(node)}&state=queued&limit=100`),
     api(`${base}?node=${encodeURIComponent(node)}&state=completed,failed,cancelled&since=${encodeURIComponent(since)}&limit=100&internal=true`)]);
@@ -313,9 +398,25 @@ async function nodePage(node) {
       el("td", {}, `${task.attempt}/${task.max_attempts}`), el("td", {}, time(task.created_at)), el("td", {}, time(task.finished_at)))));
   $("#main").replaceChildren(
     el("h1", {}, `Node ${node}`),
+    el("p", { class: "muted" }, "Charts: the tasks this node initiates."), trend,
     el("h2", {}, `Holds now (${held.tasks.length})`), rows(held.tasks),
     el("h2", {}, `Queued for it (${queued.tasks.length})`), rows(queued.tasks),
     el("h2", {}, "Finished in the last hour (first 100, its parts in tasks of other nodes included)"), rows(recent.tasks));
+}
+
+async function typePage(type) {
+  const base = `/api/v1/clusters/${encodeURIComponent(state.cluster)}/tasks`;
+  const [trend, failed] = await Promise.all([
+    charts(`type=${encodeURIComponent(type)}`),
+    api(`${base}?type=${encodeURIComponent(type)}&state=failed&limit=20`)]);
+  $("#main").replaceChildren(
+    el("h1", {}, `Type ${type}`), trend,
+    el("p", {}, link(`/tasks?type=${encodeURIComponent(type)}`, "Every task of this type")),
+    el("h2", {}, `Failed lately (${failed.tasks.length}${failed.next ? "+" : ""})`),
+    el("table", {},
+      el("tr", {}, ["Task", "Node", "Attempt", "Finished", "Error"].map((h) => el("th", {}, h))),
+      failed.tasks.map((task) => el("tr", {}, el("td", {}, link(`/tasks/${task.id}`, task.id)), el("td", {}, task.assigned_node),
+        el("td", {}, `${task.attempt}/${task.max_attempts}`), el("td", {}, time(task.finished_at)), el("td", { class: "result" }, task.error || "")))));
 }
 
 async function schedulePage() {
