@@ -90,6 +90,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Instead of the runs: hold this many long polls open, each as a node of its own with its own node token (a fleet of idle agents), and measure for --duration seconds what they cost the servers and PostgreSQL.", valueName: "n"))
     var idlePolls = 0
 
+    @Option(name: .customLong("serve-option"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("An option for every `taskyard serve` the bench starts, e.g. --serve-option=--stats-interval=0 (to measure what a setting costs); repeat for several.", valueName: "option"))
+    var serveOptions: [String] = []
+
     @Flag(help: "Print the results as JSON on standard output (progress stays on standard error).")
     var json = false
 
@@ -188,7 +192,7 @@ struct BenchCommand: AsyncParsableCommand {
         progress.finish("starting the server and \(agents) agents …")
         let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, serverCount: servers, cluster: cluster, nodes: nodes,
                                                        agentConcurrency: concurrency, logFolder: folder,
-                                                       adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles)
+                                                       adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles, serveOptions: serveOptions)
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)

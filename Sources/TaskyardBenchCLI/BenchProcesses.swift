@@ -19,10 +19,11 @@ final class BenchProcesses: Sendable {
     let agents: [Child]
 
     /// Starts `serverCount` servers (unless `serverURL` names a running one) and one agent per node.
-    /// `adminToken` is what the bench's own client uses; `nodeTokenFiles` holds each agent's token.
+    /// `adminToken` is what the bench's own client uses; `nodeTokenFiles` holds each agent's token;
+    /// `serveOptions` go to every server.
     static func start(databaseURL: String, serverURL: String?, serverCount: Int, cluster: String, nodes: [String],
                       agentConcurrency: Int, logFolder: URL, adminToken: String,
-                      nodeTokenFiles: [String: String]) async throws -> BenchProcesses {
+                      nodeTokenFiles: [String: String], serveOptions: [String] = []) async throws -> BenchProcesses {
         let binary = try Self.taskyardBinary()
         var servers: [Child] = []
         var urls: [String] = []
@@ -36,7 +37,7 @@ final class BenchProcesses: Sendable {
                 urls.append("http://127.0.0.1:\(port)")
                 let log = logFolder.appending(path: serverCount == 1 ? "server.log" : "server-\(index + 1).log")
                 let pid = try Subprocess.spawn(binary, ["serve", "--key-file", keyFile, "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)",
-                                                        "--no-migrate", "--log-level", "warning"], outputPath: log.path)
+                                                        "--no-migrate", "--log-level", "warning"] + serveOptions, outputPath: log.path)
                 servers.append(Child(role: serverCount == 1 ? "server" : "server \(index + 1)", pid: pid, log: log))
             }
         }

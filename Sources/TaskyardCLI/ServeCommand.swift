@@ -96,7 +96,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A webhook receiver that has not answered within this long has failed that attempt. Default 10.", valueName: "seconds"))
     var webhookTimeout = 10.0
 
-    @Flag(help: "Never run maintenance (lease expiry, node monitor, retention, schedules, webhooks) on this replica.")
+    @Option(help: ArgumentHelp("How often the maintenance leader counts what finished and samples the queue for the charts (GET …/stats): how far behind they are. 0 turns the charts off. Default 2.", valueName: "seconds"))
+    var statsInterval = 2.0
+
+    @Flag(help: "Never run maintenance (lease expiry, node monitor, retention, schedules, webhooks, charts) on this replica.")
     var noMaintenance = false
 
     @OptionGroup var logging: LoggingOptions
@@ -140,6 +143,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.webhooks.backoff.base = try checkedDuration(webhookRetryBase, "--webhook-retry-base")
         configuration.webhooks.attemptTimeout = try checkedDuration(webhookTimeout, "--webhook-timeout")
+        configuration.stats.interval = try checkedDuration(statsInterval, "--stats-interval", allowZero: true, atMost: 3600)
         if let retention = setting(retention, "TASKYARD_RETENTION") {
             configuration.retention.retention = try parseDuration(retention, option: "--retention")
         }

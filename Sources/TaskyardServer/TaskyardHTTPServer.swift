@@ -23,8 +23,8 @@ public enum TaskyardHTTPServer {
                      RetentionCleaner(configuration: configuration.retention),
                      StatisticsKeeper(configuration: configuration.statistics),
                      ScheduleRunner(configuration: configuration.schedules),
-                     WebhookDispatcher(configuration: configuration.webhooks, keyFile: configuration.keyFile),
-                     StatsRollup(configuration: configuration.stats)],
+                     WebhookDispatcher(configuration: configuration.webhooks, keyFile: configuration.keyFile)]
+                + (configuration.stats.interval > .zero ? [StatsRollup(configuration: configuration.stats)] : []),
             configuration: configuration.maintenanceLeader, logger: logger)
         let wakeups = Wakeups(signals: store.signals, database: store.database, logger: logger)
         let credentials = store.credentials

@@ -9,7 +9,7 @@ import TaskyardStore
 public struct StatsRollup: MaintenanceDuty {
     public struct Configuration: MaintenanceDutyConfiguration {
         /// How often finished tasks are counted and the queue is sampled: how far behind the charts are.
-        /// Default 2 s.
+        /// Default 2 s; zero runs no rollup (the charts stay empty).
         public var interval: Duration = .seconds(2)
         /// Finished tasks read a page, and pages a run at most (the rest wait for the next run).
         public var pageSize = 5000
