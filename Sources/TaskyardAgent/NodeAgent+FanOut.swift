@@ -20,8 +20,16 @@ extension NodeAgent {
         // Participants the policy no longer needs are told to stop beside the report, not before it: one
         // that cannot be reached would hold the task's end for a connect timeout.
         async let toldToStop: Void = notNeeded()
+        var about = Self.logMetadata(of: task.task)
+        about["state"] = "\(report.state.rawValue)"
+        if report.state == .failed {
+            about["error"] = "\(report.error ?? "")"
+            logger.warning("task attempt failed", metadata: about)
+        } else {
+            logger.debug("task attempt ended", metadata: about)
+        }
         if let reason = held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
-            logger.info("not reporting", metadata: ["task": "\(task.task.id)", "reason": "\(reason)"])
+            logger.info("not reporting", metadata: Self.logMetadata(of: task.task).merging(["reason": "\(reason)"]) { $1 })
             held.remove(task.task.id)
         } else {
             // The task stays held (its lease renewed) until the server has the report, but the next claim need
@@ -53,6 +61,18 @@ extension NodeAgent {
         let rolledBack = decision.needsRollback ? await rollBack(claimed, outcomes: decision.outcomes, endpoints: endpoints) : nil
         return (decision.report(attempt: task.attempt, lease: claimed.lease, afterRollback: rolledBack),
                 { await self.notifyCancel(claimed, nodes: notNeeded, endpoints: endpoints) })
+    }
+
+    /// What a log line about a task attempt names: the task, its type and attempt, and — when its client
+    /// sent a W3C `traceparent` — the trace id, so a log pipeline can join the line to the trace. Never its
+    /// payload or lease.
+    static func logMetadata(of task: TaskObject) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["task": "\(task.id)", "type": "\(task.type)", "attempt": "\(task.attempt)"]
+        if let traceparent = task.traceparent {
+            let fields = traceparent.split(separator: "-")
+            if fields.count >= 4, fields[1].count == 32 { metadata["trace_id"] = "\(fields[1])" }
+        }
+        return metadata
     }
 
     /// Who an attempt runs and what it carries forward, read once from its claim.

@@ -58,6 +58,7 @@ public final class NodeAgent: Service, Sendable {
                                           heldTasks: { held.count })
         var logger = logger ?? Logger(label: "taskyard.agent")
         logger[metadataKey: "node"] = "\(configuration.node)"
+        logger[metadataKey: "cluster"] = "\(configuration.cluster)"
         self.logger = logger
         reports = ReportSender(client: client, cluster: configuration.cluster, node: configuration.node,
                                metrics: participant.metrics, logger: logger)

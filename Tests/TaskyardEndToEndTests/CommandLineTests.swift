@@ -272,6 +272,33 @@ struct JSONLogTests {
         #expect(retrying.contains(#""level":"warning""#) && retrying.contains(#""error":"#), "\(retrying)")
     }
 
+    @Test("--log-format json: a failed attempt's line names the task, its type and attempt, the cluster, the node and the trace id; never the payload")
+    func attemptLinesCarryTheTrace() async throws {
+        try await Deployment.run(nodes: []) { deployment in
+            let token = try await deployment.store.mintNodeToken(cluster: Deployment.cluster, node: "n7")
+            let agent = try TaskyardProcess.start(["agent", "--server", deployment.serverURL, "--cluster", Deployment.cluster, "--node", "n7",
+                                                   "--listen", "127.0.0.1:0", "--token", token, "--log-format", "json"], name: "json-trace")
+            defer { Task { await agent.stop() } }
+            try await eventually("the agent registers", within: .seconds(20)) {
+                try await deployment.client.nodes(cluster: Deployment.cluster).contains { $0.id == "n7" && $0.status == .online }
+            }
+            let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+            let submitted = try await APIContractTests.send(
+                deployment, "POST", "/api/v1/clusters/\(Deployment.cluster)/tasks",
+                body: #"{"type": "fail", "participating_nodes": ["n7"], "max_attempts": 1, "payload": {"message": "disk full", "marker": "payload-marker-77"}}"#,
+                headers: ["traceparent": "00-\(traceID)-00f067aa0ba902b7-01"])
+            #expect(submitted.status == 201)
+            try await eventually("the agent logs the failed attempt", within: .seconds(20)) { agent.output.contains("task attempt failed") }
+            let output = agent.output
+            #expect(!output.contains("payload-marker-77") && !output.contains(token), "no payload, no token")
+            let line = try #require(output.split(separator: "\n").first { $0.contains("task attempt failed") })
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], "\(line)")
+            #expect(object["trace_id"] == traceID && object["task"] == "1" && object["attempt"] == "1" && object["type"] == "fail", "\(line)")
+            #expect(object["cluster"] == Deployment.cluster && object["node"] == "n7" && object["level"] == "warning", "\(line)")
+            #expect(object["error"]?.contains("disk full") == true, "\(line)")
+        }
+    }
+
     @Test("--log-format takes text or json, and says so")
     func badFormat() throws {
         let (status, output) = try TestEnvironment.runTaskyard(["agent", "--server", "http://127.0.0.1:1", "--cluster", "c1", "--node", "n1",
