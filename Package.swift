@@ -25,6 +25,10 @@ let package = Package(
         // Metrics: swift-metrics is already here through Hummingbird; the Prometheus text format.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Spans: the API every component traces with (a no-op until a tracer is bootstrapped), and swift-otel's
+        // OTLP/HTTP exporter for `--otel-endpoint` (not its gRPC one: that would build gRPC for nothing).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
         // Tests only: reads docker-compose.yml.
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
@@ -42,6 +46,14 @@ let package = Package(
             name: "TaskyardStore",
             dependencies: ["Postgres", "TaskyardDomain", "TaskyardSecurity"],
             plugins: ["EmbedMigrations"]
+        ),
+        // W3C trace context as tasks, participant calls and reports carry it, over swift-distributed-tracing.
+        .target(
+            name: "TaskyardTracing",
+            dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ]
         ),
         // The HTTP contract's JSON: the shapes the server writes and the agent and CLI read.
         .target(name: "TaskyardAPI", dependencies: ["TaskyardDomain"]),
@@ -69,7 +81,7 @@ let package = Package(
         .target(
             name: "TaskyardServer",
             dependencies: [
-                "TaskyardStore", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "Postgres",
+                "TaskyardStore", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "TaskyardTracing", "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -91,7 +103,7 @@ let package = Package(
         .target(
             name: "TaskyardAgent",
             dependencies: [
-                "TaskyardClient", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity",
+                "TaskyardClient", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "TaskyardTracing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -108,7 +120,8 @@ let package = Package(
         .target(
             name: "TaskyardCommandLine",
             dependencies: [
-                "TaskyardAgent", "TaskyardClient", "TaskyardSecurity", "TaskyardDomain",
+                "TaskyardAgent", "TaskyardClient", "TaskyardSecurity", "TaskyardDomain", "TaskyardTracing",
+                .product(name: "OTel", package: "swift-otel"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -64,8 +64,12 @@ public struct StateReportRequest: Codable, Sendable {
     public var result: RawJSON?
     public var error: String?
     public var participants: [Participant]?
+    /// The agent's span for this report (W3C `traceparent`), when it traces: the server's report span is its
+    /// child.
+    public var traceparent: String?
 
-    public init(_ report: TaskReport) {
+    public init(_ report: TaskReport, traceparent: String? = nil) {
+        self.traceparent = traceparent
         attempt = report.attempt
         lease = report.lease
         state = report.state

@@ -111,8 +111,11 @@ public struct ClaimedTaskObject: Codable, Sendable, Hashable {
     public var task: TaskObject
     public var lease: String
     public var grants: [String: String]
+    /// The attempt's span (W3C `traceparent`) when the server traces: the agent's spans for the attempt are
+    /// its children. Absent otherwise.
+    public var traceparent: String?
 
-    enum CodingKeys: String, CodingKey { case lease, grants }
+    enum CodingKeys: String, CodingKey { case lease, grants, traceparent = "attempt_traceparent" }
 
     public subscript<T>(dynamicMember keyPath: KeyPath<TaskObject, T>) -> T { task[keyPath: keyPath] }
 
@@ -127,6 +130,7 @@ public struct ClaimedTaskObject: Codable, Sendable, Hashable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         lease = try container.decode(String.self, forKey: .lease)
         grants = try container.decode([String: String].self, forKey: .grants)
+        traceparent = try container.decodeIfPresent(String.self, forKey: .traceparent)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -134,6 +138,7 @@ public struct ClaimedTaskObject: Codable, Sendable, Hashable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(lease, forKey: .lease)
         try container.encode(grants, forKey: .grants)
+        try container.encodeIfPresent(traceparent, forKey: .traceparent)
     }
 
     /// The grant the claim carries for `node`'s part; "" when the node is no participant (refused by all).

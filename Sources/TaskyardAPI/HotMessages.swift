@@ -20,11 +20,13 @@ extension TaskObject: JSONWritable {
     public func write(to json: inout JSONWriter) { write(to: &json, children: nil, claim: nil) }
 
     /// The task's fields, with a detail's `children` or a claim's `lease` and `grants` in their sorted places.
-    func write(to json: inout JSONWriter, children: [TaskSummary]?, claim: (lease: String, grants: [String: String])?) {
+    func write(to json: inout JSONWriter, children: [TaskSummary]?,
+               claim: (lease: String, grants: [String: String], attemptTraceparent: String?)?) {
         json.object { json in
             json.field("abortable", abortable)
             json.field("assigned_node", assignedNode)
             json.field("attempt", attempt)
+            if let traceparent = claim?.attemptTraceparent { json.field("attempt_traceparent", traceparent) }
             json.field("cancel_requested", cancelRequested)
             if let children {
                 json.key("children")
@@ -107,7 +109,7 @@ extension TaskDetail: JSONWritable {
 }
 
 extension ClaimedTaskObject: JSONWritable {
-    public func write(to json: inout JSONWriter) { task.write(to: &json, children: nil, claim: (lease, grants)) }
+    public func write(to json: inout JSONWriter) { task.write(to: &json, children: nil, claim: (lease, grants, traceparent)) }
 }
 
 extension TaskList: JSONWritable {
@@ -207,8 +209,10 @@ extension ParticipantObject: JSONReadable {
 extension ClaimedTaskObject: JSONReadable {
     public static func read(_ json: JSONNode) throws(JSONUnreadable) -> ClaimedTaskObject {
         let fields = try JSONFields(json)
-        return ClaimedTaskObject(task: try TaskObject(fields), lease: try fields.required("lease", F.string),
-                                 grants: try fields.required("grants", F.stringsByKey))
+        var claimed = ClaimedTaskObject(task: try TaskObject(fields), lease: try fields.required("lease", F.string),
+                                        grants: try fields.required("grants", F.stringsByKey))
+        claimed.traceparent = try fields.optional("attempt_traceparent", F.string)
+        return claimed
     }
 }
 
@@ -271,6 +275,7 @@ extension StateReportRequest: JSONReadable {
         result = try fields.optional("result", F.raw)
         error = try fields.optional("error", F.string)
         participants = try fields.optionalArray("participants", Participant.read)
+        traceparent = try fields.optional("traceparent", F.string)
     }
 }
 
@@ -319,6 +324,7 @@ extension StateReportRequest: JSONWritable {
             json.fieldIfPresent("result", result) { $0.raw($1) }
             json.field("state", state.rawValue)
             json.fieldIfPresent("task_id", taskID) { $0.integer($1) }
+            json.fieldIfPresent("traceparent", traceparent) { $0.string($1) }
         }
     }
 }

@@ -9,13 +9,34 @@ import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
 import TaskyardSecurity
+import TaskyardTracing
+import Tracing
 
 /// One held task: its fan-out to the participants, their progress, rollback and cancel.
 extension NodeAgent {
     // MARK: - One task
 
-    /// One held task, from fan-out to report.
+    /// One held task, from fan-out to report — when tracing, in a span for the attempt, a child of the
+    /// server's claim span (the claim carries its context), with the report's span under it.
     func run(held task: ClaimedTaskObject) async {
+        guard TraceContext.isEnabled else { return await attempt(task, reportSpan: nil) }
+        await withSpan("taskyard.attempt", context: TraceContext.context(parent: task.traceparent ?? task.task.traceparent),
+                       ofKind: .consumer) { span in
+            span.attributes["taskyard.task_id"] = Int(task.task.id)
+            span.attributes["taskyard.attempt"] = task.task.attempt
+            span.attributes["taskyard.type"] = task.task.type
+            span.attributes["taskyard.node"] = configuration.node
+            await attempt(task, reportSpan: {
+                let report = startSpan("taskyard.report", ofKind: .producer)
+                report.attributes["taskyard.task_id"] = Int(task.task.id)
+                report.attributes["taskyard.attempt"] = task.task.attempt
+                report.attributes["taskyard.node"] = self.configuration.node
+                return report
+            })
+        }
+    }
+
+    private func attempt(_ task: ClaimedTaskObject, reportSpan: (() -> any Span)?) async {
         let (report, notNeeded) = await fanOut(task)
         // Participants the policy no longer needs are told to stop beside the report, not before it: one
         // that cannot be reached would hold the task's end for a connect timeout.
@@ -35,7 +56,11 @@ extension NodeAgent {
             // The task stays held (its lease renewed) until the server has the report, but the next claim need
             // not wait for that round trip.
             held.markReporting(task.task.id)
-            reports.send(report, for: task.task.id) { self.held.remove(task.task.id) }
+            let span = reportSpan?()
+            reports.send(report, for: task.task.id, traceparent: span.flatMap { TraceContext.traceparent(of: $0.context) }) {
+                span?.end()
+                self.held.remove(task.task.id)
+            }
         }
         await toldToStop
     }
@@ -197,7 +222,8 @@ extension NodeAgent {
             // an HTTP round trip to itself (nor a grant to check: the claim came from the server itself).
             // Stopping the task stops the handler, as a cancel would.
             let body = ParticipantRequest(taskID: task.id, clusterID: task.clusterID, attempt: task.attempt,
-                                          initiator: configuration.node, payload: task.payload, traceparent: task.traceparent)
+                                          initiator: configuration.node, payload: task.payload,
+                                          traceparent: TraceContext.current ?? task.traceparent)
             // Recorded as this node's own grant's run, so that the grant replayed to the endpoint runs
             // nothing (read from the claim, not from the grant: reading grants was a tenth of a busy agent).
             let callTime = min(configuration.participantTimeout, task.timeoutSeconds.map { Duration.seconds($0) } ?? configuration.participantTimeout)

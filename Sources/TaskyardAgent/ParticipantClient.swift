@@ -4,6 +4,8 @@ import NIOCore
 import TaskyardAPI
 import TaskyardClient
 import TaskyardDomain
+import TaskyardTracing
+import Tracing
 
 /// The initiator's side of the participant protocol: run, roll back, ask progress, cancel. Every call
 /// carries the grant the server signed for that node and verb; URLs are built from the endpoint's scheme, host and port only; a redirect is
@@ -32,13 +34,25 @@ struct ParticipantClient: Sendable {
     /// Runs the task's handler on the participant with the claim's run grant for it — or, given a
     /// rollback grant, its rollback — in a batch with the other calls to that node. Throws only on
     /// cancellation.
+    /// When tracing, each call is a span of its own, and the participant gets its context (else the task's
+    /// `traceparent`, as the client sent it).
     func run(_ task: ClaimedTaskObject, on node: String, at endpoint: NodeEndpoint, initiator: String,
              rollbackGrant: String? = nil) async throws -> Answer {
-        let call = ParticipantCall(type: task.task.type, rollback: rollbackGrant != nil, grant: rollbackGrant ?? task.grant(for: node),
-                                   request: ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID,
-                                                               attempt: task.task.attempt, initiator: initiator,
-                                                               payload: task.task.payload, traceparent: task.task.traceparent))
-        return try await batcher.call(call, node: node, at: endpoint) { try await runAlone(call, on: node, at: endpoint) }
+        func call(traceparent: String?) async throws -> Answer {
+            let call = ParticipantCall(type: task.task.type, rollback: rollbackGrant != nil, grant: rollbackGrant ?? task.grant(for: node),
+                                       request: ParticipantRequest(taskID: task.task.id, clusterID: task.task.clusterID,
+                                                                   attempt: task.task.attempt, initiator: initiator,
+                                                                   payload: task.task.payload, traceparent: traceparent))
+            return try await batcher.call(call, node: node, at: endpoint) { try await runAlone(call, on: node, at: endpoint) }
+        }
+        guard TraceContext.isEnabled else { return try await call(traceparent: task.task.traceparent) }
+        return try await withSpan(rollbackGrant == nil ? "taskyard.participant_call" : "taskyard.rollback_call", ofKind: .client) { span in
+            span.attributes["taskyard.task_id"] = Int(task.task.id)
+            span.attributes["taskyard.node"] = node
+            let answer = try await call(traceparent: TraceContext.traceparent(of: span.context) ?? task.task.traceparent)
+            if case .failed(let reason) = answer { span.setStatus(SpanStatus(code: .error, message: reason)) }
+            return answer
+        }
     }
 
     /// One call in a request of its own (`POST …/tasks/{type}`): for a participant that serves no batches.

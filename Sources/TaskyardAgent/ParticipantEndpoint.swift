@@ -7,6 +7,8 @@ import Logging
 import NIOCore
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTracing
+import Tracing
 import TaskyardSecurity
 import Synchronization
 
@@ -294,12 +296,28 @@ final class ParticipantEndpoint: Sendable {
         return answer
     }
 
+    /// Runs the handler — in a span of its own when tracing, a child of the caller's (whose context the
+    /// handler then gets as its `traceparent`).
     private func run(_ handler: any TaskHandler, type: String, _ body: ParticipantRequest) async -> Answer {
+        // An invalid one is dropped, as W3C trace context asks of a receiver.
+        let traceparent = body.traceparent.flatMap { try? TaskSubmission.validateTraceparent($0) == () ? $0 : nil }
+        guard TraceContext.isEnabled else { return await run(handler, type: type, body, traceparent: traceparent) }
+        return await withSpan("taskyard.handler", context: TraceContext.context(parent: traceparent), ofKind: .server) { span in
+            span.attributes["taskyard.task_id"] = Int(body.taskID)
+            span.attributes["taskyard.attempt"] = body.attempt
+            span.attributes["taskyard.type"] = type
+            span.attributes["taskyard.node"] = node
+            let answer = await run(handler, type: type, body, traceparent: TraceContext.traceparent(of: span.context) ?? traceparent)
+            if case .failed(_, _, let message) = answer { span.setStatus(SpanStatus(code: .error, message: message)) }
+            return answer
+        }
+    }
+
+    private func run(_ handler: any TaskHandler, type: String, _ body: ParticipantRequest, traceparent: String?) async -> Answer {
         let running = self.running
         let work = ParticipantWork(type: type, taskID: body.taskID, clusterID: body.clusterID, attempt: body.attempt,
                                    initiator: body.initiator, node: node, rawPayload: body.payload,
-                                   // An invalid one is dropped, as W3C trace context asks of a receiver.
-                                   traceparent: body.traceparent.flatMap { try? TaskSubmission.validateTraceparent($0) == () ? $0 : nil },
+                                   traceparent: traceparent,
                                    progressSink: { completed, total in
                                        // Handlers report progress from synchronous code; the registry's
                                        // actor is reached on a task of its own, in order of no importance.

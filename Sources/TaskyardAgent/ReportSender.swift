@@ -40,8 +40,8 @@ final class ReportSender: Sendable {
     }
 
     /// Queues a report; `done` runs once the server took it, refused it, or it was given up on.
-    func send(_ report: TaskReport, for taskID: Int64, done: @escaping @Sendable () -> Void) {
-        let item = StateReportBatchRequest.Item(taskID: taskID, report: StateReportRequest(report.fitted()))
+    func send(_ report: TaskReport, for taskID: Int64, traceparent: String? = nil, done: @escaping @Sendable () -> Void) {
+        let item = StateReportBatchRequest.Item(taskID: taskID, report: StateReportRequest(report.fitted(), traceparent: traceparent))
         queue.withLock { $0.append(Pending(item: item, done: done)) }
         signal.yield()
     }
@@ -136,6 +136,6 @@ final class ReportSender: Sendable {
                                                       error: participant.error.map { cleanedReportText($0, maximumBytes: 500) },
                                                       startedAt: participant.startedAt, finishedAt: participant.finishedAt)
                                })
-        return StateReportBatchRequest.Item(taskID: item.taskID, report: StateReportRequest(plain))
+        return StateReportBatchRequest.Item(taskID: item.taskID, report: StateReportRequest(plain, traceparent: item.report.traceparent))
     }
 }

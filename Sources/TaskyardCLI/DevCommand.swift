@@ -56,6 +56,7 @@ struct DevCommand: AsyncParsableCommand {
     var allowPlainHTTP = false
 
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var tracing: TracingOptions
 
     static let cluster = "dev"
     static let nodes = ["n1", "n2", "n3"]
@@ -113,7 +114,7 @@ struct DevCommand: AsyncParsableCommand {
         let adminToken = try await tokens.admin()
 
         // First in, last out: the store's connections close after the server and the agents have stopped.
-        var services: [any Service] = [StoreService(store: store)]
+        var services: [any Service] = try tracing.services(serviceName: "taskyard-dev") + [StoreService(store: store)]
         serverConfiguration.host = address.host
         serverConfiguration.port = address.port
         let serverURL = "http://\(address.host):\(address.port)"

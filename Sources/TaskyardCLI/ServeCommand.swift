@@ -103,6 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
     var noMaintenance = false
 
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var tracing: TracingOptions
 
     func run() async throws {
         let logger = try logging.makeLogger("taskyard.server")
@@ -175,7 +176,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("listening", metadata: ["address": "\(scheme)://\(address.host):\(port)"])
         }
         // The store's connections close after the server has stopped (services stop in reverse order).
-        try await Runtime.run([StoreService(store: store), app], logger: logger)
+        let exporter = try tracing.services(serviceName: "taskyard-server")
+        try await Runtime.run(exporter + [StoreService(store: store), app], logger: logger)
     }
 }
 

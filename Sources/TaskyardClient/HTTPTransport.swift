@@ -27,6 +27,9 @@ public final class HTTPTransport: Sendable {
         // connections a host queued the rest behind them.
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
         configuration.tlsConfiguration = try TLSFiles.clientConfiguration(caFile: caFile)
+        // No span per request: the agent's and server's own spans say what a request was for, and a span per
+        // long poll would start a trace of its own every 20 s per node.
+        configuration.tracing.tracer = nil
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -177,10 +177,11 @@ public struct TaskyardClient: Sendable {
     // MARK: - Tasks
 
     public func submit(cluster: String, _ request: SubmitTaskRequest, idempotencyKey: String? = nil,
-                       opaqueID: String? = nil) async throws -> TaskObject {
+                       opaqueID: String? = nil, traceparent: String? = nil) async throws -> TaskObject {
         var headers: [(String, String)] = []
         if let idempotencyKey { headers.append(("Idempotency-Key", idempotencyKey)) }
         if let opaqueID { headers.append(("X-Opaque-Id", opaqueID)) }
+        if let traceparent { headers.append(("traceparent", traceparent)) }
         return try await send(.POST, ["api", "v1", "clusters", cluster, "tasks"], body: request, headers: headers)
     }
 

@@ -73,6 +73,7 @@ public struct AgentCommand: AsyncParsableCommand {
     var shutdownGrace = 30.0
 
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var tracing: TracingOptions
 
     public func run() async throws {
         guard let node = setting(node, "TASKYARD_NODE") else { throw ValidationError("--node is required (or set TASKYARD_NODE)") }
@@ -114,6 +115,7 @@ public struct AgentCommand: AsyncParsableCommand {
         let logger = try logging.makeLogger("taskyard.agent")
         if let plainHTTPWarning { logger.warning("\(plainHTTPWarning)") }
         ProcessMemory.limitArenas()
-        try await runUntilSignalled(try NodeAgent(configuration: configuration, logger: logger).services, logger: logger)
+        let exporter = try tracing.services(serviceName: "taskyard-agent")
+        try await runUntilSignalled(exporter + (try NodeAgent(configuration: configuration, logger: logger).services), logger: logger)
     }
 }

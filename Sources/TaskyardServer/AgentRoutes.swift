@@ -3,6 +3,8 @@ import Hummingbird
 import ServiceLifecycle
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTracing
+import Tracing
 
 extension APIRoutes {
     /// Claims up to `limit` tasks for the node. With `wait`, an empty answer is held back until a
@@ -34,6 +36,7 @@ extension APIRoutes {
                 return try jsonResponse(PollResponse(tasks: [], cancel: []))
             }
             let outcome: PollOutcome
+            let lookedAt = TraceInstant.now
             do {
                 outcome = try await store.queue.poll(cluster: cluster, node: node, limit: limit, lease: configuration.lease,
                                                recordHeartbeat: first)
@@ -56,7 +59,9 @@ extension APIRoutes {
                 if !outcome.tasks.isEmpty { wakeups.tellWatchers(.work(cluster: cluster, node: node)) }
                 let signed = try GrantIssuer.grants(for: outcome.tasks, signer: signer, validFor: grantLifetime)
                 let tasks = zip(outcome.tasks, signed).map { claim, grants in
-                    ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grants: grants)
+                    var claimed = ClaimedTaskObject(task: TaskObject(claim.task), lease: claim.lease, grants: grants)
+                    claimed.traceparent = Self.traceClaim(claim.task, node: node, at: lookedAt)
+                    return claimed
                 }
                 return try jsonResponse(PollResponse(tasks: tasks, cancel: outcome.cancel))
             }
@@ -68,6 +73,37 @@ extension APIRoutes {
                 slotRecheck = min(slotRecheck * 2, configuration.pollRecheckInterval)
             }
             await wakeups.wait(ticket, timeout: min(recheck, deadline - clock.now))
+        }
+    }
+
+    /// The attempt's trace begins at its claim: a span per claimed task, a child of the span its client
+    /// submitted it under (the top of a trace of its own when there was none), whose context the claim
+    /// carries to the agent. Nil, and nothing made, while tracing is off.
+    static func traceClaim(_ task: TaskRecord, node: String, at started: TraceInstant) -> String? {
+        guard TraceContext.isEnabled else { return nil }
+        let span = startSpan("taskyard.claim", at: started, context: TraceContext.context(parent: task.traceparent), ofKind: .server)
+        span.attributes["taskyard.cluster"] = task.clusterID
+        span.attributes["taskyard.task_id"] = Int(task.id)
+        span.attributes["taskyard.attempt"] = task.attempt
+        span.attributes["taskyard.node"] = node
+        span.attributes["taskyard.type"] = task.type
+        defer { span.end() }
+        return TraceContext.traceparent(of: span.context)
+    }
+
+    /// A span per report item that names the agent's report span: a child of it, from the request's start to
+    /// the statement's end.
+    static func traceReports(_ items: [(taskID: Int64, attempt: Int, traceparent: String?)], cluster: String, node: String,
+                             from started: TraceInstant) {
+        guard TraceContext.isEnabled else { return }
+        for item in items {
+            guard let traceparent = item.traceparent else { continue }
+            let span = startSpan("taskyard.report", at: started, context: TraceContext.context(parent: traceparent), ofKind: .server)
+            span.attributes["taskyard.cluster"] = cluster
+            span.attributes["taskyard.task_id"] = Int(item.taskID)
+            span.attributes["taskyard.attempt"] = item.attempt
+            span.attributes["taskyard.node"] = node
+            span.end()
         }
     }
 
@@ -141,7 +177,9 @@ extension APIRoutes {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
         let id = try context.taskID(cluster: cluster)
+        let started = TraceInstant.now
         let body = try await decode(StateReportRequest.self, &request)
+        defer { Self.traceReports([(id, body.attempt, body.traceparent)], cluster: cluster, node: node, from: started) }
         let task = try await store.queue.report(body.report, cluster: cluster, node: node, taskID: id)
         return try jsonResponse(TaskObject(task))
     }
@@ -151,7 +189,12 @@ extension APIRoutes {
     func reportBatch(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
         let node = try context.pathIdentifier("node_id")
+        let started = TraceInstant.now
         let body = try await decode(StateReportBatchRequest.self, &request)
+        defer {
+            Self.traceReports(body.reports.map { ($0.taskID, $0.report.attempt, $0.report.traceparent) }, cluster: cluster, node: node,
+                              from: started)
+        }
         guard (1...configuration.maximumReportBatch).contains(body.reports.count) else {
             throw APIError(.unprocessableContent, code: .invalidField,
                            message: "reports must hold from 1 to \(configuration.maximumReportBatch) items", field: "reports")

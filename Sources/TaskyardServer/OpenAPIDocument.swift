@@ -278,7 +278,7 @@ enum OpenAPIDocument {
                   "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"},
                                  {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 0}},
                                  {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 16}}],
-                  "responses": {"200": {"description": "{\"tasks\": [...], \"cancel\": [ids]}: each claimed task with its lease and grants, one per participant"}, "404": {"$ref": "#/components/responses/Error"}}}
+                  "responses": {"200": {"description": "{\"tasks\": [...], \"cancel\": [ids]}: each claimed task with its lease and grants, one per participant, and attempt_traceparent (the claim's span) when the server traces"}, "404": {"$ref": "#/components/responses/Error"}}}
         },
         "/api/v1/tasks/{cluster_id}/{node_id}/heartbeat": {
           "post": {"summary": "Renew the leases of the tasks the node holds", "parameters": [{"$ref": "#/components/parameters/cluster_id"}, {"$ref": "#/components/parameters/node_id"}],
@@ -429,15 +429,16 @@ enum OpenAPIDocument {
               "result": {}, "error": {"type": ["string", "null"]}, "started_at": {"type": ["string", "null"], "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"},
               "rollback": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["state"], "properties": {"state": {"type": "string", "enum": ["completed", "failed"]}, "result": {}, "error": {"type": "string"}}}]},
               "decided": {"type": "boolean"}}},
+          "ReportTraceparent": {"type": "string", "description": "the agent's span for this report (W3C traceparent), when it traces: the server's report span is its child; ignored when malformed or when the server does not trace"},
           "StateReport": {"anyOf": [
             {"type": "object", "required": ["attempt", "lease", "state"], "properties": {
               "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "state": {"type": "string", "enum": ["failed", "cancelled"]},
-              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
+              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"}, "traceparent": {"$ref": "#/components/schemas/ReportTraceparent"},
               "participants": {"type": "array", "maxItems": 256, "items": {"$ref": "#/components/schemas/ParticipantOutcome"}}}},
             {"type": "object", "required": ["attempt", "lease", "state"], "description": "completed only when every participant completed",
              "properties": {
               "attempt": {"$ref": "#/components/schemas/Attempt"}, "lease": {"$ref": "#/components/schemas/Lease"}, "state": {"const": "completed"},
-              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"},
+              "result": {}, "error": {"$ref": "#/components/schemas/ErrorText"}, "traceparent": {"$ref": "#/components/schemas/ReportTraceparent"},
               "participants": {"type": "array", "maxItems": 256, "items": {"allOf": [{"$ref": "#/components/schemas/ParticipantOutcome"}, {"type": "object", "properties": {"state": {"const": "completed"}}}]}}}}],
             "description": "result and each participant's result: at most result_bytes as JSON, json_depth deep, no NUL; each participant once"},
           "ParticipantOutcome": {"type": "object", "required": ["node", "state"],

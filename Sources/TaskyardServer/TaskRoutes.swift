@@ -4,6 +4,8 @@ import Hummingbird
 import ServiceLifecycle
 import TaskyardAPI
 import TaskyardDomain
+import TaskyardTracing
+import Tracing
 
 extension Request {
     /// A header's value, nil when it is absent or empty: an empty `traceparent`, `X-Opaque-Id` or
@@ -16,26 +18,35 @@ extension Request {
 extension APIRoutes {
     func submit(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        let body = try await decode(SubmitTaskRequest.self, &request)
-        let submission = try body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
-                                         opaqueID: request.header(.opaqueID), traceparent: request.header(.traceparent))
-        let (task, created) = try await store.submissions.submit(submission, cluster: cluster)
-        return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
+        let traceparent = request.header(.traceparent)
+        return try await withSpan("taskyard.submit", context: TraceContext.context(parent: traceparent), ofKind: .server) { span in
+            let body = try await decode(SubmitTaskRequest.self, &request)
+            let submission = try body.submission(idempotencyKey: request.header(.idempotencyKey) ?? body.idempotencyKey,
+                                                 opaqueID: request.header(.opaqueID), traceparent: traceparent)
+            let (task, created) = try await store.submissions.submit(submission, cluster: cluster)
+            span.attributes["taskyard.cluster"] = cluster
+            span.attributes["taskyard.task_id"] = Int(task.id)
+            return try jsonResponse(TaskObject(task), status: created ? .created : .ok)
+        }
     }
 
     func submitBatch(_ request: inout Request, _ context: TaskyardRequestContext) async throws -> Response {
         let cluster = try context.pathIdentifier("cluster_id")
-        let body = try await decode(SubmitBatchRequest.self, &request)
-        let opaqueID = request.header(.opaqueID)
         let traceparent = request.header(.traceparent)
-        let submissions = try body.tasks.enumerated().map { index, item throws(TaskyardError) in
-            try item.submission(idempotencyKey: item.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent,
-                                fieldPrefix: "tasks[\(index)].")
+        return try await withSpan("taskyard.submit", context: TraceContext.context(parent: traceparent), ofKind: .server) { span in
+            let body = try await decode(SubmitBatchRequest.self, &request)
+            let opaqueID = request.header(.opaqueID)
+            let submissions = try body.tasks.enumerated().map { index, item throws(TaskyardError) in
+                try item.submission(idempotencyKey: item.idempotencyKey, opaqueID: opaqueID, traceparent: traceparent,
+                                    fieldPrefix: "tasks[\(index)].")
+            }
+            let results = try await store.submissions.submit(batch: submissions, cluster: cluster)
+            span.attributes["taskyard.cluster"] = cluster
+            span.attributes["taskyard.tasks"] = results.count
+            // 200 when every item was made before (all keys matched): the batch created nothing.
+            return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),
+                                    status: results.contains(where: \.created) ? .created : .ok)
         }
-        let results = try await store.submissions.submit(batch: submissions, cluster: cluster)
-        // 200 when every item was made before (all keys matched): the batch created nothing.
-        return try jsonResponse(TaskBatch(tasks: results.map { TaskObject($0.task) }),
-                                status: results.contains(where: \.created) ? .created : .ok)
     }
 
     func listTasks(_ request: Request, _ context: TaskyardRequestContext, _ caller: APIToken?) async throws -> Response {

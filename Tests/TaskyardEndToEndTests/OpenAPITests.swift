@@ -76,7 +76,8 @@ extension OpenAPITests {
             #expect(submissionKeys == submissionSchema)
             let participant = ParticipantOutcome(node: "n1", state: .completed, result: [:], error: "e", startedAt: Date(), finishedAt: Date(),
                                                  rollback: ParticipantRollback(state: .completed), decided: true)
-            let report = StateReportRequest(TaskReport(attempt: 1, lease: "l", state: .completed, result: [:], error: "e", participants: [participant]))
+            let report = StateReportRequest(TaskReport(attempt: 1, lease: "l", state: .completed, result: [:], error: "e", participants: [participant]),
+                                            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             #expect(try Self.keys(report) == properties(schemas["StateReport"]!))
             #expect(try Self.keys(report.participants![0]) == properties(schemas["ParticipantOutcome"]!))
             #expect(try Self.keys(RegisterNodeRequest(endpoint: "http://h:1", labels: [:], capacity: 1)) == properties(bodySchema("NodeRegistration")))

@@ -30,14 +30,14 @@ struct TaskyardProcess {
 
     /// The same against any server of the store's database.
     static func agent(store: TaskStore, server: String, node: String, port: Int, heartbeat: Double = 0.5,
-                      capacity: Int? = nil) async throws -> TaskyardProcess {
+                      capacity: Int? = nil, extra: [String] = []) async throws -> TaskyardProcess {
         let token = try await store.mintNodeToken(cluster: "c1", node: node)
         let tokenFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-token-\(UUID().uuidString.prefix(8))")
         guard FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
         else { throw DeploymentError("cannot write \(tokenFile.path)") }
         var agent = try start(["agent", "--server", server, "--cluster", "c1", "--node", node, "--listen", "127.0.0.1:\(port)",
                                "--token-file", tokenFile.path, "--heartbeat-interval", String(heartbeat), "--poll-wait", "1",
-                               "--log-level", "info"] + (capacity.map { ["--capacity", String($0)] } ?? []), name: "agent-\(node)")
+                               "--log-level", "info"] + (capacity.map { ["--capacity", String($0)] } ?? []) + extra, name: "agent-\(node)")
         agent.files.append(tokenFile)
         return agent
     }
