@@ -82,6 +82,7 @@ let package = Package(
             name: "TaskyardServer",
             dependencies: [
                 "TaskyardStore", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "TaskyardTracing", "Postgres",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -104,6 +105,7 @@ let package = Package(
             name: "TaskyardAgent",
             dependencies: [
                 "TaskyardClient", "TaskyardAPI", "TaskyardDomain", "TaskyardSecurity", "TaskyardTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -122,6 +124,7 @@ let package = Package(
             dependencies: [
                 "TaskyardAgent", "TaskyardClient", "TaskyardSecurity", "TaskyardDomain", "TaskyardTracing",
                 .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

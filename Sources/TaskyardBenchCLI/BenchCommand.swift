@@ -94,6 +94,10 @@ struct BenchCommand: AsyncParsableCommand {
             help: ArgumentHelp("An option for every `taskyard serve` the bench starts, e.g. --serve-option=--stats-interval=0 (to measure what a setting costs); repeat for several.", valueName: "option"))
     var serveOptions: [String] = []
 
+    @Option(name: .customLong("agent-option"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("An option for every agent the bench starts, e.g. --agent-option=--otel-endpoint=http://127.0.0.1:4318/v1/traces; repeat for several.", valueName: "option"))
+    var agentOptions: [String] = []
+
     @Flag(help: "Print the results as JSON on standard output (progress stays on standard error).")
     var json = false
 
@@ -192,7 +196,8 @@ struct BenchCommand: AsyncParsableCommand {
         progress.finish("starting the server and \(agents) agents …")
         let processes = try await BenchProcesses.start(databaseURL: url, serverURL: server, serverCount: servers, cluster: cluster, nodes: nodes,
                                                        agentConcurrency: concurrency, logFolder: folder,
-                                                       adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles, serveOptions: serveOptions)
+                                                       adminToken: tokens.admin, nodeTokenFiles: tokens.nodeFiles, serveOptions: serveOptions,
+                                                       agentOptions: agentOptions)
         let measured = BenchWorkload(store: store, clients: processes.serverURLs.map { TaskyardClient(baseURL: $0, token: tokens.admin) },
                                      cluster: cluster, nodes: nodes, participants: participants, type: taskType.rawValue,
                                      payload: BenchWorkload.payload(bytes: payloadBytes), progress: progress)

@@ -20,10 +20,10 @@ final class BenchProcesses: Sendable {
 
     /// Starts `serverCount` servers (unless `serverURL` names a running one) and one agent per node.
     /// `adminToken` is what the bench's own client uses; `nodeTokenFiles` holds each agent's token;
-    /// `serveOptions` go to every server.
+    /// `serveOptions` go to every server, `agentOptions` to every agent.
     static func start(databaseURL: String, serverURL: String?, serverCount: Int, cluster: String, nodes: [String],
                       agentConcurrency: Int, logFolder: URL, adminToken: String,
-                      nodeTokenFiles: [String: String], serveOptions: [String] = []) async throws -> BenchProcesses {
+                      nodeTokenFiles: [String: String], serveOptions: [String] = [], agentOptions: [String] = []) async throws -> BenchProcesses {
         let binary = try Self.taskyardBinary()
         var servers: [Child] = []
         var urls: [String] = []
@@ -66,7 +66,7 @@ final class BenchProcesses: Sendable {
                 // measures the queue; gang admission is checked on every claim, and holds nothing back here).
                 "--max-handler-runs", String(agentConcurrency * nodes.count),
                 "--capacity", String(agentConcurrency * nodes.count),
-            ], outputPath: log.path)
+            ] + agentOptions, outputPath: log.path)
             agents.append(Child(role: "agent \(node)", pid: pid, log: log))
         }
         // A bench killed hard (Ctrl-C twice, kill -9) must not leave its server and agents polling on.
