@@ -3,6 +3,8 @@ exporters send it), answers as a collector does, and appends each span it gets t
 the service that sent it, its trace, span and parent ids (hex), name, kind and attributes.
 
 Usage: python3 otlp_receiver.py --port PORT --out FILE   (listens on 127.0.0.1 only; stop it with SIGTERM)
+With --discard it answers without reading the spans (what a bench that measures the exporters wants: the
+receiver's own work is not theirs), counting requests and bytes into FILE at exit.
 Needs `opentelemetry-proto` from PyPI.
 """
 import argparse
@@ -22,9 +24,17 @@ def value(any_value):
 
 class Receiver(BaseHTTPRequestHandler):
     out = None
+    discard = False
+    requests = 0
+    received_bytes = 0
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if Receiver.discard:
+            Receiver.requests += 1
+            Receiver.received_bytes += len(body)
+            self.answer()
+            return
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         request = trace_service_pb2.ExportTraceServiceRequest()
@@ -44,6 +54,9 @@ class Receiver(BaseHTTPRequestHandler):
         with open(Receiver.out, "a") as out:
             for line in lines:
                 out.write(line + "\n")
+        self.answer()
+
+    def answer(self):
         answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -59,10 +72,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--discard", action="store_true")
     arguments = parser.parse_args()
     Receiver.out = arguments.out
+    Receiver.discard = arguments.discard
     server = ThreadingHTTPServer(("127.0.0.1", arguments.port), Receiver)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def stop(*_):
+        if Receiver.discard:
+            with open(Receiver.out, "w") as out:
+                out.write(f"{Receiver.requests} requests, {Receiver.received_bytes} bytes\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
     print("listening", flush=True)
     server.serve_forever()
 
