@@ -60,6 +60,12 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
         return pairs
     }
 
+    /// Keywords and values as one libpq connection string (`host=… port=…`), password included: what a child
+    /// process given this database takes as its `--database-url`.
+    public var connectionString: String {
+        parameters.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
     /// Keywords and values with the password hidden, for logs and error messages.
     public var description: String {
         parameters.sorted(by: { $0.key < $1.key })

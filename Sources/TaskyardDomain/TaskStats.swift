@@ -76,9 +76,36 @@ public enum StatsScope: Sendable, Hashable {
     }
 }
 
-/// One minute or one hour of one scope: what finished in it (by the time its final event was written), the
-/// most tasks queued and received at one sample in it, and the pick-up and run times of what finished.
+/// What a chart counts over a stretch of time: what finished in it by final state, the most tasks queued
+/// and received at one sample in it, and the pick-up and run times of what finished. Two stretches add up:
+/// counts and histograms summed, depths the larger.
+public struct StatsCounts: Sendable, Hashable {
+    public var completed = 0
+    public var failed = 0
+    public var cancelled = 0
+    public var queued = 0
+    public var received = 0
+    /// Submit (or due, for a delayed or retried task) → claimed, of its last attempt.
+    public var pickup = StatsHistogram()
+    /// Claimed → finished, of its last attempt.
+    public var run = StatsHistogram()
+
+    public init() {}
+
+    public mutating func add(_ other: StatsCounts) {
+        completed += other.completed
+        failed += other.failed
+        cancelled += other.cancelled
+        queued = max(queued, other.queued)
+        received = max(received, other.received)
+        pickup.add(other.pickup)
+        run.add(other.run)
+    }
+}
+
+/// One minute or one hour of one scope, and its counts (`bucket.completed` reads `bucket.counts.completed`).
 /// Both grains are kept: a window of days is read in hours (168 rows for a week, not 10,080).
+@dynamicMemberLookup
 public struct StatsBucket: Sendable, Hashable {
     public enum Grain: Int, Sendable, CaseIterable {
         case minute = 60
@@ -101,20 +128,17 @@ public struct StatsBucket: Sendable, Hashable {
     public var scope: StatsScope
     public var grain: Grain
     public var start: Date
-    public var completed = 0
-    public var failed = 0
-    public var cancelled = 0
-    public var queued = 0
-    public var received = 0
-    /// Submit (or due, for a delayed or retried task) → claimed, of its last attempt.
-    public var pickup = StatsHistogram()
-    /// Claimed → finished, of its last attempt.
-    public var run = StatsHistogram()
+    public var counts = StatsCounts()
 
     public init(scope: StatsScope, grain: Grain, start: Date) {
         self.scope = scope
         self.grain = grain
         self.start = start
+    }
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<StatsCounts, T>) -> T {
+        get { counts[keyPath: keyPath] }
+        set { counts[keyPath: keyPath] = newValue }
     }
 
     /// A task that has just finished, as the rollup reads it: its final state and when, and — while its row
@@ -166,13 +190,13 @@ public struct StatsBucket: Sendable, Hashable {
 
     private mutating func count(_ finish: Finish) {
         switch finish.state {
-        case .completed: completed += 1
-        case .failed: failed += 1
-        case .cancelled: cancelled += 1
+        case .completed: counts.completed += 1
+        case .failed: counts.failed += 1
+        case .cancelled: counts.cancelled += 1
         case .queued, .received: return
         }
-        if let pickup = finish.pickupMilliseconds { self.pickup.add(milliseconds: pickup) }
-        if let run = finish.runMilliseconds { self.run.add(milliseconds: run) }
+        if let pickup = finish.pickupMilliseconds { counts.pickup.add(milliseconds: pickup) }
+        if let run = finish.runMilliseconds { counts.run.add(milliseconds: run) }
     }
 }
 
@@ -229,19 +253,15 @@ public struct StatsWindow: Sendable, Hashable {
     }
 }
 
-/// One step of a series: its minutes added up.
+/// One step of a series: its buckets added up.
+@dynamicMemberLookup
 public struct StatsPoint: Sendable, Hashable {
     public var at: Date
-    public var completed = 0
-    public var failed = 0
-    public var cancelled = 0
-    /// The most tasks queued (and received) at one sample within the step.
-    public var queued = 0
-    public var received = 0
-    public var pickup = StatsHistogram()
-    public var run = StatsHistogram()
+    public var counts = StatsCounts()
 
     public init(at: Date) { self.at = at }
+
+    public subscript<T>(dynamicMember keyPath: KeyPath<StatsCounts, T>) -> T { counts[keyPath: keyPath] }
 
     /// The points of `window` as of `now` from the buckets of one scope that fall in it (others ignored).
     public static func series(_ buckets: some Sequence<StatsBucket>, window: StatsWindow, now: Date) -> [StatsPoint] {
@@ -252,13 +272,7 @@ public struct StatsPoint: Sendable, Hashable {
         for bucket in buckets {
             let index = Int(((bucket.start.timeIntervalSince1970 - first.timeIntervalSince1970) / step).rounded(.down))
             guard points.indices.contains(index) else { continue }
-            points[index].completed += bucket.completed
-            points[index].failed += bucket.failed
-            points[index].cancelled += bucket.cancelled
-            points[index].queued = max(points[index].queued, bucket.queued)
-            points[index].received = max(points[index].received, bucket.received)
-            points[index].pickup.add(bucket.pickup)
-            points[index].run.add(bucket.run)
+            points[index].counts.add(bucket.counts)
         }
         return points
     }

@@ -170,7 +170,7 @@ struct ChaosSoakTests {
             try await Migrator.bundled().migrate(pool)
             let store = TaskStore(pool: pool)
             _ = try await store.clusters.createCluster(id: "c1", name: "soak")
-            let url = database.configuration().parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let url = database.configuration().connectionString
             let ports = TestEnvironment.freePorts(5)
             func serve(_ port: Int) throws -> TaskyardProcess {
                 try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", url, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2",

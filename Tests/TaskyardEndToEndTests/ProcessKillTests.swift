@@ -138,8 +138,7 @@ struct ProcessKillTests {
     @Test("kill the maintenance leader while two servers run: the other takes over lease expiry")
     func leaderTakeover() async throws {
         try await TestDatabase.withStore { store in
-            let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                .joined(separator: " ")
+            let database = store.pool.configuration.connectionString
             let ports = TestEnvironment.freePorts(2)
             let servers = try ports.map { port in
                 try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", database, "--listen", "127.0.0.1:\(port)",

@@ -25,8 +25,7 @@ struct RetentionCommandTests {
             }
             // Eight days old: past the CLI's cut-off below. Two hours old: past the server's one hour.
             try await age(finished[0], hours: 8 * 24)
-            let database = deployment.store.pool.configuration.parameters.sorted { $0.key < $1.key }
-                .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let database = deployment.store.pool.configuration.connectionString
             // The server's retention may get there first; either way the task is gone.
             let run = try await TestEnvironment.runTaskyardAsync(["task", "prune", "--older-than", "7d", "--database-url", database])
             #expect(run.status == 0, "\(run.output)")

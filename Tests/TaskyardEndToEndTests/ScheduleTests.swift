@@ -119,8 +119,7 @@ struct ScheduleTests {
     @Test("two server processes, the maintenance leader killed with SIGKILL between slots: every slot submitted once, none missed")
     func exactlyOnceAcrossALeaderKilled() async throws {
         try await TestDatabase.withStore { store in
-            let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                .joined(separator: " ")
+            let database = store.pool.configuration.connectionString
             _ = try await store.clusters.createCluster(id: Deployment.cluster, name: "schedules")
             _ = try await store.clusters.registerNode(cluster: Deployment.cluster, id: "n1", endpoint: "http://127.0.0.1:9")
             let ports = TestEnvironment.freePorts(2)

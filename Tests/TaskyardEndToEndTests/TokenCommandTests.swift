@@ -11,7 +11,7 @@ struct TokenCommandTests {
     @Test("the first admin token straight into a new database: only the secret on stdout, and the server honours it; list and revoke")
     func bootstrapByDatabase() async throws {
         try await TestDatabase.withEmptyDatabase { configuration in
-            let url = configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let url = configuration.connectionString
             let created = try await TestEnvironment.runTaskyardAsync([
                 "token", "create", "--database-url", url, "--kind", "client", "--scope", "admin", "--name", "ops", "--log-level", "warning",
             ])

@@ -84,7 +84,7 @@ struct TracingTests {
             try await Migrator.bundled().migrate(pool)
             let store = TaskStore(pool: pool)
             _ = try await store.clusters.createCluster(id: "c1", name: "traces")
-            let url = database.configuration().parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let url = database.configuration().connectionString
             let ports = TestEnvironment.freePorts(4)
             let spansFile = FileManager.default.temporaryDirectory.appending(path: "taskyard-spans-\(UUID().uuidString.prefix(8)).jsonl")
             let receiverLog = FileManager.default.temporaryDirectory.appending(path: "taskyard-otlp-\(UUID().uuidString.prefix(8)).log")

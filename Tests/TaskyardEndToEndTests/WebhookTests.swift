@@ -292,8 +292,7 @@ struct WebhookTests {
         }
         try await HardeningTests.serving(receiver.router) { port in
             try await TestDatabase.withStore { store in
-                let database = store.pool.configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                    .joined(separator: " ")
+                let database = store.pool.configuration.connectionString
                 _ = try await store.clusters.createCluster(id: Deployment.cluster, name: "webhooks")
                 _ = try await store.clusters.registerNode(cluster: Deployment.cluster, id: "n1", endpoint: "http://127.0.0.1:9")
                 let admin = try await store.mintToken(scopes: [.admin])

@@ -95,7 +95,7 @@ struct MigrationTests {
     @Test("`taskyard migrate` applies the schema, then reports it up to date")
     func command() async throws {
         try await TestDatabase.withEmptyDatabase { configuration in
-            let keywords = configuration.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let keywords = configuration.connectionString
             let first = try TestEnvironment.runTaskyard(["migrate", "--database-url", keywords])
             #expect(first.status == 0)
             #expect(first.output.contains("applied \(Self.bundledNames[0])"))
