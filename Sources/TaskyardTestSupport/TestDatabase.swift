@@ -161,3 +161,12 @@ actor TestServer {
         }
     }
 }
+
+extension EmbeddedPostgres {
+    /// A store on this server's database, the schema migrated, over a pool of `connections`.
+    public func migratedStore(connections: Int) async throws -> TaskStore {
+        let pool = PostgresPool(configuration: configuration(), options: .init(maximumConnections: connections))
+        try await Migrator.bundled().migrate(pool)
+        return TaskStore(pool: pool)
+    }
+}

@@ -166,9 +166,7 @@ struct ChaosSoakTests {
     @Test("steady load on 2 servers and 3 agents (processes) while an agent is killed, another paused past its lease, the maintenance leader killed and PostgreSQL restarted: every accepted task ends once, none stuck, none doubled, no stale report accepted, no node over its capacity")
     func soak() async throws {
         try await TestDatabase.withPrivateServer { database in
-            let pool = PostgresPool(configuration: database.configuration(), options: .init(maximumConnections: 4))
-            try await Migrator.bundled().migrate(pool)
-            let store = TaskStore(pool: pool)
+            let store = try await database.migratedStore(connections: 4)
             _ = try await store.clusters.createCluster(id: "c1", name: "soak")
             let url = database.configuration().connectionString
             let ports = TestEnvironment.freePorts(5)
@@ -199,7 +197,7 @@ struct ChaosSoakTests {
                 let accepted = Accepted()
                 let submitter = Task { try await Self.submit(total, to: clients, recording: accepted) }
                 let sampler = CapacitySampler()
-                let sampling = Task { await sampler.run(pool) }
+                let sampling = Task { await sampler.run(store.pool) }
 
                 // The faults, one after another while the load runs.
                 var faults: [String] = []
@@ -234,7 +232,7 @@ struct ChaosSoakTests {
                 faults.append("restart PostgreSQL")
                 try await submitter.value
 
-                try await Self.checkEveryTaskEndedOnce(pool, accepted: accepted.ids.withLock { $0 }, of: total, faults: faults)
+                try await Self.checkEveryTaskEndedOnce(store.pool, accepted: accepted.ids.withLock { $0 }, of: total, faults: faults)
                 sampling.cancel()
                 await sampling.value
                 print("chaos soak: \(sampler.samples.load(ordering: .relaxed)) samples of the nodes' slots, at most "
@@ -246,12 +244,12 @@ struct ChaosSoakTests {
             } catch {
                 for agent in agents.values { await agent.stop() }
                 for server in servers { await server.stop() }
-                await pool.close()
+                await store.close()
                 throw error
             }
             for agent in agents.values { await agent.stop(SIGTERM) }
             for server in servers { await server.stop(SIGTERM) }
-            await pool.close()
+            await store.close()
         }
     }
 }

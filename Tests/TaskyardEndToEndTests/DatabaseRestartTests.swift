@@ -13,9 +13,7 @@ struct DatabaseRestartTests {
     @Test("restart PostgreSQL under a steady submit and work load: every accepted task exists once and completes once")
     func restartUnderLoad() async throws {
         try await TestDatabase.withPrivateServer { server in
-            let pool = PostgresPool(configuration: server.configuration(), options: .init(maximumConnections: 10))
-            try await Migrator.bundled().migrate(pool)
-            let store = TaskStore(pool: pool)
+            let store = try await server.migratedStore(connections: 10)
             // A claim that commits as the database goes down never reaches its agent: its lease brings the
             // task back. Short leases (and heartbeats to match) keep that wait short.
             try await Deployment.run(on: store, agentSettings: { $0.heartbeatInterval = .milliseconds(500) },
@@ -68,7 +66,7 @@ struct DatabaseRestartTests {
                 #expect(completions == total, "each task completed exactly once")
                 #expect(refusals.withLock { $0 } > 0, "the restart should have been felt by the client")
             }
-            await pool.close()
+            await store.close()
         }
     }
 }

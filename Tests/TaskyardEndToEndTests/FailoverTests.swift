@@ -182,9 +182,7 @@ struct StandbyReadTests {
     @Test("reads go to a fresh standby; one replaying more than --max-read-lag behind is skipped for the primary; a client reads its own write from the primary")
     func readsMoveAndStayFresh() async throws {
         try await TestDatabase.withPrivateServer { primary in try await primary.withStandby { standby in
-            let pool = PostgresPool(configuration: primary.configuration(), options: .init(maximumConnections: 8))
-            _ = try await Migrator.bundled().migrate(pool)
-            let store = TaskStore(pool: pool)
+            let store = try await primary.migratedStore(connections: 8)
             let onStandby = try await PostgresConnection.connect(standby.configuration())
             @Sendable func standbyHas(_ id: Int64) async throws -> Bool {
                 try await onStandby.perform { connection in
@@ -240,7 +238,7 @@ struct StandbyReadTests {
                 try await onStandby.perform { connection in _ = try connection.query("SELECT pg_wal_replay_resume()") }
             }
             await onStandby.close()
-            await pool.close()
+            await store.close()
         } }
     }
 }

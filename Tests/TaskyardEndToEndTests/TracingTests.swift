@@ -80,9 +80,7 @@ struct TracingTests {
           .enabled(if: TracingTests.receiverAvailable, "python3 with opentelemetry-proto (pip install opentelemetry-proto) receives the spans"))
     func spanTree() async throws {
         try await TestDatabase.withPrivateServer { database in
-            let pool = PostgresPool(configuration: database.configuration(), options: .init(maximumConnections: 2))
-            try await Migrator.bundled().migrate(pool)
-            let store = TaskStore(pool: pool)
+            let store = try await database.migratedStore(connections: 2)
             _ = try await store.clusters.createCluster(id: "c1", name: "traces")
             let url = database.configuration().connectionString
             let ports = TestEnvironment.freePorts(4)
@@ -167,10 +165,12 @@ struct TracingTests {
             } catch {
                 for agent in agents { await agent.stop() }
                 await server.stop()
+                await store.close()
                 throw error
             }
             for agent in agents { await agent.stop(SIGTERM) }
             await server.stop(SIGTERM)
+            await store.close()
         }
     }
 }
