@@ -144,38 +144,46 @@ struct ProcessKillTests {
                 try TaskyardProcess.start(["serve", "--key-file", TestEnvironment.keyFilePath, "--database-url", database, "--listen", "127.0.0.1:\(port)",
                                            "--lease-seconds", "1", "--log-level", "info"], name: "serve-\(port)")
             }
-            let admin = try await store.mintToken(scopes: [.admin])
-            let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)", token: admin) }
-            func leaders() async -> [Bool] {
-                var answers: [Bool] = []
-                for client in clients {
-                    let health = try? await client.healthBody()
-                    answers.append(health?.maintenanceLeader ?? false)
+            // A failing check must not leave the servers running after the test.
+            var stopped: Set<Int> = []
+            do {
+                let admin = try await store.mintToken(scopes: [.admin])
+                let clients = ports.map { TaskyardClient(baseURL: "http://127.0.0.1:\($0)", token: admin) }
+                func leaders() async -> [Bool] {
+                    var answers: [Bool] = []
+                    for client in clients {
+                        let health = try? await client.healthBody()
+                        answers.append(health?.maintenanceLeader ?? false)
+                    }
+                    return answers
                 }
-                return answers
-            }
-            try await eventually("both servers answer") {
-                var up = 0
-                for client in clients where (try? await client.healthBody()) != nil { up += 1 }
-                return up == 2
-            }
-            try await eventually("one server leads maintenance") { await leaders().filter { $0 }.count == 1 }
-            let leader = try #require(await leaders().firstIndex(of: true))
-            let survivor = 1 - leader
-            await servers[leader].stop(SIGKILL)
+                try await eventually("both servers answer") {
+                    var up = 0
+                    for client in clients where (try? await client.healthBody()) != nil { up += 1 }
+                    return up == 2
+                }
+                try await eventually("one server leads maintenance") { await leaders().filter { $0 }.count == 1 }
+                let leader = try #require(await leaders().firstIndex(of: true))
+                let survivor = 1 - leader
+                await servers[leader].stop(SIGKILL)
+                stopped.insert(leader)
 
-            // A task whose agent vanished: claimed with a one-second lease and never reported.
-            _ = try await clients[survivor].createCluster(id: "c1")
-            _ = try await clients[survivor].registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
-            let task = try await clients[survivor].submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
-            _ = try await store.queue.claim(cluster: "c1", node: "n1", limit: 1, lease: .seconds(1))
+                // A task whose agent vanished: claimed with a one-second lease and never reported.
+                _ = try await clients[survivor].createCluster(id: "c1")
+                _ = try await clients[survivor].registerNode(cluster: "c1", node: "n1", RegisterNodeRequest(endpoint: "http://127.0.0.1:9"))
+                let task = try await clients[survivor].submit(cluster: "c1", SubmitTaskRequest(type: "noop", participatingNodes: ["n1"]))
+                _ = try await store.queue.claim(cluster: "c1", node: "n1", limit: 1, lease: .seconds(1))
 
-            try await eventually("the surviving server takes the lead", within: .seconds(15)) { await leaders()[survivor] }
-            try await eventually("the lost lease expires", within: .seconds(15)) {
-                try await clients[survivor].task(cluster: "c1", id: task.id).task.state == .queued
+                try await eventually("the surviving server takes the lead", within: .seconds(15)) { await leaders()[survivor] }
+                try await eventually("the lost lease expires", within: .seconds(15)) {
+                    try await clients[survivor].task(cluster: "c1", id: task.id).task.state == .queued
+                }
+                #expect(servers[survivor].output.contains("this server now runs maintenance"))
+                #expect(await servers[survivor].stop(SIGTERM) == 0)
+            } catch {
+                for index in servers.indices where !stopped.contains(index) { await servers[index].stop() }
+                throw error
             }
-            #expect(servers[survivor].output.contains("this server now runs maintenance"))
-            #expect(await servers[survivor].stop(SIGTERM) == 0)
         }
     }
 }
