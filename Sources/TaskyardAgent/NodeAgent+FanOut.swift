@@ -41,16 +41,14 @@ extension NodeAgent {
         // Participants the policy no longer needs are told to stop beside the report, not before it: one
         // that cannot be reached would hold the task's end for a connect timeout.
         async let toldToStop: Void = notNeeded()
-        var about = Self.logMetadata(of: task.task)
-        about["state"] = "\(report.state.rawValue)"
+        // Built only for a line the log level lets through (the metadata is an autoclosure): not per task at info.
         if report.state == .failed {
-            about["error"] = "\(report.error ?? "")"
-            logger.warning("task attempt failed", metadata: about)
+            logger.warning("task attempt failed", metadata: Self.logMetadata(of: task.task, ["state": "failed", "error": "\(report.error ?? "")"]))
         } else {
-            logger.debug("task attempt ended", metadata: about)
+            logger.debug("task attempt ended", metadata: Self.logMetadata(of: task.task, ["state": "\(report.state.rawValue)"]))
         }
         if let reason = held.cancellation(of: task.task.id), reason == .lost || reason == .abandoned {
-            logger.info("not reporting", metadata: Self.logMetadata(of: task.task).merging(["reason": "\(reason)"]) { $1 })
+            logger.info("not reporting", metadata: Self.logMetadata(of: task.task, ["reason": "\(reason)"]))
             held.remove(task.task.id)
         } else {
             // The task stays held (its lease renewed) until the server has the report, but the next claim need
@@ -91,8 +89,8 @@ extension NodeAgent {
     /// What a log line about a task attempt names: the task, its type and attempt, and — when its client
     /// sent a W3C `traceparent` — the trace id, so a log pipeline can join the line to the trace. Never its
     /// payload or lease.
-    static func logMetadata(of task: TaskObject) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["task": "\(task.id)", "type": "\(task.type)", "attempt": "\(task.attempt)"]
+    static func logMetadata(of task: TaskObject, _ more: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata: Logger.Metadata = more.merging(["task": "\(task.id)", "type": "\(task.type)", "attempt": "\(task.attempt)"]) { $1 }
         if let traceparent = task.traceparent {
             let fields = traceparent.split(separator: "-")
             if fields.count >= 4, fields[1].count == 32 { metadata["trace_id"] = "\(fields[1])" }
