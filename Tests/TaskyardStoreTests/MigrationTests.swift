@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Testing
+import TaskyardDomain
 import TaskyardStore
 import TaskyardTestSupport
 
@@ -108,6 +109,44 @@ struct MigrationTests {
         }
     }
 
+
+    @Test("0027 moves each keyed task's request digest beside its key, and submits after it are judged by it")
+    func idempotencyDigestsMove() async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 2))
+            try await Migrator(migrations: try Migration.bundled().filter { $0.version < 27 }).migrate(pool)
+            try await pool.withConnection { connection in
+                // Task 1 was made under key k by a request whose digest was D; task 2 under k0 before digests were kept.
+                try connection.execute("""
+                    INSERT INTO clusters (id) VALUES ('c1');
+                    INSERT INTO nodes (cluster_id, id, endpoint) VALUES ('c1', 'n1', 'http://127.0.0.1:9');
+                    INSERT INTO tasks (cluster_id, type, assigned_node, participating_nodes, idempotency_key, idempotency_digest)
+                         VALUES ('c1', 'noop', 'n1', '{n1}', 'k', 'D'), ('c1', 'noop', 'n1', '{n1}', 'k0', NULL);
+                    INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id) VALUES ('c1', 'k', 1), ('c1', 'k0', 2);
+                    """)
+            }
+            try await Migrator.bundled().migrate(pool)
+            try await pool.withConnection { connection in
+                let digests = try connection.query("SELECT idempotency_key || '=' || coalesce(digest, '-') AS kept FROM task_idempotency_keys ORDER BY task_id")
+                    .map { row throws(PostgresError) in try row.decode("kept", as: String.self) }
+                #expect(digests == ["k=D", "k0=-"])
+                let left: Int = try connection.query("""
+                    SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'idempotency_digest'
+                    """).single().decode("n")
+                #expect(left == 0, "tasks keeps no digest")
+            }
+            let store = TaskStore(pool: pool)
+            let request = TaskSubmission(type: "noop", participatingNodes: ["n1"], idempotencyKey: "k")
+            await #expect(throws: TaskyardError.self, "a request whose digest is not D is another request under k") {
+                _ = try await store.submissions.submit(request, cluster: "c1")
+            }
+            var unchecked = request
+            unchecked.idempotencyKey = "k0"
+            let again = try await store.submissions.submit(unchecked, cluster: "c1")
+            #expect(again.task.id == 2 && !again.created, "a key from before digests takes any request")
+            await pool.close()
+        }
+    }
 
     @Test("0011 moves participant outcome rows out of tasks: marked and older ones, rollbacks apart; sub-tasks stay")
     func participantOutcomesMove() async throws {

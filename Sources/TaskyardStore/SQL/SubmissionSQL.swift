@@ -31,16 +31,16 @@ extension TasksSQL {
                         WHERE p.cluster_id = $1 AND p.id = $6::bigint AND p.state IN ('queued', 'received')
                           AND p.cancel_requested_at IS NULL))
         ), keyed AS (
-            \(claimKeys(from: "SELECT id, $12::text AS idempotency_key FROM candidate"))
+            \(claimKeys(from: "SELECT id, $12::text AS idempotency_key, $17::text AS idempotency_digest FROM candidate"))
         ), inserted AS (
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key,
-                               idempotency_key, opaque_id, affinity, abortable, internal, idempotency_digest,
+                               idempotency_key, opaque_id, affinity, abortable, internal,
                                traceparent, complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
                                on_finish_type, on_finish_node, schedule_id, schedule_slot, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT c.id, $1, $2, $3::jsonb, $4, $5::text[], $6::bigint, $7, $8, $9::timestamptz, $10, $11,
-                   $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24::text, $25::text, $26::text,
+                   $12, $13, $14, $15, $16, $18, $19, $20, $21, $22, $23, $24::text, $25::text, $26::text,
                    $27::timestamptz,
                    \(refusal(atLimit: "c.at_limit", key: "$20::text", limit: "$21::integer"))
               FROM candidate c
@@ -99,13 +99,15 @@ extension TasksSQL {
         )
         """
 
-    /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`) for their tasks,
-    /// in `task_idempotency_keys`; returns the task ids whose key was free. The key table is the arbiter
+    /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`,
+    /// `idempotency_digest`) for their tasks, in `task_idempotency_keys` with the digest of the request that
+    /// took each (kept there, not in `tasks`, which the reader role reads whole); returns the task ids whose
+    /// key was free. The key table is the arbiter
     /// across the live and finished sides of `tasks`, which no unique index can span.
     private static func claimKeys(from source: String) -> String {
         """
-        INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id)
-            SELECT $1, k.idempotency_key, k.id FROM (\(source)) AS k WHERE k.idempotency_key IS NOT NULL
+        INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id, digest)
+            SELECT $1, k.idempotency_key, k.id, k.idempotency_digest FROM (\(source)) AS k WHERE k.idempotency_key IS NOT NULL
             ON CONFLICT DO NOTHING
             RETURNING task_id
         """
@@ -130,17 +132,17 @@ extension TasksSQL {
                         THEN (SELECT l.at_limit FROM key_limits l WHERE l.position = s.position) ELSE false END AS at_limit
               FROM (SELECT * FROM \(source) ORDER BY position) AS s
         ), keyed AS (
-            \(claimKeys(from: "SELECT id, idempotency_key FROM numbered"))
+            \(claimKeys(from: "SELECT id, idempotency_key, idempotency_digest FROM numbered"))
         ), inserted AS (
             INSERT INTO tasks (id, cluster_id, type, payload, assigned_node, participating_nodes, parent_id,
                                max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                               affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent,
+                               affinity, abortable, internal, idempotency_key, traceparent,
                                complete_when, concurrency_key, concurrency_limit, on_limit, on_offline,
                                on_finish_type, on_finish_node, schedule_id, schedule_slot, \(refusalColumns))
             OVERRIDING SYSTEM VALUE
             SELECT id, $1, type, payload::jsonb, assigned_node, participating_nodes::text[], parent_id,
                    max_attempts, priority, run_after, timeout_seconds, ordering_key, opaque_id,
-                   affinity, abortable, internal, idempotency_key, idempotency_digest, traceparent, complete_when,
+                   affinity, abortable, internal, idempotency_key, traceparent, complete_when,
                    concurrency_key, concurrency_limit, on_limit, on_offline, on_finish_type, on_finish_node,
                    schedule_id, schedule_slot, \(refusal(atLimit: "at_limit", key: "concurrency_key", limit: "concurrency_limit"))
               FROM numbered
@@ -181,7 +183,7 @@ extension TasksSQL {
     /// the new requests' digests, aligned with `keys`; a task from before digests were kept matches any).
     static let byIdempotencyKey = PostgresStatement("tasks.by_idempotency_key", """
         SELECT \(prefixed(columns, with: "t")), \(participants(of: "t")), k.position,
-               (t.idempotency_digest IS NULL OR t.idempotency_digest = k.digest) AS same_request
+               (ik.digest IS NULL OR ik.digest = k.digest) AS same_request
           FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k (key, digest, position)
           JOIN task_idempotency_keys ik ON ik.cluster_id = $1 AND ik.idempotency_key = k.key
           JOIN tasks t ON t.cluster_id = $1 AND t.id = ik.task_id
