@@ -58,13 +58,15 @@ public struct QueueStore: Sendable, TaskStorePart {
     /// Ends a received task as its agent reports, recording each participant's outcome in `task_participants`.
     /// Refused with a conflict, changing nothing, unless the task is received by `node` at `report.attempt`.
     public func report(_ report: TaskReport, cluster: String, node: String, taskID: Int64) async throws -> TaskRecord {
-        try await reportBatch([(taskID, report)], cluster: cluster, node: node)[0].get()
+        try await reportBatch([(taskID, report)], cluster: cluster, node: node, withEarlierOutcomes: true)[0].get()
     }
 
     /// Many reports in one statement. Each item stands alone: one that is invalid or stale gets its own
-    /// error and changes nothing, and the others are written. Outcomes are in the order of `reports`.
+    /// error and changes nothing, and the others are written. Outcomes are in the order of `reports`; a
+    /// written task's `participants` are the outcomes its report wrote, and, `withEarlierOutcomes`, the
+    /// other nodes' latest before it (a batch's answer shows each item's state alone: it skips the lookup).
     public func reportBatch(_ reports: [(taskID: Int64, report: TaskReport)], cluster: String,
-                            node: String) async throws -> [Result<TaskRecord, TaskyardError>] {
+                            node: String, withEarlierOutcomes: Bool = false) async throws -> [Result<TaskRecord, TaskyardError>] {
         var outcomes = [Result<TaskRecord, TaskyardError>?](repeating: nil, count: reports.count)
         var acceptedItems: [Int] = []
         var ids = Set<Int64>()
@@ -84,7 +86,8 @@ public struct QueueStore: Sendable, TaskStorePart {
         let items = accepted.map { (taskID: reports[$0].taskID, report: reports[$0].report.withoutControlCharacters()) }
         let reported = Self.stamped(items.map(\.report.participants))
         let statement = QueueStatements.Report(cluster: cluster, node: node,
-                                               items: zip(items, reported).map { reportItem($0, participants: $1) })
+                                               items: zip(items, reported).map { reportItem($0, participants: $1) },
+                                               withEarlierOutcomes: withEarlierOutcomes)
         let (written, current, leaseMatches) = try await pool.withConnection { connection in
             var written: [Int: TaskRecord] = [:]
             var unblocked: [TaskSignal] = []

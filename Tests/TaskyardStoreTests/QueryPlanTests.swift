@@ -46,7 +46,7 @@ struct QueryPlanTests {
             var statements: [(String, [any PostgresEncodable])] = [
                 named(QueueStatements.Poll(cluster: TaskStore.cluster, node: "n1", limit: 256, lease: .seconds(30),
                                            orderingHold: .seconds(300))),
-                named(QueueStatements.Report(cluster: TaskStore.cluster, node: "n1", items: reports)),
+                named(QueueStatements.Report(cluster: TaskStore.cluster, node: "n1", items: reports, withEarlierOutcomes: false)),
                 named(QueueStatements.RenewLeases(cluster: TaskStore.cluster, node: "n1", lease: .seconds(30),
                                                   tasks: claims.map { HeldTask(id: $0.id, attempt: 1, lease: $0.lease) })),
                 ("tasks.expire_leases", [500]),

@@ -192,7 +192,7 @@ extension TasksSQL {
     /// $6 results, $7 errors, $8 event details, $9 backoffs, $17 leases (the secret each claim returned);
     /// participants: $10 item (1-based), $11 node, $12 state, $13 result, $14 error, $15 started,
     /// $16 finished, $18 rollback, $19 decided. Returns the reported tasks with `item`; their
-    /// `participants` are those recorded before this report (the statement's snapshot).
+    /// `participants` are those recorded before this report (the statement's snapshot), when $20 asks for them.
     static let report = PostgresStatement("tasks.report", """
         WITH input AS (
             SELECT * FROM unnest($3::bigint[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -275,7 +275,9 @@ extension TasksSQL {
             SELECT cluster_id, initiator, nodes, slot_key AS concurrency_key FROM reported
         ), \(releaseSlots(of: "unheld", name: "slots"))
         -- unblocked_nodes: the nodes whose queued tasks waited on this one's ordering key.
-        SELECT \(columns), \(participants(of: "r")), item,
+        -- $20: whether the caller shows the tasks' earlier outcomes (one report answers with its task; a batch's
+        -- items answer with their state alone, and a lookup of outcomes per task is a tenth of a batch's time).
+        SELECT \(columns), CASE WHEN $20::boolean THEN \(participantsValue(of: "r")) ELSE '[]'::jsonb END AS participants, item,
                CASE WHEN r.ordering_key IS NOT NULL AND r.state <> 'queued'
                     THEN ARRAY(SELECT DISTINCT n.assigned_node FROM tasks n
                                 WHERE n.cluster_id = r.cluster_id AND n.ordering_key = r.ordering_key
@@ -385,9 +387,11 @@ public enum QueueStatements {
         public var cluster: String
         public var node: String
         public var items: [ReportItem]
+        /// Whether each reported task comes back with the outcomes recorded before the report (else none).
+        public var withEarlierOutcomes: Bool
 
-        public init(cluster: String, node: String, items: [ReportItem]) {
-            (self.cluster, self.node, self.items) = (cluster, node, items)
+        public init(cluster: String, node: String, items: [ReportItem], withEarlierOutcomes: Bool) {
+            (self.cluster, self.node, self.items, self.withEarlierOutcomes) = (cluster, node, items, withEarlierOutcomes)
         }
 
         public var bindings: [any PostgresEncodable] {
@@ -404,7 +408,7 @@ public enum QueueStatements {
                 participantItems, participants.map(\.node), participants.map(\.state.rawValue),
                 participants.map { $0.result?.text }, participants.map(\.error), participants.map(\.startedAt),
                 participants.map(\.finishedAt), items.map(\.lease),
-                participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided),
+                participants.map { $0.rollback?.json.jsonText }, participants.map(\.decided), withEarlierOutcomes,
             ]
         }
 
