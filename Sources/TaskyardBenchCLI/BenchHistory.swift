@@ -101,12 +101,16 @@ enum BenchHistory {
 
     /// The scan nodes of the plans of the poll and report statements, as PostgreSQL would run them now.
     static func scans(cluster: String, node: String, pool: PostgresPool) async throws -> [String: [String]] {
-        let none: String? = nil
-        let noDate: Date? = nil
-        let statements: [(String, [any PostgresEncodable])] = [
-            ("tasks.poll", [cluster, node, 16, 30.0, [String](), [Double](), true, 300.0]),
-            ("tasks.report", [cluster, node, [Int64(1)], [1], ["completed"], [none], [none], [none], [1.0], [Int64(1)],
-                              [node], ["completed"], [none], [none], [noDate], [noDate], ["lease"], [none], [false]]),
+        // Bound as the store binds them (its typed statements), so that a parameter added there is bound here.
+        let report = QueueStatements.ReportItem(taskID: 1, attempt: 1, state: .completed, result: nil, error: nil, eventDetail: nil,
+                                                retryDelay: .seconds(1), lease: "lease",
+                                                participants: [ParticipantOutcome(node: node, state: .completed)])
+        func named(_ statement: some PostgresTypedStatement) -> (String, [any PostgresEncodable]) {
+            (type(of: statement).statement.name, statement.bindings)
+        }
+        let statements = [
+            named(QueueStatements.Poll(cluster: cluster, node: node, limit: 16, lease: .seconds(30), orderingHold: .seconds(300))),
+            named(QueueStatements.Report(cluster: cluster, node: node, items: [report], withEarlierOutcomes: false)),
         ]
         return try await pool.withConnection { connection in
             var plans: [String: [String]] = [:]
