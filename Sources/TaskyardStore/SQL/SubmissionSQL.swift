@@ -102,8 +102,8 @@ extension TasksSQL {
     /// Takes the idempotency keys of the rows `source` selects (`id`, `idempotency_key`,
     /// `idempotency_digest`) for their tasks, in `task_idempotency_keys` with the digest of the request that
     /// took each (kept there, not in `tasks`, which the reader role reads whole); returns the task ids whose
-    /// key was free. The key table is the arbiter
-    /// across the live and finished sides of `tasks`, which no unique index can span.
+    /// key was free. The key table is the arbiter across the live and finished sides of `tasks`, which no
+    /// unique index can span.
     private static func claimKeys(from source: String) -> String {
         """
         INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id, digest)
