@@ -242,6 +242,31 @@ struct TaskLifecycleTests {
         }
     }
 
+    @Test("one report answers with each participant's latest outcome, those carried forward from an earlier attempt included")
+    func reportAnswersWithCarriedOutcomes() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.makeCluster()
+            let task = try await store.submissions.submit(on: ["n1", "n2", "n3"])
+            let first = try #require(try await store.queue.claimOne("n1"))
+            let requeued = try await store.queue.report(TaskReport(attempt: first.attempt, lease: first.lease, state: .failed,
+                                                                   participants: [ParticipantOutcome(node: "n1", state: .completed),
+                                                                                  ParticipantOutcome(node: "n2", state: .failed),
+                                                                                  ParticipantOutcome(node: "n3", state: .completed)]),
+                                                        cluster: cluster, node: "n1", taskID: task.id)
+            #expect(requeued.attemptNodes == ["n2"])
+            try await store.endBackoff(of: task.id)
+            let second = try #require(try await store.queue.claimOne("n1"))
+            let done = try await store.queue.report(TaskReport(attempt: second.attempt, lease: second.lease, state: .completed,
+                                                               participants: [ParticipantOutcome(node: "n2", state: .completed)]),
+                                                    cluster: cluster, node: "n1", taskID: task.id)
+            #expect(done.state == .completed)
+            let shown = done.participants.map { "\($0.outcome.node)@\($0.attempt)=\($0.outcome.state.rawValue)" }.sorted()
+            #expect(shown == ["n1@1=completed", "n2@2=completed", "n3@1=completed"])
+            let stored = try await store.reads.reload(task).participants.map { "\($0.outcome.node)@\($0.attempt)=\($0.outcome.state.rawValue)" }
+            #expect(shown == stored.sorted(), "the answer is the task as stored")
+        }
+    }
+
     @Test("retry puts a failed task back with a fresh budget; attempt numbers keep counting")
     func retry() async throws {
         try await TestDatabase.withStore { store in
