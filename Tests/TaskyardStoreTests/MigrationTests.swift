@@ -109,23 +109,16 @@ struct MigrationTests {
         }
     }
 
-
     @Test("0027 moves each keyed task's request digest beside its key, and submits after it are judged by it")
     func idempotencyDigestsMove() async throws {
-        try await TestDatabase.withEmptyDatabase { configuration in
-            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 2))
-            try await Migrator(migrations: try Migration.bundled().filter { $0.version < 27 }).migrate(pool)
-            try await pool.withConnection { connection in
-                // Task 1 was made under key k by a request whose digest was D; task 2 under k0 before digests were kept.
-                try connection.execute("""
-                    INSERT INTO clusters (id) VALUES ('c1');
-                    INSERT INTO nodes (cluster_id, id, endpoint) VALUES ('c1', 'n1', 'http://127.0.0.1:9');
-                    INSERT INTO tasks (cluster_id, type, assigned_node, participating_nodes, idempotency_key, idempotency_digest)
-                         VALUES ('c1', 'noop', 'n1', '{n1}', 'k', 'D'), ('c1', 'noop', 'n1', '{n1}', 'k0', NULL);
-                    INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id) VALUES ('c1', 'k', 1), ('c1', 'k0', 2);
-                    """)
-            }
-            try await Migrator.bundled().migrate(pool)
+        // Task 1 was made under key k by a request whose digest was D; task 2 under k0 before digests were kept.
+        try await Self.migrating(to: 27, connections: 2, from: """
+            INSERT INTO clusters (id) VALUES ('c1');
+            INSERT INTO nodes (cluster_id, id, endpoint) VALUES ('c1', 'n1', 'http://127.0.0.1:9');
+            INSERT INTO tasks (cluster_id, type, assigned_node, participating_nodes, idempotency_key, idempotency_digest)
+                 VALUES ('c1', 'noop', 'n1', '{n1}', 'k', 'D'), ('c1', 'noop', 'n1', '{n1}', 'k0', NULL);
+            INSERT INTO task_idempotency_keys (cluster_id, idempotency_key, task_id) VALUES ('c1', 'k', 1), ('c1', 'k0', 2);
+            """) { pool in
             try await pool.withConnection { connection in
                 let digests = try connection.query("SELECT idempotency_key || '=' || coalesce(digest, '-') AS kept FROM task_idempotency_keys ORDER BY task_id")
                     .map { row throws(PostgresError) in try row.decode("kept", as: String.self) }
@@ -144,37 +137,30 @@ struct MigrationTests {
             unchecked.idempotencyKey = "k0"
             let again = try await store.submissions.submit(unchecked, cluster: "c1")
             #expect(again.task.id == 2 && !again.created, "a key from before digests takes any request")
-            await pool.close()
         }
     }
 
     @Test("0011 moves participant outcome rows out of tasks: marked and older ones, rollbacks apart; sub-tasks stay")
     func participantOutcomesMove() async throws {
-        try await TestDatabase.withEmptyDatabase { configuration in
-            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: 1))
-            try await Migrator(migrations: try Migration.bundled().filter { $0.version < 11 }).migrate(pool)
-            try await pool.withConnection { connection in
-                try connection.execute("""
-                    INSERT INTO clusters (id) VALUES ('c1');
-                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, attempt, finished_at)
-                         OVERRIDING SYSTEM VALUE VALUES ('c1', 'provision', 'failed', 'n1', '{n1,n2}', 1, now());
-                    -- A marked outcome with a rollback inside its result, an older unmarked one (born failed),
-                    -- and a sub-task a client submitted (born queued).
-                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt,
-                                       result, received_at, finished_at, outcome)
-                         VALUES ('c1', 'provision', 'completed', 'n1', '{n1}', 1, 1,
-                                 '{"result": {"provisioned": "n1"}, "rollback": {"state": "completed", "result": {"released": "n1"}}}',
-                                 now() - interval '1 minute', now(), true);
-                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt, error, finished_at)
-                         VALUES ('c1', 'provision', 'failed', 'n2', '{n2}', 1, 1, 'disk full', now());
-                    INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, idempotency_key)
-                         VALUES ('c1', 'cleanup', 'queued', 'n2', '{n2}', 1, 'k1');
-                    INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
-                         SELECT cluster_id, id, NULL, CASE WHEN id = 1 OR type = 'cleanup' THEN 'queued' ELSE state END, assigned_node, attempt
-                           FROM tasks;
-                    """)
-            }
-            try await Migrator.bundled().migrate(pool)
+        try await Self.migrating(to: 11, from: """
+            INSERT INTO clusters (id) VALUES ('c1');
+            INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, attempt, finished_at)
+                 OVERRIDING SYSTEM VALUE VALUES ('c1', 'provision', 'failed', 'n1', '{n1,n2}', 1, now());
+            -- A marked outcome with a rollback inside its result, an older unmarked one (born failed),
+            -- and a sub-task a client submitted (born queued).
+            INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt,
+                               result, received_at, finished_at, outcome)
+                 VALUES ('c1', 'provision', 'completed', 'n1', '{n1}', 1, 1,
+                         '{"result": {"provisioned": "n1"}, "rollback": {"state": "completed", "result": {"released": "n1"}}}',
+                         now() - interval '1 minute', now(), true);
+            INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, attempt, error, finished_at)
+                 VALUES ('c1', 'provision', 'failed', 'n2', '{n2}', 1, 1, 'disk full', now());
+            INSERT INTO tasks (cluster_id, type, state, assigned_node, participating_nodes, parent_id, idempotency_key)
+                 VALUES ('c1', 'cleanup', 'queued', 'n2', '{n2}', 1, 'k1');
+            INSERT INTO task_events (cluster_id, task_id, from_state, to_state, node, attempt)
+                 SELECT cluster_id, id, NULL, CASE WHEN id = 1 OR type = 'cleanup' THEN 'queued' ELSE state END, assigned_node, attempt
+                   FROM tasks;
+            """) { pool in
             try await pool.withConnection { connection in
                 let tasks = try connection.query("SELECT id, type FROM tasks ORDER BY id").map { row throws(PostgresError) in
                     "\(try row.decode("id", as: Int64.self)) \(try row.decode("type", as: String.self))"
@@ -199,6 +185,24 @@ struct MigrationTests {
                     #"n1 1 completed {"provisioned": "n1"} - {"state": "completed", "result": {"released": "n1"}} true"#,
                     "n2 1 failed - disk full - false",
                 ])
+            }
+        }
+    }
+
+    /// Runs `body` on a fresh database that met migration `version` with the rows `rows` (SQL, written against
+    /// the schema before it) and was then migrated to the end: how a migration's move of data is tested.
+    static func migrating(to version: Int, connections: Int = 1, from rows: String,
+                          _ body: (PostgresPool) async throws -> Void) async throws {
+        try await TestDatabase.withEmptyDatabase { configuration in
+            let pool = PostgresPool(configuration: configuration, options: .init(maximumConnections: connections))
+            do {
+                try await Migrator(migrations: try Migration.bundled().filter { $0.version < version }).migrate(pool)
+                try await pool.withConnection { connection in try connection.execute(rows) }
+                try await Migrator.bundled().migrate(pool)
+                try await body(pool)
+            } catch {
+                await pool.close()
+                throw error
             }
             await pool.close()
         }
