@@ -9,6 +9,11 @@ public protocol PostgresTypedStatement: Sendable {
     func decodeRow(_ row: PostgresRow) throws(PostgresError) -> Row
 }
 
+extension PostgresTypedStatement {
+    /// The statement's name with its bindings: how a plan is asked for (`EXPLAIN`) with the values the store binds.
+    public var namedBindings: (name: String, bindings: [any PostgresEncodable]) { (Self.statement.name, bindings) }
+}
+
 extension PostgresTypedStatement where Row == PostgresRow {
     public func decodeRow(_ row: PostgresRow) throws(PostgresError) -> PostgresRow { row }
 }

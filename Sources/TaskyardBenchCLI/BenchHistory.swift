@@ -105,12 +105,9 @@ enum BenchHistory {
         let report = QueueStatements.ReportItem(taskID: 1, attempt: 1, state: .completed, result: nil, error: nil, eventDetail: nil,
                                                 retryDelay: .seconds(1), lease: "lease",
                                                 participants: [ParticipantOutcome(node: node, state: .completed)])
-        func named(_ statement: some PostgresTypedStatement) -> (String, [any PostgresEncodable]) {
-            (type(of: statement).statement.name, statement.bindings)
-        }
         let statements = [
-            named(QueueStatements.Poll(cluster: cluster, node: node, limit: 16, lease: .seconds(30), orderingHold: .seconds(300))),
-            named(QueueStatements.Report(cluster: cluster, node: node, items: [report], withEarlierOutcomes: false)),
+            QueueStatements.Poll(cluster: cluster, node: node, limit: 16, lease: .seconds(30), orderingHold: .seconds(300)).namedBindings,
+            QueueStatements.Report(cluster: cluster, node: node, items: [report], withEarlierOutcomes: false).namedBindings,
         ]
         return try await pool.withConnection { connection in
             var plans: [String: [String]] = [:]

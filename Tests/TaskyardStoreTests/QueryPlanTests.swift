@@ -40,15 +40,12 @@ struct QueryPlanTests {
                                            eventDetail: nil, retryDelay: .seconds(1), lease: claim.lease,
                                            participants: [ParticipantOutcome(node: "n1", state: .completed)])
             }
-            func named(_ statement: some PostgresTypedStatement) -> (String, [any PostgresEncodable]) {
-                (type(of: statement).statement.name, statement.bindings)
-            }
-            var statements: [(String, [any PostgresEncodable])] = [
-                named(QueueStatements.Poll(cluster: TaskStore.cluster, node: "n1", limit: 256, lease: .seconds(30),
-                                           orderingHold: .seconds(300))),
-                named(QueueStatements.Report(cluster: TaskStore.cluster, node: "n1", items: reports, withEarlierOutcomes: false)),
-                named(QueueStatements.RenewLeases(cluster: TaskStore.cluster, node: "n1", lease: .seconds(30),
-                                                  tasks: claims.map { HeldTask(id: $0.id, attempt: 1, lease: $0.lease) })),
+            var statements: [(name: String, bindings: [any PostgresEncodable])] = [
+                QueueStatements.Poll(cluster: TaskStore.cluster, node: "n1", limit: 256, lease: .seconds(30),
+                                     orderingHold: .seconds(300)).namedBindings,
+                QueueStatements.Report(cluster: TaskStore.cluster, node: "n1", items: reports, withEarlierOutcomes: false).namedBindings,
+                QueueStatements.RenewLeases(cluster: TaskStore.cluster, node: "n1", lease: .seconds(30),
+                                            tasks: claims.map { HeldTask(id: $0.id, attempt: 1, lease: $0.lease) }).namedBindings,
                 ("tasks.expire_leases", [500]),
             ]
             // The metrics' scrape: live tasks only (with no history, reading all of a small table is fine).
